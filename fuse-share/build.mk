@@ -1,0 +1,1 @@
+# fuse-share: nothing built yet

@@ -1,0 +1,17 @@
+/* handoff: exit codes shared by every program (documented in
+ * handoff(1), EXIT STATUS).  Values never change once released. */
+#ifndef HANDOFF_EXITCODES_H
+#define HANDOFF_EXITCODES_H
+
+#define RC_OK 0
+#define RC_ERROR 1                /* Any error, including bad usage. */
+#define RC_FALSE 2                /* A predicate query answered "no". */
+#define RC_INCONSISTENT_OUTPUT 3  /* A scan crossed a migration. */
+#define RC_DENIED 4               /* The destination's policy refused. */
+#define RC_ROLLED_BACK 5          /* Migration failed; VM still on source. */
+#define RC_TIMEOUT 6              /* A step did not finish in time. */
+#define RC_UNREACHABLE 7          /* Daemon or peer cannot be reached. */
+#define RC_NOT_FOUND 8            /* Unknown VM, volume, socket, ... */
+#define RC_VERIFY_FAILED 9        /* Copies differ after completion. */
+
+#endif /* HANDOFF_EXITCODES_H */

@@ -1,0 +1,141 @@
+/* handoff: small parsers.  See util.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checked-overflow.h"
+#include "util.h"
+
+static int __attribute__ ((format (printf, 3, 4)))
+fail (char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (err, errlen, fmt, ap);
+  va_end (ap);
+  errno = EINVAL;
+  return -1;
+}
+
+/* Digits only: strtoull would accept signs and spaces. */
+static int
+parse_digits (const char *s, size_t n, uint64_t *r)
+{
+  uint64_t v = 0;
+
+  if (n == 0)
+    return -1;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isdigit ((unsigned char) s[i]))
+      return -1;
+    if (MUL_OVERFLOW (v, 10, &v) || ADD_OVERFLOW (v, (uint64_t) (s[i] - '0'),
+                                                  &v))
+      return -2;
+  }
+  *r = v;
+  return 0;
+}
+
+int
+parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *r,
+            char *err, size_t errlen)
+{
+  uint64_t v;
+  int e = parse_digits (s, strlen (s), &v);
+
+  if (e == -1)
+    return fail (err, errlen, "'%s' is not a number", s);
+  if (e == -2 || v < min || v > max)
+    return fail (err, errlen, "'%s' is out of range (%llu-%llu)", s,
+                 (unsigned long long) min, (unsigned long long) max);
+  *r = v;
+  return 0;
+}
+
+int
+parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
+{
+  size_t n = 0;
+  uint64_t v, mult = 1;
+  const char *suf;
+
+  while (isdigit ((unsigned char) s[n]))
+    n++;
+  suf = s + n;
+  if (parse_digits (s, n, &v) != 0)
+    return fail (err, errlen, "'%s' is not a size (for example 64K, 1G)", s);
+  switch (toupper ((unsigned char) *suf)) {
+  case '\0': break;
+  case 'B': if (suf[1]) goto bad; break;
+  case 'K': mult = 1ULL << 10; suf++; break;
+  case 'M': mult = 1ULL << 20; suf++; break;
+  case 'G': mult = 1ULL << 30; suf++; break;
+  case 'T': mult = 1ULL << 40; suf++; break;
+  default: goto bad;
+  }
+  if (mult > 1 && *suf) {
+    if (strcasecmp (suf, "iB") != 0 && strcasecmp (suf, "B") != 0)
+      goto bad;
+  }
+  if (MUL_OVERFLOW (v, mult, &v))
+    return fail (err, errlen, "'%s' is too large", s);
+  *r = v;
+  return 0;
+ bad:
+  return fail (err, errlen, "'%s': unknown size suffix (use K, M, G or T)", s);
+}
+
+int
+parse_duration_ms (const char *s, uint64_t *ms_r, char *err, size_t errlen)
+{
+  size_t n = 0;
+  uint64_t v, mult;
+
+  while (isdigit ((unsigned char) s[n]))
+    n++;
+  if (parse_digits (s, n, &v) != 0)
+    return fail (err, errlen, "'%s' is not a duration (for example 500ms, "
+                 "30s, 5m)", s);
+  if (s[n] == '\0' || strcmp (s + n, "s") == 0)
+    mult = 1000;
+  else if (strcmp (s + n, "ms") == 0)
+    mult = 1;
+  else if (strcmp (s + n, "m") == 0)
+    mult = 60000;
+  else if (strcmp (s + n, "h") == 0)
+    mult = 3600000;
+  else
+    return fail (err, errlen, "'%s': unknown unit (use ms, s, m or h)", s);
+  if (MUL_OVERFLOW (v, mult, &v))
+    return fail (err, errlen, "'%s' is too long", s);
+  *ms_r = v;
+  return 0;
+}
+
+int
+mkdir_p (const char *dir, unsigned mode)
+{
+  char buf[4096];
+  size_t n = strlen (dir);
+
+  if (n == 0 || n >= sizeof buf) {
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy (buf, dir, n + 1);
+  for (size_t i = 1; i <= n; ++i) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir (buf, mode) == -1 && errno != EEXIST)
+        return -1;
+      buf[i] = c;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,1 @@
+# nbd-mirror: nothing built yet

@@ -1,0 +1,1 @@
+# rdma-xfer: nothing built yet

@@ -1,0 +1,258 @@
+# handoff: helpers for shell tests.  Source it first:
+#
+#   source "$(dirname "$0")/functions.sh"
+#
+# A test exits 0 to pass, 77 to skip (after printing why), anything
+# else to fail.  Everything a test creates is registered with
+# cleanup_fn and undone from the EXIT trap, last registered first,
+# whether the test passes or fails.
+
+set -e
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+O=${O:-build}
+case $O in /*) build=$O ;; *) build=$top/$O ;; esac
+export HANDOFF_BIN=$build/bin
+export HANDOFF_LIBEXECDIR=$build/libexec
+export HANDOFF_FILTER=$build/filters/nbdkit-handoff-mirror-filter.so
+export PATH=$HANDOFF_BIN:$HANDOFF_LIBEXECDIR:$PATH
+export LC_ALL=C
+
+# Under SANITIZE=1 our programs carry ASan; nbdkit does not, so it
+# needs the runtime preloaded before it can dlopen our filter.
+if [ "${SANITIZE:-}" = 1 ]; then
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  NBDKIT_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+              ASAN_OPTIONS=detect_leaks=0:abort_on_error=1)
+else
+  NBDKIT_ENV=()
+fi
+
+# ---------------------------------------------------------------------
+# Cleanup hooks.
+
+_cleanup_hooks=()
+
+# cleanup_fn CMD [ARGS...]: run CMD at exit (reverse order of
+# registration).  Failures in hooks are reported, never fatal.
+cleanup_fn ()
+{
+  local q
+  printf -v q '%q ' "$@"
+  _cleanup_hooks+=("$q")
+}
+
+_run_cleanup ()
+{
+  local rc=$? i
+  set +e
+  for (( i=${#_cleanup_hooks[@]}-1; i>=0; i-- )); do
+    eval "${_cleanup_hooks[$i]}" || echo "$0: cleanup failed: ${_cleanup_hooks[$i]}" >&2
+  done
+  _cleanup_hooks=()
+  exit $rc
+}
+trap _run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------
+# Prerequisites.
+
+skip ()
+{
+  echo "$0: SKIP: $*"
+  exit 77
+}
+
+fail ()
+{
+  echo "$0: FAIL: $*" >&2
+  exit 1
+}
+
+# requires CMD [ARGS...]: skip the test unless CMD runs successfully.
+requires ()
+{
+  ( "$@" ) </dev/null >/dev/null 2>&1 || {
+    echo "$0: '$*' failed with error code $?"
+    skip "test prerequisite is missing or not working: $*"
+  }
+}
+
+requires_root ()
+{
+  [ "$(id -u)" -eq 0 ] || skip "needs root"
+}
+
+requires_fuse ()
+{
+  [ -c /dev/fuse ] || skip "no /dev/fuse"
+  requires fusermount3 --version
+}
+
+requires_netns ()
+{
+  requires_root
+  requires ip netns list
+  local t=handoff-probe-$$
+  ip netns add "$t" 2>/dev/null || skip "cannot create network namespaces"
+  ip netns del "$t"
+}
+
+# ---------------------------------------------------------------------
+# Temporary files.
+
+# Sets $tmp to a fresh directory removed at exit.
+make_tmpdir ()
+{
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/handoff-test.XXXXXX")
+  cleanup_fn rm -rf "$tmp"
+}
+
+# ---------------------------------------------------------------------
+# Waiting.
+
+# wait_for TIMEOUT_S DESCRIPTION CMD...: poll CMD every 0.1 s.
+wait_for ()
+{
+  local timeout=$1 what=$2 i
+  shift 2
+  for (( i=0; i < timeout*10; i++ )); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out after ${timeout}s waiting for $what"
+}
+
+wait_for_file ()
+{
+  wait_for "${2:-30}" "file $1" test -e "$1"
+}
+
+wait_for_socket ()
+{
+  wait_for "${2:-30}" "socket $1" test -S "$1"
+}
+
+# kill_pidfile FILE: terminate the process named in FILE, then make
+# sure it is gone.
+kill_pidfile ()
+{
+  local pid i
+  [ -s "$1" ] || return 0
+  pid=$(cat "$1")
+  kill "$pid" 2>/dev/null || return 0
+  for (( i=0; i<50; i++ )); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------
+# Servers.
+
+# start_nbdkit SOCKET [NBDKIT-ARGS...]: serve on a unix socket, wait
+# until it is ready, stop it at exit.  The pid file is SOCKET.pid.
+start_nbdkit ()
+{
+  local sock=$1
+  shift
+  rm -f "$sock" "$sock.pid"
+  # --exit-with-parent keeps nbdkit in the foreground: run it as a job.
+  "${NBDKIT_ENV[@]}" nbdkit --exit-with-parent -P "$sock.pid" -U "$sock" "$@" &
+  wait_for_file "$sock.pid" 30
+  wait_for_socket "$sock" 30
+  cleanup_fn rm -f "$sock"
+  cleanup_fn kill_pidfile "$sock.pid"
+}
+
+# start_daemon PIDFILE LOG CMD...: run CMD in the background, record
+# its pid, stop it at exit.
+start_daemon ()
+{
+  local pidfile=$1 log=$2
+  shift 2
+  "$@" >"$log" 2>&1 &
+  echo $! >"$pidfile"
+  cleanup_fn kill_pidfile "$pidfile"
+}
+
+# ---------------------------------------------------------------------
+# Hosts: network namespaces joined by veth pairs to one bridge.
+#
+#   make_hosts N        creates hosts 1..N; host i has the address
+#                       ${HOST_IP[i]} on its eth0, and a hub namespace
+#                       holds the bridge.  Removed at exit.
+#   on_host I CMD...    runs CMD inside host I's network namespace
+#   host_link I down|up cuts or restores host I's link (a partition)
+#   host_rate I RATE    limits host I's egress (tc tbf), e.g. 100mbit
+
+HOST_NS=()
+HOST_IP=()
+HOST_PREFIX=
+
+make_hosts ()
+{
+  local n=$1 i hub subnet
+  requires_netns
+  HOST_PREFIX=hoff$$-
+  hub=${HOST_PREFIX}hub
+  # A /24 per test process so concurrent tests do not collide.
+  subnet=10.$(( 200 + $$ % 50 )).$(( ($$ / 50) % 250 ))
+  ip netns add "$hub"
+  cleanup_fn remove_hosts
+  ip -n "$hub" link add br0 type bridge
+  ip -n "$hub" link set br0 up
+  for (( i=1; i<=n; i++ )); do
+    HOST_NS[$i]=${HOST_PREFIX}$i
+    HOST_IP[$i]=$subnet.$i
+    ip netns add "${HOST_NS[$i]}"
+    ip -n "$hub" link add "h$i" type veth peer name eth0 netns "${HOST_NS[$i]}"
+    ip -n "$hub" link set "h$i" master br0 up
+    ip -n "${HOST_NS[$i]}" addr add "${HOST_IP[$i]}/24" dev eth0
+    ip -n "${HOST_NS[$i]}" link set eth0 up
+    ip -n "${HOST_NS[$i]}" link set lo up
+  done
+  export HOST_PREFIX
+}
+
+remove_hosts ()
+{
+  local ns
+  [ -n "$HOST_PREFIX" ] || return 0
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$HOST_PREFIX" || true); do
+    # Anything still running in the namespace goes first.
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns"
+  done
+}
+
+on_host ()
+{
+  local i=$1
+  shift
+  ip netns exec "${HOST_NS[$i]}" "$@"
+}
+
+host_link ()
+{
+  ip -n "${HOST_PREFIX}hub" link set "h$1" "$2"
+}
+
+host_rate ()
+{
+  ip netns exec "${HOST_NS[$1]}" tc qdisc replace dev eth0 root tbf \
+     rate "$2" burst 256k latency 100ms
+}
+
+# ---------------------------------------------------------------------
+# Data checks.
+
+# make_pattern_file FILE SIZE: deterministic, non-zero data.
+make_pattern_file ()
+{
+  nbdkit --exit-with-parent -U - pattern "$2" \
+    --run "nbdcopy \"\$uri\" '$1'" >/dev/null
+}

@@ -1,0 +1,1 @@
+# volume-id: nothing built yet
