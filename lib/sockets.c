@@ -38,20 +38,21 @@ sock_wait (int fd, short events, int64_t deadline_ms)
 {
   struct pollfd pfd = { .fd = fd, .events = events };
 
-  /* Terminates: each pass either returns or the deadline approaches. */
+  /* Terminates: each pass either returns or the deadline approaches;
+   * a deadline already passed still gets one non-blocking look. */
   for (;;) {
     int timeout = -1;
     if (deadline_ms >= 0) {
       int64_t left = deadline_ms - clock_ms ();
-      if (left <= 0) {
-        errno = ETIMEDOUT;
-        return -1;
-      }
-      timeout = left > 1000000 ? 1000000 : (int) left;
+      timeout = left <= 0 ? 0 : left > 1000000 ? 1000000 : (int) left;
     }
     int r = poll (&pfd, 1, timeout);
     if (r > 0)
       return 0;
+    if (r == 0 && timeout == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
     if (r == -1 && errno != EINTR)
       return -1;
   }

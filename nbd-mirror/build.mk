@@ -1,1 +1,28 @@
-# nbd-mirror: nothing built yet
+# nbd-mirror/: the nbdkit filter and the handoff-mirror control tool.
+
+MIRROR_FILTER := $(O)/filters/nbdkit-handoff-mirror-filter.so
+MIRROR_SRCS := nbd-mirror/filter.c nbd-mirror/mirror.c nbd-mirror/dest.c \
+               nbd-mirror/chunkmap.c nbd-mirror/control.c nbd-mirror/verify.c
+MIRROR_OBJS := $(MIRROR_SRCS:%.c=$(O)/%.o)
+FILTERS += $(MIRROR_FILTER)
+EXTRA_CFLAGS_nbd-mirror_ := $(call pc_cflags,nbdkit libnbd) -Inbd-mirror
+
+$(MIRROR_FILTER): $(MIRROR_OBJS) $(LIBHANDOFF)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -o $@ $(MIRROR_OBJS) $(LIBHANDOFF) \
+	  $(call pc_libs,libnbd) $(LIB_LIBS)
+
+MIRROR_CLI_OBJS := $(O)/nbd-mirror/handoff-mirror.o
+LIBEXEC_BINS += $(O)/libexec/handoff-mirror
+
+$(O)/libexec/handoff-mirror: $(MIRROR_CLI_OBJS) $(LIBHANDOFF)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+UNIT_TESTS += $(O)/nbd-mirror/test-chunkmap
+$(O)/nbd-mirror/test-chunkmap: $(O)/nbd-mirror/test-chunkmap.o \
+                               $(O)/nbd-mirror/chunkmap.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka

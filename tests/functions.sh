@@ -135,6 +135,12 @@ wait_for_socket ()
   wait_for "${2:-30}" "socket $1" test -S "$1"
 }
 
+# kill_quiet PID...: terminate processes that may already be gone.
+kill_quiet ()
+{
+  kill "$@" 2>/dev/null || true
+}
+
 # kill_pidfile FILE: terminate the process named in FILE, then make
 # sure it is gone.
 kill_pidfile ()

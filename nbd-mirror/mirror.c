@@ -1,0 +1,857 @@
+/* nbd-mirror: sessions and the guest write path.
+ *
+ * See mirror.h for the thread model and chunkmap.h for the rules that
+ * keep destinations from holding stale data.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "mirror.h"
+#include "sockets.h"
+
+struct mirror mirror = {
+  .lock = PTHREAD_MUTEX_INITIALIZER,
+  .ctx_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+const char *const mirror_state_names[] = {
+  [MIRROR_IDLE] = "idle",
+  [MIRROR_COPYING] = "copying",
+  [MIRROR_READY] = "ready",
+  [MIRROR_COMPLETED] = "completed",
+  [MIRROR_FAILED] = "failed",
+  [MIRROR_CANCELLED] = "cancelled",
+};
+
+const char *const dest_state_names[] = {
+  [DEST_CONNECTING] = "connecting",
+  [DEST_COPYING] = "copying",
+  [DEST_READY] = "ready",
+  [DEST_COMPLETED] = "completed",
+  [DEST_FAILED] = "failed",
+  [DEST_CANCELLED] = "cancelled",
+};
+
+void
+mirror_init (void)
+{
+  pthread_condattr_t a;
+
+  /* Timed waits use the monotonic clock, immune to clock changes. */
+  pthread_condattr_init (&a);
+  pthread_condattr_setclock (&a, CLOCK_MONOTONIC);
+  pthread_cond_init (&mirror.cond, &a);
+  pthread_condattr_destroy (&a);
+}
+
+/* Wait on mirror.cond until the monotonic DEADLINE_MS (<0: forever).
+ * Returns false on timeout. */
+static bool
+wait_until (int64_t deadline_ms)
+{
+  struct timespec ts;
+
+  if (deadline_ms < 0) {
+    pthread_cond_wait (&mirror.cond, &mirror.lock);
+    return true;
+  }
+  ts.tv_sec = deadline_ms / 1000;
+  ts.tv_nsec = (deadline_ms % 1000) * 1000000;
+  return pthread_cond_timedwait (&mirror.cond, &mirror.lock, &ts) == 0 ||
+    clock_ms () < deadline_ms;
+}
+
+static bool
+session_running_locked (void)
+{
+  return mirror.state == MIRROR_COPYING || mirror.state == MIRROR_READY;
+}
+
+/* ------------------------------------------------------------------ */
+/* The plugin context the copier and verification read through. */
+
+int
+mirror_ctx_open (void)
+{
+  nbdkit_next *ctx;
+  int64_t size;
+
+  ctx = nbdkit_next_context_open (mirror.backend, 0, "", 1);
+  if (!ctx) {
+    log_error ("cannot open a context into the plugin");
+    return -1;
+  }
+  if (ctx->prepare (ctx) == -1) {
+    nbdkit_next_context_close (ctx);
+    log_error ("cannot prepare the plugin context");
+    return -1;
+  }
+  size = ctx->get_size (ctx);
+  if (size < 0 || ctx->can_write (ctx) == -1) {
+    ctx->finalize (ctx);
+    nbdkit_next_context_close (ctx);
+    log_error ("cannot query the plugin");
+    return -1;
+  }
+  mirror.size = (uint64_t) size;
+  mirror.ctx_can_extents = ctx->can_extents (ctx) == 1;
+  mirror.ctx_can_zero = ctx->can_zero (ctx) > NBDKIT_ZERO_NONE;
+  mirror.ctx = ctx;
+  return 0;
+}
+
+void
+mirror_ctx_close (void)
+{
+  if (mirror.ctx) {
+    mirror.ctx->finalize (mirror.ctx);
+    nbdkit_next_context_close (mirror.ctx);
+    mirror.ctx = NULL;
+  }
+}
+
+int
+mirror_ctx_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  int r;
+
+  if (mirror.ctx_parallel)
+    return mirror.ctx->pread (mirror.ctx, buf, count, offset, 0, err);
+  pthread_mutex_lock (&mirror.ctx_lock);
+  r = mirror.ctx->pread (mirror.ctx, buf, count, offset, 0, err);
+  pthread_mutex_unlock (&mirror.ctx_lock);
+  return r;
+}
+
+/* Extents of [offset, offset+count), or *exts_r = NULL when the plugin
+ * cannot tell (then everything counts as data). */
+int
+mirror_ctx_extents (uint32_t count, uint64_t offset,
+                    struct nbdkit_extents **exts_r, int *err)
+{
+  struct nbdkit_extents *e;
+  int r;
+
+  *exts_r = NULL;
+  if (!mirror.ctx_can_extents)
+    return 0;
+  e = nbdkit_extents_new (offset, mirror.size);
+  if (!e) {
+    *err = errno;
+    return -1;
+  }
+  if (!mirror.ctx_parallel)
+    pthread_mutex_lock (&mirror.ctx_lock);
+  r = mirror.ctx->extents (mirror.ctx, count, offset, 0, e, err);
+  if (!mirror.ctx_parallel)
+    pthread_mutex_unlock (&mirror.ctx_lock);
+  if (r == -1) {
+    nbdkit_extents_free (e);
+    return -1;
+  }
+  *exts_r = e;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest requests. */
+
+/* One outstanding command of a guest request on one destination. */
+struct req_slot {
+  struct mirror_req *r;
+  struct dest *d;
+  struct conn *c;               /* Set by dest_submit_guest. */
+  bool done;                    /* The command completed... */
+  int error;                    /* ...with this errno (0: success). */
+};
+
+struct mirror_req {
+  enum mirror_op op;
+  uint64_t first, last;         /* Chunk range (not for flush). */
+  uint64_t offset;
+  uint32_t count;
+  bool fua;
+  void *bounce;                 /* Private copy of the guest data. */
+  unsigned ntargets;
+  unsigned outstanding;         /* Commands whose free has not run. */
+  unsigned refs;                /* Owner + outstanding commands. */
+  struct req_slot slot[MIRROR_MAX_DESTS];
+};
+
+static void
+req_unref_locked (struct mirror_req *r)
+{
+  if (--r->refs == 0) {
+    free (r->bounce);
+    free (r);
+  }
+}
+
+static int
+slot_callback (void *p, int *error)
+{
+  struct req_slot *s = p;
+
+  /* Runs under libnbd's handle lock: touch only our own fields, which
+   * nobody reads until free has run (and mirror.lock taken there). */
+  s->done = true;
+  s->error = *error;
+  return 1;
+}
+
+static void
+slot_free (void *p)
+{
+  struct req_slot *s = p;
+  struct mirror_req *r = s->r;
+
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+  if (s->c) {
+    s->c->cmds--;
+    s->c->progress_ms = clock_ms ();
+  }
+  r->outstanding--;
+  pthread_cond_broadcast (&mirror.cond);
+  req_unref_locked (r);
+}
+
+/* Send R to every target.  Called without mirror.lock. */
+static void
+req_submit (struct mirror_req *r)
+{
+  for (unsigned i = 0; i < r->ntargets; ++i) {
+    struct req_slot *s = &r->slot[i];
+    nbd_completion_callback cb = {
+      .callback = slot_callback, .user_data = s, .free = slot_free,
+    };
+    if (r->op == MIRROR_OP_FLUSH)
+      dest_submit_flush (s->d, cb, &s->c);
+    else
+      dest_submit_guest (s->d, r->op, r->bounce, r->count, r->offset,
+                         r->fua, cb, &s->c);
+  }
+}
+
+/* Wait for R's commands; fail the destinations that refused them. */
+static void
+req_wait_locked (struct mirror_req *r)
+{
+  /* Terminates: a destination that stops answering is failed by its
+   * connection worker after dest-timeout, which closes the connection
+   * and so runs every outstanding free callback. */
+  while (r->outstanding > 0)
+    pthread_cond_wait (&mirror.cond, &mirror.lock);
+
+  for (unsigned i = 0; i < r->ntargets; ++i) {
+    struct req_slot *s = &r->slot[i];
+    if (!dest_active_locked (s->d))
+      continue;
+    if (!s->done)
+      dest_fail_locked (s->d, "connection lost during a mirrored %s",
+                        r->op == MIRROR_OP_FLUSH ? "flush" : "write");
+    else if (s->error)
+      dest_fail_locked (s->d, "mirrored %s at offset %" PRIu64 " failed: %s",
+                        r->op == MIRROR_OP_FLUSH ? "flush"
+                        : r->op == MIRROR_OP_ZERO ? "zero" : "write",
+                        r->offset, strerror (s->error));
+    else if (r->op != MIRROR_OP_FLUSH)
+      s->d->mirrored += r->count;
+  }
+}
+
+int
+mirror_write_begin (enum mirror_op op, const void *buf, uint32_t count,
+                    uint64_t offset, uint32_t flags, struct mirror_req **r_out)
+{
+  struct mirror_req *r;
+
+  *r_out = NULL;
+  if (!atomic_load_explicit (&mirror.active, memory_order_acquire))
+    return 0;
+  /* Without this record the copier could miss the write: refuse it
+   * rather than acknowledge data a destination may never get. */
+  r = calloc (1, sizeof *r);
+  if (!r) {
+    errno = ENOMEM;
+    return -1;
+  }
+  r->op = op;
+  r->offset = offset;
+  r->count = count;
+  r->fua = (flags & NBDKIT_FLAG_FUA) != 0;
+  r->refs = 1;
+
+  pthread_mutex_lock (&mirror.lock);
+  if (!session_running_locked () || !mirror.allocated || count == 0) {
+    pthread_mutex_unlock (&mirror.lock);
+    free (r);
+    return 0;
+  }
+  chunkmap_range (&mirror.map, offset, count, &r->first, &r->last);
+  /* Overlapping writes are ordered: two mirrored writes to the same
+   * chunk must reach every copy in the same order. */
+  while (chunkmap_range_busy (&mirror.map, r->first, r->last))
+    pthread_cond_wait (&mirror.cond, &mirror.lock);
+  chunkmap_write_begin (&mirror.map, r->first, r->last);
+  mirror.guest_inflight++;
+  mirror.guest_writes++;
+  mirror.guest_bytes += count;
+
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    if (!dest_active_locked (d) || d->state == DEST_CONNECTING)
+      continue;
+    if (!track_any_copied (&d->track, r->first, r->last))
+      continue;
+    if (mirror.mode == MIRROR_MODE_BACKGROUND) {
+      track_dirty (&d->track, r->first, r->last);
+      dest_wake (d);
+      continue;
+    }
+    r->slot[r->ntargets].r = r;
+    r->slot[r->ntargets].d = d;
+    r->ntargets++;
+    d->pending++;
+  }
+  r->outstanding = r->ntargets;
+  r->refs += r->ntargets;
+  pthread_mutex_unlock (&mirror.lock);
+
+  if (r->ntargets > 0) {
+    if (op == MIRROR_OP_WRITE) {
+      /* The destinations get a private copy: the caller's buffer is
+       * only promised to us for the length of the call. */
+      r->bounce = malloc (count);
+      if (r->bounce)
+        memcpy (r->bounce, buf, count);
+      else {
+        /* Without memory we cannot mirror; let the copier redo it. */
+        pthread_mutex_lock (&mirror.lock);
+        for (unsigned i = 0; i < r->ntargets; ++i) {
+          track_dirty (&r->slot[i].d->track, r->first, r->last);
+          r->slot[i].d->pending--;
+          dest_wake (r->slot[i].d);
+        }
+        r->refs -= r->ntargets;
+        r->outstanding = r->ntargets = 0;
+        pthread_mutex_unlock (&mirror.lock);
+        *r_out = r;
+        return 0;
+      }
+    }
+    req_submit (r);
+  }
+  *r_out = r;
+  return 0;
+}
+
+void
+mirror_write_end (struct mirror_req *r, bool exact)
+{
+  if (!r)
+    return;
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+
+  req_wait_locked (r);
+
+  /* FUA on a destination without native FUA: flush it now. */
+  if (r->fua && exact) {
+    bool need = false;
+    for (unsigned i = 0; i < r->ntargets; ++i)
+      if (dest_active_locked (r->slot[i].d) && !r->slot[i].d->can_fua)
+        need = true;
+    if (need) {
+      pthread_mutex_unlock (&mirror.lock);
+      mirror_flush ();
+      pthread_mutex_lock (&mirror.lock);
+    }
+  }
+
+  if (!exact) {
+    /* The local disk may not hold what the destinations got: copy the
+     * range again from the source. */
+    for (size_t i = 0; i < mirror.ndests; ++i)
+      if (dest_active_locked (mirror.dests[i])) {
+        track_dirty (&mirror.dests[i]->track, r->first, r->last);
+        dest_wake (mirror.dests[i]);
+      }
+  }
+  for (unsigned i = 0; i < r->ntargets; ++i)
+    r->slot[i].d->pending--;
+  if (r->ntargets)
+    mirror.mirrored_writes++;
+  chunkmap_write_end (&mirror.map, r->first, r->last);
+  mirror.guest_inflight--;
+  /* Wake copiers waiting for these chunks to be free. */
+  for (size_t i = 0; i < mirror.ndests; ++i)
+    if (dest_active_locked (mirror.dests[i]) &&
+        !track_all_copied (&mirror.dests[i]->track, &mirror.map))
+      dest_wake (mirror.dests[i]);
+  pthread_cond_broadcast (&mirror.cond);
+  mirror_check_session_locked ();
+  req_unref_locked (r);
+}
+
+void
+mirror_flush (void)
+{
+  struct mirror_req *r;
+
+  if (!atomic_load_explicit (&mirror.active, memory_order_acquire))
+    return;
+  r = calloc (1, sizeof *r);
+  if (!r)
+    return;
+  r->op = MIRROR_OP_FLUSH;
+  r->refs = 1;
+
+  pthread_mutex_lock (&mirror.lock);
+  if (!session_running_locked () || !mirror.allocated) {
+    pthread_mutex_unlock (&mirror.lock);
+    free (r);
+    return;
+  }
+  mirror.guest_inflight++;
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    if (!dest_active_locked (d) || d->state == DEST_CONNECTING ||
+        !d->can_flush)
+      continue;
+    r->slot[r->ntargets].r = r;
+    r->slot[r->ntargets].d = d;
+    r->ntargets++;
+    d->pending++;
+  }
+  r->outstanding = r->ntargets;
+  r->refs += r->ntargets;
+  pthread_mutex_unlock (&mirror.lock);
+
+  req_submit (r);
+
+  pthread_mutex_lock (&mirror.lock);
+  req_wait_locked (r);
+  for (unsigned i = 0; i < r->ntargets; ++i)
+    r->slot[i].d->pending--;
+  mirror.guest_inflight--;
+  pthread_cond_broadcast (&mirror.cond);
+  mirror_check_session_locked ();
+  req_unref_locked (r);
+  pthread_mutex_unlock (&mirror.lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sessions. */
+
+void
+mirror_check_session_locked (void)
+{
+  size_t active = 0, failed = 0;
+
+  if (!session_running_locked ())
+    return;
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    if (dest_active_locked (mirror.dests[i]))
+      active++;
+    else if (mirror.dests[i]->state == DEST_FAILED)
+      failed++;
+  }
+  if (active > 0)
+    return;
+  mirror.state = failed > 0 ? MIRROR_FAILED : MIRROR_CANCELLED;
+  atomic_store (&mirror.active, false);
+  log_warn ("mirror %s: no destination left",
+            mirror_state_names[mirror.state]);
+  pthread_cond_broadcast (&mirror.cond);
+}
+
+void
+mirror_reap (void)
+{
+  struct dest *dests[MIRROR_MAX_DESTS];
+  size_t n;
+
+  pthread_mutex_lock (&mirror.lock);
+  if (!mirror.allocated || session_running_locked ()) {
+    pthread_mutex_unlock (&mirror.lock);
+    return;
+  }
+  if (mirror.reaping) {
+    while (mirror.reaping)
+      pthread_cond_wait (&mirror.cond, &mirror.lock);
+    pthread_mutex_unlock (&mirror.lock);
+    return;
+  }
+  mirror.reaping = true;
+  mirror.stopping = true;
+  n = mirror.ndests;
+  memcpy (dests, mirror.dests, n * sizeof dests[0]);
+  for (size_t i = 0; i < n; ++i)
+    dest_wake (dests[i]);
+  pthread_mutex_unlock (&mirror.lock);
+
+  /* Workers close their connections on the way out, which completes
+   * every command a guest request may still wait for. */
+  for (size_t i = 0; i < n; ++i)
+    dest_join (dests[i]);
+
+  pthread_mutex_lock (&mirror.lock);
+  while (mirror.guest_inflight > 0)
+    pthread_cond_wait (&mirror.cond, &mirror.lock);
+  for (size_t i = 0; i < n; ++i) {
+    dest_free (dests[i]);
+    mirror.dests[i] = NULL;
+  }
+  mirror.ndests = 0;
+  chunkmap_free (&mirror.map);
+  mirror.allocated = false;
+  mirror.stopping = false;
+  mirror.reaping = false;
+  pthread_cond_broadcast (&mirror.cond);
+  pthread_mutex_unlock (&mirror.lock);
+}
+
+static void __attribute__ ((format (printf, 3, 4)))
+set_err (char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (err, errlen, fmt, ap);
+  va_end (ap);
+}
+
+int
+mirror_start (char **uris, size_t n, enum mirror_mode mode,
+              char *err, size_t errlen)
+{
+  struct dest *dests[MIRROR_MAX_DESTS] = { NULL };
+  size_t i, connected = 0;
+  int64_t deadline;
+
+  if (n == 0 || n > MIRROR_MAX_DESTS) {
+    set_err (err, errlen, "between 1 and %d destinations are needed",
+             MIRROR_MAX_DESTS);
+    return -1;
+  }
+  for (i = 0; i < n; ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (strcmp (uris[i], uris[j]) == 0) {
+        set_err (err, errlen, "destination %s is given twice", uris[i]);
+        return -1;
+      }
+
+  pthread_mutex_lock (&mirror.lock);
+  if (session_running_locked ()) {
+    set_err (err, errlen, "a mirror is already running (state %s)",
+             mirror_state_names[mirror.state]);
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  pthread_mutex_unlock (&mirror.lock);
+  mirror_reap ();
+  if (!mirror.ctx) {
+    set_err (err, errlen, "the disk is not available to the mirror");
+    return -1;
+  }
+
+  pthread_mutex_lock (&mirror.lock);
+  if (session_running_locked () || mirror.allocated) {
+    set_err (err, errlen, "a mirror is already running");
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  if (chunkmap_init (&mirror.map, mirror.size, mirror.cfg.chunk_size) == -1) {
+    set_err (err, errlen, "chunk map: %s", strerror (errno));
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  mirror.allocated = true;
+  pthread_mutex_unlock (&mirror.lock);
+
+  for (i = 0; i < n; ++i) {
+    dests[i] = dest_new (uris[i], err, errlen);
+    if (!dests[i])
+      goto error;
+  }
+
+  pthread_mutex_lock (&mirror.lock);
+  memcpy (mirror.dests, dests, n * sizeof dests[0]);
+  mirror.ndests = n;
+  mirror.mode = mode;
+  mirror.paused = false;
+  mirror.stopping = false;
+  mirror.started_ms = clock_ms ();
+  mirror.guest_writes = mirror.guest_bytes = mirror.mirrored_writes = 0;
+  mirror.total_sent = 0;
+  mirror.copy_rate = mirror.write_rate = 0;
+  mirror.rate_sent = mirror.rate_guest = 0;
+  mirror.rate_ms = mirror.started_ms;
+  mirror.state = MIRROR_COPYING;
+  /* From here guest writes are tracked; nothing is copied yet, so they
+   * stay local until their chunks are copied. */
+  atomic_store_explicit (&mirror.active, true, memory_order_release);
+  pthread_mutex_unlock (&mirror.lock);
+
+  for (i = 0; i < n; ++i)
+    if (dest_start (dests[i]) == -1) {
+      pthread_mutex_lock (&mirror.lock);
+      dest_fail_locked (dests[i], "cannot start its thread: %s",
+                        strerror (errno));
+      pthread_mutex_unlock (&mirror.lock);
+    }
+
+  /* Wait until each destination is connected or has failed. */
+  deadline = clock_ms () + mirror.cfg.dest_timeout_ms + 1000;
+  pthread_mutex_lock (&mirror.lock);
+  for (;;) {
+    size_t pending = 0;
+    connected = 0;
+    for (i = 0; i < n; ++i) {
+      if (dests[i]->state == DEST_CONNECTING)
+        pending++;
+      else if (dest_active_locked (dests[i]))
+        connected++;
+    }
+    if (pending == 0 || !wait_until (deadline))
+      break;
+  }
+  for (i = 0; i < n; ++i)
+    if (dests[i]->state == DEST_CONNECTING)
+      dest_fail_locked (dests[i], "no connection after %d ms",
+                        mirror.cfg.dest_timeout_ms);
+  if (connected == 0) {
+    size_t len = 0;
+    len += (size_t) snprintf (err, errlen, "no destination could be used:");
+    for (i = 0; i < n && len < errlen; ++i)
+      len += (size_t) snprintf (err + len, errlen - len, " %s: %s;",
+                                dests[i]->uri, dests[i]->error);
+    if (len > 0 && len < errlen && err[len - 1] == ';')
+      err[len - 1] = '\0';
+    mirror_check_session_locked ();
+    pthread_mutex_unlock (&mirror.lock);
+    mirror_reap ();
+    return -1;
+  }
+  pthread_mutex_unlock (&mirror.lock);
+  log_info ("mirror started to %zu destination(s), %zu connected", n,
+            connected);
+  return 0;
+
+ error:
+  for (i = 0; i < n; ++i)
+    if (dests[i])
+      dest_free (dests[i]);
+  pthread_mutex_lock (&mirror.lock);
+  chunkmap_free (&mirror.map);
+  mirror.allocated = false;
+  pthread_mutex_unlock (&mirror.lock);
+  return -1;
+}
+
+/* Locked: every active destination holds every chunk. */
+static bool
+all_copied_locked (size_t *active_r)
+{
+  size_t active = 0;
+  bool all = true;
+
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    if (!dest_active_locked (d))
+      continue;
+    active++;
+    if (d->state == DEST_CONNECTING || d->track.inflight > 0 ||
+        !track_all_copied (&d->track, &mirror.map))
+      all = false;
+  }
+  *active_r = active;
+  return all && active > 0;
+}
+
+static const char *
+failure_summary_locked (char *buf, size_t len)
+{
+  size_t n = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < mirror.ndests && n < len; ++i)
+    if (mirror.dests[i]->state == DEST_FAILED)
+      n += (size_t) snprintf (buf + n, len - n, "%s%s: %s", n ? "; " : "",
+                              mirror.dests[i]->uri, mirror.dests[i]->error);
+  return buf;
+}
+
+int
+mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
+                 char *err, size_t errlen)
+{
+  int64_t deadline = timeout_ms > 0 ? clock_ms () + timeout_ms : -1;
+  size_t active;
+  char why[1024];
+
+  *verified_r = 0;
+  pthread_mutex_lock (&mirror.lock);
+  if (!session_running_locked ()) {
+    if (mirror.state == MIRROR_FAILED)
+      set_err (err, errlen, "the mirror failed: %s",
+               failure_summary_locked (why, sizeof why));
+    else
+      set_err (err, errlen, "no mirror is running (state %s)",
+               mirror_state_names[mirror.state]);
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  /* From now on every guest write to a copied chunk is mirrored, so
+   * once all chunks are copied they stay copied. */
+  mirror.mode = MIRROR_MODE_ACTIVE;
+  mirror.paused = false;
+  for (size_t i = 0; i < mirror.ndests; ++i)
+    dest_wake (mirror.dests[i]);
+  while (!all_copied_locked (&active)) {
+    if (active == 0) {
+      set_err (err, errlen, "every destination failed: %s",
+               failure_summary_locked (why, sizeof why));
+      pthread_mutex_unlock (&mirror.lock);
+      mirror_reap ();
+      return -1;
+    }
+    if (!wait_until (deadline)) {
+      set_err (err, errlen, "timed out waiting for the copy to finish");
+      errno = ETIMEDOUT;
+      pthread_mutex_unlock (&mirror.lock);
+      return -1;
+    }
+  }
+  pthread_mutex_unlock (&mirror.lock);
+
+  /* Everything acknowledged so far reaches stable storage. */
+  mirror_flush ();
+
+  if (verify && mirror_verify (verified_r, err, errlen) == -1) {
+    errno = EILSEQ;
+    return -1;
+  }
+
+  pthread_mutex_lock (&mirror.lock);
+  active = 0;
+  for (size_t i = 0; i < mirror.ndests; ++i)
+    if (dest_active_locked (mirror.dests[i])) {
+      mirror.dests[i]->state = DEST_COMPLETED;
+      active++;
+    }
+  if (active == 0 || !session_running_locked ()) {
+    set_err (err, errlen, "every destination failed: %s",
+             failure_summary_locked (why, sizeof why));
+    mirror_check_session_locked ();
+    pthread_mutex_unlock (&mirror.lock);
+    mirror_reap ();
+    return -1;
+  }
+  mirror.state = MIRROR_COMPLETED;
+  atomic_store (&mirror.active, false);
+  pthread_cond_broadcast (&mirror.cond);
+  pthread_mutex_unlock (&mirror.lock);
+  mirror_reap ();
+  log_info ("mirror completed to %zu destination(s)", active);
+  return 0;
+}
+
+int
+mirror_cancel (const char *uri, char *err, size_t errlen)
+{
+  bool found = false;
+
+  pthread_mutex_lock (&mirror.lock);
+  if (!session_running_locked ()) {
+    set_err (err, errlen, "no mirror is running (state %s)",
+             mirror_state_names[mirror.state]);
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    if (uri && strcmp (uri, d->uri) != 0)
+      continue;
+    found = true;
+    if (dest_active_locked (d)) {
+      d->state = DEST_CANCELLED;
+      dest_wake (d);
+    }
+  }
+  if (!found) {
+    set_err (err, errlen, "%s is not a destination of this mirror", uri);
+    pthread_mutex_unlock (&mirror.lock);
+    return -1;
+  }
+  if (!uri) {
+    mirror.state = MIRROR_CANCELLED;
+    atomic_store (&mirror.active, false);
+  }
+  mirror_check_session_locked ();
+  pthread_cond_broadcast (&mirror.cond);
+  pthread_mutex_unlock (&mirror.lock);
+  mirror_reap ();
+  return 0;
+}
+
+int
+mirror_pause (bool pause, char *err, size_t errlen)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+
+  if (!session_running_locked ()) {
+    set_err (err, errlen, "no mirror is running (state %s)",
+             mirror_state_names[mirror.state]);
+    return -1;
+  }
+  mirror.paused = pause;
+  for (size_t i = 0; i < mirror.ndests; ++i)
+    dest_wake (mirror.dests[i]);
+  return 0;
+}
+
+void
+mirror_update_rates (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+  int64_t now = clock_ms ();
+  double dt = (double) (now - mirror.rate_ms) / 1000.0;
+
+  if (dt < 0.5)
+    return;
+  if (session_running_locked ()) {
+    double cr = (double) (mirror.total_sent - mirror.rate_sent) / dt;
+    double wr = (double) (mirror.guest_bytes - mirror.rate_guest) / dt;
+    /* Smooth over a few seconds so one slow second does not swing the
+     * ETA. */
+    mirror.copy_rate = mirror.copy_rate ? 0.5 * mirror.copy_rate + 0.5 * cr
+      : cr;
+    mirror.write_rate = mirror.write_rate ? 0.5 * mirror.write_rate + 0.5 * wr
+      : wr;
+  }
+  mirror.rate_sent = mirror.total_sent;
+  mirror.rate_guest = mirror.guest_bytes;
+  mirror.rate_ms = now;
+}
+
+void
+mirror_shutdown (void)
+{
+  pthread_mutex_lock (&mirror.lock);
+  if (session_running_locked ()) {
+    for (size_t i = 0; i < mirror.ndests; ++i)
+      if (dest_active_locked (mirror.dests[i]))
+        mirror.dests[i]->state = DEST_CANCELLED;
+    mirror.state = MIRROR_CANCELLED;
+    atomic_store (&mirror.active, false);
+  }
+  pthread_mutex_unlock (&mirror.lock);
+  mirror_reap ();
+}

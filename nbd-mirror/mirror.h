@@ -1,0 +1,203 @@
+/* nbd-mirror: the mirror engine shared by the filter's files.
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * One global struct mirror per nbdkit process (one disk).  Threads:
+ *  - nbdkit's worker threads run guest requests (filter.c), calling
+ *    mirror_write_begin / mirror_write_end around local I/O;
+ *  - the control thread (control.c) accepts clients, one thread each;
+ *  - each destination has one worker thread per NBD connection
+ *    (dest.c): it takes chunks, reads them, submits asynchronous
+ *    writes, and drives libnbd's state machine.
+ *
+ * mirror.lock protects every field marked so, the chunk map and every
+ * destination's track and counters.  mirror.cond is broadcast on any
+ * change a waiter might want (chunks copied, destination state, session
+ * end).  Lock order: mirror.lock is a leaf with respect to libnbd: no
+ * nbd_* call is ever made while holding it, because libnbd runs our
+ * completion callbacks (which take mirror.lock) under its handle lock.
+ */
+#ifndef HANDOFF_MIRROR_H
+#define HANDOFF_MIRROR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libnbd.h>
+
+#include <nbdkit-filter.h>
+
+#include "chunkmap.h"
+#include "mirror-proto.h"
+
+#define MIRROR_MAX_CONNS 16
+
+enum mirror_state {
+  MIRROR_IDLE,
+  MIRROR_COPYING,
+  MIRROR_READY,
+  MIRROR_COMPLETED,
+  MIRROR_FAILED,
+  MIRROR_CANCELLED,
+};
+
+enum mirror_mode {
+  MIRROR_MODE_ACTIVE,
+  MIRROR_MODE_BACKGROUND,
+};
+
+enum dest_state {
+  DEST_CONNECTING,
+  DEST_COPYING,
+  DEST_READY,
+  DEST_COMPLETED,
+  DEST_FAILED,
+  DEST_CANCELLED,
+};
+
+extern const char *const mirror_state_names[];
+extern const char *const dest_state_names[];
+
+struct mirror_config {
+  const char *control;          /* Control socket path. */
+  uint32_t chunk_size;
+  uint32_t request_size;        /* Largest copy write. */
+  unsigned max_inflight;        /* Copy requests in flight per connection. */
+  unsigned connections;         /* NBD connections per destination. */
+  const char *tls_psk;          /* PSK file for nbds:// destinations. */
+  int dest_timeout_ms;          /* A destination request older fails it. */
+};
+
+struct dest;
+
+/* One NBD connection to a destination and the thread driving it. */
+struct conn {
+  struct dest *d;
+  unsigned index;
+  struct nbd_handle *nbd;       /* Owned by the worker thread. */
+  int wake_fd;                  /* eventfd: "look again". */
+  pthread_t thread;
+  bool thread_started;
+  unsigned copies;              /* Copy runs in flight (mirror.lock). */
+  unsigned cmds;                /* NBD commands in flight (mirror.lock). */
+  int64_t progress_ms;          /* Last submit-from-idle or completion
+                                   (mirror.lock). */
+  bool idle;                    /* Found nothing to copy (mirror.lock). */
+};
+
+struct dest {
+  char *uri;
+  enum dest_state state;        /* mirror.lock */
+  char error[512];              /* Why it failed (mirror.lock). */
+  struct chunk_track track;     /* mirror.lock */
+  unsigned nconn;
+  struct conn conn[MIRROR_MAX_CONNS];
+  bool can_fua, can_zero, can_flush, can_block_status;
+  uint64_t sent;                /* Bytes the copier wrote (mirror.lock). */
+  uint64_t mirrored;            /* Guest bytes mirrored (mirror.lock). */
+  unsigned pending;             /* Guest commands outstanding (mirror.lock). */
+  unsigned rr;                  /* Round robin over conns (mirror.lock). */
+  unsigned connected;           /* Conns connected (mirror.lock). */
+};
+
+struct mirror {
+  struct mirror_config cfg;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  atomic_bool active;           /* Fast path for guest I/O. */
+
+  nbdkit_backend *backend;      /* From .after_fork. */
+  nbdkit_next *ctx;             /* Shared plugin context (copier, verify). */
+  bool ctx_parallel;            /* Plugin allows parallel requests. */
+  pthread_mutex_t ctx_lock;     /* Serialises ctx when not parallel. */
+  uint64_t size;                /* Disk size (from ctx). */
+  bool ctx_can_extents, ctx_can_zero;
+
+  /* The session: everything below is protected by lock. */
+  enum mirror_state state;
+  enum mirror_mode mode;
+  bool paused;
+  bool stopping;                /* Workers must wind down. */
+  struct chunkmap map;
+  struct dest *dests[MIRROR_MAX_DESTS];
+  size_t ndests;
+  int64_t started_ms;
+  bool allocated;               /* map and dests exist. */
+  bool reaping;                 /* session_reap running. */
+  unsigned guest_inflight;      /* Requests between begin and end. */
+  uint64_t guest_writes, guest_bytes, mirrored_writes;
+  uint64_t total_sent;
+  /* Rates, updated once a second by the control thread. */
+  double copy_rate, write_rate;
+  uint64_t rate_sent, rate_guest;
+  int64_t rate_ms;
+};
+
+extern struct mirror mirror;
+
+/* filter-side helpers */
+extern int mirror_ctx_pread (void *buf, uint32_t count, uint64_t offset,
+                             int *err);
+extern int mirror_ctx_extents (uint32_t count, uint64_t offset,
+                               struct nbdkit_extents **exts_r, int *err);
+extern int mirror_ctx_open (void);
+extern void mirror_ctx_close (void);
+
+/* Sessions (mirror.c). */
+extern int mirror_start (char **uris, size_t n, enum mirror_mode mode,
+                         char *err, size_t errlen);
+extern int mirror_complete (bool verify, int64_t timeout_ms,
+                            uint64_t *verified_r, char *err, size_t errlen);
+extern int mirror_cancel (const char *uri, char *err, size_t errlen);
+extern int mirror_pause (bool pause, char *err, size_t errlen);
+extern void mirror_shutdown (void);
+extern void mirror_update_rates (void);
+/* Free a finished session's threads and memory (no-op otherwise). */
+extern void mirror_reap (void);
+extern void mirror_init (void);
+/* Locked: does the session end here?  Tear down when nothing is left. */
+extern void mirror_check_session_locked (void);
+
+/* Guest I/O hooks (mirror.c).  A write first calls begin (-1: refuse
+ * the request with errno), then does its local I/O, then calls end
+ * (a NULL request is fine). */
+enum mirror_op { MIRROR_OP_WRITE, MIRROR_OP_ZERO, MIRROR_OP_FLUSH };
+struct mirror_req;
+extern int mirror_write_begin (enum mirror_op op, const void *buf,
+                               uint32_t count, uint64_t offset,
+                               uint32_t flags, struct mirror_req **r_out);
+/* EXACT: the local disk now holds exactly what was sent (false after a
+ * failed local write or an advisory trim: the range is copied again). */
+extern void mirror_write_end (struct mirror_req *r, bool exact);
+extern void mirror_flush (void);
+
+/* Destinations (dest.c). */
+extern struct dest *dest_new (const char *uri, char *err, size_t errlen);
+extern int dest_start (struct dest *d);
+extern void dest_free (struct dest *d);
+extern void dest_wake (struct dest *d);
+extern void dest_fail_locked (struct dest *d, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+extern bool dest_active_locked (const struct dest *d);
+/* Submit a guest write/zero/flush on one of D's connections, storing
+ * the connection used in *conn_r before the command can complete.
+ * CB's free function is always called exactly once. */
+extern int dest_submit_guest (struct dest *d, enum mirror_op op,
+                              const void *buf, uint32_t count,
+                              uint64_t offset, bool fua,
+                              nbd_completion_callback cb,
+                              struct conn **conn_r);
+extern int dest_submit_flush (struct dest *d, nbd_completion_callback cb,
+                              struct conn **conn_r);
+extern int dest_pread (struct dest *d, void *buf, uint32_t count,
+                       uint64_t offset);
+extern int dest_is_zero (struct dest *d, uint64_t count, uint64_t offset,
+                         bool *zero_r);
+extern void dest_join (struct dest *d);
+
+/* Verification (verify.c). */
+extern int mirror_verify (uint64_t *verified_r, char *err, size_t errlen);
+
+#endif /* HANDOFF_MIRROR_H */

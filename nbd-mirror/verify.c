@@ -1,0 +1,127 @@
+/* nbd-mirror: compare every destination with the source.
+ *
+ * Block by block: the block's chunks are held (guest writes to them
+ * wait), the source is read, and each destination is read back and
+ * compared.  Where the source reads as zeroes, a destination that
+ * reports zeroes through block status is not read at all, so a sparse
+ * disk verifies in time proportional to its data.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "mirror.h"
+
+#define VERIFY_BLOCK (UINT64_C (1) << 20)
+
+static bool
+source_is_zero (uint64_t offset, uint64_t len)
+{
+  struct nbdkit_extents *exts = NULL;
+  int err;
+  bool zero = false;
+
+  if (mirror_ctx_extents ((uint32_t) len, offset, &exts, &err) == -1 || !exts)
+    return false;
+  if (nbdkit_extents_count (exts) > 0) {
+    struct nbdkit_extent e = nbdkit_get_extent (exts, 0);
+    zero = (e.type & NBDKIT_EXTENT_ZERO) && e.offset <= offset &&
+      e.offset + e.length >= offset + len;
+  }
+  nbdkit_extents_free (exts);
+  return zero;
+}
+
+static uint64_t
+first_difference (const uint8_t *a, const uint8_t *b, uint64_t len)
+{
+  for (uint64_t i = 0; i < len; ++i)
+    if (a[i] != b[i])
+      return i;
+  return len;
+}
+
+int
+mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
+{
+  CLEANUP_FREE uint8_t *src = NULL, *dst = NULL;
+  struct dest *dests[MIRROR_MAX_DESTS];
+  size_t n = 0;
+  uint64_t block = mirror.cfg.chunk_size > VERIFY_BLOCK
+    ? mirror.cfg.chunk_size : VERIFY_BLOCK;
+  int r = -1;
+
+  src = malloc (block);
+  dst = malloc (block);
+  if (!src || !dst) {
+    snprintf (err, errlen, "verify: out of memory");
+    return -1;
+  }
+  pthread_mutex_lock (&mirror.lock);
+  for (size_t i = 0; i < mirror.ndests; ++i)
+    if (dest_active_locked (mirror.dests[i]))
+      dests[n++] = mirror.dests[i];
+  pthread_mutex_unlock (&mirror.lock);
+
+  *verified_r = 0;
+  for (uint64_t off = 0; off < mirror.size; off += block) {
+    uint64_t len = mirror.size - off < block ? mirror.size - off : block;
+    uint64_t first, last;
+    bool zero;
+    int e;
+
+    pthread_mutex_lock (&mirror.lock);
+    chunkmap_range (&mirror.map, off, len, &first, &last);
+    while (chunkmap_range_busy (&mirror.map, first, last))
+      pthread_cond_wait (&mirror.cond, &mirror.lock);
+    chunkmap_hold (&mirror.map, first, last);
+    pthread_mutex_unlock (&mirror.lock);
+
+    zero = source_is_zero (off, len);
+    if (!zero && mirror_ctx_pread (src, (uint32_t) len, off, &e) == -1) {
+      snprintf (err, errlen, "verify: source read at offset %" PRIu64
+                ": %s", off, strerror (e));
+      goto release;
+    }
+    if (zero)
+      memset (src, 0, len);
+    for (size_t i = 0; i < n; ++i) {
+      bool dzero = false;
+      if (zero && dest_is_zero (dests[i], len, off, &dzero) == 0 && dzero)
+        continue;
+      if (dest_pread (dests[i], dst, (uint32_t) len, off) == -1) {
+        snprintf (err, errlen, "verify: %s: read at offset %" PRIu64
+                  ": %s", dests[i]->uri, off, strerror (errno));
+        goto release;
+      }
+      if (memcmp (src, dst, len) != 0) {
+        snprintf (err, errlen, "verify: %s differs from the source at "
+                  "offset %" PRIu64, dests[i]->uri,
+                  off + first_difference (src, dst, len));
+        goto release;
+      }
+    }
+    pthread_mutex_lock (&mirror.lock);
+    chunkmap_write_end (&mirror.map, first, last);
+    pthread_cond_broadcast (&mirror.cond);
+    pthread_mutex_unlock (&mirror.lock);
+    *verified_r += len;
+    continue;
+
+  release:
+    pthread_mutex_lock (&mirror.lock);
+    chunkmap_write_end (&mirror.map, first, last);
+    pthread_cond_broadcast (&mirror.cond);
+    pthread_mutex_unlock (&mirror.lock);
+    goto out;
+  }
+  r = 0;
+  log_info ("mirror: verified %" PRIu64 " bytes on %zu destination(s)",
+            *verified_r, n);
+ out:
+  return r;
+}
