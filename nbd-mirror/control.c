@@ -45,52 +45,17 @@ static const struct chan_config control_cfg = {
   .unix_mode = 0600,
 };
 
-static uint64_t
-chunks_bytes (uint64_t chunks)
-{
-  uint64_t b = chunks * mirror.map.chunk_size;
-  return b > mirror.size ? mirror.size : b;
-}
-
 static json_t *
 status_json (void)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-  json_t *dests = json_array ();
   enum mirror_state st = mirror.state;
-  uint64_t min_copied = UINT64_MAX, dirtied = 0, inflight = 0;
-  size_t active = 0, ready = 0;
+  uint64_t min_copied, dirtied, inflight;
+  size_t active, ready;
+  json_t *dests = mirror_dests_json_locked (&active, &ready, &min_copied,
+                                            &dirtied, &inflight);
+  char why[1024];
 
-  for (size_t i = 0; mirror.allocated && i < mirror.ndests; ++i) {
-    struct dest *d = mirror.dests[i];
-    enum dest_state ds = d->state;
-    uint64_t copied = chunks_bytes (d->track.copied);
-
-    if (dest_active_locked (d)) {
-      active++;
-      if (copied < min_copied)
-        min_copied = copied;
-      dirtied += chunks_bytes (d->track.dirtied);
-      inflight += chunks_bytes (d->track.inflight);
-      if (ds == DEST_COPYING && d->track.copied == mirror.map.nchunks &&
-          d->track.inflight == 0) {
-        ds = DEST_READY;
-        ready++;
-      }
-    }
-    json_array_append_new (dests, json_pack (
-      "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:s}",
-      "uri", d->uri,
-      "state", dest_state_names[ds],
-      "copied", (json_int_t) copied,
-      "remaining", (json_int_t) (mirror.size - copied),
-      "sent", (json_int_t) d->sent,
-      "mirrored", (json_int_t) d->mirrored,
-      "connections", (int) d->connected,
-      "error", d->error));
-  }
-  if (active == 0)
-    min_copied = 0;
   if ((st == MIRROR_COPYING || st == MIRROR_READY) && active > 0)
     st = ready == active ? MIRROR_READY : MIRROR_COPYING;
   if (st == MIRROR_COMPLETED)
@@ -98,7 +63,7 @@ status_json (void)
 
   return json_pack (
     "{s:b, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
-    " s:f, s:f, s:f, s:I, s:I, s:o}",
+    " s:f, s:f, s:f, s:I, s:I, s:s, s:o}",
     "ok", 1,
     "state", mirror_state_names[st],
     "mode", mirror.mode == MIRROR_MODE_ACTIVE ? "active" : "background",
@@ -115,6 +80,8 @@ status_json (void)
       ? (double) (clock_ms () - mirror.started_ms) / 1000.0 : 0.0,
     "guest_writes", (json_int_t) mirror.guest_writes,
     "mirrored_writes", (json_int_t) mirror.mirrored_writes,
+    "error", st == MIRROR_FAILED
+      ? mirror_failure_summary_locked (why, sizeof why) : "",
     "destinations", dests);
 }
 

@@ -466,6 +466,9 @@ mirror_check_session_locked (void)
     return;
   mirror.state = failed > 0 ? MIRROR_FAILED : MIRROR_CANCELLED;
   atomic_store (&mirror.active, false);
+  if (failed > 0)
+    mirror_failure_summary_locked (mirror.last_error,
+                                   sizeof mirror.last_error);
   log_warn ("mirror %s: no destination left",
             mirror_state_names[mirror.state]);
   pthread_cond_broadcast (&mirror.cond);
@@ -504,6 +507,13 @@ mirror_reap (void)
   pthread_mutex_lock (&mirror.lock);
   while (mirror.guest_inflight > 0)
     pthread_cond_wait (&mirror.cond, &mirror.lock);
+  {
+    size_t a, r;
+    uint64_t c, d, f;
+    json_t *snap = mirror_dests_json_locked (&a, &r, &c, &d, &f);
+    json_decref (mirror.last_dests);
+    mirror.last_dests = snap;
+  }
   for (size_t i = 0; i < n; ++i) {
     dest_free (dests[i]);
     mirror.dests[i] = NULL;
@@ -593,6 +603,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   mirror.copy_rate = mirror.write_rate = 0;
   mirror.rate_sent = mirror.rate_guest = 0;
   mirror.rate_ms = mirror.started_ms;
+  mirror.last_error[0] = '\0';
   mirror.state = MIRROR_COPYING;
   /* From here guest writes are tracked; nothing is copied yet, so they
    * stay local until their chunks are copied. */
@@ -675,17 +686,78 @@ all_copied_locked (size_t *active_r)
   return all && active > 0;
 }
 
-static const char *
-failure_summary_locked (char *buf, size_t len)
+const char *
+mirror_failure_summary_locked (char *buf, size_t len)
 {
   size_t n = 0;
 
   buf[0] = '\0';
+  if (!mirror.allocated) {
+    snprintf (buf, len, "%s", mirror.last_error);
+    return buf;
+  }
   for (size_t i = 0; i < mirror.ndests && n < len; ++i)
     if (mirror.dests[i]->state == DEST_FAILED)
       n += (size_t) snprintf (buf + n, len - n, "%s%s: %s", n ? "; " : "",
                               mirror.dests[i]->uri, mirror.dests[i]->error);
   return buf;
+}
+
+static uint64_t
+chunks_bytes (uint64_t chunks)
+{
+  uint64_t b = chunks * mirror.map.chunk_size;
+  return b > mirror.size ? mirror.size : b;
+}
+
+json_t *
+mirror_dests_json_locked (size_t *active_r, size_t *ready_r,
+                          uint64_t *min_copied_r, uint64_t *dirtied_r,
+                          uint64_t *inflight_r)
+{
+  json_t *dests;
+  uint64_t min_copied = UINT64_MAX;
+
+  *active_r = *ready_r = 0;
+  *dirtied_r = *inflight_r = 0;
+  if (!mirror.allocated) {
+    *min_copied_r = 0;
+    return mirror.last_dests ? json_deep_copy (mirror.last_dests)
+      : json_array ();
+  }
+  dests = json_array ();
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    enum dest_state ds = d->state;
+    uint64_t copied = chunks_bytes (d->track.copied);
+
+    if (dest_active_locked (d)) {
+      (*active_r)++;
+      if (copied < min_copied)
+        min_copied = copied;
+      *dirtied_r += chunks_bytes (d->track.dirtied);
+      *inflight_r += chunks_bytes (d->track.inflight);
+      if (ds == DEST_COPYING && d->track.copied == mirror.map.nchunks &&
+          d->track.inflight == 0) {
+        ds = DEST_READY;
+        (*ready_r)++;
+      }
+    }
+    if (ds == DEST_COMPLETED)
+      copied = mirror.size;
+    json_array_append_new (dests, json_pack (
+      "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:s}",
+      "uri", d->uri,
+      "state", dest_state_names[ds],
+      "copied", (json_int_t) copied,
+      "remaining", (json_int_t) (mirror.size - copied),
+      "sent", (json_int_t) d->sent,
+      "mirrored", (json_int_t) d->mirrored,
+      "connections", (int) d->connected,
+      "error", d->error));
+  }
+  *min_copied_r = *active_r ? min_copied : 0;
+  return dests;
 }
 
 int
@@ -701,7 +773,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   if (!session_running_locked ()) {
     if (mirror.state == MIRROR_FAILED)
       set_err (err, errlen, "the mirror failed: %s",
-               failure_summary_locked (why, sizeof why));
+               mirror_failure_summary_locked (why, sizeof why));
     else
       set_err (err, errlen, "no mirror is running (state %s)",
                mirror_state_names[mirror.state]);
@@ -717,7 +789,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   while (!all_copied_locked (&active)) {
     if (active == 0) {
       set_err (err, errlen, "every destination failed: %s",
-               failure_summary_locked (why, sizeof why));
+               mirror_failure_summary_locked (why, sizeof why));
       pthread_mutex_unlock (&mirror.lock);
       mirror_reap ();
       return -1;
@@ -748,7 +820,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
     }
   if (active == 0 || !session_running_locked ()) {
     set_err (err, errlen, "every destination failed: %s",
-             failure_summary_locked (why, sizeof why));
+             mirror_failure_summary_locked (why, sizeof why));
     mirror_check_session_locked ();
     pthread_mutex_unlock (&mirror.lock);
     mirror_reap ();

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <libnbd.h>
 
 #include <nbdkit-filter.h>
@@ -129,6 +130,9 @@ struct mirror {
   unsigned guest_inflight;      /* Requests between begin and end. */
   uint64_t guest_writes, guest_bytes, mirrored_writes;
   uint64_t total_sent;
+  char last_error[1024];        /* Why the last session failed. */
+  json_t *last_dests;           /* Destinations of the last session, as
+                                   status shows them, once reaped. */
   /* Rates, updated once a second by the control thread. */
   double copy_rate, write_rate;
   uint64_t rate_sent, rate_guest;
@@ -159,6 +163,12 @@ extern void mirror_reap (void);
 extern void mirror_init (void);
 /* Locked: does the session end here?  Tear down when nothing is left. */
 extern void mirror_check_session_locked (void);
+/* Locked: the destinations as status reports them (new reference). */
+extern json_t *mirror_dests_json_locked (size_t *active_r, size_t *ready_r,
+                                         uint64_t *min_copied_r,
+                                         uint64_t *dirtied_r,
+                                         uint64_t *inflight_r);
+extern const char *mirror_failure_summary_locked (char *buf, size_t len);
 
 /* Guest I/O hooks (mirror.c).  A write first calls begin (-1: refuse
  * the request with errno), then does its local I/O, then calls end

@@ -18,22 +18,34 @@
 
 #define VERIFY_BLOCK (UINT64_C (1) << 20)
 
-static bool
-source_is_zero (uint64_t offset, uint64_t len)
+#define VERIFY_ZERO_MAX (UINT64_C (1) << 30)
+
+/* How many bytes from OFFSET read as zeroes on the source (a multiple
+ * of BLOCK, at most VERIFY_ZERO_MAX), or 0. */
+static uint64_t
+source_zero_run (uint64_t offset, uint64_t block)
 {
   struct nbdkit_extents *exts = NULL;
+  uint64_t len = mirror.size - offset, run = 0;
   int err;
-  bool zero = false;
 
+  if (len > VERIFY_ZERO_MAX)
+    len = VERIFY_ZERO_MAX;
   if (mirror_ctx_extents ((uint32_t) len, offset, &exts, &err) == -1 || !exts)
-    return false;
+    return 0;
   if (nbdkit_extents_count (exts) > 0) {
     struct nbdkit_extent e = nbdkit_get_extent (exts, 0);
-    zero = (e.type & NBDKIT_EXTENT_ZERO) && e.offset <= offset &&
-      e.offset + e.length >= offset + len;
+    if ((e.type & NBDKIT_EXTENT_ZERO) && e.offset <= offset) {
+      run = e.offset + e.length - offset;
+      if (run > len)
+        run = len;
+      /* Whole blocks only, except at the end of the disk. */
+      if (offset + run < mirror.size)
+        run -= run % block;
+    }
   }
   nbdkit_extents_free (exts);
-  return zero;
+  return run;
 }
 
 static uint64_t
@@ -68,11 +80,16 @@ mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
   pthread_mutex_unlock (&mirror.lock);
 
   *verified_r = 0;
-  for (uint64_t off = 0; off < mirror.size; off += block) {
-    uint64_t len = mirror.size - off < block ? mirror.size - off : block;
-    uint64_t first, last;
+  for (uint64_t off = 0, len = 0; off < mirror.size; off += len) {
+    uint64_t first, last, zrun;
     bool zero;
     int e;
+
+    /* A long run of source zeroes is checked in one block-status call
+     * per destination; data is compared block by block. */
+    zrun = source_zero_run (off, block);
+    zero = zrun > 0;
+    len = zero ? zrun : mirror.size - off < block ? mirror.size - off : block;
 
     pthread_mutex_lock (&mirror.lock);
     chunkmap_range (&mirror.map, off, len, &first, &last);
@@ -81,28 +98,35 @@ mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
     chunkmap_hold (&mirror.map, first, last);
     pthread_mutex_unlock (&mirror.lock);
 
-    zero = source_is_zero (off, len);
     if (!zero && mirror_ctx_pread (src, (uint32_t) len, off, &e) == -1) {
       snprintf (err, errlen, "verify: source read at offset %" PRIu64
                 ": %s", off, strerror (e));
       goto release;
     }
-    if (zero)
-      memset (src, 0, len);
     for (size_t i = 0; i < n; ++i) {
       bool dzero = false;
       if (zero && dest_is_zero (dests[i], len, off, &dzero) == 0 && dzero)
         continue;
-      if (dest_pread (dests[i], dst, (uint32_t) len, off) == -1) {
-        snprintf (err, errlen, "verify: %s: read at offset %" PRIu64
-                  ": %s", dests[i]->uri, off, strerror (errno));
-        goto release;
-      }
-      if (memcmp (src, dst, len) != 0) {
-        snprintf (err, errlen, "verify: %s differs from the source at "
-                  "offset %" PRIu64, dests[i]->uri,
-                  off + first_difference (src, dst, len));
-        goto release;
+      /* Compare block by block (the destination did not say "zero"). */
+      for (uint64_t o = off; o < off + len; o += block) {
+        uint64_t l = off + len - o < block ? off + len - o : block;
+        if (zero)
+          memset (src, 0, l);
+        else if (o != off) {
+          snprintf (err, errlen, "verify: internal error");
+          goto release;
+        }
+        if (dest_pread (dests[i], dst, (uint32_t) l, o) == -1) {
+          snprintf (err, errlen, "verify: %s: read at offset %" PRIu64
+                    ": %s", dests[i]->uri, o, strerror (errno));
+          goto release;
+        }
+        if (memcmp (src, dst, l) != 0) {
+          snprintf (err, errlen, "verify: %s differs from the source at "
+                    "offset %" PRIu64, dests[i]->uri,
+                    o + first_difference (src, dst, l));
+          goto release;
+        }
       }
     }
     pthread_mutex_lock (&mirror.lock);

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Destination faults never fail a guest request:
+#  - a destination that starts returning EIO (error filter, error-file),
+#  - a destination killed mid-copy,
+#  - a destination that stops answering (dest-timeout),
+# each fails only that destination, with its reason in the status,
+# while the guest keeps writing and the other destination completes.
+# Cancelling mid-copy leaves the source untouched, and a new mirror can
+# start afterwards.
+source "$(dirname "$0")/functions.sh"
+requires qemu-io --version
+make_tmpdir
+
+size=$((512 << 20))
+truncate -s $size "$tmp/src.img"
+dd if=/dev/urandom of="$tmp/src.img" bs=1M count=384 conv=notrunc status=none
+start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+  control="$tmp/ctl.sock" dest-timeout=3s
+src_uri="nbd+unix:///?socket=$tmp/src.sock"
+ctl=$tmp/ctl.sock
+
+new_dest () {                   # new_dest NAME [nbdkit filter args...]
+  local name=$1
+  shift
+  rm -f "$tmp/$name.img"
+  truncate -s $size "$tmp/$name.img"
+  start_nbdkit "$tmp/$name.sock" "$@"
+}
+
+dest_field () {                 # dest_field NAME FIELD
+  handoff mirror status --json "$ctl" |
+    jq -r --arg u "nbd+unix:///?socket=$tmp/$1.sock" \
+      ".destinations[] | select(.uri == \$u) | .$2"
+}
+
+guest_writes () {               # guest_writes COUNT PATTERN: must succeed
+  local i script=$tmp/io-$2.txt
+  : > "$script"
+  for (( i=0; i<$1; i++ )); do
+    echo "write -P $2 $(( (i * 7919 * 512) % (size - 65536) )) 65536" >> "$script"
+  done
+  echo flush >> "$script"
+  qemu-io -f raw "$src_uri" < "$script" > "$tmp/io.log" 2>&1 ||
+    { cat "$tmp/io.log"; fail "guest writes failed"; }
+  if grep -qiE 'error|fail' "$tmp/io.log"; then
+    cat "$tmp/io.log"
+    fail "a guest write reported an error"
+  fi
+}
+
+wait_dest_state () {            # wait_dest_state NAME STATE
+  wait_for 30 "$1 to be $2" bash -c \
+    "[ \"\$(handoff mirror status --json '$ctl' | jq -r --arg u 'nbd+unix:///?socket=$tmp/$1.sock' '.destinations[] | select(.uri == \$u) | .state')\" = '$2' ]"
+}
+
+echo "== a destination that starts failing with EIO"
+new_dest good file "$tmp/good.img"
+new_dest eio --filter=error --filter=rate file "$tmp/eio.img" rate=400M \
+  error-pwrite=EIO error-pwrite-rate=100% error-zero=EIO error-zero-rate=100% \
+  error-file="$tmp/trigger"
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/good.sock" \
+  --to "nbd+unix:///?socket=$tmp/eio.sock"
+guest_writes 50 11
+touch "$tmp/trigger"
+guest_writes 50 12
+wait_dest_state eio failed
+err=$(dest_field eio error)
+echo "eio destination: $err"
+echo "$err" | grep -qi "input/output error" || fail "reason not reported: $err"
+[ "$(dest_field good state)" != failed ] || fail "the good destination failed"
+guest_writes 50 13
+handoff mirror complete --verify "$ctl"
+rm -f "$tmp/trigger"
+cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
+kill_pidfile "$tmp/eio.sock.pid"
+kill_pidfile "$tmp/good.sock.pid"
+
+echo "== a destination killed mid-copy"
+new_dest good file "$tmp/good.img"
+new_dest dead --filter=rate file "$tmp/dead.img" rate=200M
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/good.sock" \
+  --to "nbd+unix:///?socket=$tmp/dead.sock"
+guest_writes 30 21
+[ "$(dest_field dead state)" = copying ] || fail "dead destination finished early"
+kill -9 "$(cat "$tmp/dead.sock.pid")"
+guest_writes 30 22
+wait_dest_state dead failed
+echo "killed destination: $(dest_field dead error)"
+guest_writes 30 23
+handoff mirror complete --verify "$ctl"
+cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
+kill_pidfile "$tmp/good.sock.pid"
+
+echo "== a destination that stops answering"
+new_dest good file "$tmp/good.img"
+new_dest hung --filter=delay file "$tmp/hung.img" delay-write=600 delay-zero=600
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/good.sock" \
+  --to "nbd+unix:///?socket=$tmp/hung.sock"
+start=$(date +%s)
+guest_writes 30 31
+wait_dest_state hung failed
+echo "hung destination: $(dest_field hung error)"
+dest_field hung error | grep -q "no reply" || fail "hung destination not named"
+[ $(( $(date +%s) - start )) -lt 30 ] || fail "the guest waited for a hung destination"
+handoff mirror complete --verify "$ctl"
+cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
+kill_pidfile "$tmp/good.sock.pid"
+kill_quiet -9 "$(cat "$tmp/hung.sock.pid")"
+
+echo "== every destination failing fails the mirror, not the guest"
+new_dest bad --filter=error file "$tmp/bad.img" error-pwrite=EIO \
+  error-pwrite-rate=100% error-zero=EIO error-zero-rate=100%
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/bad.sock"
+guest_writes 20 41
+wait_for 30 "mirror to fail" bash -c \
+  "[ \"\$(handoff mirror status --json '$ctl' | jq -r .state)\" = failed ]"
+if handoff mirror complete "$ctl" 2>"$tmp/err"; then fail "complete succeeded"; fi
+cat "$tmp/err"
+grep -q "Input/output error" "$tmp/err" || fail "complete does not say why"
+guest_writes 20 42
+kill_pidfile "$tmp/bad.sock.pid"
+
+echo "== cancel mid-copy leaves the source untouched"
+before=$(sha256sum < "$tmp/src.img")
+new_dest slow --filter=rate file "$tmp/slow.img" rate=100M
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/slow.sock"
+sleep 1
+handoff mirror cancel "$ctl"
+[ "$(handoff mirror status --json "$ctl" | jq -r .state)" = cancelled ] ||
+  fail "state is not cancelled"
+[ "$(sha256sum < "$tmp/src.img")" = "$before" ] || fail "source changed"
+kill_pidfile "$tmp/slow.sock.pid"
+
+echo "== a new mirror after all that"
+new_dest again file "$tmp/again.img"
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/again.sock"
+guest_writes 20 51
+handoff mirror complete --verify "$ctl"
+kill_pidfile "$tmp/src.sock.pid"
+kill_pidfile "$tmp/again.sock.pid"
+cmp "$tmp/src.img" "$tmp/again.img" || fail "destination differs"
+echo "$0: PASS"
