@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -56,7 +57,9 @@ struct channel {
 struct chan_listener {
   int fd;
   bool is_unix;
-  char *path;                   /* Unix socket to remove on close. */
+  char *path;                   /* Unix socket to remove on close... */
+  dev_t dev;                    /* ...if it is still the one we made. */
+  ino_t ino;
   char *uri;
   struct chan_config cfg;
   char *psk_file;               /* cfg.psk_file points here. */
@@ -688,6 +691,11 @@ chan_listen (const char *uristr, const struct chan_config *cfg)
       goto error;
     l->fd = sock_listen_unix (u.socket, cfg->unix_mode ? cfg->unix_mode : 0600,
                               64);
+    struct stat st;
+    if (l->fd >= 0 && stat (u.socket, &st) == 0) {
+      l->dev = st.st_dev;
+      l->ino = st.st_ino;
+    }
   }
   else {
     log_error ("%s: a channel listens on a tcp:// or unix: URI", uristr);
@@ -762,8 +770,13 @@ chan_listener_close (struct chan_listener *l)
     return;
   if (l->fd >= 0)
     close (l->fd);
-  if (l->path)
-    unlink (l->path);
+  if (l->path) {
+    /* A newer server may have replaced our socket: leave it alone. */
+    struct stat st;
+    if (stat (l->path, &st) == 0 && st.st_dev == l->dev &&
+        st.st_ino == l->ino)
+      unlink (l->path);
+  }
   free (l->path);
   free (l->uri);
   free (l->psk_file);

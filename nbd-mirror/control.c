@@ -63,7 +63,7 @@ status_json (void)
 
   return json_pack (
     "{s:b, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
-    " s:f, s:f, s:f, s:I, s:I, s:s, s:o}",
+    " s:f, s:f, s:f, s:f, s:I, s:I, s:s, s:o}",
     "ok", 1,
     "state", mirror_state_names[st],
     "mode", mirror.mode == MIRROR_MODE_ACTIVE ? "active" : "background",
@@ -78,6 +78,8 @@ status_json (void)
     "write_rate", mirror.write_rate,
     "elapsed", mirror.started_ms
       ? (double) (clock_ms () - mirror.started_ms) / 1000.0 : 0.0,
+    "ready_after", mirror.ready_ms
+      ? (double) (mirror.ready_ms - mirror.started_ms) / 1000.0 : 0.0,
     "guest_writes", (json_int_t) mirror.guest_writes,
     "mirrored_writes", (json_int_t) mirror.mirrored_writes,
     "error", st == MIRROR_FAILED

@@ -2,19 +2,19 @@
  *
  * NOTES ON THE THREAD MODEL
  *
- * Each connection of a destination has one worker thread.  The worker
- * owns the libnbd handle: it connects it, drives its state machine
- * (poll + nbd_aio_notify_*), runs completion callbacks, takes chunks
- * to copy, reads them from the source and submits the writes, and
- * finally closes the handle.  Guest threads may also submit commands
- * on the handle (mirrored writes, flushes, verification reads); they
- * bracket each call with conn.submitting, and the worker waits for that
- * to drop to zero before it closes the handle, so no thread ever uses
- * a closed handle.  Guest threads wake the worker through its eventfd
- * so it polls for the new command.
+ * Each copy connection of a destination has one worker thread, which
+ * alone uses its libnbd handle: it connects it, drives its state
+ * machine (poll + nbd_aio_notify_*), runs completion callbacks, takes
+ * chunks to copy, reads them from the source, submits the writes, and
+ * finally closes the handle.  Other threads only wake it (eventfd).
  *
- * Worker 0 also connects the other connections (after learning that
- * the destination allows several) and starts their workers.
+ * Guest writes, flushes and verification use a separate pool of
+ * handles (see "The guest pool" below): a thread takes one for itself
+ * and drives it while it holds it.
+ *
+ * Worker 0 also connects the other copy connections and the pool
+ * (after learning whether the destination allows several connections)
+ * and starts the other workers.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "checked-overflow.h"
@@ -37,18 +38,19 @@
 /* Zero runs may be much larger than data runs: they cost no buffer. */
 #define ZERO_RUN_MAX (UINT64_C (1) << 30)
 
-/* Extra per-connection state kept out of mirror.h. */
-struct conn_extra {
-  unsigned submitting;          /* Threads inside an nbd_aio_* call
-                                   (mirror.lock). */
-  bool closing;                 /* Handle about to close (mirror.lock). */
+/* A guest pool handle (see "The guest pool" below). */
+struct pool_handle {
+  struct nbd_handle *nbd;
+  bool busy;                    /* Taken by a thread (mirror.lock). */
 };
 
 struct dest_private {
   char *psk_file;               /* For nbds:// without ?tls-psk-file. */
   char *identity;               /* TLS user name when the URI has none. */
   bool tls;
-  struct conn_extra extra[MIRROR_MAX_CONNS];
+  struct pool_handle *pool;     /* Guest handles (array of pool_size). */
+  unsigned npool;               /* Connected (mirror.lock). */
+  unsigned pool_waiters;        /* Threads waiting for one (mirror.lock). */
 };
 
 /* The dest struct is allocated with its private part right after it. */
@@ -154,6 +156,12 @@ dest_new (const char *uristr, char *err, size_t errlen)
 
   d->state = DEST_CONNECTING;
   d->nconn = mirror.cfg.connections;
+  a->p.pool = calloc (mirror.cfg.pool_size, sizeof *a->p.pool);
+  if (!a->p.pool) {
+    snprintf (err, errlen, "out of memory");
+    dest_free (d);
+    return NULL;
+  }
   for (unsigned i = 0; i < MIRROR_MAX_CONNS; ++i)
     d->conn[i].wake_fd = -1;
   for (unsigned i = 0; i < d->nconn; ++i) {
@@ -190,6 +198,10 @@ dest_free (struct dest *d)
   for (unsigned i = 0; i < MIRROR_MAX_CONNS; ++i)
     if (d->conn[i].wake_fd >= 0)
       close (d->conn[i].wake_fd);
+  for (unsigned i = 0; p->pool && i < p->npool; ++i)
+    if (p->pool[i].nbd)
+      nbd_close (p->pool[i].nbd);
+  free (p->pool);
   track_free (&d->track);
   free (p->psk_file);
   free (p->identity);
@@ -267,6 +279,12 @@ conn_connect (struct conn *c, char *err, size_t errlen)
         goto nbd_error;
     }
   }
+  /* Room for several copy writes in the socket: fewer wake-ups. */
+  {
+    int fd = nbd_aio_get_fd (h), sz = 4 << 20;
+    if (fd >= 0)
+      setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  }
   c->nbd = h;
   return 0;
 
@@ -311,6 +329,64 @@ check_destination (struct dest *d, struct nbd_handle *h)
 }
 
 /* ------------------------------------------------------------------ */
+/* Copy buffers.
+ *
+ * Copy writes of request-size are above malloc's mmap threshold, so a
+ * fresh malloc per write would map, fault in and unmap new pages every
+ * time.  Buffers are kept on a free list instead and reused.
+ */
+
+#define POOL_MAX 1024
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[POOL_MAX];                   /* pool_lock */
+static size_t pool_n;                          /* pool_lock */
+static size_t pool_size;                       /* Buffer size (pool_lock). */
+
+static void *
+buf_get (size_t len)
+{
+  void *b = NULL;
+
+  if (len == mirror.cfg.request_size) {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&pool_lock);
+    if (pool_size != len) {
+      /* request-size is fixed per process, but be safe. */
+      while (pool_n > 0)
+        free (pool[--pool_n]);
+      pool_size = len;
+    }
+    if (pool_n > 0)
+      b = pool[--pool_n];
+  }
+  return b ? b : malloc (mirror.cfg.request_size > len
+                         ? mirror.cfg.request_size : len);
+}
+
+static void
+buf_put (void *b)
+{
+  if (!b)
+    return;
+  {
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&pool_lock);
+    if (pool_n < POOL_MAX && pool_size == mirror.cfg.request_size) {
+      pool[pool_n++] = b;
+      return;
+    }
+  }
+  free (b);
+}
+
+void
+dest_pool_trim (void)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&pool_lock);
+  while (pool_n > 0)
+    free (pool[--pool_n]);
+}
+
+/* ------------------------------------------------------------------ */
 /* Copying. */
 
 struct copy_run {
@@ -343,6 +419,15 @@ run_unref_locked (struct copy_run *run)
   if (ok) {
     d->sent += run->bytes;
     mirror.total_sent += run->bytes;
+    if (!mirror.ready_ms && track_all_copied (&d->track, &mirror.map)) {
+      bool all = true;
+      for (size_t i = 0; i < mirror.ndests; ++i)
+        if (dest_active_locked (mirror.dests[i]) &&
+            !track_all_copied (&mirror.dests[i]->track, &mirror.map))
+          all = false;
+      if (all)
+        mirror.ready_ms = clock_ms ();
+    }
   }
   else if (run->error && dest_active_locked (d))
     dest_fail_locked (d, "copy write at offset %" PRIu64 " failed: %s",
@@ -377,7 +462,7 @@ copy_free (void *p)
     if (!run->error)
       run->error = cmd->done ? cmd->error : ECONNRESET;
   }
-  free (cmd->buf);
+  buf_put (cmd->buf);
   free (cmd);
   run_unref_locked (run);
 }
@@ -392,7 +477,7 @@ submit_piece (struct copy_run *run, bool zero, void *buf, uint64_t len,
   int64_t r;
 
   if (!cmd) {
-    free (buf);
+    buf_put (buf);
     return -1;
   }
   cmd->run = run;
@@ -475,14 +560,14 @@ run_submit (struct copy_run *run)
       void *buf;
       if (len > mirror.cfg.request_size)
         len = mirror.cfg.request_size;
-      buf = malloc (len);
+      buf = buf_get (len);
       if (!buf) {
         ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
         run->failed = true;
         goto out;
       }
       if (mirror_ctx_pread (buf, (uint32_t) len, pos, &err) == -1) {
-        free (buf);
+        buf_put (buf);
         ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
         run->failed = true;
         dest_fail_locked (run->d, "source read at offset %" PRIu64
@@ -533,38 +618,45 @@ run_length (int64_t cand)
   return max;
 }
 
-/* Take and submit runs until the pipeline is full.  Called with
- * mirror.lock held; returns with it held. */
-static void
+/* Take and submit up to BATCH runs.  Called with mirror.lock held;
+ * returns with it held.  Returns true if the pipeline could take more
+ * (the caller then only peeks at the socket instead of sleeping, so
+ * bytes keep flowing while the pipeline fills). */
+#define FILL_BATCH 2
+
+static bool
 fill_pipeline_locked (struct conn *c)
 {
   struct dest *d = c->d;
+  unsigned batch = 0;
 
   while (!mirror.stopping && !mirror.paused && d->state == DEST_COPYING &&
          c->copies < mirror.cfg.max_inflight) {
+    if (batch++ == FILL_BATCH)
+      return true;
     int64_t cand = track_next_candidate (&d->track, &mirror.map);
     uint64_t max, first, n;
     struct copy_run *run;
 
     if (cand < 0) {
       c->idle = true;
-      return;
+      return false;
     }
     pthread_mutex_unlock (&mirror.lock);
     max = run_length (cand);
     run = malloc (sizeof *run + max * sizeof run->gens[0]);
     pthread_mutex_lock (&mirror.lock);
     if (!run)
-      return;
+      return false;
     if (mirror.stopping || mirror.paused || d->state != DEST_COPYING) {
       free (run);
-      return;
+      return false;
     }
     n = track_take (&d->track, &mirror.map, max, &first, run->gens);
     if (n == 0) {
       free (run);
       c->idle = true;
-      return;
+      return false;
     }
     c->idle = false;
     run->d = d;
@@ -582,6 +674,7 @@ fill_pipeline_locked (struct conn *c)
     run_submit (run);
     pthread_mutex_lock (&mirror.lock);
   }
+  return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -589,17 +682,11 @@ fill_pipeline_locked (struct conn *c)
 
 static void conn_loop (struct conn *c);
 static void *conn_main (void *arg);
+static int connect_pool (struct dest *d);
 
 static void
 conn_close (struct conn *c)
 {
-  struct conn_extra *x = &priv (c->d)->extra[c->index];
-
-  pthread_mutex_lock (&mirror.lock);
-  while (x->submitting > 0)
-    pthread_cond_wait (&mirror.cond, &mirror.lock);
-  x->closing = true;
-  pthread_mutex_unlock (&mirror.lock);
   if (c->nbd) {
     /* Runs the free callback of every command still in flight. */
     nbd_close (c->nbd);
@@ -656,8 +743,11 @@ conn_main (void *arg)
     }
     if (check_destination (d, c->nbd) == -1)
       goto out;
-    if (d->nconn > 1 && nbd_can_multi_conn (c->nbd) != 1)
+    d->multi_conn = nbd_can_multi_conn (c->nbd) == 1;
+    if (!d->multi_conn)
       d->nconn = 1;             /* Flushes would not cover other conns. */
+    if (connect_pool (d) == -1)
+      goto out;
     connect_others (d);
     pthread_mutex_lock (&mirror.lock);
     if (d->state == DEST_CONNECTING) {
@@ -687,7 +777,7 @@ conn_loop (struct conn *c)
     bool stop;
 
     pthread_mutex_lock (&mirror.lock);
-    fill_pipeline_locked (c);
+    bool more = fill_pipeline_locked (c);
     stop = mirror.stopping || !dest_active_locked (d);
     if (!stop && c->cmds > 0 && clock_ms () - c->progress_ms > timeout) {
       dest_fail_locked (d, "no reply for %d ms", timeout);
@@ -709,7 +799,7 @@ conn_loop (struct conn *c)
       fail_from_nbd (d, "connection lost");
       return;
     }
-    r = poll (pfd, 2, 1000);
+    r = poll (pfd, 2, more ? 0 : 1000);
     if (r < 0) {
       if (errno == EINTR)
         continue;
@@ -765,158 +855,196 @@ dest_join (struct dest *d)
 }
 
 /* ------------------------------------------------------------------ */
-/* Commands from other threads. */
+/* The guest pool: connections for guest writes, flushes and checks.
+ *
+ * A guest thread that mirrors a write takes a pool handle for itself,
+ * submits the write, does its local write, then waits for the reply by
+ * polling that handle in its own thread.  No other thread is involved,
+ * so a mirrored write costs the destination's round trip and nothing
+ * more.  The destination must allow multi-conn (or the pool has one
+ * handle) so that a flush on any handle covers writes on all of them.
+ */
 
-/* Pick a connection and mark a submission in progress.  NULL if the
- * destination cannot take commands. */
-static struct conn *
-begin_submit (struct dest *d, bool count_cmd)
+static int
+connect_pool (struct dest *d)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-  struct conn *c;
-  struct conn_extra *x;
+  struct dest_private *p = priv (d);
+  char err[512];
+  unsigned want = mirror.cfg.pool_size;
 
-  if (!dest_active_locked (d) || d->connected == 0)
-    return NULL;
-  c = &d->conn[d->rr++ % d->connected];
-  x = &priv (d)->extra[c->index];
-  if (x->closing || !c->nbd)
-    return NULL;
-  x->submitting++;
-  if (count_cmd && c->cmds++ == 0)
-    c->progress_ms = clock_ms ();
-  return c;
+  if (!d->multi_conn)
+    want = 1;
+  for (unsigned i = 0; i < want; ++i) {
+    struct conn tmp = { .d = d };
+    if (conn_connect (&tmp, err, sizeof err) == -1) {
+      if (i == 0) {
+        ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+        dest_fail_locked (d, "guest connection: %s", err);
+        return -1;
+      }
+      log_warn ("mirror: %s: %u guest connection(s) only: %s", d->uri, i,
+                err);
+      break;
+    }
+    p->pool[i].nbd = tmp.nbd;
+    ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+    p->npool = i + 1;
+  }
+  return 0;
 }
 
-static void
-end_submit (struct conn *c)
+struct pool_handle *
+dest_pool_get_locked (struct dest *d)
 {
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-  priv (c->d)->extra[c->index].submitting--;
-  pthread_cond_broadcast (&mirror.cond);
+  struct dest_private *p = priv (d);
+
+  /* Terminates: handles come back when their holders finish, which
+   * never needs a handle of ours. */
+  for (;;) {
+    if (!dest_active_locked (d) || p->npool == 0)
+      return NULL;
+    for (unsigned i = 0; i < p->npool; ++i)
+      if (!p->pool[i].busy && p->pool[i].nbd) {
+        p->pool[i].busy = true;
+        return &p->pool[i];
+      }
+    p->pool_waiters++;
+    pthread_cond_wait (&mirror.cond, &mirror.lock);
+    p->pool_waiters--;
+  }
 }
 
-static void
-wake_conn (struct conn *c)
+void
+dest_pool_put_locked (struct dest *d, struct pool_handle *h, bool broken)
 {
-  uint64_t one = 1;
+  struct dest_private *p = priv (d);
 
-  if (write (c->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-    log_debug ("wake: %m");
+  if (broken && h->nbd) {
+    /* Its state is unknown (a command may still be pending): retire
+     * it.  Closing a socket does not block. */
+    nbd_close (h->nbd);
+    h->nbd = NULL;
+  }
+  h->busy = false;
+  if (p->pool_waiters)
+    pthread_cond_broadcast (&mirror.cond);
 }
 
-int
-dest_submit_guest (struct dest *d, enum mirror_op op, const void *buf,
-                   uint32_t count, uint64_t offset, bool fua,
-                   nbd_completion_callback cb, struct conn **conn_r)
+int64_t
+dest_pool_submit (struct dest *d, struct pool_handle *h, enum mirror_op op,
+                  const void *buf, uint32_t count, uint64_t offset, bool fua,
+                  char *err, size_t errlen)
 {
-  struct conn *c = begin_submit (d, true);
   uint32_t flags = fua && d->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   int64_t r;
 
-  if (!c) {
-    cb.free (cb.user_data);
-    return -1;
+  switch (op) {
+  case MIRROR_OP_WRITE:
+    r = nbd_aio_pwrite (h->nbd, buf, count, offset, NBD_NULL_COMPLETION,
+                        flags);
+    break;
+  case MIRROR_OP_ZERO:
+    r = nbd_aio_zero (h->nbd, count, offset, NBD_NULL_COMPLETION, flags);
+    break;
+  default:
+    r = nbd_aio_flush (h->nbd, NBD_NULL_COMPLETION, 0);
   }
-  *conn_r = c;
-  if (op == MIRROR_OP_ZERO)
-    r = nbd_aio_zero (c->nbd, count, offset, cb, flags);
-  else
-    r = nbd_aio_pwrite (c->nbd, buf, count, offset, cb, flags);
-  end_submit (c);
-  wake_conn (c);
-  return r == -1 ? -1 : 0;
+  if (r == -1)
+    snprintf (err, errlen, "%s", nbd_get_error ());
+  return r;
 }
 
 int
-dest_submit_flush (struct dest *d, nbd_completion_callback cb,
-                   struct conn **conn_r)
+dest_pool_wait (struct pool_handle *h, int64_t cookie, int64_t deadline,
+                char *err, size_t errlen)
 {
-  struct conn *c = begin_submit (d, true);
-  int64_t r;
+  /* Terminates: each pass processes an event or the deadline nears. */
+  for (;;) {
+    int r = nbd_aio_command_completed (h->nbd, cookie);
+    int64_t left;
 
-  if (!c) {
-    cb.free (cb.user_data);
-    return -1;
+    if (r == 1)
+      return 0;
+    if (r == -1) {
+      snprintf (err, errlen, "%s", nbd_get_error ());
+      errno = nbd_get_errno () ? nbd_get_errno () : EIO;
+      return -1;
+    }
+    left = deadline - clock_ms ();
+    if (left <= 0) {
+      snprintf (err, errlen, "no reply for %d ms", mirror.cfg.dest_timeout_ms);
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    if (nbd_poll (h->nbd, left > 1000000 ? 1000000 : (int) left) == -1) {
+      snprintf (err, errlen, "%s", nbd_get_error ());
+      errno = nbd_get_errno () ? nbd_get_errno () : EIO;
+      return -1;
+    }
   }
-  *conn_r = c;
-  r = nbd_aio_flush (c->nbd, cb, 0);
-  end_submit (c);
-  wake_conn (c);
-  return r == -1 ? -1 : 0;
 }
 
-/* A synchronous command on a worker's handle, waited for on
- * mirror.cond so that the worker's timeout covers it. */
-struct sync_cmd {
-  bool done;                    /* Completion ran... */
-  int error;                    /* ...with this errno. */
-  bool freed;                   /* (mirror.lock) */
-  struct conn *c;
+/* Run one command on a pool handle of D and wait for it. */
+static int
+pool_run (struct dest *d, int64_t (*submit) (struct nbd_handle *, void *),
+          void *arg)
+{
+  struct pool_handle *h;
+  char err[512];
+  int64_t cookie;
+  int r, e;
+
+  pthread_mutex_lock (&mirror.lock);
+  h = dest_pool_get_locked (d);
+  pthread_mutex_unlock (&mirror.lock);
+  if (!h) {
+    errno = ENOTCONN;
+    return -1;
+  }
+  cookie = submit (h->nbd, arg);
+  if (cookie == -1) {
+    snprintf (err, sizeof err, "%s", nbd_get_error ());
+    e = nbd_get_errno () ? nbd_get_errno () : EIO;
+    r = -1;
+  }
+  else {
+    r = dest_pool_wait (h, cookie,
+                        clock_ms () + mirror.cfg.dest_timeout_ms,
+                        err, sizeof err);
+    e = errno;
+  }
+  pthread_mutex_lock (&mirror.lock);
+  dest_pool_put_locked (d, h, r == -1);
+  if (r == -1)
+    dest_fail_locked (d, "%s", err);
+  pthread_mutex_unlock (&mirror.lock);
+  errno = e;
+  return r;
+}
+
+struct pread_args {
+  void *buf;
+  uint32_t count;
+  uint64_t offset;
 };
 
-static int
-sync_cb (void *p, int *error)
+static int64_t
+submit_pread (struct nbd_handle *h, void *p)
 {
-  struct sync_cmd *s = p;
-
-  s->done = true;
-  s->error = *error;
-  return 1;
-}
-
-static void
-sync_free (void *p)
-{
-  struct sync_cmd *s = p;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-
-  s->c->cmds--;
-  s->c->progress_ms = clock_ms ();
-  s->freed = true;
-  pthread_cond_broadcast (&mirror.cond);
-}
-
-static int
-sync_wait (struct sync_cmd *s)
-{
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-
-  while (!s->freed)
-    pthread_cond_wait (&mirror.cond, &mirror.lock);
-  if (!s->done) {
-    errno = ECONNRESET;
-    return -1;
-  }
-  if (s->error) {
-    errno = s->error;
-    return -1;
-  }
-  return 0;
+  struct pread_args *a = p;
+  return nbd_aio_pread (h, a->buf, a->count, a->offset, NBD_NULL_COMPLETION,
+                        0);
 }
 
 int
 dest_pread (struct dest *d, void *buf, uint32_t count, uint64_t offset)
 {
-  struct sync_cmd s = { .c = begin_submit (d, true) };
-  int64_t r;
-
-  if (!s.c) {
-    errno = ENOTCONN;
-    return -1;
-  }
-  r = nbd_aio_pread (s.c->nbd, buf, count, offset,
-                     (nbd_completion_callback) { .callback = sync_cb,
-                                                 .user_data = &s,
-                                                 .free = sync_free }, 0);
-  end_submit (s.c);
-  wake_conn (s.c);
-  (void) r;                     /* sync_free ran if it failed. */
-  return sync_wait (&s);
+  struct pread_args a = { buf, count, offset };
+  return pool_run (d, submit_pread, &a);
 }
 
 struct zero_check {
-  uint64_t end, covered;
+  uint64_t start, end, covered;
   bool zero;
 };
 
@@ -939,11 +1067,25 @@ zero_extent_cb (void *p, const char *metacontext, uint64_t offset,
   return 0;
 }
 
+static int64_t
+submit_block_status (struct nbd_handle *h, void *p)
+{
+  struct zero_check *z = p;
+  uint64_t len = z->end - z->covered;
+
+  if (len > (UINT32_MAX & ~UINT64_C (4095)))
+    len = UINT32_MAX & ~UINT64_C (4095);
+  return nbd_aio_block_status (h, len, z->covered,
+                               (nbd_extent_callback) {
+                                 .callback = zero_extent_cb, .user_data = z },
+                               NBD_NULL_COMPLETION, 0);
+}
+
 int
 dest_is_zero (struct dest *d, uint64_t count, uint64_t offset, bool *zero_r)
 {
-  struct zero_check z = { .end = offset + count, .covered = offset,
-                          .zero = true };
+  struct zero_check z = { .start = offset, .end = offset + count,
+                          .covered = offset, .zero = true };
 
   *zero_r = false;
   if (!d->can_block_status)
@@ -951,25 +1093,7 @@ dest_is_zero (struct dest *d, uint64_t count, uint64_t offset, bool *zero_r)
   /* Terminates: each reply covers at least one byte or we stop. */
   while (z.zero && z.covered < z.end) {
     uint64_t before = z.covered;
-    uint64_t len = z.end - z.covered;
-    struct sync_cmd s = { .c = begin_submit (d, true) };
-
-    if (!s.c) {
-      errno = ENOTCONN;
-      return -1;
-    }
-    if (len > (UINT32_MAX & ~UINT64_C (4095)))
-      len = UINT32_MAX & ~UINT64_C (4095);
-    nbd_aio_block_status (s.c->nbd, len, z.covered,
-                          (nbd_extent_callback) { .callback = zero_extent_cb,
-                                                  .user_data = &z },
-                          (nbd_completion_callback) { .callback = sync_cb,
-                                                      .user_data = &s,
-                                                      .free = sync_free },
-                          0);
-    end_submit (s.c);
-    wake_conn (s.c);
-    if (sync_wait (&s) == -1)
+    if (pool_run (d, submit_block_status, &z) == -1)
       return -1;
     if (z.covered <= before)
       return 0;

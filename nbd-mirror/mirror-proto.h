@@ -20,6 +20,8 @@
  *   status    Reply fields: "state", "mode", "size", "chunk_size",
  *             "copied", "remaining", "dirtied", "inflight" (bytes),
  *             "copy_rate", "write_rate" (bytes/s), "elapsed" (s),
+ *             "ready_after" (s from start until every destination first
+ *             held every chunk; 0 before that),
  *             "guest_writes", "mirrored_writes" (counts), and
  *             "destinations": [{ "uri", "state", "copied",
  *             "remaining", "sent", "mirrored", "error" }].

@@ -163,13 +163,13 @@ mirror_ctx_extents (uint32_t count, uint64_t offset,
 /* ------------------------------------------------------------------ */
 /* Guest requests. */
 
-/* One outstanding command of a guest request on one destination. */
+/* A guest request's command on one destination. */
 struct req_slot {
-  struct mirror_req *r;
   struct dest *d;
-  struct conn *c;               /* Set by dest_submit_guest. */
-  bool done;                    /* The command completed... */
-  int error;                    /* ...with this errno (0: success). */
+  struct pool_handle *h;        /* Held from begin to end. */
+  int64_t cookie;               /* -1: not submitted. */
+  int error;                    /* 0, or why it failed... */
+  char why[256];                /* ...in words. */
 };
 
 struct mirror_req {
@@ -180,87 +180,98 @@ struct mirror_req {
   bool fua;
   void *bounce;                 /* Private copy of the guest data. */
   unsigned ntargets;
-  unsigned outstanding;         /* Commands whose free has not run. */
-  unsigned refs;                /* Owner + outstanding commands. */
   struct req_slot slot[MIRROR_MAX_DESTS];
 };
 
+/* Locked: choose a pool handle on every destination that needs R.
+ * ALL: every active destination (flush); otherwise the destinations
+ * holding a copied chunk of R's range (active mode). */
 static void
-req_unref_locked (struct mirror_req *r)
+req_pick_targets_locked (struct mirror_req *r, bool all)
 {
-  if (--r->refs == 0) {
-    free (r->bounce);
-    free (r);
+  for (size_t i = 0; i < mirror.ndests; ++i) {
+    struct dest *d = mirror.dests[i];
+    struct pool_handle *h;
+
+    if (!dest_active_locked (d) || d->state == DEST_CONNECTING)
+      continue;
+    if (all) {
+      if (!d->can_flush)
+        continue;
+    }
+    else if (!track_any_copied (&d->track, r->first, r->last))
+      continue;
+    else if (mirror.mode == MIRROR_MODE_BACKGROUND) {
+      track_dirty (&d->track, r->first, r->last);
+      dest_wake (d);
+      continue;
+    }
+    h = dest_pool_get_locked (d);
+    if (!h)
+      continue;
+    r->slot[r->ntargets] = (struct req_slot) { .d = d, .h = h, .cookie = -1 };
+    r->ntargets++;
+    d->pending++;
   }
 }
 
-static int
-slot_callback (void *p, int *error)
-{
-  struct req_slot *s = p;
-
-  /* Runs under libnbd's handle lock: touch only our own fields, which
-   * nobody reads until free has run (and mirror.lock taken there). */
-  s->done = true;
-  s->error = *error;
-  return 1;
-}
-
-static void
-slot_free (void *p)
-{
-  struct req_slot *s = p;
-  struct mirror_req *r = s->r;
-
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
-  if (s->c) {
-    s->c->cmds--;
-    s->c->progress_ms = clock_ms ();
-  }
-  r->outstanding--;
-  pthread_cond_broadcast (&mirror.cond);
-  req_unref_locked (r);
-}
-
-/* Send R to every target.  Called without mirror.lock. */
+/* Unlocked: send R to every target. */
 static void
 req_submit (struct mirror_req *r)
 {
   for (unsigned i = 0; i < r->ntargets; ++i) {
     struct req_slot *s = &r->slot[i];
-    nbd_completion_callback cb = {
-      .callback = slot_callback, .user_data = s, .free = slot_free,
-    };
-    if (r->op == MIRROR_OP_FLUSH)
-      dest_submit_flush (s->d, cb, &s->c);
-    else
-      dest_submit_guest (s->d, r->op, r->bounce, r->count, r->offset,
-                         r->fua, cb, &s->c);
+    s->cookie = dest_pool_submit (s->d, s->h, r->op, r->bounce, r->count,
+                                  r->offset, r->fua, s->why, sizeof s->why);
+    if (s->cookie == -1)
+      s->error = EIO;
   }
 }
 
-/* Wait for R's commands; fail the destinations that refused them. */
+/* Unlocked: wait for every target's reply (each is bounded by
+ * dest-timeout), and flush targets that cannot do FUA themselves. */
 static void
-req_wait_locked (struct mirror_req *r)
+req_wait (struct mirror_req *r)
 {
-  /* Terminates: a destination that stops answering is failed by its
-   * connection worker after dest-timeout, which closes the connection
-   * and so runs every outstanding free callback. */
-  while (r->outstanding > 0)
-    pthread_cond_wait (&mirror.cond, &mirror.lock);
+  int64_t deadline = clock_ms () + mirror.cfg.dest_timeout_ms;
 
   for (unsigned i = 0; i < r->ntargets; ++i) {
     struct req_slot *s = &r->slot[i];
-    if (!dest_active_locked (s->d))
+    if (s->cookie == -1)
       continue;
-    if (!s->done)
-      dest_fail_locked (s->d, "connection lost during a mirrored %s",
-                        r->op == MIRROR_OP_FLUSH ? "flush" : "write");
-    else if (s->error)
-      dest_fail_locked (s->d, "mirrored %s at offset %" PRIu64 " failed: %s",
-                        r->op == MIRROR_OP_FLUSH ? "flush"
-                        : r->op == MIRROR_OP_ZERO ? "zero" : "write",
-                        r->offset, strerror (s->error));
+    if (dest_pool_wait (s->h, s->cookie, deadline, s->why,
+                        sizeof s->why) == -1) {
+      s->error = errno ? errno : EIO;
+      continue;
+    }
+    if (r->fua && r->op != MIRROR_OP_FLUSH && !s->d->can_fua &&
+        s->d->can_flush) {
+      int64_t c = dest_pool_submit (s->d, s->h, MIRROR_OP_FLUSH, NULL, 0, 0,
+                                    false, s->why, sizeof s->why);
+      if (c == -1 || dest_pool_wait (s->h, c, deadline, s->why,
+                                     sizeof s->why) == -1)
+        s->error = EIO;
+    }
+  }
+}
+
+/* Locked: give the handles back and fail the destinations that did not
+ * take R. */
+static void
+req_finish_locked (struct mirror_req *r)
+{
+  static const char *const what[] = {
+    [MIRROR_OP_WRITE] = "write", [MIRROR_OP_ZERO] = "zero",
+    [MIRROR_OP_FLUSH] = "flush",
+  };
+
+  for (unsigned i = 0; i < r->ntargets; ++i) {
+    struct req_slot *s = &r->slot[i];
+    dest_pool_put_locked (s->d, s->h, s->error != 0);
+    s->d->pending--;
+    if (s->error)
+      dest_fail_locked (s->d, "mirrored %s at offset %" PRIu64 ": %s",
+                        what[r->op], r->offset, s->why);
     else if (r->op != MIRROR_OP_FLUSH)
       s->d->mirrored += r->count;
   }
@@ -286,7 +297,6 @@ mirror_write_begin (enum mirror_op op, const void *buf, uint32_t count,
   r->offset = offset;
   r->count = count;
   r->fua = (flags & NBDKIT_FLAG_FUA) != 0;
-  r->refs = 1;
 
   pthread_mutex_lock (&mirror.lock);
   if (!session_running_locked () || !mirror.allocated || count == 0) {
@@ -303,51 +313,30 @@ mirror_write_begin (enum mirror_op op, const void *buf, uint32_t count,
   mirror.guest_inflight++;
   mirror.guest_writes++;
   mirror.guest_bytes += count;
-
-  for (size_t i = 0; i < mirror.ndests; ++i) {
-    struct dest *d = mirror.dests[i];
-    if (!dest_active_locked (d) || d->state == DEST_CONNECTING)
-      continue;
-    if (!track_any_copied (&d->track, r->first, r->last))
-      continue;
-    if (mirror.mode == MIRROR_MODE_BACKGROUND) {
-      track_dirty (&d->track, r->first, r->last);
-      dest_wake (d);
-      continue;
-    }
-    r->slot[r->ntargets].r = r;
-    r->slot[r->ntargets].d = d;
-    r->ntargets++;
-    d->pending++;
-  }
-  r->outstanding = r->ntargets;
-  r->refs += r->ntargets;
+  req_pick_targets_locked (r, false);
   pthread_mutex_unlock (&mirror.lock);
 
-  if (r->ntargets > 0) {
-    if (op == MIRROR_OP_WRITE) {
-      /* The destinations get a private copy: the caller's buffer is
-       * only promised to us for the length of the call. */
-      r->bounce = malloc (count);
-      if (r->bounce)
-        memcpy (r->bounce, buf, count);
-      else {
-        /* Without memory we cannot mirror; let the copier redo it. */
-        pthread_mutex_lock (&mirror.lock);
-        for (unsigned i = 0; i < r->ntargets; ++i) {
-          track_dirty (&r->slot[i].d->track, r->first, r->last);
-          r->slot[i].d->pending--;
-          dest_wake (r->slot[i].d);
-        }
-        r->refs -= r->ntargets;
-        r->outstanding = r->ntargets = 0;
-        pthread_mutex_unlock (&mirror.lock);
-        *r_out = r;
-        return 0;
+  if (r->ntargets > 0 && op == MIRROR_OP_WRITE) {
+    /* The destinations get a private copy: the caller's buffer is only
+     * promised to us for the length of the call. */
+    r->bounce = malloc (count);
+    if (!r->bounce) {
+      /* Without memory we cannot mirror; the copier redoes the range. */
+      pthread_mutex_lock (&mirror.lock);
+      for (unsigned i = 0; i < r->ntargets; ++i) {
+        track_dirty (&r->slot[i].d->track, r->first, r->last);
+        dest_pool_put_locked (r->slot[i].d, r->slot[i].h, false);
+        r->slot[i].d->pending--;
+        dest_wake (r->slot[i].d);
       }
+      r->ntargets = 0;
+      pthread_mutex_unlock (&mirror.lock);
+      *r_out = r;
+      return 0;
     }
-    req_submit (r);
+    memcpy (r->bounce, buf, count);
   }
+  req_submit (r);
   *r_out = r;
   return 0;
 }
@@ -357,23 +346,10 @@ mirror_write_end (struct mirror_req *r, bool exact)
 {
   if (!r)
     return;
-  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
+  req_wait (r);
 
-  req_wait_locked (r);
-
-  /* FUA on a destination without native FUA: flush it now. */
-  if (r->fua && exact) {
-    bool need = false;
-    for (unsigned i = 0; i < r->ntargets; ++i)
-      if (dest_active_locked (r->slot[i].d) && !r->slot[i].d->can_fua)
-        need = true;
-    if (need) {
-      pthread_mutex_unlock (&mirror.lock);
-      mirror_flush ();
-      pthread_mutex_lock (&mirror.lock);
-    }
-  }
-
+  pthread_mutex_lock (&mirror.lock);
+  req_finish_locked (r);
   if (!exact) {
     /* The local disk may not hold what the destinations got: copy the
      * range again from the source. */
@@ -383,8 +359,6 @@ mirror_write_end (struct mirror_req *r, bool exact)
         dest_wake (mirror.dests[i]);
       }
   }
-  for (unsigned i = 0; i < r->ntargets; ++i)
-    r->slot[i].d->pending--;
   if (r->ntargets)
     mirror.mirrored_writes++;
   chunkmap_write_end (&mirror.map, r->first, r->last);
@@ -396,7 +370,9 @@ mirror_write_end (struct mirror_req *r, bool exact)
       dest_wake (mirror.dests[i]);
   pthread_cond_broadcast (&mirror.cond);
   mirror_check_session_locked ();
-  req_unref_locked (r);
+  pthread_mutex_unlock (&mirror.lock);
+  free (r->bounce);
+  free (r);
 }
 
 void
@@ -410,7 +386,6 @@ mirror_flush (void)
   if (!r)
     return;
   r->op = MIRROR_OP_FLUSH;
-  r->refs = 1;
 
   pthread_mutex_lock (&mirror.lock);
   if (!session_running_locked () || !mirror.allocated) {
@@ -419,31 +394,19 @@ mirror_flush (void)
     return;
   }
   mirror.guest_inflight++;
-  for (size_t i = 0; i < mirror.ndests; ++i) {
-    struct dest *d = mirror.dests[i];
-    if (!dest_active_locked (d) || d->state == DEST_CONNECTING ||
-        !d->can_flush)
-      continue;
-    r->slot[r->ntargets].r = r;
-    r->slot[r->ntargets].d = d;
-    r->ntargets++;
-    d->pending++;
-  }
-  r->outstanding = r->ntargets;
-  r->refs += r->ntargets;
+  req_pick_targets_locked (r, true);
   pthread_mutex_unlock (&mirror.lock);
 
   req_submit (r);
+  req_wait (r);
 
   pthread_mutex_lock (&mirror.lock);
-  req_wait_locked (r);
-  for (unsigned i = 0; i < r->ntargets; ++i)
-    r->slot[i].d->pending--;
+  req_finish_locked (r);
   mirror.guest_inflight--;
   pthread_cond_broadcast (&mirror.cond);
   mirror_check_session_locked ();
-  req_unref_locked (r);
   pthread_mutex_unlock (&mirror.lock);
+  free (r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -519,6 +482,7 @@ mirror_reap (void)
     mirror.dests[i] = NULL;
   }
   mirror.ndests = 0;
+  dest_pool_trim ();
   chunkmap_free (&mirror.map);
   mirror.allocated = false;
   mirror.stopping = false;
@@ -598,6 +562,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   mirror.paused = false;
   mirror.stopping = false;
   mirror.started_ms = clock_ms ();
+  mirror.ready_ms = 0;
   mirror.guest_writes = mirror.guest_bytes = mirror.mirrored_writes = 0;
   mirror.total_sent = 0;
   mirror.copy_rate = mirror.write_rate = 0;

@@ -66,7 +66,8 @@ struct mirror_config {
   uint32_t chunk_size;
   uint32_t request_size;        /* Largest copy write. */
   unsigned max_inflight;        /* Copy requests in flight per connection. */
-  unsigned connections;         /* NBD connections per destination. */
+  unsigned connections;         /* Copy connections per destination. */
+  unsigned pool_size;           /* Guest connections per destination. */
   const char *tls_psk;          /* PSK file for nbds:// destinations. */
   int dest_timeout_ms;          /* A destination request older fails it. */
 };
@@ -95,7 +96,7 @@ struct dest {
   struct chunk_track track;     /* mirror.lock */
   unsigned nconn;
   struct conn conn[MIRROR_MAX_CONNS];
-  bool can_fua, can_zero, can_flush, can_block_status;
+  bool can_fua, can_zero, can_flush, can_block_status, multi_conn;
   uint64_t sent;                /* Bytes the copier wrote (mirror.lock). */
   uint64_t mirrored;            /* Guest bytes mirrored (mirror.lock). */
   unsigned pending;             /* Guest commands outstanding (mirror.lock). */
@@ -125,6 +126,8 @@ struct mirror {
   struct dest *dests[MIRROR_MAX_DESTS];
   size_t ndests;
   int64_t started_ms;
+  int64_t ready_ms;             /* When every destination first held
+                                   every chunk, or 0. */
   bool allocated;               /* map and dests exist. */
   bool reaping;                 /* session_reap running. */
   unsigned guest_inflight;      /* Requests between begin and end. */
@@ -191,21 +194,28 @@ extern void dest_wake (struct dest *d);
 extern void dest_fail_locked (struct dest *d, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 extern bool dest_active_locked (const struct dest *d);
-/* Submit a guest write/zero/flush on one of D's connections, storing
- * the connection used in *conn_r before the command can complete.
- * CB's free function is always called exactly once. */
-extern int dest_submit_guest (struct dest *d, enum mirror_op op,
-                              const void *buf, uint32_t count,
-                              uint64_t offset, bool fua,
-                              nbd_completion_callback cb,
-                              struct conn **conn_r);
-extern int dest_submit_flush (struct dest *d, nbd_completion_callback cb,
-                              struct conn **conn_r);
+/* The guest pool (dest.c): a handle for one thread's exclusive use. */
+struct pool_handle;
+/* Locked; may wait for a free handle.  NULL if D cannot take commands. */
+extern struct pool_handle *dest_pool_get_locked (struct dest *d);
+/* Locked.  BROKEN: the handle's state is unknown; it is closed. */
+extern void dest_pool_put_locked (struct dest *d, struct pool_handle *h,
+                                  bool broken);
+/* Unlocked: submit a write, zero or flush; the cookie, or -1 (err). */
+extern int64_t dest_pool_submit (struct dest *d, struct pool_handle *h,
+                                 enum mirror_op op, const void *buf,
+                                 uint32_t count, uint64_t offset, bool fua,
+                                 char *err, size_t errlen);
+/* Unlocked: drive H until COOKIE completes or DEADLINE (ms) passes. */
+extern int dest_pool_wait (struct pool_handle *h, int64_t cookie,
+                           int64_t deadline, char *err, size_t errlen);
 extern int dest_pread (struct dest *d, void *buf, uint32_t count,
                        uint64_t offset);
 extern int dest_is_zero (struct dest *d, uint64_t count, uint64_t offset,
                          bool *zero_r);
 extern void dest_join (struct dest *d);
+/* Free the cached copy buffers (between sessions). */
+extern void dest_pool_trim (void);
 
 /* Verification (verify.c). */
 extern int mirror_verify (uint64_t *verified_r, char *err, size_t errlen);

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# bench/mirror.sh: the mirror filter against its anchors, in one run.
+#
+# 1. Copy throughput: a 2 GiB image (1 GiB of data, 1 GiB of holes) to an
+#    'nbdkit file' destination over a unix socket, by handoff's mirror,
+#    by nbdcopy and by QEMU's blockdev-mirror.  Goals: >= 1.0x nbdcopy,
+#    >= 1.2x QEMU's mirror.
+# 2. Guest 4k random-write IOPS (fio, nbd engine): through the filter
+#    with no mirror vs plain 'nbdkit file' (goal >= 0.95x), and with an
+#    active mirror that sends every write to a destination (>= 0.7x).
+#
+# Each measurement runs ROUNDS times, interleaved; medians are compared.
+# Files are written once before timing so page-cache allocation does not
+# count (see MACHINE-NOTES).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+export O=${O:-build}
+source "$top/tests/functions.sh"
+set +e
+set -e
+ROUNDS=${ROUNDS:-3}
+FIO_TIME=${FIO_TIME:-8}
+make_tmpdir
+
+median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio () { echo "scale=3; $1 / $2" | bc; }
+
+size=$((2 << 30))
+echo "preparing a 2 GiB source (1 GiB data, 1 GiB holes)"
+truncate -s $size "$tmp/src.img"
+for i in 0 2 4 6; do
+  dd if=/dev/urandom of="$tmp/src.img" bs=1M count=256 seek=$((i * 256)) \
+     conv=notrunc status=none
+done
+# The destination file: full size, pages already in memory.
+dd if=/dev/zero of="$tmp/dst.img" bs=1M count=2048 status=none
+
+start_nbdkit "$tmp/dst.sock" file "$tmp/dst.img"
+start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+  control="$tmp/ctl.sock"
+dst_uri="nbd+unix:///?socket=$tmp/dst.sock"
+
+refill () {
+  # Put data back everywhere (holes freed the pages) without timing it.
+  nbdcopy --synchronous "$tmp/src.img" "$dst_uri" >/dev/null 2>&1 || true
+  dd if=/dev/zero of="$tmp/dst.img" bs=1M count=2048 conv=notrunc status=none
+}
+
+ours=() nbdc=() qemu=()
+for r in $(seq "$ROUNDS"); do
+  refill
+  t0=$(date +%s.%N)
+  handoff mirror start "$tmp/ctl.sock" --to "$dst_uri" >/dev/null
+  handoff mirror complete "$tmp/ctl.sock" >/dev/null
+  ours+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+  cmp -s "$tmp/src.img" "$tmp/dst.img" || { echo "mirror copy differs"; exit 1; }
+
+  refill
+  t0=$(date +%s.%N)
+  nbdcopy "$tmp/src.img" "$dst_uri"
+  nbdc+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+
+  refill
+  qemu+=("$("$top/bench/qemu-mirror.py" "$tmp/src.img" "$tmp/dst.sock")")
+  echo "round $r: handoff ${ours[-1]}s  nbdcopy ${nbdc[-1]}s  qemu-mirror ${qemu[-1]}s"
+done
+o=$(printf '%s\n' "${ours[@]}" | median)
+n=$(printf '%s\n' "${nbdc[@]}" | median)
+q=$(printf '%s\n' "${qemu[@]}" | median)
+gb () { echo "scale=2; 2.0 / $1" | bc; }
+echo
+echo "copy 2 GiB (half holes), median of $ROUNDS:"
+printf '  handoff mirror   %6.2fs  %s GiB/s\n' "$o" "$(gb "$o")"
+printf '  nbdcopy          %6.2fs  %s GiB/s\n' "$n" "$(gb "$n")"
+printf '  QEMU mirror      %6.2fs  %s GiB/s\n' "$q" "$(gb "$q")"
+echo "  ratio vs nbdcopy:     $(ratio "$n" "$o")x (goal >= 1.0)"
+echo "  ratio vs QEMU mirror: $(ratio "$q" "$o")x (goal >= 1.2)"
+
+echo
+echo "guest 4k random writes (fio nbd engine, iodepth 16, ${FIO_TIME}s):"
+kill_pidfile "$tmp/src.sock.pid"
+rm -f "$tmp/src.sock"
+truncate -s 1G "$tmp/g.img"
+dd if=/dev/urandom of="$tmp/g.img" bs=1M count=1024 conv=notrunc status=none
+start_nbdkit "$tmp/plain.sock" file "$tmp/g.img"
+start_nbdkit "$tmp/f.sock" --filter="$HANDOFF_FILTER" file "$tmp/g.img" \
+  control="$tmp/gctl.sock"
+rm -f "$tmp/gdst.img"
+dd if=/dev/zero of="$tmp/gdst.img" bs=1M count=1024 status=none
+start_nbdkit "$tmp/gdst.sock" file "$tmp/gdst.img"
+
+iops () {
+  fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" \
+      --rw=randwrite --bs=4k --size=1g --iodepth=16 --time_based \
+      --runtime="$FIO_TIME" --invalidate=0 --output-format=json 2>/dev/null |
+    sed -n '/^{/,$p' | jq '.jobs[0].write.iops'
+}
+plain=() idle=() active=()
+for r in $(seq "$ROUNDS"); do
+  plain+=("$(iops "$tmp/plain.sock")")
+  idle+=("$(iops "$tmp/f.sock")")
+  handoff mirror start "$tmp/gctl.sock" --to "nbd+unix:///?socket=$tmp/gdst.sock" >/dev/null
+  wait_for 60 "mirror ready" bash -c \
+    "handoff mirror status --json '$tmp/gctl.sock' | jq -e '.state == \"ready\"'"
+  active+=("$(iops "$tmp/f.sock")")
+  handoff mirror complete "$tmp/gctl.sock" >/dev/null
+  echo "round $r: plain ${plain[-1]}  filter idle ${idle[-1]}  filter mirroring ${active[-1]}"
+done
+p=$(printf '%s\n' "${plain[@]}" | median)
+i=$(printf '%s\n' "${idle[@]}" | median)
+a=$(printf '%s\n' "${active[@]}" | median)
+printf '  plain nbdkit file     %8.0f IOPS\n' "$p"
+printf '  filter, no mirror     %8.0f IOPS  %sx (goal >= 0.95)\n' "$i" "$(ratio "$i" "$p")"
+printf '  filter, mirroring     %8.0f IOPS  %sx (goal >= 0.7)\n' "$a" "$(ratio "$a" "$p")"
