@@ -14,6 +14,13 @@ pages=(
   "nbdkit-handoff-mirror-filter:"
 )
 
+# The filter's parameters (key=) from nbdkit's help.
+filter_keys ()
+{
+  nbdkit --filter="$HANDOFF_FILTER" null --help 2>/dev/null |
+    sed -n '/^control=/,/^$/p' | grep -oE '^[a-z-]+=' | sort -u
+}
+
 checked=0
 for entry in "${pages[@]}"; do
   page=${entry%%:*}
@@ -22,14 +29,15 @@ for entry in "${pages[@]}"; do
   prog=${cmds%% *}
   if [ ! -f "$pod" ]; then
     # A program without a page is an error once the program exists.
-    if [ -n "$prog" ] && command -v "$prog" >/dev/null; then
+    if [ -n "$prog" ] && command -v "$prog" >/dev/null 2>&1; then
       fail "$prog is built but docs/$page.pod is missing"
     fi
     continue
   fi
   podchecker "$pod" >/dev/null 2>&1 || { podchecker "$pod"; fail "$pod"; }
-  for sec in NAME SYNOPSIS DESCRIPTION OPTIONS EXIT\ STATUS EXAMPLES SEE\ ALSO; do
-    grep -q "^=head1 $sec" "$pod" || fail "$pod has no $sec section"
+  for sec in NAME SYNOPSIS DESCRIPTION 'OPTIONS|PARAMETERS' EXIT\ STATUS \
+             EXAMPLES SEE\ ALSO; do
+    grep -qE "^=head1 ($sec)" "$pod" || fail "$pod has no $sec section"
   done
   IFS='|' read -r -a list <<< "$cmds"
   for cmd in "${list[@]}"; do
@@ -42,5 +50,14 @@ for entry in "${pages[@]}"; do
     done
   done
 done
+if [ -f "$HANDOFF_FILTER" ]; then
+  keys=$(filter_keys)
+  [ -n "$keys" ] || fail "no filter parameters found"
+  for k in $keys; do
+    grep -q "B<$k>" "$top/docs/nbdkit-handoff-mirror-filter.pod" ||
+      fail "nbdkit-handoff-mirror-filter.pod does not document $k"
+    checked=$((checked + 1))
+  done
+fi
 [ $checked -gt 0 ] || fail "no options checked"
 echo "$0: checked $checked options"
