@@ -21,32 +21,23 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-
 #include "channel.h"
 #include "cleanup.h"
 #include "frame.h"
 #include "log.h"
 #include "psk.h"
 #include "sockets.h"
+#include "tls.h"
 #include "uri.h"
-
-/* Key exchange by PSK only, with (EC)DHE for forward secrecy. */
-#define CHAN_TLS_PRIORITY \
-  "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-KX-ALL:+ECDHE-PSK:+DHE-PSK"
 
 struct channel {
   int fd;
-  gnutls_session_t tls;                     /* NULL if plain. */
-  gnutls_psk_client_credentials_t ccred;    /* Client side, owned. */
-  gnutls_psk_server_credentials_t scred;    /* Server side, owned. */
-  struct psk_table psk;                     /* Server side keys, owned. */
+  struct tls_session *tls;      /* NULL if plain. */
   bool server;
   int timeout_ms;
   uint32_t max_recv;            /* Largest frame we accept. */
   uint32_t max_send;            /* Largest frame the peer accepts. */
   uint16_t version;             /* Negotiated service version. */
-  char *identity;               /* Peer's PSK identity, or NULL. */
   char peer[160];               /* For messages. */
   volatile bool broken;
   pthread_mutex_t send_lock;
@@ -78,108 +69,27 @@ mark_broken (struct channel *c)
   shutdown (c->fd, SHUT_RDWR);
 }
 
-/* GnuTLS transport: MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE. */
-static ssize_t
-tls_push (gnutls_transport_ptr_t p, const void *buf, size_t len)
-{
-  struct channel *c = p;
-  ssize_t r = send (c->fd, buf, len, MSG_NOSIGNAL);
-
-  if (r == -1)
-    gnutls_transport_set_errno (c->tls, errno);
-  return r;
-}
-
-static ssize_t
-tls_pull (gnutls_transport_ptr_t p, void *buf, size_t len)
-{
-  struct channel *c = p;
-  ssize_t r = recv (c->fd, buf, len, 0);
-
-  if (r == -1)
-    gnutls_transport_set_errno (c->tls, errno);
-  return r;
-}
-
 /* Read up to N bytes.  Returns >0, 0 on end of stream, -1 on error. */
 static ssize_t
 io_read (struct channel *c, void *buf, size_t n, int64_t deadline)
 {
-  for (;;) {
-    if (c->broken) {
-      errno = EPIPE;
-      return -1;
-    }
-    if (c->tls) {
-      ssize_t r = gnutls_record_recv (c->tls, buf, n);
-      if (r >= 0)
-        return r;
-      if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-        if (sock_wait (c->fd, POLLIN, deadline) == -1)
-          return -1;
-        continue;
-      }
-      if (r == GNUTLS_E_PREMATURE_TERMINATION)
-        return 0;
-      log_debug ("%s: TLS receive: %s", c->peer, gnutls_strerror ((int) r));
-      errno = ECONNRESET;
-      return -1;
-    }
-    ssize_t r = recv (c->fd, buf, n, 0);
-    if (r >= 0)
-      return r;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if (sock_wait (c->fd, POLLIN, deadline) == -1)
-        return -1;
-      continue;
-    }
-    if (errno != EINTR)
-      return -1;
+  if (c->broken) {
+    errno = EPIPE;
+    return -1;
   }
+  return c->tls ? tls_read (c->tls, buf, n, deadline)
+    : sock_read (c->fd, buf, n, deadline);
 }
 
 static int
 io_write_all (struct channel *c, const void *buf, size_t n, int64_t deadline)
 {
-  const char *p = buf;
-
-  while (n > 0) {
-    ssize_t r;
-
-    if (c->broken) {
-      errno = EPIPE;
-      return -1;
-    }
-    if (c->tls) {
-      r = gnutls_record_send (c->tls, p, n);
-      if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-        if (sock_wait (c->fd, POLLOUT, deadline) == -1)
-          return -1;
-        continue;
-      }
-      if (r < 0) {
-        log_debug ("%s: TLS send: %s", c->peer, gnutls_strerror ((int) r));
-        errno = EPIPE;
-        return -1;
-      }
-    }
-    else {
-      r = send (c->fd, p, n, MSG_NOSIGNAL);
-      if (r == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          if (sock_wait (c->fd, POLLOUT, deadline) == -1)
-            return -1;
-          continue;
-        }
-        if (errno == EINTR)
-          continue;
-        return -1;
-      }
-    }
-    p += r;
-    n -= (size_t) r;
+  if (c->broken) {
+    errno = EPIPE;
+    return -1;
   }
-  return 0;
+  return c->tls ? tls_write_all (c->tls, buf, n, deadline)
+    : sock_write_all (c->fd, buf, n, deadline);
 }
 
 static int
@@ -340,125 +250,6 @@ chan_recv_json (struct channel *c, int timeout_ms, bool *eof_r)
   return j;
 }
 
-/* PSK lookup for the server side: keys come from the channel's table. */
-static int
-server_psk_cb (gnutls_session_t session, const char *username,
-               gnutls_datum_t *key)
-{
-  struct channel *c = gnutls_session_get_ptr (session);
-  const struct psk_entry *e = psk_lookup (&c->psk, username);
-
-  if (!e) {
-    log_error ("%s: TLS: unknown PSK identity '%s'", c->peer, username);
-    return -1;
-  }
-  key->data = gnutls_malloc (e->key_len);
-  if (!key->data)
-    return -1;
-  memcpy (key->data, e->key, e->key_len);
-  key->size = (unsigned) e->key_len;
-  return 0;
-}
-
-static int
-tls_setup (struct channel *c, const struct chan_config *cfg)
-{
-  char err[512];
-  int r;
-
-  if (psk_load (cfg->psk_file, &c->psk, err, sizeof err) == -1) {
-    log_error ("%s", err);
-    return -1;
-  }
-  r = gnutls_init (&c->tls, (c->server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-                   GNUTLS_NONBLOCK);
-  if (r < 0)
-    goto tls_error;
-  gnutls_session_set_ptr (c->tls, c);
-  r = gnutls_priority_set_direct (c->tls, CHAN_TLS_PRIORITY, NULL);
-  if (r < 0)
-    goto tls_error;
-
-  if (c->server) {
-    r = gnutls_psk_allocate_server_credentials (&c->scred);
-    if (r < 0)
-      goto tls_error;
-    gnutls_psk_set_server_credentials_function (c->scred, server_psk_cb);
-    r = gnutls_credentials_set (c->tls, GNUTLS_CRD_PSK, c->scred);
-  }
-  else {
-    const struct psk_entry *e = psk_lookup (&c->psk, cfg->psk_identity);
-    gnutls_datum_t key;
-
-    if (!e) {
-      log_error ("%s: no key for identity '%s'", cfg->psk_file,
-                 cfg->psk_identity);
-      errno = ENOENT;
-      return -1;
-    }
-    key.data = e->key;
-    key.size = (unsigned) e->key_len;
-    r = gnutls_psk_allocate_client_credentials (&c->ccred);
-    if (r < 0)
-      goto tls_error;
-    r = gnutls_psk_set_client_credentials (c->ccred, e->identity, &key,
-                                           GNUTLS_PSK_KEY_RAW);
-    if (r < 0)
-      goto tls_error;
-    r = gnutls_credentials_set (c->tls, GNUTLS_CRD_PSK, c->ccred);
-  }
-  if (r < 0)
-    goto tls_error;
-  gnutls_transport_set_ptr (c->tls, c);
-  gnutls_transport_set_push_function (c->tls, tls_push);
-  gnutls_transport_set_pull_function (c->tls, tls_pull);
-  return 0;
-
- tls_error:
-  log_error ("%s: TLS setup: %s", c->peer, gnutls_strerror (r));
-  errno = EPROTO;
-  return -1;
-}
-
-static int
-tls_handshake (struct channel *c, int64_t deadline)
-{
-  int r;
-
-  /* Terminates: each pass makes progress or waits against the deadline. */
-  while ((r = gnutls_handshake (c->tls)) < 0) {
-    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-      short ev = gnutls_record_get_direction (c->tls) ? POLLOUT : POLLIN;
-      if (sock_wait (c->fd, ev, deadline) == -1) {
-        log_error ("%s: TLS handshake: %s", c->peer,
-                   errno == ETIMEDOUT ? "timed out" : strerror (errno));
-        return -1;
-      }
-      continue;
-    }
-    if (gnutls_error_is_fatal (r)) {
-      log_error ("%s: TLS handshake failed: %s%s", c->peer,
-                 gnutls_strerror (r),
-                 r == GNUTLS_E_DECRYPTION_FAILED ||
-                 r == GNUTLS_E_KEYFILE_ERROR ||
-                 r == GNUTLS_E_FATAL_ALERT_RECEIVED ||
-                 r == GNUTLS_E_ERROR_IN_FINISHED_PACKET
-                 ? " (wrong pre-shared key?)" : "");
-      errno = EACCES;
-      return -1;
-    }
-  }
-  if (c->server) {
-    const char *u = gnutls_psk_server_get_username (c->tls);
-    if (u) {
-      c->identity = strdup (u);
-      if (!c->identity)
-        return -1;
-    }
-  }
-  return 0;
-}
-
 static int
 hello_exchange (struct channel *c, const struct chan_config *cfg,
                 int64_t deadline)
@@ -532,17 +323,10 @@ chan_free (struct channel *c)
 {
   if (!c)
     return;
-  if (c->tls)
-    gnutls_deinit (c->tls);
-  if (c->ccred)
-    gnutls_psk_free_client_credentials (c->ccred);
-  if (c->scred)
-    gnutls_psk_free_server_credentials (c->scred);
-  psk_table_free (&c->psk);
+  tls_free (c->tls);
   frame_reader_reset (&c->rd);
   if (c->fd >= 0)
     close (c->fd);
-  free (c->identity);
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->recv_lock);
   free (c);
@@ -575,15 +359,16 @@ handshake (int fd, bool server, const struct chan_config *cfg,
   if (sock_set_nonblock (fd, 1) == -1)
     goto error;
   if (cfg->psk_file) {
-    if (tls_setup (c, cfg) == -1 || tls_handshake (c, deadline) == -1)
+    c->tls = tls_new (fd, server, cfg->psk_file, cfg->psk_identity, c->peer);
+    if (!c->tls || tls_handshake (c->tls, deadline) == -1)
       goto error;
   }
   if (hello_exchange (c, cfg, deadline) == -1)
     goto error;
   log_debug ("%s: channel up (service %d v%u, %s%s%s)", c->peer,
              cfg->service, c->version, c->tls ? "TLS-PSK" : "plain",
-             c->identity ? ", identity " : "",
-             c->identity ? c->identity : "");
+             chan_peer_identity (c) ? ", identity " : "",
+             chan_peer_identity (c) ? chan_peer_identity (c) : "");
   return c;
 
  error:
@@ -804,7 +589,7 @@ chan_version (const struct channel *c)
 const char *
 chan_peer_identity (const struct channel *c)
 {
-  return c->identity;
+  return c->tls ? tls_peer_identity (c->tls) : NULL;
 }
 
 const char *
@@ -842,9 +627,7 @@ chan_close (struct channel *c)
 {
   if (!c)
     return;
-  if (c->tls && !c->broken) {
-    /* Best effort close_notify; never wait for the peer. */
-    gnutls_bye (c->tls, GNUTLS_SHUT_WR);
-  }
+  if (c->tls && !c->broken)
+    tls_bye (c->tls);       /* Best effort close_notify; never waits. */
   chan_free (c);
 }

@@ -330,3 +330,43 @@ sock_peer_name (int fd, char *buf, size_t len)
   }
   return 0;
 }
+
+ssize_t
+sock_read (int fd, void *buf, size_t n, int64_t deadline)
+{
+  for (;;) {
+    ssize_t r = recv (fd, buf, n, 0);
+    if (r >= 0)
+      return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (sock_wait (fd, POLLIN, deadline) == -1)
+        return -1;
+      continue;
+    }
+    if (errno != EINTR)
+      return -1;
+  }
+}
+
+int
+sock_write_all (int fd, const void *buf, size_t n, int64_t deadline)
+{
+  const char *p = buf;
+
+  while (n > 0) {
+    ssize_t r = send (fd, p, n, MSG_NOSIGNAL);
+    if (r == -1) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (sock_wait (fd, POLLOUT, deadline) == -1)
+          return -1;
+        continue;
+      }
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    p += r;
+    n -= (size_t) r;
+  }
+  return 0;
+}

@@ -33,4 +33,10 @@ extern int64_t deadline_after (int timeout_ms);
 
 extern int sock_set_nonblock (int fd, int on);
 
+/* Plain I/O on a non-blocking socket, waiting up to DEADLINE.
+ * sock_read: >0 bytes, 0 at end of stream, -1 on error. */
+extern ssize_t sock_read (int fd, void *buf, size_t n, int64_t deadline);
+extern int sock_write_all (int fd, const void *buf, size_t n,
+                           int64_t deadline);
+
 #endif /* HANDOFF_SOCKETS_H */

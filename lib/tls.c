@@ -1,0 +1,256 @@
+/* handoff: TLS-PSK sessions on non-blocking sockets.  See tls.h. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <gnutls/gnutls.h>
+
+#include "log.h"
+#include "psk.h"
+#include "sockets.h"
+#include "tls.h"
+
+/* Key exchange by PSK only, with (EC)DHE for forward secrecy. */
+#define TLS_PRIORITY \
+  "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-KX-ALL:+ECDHE-PSK:+DHE-PSK"
+
+struct tls_session {
+  int fd;                                   /* Not owned. */
+  bool server;
+  gnutls_session_t s;
+  gnutls_psk_client_credentials_t ccred;
+  gnutls_psk_server_credentials_t scred;
+  struct psk_table psk;                     /* Keys, owned. */
+  char *identity;                           /* Peer's, after handshake. */
+  char peer[160];
+};
+
+/* MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE. */
+static ssize_t
+push (gnutls_transport_ptr_t p, const void *buf, size_t len)
+{
+  struct tls_session *t = p;
+  ssize_t r = send (t->fd, buf, len, MSG_NOSIGNAL);
+
+  if (r == -1)
+    gnutls_transport_set_errno (t->s, errno);
+  return r;
+}
+
+static ssize_t
+pull (gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+  struct tls_session *t = p;
+  ssize_t r = recv (t->fd, buf, len, 0);
+
+  if (r == -1)
+    gnutls_transport_set_errno (t->s, errno);
+  return r;
+}
+
+static int
+server_psk_cb (gnutls_session_t session, const char *username,
+               gnutls_datum_t *key)
+{
+  struct tls_session *t = gnutls_session_get_ptr (session);
+  const struct psk_entry *e = psk_lookup (&t->psk, username);
+
+  if (!e) {
+    log_error ("%s: TLS: unknown PSK identity '%s'", t->peer, username);
+    return -1;
+  }
+  key->data = gnutls_malloc (e->key_len);
+  if (!key->data)
+    return -1;
+  memcpy (key->data, e->key, e->key_len);
+  key->size = (unsigned) e->key_len;
+  return 0;
+}
+
+void
+tls_free (struct tls_session *t)
+{
+  if (!t)
+    return;
+  if (t->s)
+    gnutls_deinit (t->s);
+  if (t->ccred)
+    gnutls_psk_free_client_credentials (t->ccred);
+  if (t->scred)
+    gnutls_psk_free_server_credentials (t->scred);
+  psk_table_free (&t->psk);
+  free (t->identity);
+  free (t);
+}
+
+struct tls_session *
+tls_new (int fd, bool server, const char *psk_file, const char *identity,
+         const char *peer)
+{
+  struct tls_session *t = calloc (1, sizeof *t);
+  char err[512];
+  int r;
+
+  if (!t)
+    return NULL;
+  t->fd = fd;
+  t->server = server;
+  snprintf (t->peer, sizeof t->peer, "%s", peer);
+  if (psk_load (psk_file, &t->psk, err, sizeof err) == -1) {
+    log_error ("%s", err);
+    goto error;
+  }
+  r = gnutls_init (&t->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                   GNUTLS_NONBLOCK);
+  if (r < 0)
+    goto tls_error;
+  gnutls_session_set_ptr (t->s, t);
+  r = gnutls_priority_set_direct (t->s, TLS_PRIORITY, NULL);
+  if (r < 0)
+    goto tls_error;
+  if (server) {
+    r = gnutls_psk_allocate_server_credentials (&t->scred);
+    if (r < 0)
+      goto tls_error;
+    gnutls_psk_set_server_credentials_function (t->scred, server_psk_cb);
+    r = gnutls_credentials_set (t->s, GNUTLS_CRD_PSK, t->scred);
+  }
+  else {
+    const struct psk_entry *e = psk_lookup (&t->psk, identity);
+    gnutls_datum_t key;
+
+    if (!e) {
+      log_error ("%s: no key for identity '%s'", psk_file, identity);
+      errno = ENOENT;
+      goto error;
+    }
+    key.data = e->key;
+    key.size = (unsigned) e->key_len;
+    r = gnutls_psk_allocate_client_credentials (&t->ccred);
+    if (r < 0)
+      goto tls_error;
+    r = gnutls_psk_set_client_credentials (t->ccred, e->identity, &key,
+                                           GNUTLS_PSK_KEY_RAW);
+    if (r < 0)
+      goto tls_error;
+    r = gnutls_credentials_set (t->s, GNUTLS_CRD_PSK, t->ccred);
+  }
+  if (r < 0)
+    goto tls_error;
+  gnutls_transport_set_ptr (t->s, t);
+  gnutls_transport_set_push_function (t->s, push);
+  gnutls_transport_set_pull_function (t->s, pull);
+  return t;
+
+ tls_error:
+  log_error ("%s: TLS setup: %s", t->peer, gnutls_strerror (r));
+  errno = EPROTO;
+ error:
+  {
+    int e = errno;
+    tls_free (t);
+    errno = e;
+  }
+  return NULL;
+}
+
+int
+tls_handshake (struct tls_session *t, int64_t deadline)
+{
+  int r;
+
+  /* Terminates: each pass makes progress or waits against the deadline. */
+  while ((r = gnutls_handshake (t->s)) < 0) {
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      short ev = gnutls_record_get_direction (t->s) ? POLLOUT : POLLIN;
+      if (sock_wait (t->fd, ev, deadline) == -1) {
+        log_error ("%s: TLS handshake: %s", t->peer,
+                   errno == ETIMEDOUT ? "timed out" : strerror (errno));
+        return -1;
+      }
+      continue;
+    }
+    if (gnutls_error_is_fatal (r)) {
+      log_error ("%s: TLS handshake failed: %s%s", t->peer,
+                 gnutls_strerror (r),
+                 r == GNUTLS_E_DECRYPTION_FAILED ||
+                 r == GNUTLS_E_KEYFILE_ERROR ||
+                 r == GNUTLS_E_FATAL_ALERT_RECEIVED ||
+                 r == GNUTLS_E_ERROR_IN_FINISHED_PACKET
+                 ? " (wrong pre-shared key?)" : "");
+      errno = EACCES;
+      return -1;
+    }
+  }
+  if (t->server) {
+    const char *u = gnutls_psk_server_get_username (t->s);
+    if (u && !(t->identity = strdup (u)))
+      return -1;
+  }
+  return 0;
+}
+
+ssize_t
+tls_read (struct tls_session *t, void *buf, size_t n, int64_t deadline)
+{
+  for (;;) {
+    ssize_t r = gnutls_record_recv (t->s, buf, n);
+    if (r >= 0)
+      return r;
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      if (sock_wait (t->fd, POLLIN, deadline) == -1)
+        return -1;
+      continue;
+    }
+    if (r == GNUTLS_E_PREMATURE_TERMINATION)
+      return 0;
+    log_debug ("%s: TLS receive: %s", t->peer, gnutls_strerror ((int) r));
+    errno = ECONNRESET;
+    return -1;
+  }
+}
+
+int
+tls_write_all (struct tls_session *t, const void *buf, size_t n,
+               int64_t deadline)
+{
+  const char *p = buf;
+
+  while (n > 0) {
+    ssize_t r = gnutls_record_send (t->s, p, n);
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      if (sock_wait (t->fd, POLLOUT, deadline) == -1)
+        return -1;
+      continue;
+    }
+    if (r < 0) {
+      log_debug ("%s: TLS send: %s", t->peer, gnutls_strerror ((int) r));
+      errno = EPIPE;
+      return -1;
+    }
+    p += r;
+    n -= (size_t) r;
+  }
+  return 0;
+}
+
+size_t
+tls_pending (struct tls_session *t)
+{
+  return gnutls_record_check_pending (t->s);
+}
+
+const char *
+tls_peer_identity (const struct tls_session *t)
+{
+  return t->identity;
+}
+
+void
+tls_bye (struct tls_session *t)
+{
+  gnutls_bye (t->s, GNUTLS_SHUT_WR);
+}
