@@ -113,16 +113,22 @@ make_tmpdir ()
 # ---------------------------------------------------------------------
 # Waiting.
 
-# wait_for TIMEOUT_S DESCRIPTION CMD...: poll CMD every 0.1 s.
-wait_for ()
+# wait_for TIMEOUT_S DESCRIPTION CMD...: poll CMD every 0.1 s; fail the
+# test on timeout (poll_for returns 1 instead).
+poll_for ()
 {
-  local timeout=$1 what=$2 i
+  local timeout=$1 i
   shift 2
   for (( i=0; i < timeout*10; i++ )); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.1
   done
-  fail "timed out after ${timeout}s waiting for $what"
+  return 1
+}
+
+wait_for ()
+{
+  poll_for "$@" || fail "timed out after ${1}s waiting for $2"
 }
 
 wait_for_file ()
@@ -261,4 +267,66 @@ make_pattern_file ()
 {
   nbdkit --exit-with-parent -U - pattern "$2" \
     --run "nbdcopy \"\$uri\" '$1'" >/dev/null
+}
+
+# ---------------------------------------------------------------------
+# Test guests: Debian's kernel + a busybox initramfs (tests/guest/).
+#
+#   guest_build [--rdma]       build or reuse the cached guest; sets
+#                              GUEST_DIR
+#   start_guest NAME MODE [QEMU-ARGS...]
+#                              run a guest (TCG, 256 MiB unless
+#                              GUEST_MEM) with its serial console in
+#                              $tmp/NAME.serial and QMP on
+#                              $tmp/NAME.qmp; stopped at exit.  MODE is
+#                              the init's handoff.mode.  Set GUEST_NS to
+#                              a host number to run it in that host.
+#   wait_serial NAME TEXT [TIMEOUT]
+#   last_tick NAME             the guest's last HANDOFF-TICK counter
+#   qmp NAME ARGS...           tests/qmp.py on the guest's QMP socket
+
+guest_build ()
+{
+  requires qemu-system-x86_64 --version
+  GUEST_DIR=$("$top/tests/guest/build.sh" "$@") ||
+    fail "cannot build the test guest"
+  export GUEST_DIR
+}
+
+start_guest ()
+{
+  local name=$1 mode=$2 initrd=${GUEST_INITRD:-$GUEST_DIR/initrd.gz}
+  shift 2
+  local prefix=()
+  [ -n "${GUEST_NS:-}" ] && prefix=(ip netns exec "${HOST_NS[$GUEST_NS]}")
+  rm -f "$tmp/$name.serial" "$tmp/$name.qmp" "$tmp/$name.pid"
+  "${prefix[@]}" timeout "${GUEST_TIMEOUT:-600}" qemu-system-x86_64 \
+    -accel tcg -m "${GUEST_MEM:-256}" -smp 1 -display none -nodefaults \
+    -no-reboot -pidfile "$tmp/$name.pid" \
+    -serial "file:$tmp/$name.serial" \
+    -qmp "unix:$tmp/$name.qmp,server=on,wait=off" \
+    -kernel "$GUEST_DIR/vmlinux" -initrd "$initrd" \
+    -append "console=ttyS0 quiet panic=-1 handoff.mode=$mode ${GUEST_APPEND:-}" \
+    "$@" >"$tmp/$name.log" 2>&1 &
+  echo $! > "$tmp/$name.job"
+  cleanup_fn kill_pidfile "$tmp/$name.pid"
+  wait_for_socket "$tmp/$name.qmp" 30
+}
+
+wait_serial ()
+{
+  wait_for "${3:-120}" "'$2' on $1's console" grep -q -- "$2" "$tmp/$1.serial"
+}
+
+last_tick ()
+{
+  grep -a 'HANDOFF-TICK' "$tmp/$1.serial" 2>/dev/null | tail -n 1 |
+    awk '{print $2}' | tr -dc '0-9'
+}
+
+qmp ()
+{
+  local name=$1
+  shift
+  "$top/tests/qmp.py" "$tmp/$name.qmp" "$@"
 }

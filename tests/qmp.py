@@ -4,6 +4,10 @@
   qmp.py SOCKET COMMAND [JSON-ARGUMENTS]   run one command, print the
                                            "return" value as JSON
   qmp.py SOCKET --hmp 'HMP COMMAND LINE'   run a human monitor command
+  qmp.py SOCKET --wait-migration [SECONDS] poll query-migrate until the
+                                           migration ends; print the
+                                           final query-migrate reply;
+                                           exit 1 unless "completed"
 
 Exits 1 with the error on stderr if QEMU answers with an error.
 """
@@ -49,6 +53,20 @@ def main():
     path, cmd = sys.argv[1], sys.argv[2]
     f = connect(path)
     try:
+        if cmd == '--wait-migration':
+            limit = float(sys.argv[3]) if len(sys.argv) > 3 else 300
+            end = time.time() + limit
+            while True:
+                r = call(f, 'query-migrate')
+                st = r.get('status')
+                if st in ('completed', 'failed', 'cancelled'):
+                    print(json.dumps(r))
+                    sys.exit(0 if st == 'completed' else 1)
+                if time.time() > end:
+                    print(json.dumps(r))
+                    print('migration did not finish in time', file=sys.stderr)
+                    sys.exit(1)
+                time.sleep(0.1)
         if cmd == '--hmp':
             out = call(f, 'human-monitor-command',
                        {'command-line': sys.argv[3]})

@@ -1,0 +1,373 @@
+/* handoff-xfer: carry a migration stream, or a file, between hosts.
+ *
+ *   handoff-xfer relay --listen URI --to URI [--to URI...] [options]
+ *   handoff-xfer send FILE --to URI [options]
+ *   handoff-xfer recv --listen URI FILE [options]
+ */
+#include <errno.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "progress.h"
+#include "relay.h"
+#include "sockets.h"
+#include "util.h"
+#include "xfer.h"
+
+#define PROG "handoff-xfer"
+#define FILE_CHUNK (4u << 20)
+
+static void __attribute__ ((noreturn))
+usage (FILE *fp, int code)
+{
+  fprintf (fp,
+"Usage:\n"
+"  handoff-xfer relay --listen URI --to URI [--to URI ...] [OPTIONS]\n"
+"  handoff-xfer send FILE --to URI [OPTIONS]\n"
+"  handoff-xfer recv --listen URI FILE [OPTIONS]\n"
+"\n"
+"URIs: rdma://HOST:PORT, tcp://HOST:PORT (TLS with --psk), unix:PATH\n"
+"(a raw stream, as QEMU's migration socket).\n"
+"\n"
+"Options:\n"
+"  -l, --listen URI      where streams arrive\n"
+"  -t, --to URI          where to carry them (relay: repeat to fan out)\n"
+"      --psk FILE        pre-shared key for tcp:// (TLS)\n"
+"      --token-file FILE shared token proving the peer (required for rdma://)\n"
+"  -b, --buffer SIZE     relay: ring buffer per stream (default 64M)\n"
+"      --lagging MODE    relay: wait (slow the source, default) or drop a\n"
+"                        destination that falls a whole buffer behind\n"
+"  -n, --streams N       relay: exit after N streams; recv: always 1\n"
+"      --accept-timeout TIME  give up if no stream arrives in TIME\n"
+"      --timeout TIME    fail a peer that stops taking data (default 60s)\n"
+"      --slot-size SIZE  rdma://: bytes per ring slot (default 256K)\n"
+"      --slots N         rdma://: ring slots (default 16)\n"
+"  -j, --json            relay: statistics every second as JSON lines;\n"
+"                        send/recv: a JSON summary\n"
+"  -v, --verbose         more messages\n"
+"  -h, --help            show this help\n"
+"  -V, --version         print the version\n");
+  exit (code);
+}
+
+/* After the last byte the receiver answers with the byte count it got
+ * (8 bytes, big-endian), so "send" succeeds only if all arrived. */
+static int
+do_send (const char *path, const char *to, const struct xfer_opts *opts,
+         int timeout_ms, bool json)
+{
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  CLEANUP_FREE uint8_t *buf = NULL;
+  struct xfer_conn *c;
+  uint64_t total = 0, ack_be;
+  int64_t t0 = clock_ms ();
+  ssize_t n;
+  size_t got = 0;
+
+  if (fd == -1) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    return RC_ERROR;
+  }
+  buf = malloc (FILE_CHUNK);
+  if (!buf)
+    return RC_ERROR;
+  c = xfer_connect (to, opts, 0, 0);
+  if (!c)
+    return RC_UNREACHABLE;
+  /* Terminates: read reports end of file or an error. */
+  while ((n = read (fd, buf, FILE_CHUNK)) > 0) {
+    if (xfer_send (c, buf, (size_t) n, timeout_ms) == -1) {
+      fprintf (stderr, "%s: sending to %s: %s\n", PROG, to, strerror (errno));
+      xfer_close (c);
+      return RC_ERROR;
+    }
+    total += (uint64_t) n;
+  }
+  if (n < 0) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    xfer_abort (c);
+    xfer_close (c);
+    return RC_ERROR;
+  }
+  xfer_shutdown_write (c);
+  while (got < sizeof ack_be) {
+    n = xfer_recv (c, (uint8_t *) &ack_be + got, sizeof ack_be - got,
+                   timeout_ms);
+    if (n <= 0) {
+      fprintf (stderr, "%s: %s did not confirm the transfer\n", PROG, to);
+      xfer_close (c);
+      return RC_ERROR;
+    }
+    got += (size_t) n;
+  }
+  xfer_close (c);
+  if (be64toh (ack_be) != total) {
+    fprintf (stderr, "%s: %s received %" PRIu64 " of %" PRIu64 " bytes\n",
+             PROG, to, be64toh (ack_be), total);
+    return RC_ERROR;
+  }
+  double secs = (double) (clock_ms () - t0) / 1000.0;
+  if (json)
+    printf ("{\"event\":\"sent\",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,"
+            "\"rate\":%.0f}\n", total, secs, secs > 0 ? total / secs : 0);
+  else {
+    char b[32], r[32];
+    format_bytes (total, b, sizeof b);
+    format_rate (secs > 0 ? total / secs : 0, r, sizeof r);
+    fprintf (stderr, "%s: sent %s in %.2f s (%s)\n", PROG, b, secs, r);
+  }
+  return RC_OK;
+}
+
+static int
+do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
+         int accept_timeout_ms, int timeout_ms, bool json)
+{
+  CLEANUP_CLOSE int fd = -1;
+  CLEANUP_FREE uint8_t *buf = NULL;
+  struct xfer_listener *l;
+  struct xfer_conn *c = NULL;
+  uint64_t total = 0, ack;
+  int64_t t0, deadline = accept_timeout_ms < 0 ? -1
+    : clock_ms () + accept_timeout_ms;
+  ssize_t n;
+  int rc = RC_ERROR;
+
+  fd = strcmp (path, "-") == 0 ? dup (STDOUT_FILENO)
+    : open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd == -1) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    return RC_ERROR;
+  }
+  buf = malloc (FILE_CHUNK);
+  l = xfer_listen (listen, opts);
+  if (!buf || !l) {
+    xfer_listener_close (l);
+    return RC_ERROR;
+  }
+  /* A peer failing the handshake is refused; keep waiting for ours. */
+  while (!c) {
+    int left = deadline < 0 ? 1000 : (int) (deadline - clock_ms ());
+    if (deadline >= 0 && left <= 0) {
+      fprintf (stderr, "%s: no sender arrived on %s\n", PROG, listen);
+      xfer_listener_close (l);
+      return RC_TIMEOUT;
+    }
+    c = xfer_accept (l, left > 1000 ? 1000 : left);
+  }
+  xfer_listener_close (l);
+  t0 = clock_ms ();
+  /* Terminates: at the sender's end of stream or an error. */
+  while ((n = xfer_recv (c, buf, FILE_CHUNK, timeout_ms)) > 0) {
+    const uint8_t *p = buf;
+    size_t left = (size_t) n;
+    while (left > 0) {
+      ssize_t w = write (fd, p, left);
+      if (w < 0) {
+        fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+        goto out;
+      }
+      p += w;
+      left -= (size_t) w;
+    }
+    total += (uint64_t) n;
+  }
+  if (n < 0) {
+    fprintf (stderr, "%s: receiving from %s: %s\n", PROG, xfer_peer (c),
+             strerror (errno));
+    goto out;
+  }
+  if (strcmp (path, "-") != 0 && fsync (fd) == -1 && errno != EINVAL) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    goto out;
+  }
+  ack = htobe64 (total);
+  if (xfer_send (c, &ack, sizeof ack, timeout_ms) == -1)
+    goto out;
+  xfer_shutdown_write (c);
+  rc = RC_OK;
+  double secs = (double) (clock_ms () - t0) / 1000.0;
+  if (json)
+    fprintf (stdout == NULL ? stderr : stderr,
+             "{\"event\":\"received\",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,"
+             "\"rate\":%.0f}\n", total, secs, secs > 0 ? total / secs : 0);
+  else {
+    char b[32];
+    format_bytes (total, b, sizeof b);
+    fprintf (stderr, "%s: received %s in %.2f s\n", PROG, b, secs);
+  }
+ out:
+  xfer_close (c);
+  return rc;
+}
+
+int
+main (int argc, char **argv)
+{
+  enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
+         OPT_SLOT_SIZE, OPT_SLOTS };
+  static const struct option long_options[] = {
+    { "listen", required_argument, NULL, 'l' },
+    { "to", required_argument, NULL, 't' },
+    { "psk", required_argument, NULL, OPT_PSK },
+    { "token-file", required_argument, NULL, OPT_TOKEN },
+    { "buffer", required_argument, NULL, 'b' },
+    { "lagging", required_argument, NULL, OPT_LAG },
+    { "streams", required_argument, NULL, 'n' },
+    { "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
+    { "slots", required_argument, NULL, OPT_SLOTS },
+    { "json", no_argument, NULL, 'j' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct relay_config cfg = {
+    .buffer = 64 << 20, .lagging = RELAY_LAG_WAIT,
+    .accept_timeout_ms = -1, .io_timeout_ms = 60000,
+  };
+  CLEANUP_FREE uint8_t *token = NULL;
+  uint64_t v;
+  char err[512];
+  const char *cmd;
+  int c;
+
+  log_set_program (PROG);
+  log_set_level (LOG_LEVEL_WARN);
+  signal (SIGPIPE, SIG_IGN);
+  while ((c = getopt_long (argc, argv, "l:t:b:n:jvhV", long_options,
+                           NULL)) != -1) {
+    switch (c) {
+    case 'l': cfg.listen = optarg; break;
+    case 't':
+      if (cfg.nto >= RELAY_MAX_TO) {
+        fprintf (stderr, "%s: at most %d --to\n", PROG, RELAY_MAX_TO);
+        return RC_ERROR;
+      }
+      cfg.to[cfg.nto++] = optarg;
+      break;
+    case OPT_PSK: cfg.opts.psk_file = optarg; break;
+    case OPT_TOKEN:
+      free (token);
+      token = NULL;
+      if (xfer_load_token (optarg, &token, &cfg.opts.token_len, err,
+                           sizeof err) == -1) {
+        fprintf (stderr, "%s: --token-file: %s\n", PROG, err);
+        return RC_ERROR;
+      }
+      cfg.opts.token = token;
+      break;
+    case 'b':
+      if (parse_size (optarg, &v, err, sizeof err) == -1 ||
+          v < (1 << 20) || v > (UINT64_C (4) << 30)) {
+        fprintf (stderr, "%s: --buffer: %s\n", PROG,
+                 v < (1 << 20) || v > (UINT64_C (4) << 30)
+                 ? "must be between 1M and 4G" : err);
+        return RC_ERROR;
+      }
+      cfg.buffer = (size_t) v;
+      break;
+    case OPT_LAG:
+      if (strcmp (optarg, "wait") == 0)
+        cfg.lagging = RELAY_LAG_WAIT;
+      else if (strcmp (optarg, "drop") == 0)
+        cfg.lagging = RELAY_LAG_DROP;
+      else {
+        fprintf (stderr, "%s: --lagging: '%s': expected wait or drop\n",
+                 PROG, optarg);
+        return RC_ERROR;
+      }
+      break;
+    case 'n':
+      if (parse_uint (optarg, 1, 1024, &v, err, sizeof err) == -1) {
+        fprintf (stderr, "%s: --streams: %s\n", PROG, err);
+        return RC_ERROR;
+      }
+      cfg.streams = (unsigned) v;
+      break;
+    case OPT_ACCEPT_TIMEOUT:
+    case OPT_TIMEOUT:
+      if (parse_duration_ms (optarg, &v, err, sizeof err) == -1 ||
+          v > 86400000) {
+        fprintf (stderr, "%s: --%s: %s\n", PROG,
+                 c == OPT_TIMEOUT ? "timeout" : "accept-timeout",
+                 v > 86400000 ? "at most 24h" : err);
+        return RC_ERROR;
+      }
+      if (c == OPT_TIMEOUT)
+        cfg.io_timeout_ms = (int) v;
+      else
+        cfg.accept_timeout_ms = (int) v;
+      break;
+    case OPT_SLOT_SIZE:
+      if (parse_size (optarg, &v, err, sizeof err) == -1 ||
+          v < 4096 || v > (16 << 20)) {
+        fprintf (stderr, "%s: --slot-size: must be between 4K and 16M\n",
+                 PROG);
+        return RC_ERROR;
+      }
+      cfg.opts.rdma_slot_size = (uint32_t) v;
+      break;
+    case OPT_SLOTS:
+      if (parse_uint (optarg, 2, 256, &v, err, sizeof err) == -1) {
+        fprintf (stderr, "%s: --slots: %s\n", PROG, err);
+        return RC_ERROR;
+      }
+      cfg.opts.rdma_slots = (uint32_t) v;
+      break;
+    case 'j': cfg.json = true; break;
+    case 'v': log_more_verbose (); break;
+    case 'h': usage (stdout, RC_OK);
+    case 'V': printf ("handoff-xfer %s\n", HANDOFF_VERSION); return RC_OK;
+    default: usage (stderr, RC_ERROR);
+    }
+  }
+  if (optind >= argc) {
+    fprintf (stderr, "%s: expected relay, send or recv; see --help\n", PROG);
+    return RC_ERROR;
+  }
+  cmd = argv[optind++];
+  if (strcmp (cmd, "relay") == 0) {
+    if (optind != argc || !cfg.listen || cfg.nto == 0) {
+      fprintf (stderr, "%s relay: needs --listen URI and at least one "
+               "--to URI, and no other arguments\n", PROG);
+      return RC_ERROR;
+    }
+    return relay_run (&cfg) == 0 ? RC_OK : RC_ERROR;
+  }
+  if (strcmp (cmd, "send") == 0) {
+    if (argc - optind != 1 || cfg.nto != 1 || cfg.listen) {
+      fprintf (stderr, "%s send: needs FILE and exactly one --to URI\n",
+               PROG);
+      return RC_ERROR;
+    }
+    return do_send (argv[optind], cfg.to[0], &cfg.opts, cfg.io_timeout_ms,
+                    cfg.json);
+  }
+  if (strcmp (cmd, "recv") == 0) {
+    if (argc - optind != 1 || !cfg.listen || cfg.nto != 0) {
+      fprintf (stderr, "%s recv: needs --listen URI and FILE\n", PROG);
+      return RC_ERROR;
+    }
+    return do_recv (cfg.listen, argv[optind], &cfg.opts,
+                    cfg.accept_timeout_ms, cfg.io_timeout_ms, cfg.json);
+  }
+  fprintf (stderr, "%s: unknown command '%s' (relay, send, recv)\n", PROG,
+           cmd);
+  return RC_ERROR;
+}

@@ -1,0 +1,32 @@
+/* rdma-xfer: the relay that carries QEMU's migration stream. */
+#ifndef HANDOFF_XFER_RELAY_H
+#define HANDOFF_XFER_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "xfer.h"
+
+#define RELAY_MAX_TO 16
+
+enum relay_lagging { RELAY_LAG_WAIT, RELAY_LAG_DROP };
+
+struct relay_config {
+  const char *listen;
+  const char *to[RELAY_MAX_TO];
+  size_t nto;
+  struct xfer_opts opts;
+  size_t buffer;                /* Ring bytes per stream. */
+  enum relay_lagging lagging;
+  bool json;                    /* Statistics as JSON lines. */
+  unsigned streams;             /* Exit after this many (0: never). */
+  int accept_timeout_ms;        /* Give up if no stream comes (-1). */
+  int io_timeout_ms;            /* A peer silent this long fails (-1). */
+};
+
+/* Run until the configured number of streams has finished, or a
+ * signal (SIGINT/SIGTERM).  0 if every stream reached every
+ * destination that was not dropped, else -1. */
+extern int relay_run (const struct relay_config *cfg);
+
+#endif /* HANDOFF_XFER_RELAY_H */

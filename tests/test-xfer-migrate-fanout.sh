@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Live QEMU migration through handoff-xfer relays over TCP: fanout.
+exec bash "$(dirname "$0")/xfer-migrate.sh" fanout

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Shared body of the test-xfer-migrate-*.sh tests: a live QEMU migration
+# of a running guest through a pair of handoff-xfer relays between two
+# hosts (network namespaces).
+#
+#   xfer-migrate.sh single    one destination, return path on
+#   xfer-migrate.sh multifd   one destination, multifd with 2 channels:
+#                             three streams through the relays
+#   xfer-migrate.sh fanout    one stream to two destination QEMUs at
+#                             once (return path off); both complete, one
+#                             is resumed and the other quits
+#
+# Host 1 runs the source QEMU and its relay (QEMU migrates into the
+# relay's unix socket); host 2 runs the destination relay(s), listening
+# on TCP with TLS, feeding QEMU -incoming.  The guest dirties memory and
+# prints a counter; on the destination the counter must go on from
+# where it was, without a reboot.
+source "$(dirname "$0")/functions.sh"
+requires_netns
+guest_build
+make_tmpdir
+variant=${1:?variant}
+
+make_hosts 2
+handoff keygen "$tmp/k.psk" 2>/dev/null
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/token"
+sec=(--psk "$tmp/k.psk" --token-file "$tmp/token")
+
+ndest=1 streams=1
+case $variant in
+  fanout) ndest=2 ;;
+  multifd) streams=3 ;;
+esac
+
+# Destinations: QEMU -incoming on a unix socket, fed by a relay.
+for (( d=1; d<=ndest; d++ )); do
+  GUEST_NS=2 start_guest "dst$d" dirty -S -incoming defer
+  on_host 2 handoff-xfer relay --listen "tcp://${HOST_IP[2]}:$((7000 + d))" \
+    --to "unix:$tmp/dst$d.in" "${sec[@]}" --streams $streams --json \
+    > "$tmp/relay-dst$d.json" 2> "$tmp/relay-dst$d.log" &
+  echo $! > "$tmp/relay-dst$d.pid"
+  cleanup_fn kill_pidfile "$tmp/relay-dst$d.pid"
+done
+# The source relay: QEMU connects to its unix socket.
+to=()
+for (( d=1; d<=ndest; d++ )); do to+=(--to "tcp://${HOST_IP[2]}:$((7000 + d))"); done
+on_host 1 handoff-xfer relay --listen "unix:$tmp/src.out" "${to[@]}" \
+  "${sec[@]}" --streams $streams --json \
+  > "$tmp/relay-src.json" 2> "$tmp/relay-src.log" &
+echo $! > "$tmp/relay-src.pid"
+cleanup_fn kill_pidfile "$tmp/relay-src.pid"
+wait_for_socket "$tmp/src.out"
+
+GUEST_NS=1 start_guest src dirty
+wait_serial src "HANDOFF-TICK 3" 120
+caps='[{"capability":"events","state":true}'
+for (( d=1; d<=ndest; d++ )); do
+  qmp "dst$d" migrate-set-capabilities "{\"capabilities\":$caps]}" >/dev/null
+done
+case $variant in
+  single) caps="$caps,{\"capability\":\"return-path\",\"state\":true}" ;;
+  multifd) caps="$caps,{\"capability\":\"multifd\",\"state\":true}"
+           for (( d=1; d<=ndest; d++ )); do
+             qmp "dst$d" migrate-set-capabilities '{"capabilities":[{"capability":"multifd","state":true}]}' >/dev/null
+             qmp "dst$d" migrate-set-parameters '{"multifd-channels":2}' >/dev/null
+           done
+           qmp src migrate-set-parameters '{"multifd-channels":2}' >/dev/null ;;
+esac
+qmp src migrate-set-capabilities "{\"capabilities\":$caps]}" >/dev/null
+for (( d=1; d<=ndest; d++ )); do
+  qmp "dst$d" migrate-incoming "{\"uri\":\"unix:$tmp/dst$d.in\"}" >/dev/null
+done
+qmp src migrate-set-parameters '{"max-bandwidth":1073741824,"downtime-limit":300}' >/dev/null
+
+before=$(last_tick src)
+echo "source guest at tick $before; migrating ($variant)"
+qmp src migrate '{"uri":"unix:'"$tmp"'/src.out"}' >/dev/null
+qmp src --wait-migration 300 > "$tmp/mig.json" || {
+  cat "$tmp/mig.json" "$tmp"/relay-*.log
+  fail "migration failed"
+}
+echo "source: $(jq -c '{status, "total-time", downtime, "mb": (.ram.transferred/1048576|floor)}' "$tmp/mig.json")"
+[ "$(qmp src query-status | jq -r .status)" = postmigrate ] ||
+  fail "the source is not in postmigrate"
+
+dump () {
+  for (( d=1; d<=ndest; d++ )); do
+    echo "dst$d: $(qmp "dst$d" query-migrate)"; cat "$tmp/dst$d.log"
+  done
+  tail -n 3 "$tmp"/relay-*.json
+  cat "$tmp"/relay-*.log
+}
+for (( d=1; d<=ndest; d++ )); do
+  poll_for 60 "destination $d to receive everything" bash -c \
+    "$top/tests/qmp.py '$tmp/dst$d.qmp' query-migrate | jq -e '.status == \"completed\"'" ||
+    { dump; fail "destination $d did not complete"; }
+  st=$(qmp "dst$d" query-status | jq -r .status)
+  echo "destination $d: migration completed, guest $st"
+done
+
+# Resume the first destination; with several, the others quit.
+qmp dst1 cont >/dev/null
+for (( d=2; d<=ndest; d++ )); do qmp "dst$d" quit >/dev/null || true; done
+wait_for 60 "ticks on the destination" bash -c \
+  "[ -n \"\$(grep -a HANDOFF-TICK '$tmp/dst1.serial' | tail -n 2 | head -n 1)\" ]"
+sleep 2
+first=$(grep -a HANDOFF-TICK "$tmp/dst1.serial" | head -n 1 | awk '{print $2}' | tr -dc 0-9)
+last=$(last_tick dst1)
+src_last=$(last_tick src)
+echo "source ended at tick $src_last; destination went on from $first to $last"
+if grep -aq HANDOFF-BOOT "$tmp/dst1.serial"; then fail "the destination booted"; fi
+[ "$first" -ge "$before" ] || fail "counter went back: $first < $before"
+[ "$first" -le $((src_last + 1)) ] || fail "counter jumped: $first > $src_last + 1"
+[ "$last" -gt "$first" ] || fail "the guest is not running on the destination"
+[ "$(qmp dst1 query-status | jq -r .status)" = running ] || fail "dst1 not running"
+
+# The relays carried every stream and exit cleanly.
+for f in "$tmp"/relay-*.pid; do
+  wait_for 30 "relay $(basename "$f") to finish" bash -c "! kill -0 \$(cat '$f') 2>/dev/null"
+done
+for f in "$tmp"/relay-*.json; do
+  jq -e "select(.event == \"summary\") | .streams_done == $streams and .streams_failed == 0" "$f" >/dev/null ||
+    { cat "$f"; fail "$(basename "$f"): not every stream finished"; }
+done
+echo "$0 $variant: PASS"
