@@ -1,7 +1,7 @@
 # rdma-xfer/: librxfer (RDMA, TCP, unix transports) and handoff-xfer.
 
 XFER_LIB_SRCS := rdma-xfer/xfer.c rdma-xfer/transport-sock.c \
-                 rdma-xfer/transport-rdma.c
+                 rdma-xfer/transport-rdma.c rdma-xfer/ring.c
 XFER_LIB_OBJS := $(XFER_LIB_SRCS:%.c=$(O)/%.o)
 LIBRXFER := $(O)/rdma-xfer/librxfer.a
 XFER_LIBS := $(call pc_libs,librdmacm libibverbs) $(LIB_LIBS)
@@ -23,3 +23,8 @@ LIBEXEC_BINS += $(O)/libexec/handoff-xfer
 $(O)/libexec/handoff-xfer: $(O)/bin/handoff-xfer
 	@mkdir -p $(dir $@)
 	$(Q)ln -sf ../bin/handoff-xfer $@
+
+UNIT_TESTS += $(O)/rdma-xfer/test-ring
+$(O)/rdma-xfer/test-ring: $(O)/rdma-xfer/test-ring.o $(O)/rdma-xfer/ring.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka

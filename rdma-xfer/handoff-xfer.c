@@ -1,7 +1,7 @@
 /* handoff-xfer: carry a migration stream, or a file, between hosts.
  *
  *   handoff-xfer relay --listen URI --to URI [--to URI...] [options]
- *   handoff-xfer send FILE --to URI [options]
+ *   handoff-xfer send FILE --to URI [--size SIZE] [options]
  *   handoff-xfer recv --listen URI FILE [options]
  */
 #include <errno.h>
@@ -28,7 +28,7 @@
 #include "xfer.h"
 
 #define PROG "handoff-xfer"
-#define FILE_CHUNK (4u << 20)
+#define FILE_CHUNK (1u << 20)
 
 static void __attribute__ ((noreturn))
 usage (FILE *fp, int code)
@@ -55,6 +55,7 @@ usage (FILE *fp, int code)
 "      --timeout TIME    fail a peer that stops taking data (default 60s)\n"
 "      --slot-size SIZE  rdma://: bytes per ring slot (default 256K)\n"
 "      --slots N         rdma://: ring slots (default 16)\n"
+"      --size SIZE       send: stop after SIZE bytes (e.g. of /dev/zero)\n"
 "  -j, --json            relay: statistics every second as JSON lines;\n"
 "                        send/recv: a JSON summary\n"
 "  -v, --verbose         more messages\n"
@@ -67,14 +68,14 @@ usage (FILE *fp, int code)
  * (8 bytes, big-endian), so "send" succeeds only if all arrived. */
 static int
 do_send (const char *path, const char *to, const struct xfer_opts *opts,
-         int timeout_ms, bool json)
+         int timeout_ms, bool json, uint64_t limit)
 {
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
   CLEANUP_FREE uint8_t *buf = NULL;
   struct xfer_conn *c;
   uint64_t total = 0, ack_be;
   int64_t t0 = clock_ms ();
-  ssize_t n;
+  ssize_t n = 0;
   size_t got = 0;
 
   if (fd == -1) {
@@ -87,14 +88,22 @@ do_send (const char *path, const char *to, const struct xfer_opts *opts,
   c = xfer_connect (to, opts, 0, 0);
   if (!c)
     return RC_UNREACHABLE;
-  /* Terminates: read reports end of file or an error. */
-  while ((n = read (fd, buf, FILE_CHUNK)) > 0) {
+  /* Terminates: read reports end of file or an error, or LIMIT bytes
+   * (when set) have gone. */
+  while ((limit == 0 || total < limit) &&
+         (n = read (fd, buf, limit && limit - total < FILE_CHUNK
+                    ? (size_t) (limit - total) : FILE_CHUNK)) > 0) {
     if (xfer_send (c, buf, (size_t) n, timeout_ms) == -1) {
       fprintf (stderr, "%s: sending to %s: %s\n", PROG, to, strerror (errno));
       xfer_close (c);
       return RC_ERROR;
     }
     total += (uint64_t) n;
+  }
+  if (limit && total < limit) {
+    fprintf (stderr, "%s: %s: only %" PRIu64 " bytes\n", PROG, path, total);
+    n = -1;
+    errno = EIO;
   }
   if (n < 0) {
     fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
@@ -218,7 +227,7 @@ int
 main (int argc, char **argv)
 {
   enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
-         OPT_SLOT_SIZE, OPT_SLOTS };
+         OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE };
   static const struct option long_options[] = {
     { "listen", required_argument, NULL, 'l' },
     { "to", required_argument, NULL, 't' },
@@ -231,6 +240,7 @@ main (int argc, char **argv)
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
     { "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
     { "slots", required_argument, NULL, OPT_SLOTS },
+    { "size", required_argument, NULL, OPT_SIZE },
     { "json", no_argument, NULL, 'j' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -242,7 +252,7 @@ main (int argc, char **argv)
     .accept_timeout_ms = -1, .io_timeout_ms = 60000,
   };
   CLEANUP_FREE uint8_t *token = NULL;
-  uint64_t v;
+  uint64_t v, size_limit = 0;
   char err[512];
   const char *cmd;
   int c;
@@ -330,6 +340,14 @@ main (int argc, char **argv)
       }
       cfg.opts.rdma_slots = (uint32_t) v;
       break;
+    case OPT_SIZE:
+      if (parse_size (optarg, &size_limit, err, sizeof err) == -1 ||
+          size_limit == 0) {
+        fprintf (stderr, "%s: --size: %s\n", PROG,
+                 size_limit == 0 ? "must not be zero" : err);
+        return RC_ERROR;
+      }
+      break;
     case 'j': cfg.json = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);
@@ -357,7 +375,7 @@ main (int argc, char **argv)
       return RC_ERROR;
     }
     return do_send (argv[optind], cfg.to[0], &cfg.opts, cfg.io_timeout_ms,
-                    cfg.json);
+                    cfg.json, size_limit);
   }
   if (strcmp (cmd, "recv") == 0) {
     if (argc - optind != 1 || !cfg.listen || cfg.nto != 0) {

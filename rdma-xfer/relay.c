@@ -38,12 +38,14 @@
 #include "sockets.h"
 
 #define READ_CHUNK (1u << 20)
+#define LAG_GRACE_MS 1000
 
 struct out {
   const char *uri;
   unsigned index;               /* In cfg->to. */
   struct xfer_conn *c;
   uint64_t tail;                /* Bytes sent (stream lock). */
+  uint64_t tail_at_full;        /* tail when the ring filled (lock). */
   bool done;                    /* Finished, cleanly or not (lock). */
   bool dropped;                 /* (lock) */
   bool failed;                  /* (lock) */
@@ -128,6 +130,7 @@ reader_main (void *arg)
 
     pthread_mutex_lock (&s->lock);
     /* Terminates: writers advance their tails or are dropped/failed. */
+    int64_t full_since = 0;
     for (;;) {
       if (!any_live_locked (s))
         break;
@@ -135,16 +138,38 @@ reader_main (void *arg)
       if (used < s->size)
         break;
       if (cfg->lagging == RELAY_LAG_DROP) {
-        for (size_t i = 0; i < s->nouts; ++i) {
-          struct out *o = &s->outs[i];
-          if (!o->done && s->head - o->tail >= s->size) {
-            o->done = o->dropped = true;
-            atomic_fetch_add (&relay.to[o->index].dropped, 1);
-            log_warn ("stream %u: %s fell %zu bytes behind: dropped",
-                      s->id, o->uri, s->size);
-            xfer_abort (o->c);
-          }
+        /* A destination a whole buffer behind that has not moved for
+         * LAG_GRACE_MS is dropped; one that is merely slow to start or
+         * briefly busy is not. */
+        int64_t now = clock_ms ();
+        if (!full_since) {
+          full_since = now;
+          for (size_t i = 0; i < s->nouts; ++i)
+            s->outs[i].tail_at_full = s->outs[i].tail;
         }
+        else if (now - full_since >= LAG_GRACE_MS) {
+          for (size_t i = 0; i < s->nouts; ++i) {
+            struct out *o = &s->outs[i];
+            if (!o->done && s->head - o->tail >= s->size &&
+                o->tail == o->tail_at_full) {
+              o->done = o->dropped = true;
+              atomic_fetch_add (&relay.to[o->index].dropped, 1);
+              log_warn ("stream %u: %s fell %zu bytes behind and stopped "
+                        "reading: dropped", s->id, o->uri, s->size);
+              xfer_abort (o->c);
+            }
+          }
+          full_since = 0;
+          continue;
+        }
+        struct timespec ts;
+        clock_gettime (CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) {
+          ts.tv_sec++;
+          ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait (&s->cond, &s->lock, &ts);
         continue;
       }
       pthread_cond_wait (&s->cond, &s->lock);

@@ -37,12 +37,13 @@
 #include <rdma/rdma_cma.h>
 
 #include "log.h"
+#include "ring.h"
 #include "sockets.h"
 #include "xfer-internal.h"
 
 #define DEFAULT_SLOT_SIZE (256 * 1024)
 #define DEFAULT_SLOTS 16
-#define MAX_SLOTS 256
+#define MAX_SLOTS RING_MAX_SLOTS
 
 /* Sent in the rdma_cm private data (56 bytes are allowed). */
 struct rdma_hello {
@@ -88,19 +89,9 @@ struct rdma_conn {
   bool failed;                  /* (lock) */
   char why[256];                /* (lock) */
 
-  /* Receive side (lock). */
-  uint64_t rx_head;             /* Slots filled. */
-  uint64_t rx_tail;             /* Slots consumed. */
-  uint32_t rx_len[MAX_SLOTS];
-  size_t rx_off;                /* Consumed bytes of slot rx_tail. */
-  bool rx_eof;
-  uint32_t credits_owed;        /* Freed slots not yet reported. */
-
-  /* Send side (lock). */
-  uint64_t tx_seq;              /* Slots written. */
-  uint64_t tx_done;             /* Writes completed (staging reusable). */
-  uint64_t tx_credits;          /* Slots the peer allows in total. */
-  bool tx_eof;
+  struct ring_rx rx;            /* Our ring's accounting (lock). */
+  struct ring_tx tx;            /* The peer's ring's (lock). */
+  bool tx_eof;                  /* (lock) */
   unsigned sends_inflight;      /* Signalled SENDs/WRITEs outstanding. */
 };
 
@@ -164,17 +155,19 @@ wait_cm_event (struct rdma_event_channel *ec, enum rdma_cm_event_type want,
     if (rdma_get_cm_event (ec, &ev) == 0)
       break;
     if (errno != EAGAIN) {
-      log_error ("rdma: %s: %m", what);
+      log_error ("rdma: %s: %m", what ? what : "accept");
       return -1;
     }
     if (sock_wait (ec->fd, POLLIN, deadline) == -1) {
-      log_error ("rdma: %s: %s", what,
-                 errno == ETIMEDOUT ? "timed out" : strerror (errno));
+      /* Waiting for a connection that has not come is not an error. */
+      if (what)
+        log_error ("rdma: %s: %s", what,
+                   errno == ETIMEDOUT ? "timed out" : strerror (errno));
       return -1;
     }
   }
   if (ev->event != want) {
-    log_error ("rdma: %s: got %s (status %d)", what,
+    log_error ("rdma: %s: got %s (status %d)", what ? what : "accept",
                rdma_event_str (ev->event), ev->status);
     rdma_ack_cm_event (ev);
     errno = ev->event == RDMA_CM_EVENT_REJECTED ? ECONNREFUSED : EPROTO;
@@ -214,6 +207,7 @@ setup_resources (struct rdma_conn *rc, struct rdma_cm_id *id,
   /* Room for a slot-full of data writes plus as many credit messages. */
   rc->nrecv = 2 * rc->slots + 8;
   ring = (size_t) rc->slots * rc->slot_size;
+  ring_rx_init (&rc->rx, rc->slots, rc->slot_size);
 
   rc->pd = ibv_alloc_pd (id->verbs);
   if (!rc->pd)
@@ -297,7 +291,7 @@ read_hello (struct rdma_conn *rc, const void *data, uint8_t len)
   rc->remote_rkey = be32toh (h.rkey);
   rc->remote_slots = be32toh (h.slots);
   rc->remote_slot_size = be32toh (h.slot_size);
-  rc->tx_credits = rc->remote_slots;
+  ring_tx_init (&rc->tx, rc->remote_slots, rc->slots);
   return 0;
 }
 
@@ -384,7 +378,7 @@ apply_wc_locked (struct rdma_conn *rc, const struct ibv_wc *wc)
   }
   switch (kind) {
   case WR_DATA:
-    rc->tx_done++;
+    ring_tx_completed (&rc->tx);
     rc->sends_inflight--;
     break;
   case WR_CREDIT:
@@ -392,25 +386,20 @@ apply_wc_locked (struct rdma_conn *rc, const struct ibv_wc *wc)
     break;
   case WR_RECV:
     if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
-      uint32_t len = ntohl (wc->imm_data);
-      if (rc->rx_head - rc->rx_tail >= rc->slots || len > rc->slot_size) {
+      if (ring_rx_filled (&rc->rx, ntohl (wc->imm_data)) == -1) {
         fail_locked (rc, "the peer overran our ring");
         return;
       }
-      rc->rx_len[rc->rx_head % rc->slots] = len;
-      rc->rx_head++;
     }
     else if (wc->opcode == IBV_WC_RECV) {
       if (wc->byte_len != sizeof (struct rdma_credit)) {
         fail_locked (rc, "malformed credit message");
         return;
       }
-      uint32_t n = be32toh (rc->ctl[idx].count);
-      if (n == 0 || n > rc->remote_slots) {
+      if (ring_tx_credit (&rc->tx, be32toh (rc->ctl[idx].count)) == -1) {
         fail_locked (rc, "bad credit count");
         return;
       }
-      rc->tx_credits += n;
     }
     if (post_recv (rc, idx) == -1)
       fail_locked (rc, "cannot post a receive");
@@ -491,11 +480,13 @@ progress_locked (struct rdma_conn *rc, int64_t deadline)
   return 0;
 }
 
-/* Report freed slots to the writer.  Locked. */
+/* Report freed slots to the writer (FORCE: any; else only once a
+ * quarter of the ring is owed).  Locked. */
 static int
-send_credits_locked (struct rdma_conn *rc)
+send_credits_locked (struct rdma_conn *rc, bool force)
 {
-  struct rdma_credit msg = { .count = htobe32 (rc->credits_owed) };
+  uint32_t n = ring_rx_take_credits (&rc->rx, (rc->slots + 3) / 4, force);
+  struct rdma_credit msg = { .count = htobe32 (n) };
   struct ibv_sge sge = { .addr = (uintptr_t) &msg, .length = sizeof msg };
   struct ibv_send_wr wr = {
     .wr_id = (uint64_t) WR_CREDIT << 32, .sg_list = &sge, .num_sge = 1,
@@ -503,14 +494,13 @@ send_credits_locked (struct rdma_conn *rc)
     .send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE,
   }, *bad;
 
-  if (rc->credits_owed == 0)
+  if (n == 0)
     return 0;
   if (ibv_post_send (rc->id->qp, &wr, &bad) != 0) {
     fail_locked (rc, "cannot post a credit message");
     return -1;
   }
   rc->sends_inflight++;
-  rc->credits_owed = 0;
   return 0;
 }
 
@@ -591,19 +581,19 @@ rdma_accept_op (struct xfer_listener *l, struct xfer_conn *c,
   if (!rc)
     return -1;
   if (wait_cm_event (rl->ec, RDMA_CM_EVENT_CONNECT_REQUEST, deadline, &ev,
-                     "waiting for a connection") == -1) {
+                     NULL) == -1) {
     rc_free (rc);
     return -1;
   }
   id = ev->id;
-  if (read_hello (rc, ev->param.conn.private_data,
-                  ev->param.conn.private_data_len) == -1) {
-    rdma_ack_cm_event (ev);
-    rdma_reject (id, NULL, 0);
-    rdma_destroy_id (id);
-    rc_free (rc);
-    return -1;
-  }
+  /* Keep the peer's ring description: it is read once our own ring
+   * exists (the staging accounting needs both). */
+  uint8_t hello[sizeof (struct rdma_hello)] = { 0 };
+  uint8_t hello_len = ev->param.conn.private_data_len;
+  if (ev->param.conn.private_data && hello_len >= sizeof hello)
+    memcpy (hello, ev->param.conn.private_data, sizeof hello);
+  else
+    hello_len = 0;
   rdma_ack_cm_event (ev);
   struct sockaddr *sa = rdma_get_peer_addr (id);
   if (sa->sa_family == AF_INET)
@@ -621,7 +611,8 @@ rdma_accept_op (struct xfer_listener *l, struct xfer_conn *c,
     rc_free (rc);
     return -1;
   }
-  if (setup_resources (rc, id, &c->opts) == -1) {
+  if (setup_resources (rc, id, &c->opts) == -1 ||
+      read_hello (rc, hello_len ? hello : NULL, hello_len) == -1) {
     rdma_reject (id, NULL, 0);
     rc_free (rc);
     return -1;
@@ -731,17 +722,19 @@ static int
 write_slot_locked (struct rdma_conn *rc, const void *buf, uint32_t len,
                    int64_t deadline)
 {
+  uint32_t rslot, sslot;
+
   /* Wait for a credit and a free staging slot. */
-  while (!rc->failed &&
-         (rc->tx_seq >= rc->tx_credits || rc->tx_seq - rc->tx_done >= rc->slots))
+  while (!rc->failed && !ring_tx_can_write (&rc->tx))
     if (progress_locked (rc, deadline) == -1)
       return -1;
   if (rc->failed)
     return fail_errno (rc);
 
-  uint8_t *stage = rc->tx_ring + (rc->tx_seq % rc->slots) * rc->slot_size;
+  ring_tx_next (&rc->tx, &rslot, &sslot);
+  uint8_t *stage = rc->tx_ring + (size_t) sslot * rc->slot_size;
   uint64_t raddr = rc->remote_addr +
-    (rc->tx_seq % rc->remote_slots) * (uint64_t) rc->remote_slot_size;
+    (uint64_t) rslot * rc->remote_slot_size;
   struct ibv_sge sge = { .addr = (uintptr_t) stage, .length = len,
                          .lkey = rc->tx_mr->lkey };
   struct ibv_send_wr wr = {
@@ -758,7 +751,6 @@ write_slot_locked (struct rdma_conn *rc, const void *buf, uint32_t len,
     fail_locked (rc, "cannot post a write");
     return fail_errno (rc);
   }
-  rc->tx_seq++;
   rc->sends_inflight++;
   return 0;
 }
@@ -792,50 +784,27 @@ static ssize_t
 rdma_recv_op (struct xfer_conn *c, void *buf, size_t n, int64_t deadline)
 {
   struct rdma_conn *rc = c->priv;
-  uint8_t *p = buf;
-  size_t got = 0;
+  size_t got;
 
   pthread_mutex_lock (&rc->lock);
-  /* Terminates: each pass consumes data, or returns what it has, or
-   * waits against the deadline. */
-  while (got < n && !rc->rx_eof) {
-    if (rc->rx_head == rc->rx_tail) {
-      if (got > 0)
-        break;
-      if (rc->failed) {
-        pthread_mutex_unlock (&rc->lock);
-        return fail_errno (rc);
-      }
-      /* About to wait: give back what we freed first, or the writer
-       * may be waiting for exactly those credits. */
-      send_credits_locked (rc);
-      if (progress_locked (rc, deadline) == -1) {
-        pthread_mutex_unlock (&rc->lock);
-        return -1;
-      }
-      continue;
-    }
-    unsigned slot = (unsigned) (rc->rx_tail % rc->slots);
-    uint32_t len = rc->rx_len[slot];
-    if (len == 0) {                     /* End of stream. */
-      rc->rx_eof = true;
-      rc->rx_tail++;
-      rc->credits_owed++;
+  /* Terminates: each pass consumes data, or waits against the
+   * deadline. */
+  for (;;) {
+    got = ring_rx_consume (&rc->rx, rc->rx_ring, buf, n);
+    if (got > 0 || rc->rx.eof) {
+      send_credits_locked (rc, false);
       break;
     }
-    size_t take = len - rc->rx_off;
-    if (take > n - got)
-      take = n - got;
-    memcpy (p + got, rc->rx_ring + (size_t) slot * rc->slot_size + rc->rx_off,
-            take);
-    got += take;
-    rc->rx_off += take;
-    if (rc->rx_off == len) {
-      rc->rx_off = 0;
-      rc->rx_tail++;
-      rc->credits_owed++;
-      if (rc->credits_owed >= (rc->slots + 3) / 4)
-        send_credits_locked (rc);
+    if (rc->failed) {
+      pthread_mutex_unlock (&rc->lock);
+      return fail_errno (rc);
+    }
+    /* About to wait: give back what we freed first, or the writer may
+     * be waiting for exactly those credits. */
+    send_credits_locked (rc, true);
+    if (progress_locked (rc, deadline) == -1) {
+      pthread_mutex_unlock (&rc->lock);
+      return -1;
     }
   }
   pthread_mutex_unlock (&rc->lock);

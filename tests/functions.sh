@@ -103,11 +103,16 @@ requires_netns ()
 # ---------------------------------------------------------------------
 # Temporary files.
 
-# Sets $tmp to a fresh directory removed at exit.
+# Sets $tmp to a fresh directory removed at exit (kept, and named, when
+# KEEP_TMP=1, for debugging).
 make_tmpdir ()
 {
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/handoff-test.XXXXXX")
-  cleanup_fn rm -rf "$tmp"
+  if [ "${KEEP_TMP:-}" = 1 ]; then
+    echo "$0: keeping $tmp"
+  else
+    cleanup_fn rm -rf "$tmp"
+  fi
 }
 
 # ---------------------------------------------------------------------

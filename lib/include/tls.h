@@ -24,7 +24,9 @@ struct tls_session;
 extern struct tls_session *tls_new (int fd, bool server, const char *psk_file,
                                     const char *identity, const char *peer);
 extern int tls_handshake (struct tls_session *s, int64_t deadline);
-/* >0 bytes read, 0 at end of stream, -1 on error. */
+/* >0 bytes read, 0 at the peer's close_notify, -1 on error (a peer
+ * that closed without close_notify is an error: its stream may be cut
+ * short). */
 extern ssize_t tls_read (struct tls_session *s, void *buf, size_t n,
                          int64_t deadline);
 extern int tls_write_all (struct tls_session *s, const void *buf, size_t n,

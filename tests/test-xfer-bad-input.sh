@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# handoff-xfer refuses what it must, with a clear message, and never
+# hangs: no RDMA device, missing keys, strangers and wrong tokens, a
+# sender that dies mid-stream, a receiver that stops reading, empty and
+# large streams, bad arguments.
+source "$(dirname "$0")/functions.sh"
+requires python3 --version
+make_tmpdir
+cd "$tmp"
+
+handoff keygen k.psk 2>/dev/null
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > token
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > other
+head -c 16M /dev/urandom > data
+port () { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+expect_fail () {                # expect_fail MESSAGE CMD...
+  local want=$1
+  shift
+  if timeout 60 "$@" >out 2>err; then cat err; fail "'$*' succeeded"; fi
+  grep -q -- "$want" err || { cat err; fail "'$*': no '$want' in the error"; }
+  echo "refused: $* -> $(grep -m1 -- "$want" err)"
+}
+
+echo "== no RDMA device: a clear error naming it; tcp:// still works"
+if [ -z "$(ls /sys/class/infiniband 2>/dev/null)" ]; then
+  expect_fail "no RDMA device" handoff-xfer send data --to rdma://127.0.0.1:7000 \
+    --token-file token
+  expect_fail "no RDMA device" handoff-xfer recv --listen rdma://127.0.0.1:7000 \
+    --token-file token out
+  expect_fail "no RDMA device" handoff-xfer relay --listen rdma://127.0.0.1:7000 \
+    --to unix:"$tmp/x" --token-file token
+fi
+expect_fail "need a token" handoff-xfer send data --to rdma://127.0.0.1:7000
+expect_fail "TLS-only" handoff-xfer send data --to tcp://127.0.0.1:7000
+expect_fail "TLS-only" handoff-xfer recv --listen tcp://127.0.0.1:7000 out
+expect_fail "expected rdma://" handoff-xfer send data --to nbd://127.0.0.1/
+expect_fail "at least 16" handoff-xfer send data --to tcp://h:1 --psk k.psk \
+  --token-file /dev/null
+expect_fail "expected wait or drop" handoff-xfer relay --listen unix:a --to unix:b --lagging fast
+expect_fail "must be between 1M" handoff-xfer relay --listen unix:a --to unix:b --buffer 1K
+expect_fail "needs --listen" handoff-xfer relay --to unix:b
+expect_fail "unknown command" handoff-xfer frob
+expect_fail "exactly one --to" handoff-xfer send data
+
+echo "== strangers and wrong tokens are refused; the receiver keeps waiting"
+p=$(port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --token-file token \
+  --accept-timeout 30s got > recv.out 2> recv.err &
+rpid=$!
+cleanup_fn kill_quiet $rpid
+sleep 0.5
+# Not TLS at all.
+printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat - "TCP:127.0.0.1:$p" >/dev/null 2>&1 || true
+# The right key but junk instead of the handshake.
+key=$(cut -d: -f2 k.psk)
+printf 'junk junk junk junk junk junk junk junk junk junk junk junk junk junk\n' |
+  timeout 5 gnutls-cli --logfile=/dev/null -p "$p" --pskusername=handoff --pskkey="$key" \
+    --priority='NORMAL:-KX-ALL:+ECDHE-PSK:+DHE-PSK' 127.0.0.1 >/dev/null 2>&1 || true
+# The right key, the wrong token.
+expect_fail "wrong token" handoff-xfer send data --to "tcp://127.0.0.1:$p" \
+  --psk k.psk --token-file other
+# Still there for the real sender.
+handoff-xfer send data --to "tcp://127.0.0.1:$p" --psk k.psk --token-file token
+wait $rpid
+cmp data got || fail "data differs"
+cat recv.err
+grep -q "not a handoff-xfer peer\|handshake" recv.err || fail "the junk peer was not logged"
+grep -q "wrong token" recv.err || fail "the wrong token was not logged"
+
+echo "== empty and large streams"
+: > empty
+p=$(port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk got0 2>/dev/null &
+sleep 0.3
+handoff-xfer send empty --to "tcp://127.0.0.1:$p" --psk k.psk
+wait
+[ -f got0 ] && [ ! -s got0 ] || fail "empty stream"
+head -c 96M /dev/urandom > big
+p=$(port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk gotbig 2>/dev/null &
+sleep 0.3
+handoff-xfer send big --to "tcp://127.0.0.1:$p" --psk k.psk
+wait
+cmp big gotbig || fail "large stream differs"
+
+echo "== a sender that dies mid-stream"
+p=$(port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --accept-timeout 20s \
+  cut > recv.out 2> recv.err &
+rpid=$!
+sleep 0.3
+# A slow source (a pipe that stalls) so the sender is mid-stream when
+# it is killed.
+mkfifo pipe
+(cat big; sleep 30) > pipe &
+feeder=$!
+cleanup_fn kill_quiet $feeder
+handoff-xfer send pipe --to "tcp://127.0.0.1:$p" --psk k.psk 2>/dev/null &
+spid=$!
+sleep 2
+kill -9 $spid
+if wait $rpid; then cat recv.err; fail "the receiver took a cut stream as complete"; fi
+cat recv.err
+kill_quiet $feeder
+
+echo "== a receiver that stops reading"
+p=$(port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk stalled 2>/dev/null &
+rpid=$!
+cleanup_fn kill_quiet -CONT $rpid
+cleanup_fn kill_quiet -9 $rpid
+sleep 0.3
+start=$(date +%s)
+(
+  sleep 1
+  kill -STOP $rpid
+) &
+head -c 1G /dev/zero > huge
+expect_fail "timed out\|Connection timed out" handoff-xfer send huge \
+  --to "tcp://127.0.0.1:$p" --psk k.psk --timeout 2s
+[ $(( $(date +%s) - start )) -lt 40 ] || fail "the sender hung"
+kill -9 $rpid 2>/dev/null || true
+echo "$0: PASS"
