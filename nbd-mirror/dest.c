@@ -750,6 +750,7 @@ conn_main (void *arg)
       goto out;
     connect_others (d);
     pthread_mutex_lock (&mirror.lock);
+    d->reached = true;
     if (d->state == DEST_CONNECTING) {
       d->state = DEST_COPYING;
       log_info ("mirror: %s connected (%u connection%s)", d->uri,

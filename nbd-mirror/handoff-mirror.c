@@ -376,7 +376,8 @@ main (int argc, char **argv)
       to[nto++] = optarg;
       break;
     case 'm':
-      if (strcmp (optarg, "active") != 0 && strcmp (optarg, "background")) {
+      if (strcmp (optarg, "active") != 0 &&
+          strcmp (optarg, "background") != 0) {
         fprintf (stderr, "%s: --mode: '%s': expected active or background\n",
                  PROG, optarg);
         return RC_ERROR;
@@ -411,14 +412,14 @@ main (int argc, char **argv)
   }
   cmd = argv[optind];
   path = argv[optind + 1];
-  if (strcmp (cmd, "start") && strcmp (cmd, "status") &&
-      strcmp (cmd, "complete") && strcmp (cmd, "cancel") &&
-      strcmp (cmd, "pause") && strcmp (cmd, "resume")) {
+  if (strcmp (cmd, "start") != 0 && strcmp (cmd, "status") != 0 &&
+      strcmp (cmd, "complete") != 0 && strcmp (cmd, "cancel") != 0 &&
+      strcmp (cmd, "pause") != 0 && strcmp (cmd, "resume") != 0) {
     fprintf (stderr, "%s: unknown command '%s' (start, status, complete, "
              "cancel, pause, resume)\n", PROG, cmd);
     return RC_ERROR;
   }
-  if (nto > 0 && strcmp (cmd, "start") && strcmp (cmd, "cancel")) {
+  if (nto > 0 && strcmp (cmd, "start") != 0 && strcmp (cmd, "cancel") != 0) {
     fprintf (stderr, "%s %s: --to is not used here\n", PROG, cmd);
     return RC_ERROR;
   }

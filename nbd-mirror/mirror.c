@@ -457,7 +457,8 @@ mirror_reap (void)
   mirror.reaping = true;
   mirror.stopping = true;
   n = mirror.ndests;
-  memcpy (dests, mirror.dests, n * sizeof dests[0]);
+  for (size_t i = 0; i < n; ++i)
+    dests[i] = mirror.dests[i];
   for (size_t i = 0; i < n; ++i)
     dest_wake (dests[i]);
   pthread_mutex_unlock (&mirror.lock);
@@ -556,7 +557,8 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   }
 
   pthread_mutex_lock (&mirror.lock);
-  memcpy (mirror.dests, dests, n * sizeof dests[0]);
+  for (i = 0; i < n; ++i)
+    mirror.dests[i] = dests[i];
   mirror.ndests = n;
   mirror.mode = mode;
   mirror.paused = false;
@@ -592,7 +594,9 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
     for (i = 0; i < n; ++i) {
       if (dests[i]->state == DEST_CONNECTING)
         pending++;
-      else if (dest_active_locked (dests[i]))
+      /* One that failed after connecting was usable: its failure shows
+       * in the status, as any later failure would. */
+      else if (dests[i]->reached)
         connected++;
     }
     if (pending == 0 || !wait_until (deadline))

@@ -102,6 +102,8 @@ struct dest {
   unsigned pending;             /* Guest commands outstanding (mirror.lock). */
   unsigned rr;                  /* Round robin over conns (mirror.lock). */
   unsigned connected;           /* Conns connected (mirror.lock). */
+  bool reached;                 /* Was connected and checked once, even
+                                   if it failed since (mirror.lock). */
 };
 
 struct mirror {

@@ -210,7 +210,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   rc = RC_OK;
   double secs = (double) (clock_ms () - t0) / 1000.0;
   if (json)
-    fprintf (stdout == NULL ? stderr : stderr,
+    fprintf (stderr,
              "{\"event\":\"received\",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,"
              "\"rate\":%.0f}\n", total, secs, secs > 0 ? total / secs : 0);
   else {
