@@ -75,6 +75,19 @@ include appliance/build.mk
 
 all: $(BINS) $(LIBEXEC_BINS) $(FILTERS) $(MANPAGES)
 
+# After every fragment has added its fuzzers.
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZERS); do \
+	  name=$${f#fuzz-}; work=$(O)/fuzz/work-$$name; \
+	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$$name/* $$work/; \
+	  echo "fuzz: $$f for $(FUZZ_TIME)s"; \
+	  $(O)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	    -print_final_stats=1 $$work > $(O)/fuzz/$$f.log 2>&1 || \
+	    { tail -40 $(O)/fuzz/$$f.log; echo "fuzz: $$f FAILED"; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units' $(O)/fuzz/$$f.log | sed "s/^/  $$f: /"; \
+	done; echo "fuzz: all targets ran clean"
+
+
 # Quiet by default; V=1 shows full commands.
 ifeq ($(V),1)
 Q :=

@@ -30,18 +30,11 @@ FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
               -Ilib/include -Wall -Wextra -Werror
 FUZZ_BINS = $(FUZZERS:%=$(O)/fuzz/%)
 
+# A target's extra sources are its other prerequisites (see each
+# component's build.mk: "$(O)/fuzz/fuzz-NAME: tests/fuzz/fuzz-NAME.c more.c").
 $(O)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(wildcard lib/include/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZCC,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIB_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(patsubst %,-I%,$(sort $(dir $(filter-out tests/% lib/%,$(filter %.c,$^))))) \
+	  -o $@ $(filter %.c,$^) $(LIB_LIBS)
 
-fuzz: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZERS); do \
-	  name=$${f#fuzz-}; work=$(O)/fuzz/work-$$name; \
-	  rm -rf $$work; mkdir -p $$work; cp tests/fuzz/corpus/$$name/* $$work/; \
-	  echo "fuzz: $$f for $(FUZZ_TIME)s"; \
-	  $(O)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -max_len=65536 \
-	    -print_final_stats=1 $$work > $(O)/fuzz/$$f.log 2>&1 || \
-	    { tail -40 $(O)/fuzz/$$f.log; echo "fuzz: $$f FAILED"; exit 1; }; \
-	  grep -E 'stat::number_of_executed_units' $(O)/fuzz/$$f.log | sed "s/^/  $$f: /"; \
-	done; echo "fuzz: all targets ran clean"

@@ -197,18 +197,22 @@ start_daemon ()
 }
 
 # ---------------------------------------------------------------------
-# Hosts: network namespaces joined by veth pairs to one bridge.
+# Hosts: network namespaces joined by veth pairs to one bridge, each
+# with its own mount namespace.
 #
 #   make_hosts N        creates hosts 1..N; host i has the address
 #                       ${HOST_IP[i]} on its eth0, and a hub namespace
 #                       holds the bridge.  Removed at exit.
-#   on_host I CMD...    runs CMD inside host I's network namespace
+#   on_host I CMD...    runs CMD inside host I's network and mount
+#                       namespaces (mounts made there stay there)
 #   host_link I down|up cuts or restores host I's link (a partition)
 #   host_rate I RATE    limits host I's egress (tc tbf), e.g. 100mbit
 
 HOST_NS=()
 HOST_IP=()
+HOST_MNT=()
 HOST_PREFIX=
+HOST_NSDIR=/run/handoff-test-ns
 
 make_hosts ()
 {
@@ -231,18 +235,33 @@ make_hosts ()
     ip -n "${HOST_NS[$i]}" addr add "${HOST_IP[$i]}/24" dev eth0
     ip -n "${HOST_NS[$i]}" link set eth0 up
     ip -n "${HOST_NS[$i]}" link set lo up
+    # A mount namespace kept alive by a bind mount of its nsfs file,
+    # which must sit on a private mount.
+    if ! mountpoint -q "$HOST_NSDIR"; then
+      mkdir -p "$HOST_NSDIR"
+      mount --bind "$HOST_NSDIR" "$HOST_NSDIR"
+      mount --make-private "$HOST_NSDIR"
+    fi
+    HOST_MNT[$i]=$HOST_NSDIR/${HOST_NS[$i]}.mnt
+    touch "${HOST_MNT[$i]}"
+    unshare --mount="${HOST_MNT[$i]}" --propagation private true
   done
   export HOST_PREFIX
 }
 
 remove_hosts ()
 {
-  local ns
+  local ns m
   [ -n "$HOST_PREFIX" ] || return 0
   for ns in $(ip netns list | awk '{print $1}' | grep "^$HOST_PREFIX" || true); do
     # Anything still running in the namespace goes first.
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns"
+  done
+  for m in "$HOST_NSDIR/$HOST_PREFIX"*.mnt; do
+    [ -e "$m" ] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    rm -f "$m"
   done
 }
 
@@ -250,7 +269,14 @@ on_host ()
 {
   local i=$1
   shift
-  ip netns exec "${HOST_NS[$i]}" "$@"
+  if [ -n "${HOST_MNT[$i]:-}" ]; then
+    # cd after entering: a directory opened before (nsenter --wd) would
+    # belong to the old mount namespace and relative mounts would fail.
+    nsenter --mount="${HOST_MNT[$i]}" --net="/run/netns/${HOST_NS[$i]}" \
+      -- sh -c 'cd "$0" && exec "$@"' "$PWD" "$@"
+  else
+    ip netns exec "${HOST_NS[$i]}" "$@"
+  fi
 }
 
 host_link ()

@@ -17,7 +17,7 @@ pages=(
 # The filter's parameters (key=) from nbdkit's help.
 filter_keys ()
 {
-  nbdkit --filter="$HANDOFF_FILTER" null --help 2>/dev/null |
+  "${NBDKIT_ENV[@]}" nbdkit --filter="$HANDOFF_FILTER" null --help 2>/dev/null |
     sed -n '/^control=/,/^$/p' | grep -oE '^[a-z-]+=' | sort -u
 }
 

@@ -87,7 +87,7 @@ grep -q "unknown unit" "$tmp/err"
 
 # Bad filter parameters: nbdkit refuses to start, naming the parameter.
 bad_param () {
-  if nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+  if "${NBDKIT_ENV[@]}" nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
        "$@" --run true 2>"$tmp/err"; then
     fail "nbdkit accepted $*"
   fi
@@ -100,7 +100,7 @@ bad_param max-inflight=0 control="$tmp/c2.sock"
 bad_param connections=99 control="$tmp/c2.sock"
 bad_param dest-timeout=1ms control="$tmp/c2.sock"
 bad_param request-size=banana control="$tmp/c2.sock"
-nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+"${NBDKIT_ENV[@]}" nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
   --run true 2>"$tmp/err" && fail "nbdkit started without control="
 grep -q "control=SOCKET is required" "$tmp/err"
 echo "$0: PASS"

@@ -21,7 +21,7 @@ on_host 2 nbdkit --exit-with-parent -P "$tmp/oth.pid" -i "${HOST_IP[2]}" \
   -p 10810 --tls=require --tls-psk="$tmp/other.psk" file "$tmp/dst.img" &
 cleanup_fn kill_pidfile "$tmp/oth.pid"
 # Host 1: the source disk with the filter.
-on_host 1 nbdkit --exit-with-parent -P "$tmp/src.pid" -U "$tmp/src.sock" \
+on_host 1 "${NBDKIT_ENV[@]}" nbdkit --exit-with-parent -P "$tmp/src.pid" -U "$tmp/src.sock" \
   --filter="$HANDOFF_FILTER" file "$tmp/src.img" control="$tmp/ctl.sock" \
   tls-psk="$tmp/k.psk" &
 cleanup_fn kill_pidfile "$tmp/src.pid"

@@ -23,12 +23,20 @@ fi
 host_link 2 up
 wait_for 10 "link back up" on_host 1 ping -c 1 -W 1 "${HOST_IP[2]}"
 
+# Each host has its own mounts.
+on_host 1 mkdir -p "$tmp/m1"
+on_host 1 mount -t tmpfs none "$tmp/m1"
+on_host 1 mountpoint -q "$tmp/m1" || fail "host 1 does not see its mount"
+if on_host 2 mountpoint -q "$tmp/m1"; then fail "host 2 sees host 1's mount"; fi
+if mountpoint -q "$tmp/m1"; then fail "the test sees host 1's mount"; fi
+
 host_rate 1 50mbit
 on_host 1 tc qdisc show dev eth0 | grep -q tbf || fail "rate limit not set"
 
 prefix=$HOST_PREFIX
 remove_hosts
 if ip netns list | grep -q "^$prefix"; then fail "namespaces left behind"; fi
+if ls "$HOST_NSDIR/$prefix"* >/dev/null 2>&1; then fail "mount namespaces left"; fi
 
 # A failing test still tears its hosts down.
 cat > "$tmp/failing.sh" <<SCRIPT
