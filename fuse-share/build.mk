@@ -1,1 +1,28 @@
-# fuse-share: nothing built yet
+# fuse-share/: handoff-share (mount, serve and their control).
+
+SHARE_SRCS := fuse-share/proto.c fuse-share/receiver.c \
+              fuse-share/session.c fuse-share/mount.c
+SHARE_OBJS := $(SHARE_SRCS:%.c=$(O)/%.o)
+EXTRA_CFLAGS_fuse-share_ := $(call pc_cflags,fuse3) -Ifuse-share
+SHARE_LIBS := $(call pc_libs,fuse3) $(LIB_LIBS)
+
+BINS += $(O)/bin/handoff-share
+$(O)/bin/handoff-share: $(O)/fuse-share/handoff-share.o $(SHARE_OBJS) \
+                        $(LIBHANDOFF)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SHARE_LIBS)
+
+LIBEXEC_BINS += $(O)/libexec/handoff-share
+$(O)/libexec/handoff-share: $(O)/bin/handoff-share
+	@mkdir -p $(dir $@)
+	$(Q)ln -sf ../bin/handoff-share $@
+
+UNIT_TESTS += $(O)/fuse-share/test-share-proto
+$(O)/fuse-share/test-share-proto: $(O)/fuse-share/test-share-proto.o \
+                                  $(O)/fuse-share/proto.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+
+FUZZERS += fuzz-share
+$(O)/fuzz/fuzz-share: tests/fuzz/fuzz-share.c fuse-share/proto.c

@@ -1,7 +1,8 @@
 # lib/: shared C, linked statically into every program and the filter.
 
 LIB_SRCS := lib/log.c lib/uri.c lib/frame.c lib/sockets.c lib/psk.c \
-            lib/tls.c lib/channel.c lib/jsonutil.c lib/progress.c lib/util.c
+            lib/tls.c lib/channel.c lib/jsonutil.c lib/progress.c lib/util.c \
+            lib/ctlserver.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIBHANDOFF := $(O)/lib/libhandoff.a
 LIB_PKGS := gnutls jansson

@@ -1,0 +1,539 @@
+/* handoff-share: the file half of storage migration (handoff share ...).
+ *
+ *   handoff-share serve --listen tcp://ADDR:PORT --root DIR --psk FILE
+ *                       [--control SOCKET]
+ *   handoff-share mount SRC_DIR MOUNTPOINT [--control SOCKET]
+ *   handoff share start SOCKET --to tcp://HOST:PORT --psk FILE
+ *   handoff share status SOCKET [--json]
+ *   handoff share commit SOCKET
+ *   handoff share abort SOCKET | --root DIR
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cleanup.h"
+#include "ctlserver.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "mount.h"
+#include "progress.h"
+#include "receiver.h"
+#include "session.h"
+#include "share-proto.h"
+#include "sockets.h"
+#include "util.h"
+
+#define PROG "handoff-share"
+#define CTL_VERSION 1
+
+static const char *control_path;
+static struct ctlserver *ctl;
+static bool json_out;
+
+static void __attribute__ ((noreturn))
+usage (FILE *fp, int code)
+{
+  fprintf (fp,
+"Usage:\n"
+"  handoff-share serve --listen tcp://ADDR:PORT --root DIR --psk FILE\n"
+"                      [--control SOCKET]\n"
+"  handoff-share mount SRC_DIR MOUNTPOINT [--control SOCKET]\n"
+"                      [--timeout TIME] [-o FUSE_OPTIONS]\n"
+"  handoff share start SOCKET --to tcp://HOST:PORT --psk FILE\n"
+"  handoff share status SOCKET [--json]\n"
+"  handoff share commit SOCKET\n"
+"  handoff share abort SOCKET\n"
+"  handoff share abort --root DIR\n"
+"\n"
+"Options:\n"
+"  -l, --listen URI      serve: where the source connects (TLS)\n"
+"  -r, --root DIR        serve: the share's final place (must not exist;\n"
+"                        received into DIR.handoff-partial until commit);\n"
+"                        abort: remove a partial share left behind\n"
+"  -t, --to URI          start: the receiver\n"
+"  -k, --psk FILE        pre-shared key file (TLS)\n"
+"  -c, --control SOCKET  the control socket of a mount or a receiver\n"
+"      --timeout TIME    mount: a receiver silent this long fails the\n"
+"                        share (default 30s)\n"
+"  -o OPTIONS            mount: extra FUSE options\n"
+"  -j, --json            print JSON\n"
+"  -v, --verbose         more messages\n"
+"  -h, --help            show this help\n"
+"  -V, --version         print the version\n");
+  exit (code);
+}
+
+/* ------------------------------------------------------------------ */
+/* mount */
+
+static json_t *
+mount_handle (json_t *req, void *opaque)
+{
+  const char *op = NULL, *to = NULL, *psk = NULL;
+  char err[1024];
+
+  (void) opaque;
+  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+    return ctl_error_reply ("bad_request", err);
+  if (strcmp (op, "status") == 0)
+    return session_status ();
+  if (strcmp (op, "start") == 0) {
+    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0 ||
+        msg_get_string (req, "psk", false, &psk, err, sizeof err) == -1)
+      return ctl_error_reply ("bad_request", err);
+    if (session_start (to, psk, err, sizeof err) == -1)
+      return ctl_error_reply ("start_failed", err);
+    return session_status ();
+  }
+  if (strcmp (op, "commit") == 0) {
+    if (session_commit (err, sizeof err) == -1)
+      return ctl_error_reply (strstr (err, "verification failed")
+                              ? "verify_failed" : "failed", err);
+    return session_status ();
+  }
+  if (strcmp (op, "abort") == 0) {
+    if (session_abort (err, sizeof err) == -1)
+      return ctl_error_reply ("failed", err);
+    return session_status ();
+  }
+  snprintf (err, sizeof err, "unknown op '%.64s'", op);
+  return ctl_error_reply ("bad_request", err);
+}
+
+void
+share_mount_started (void)
+{
+  if (control_path) {
+    struct ctlserver_config c = {
+      .path = control_path, .service = CHAN_SERVICE_SHARE_CTL,
+      .version = CTL_VERSION, .handle = mount_handle,
+    };
+    ctl = ctlserver_start (&c);
+    if (!ctl)
+      log_error ("control socket %s: cannot listen", control_path);
+  }
+}
+
+void
+share_mount_stopping (void)
+{
+  session_shutdown ();
+  ctlserver_stop (ctl);
+  ctl = NULL;
+}
+
+static int
+do_mount (const char *src, const char *mnt, const char *opts)
+{
+  char o[4096];
+  char *argv[8];
+  int argc = 0;
+
+  share_srcfd = open (src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (share_srcfd == -1) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, src, strerror (errno));
+    return RC_ERROR;
+  }
+  snprintf (o, sizeof o, "fsname=handoff-share,subtype=handoff,allow_other,"
+            "default_permissions,max_threads=32%s%s", opts ? "," : "",
+            opts ? opts : "");
+  argv[argc++] = (char *) PROG;
+  argv[argc++] = (char *) mnt;
+  argv[argc++] = (char *) "-f";
+  argv[argc++] = (char *) "-o";
+  argv[argc++] = o;
+  argv[argc] = NULL;
+  return fuse_main (argc, argv, &share_ops, NULL) == 0 ? RC_OK : RC_ERROR;
+}
+
+/* ------------------------------------------------------------------ */
+/* serve */
+
+static struct {
+  pthread_mutex_t lock;
+  struct receiver rv;           /* lock */
+  struct channel *session;      /* lock */
+  bool abort_requested;         /* lock */
+} srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static const char *const receiver_state_names[] = {
+  [RECEIVER_WAITING] = "waiting", [RECEIVER_RECEIVING] = "receiving",
+  [RECEIVER_DISCONNECTED] = "disconnected",
+  [RECEIVER_COMMITTED] = "committed", [RECEIVER_ABORTED] = "aborted",
+};
+
+static json_t *
+serve_handle (json_t *req, void *opaque)
+{
+  const char *op = NULL;
+  char err[256];
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&srv.lock);
+
+  (void) opaque;
+  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+    return ctl_error_reply ("bad_request", err);
+  if (strcmp (op, "abort") == 0) {
+    if (srv.rv.state == RECEIVER_COMMITTED)
+      return ctl_error_reply ("failed", "the share is already committed");
+    srv.abort_requested = true;
+    if (srv.session)
+      chan_shutdown (srv.session);
+    receiver_abort (&srv.rv);
+  }
+  else if (strcmp (op, "status") != 0) {
+    snprintf (err, sizeof err, "unknown op '%.64s'", op);
+    return ctl_error_reply ("bad_request", err);
+  }
+  return json_pack ("{s:b, s:s, s:s, s:s, s:I, s:I}", "ok", 1,
+                    "state", receiver_state_names[srv.rv.state],
+                    "root", srv.rv.root, "partial", srv.rv.partial,
+                    "requests", (json_int_t) srv.rv.ops,
+                    "bytes", (json_int_t) srv.rv.bytes);
+}
+
+/* Apply one session.  Returns when it commits, aborts or breaks. */
+static void
+serve_session (struct channel *c)
+{
+  char pathbuf[2 * (SHARE_MAX_PATH + 1)];
+  char text[SHARE_MAX_REPLY_TEXT + 1], err[512];
+  uint8_t reply[sizeof (struct share_reply) + SHARE_MAX_REPLY_TEXT];
+
+  /* Terminates: at end of stream, a broken stream, commit or abort. */
+  for (;;) {
+    void *buf = NULL;
+    struct share_req r;
+    ssize_t n = chan_recv_timeout (c, &buf, -1);
+    int e;
+
+    if (n <= 0) {
+      if (n == 0)
+        log_warn ("the source closed the share session");
+      break;
+    }
+    if (share_decode (buf, (size_t) n, &r, pathbuf, err, sizeof err) == -1) {
+      log_error ("refused a request from %s: %s", chan_peer_name (c), err);
+      free (buf);
+      break;
+    }
+    pthread_mutex_lock (&srv.lock);
+    e = srv.abort_requested ? ECANCELED
+      : receiver_apply (&srv.rv, &r, text, sizeof text);
+    pthread_mutex_unlock (&srv.lock);
+    free (buf);
+    if (e < 0) {
+      log_error ("refused a request from %s: %s", chan_peer_name (c), text);
+      break;
+    }
+    if (e > 0 && e != EILSEQ)
+      log_warn ("%s", text);
+    size_t len = share_encode_reply (r.seq, e, e ? text : NULL, reply,
+                                     sizeof reply);
+    if (chan_send (c, reply, len) == -1)
+      break;
+    if (r.type == SHARE_COMMIT || r.type == SHARE_ABORT)
+      break;
+  }
+}
+
+static volatile sig_atomic_t serve_stop;
+
+static void
+on_signal (int sig)
+{
+  serve_stop = sig;
+}
+
+static int
+do_serve (const char *listen, const char *root, const char *psk)
+{
+  struct chan_config cfg = {
+    .service = CHAN_SERVICE_SHARE, .version_min = SHARE_PROTO_VERSION,
+    .version_max = SHARE_PROTO_VERSION, .max_frame = SHARE_MAX_FRAME,
+    .timeout_ms = 30000, .psk_file = psk,
+  };
+  struct sigaction sa = { .sa_handler = on_signal };
+  struct chan_listener *l;
+  struct rlimit rl;
+  char err[1024];
+  int rc = RC_ERROR;
+
+  if (!psk) {
+    fprintf (stderr, "%s serve: --psk FILE is required (the share is TLS "
+             "only)\n", PROG);
+    return RC_ERROR;
+  }
+  /* A handle is an open file: allow as many as the source may use. */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &rl);
+  }
+  if (receiver_open (&srv.rv, root, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    return RC_ERROR;
+  }
+  l = chan_listen (listen, &cfg);
+  if (!l) {
+    receiver_abort (&srv.rv);
+    receiver_close (&srv.rv);
+    return RC_ERROR;
+  }
+  if (control_path) {
+    struct ctlserver_config c = {
+      .path = control_path, .service = CHAN_SERVICE_SHARE_CTL,
+      .version = CTL_VERSION, .handle = serve_handle,
+    };
+    ctl = ctlserver_start (&c);
+  }
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  log_info ("receiving into %s (partial until commit)", srv.rv.partial);
+
+  /* Terminates: commit, abort, a signal, or (without a control socket)
+   * the end of the one session. */
+  for (;;) {
+    struct channel *c;
+    bool done;
+
+    pthread_mutex_lock (&srv.lock);
+    done = srv.rv.state == RECEIVER_COMMITTED ||
+      srv.rv.state == RECEIVER_ABORTED || srv.abort_requested;
+    bool had_session = srv.rv.state != RECEIVER_WAITING;
+    pthread_mutex_unlock (&srv.lock);
+    if (done || serve_stop)
+      break;
+    if (had_session && !control_path)
+      break;                    /* The source is gone; nobody can abort. */
+    if (had_session) {
+      usleep (200000);          /* Wait for an abort on the control. */
+      continue;
+    }
+    c = chan_accept (l, 1000);
+    if (!c)
+      continue;
+    log_info ("share session from %s", chan_peer_name (c));
+    pthread_mutex_lock (&srv.lock);
+    srv.session = c;
+    pthread_mutex_unlock (&srv.lock);
+    serve_session (c);
+    pthread_mutex_lock (&srv.lock);
+    srv.session = NULL;
+    if (srv.rv.state == RECEIVER_RECEIVING ||
+        srv.rv.state == RECEIVER_WAITING)
+      srv.rv.state = RECEIVER_DISCONNECTED;
+    pthread_mutex_unlock (&srv.lock);
+    chan_close (c);
+  }
+  chan_listener_close (l);
+  ctlserver_stop (ctl);
+  pthread_mutex_lock (&srv.lock);
+  if (srv.abort_requested && srv.rv.state != RECEIVER_COMMITTED)
+    receiver_abort (&srv.rv);
+  switch (srv.rv.state) {
+  case RECEIVER_COMMITTED:
+    printf ("share committed: %s\n", srv.rv.root);
+    rc = RC_OK;
+    break;
+  case RECEIVER_ABORTED:
+    printf ("share aborted: nothing kept\n");
+    rc = RC_OK;
+    break;
+  default:
+    fprintf (stderr, "%s: the share is incomplete; %s is left partial "
+             "(handoff share abort --root %s removes it)\n", PROG,
+             srv.rv.partial, srv.rv.root);
+    rc = RC_ERROR;
+  }
+  receiver_close (&srv.rv);
+  pthread_mutex_unlock (&srv.lock);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Control clients. */
+
+static int
+call_control (const char *path, json_t *req)
+{
+  struct chan_config cfg = {
+    .service = CHAN_SERVICE_SHARE_CTL, .version_min = CTL_VERSION,
+    .version_max = CTL_VERSION, .timeout_ms = 10000,
+  };
+  char uri[4200], err[2048];
+  struct channel *c;
+  struct stat st;
+  json_t *reply;
+
+  if (stat (path, &st) == -1) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    json_decref (req);
+    return errno == ENOENT ? RC_NOT_FOUND : RC_ERROR;
+  }
+  snprintf (uri, sizeof uri, "unix:%s", path);
+  c = chan_connect (uri, &cfg);
+  if (!c) {
+    json_decref (req);
+    fprintf (stderr, "%s: %s: cannot reach the share\n", PROG, path);
+    return RC_UNREACHABLE;
+  }
+  reply = chan_call (c, req, -1, err, sizeof err);
+  chan_close (c);
+  if (!reply) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    return strstr (err, "verification failed") ? RC_VERIFY_FAILED : RC_ERROR;
+  }
+  if (json_out) {
+    char *s = json_dumps (reply, JSON_COMPACT);
+    printf ("%s\n", s);
+    free (s);
+  }
+  else {
+    const char *state = json_string_value (json_object_get (reply, "state"));
+    const char *why = json_string_value (json_object_get (reply, "error"));
+    json_int_t b = json_integer_value (json_object_get (reply, "bytes"));
+    json_int_t bc = json_integer_value (json_object_get (reply,
+                                                         "bytes_copied"));
+    char x[32], y[32];
+    printf ("state: %s\n", state ? state : "?");
+    if (json_object_get (reply, "files")) {
+      format_bytes ((uint64_t) bc, x, sizeof x);
+      format_bytes ((uint64_t) b, y, sizeof y);
+      printf ("files: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+              " copied, %s of %s, %" JSON_INTEGER_FORMAT " writes mirrored\n",
+              json_integer_value (json_object_get (reply, "files_copied")),
+              json_integer_value (json_object_get (reply, "files")), x, y,
+              json_integer_value (json_object_get (reply, "mirrored_writes")));
+    }
+    if (why && *why)
+      printf ("error: %s\n", why);
+  }
+  json_decref (reply);
+  return RC_OK;
+}
+
+int
+main (int argc, char **argv)
+{
+  enum { OPT_TIMEOUT = 256 };
+  static const struct option long_options[] = {
+    { "listen", required_argument, NULL, 'l' },
+    { "root", required_argument, NULL, 'r' },
+    { "to", required_argument, NULL, 't' },
+    { "psk", required_argument, NULL, 'k' },
+    { "control", required_argument, NULL, 'c' },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "json", no_argument, NULL, 'j' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *listen = NULL, *root = NULL, *to = NULL, *psk = NULL;
+  const char *fuse_opts = NULL, *cmd;
+  char err[256];
+  uint64_t v;
+  int c;
+
+  log_set_program (PROG);
+  log_set_level (LOG_LEVEL_WARN);
+  /* GNU getopt permutes: options may come before or after the command
+   * and its arguments. */
+  while ((c = getopt_long (argc, argv, "l:r:t:k:c:o:jvhV", long_options,
+                           NULL)) != -1) {
+    switch (c) {
+    case 'l': listen = optarg; break;
+    case 'r': root = optarg; break;
+    case 't': to = optarg; break;
+    case 'k': psk = optarg; break;
+    case 'c': control_path = optarg; break;
+    case 'o': fuse_opts = optarg; break;
+    case OPT_TIMEOUT:
+      if (parse_duration_ms (optarg, &v, err, sizeof err) == -1 ||
+          v < 100 || v > 3600000) {
+        fprintf (stderr, "%s: --timeout: %s\n", PROG,
+                 v < 100 || v > 3600000 ? "100ms to 1h" : err);
+        return RC_ERROR;
+      }
+      share_timeout_ms = (int) v;
+      break;
+    case 'j': json_out = true; break;
+    case 'v': log_more_verbose (); break;
+    case 'h': usage (stdout, RC_OK);
+    case 'V': printf ("handoff-share %s\n", HANDOFF_VERSION); return RC_OK;
+    default: usage (stderr, RC_ERROR);
+    }
+  }
+  if (optind >= argc) {
+    fprintf (stderr, "%s: expected a command; see --help\n", PROG);
+    return RC_ERROR;
+  }
+  cmd = argv[optind++];
+  char **pos = argv + optind;
+  int npos = argc - optind;
+
+  if (strcmp (cmd, "serve") == 0) {
+    if (npos || !listen || !root) {
+      fprintf (stderr, "%s serve: needs --listen URI and --root DIR\n", PROG);
+      return RC_ERROR;
+    }
+    return do_serve (listen, root, psk);
+  }
+  if (strcmp (cmd, "mount") == 0) {
+    if (npos != 2) {
+      fprintf (stderr, "%s mount: needs SRC_DIR and MOUNTPOINT\n", PROG);
+      return RC_ERROR;
+    }
+    return do_mount (pos[0], pos[1], fuse_opts);
+  }
+  if (strcmp (cmd, "abort") == 0 && root && npos == 0) {
+    char e2[512];
+    if (receiver_remove_partial (root, e2, sizeof e2) == -1) {
+      fprintf (stderr, "%s: %s\n", PROG, e2);
+      return RC_NOT_FOUND;
+    }
+    printf ("removed the partial share of %s\n", root);
+    return RC_OK;
+  }
+  if (strcmp (cmd, "start") == 0 || strcmp (cmd, "status") == 0 ||
+      strcmp (cmd, "commit") == 0 || strcmp (cmd, "abort") == 0) {
+    json_t *req;
+    if (npos != 1) {
+      fprintf (stderr, "%s %s: needs the control SOCKET\n", PROG, cmd);
+      return RC_ERROR;
+    }
+    req = json_pack ("{s:s}", "op", cmd);
+    if (strcmp (cmd, "start") == 0) {
+      char abs[4096];
+      if (!to) {
+        fprintf (stderr, "%s start: needs --to URI\n", PROG);
+        json_decref (req);
+        return RC_ERROR;
+      }
+      json_object_set_new (req, "to", json_string (to));
+      /* The mount process resolves it from its own directory. */
+      if (psk && !realpath (psk, abs)) {
+        fprintf (stderr, "%s: %s: %s\n", PROG, psk, strerror (errno));
+        json_decref (req);
+        return RC_ERROR;
+      }
+      if (psk)
+        json_object_set_new (req, "psk", json_string (abs));
+    }
+    return call_control (pos[0], req);
+  }
+  fprintf (stderr, "%s: unknown command '%s' (serve, mount, start, status, "
+           "commit, abort)\n", PROG, cmd);
+  return RC_ERROR;
+}

@@ -1,0 +1,590 @@
+/* fuse-share: the receiver, applying the share protocol under a root
+ * directory it never leaves.
+ *
+ * Everything is received into ROOT.handoff-partial, which becomes ROOT
+ * only at COMMIT (one rename: a reader never sees a half-copied share
+ * under the final name) and is deleted at ABORT.
+ *
+ * Confinement: paths were checked by the decoder (relative, no "." or
+ * ".."); then every lookup goes through openat2 with RESOLVE_BENEATH and
+ * RESOLVE_NO_SYMLINKS from the root, and every final component is used
+ * without following it (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW, or an *at call
+ * that does not follow).  A symlink the source made is created as data
+ * and never followed.  Only directories, regular files and symlinks are
+ * ever created; OPEN refuses anything but a regular file.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "receiver.h"
+
+#define PARTIAL_SUFFIX ".handoff-partial"
+
+static long
+openat2_beneath (int dirfd, const char *path, int flags, mode_t mode,
+                 uint64_t resolve)
+{
+  struct open_how how = {
+    .flags = (uint64_t) flags | O_CLOEXEC, .mode = mode,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+               resolve,
+  };
+
+  return syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* The directory holding PATH's last component, and that component. */
+static int
+open_parent (struct receiver *rv, const char *path, const char **name_r)
+{
+  const char *slash = strrchr (path, '/');
+  char dir[SHARE_MAX_PATH + 1];
+
+  if (!slash) {
+    *name_r = path;
+    return fcntl (rv->rootfd, F_DUPFD_CLOEXEC, 0);
+  }
+  memcpy (dir, path, (size_t) (slash - path));
+  dir[slash - path] = '\0';
+  *name_r = slash + 1;
+  return (int) openat2_beneath (rv->rootfd, dir, O_PATH | O_DIRECTORY, 0, 0);
+}
+
+static int
+set_fd (struct receiver *rv, uint64_t handle, int fd)
+{
+  if (rv->fds[handle] >= 0) {
+    errno = EBADF;              /* The caller closes FD. */
+    return -1;
+  }
+  rv->fds[handle] = fd;
+  rv->nopen++;
+  return 0;
+}
+
+static int
+get_fd (struct receiver *rv, uint64_t handle)
+{
+  if (rv->fds[handle] < 0) {
+    errno = EBADF;
+    return -1;
+  }
+  return rv->fds[handle];
+}
+
+static void
+close_all (struct receiver *rv)
+{
+  for (size_t i = 0; i <= SHARE_MAX_HANDLES; ++i)
+    if (rv->fds[i] >= 0) {
+      close (rv->fds[i]);
+      rv->fds[i] = -1;
+    }
+  rv->nopen = 0;
+}
+
+static int
+sync_all (struct receiver *rv)
+{
+  for (size_t i = 0; i <= SHARE_MAX_HANDLES; ++i)
+    if (rv->fds[i] >= 0 && fsync (rv->fds[i]) == -1)
+      return -1;
+  return syncfs (rv->rootfd);
+}
+
+static int
+remove_cb (const char *path, const struct stat *st, int type,
+           struct FTW *ftw)
+{
+  (void) st;
+  (void) type;
+  (void) ftw;
+  if (remove (path) == -1 && errno != ENOENT)
+    log_warn ("remove %s: %m", path);
+  return 0;
+}
+
+/* Entries below DIRFD (not counting it): the receiver only creates
+ * directories, files and links, so every entry counts. */
+static int64_t
+count_entries (int dirfd)
+{
+  int fd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d;
+  struct dirent *de;
+  int64_t n = 0;
+
+  if (fd == -1 || !(d = fdopendir (fd))) {
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  /* Terminates: readdir reaches the end of the directory. */
+  while ((de = readdir (d)) != NULL) {
+    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+      continue;
+    n++;
+    if (de->d_type == DT_DIR) {
+      CLEANUP_CLOSE int sub = openat (dirfd, de->d_name, O_RDONLY |
+                                      O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int64_t k = sub == -1 ? -1 : count_entries (sub);
+      if (k < 0) {
+        n = -1;
+        break;
+      }
+      n += k;
+    }
+  }
+  closedir (d);
+  return n;
+}
+
+/* Delete the partial tree: depth first, never following a symlink,
+ * never crossing into another mount. */
+static void
+remove_tree (const char *path)
+{
+  nftw (path, remove_cb, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+int
+receiver_open (struct receiver *rv, const char *root, char *err,
+               size_t errlen)
+{
+  struct stat st;
+
+  memset (rv, 0, sizeof *rv);
+  rv->rootfd = -1;
+  rv->fds = malloc ((SHARE_MAX_HANDLES + 1) * sizeof *rv->fds);
+  if (!rv->fds) {
+    snprintf (err, errlen, "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i <= SHARE_MAX_HANDLES; ++i)
+    rv->fds[i] = -1;
+  rv->root = strdup (root);
+  if (asprintf (&rv->partial, "%s%s", root, PARTIAL_SUFFIX) == -1 ||
+      !rv->root) {
+    snprintf (err, errlen, "out of memory");
+    return -1;
+  }
+  if (lstat (root, &st) == 0) {
+    snprintf (err, errlen, "%s already exists: the share would replace it",
+              root);
+    errno = EEXIST;
+    return -1;
+  }
+  if (lstat (rv->partial, &st) == 0) {
+    snprintf (err, errlen, "%s exists: a partial share from an earlier "
+              "session; remove it with 'handoff share abort --root %s'",
+              rv->partial, root);
+    errno = EEXIST;
+    return -1;
+  }
+  if (mkdir (rv->partial, 0755) == -1) {
+    snprintf (err, errlen, "%s: %s", rv->partial, strerror (errno));
+    return -1;
+  }
+  /* Not O_PATH: syncfs needs a real descriptor. */
+  rv->rootfd = open (rv->partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rv->rootfd == -1) {
+    snprintf (err, errlen, "%s: %s", rv->partial, strerror (errno));
+    rmdir (rv->partial);
+    return -1;
+  }
+  rv->state = RECEIVER_WAITING;
+  rv->next_seq = 1;
+  return 0;
+}
+
+void
+receiver_close (struct receiver *rv)
+{
+  if (rv->fds)
+    close_all (rv);
+  free (rv->fds);
+  if (rv->rootfd >= 0)
+    close (rv->rootfd);
+  free (rv->root);
+  free (rv->partial);
+  memset (rv, 0, sizeof *rv);
+  rv->rootfd = -1;
+}
+
+int
+receiver_abort (struct receiver *rv)
+{
+  close_all (rv);
+  if (rv->state != RECEIVER_COMMITTED) {
+    remove_tree (rv->partial);
+    rv->state = RECEIVER_ABORTED;
+  }
+  return 0;
+}
+
+int
+receiver_remove_partial (const char *root, char *err, size_t errlen)
+{
+  char *partial;
+  struct stat st;
+
+  if (asprintf (&partial, "%s%s", root, PARTIAL_SUFFIX) == -1)
+    return -1;
+  if (lstat (partial, &st) == -1) {
+    snprintf (err, errlen, "%s: %s", partial, strerror (errno));
+    free (partial);
+    return -1;
+  }
+  remove_tree (partial);
+  free (partial);
+  return 0;
+}
+
+static void
+sha256_fd (int fd, uint8_t out[32], int *e)
+{
+  gnutls_hash_hd_t h;
+  uint8_t buf[65536];
+  ssize_t n;
+
+  *e = 0;
+  if (gnutls_hash_init (&h, GNUTLS_DIG_SHA256) < 0) {
+    *e = ENOMEM;
+    return;
+  }
+  /* Terminates: read reaches end of file or fails. */
+  while ((n = read (fd, buf, sizeof buf)) > 0)
+    gnutls_hash (h, buf, (size_t) n);
+  if (n < 0)
+    *e = errno;
+  gnutls_hash_deinit (h, out);
+}
+
+static int
+verify (struct receiver *rv, const struct share_req *r, char *text,
+        size_t textlen)
+{
+  struct share_verify want;
+  CLEANUP_CLOSE int dirfd = -1;
+  const char *name;
+  struct stat st;
+  uint8_t sum[32];
+  int e;
+
+  memcpy (&want, r->data, sizeof want);
+  want.kind = be32toh (want.kind);
+  want.mode = be32toh (want.mode);
+  want.size = be64toh (want.size);
+  want.mtime_ns = (int64_t) be64toh ((uint64_t) want.mtime_ns);
+
+  dirfd = open_parent (rv, r->path, &name);
+  if (dirfd == -1 || fstatat (dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+    snprintf (text, textlen, "%s: missing on the destination", r->path);
+    return EILSEQ;
+  }
+  unsigned kind = S_ISREG (st.st_mode) ? SHARE_KIND_FILE
+    : S_ISDIR (st.st_mode) ? SHARE_KIND_DIR
+    : S_ISLNK (st.st_mode) ? SHARE_KIND_LINK : 0;
+  int64_t mtime = (int64_t) st.st_mtim.tv_sec * 1000000000 +
+    st.st_mtim.tv_nsec;
+  if (kind != want.kind) {
+    snprintf (text, textlen, "%s: a different kind of file", r->path);
+    return EILSEQ;
+  }
+  if (kind != SHARE_KIND_LINK && (st.st_mode & 07777) != want.mode) {
+    snprintf (text, textlen, "%s: mode %o, expected %o", r->path,
+              st.st_mode & 07777, want.mode);
+    return EILSEQ;
+  }
+  if (kind != SHARE_KIND_DIR && mtime != want.mtime_ns) {
+    snprintf (text, textlen, "%s: modification time differs", r->path);
+    return EILSEQ;
+  }
+  if (kind == SHARE_KIND_FILE) {
+    CLEANUP_CLOSE int fd = -1;
+    if ((uint64_t) st.st_size != want.size) {
+      snprintf (text, textlen, "%s: %jd bytes, expected %" PRIu64, r->path,
+                (intmax_t) st.st_size, want.size);
+      return EILSEQ;
+    }
+    fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1) {
+      snprintf (text, textlen, "%s: %s", r->path, strerror (errno));
+      return EILSEQ;
+    }
+    sha256_fd (fd, sum, &e);
+    if (e) {
+      snprintf (text, textlen, "%s: %s", r->path, strerror (e));
+      return EILSEQ;
+    }
+  }
+  else if (kind == SHARE_KIND_LINK) {
+    char target[SHARE_MAX_PATH + 1];
+    ssize_t n = readlinkat (dirfd, name, target, sizeof target);
+    if (n < 0 || n > SHARE_MAX_PATH) {
+      snprintf (text, textlen, "%s: cannot read the link", r->path);
+      return EILSEQ;
+    }
+    gnutls_hash_fast (GNUTLS_DIG_SHA256, target, (size_t) n, sum);
+  }
+  if (kind != SHARE_KIND_DIR && memcmp (sum, want.sha256, sizeof sum) != 0) {
+    snprintf (text, textlen, "%s: %s differs", r->path,
+              kind == SHARE_KIND_LINK ? "the link's target" : "the content");
+    return EILSEQ;
+  }
+  return 0;
+}
+
+int
+receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
+                size_t textlen)
+{
+  CLEANUP_CLOSE int dirfd = -1, dirfd2 = -1;
+  const char *name = NULL, *name2 = NULL;
+  int fd, e = 0;
+
+  text[0] = '\0';
+  if (r->seq != rv->next_seq) {
+    snprintf (text, textlen, "request %" PRIu64 " out of sequence (expected "
+              "%" PRIu64 ")", r->seq, rv->next_seq);
+    return -EPROTO;             /* Fatal: ends the session. */
+  }
+  rv->next_seq++;
+  rv->ops++;
+  if (rv->state == RECEIVER_COMMITTED || rv->state == RECEIVER_ABORTED) {
+    snprintf (text, textlen, "the share is %s",
+              rv->state == RECEIVER_COMMITTED ? "committed" : "aborted");
+    return EINVAL;
+  }
+  rv->state = RECEIVER_RECEIVING;
+
+  switch (r->type) {
+  case SHARE_MKDIR:
+  case SHARE_CREATE:
+  case SHARE_UNLINK:
+  case SHARE_RMDIR:
+  case SHARE_SYMLINK:
+  case SHARE_CHOWN:
+  case SHARE_UTIMENS:
+  case SHARE_RENAME:
+  case SHARE_LINK:
+    dirfd = open_parent (rv, r->path, &name);
+    if (dirfd == -1)
+      goto errno_out;
+    break;
+  default:
+    break;
+  }
+  if (r->type == SHARE_RENAME || r->type == SHARE_LINK) {
+    dirfd2 = open_parent (rv, r->path2, &name2);
+    if (dirfd2 == -1)
+      goto errno_out;
+  }
+
+  switch (r->type) {
+  case SHARE_MKDIR:
+    if (mkdirat (dirfd, name, (mode_t) (r->a & 07777)) == -1)
+      goto errno_out;
+    break;
+  case SHARE_CREATE:
+    if (r->handle && rv->fds[r->handle] >= 0) {
+      errno = EBADF;            /* Handle in use: create nothing. */
+      goto errno_out;
+    }
+    fd = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                 O_CLOEXEC, (mode_t) (r->a & 07777));
+    if (fd == -1)
+      goto errno_out;
+    if ((r->b && (r->b > INT64_MAX || ftruncate (fd, (off_t) r->b) == -1)) ||
+        (r->handle && set_fd (rv, r->handle, fd) == -1)) {
+      e = errno;
+      close (fd);
+      errno = e;
+      goto errno_out;
+    }
+    if (!r->handle)
+      close (fd);
+    break;
+  case SHARE_OPEN: {
+    struct stat st;
+    fd = (int) openat2_beneath (rv->rootfd, r->path, O_WRONLY | O_NOFOLLOW,
+                                0, 0);
+    if (fd == -1)
+      goto errno_out;
+    if (fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)) {
+      close (fd);
+      snprintf (text, textlen, "%s is not a regular file", r->path);
+      return EINVAL;
+    }
+    if (set_fd (rv, r->handle, fd) == -1) {
+      close (fd);
+      errno = EBADF;
+      goto errno_out;
+    }
+    break;
+  }
+  case SHARE_CLOSE:
+    fd = get_fd (rv, r->handle);
+    if (fd == -1)
+      goto errno_out;
+    close (fd);
+    rv->fds[r->handle] = -1;
+    rv->nopen--;
+    break;
+  case SHARE_WRITE: {
+    const uint8_t *p = r->data;
+    size_t left = r->data_len;
+    uint64_t off = r->a;
+    fd = get_fd (rv, r->handle);
+    if (fd == -1)
+      goto errno_out;
+    if (off > INT64_MAX - left) {
+      errno = EFBIG;
+      goto errno_out;
+    }
+    while (left > 0) {
+      ssize_t n = pwrite (fd, p, left, (off_t) off);
+      if (n < 0)
+        goto errno_out;
+      p += n;
+      off += (uint64_t) n;
+      left -= (size_t) n;
+    }
+    rv->bytes += r->data_len;
+    break;
+  }
+  case SHARE_TRUNCATE:
+    fd = get_fd (rv, r->handle);
+    if (fd == -1 || r->a > INT64_MAX || ftruncate (fd, (off_t) r->a) == -1)
+      goto errno_out;
+    break;
+  case SHARE_UNLINK:
+    if (unlinkat (dirfd, name, 0) == -1)
+      goto errno_out;
+    break;
+  case SHARE_RMDIR:
+    if (unlinkat (dirfd, name, AT_REMOVEDIR) == -1)
+      goto errno_out;
+    break;
+  case SHARE_RENAME:
+    if (syscall (SYS_renameat2, dirfd, name, dirfd2, name2,
+                 r->c & (RENAME_NOREPLACE | RENAME_EXCHANGE)) == -1)
+      goto errno_out;
+    break;
+  case SHARE_SYMLINK:
+    if (symlinkat (r->path2, dirfd, name) == -1)
+      goto errno_out;
+    break;
+  case SHARE_LINK:
+    if (linkat (dirfd, name, dirfd2, name2, 0) == -1)
+      goto errno_out;
+    break;
+  case SHARE_CHMOD: {
+    struct stat st;
+    /* fchmodat cannot refuse to follow a symlink: open the object
+     * itself (a symlink's own mode means nothing on Linux). */
+    fd = (int) openat2_beneath (rv->rootfd, r->path, O_PATH | O_NOFOLLOW, 0,
+                                0);
+    if (fd == -1)
+      goto errno_out;
+    if (fstat (fd, &st) == 0 && !S_ISLNK (st.st_mode)) {
+      char proc[64];
+      snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+      if (chmod (proc, (mode_t) (r->a & 07777)) == -1) {
+        e = errno;
+        close (fd);
+        errno = e;
+        goto errno_out;
+      }
+    }
+    close (fd);
+    break;
+  }
+  case SHARE_CHOWN:
+    if (fchownat (dirfd, name, (uid_t) r->a, (gid_t) r->b,
+                  AT_SYMLINK_NOFOLLOW) == -1)
+      goto errno_out;
+    break;
+  case SHARE_UTIMENS: {
+    struct timespec ts[2] = {
+      { .tv_sec = (time_t) (r->a / 1000000000),
+        .tv_nsec = (long) (r->a % 1000000000) },
+      { .tv_sec = (time_t) (r->b / 1000000000),
+        .tv_nsec = (long) (r->b % 1000000000) },
+    };
+    if (utimensat (dirfd, name, ts, AT_SYMLINK_NOFOLLOW) == -1)
+      goto errno_out;
+    break;
+  }
+  case SHARE_FSYNC:
+    if (r->handle) {
+      fd = get_fd (rv, r->handle);
+      if (fd == -1 || fsync (fd) == -1)
+        goto errno_out;
+    }
+    else if (sync_all (rv) == -1)
+      goto errno_out;
+    break;
+  case SHARE_VERIFY:
+    e = verify (rv, r, text, textlen);
+    if (e == 0)
+      rv->verified++;
+    return e;
+  case SHARE_COMMIT: {
+    /* Every entry the sender has must have been verified, and the
+     * destination must hold nothing else. */
+    int64_t have = count_entries (rv->rootfd);
+    if (rv->verified != r->a || have != (int64_t) r->a) {
+      snprintf (text, textlen, "commit refused: %" PRIu64 " entries at the "
+                "source, %" PRIu64 " verified, %" PRId64 " on the "
+                "destination", r->a, rv->verified, have);
+      return EILSEQ;
+    }
+    if (r->c) {                 /* The source root's mode and times. */
+      struct timespec ts[2] = {
+        { .tv_nsec = UTIME_OMIT },
+        { .tv_sec = (time_t) (r->b / 1000000000),
+          .tv_nsec = (long) (r->b % 1000000000) },
+      };
+      if (fchmod (rv->rootfd, (mode_t) (r->c & 07777)) == -1 ||
+          futimens (rv->rootfd, ts) == -1)
+        goto errno_out;
+    }
+    if (sync_all (rv) == -1)
+      goto errno_out;
+    close_all (rv);
+    if (syscall (SYS_renameat2, AT_FDCWD, rv->partial, AT_FDCWD, rv->root,
+                 RENAME_NOREPLACE) == -1)
+      goto errno_out;
+    rv->state = RECEIVER_COMMITTED;
+    log_info ("share committed: %s", rv->root);
+    break;
+  }
+  case SHARE_ABORT:
+    receiver_abort (rv);
+    log_info ("share aborted: %s removed", rv->partial);
+    break;
+  }
+  return 0;
+
+ errno_out:
+  e = errno ? errno : EIO;
+  snprintf (text, textlen, "%s %s: %s", share_type_name (r->type),
+            r->path ? r->path : "", strerror (e));
+  return e;
+}

@@ -1,0 +1,205 @@
+/* handoff: JSON control server.  See ctlserver.h. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "cleanup.h"
+#include "ctlserver.h"
+#include "jsonutil.h"
+#include "log.h"
+
+#define MAX_CLIENTS 32
+
+struct ctlserver {
+  struct ctlserver_config cfg;
+  char *path;
+  struct chan_listener *listener;
+  pthread_t thread;
+  volatile bool quit;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct channel *clients[MAX_CLIENTS];       /* lock */
+  unsigned nclients;                          /* lock */
+};
+
+struct client {
+  struct ctlserver *s;
+  struct channel *c;
+};
+
+json_t *
+ctl_error_reply (const char *code, const char *msg)
+{
+  json_t *r = msg_error ("%s", msg);
+
+  if (code)
+    json_object_set_new (r, "code", json_string (code));
+  return r;
+}
+
+static void
+forget_client (struct ctlserver *s, struct channel *c)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
+    if (s->clients[i] == c)
+      s->clients[i] = NULL;
+  s->nclients--;
+  pthread_cond_broadcast (&s->cond);
+}
+
+static void *
+client_main (void *arg)
+{
+  struct client *cl = arg;
+  struct ctlserver *s = cl->s;
+  struct channel *c = cl->c;
+
+  free (cl);
+  /* Terminates: at end of stream, on a channel error, or at shutdown. */
+  while (!s->quit) {
+    bool eof;
+    json_t *req = chan_recv_json (c, -1, &eof), *reply;
+
+    if (!req) {
+      if (!eof && !s->quit) {
+        json_t *e = ctl_error_reply ("bad_request", "malformed request");
+        chan_send_json (c, e);
+        json_decref (e);
+      }
+      break;
+    }
+    reply = s->cfg.handle (req, s->cfg.opaque);
+    json_decref (req);
+    if (!reply)
+      reply = ctl_error_reply ("failed", "request failed");
+    int r = chan_send_json (c, reply);
+    json_decref (reply);
+    if (r == -1)
+      break;
+  }
+  forget_client (s, c);
+  chan_close (c);
+  return NULL;
+}
+
+static void
+add_client (struct ctlserver *s, struct channel *c)
+{
+  struct client *cl = malloc (sizeof *cl);
+  pthread_attr_t a;
+  pthread_t t;
+  int e;
+
+  pthread_mutex_lock (&s->lock);
+  if (!cl || s->nclients >= MAX_CLIENTS) {
+    pthread_mutex_unlock (&s->lock);
+    log_warn ("%s: too many control clients, refusing one", s->path);
+    free (cl);
+    chan_close (c);
+    return;
+  }
+  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
+    if (!s->clients[i]) {
+      s->clients[i] = c;
+      break;
+    }
+  s->nclients++;
+  pthread_mutex_unlock (&s->lock);
+  cl->s = s;
+  cl->c = c;
+  pthread_attr_init (&a);
+  pthread_attr_setdetachstate (&a, PTHREAD_CREATE_DETACHED);
+  e = pthread_create (&t, &a, client_main, cl);
+  pthread_attr_destroy (&a);
+  if (e != 0) {
+    errno = e;
+    log_error ("%s: cannot start a client thread: %m", s->path);
+    free (cl);
+    forget_client (s, c);
+    chan_close (c);
+  }
+}
+
+static void *
+accept_main (void *arg)
+{
+  struct ctlserver *s = arg;
+
+  /* Terminates: ctlserver_stop sets quit; we look once a second. */
+  while (!s->quit) {
+    struct pollfd pfd = { .fd = chan_listener_fd (s->listener),
+                          .events = POLLIN };
+    int r = poll (&pfd, 1, 1000);
+
+    if (s->cfg.tick)
+      s->cfg.tick (s->cfg.opaque);
+    if (r > 0 && (pfd.revents & POLLIN) && !s->quit) {
+      struct channel *c = chan_accept (s->listener, 0);
+      if (c)
+        add_client (s, c);
+    }
+  }
+  return NULL;
+}
+
+struct ctlserver *
+ctlserver_start (const struct ctlserver_config *cfg)
+{
+  struct ctlserver *s = calloc (1, sizeof *s);
+  struct chan_config cc = {
+    .service = cfg->service, .version_min = (uint16_t) cfg->version,
+    .version_max = (uint16_t) cfg->version, .timeout_ms = 10000,
+    .unix_mode = 0600,
+  };
+  char uri[4200];
+  int e;
+
+  if (!s)
+    return NULL;
+  s->cfg = *cfg;
+  s->path = strdup (cfg->path);
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_cond_init (&s->cond, NULL);
+  snprintf (uri, sizeof uri, "unix:%s", cfg->path);
+  s->listener = s->path ? chan_listen (uri, &cc) : NULL;
+  if (!s->listener)
+    goto error;
+  e = pthread_create (&s->thread, NULL, accept_main, s);
+  if (e != 0) {
+    errno = e;
+    log_error ("%s: cannot start the control thread: %m", cfg->path);
+    goto error;
+  }
+  return s;
+
+ error:
+  chan_listener_close (s->listener);
+  free (s->path);
+  free (s);
+  return NULL;
+}
+
+void
+ctlserver_stop (struct ctlserver *s)
+{
+  if (!s)
+    return;
+  s->quit = true;
+  pthread_join (s->thread, NULL);
+  pthread_mutex_lock (&s->lock);
+  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
+    if (s->clients[i])
+      chan_shutdown (s->clients[i]);
+  /* Terminates: each client thread notices its shut channel. */
+  while (s->nclients > 0)
+    pthread_cond_wait (&s->cond, &s->lock);
+  pthread_mutex_unlock (&s->lock);
+  chan_listener_close (s->listener);
+  free (s->path);
+  free (s);
+}
