@@ -137,8 +137,11 @@ static int
 do_mount (const char *src, const char *mnt, const char *opts)
 {
   char o[4096];
-  char *argv[8];
-  int argc = 0;
+  char *argv[4];
+  struct fuse_args args;
+  struct fuse *f;
+  struct fuse_loop_config *loop;
+  int rc = RC_ERROR;
 
   share_srcfd = open (src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (share_srcfd == -1) {
@@ -146,15 +149,40 @@ do_mount (const char *src, const char *mnt, const char *opts)
     return RC_ERROR;
   }
   snprintf (o, sizeof o, "fsname=handoff-share,subtype=handoff,allow_other,"
-            "default_permissions,max_threads=32%s%s", opts ? "," : "",
-            opts ? opts : "");
-  argv[argc++] = (char *) PROG;
-  argv[argc++] = (char *) mnt;
-  argv[argc++] = (char *) "-f";
-  argv[argc++] = (char *) "-o";
-  argv[argc++] = o;
-  argv[argc] = NULL;
-  return fuse_main (argc, argv, &share_ops, NULL) == 0 ? RC_OK : RC_ERROR;
+            "default_permissions%s%s", opts ? "," : "", opts ? opts : "");
+  argv[0] = (char *) PROG;
+  argv[1] = (char *) "-o";
+  argv[2] = o;
+  argv[3] = NULL;
+  args = (struct fuse_args) FUSE_ARGS_INIT (3, argv);
+
+  /* Our own loop rather than fuse_main: the worker pool is sized here
+   * (guest I/O arrives from many threads at once), and the mount stays
+   * in the foreground under the caller's supervision. */
+  f = fuse_new (&args, &share_ops, sizeof share_ops, NULL);
+  if (!f)
+    goto out_args;
+  if (fuse_mount (f, mnt) == -1)
+    goto out_destroy;
+  if (fuse_set_signal_handlers (fuse_get_session (f)) == -1)
+    goto out_unmount;
+  loop = fuse_loop_cfg_create ();
+  if (loop) {
+    fuse_loop_cfg_set_clone_fd (loop, 0);
+    fuse_loop_cfg_set_idle_threads (loop, 8);
+    fuse_loop_cfg_set_max_threads (loop, 32);
+    if (fuse_loop_mt (f, loop) == 0)
+      rc = RC_OK;
+    fuse_loop_cfg_destroy (loop);
+  }
+  fuse_remove_signal_handlers (fuse_get_session (f));
+ out_unmount:
+  fuse_unmount (f);
+ out_destroy:
+  fuse_destroy (f);
+ out_args:
+  fuse_opt_free_args (&args);
+  return rc;
 }
 
 /* ------------------------------------------------------------------ */

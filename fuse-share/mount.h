@@ -3,7 +3,7 @@
 #ifndef HANDOFF_SHARE_MOUNT_H
 #define HANDOFF_SHARE_MOUNT_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include <fuse.h>
 
 extern const struct fuse_operations share_ops;

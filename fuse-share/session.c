@@ -222,11 +222,13 @@ reader_main (void *arg)
     char text[SHARE_MAX_REPLY_TEXT + 1];
 
     if (n <= 0) {
+      int err = errno;
       pthread_mutex_lock (&s.lock);
       /* After the answer to COMMIT or ABORT the receiver hangs up. */
       if (!(s.final_seq && s.acked >= s.final_seq))
-        fail_locked ("the receiver %s %s", s.to,
-                     n == 0 ? "closed the connection" : "connection failed");
+        fail_locked ("the receiver %s %s%s", s.to,
+                     n == 0 ? "closed the connection"
+                     : "connection failed: ", n == 0 ? "" : strerror (err));
       pthread_cond_broadcast (&s.cond);
       pthread_mutex_unlock (&s.lock);
       return NULL;
@@ -730,9 +732,11 @@ session_start (const char *to, const char *psk, char *err, size_t errlen)
   teardown ();
 
   cfg.psk_file = psk;
+  log_clear_last_error ();
   struct channel *c = chan_connect (to, &cfg);
   if (!c) {
-    snprintf (err, errlen, "cannot reach the receiver %s (see the log)", to);
+    snprintf (err, errlen, "cannot reach the receiver: %s",
+              log_last_error ()[0] ? log_last_error () : to);
     return -1;
   }
 

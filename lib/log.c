@@ -133,6 +133,22 @@ emit_json (enum log_level level, const char *msg)
   free (s);
 }
 
+/* The last error this thread logged, for callers that must also
+ * return the reason to a remote client. */
+static __thread char last_error[512];
+
+const char *
+log_last_error (void)
+{
+  return last_error;
+}
+
+void
+log_clear_last_error (void)
+{
+  last_error[0] = '\0';
+}
+
 void
 log_vmsg (enum log_level level, const char *fmt, va_list ap)
 {
@@ -141,13 +157,20 @@ log_vmsg (enum log_level level, const char *fmt, va_list ap)
   char line[4200];
   int n;
 
-  if (level > log_level_current)
+  if (level > log_level_current && level != LOG_LEVEL_ERROR)
     goto out;
 
   /* glibc's vsnprintf understands %m using errno, which we restore
    * first in case the caller's arguments clobbered it. */
   errno = saved_errno;
   vsnprintf (msg, sizeof msg, fmt, ap);
+  if (level == LOG_LEVEL_ERROR) {
+    size_t len = strnlen (msg, sizeof last_error - 1);
+    memcpy (last_error, msg, len);
+    last_error[len] = '\0';
+  }
+  if (level > log_level_current)
+    goto out;
 
   switch (sink) {
   case LOG_SINK_CALLBACK:

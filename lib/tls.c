@@ -210,7 +210,10 @@ tls_handshake (struct tls_session *t, int64_t deadline)
                  r == GNUTLS_E_KEYFILE_ERROR ||
                  r == GNUTLS_E_FATAL_ALERT_RECEIVED ||
                  r == GNUTLS_E_ERROR_IN_FINISHED_PACKET
-                 ? " (wrong pre-shared key?)" : "");
+                 ? " (wrong pre-shared key?)"
+                 : r == GNUTLS_E_PREMATURE_TERMINATION && !t->server
+                 ? " (the peer hung up: a wrong pre-shared key or identity?)"
+                 : "");
       errno = EACCES;
       return -1;
     }

@@ -152,6 +152,16 @@ kill_quiet ()
   kill "$@" 2>/dev/null || true
 }
 
+# unmount_fuse_on I DIR: lazily unmount a FUSE mount on host I, if it
+# is still there (a killed daemon's mount may already be gone).
+unmount_fuse_on ()
+{
+  if on_host "$1" awk -v d="$2" '$2 == d { f = 1 } END { exit !f }' \
+       /proc/self/mounts; then
+    on_host "$1" fusermount3 -u -z "$2"
+  fi
+}
+
 # kill_pidfile FILE: terminate the process named in FILE, then make
 # sure it is gone.
 kill_pidfile ()
@@ -269,13 +279,17 @@ on_host ()
 {
   local i=$1
   shift
+  # In a subshell (a background job, a command substitution) exec, so
+  # that $! is the program itself and killing it kills the program.
+  local ex=
+  [ "$BASHPID" = "$$" ] || ex=exec
   if [ -n "${HOST_MNT[$i]:-}" ]; then
     # cd after entering: a directory opened before (nsenter --wd) would
     # belong to the old mount namespace and relative mounts would fail.
-    nsenter --mount="${HOST_MNT[$i]}" --net="/run/netns/${HOST_NS[$i]}" \
+    $ex nsenter --mount="${HOST_MNT[$i]}" --net="/run/netns/${HOST_NS[$i]}" \
       -- sh -c 'cd "$0" && exec "$@"' "$PWD" "$@"
   else
-    ip netns exec "${HOST_NS[$i]}" "$@"
+    $ex ip netns exec "${HOST_NS[$i]}" "$@"
   fi
 }
 

@@ -27,11 +27,11 @@ serve () {                      # serve NAME: a receiver for one scenario
   echo $! > "$1.pid"
   cleanup_fn kill_pidfile "$tmp/$1.pid"
   wait_for_socket "$tmp/$1.ctl"
-  echo "tcp://127.0.0.1:$p"
+  uri="tcp://127.0.0.1:$p"
 }
 
 echo "== a wrong key"
-uri=$(serve key)
+serve key
 if "$client" "$uri" bad.psk escape > key.txt 2>&1; then
   cat key.txt
   fail "a client with the wrong key got in"
@@ -40,7 +40,7 @@ grep -q "connect refused" key.txt
 handoff share status "$tmp/key.ctl" | grep -q "state: waiting" || fail "state"
 
 echo "== escapes"
-uri=$(serve esc)
+serve esc
 "$client" "$uri" k.psk escape | tee esc.txt
 grep -q "^SYMLINK out .* -> err=0" esc.txt || fail "the symlink itself may be made"
 for op in "MKDIR out/sub" "CREATE out/file" "OPEN out" "UNLINK out/victim" \
@@ -56,7 +56,7 @@ grep -q "absolute path" esc.log || fail "the absolute path was not logged"
 [ -L root-esc.handoff-partial/out2 ] || fail "renames of the link itself work"
 
 echo "== handles"
-uri=$(serve h)
+serve h
 "$client" "$uri" k.psk handles | tee h.txt
 grep -q "^WRITE  -> err=9 " h.txt || fail "unknown handle"
 grep -q "^CLOSE  -> err=9 " h.txt || fail "unknown handle on close"
@@ -65,7 +65,7 @@ grep "^WRITE  -> " h.txt | tail -1 | grep -q "err=27" || fail "offset overflow"
 
 echo "== commits that do not match"
 for sc in unverified extra; do
-  uri=$(serve "com$sc")
+  serve "com$sc"
   "$client" "$uri" k.psk "commit-$sc" | tee "com$sc.txt"
   grep -q '^COMMIT  -> err=84 .*commit refused' "com$sc.txt" ||
     fail "commit-$sc was accepted"
@@ -75,13 +75,13 @@ done
 grep -q "^VERIFY a -> err=0" comextra.txt || fail "the directory did not verify"
 
 echo "== out of sequence"
-uri=$(serve seq)
+serve seq
 "$client" "$uri" k.psk sequence | tee seq.txt
 grep -q "^MKDIR b -> connection closed" seq.txt || fail "sequence"
 grep -q "out of sequence" seq.log || fail "not logged"
 
 echo "== oversize"
-uri=$(serve big)
+serve big
 "$client" "$uri" k.psk oversize | tee big.txt
 grep -q "connection closed" big.txt || fail "oversize message accepted"
 grep -q "field too long" big.log || fail "not logged"

@@ -42,7 +42,7 @@ on_host 1 handoff-share mount "$tmp/src" "$tmp/mnt" --control "$tmp/m.ctl" \
   > mount.log 2>&1 &
 echo $! > mount.pid
 cleanup_fn kill_pidfile "$tmp/mount.pid"
-cleanup_fn on_host 1 fusermount3 -u -z "$tmp/mnt"
+cleanup_fn unmount_fuse_on 1 "$tmp/mnt"
 on_host 2 handoff-share serve --listen "tcp://${HOST_IP[2]}:7500" \
   --root "$tmp/dst" --psk k.psk --control "$tmp/r.ctl" > serve.log 2>&1 &
 echo $! > serve.pid
@@ -61,7 +61,7 @@ on_host 1 bash -c "
   cd '$tmp/mnt'
   fio --name=v --filename=disk.img --rw=randwrite --bs=4k --size=256m \
       --offset=1g --verify=crc32c --do_verify=1 --iodepth=1 --runtime=6 \
-      --time_based --verify_fatal=1 --output='$tmp/fio.out' > '$tmp/fio.log' 2>&1 &
+      --time_based --verify_fatal=1 --verify_state_save=0 --output='$tmp/fio.out' > '$tmp/fio.log' 2>&1 &
   fio_pid=\$!
   for i in \$(seq 40); do echo \"entry \$i\" >> logs/l1; done
   truncate -s 1000 conf/nested/f10

@@ -48,6 +48,11 @@ extern void log_msg (enum log_level level, const char *fmt, ...)
 extern void log_vmsg (enum log_level level, const char *fmt, va_list ap)
   __attribute__ ((format (printf, 2, 0)));
 
+/* The text of the last error logged by the calling thread ("" if none
+ * since log_clear_last_error). */
+extern const char *log_last_error (void);
+extern void log_clear_last_error (void);
+
 #define log_error(fmt, ...) log_msg (LOG_LEVEL_ERROR, fmt, ##__VA_ARGS__)
 #define log_warn(fmt, ...)                                              \
   do {                                                                  \
