@@ -72,6 +72,7 @@ include ctl/build.mk
 include tests/build.mk
 include docs/build.mk
 include appliance/build.mk
+include bench/build.mk
 
 all: $(BINS) $(LIBEXEC_BINS) $(FILTERS) $(MANPAGES)
 
@@ -127,8 +128,9 @@ demo: deps
 lint:
 	@O=$(O) scripts/lint
 
-bench: all
-	@for b in bench/*.sh; do echo "== $$b"; O=$(O) $$b || exit 1; done
+bench: all $(BENCH_BINS)
+	@for b in $(if $(BENCH),bench/$(BENCH).sh,bench/*.sh); do \
+	  echo "== $$b"; O=$(O) $$b || exit 1; done
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \

@@ -386,6 +386,32 @@ share_truncate (const char *path, off_t size, struct fuse_file_info *fi)
 }
 
 static int
+share_fallocate (const char *path, int mode, off_t off, off_t len,
+                 struct fuse_file_info *fi)
+{
+  struct fh *h = get_fh (fi);
+  struct node *n = NULL;
+  uint64_t seq = 0;
+  int r;
+
+  /* Modes that move data around would need the copier to follow. */
+  if (!share_fallocate_mode_ok ((uint32_t) mode))
+    return -EOPNOTSUPP;
+  if (session_active ())
+    n = session_node (h->ino, false);
+  if (n)
+    pthread_mutex_lock (&n->lock);
+  r = fallocate (h->fd, mode, off, len) == -1 ? -errno : 0;
+  if (r == 0 && n)
+    seq = session_fallocate_locked (n, path, (uint32_t) mode, (uint64_t) off,
+                                    (uint64_t) len);
+  if (n)
+    pthread_mutex_unlock (&n->lock);
+  session_wait (seq);
+  return r;
+}
+
+static int
 share_fsync (const char *path, int datasync, struct fuse_file_info *fi)
 {
   struct fh *h = get_fh (fi);
@@ -453,6 +479,7 @@ const struct fuse_operations share_ops = {
   .read = share_read,
   .write = share_write,
   .truncate = share_truncate,
+  .fallocate = share_fallocate,
   .fsync = share_fsync,
   .release = share_release,
   .lseek = share_lseek,

@@ -28,6 +28,7 @@ static const char *const names[] = {
   [SHARE_CHOWN] = "CHOWN", [SHARE_UTIMENS] = "UTIMENS",
   [SHARE_FSYNC] = "FSYNC", [SHARE_VERIFY] = "VERIFY",
   [SHARE_COMMIT] = "COMMIT", [SHARE_ABORT] = "ABORT",
+  [SHARE_FALLOCATE] = "FALLOCATE",
 };
 
 const char *
@@ -86,6 +87,7 @@ static const struct {
   [SHARE_CHOWN] = { 1, 0, 0, 0 }, [SHARE_UTIMENS] = { 1, 0, 0, 0 },
   [SHARE_FSYNC] = { 0, 0, 0, 2 }, [SHARE_VERIFY] = { 1, 0, 1, 0 },
   [SHARE_COMMIT] = { 0, 0, 0, 0 }, [SHARE_ABORT] = { 0, 0, 0, 0 },
+  [SHARE_FALLOCATE] = { 0, 0, 0, 1 },
 };
 
 size_t

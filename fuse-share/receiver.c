@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@
 #include "cleanup.h"
 #include "log.h"
 #include "receiver.h"
+
+_Static_assert (SHARE_FALLOC_KEEP_SIZE == FALLOC_FL_KEEP_SIZE &&
+                SHARE_FALLOC_PUNCH_HOLE == FALLOC_FL_PUNCH_HOLE &&
+                SHARE_FALLOC_ZERO_RANGE == FALLOC_FL_ZERO_RANGE,
+                "the share's fallocate modes are Linux's");
 
 #define PARTIAL_SUFFIX ".handoff-partial"
 
@@ -471,6 +477,18 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
   case SHARE_TRUNCATE:
     fd = get_fd (rv, r->handle);
     if (fd == -1 || r->a > INT64_MAX || ftruncate (fd, (off_t) r->a) == -1)
+      goto errno_out;
+    break;
+  case SHARE_FALLOCATE:
+    fd = get_fd (rv, r->handle);
+    if (fd == -1)
+      goto errno_out;
+    if (!share_fallocate_mode_ok (r->c) || r->b == 0 || r->a > INT64_MAX ||
+        r->b > INT64_MAX - r->a) {
+      errno = EINVAL;
+      goto errno_out;
+    }
+    if (fallocate (fd, (int) r->c, (off_t) r->a, (off_t) r->b) == -1)
       goto errno_out;
     break;
   case SHARE_UNLINK:

@@ -343,6 +343,21 @@ session_write_locked (struct node *n, const char *path, const void *buf,
   return seq;
 }
 
+/* Always mirrored, wherever the copier is: a hole punched above the
+ * watermark must still reach a destination that already holds data
+ * there from a write that straddled the watermark. */
+uint64_t
+session_fallocate_locked (struct node *n, const char *path, uint32_t mode,
+                          uint64_t off, uint64_t len)
+{
+  struct share_req r = { .type = SHARE_FALLOCATE, .c = mode, .a = off,
+                         .b = len };
+
+  if (!(r.handle = ensure_handle_locked (n, path)))
+    return 0;
+  return send_req (&r);
+}
+
 uint64_t
 session_truncate_locked (struct node *n, const char *path, uint64_t size)
 {

@@ -91,6 +91,9 @@ extern uint64_t session_write_locked (struct node *n, const char *path,
                                       uint64_t off);
 extern uint64_t session_truncate_locked (struct node *n, const char *path,
                                          uint64_t size);
+extern uint64_t session_fallocate_locked (struct node *n, const char *path,
+                                          uint32_t mode, uint64_t off,
+                                          uint64_t len);
 /* Send a request in order (its sequence number, or 0). */
 extern uint64_t session_send (struct share_req *r);
 /* Wait for the reply to SEQ (0: nothing to wait for), at most the

@@ -45,6 +45,8 @@
  *              A entries were verified and the destination holds
  *              exactly A; then the share stops being partial
  *   ABORT      delete everything received
+ *   FALLOCATE  handle, c = mode (0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
+ *              ZERO_RANGE[|KEEP_SIZE]), a = offset, b = length
  */
 #ifndef HANDOFF_SHARE_PROTO_H
 #define HANDOFF_SHARE_PROTO_H
@@ -59,6 +61,21 @@
 #define SHARE_MAX_FRAME (64 + 2 * SHARE_MAX_PATH + SHARE_MAX_DATA)
 #define SHARE_MAX_HANDLES 65536
 #define SHARE_MAX_REPLY_TEXT 1024
+
+/* The fallocate modes the share carries: those that keep every byte
+ * where it is (COLLAPSE_RANGE and INSERT_RANGE move data and are
+ * refused by the mount). */
+#define SHARE_FALLOC_KEEP_SIZE 0x01     /* FALLOC_FL_KEEP_SIZE */
+#define SHARE_FALLOC_PUNCH_HOLE 0x02    /* FALLOC_FL_PUNCH_HOLE */
+#define SHARE_FALLOC_ZERO_RANGE 0x10    /* FALLOC_FL_ZERO_RANGE */
+static inline int
+share_fallocate_mode_ok (uint32_t mode)
+{
+  return mode == 0 || mode == SHARE_FALLOC_KEEP_SIZE ||
+    mode == (SHARE_FALLOC_PUNCH_HOLE | SHARE_FALLOC_KEEP_SIZE) ||
+    mode == SHARE_FALLOC_ZERO_RANGE ||
+    mode == (SHARE_FALLOC_ZERO_RANGE | SHARE_FALLOC_KEEP_SIZE);
+}
 
 enum share_type {
   SHARE_MKDIR = 1,
@@ -79,7 +96,8 @@ enum share_type {
   SHARE_VERIFY = 16,
   SHARE_COMMIT = 17,
   SHARE_ABORT = 18,
-  SHARE_TYPE_MAX = 18,
+  SHARE_FALLOCATE = 19,
+  SHARE_TYPE_MAX = 19,
 };
 
 struct share_msg {

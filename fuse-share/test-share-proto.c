@@ -46,6 +46,19 @@ test_round_trip (void **state)
   n = share_encode (&sl, buf, sizeof buf);
   assert_int_equal (share_decode (buf, n, &out, paths, err, sizeof err), 0);
 
+  struct share_req fa = { .type = SHARE_FALLOCATE, .seq = 2, .handle = 4,
+                          .c = SHARE_FALLOC_PUNCH_HOLE | SHARE_FALLOC_KEEP_SIZE,
+                          .a = 1 << 20, .b = 4096 };
+  n = share_encode (&fa, buf, sizeof buf);
+  assert_int_equal (share_decode (buf, n, &out, paths, err, sizeof err), 0);
+  assert_int_equal (out.type, SHARE_FALLOCATE);
+  assert_int_equal (out.c, SHARE_FALLOC_PUNCH_HOLE | SHARE_FALLOC_KEEP_SIZE);
+  assert_int_equal (out.a, 1 << 20);
+  assert_int_equal (out.b, 4096);
+  assert_true (share_fallocate_mode_ok (out.c));
+  assert_false (share_fallocate_mode_ok (SHARE_FALLOC_PUNCH_HOLE));
+  assert_false (share_fallocate_mode_ok (0x08));   /* COLLAPSE_RANGE */
+
   uint8_t reply[64];
   uint64_t seq;
   int e;

@@ -152,6 +152,15 @@ kill_quiet ()
   kill "$@" 2>/dev/null || true
 }
 
+# unmount_fuse DIR: lazily unmount a FUSE mount here, if it is still
+# there.
+unmount_fuse ()
+{
+  if awk -v d="$1" '$2 == d { f = 1 } END { exit !f }' /proc/self/mounts; then
+    fusermount3 -u -z "$1"
+  fi
+}
+
 # unmount_fuse_on I DIR: lazily unmount a FUSE mount on host I, if it
 # is still there (a killed daemon's mount may already be gone).
 unmount_fuse_on ()

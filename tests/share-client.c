@@ -108,6 +108,9 @@ main (int argc, char **argv)
       { .type = SHARE_CLOSE, .handle = 43 },
       { .type = SHARE_CREATE, .path = "f", .a = 0644, .handle = 5 },
       { .type = SHARE_CREATE, .path = "g", .a = 0644, .handle = 5 },
+      { .type = SHARE_FALLOCATE, .handle = 5, .c = 0x08, .b = 4096 },
+      { .type = SHARE_FALLOCATE, .handle = 5, .a = INT64_MAX, .b = 2 },
+      { .type = SHARE_FALLOCATE, .handle = 5, .b = 8192 },
       { .type = SHARE_WRITE, .handle = 5, .a = UINT64_MAX - 2,
         .data = (const uint8_t *) "xyz", .data_len = 3 },
     };

@@ -62,6 +62,10 @@ grep -q "^WRITE  -> err=9 " h.txt || fail "unknown handle"
 grep -q "^CLOSE  -> err=9 " h.txt || fail "unknown handle on close"
 grep -q "^CREATE g -> err=9 " h.txt || fail "a handle in use was reused"
 grep "^WRITE  -> " h.txt | tail -1 | grep -q "err=27" || fail "offset overflow"
+[ "$(grep -c '^FALLOCATE  -> err=22 ' h.txt)" = 2 ] ||
+  fail "a fallocate that moves data or overflows was accepted"
+grep -q '^FALLOCATE  -> err=0' h.txt || fail "a plain fallocate was refused"
+[ "$(stat -c %s root-h.handoff-partial/f)" = 8192 ] || fail "fallocate size"
 
 echo "== commits that do not match"
 for sc in unverified extra; do

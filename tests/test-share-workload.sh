@@ -74,6 +74,10 @@ on_host 1 bash -c "
   echo after >&7
   exec 7>&-
   mkdir -p tmpdir/a/b && rmdir tmpdir/a/b tmpdir/a tmpdir
+  fallocate -p -o 8M -l 1M disk.img        # a discard in the first piece
+  fallocate -z -o 200M -l 64k disk.img     # zeroes in the second
+  fallocate -l 3M logs/preallocated
+  ! fallocate -c -o 0 -l 4096 logs/preallocated 2>/dev/null  # moves data
   mkdir unpacked && tar -C unpacked -xf '$tmp/files.tar'
   mkdir repo && cd repo && git init -q . && git config user.email t@e &&
     git config user.name t
