@@ -34,10 +34,18 @@ rel (const char *path)
   return path && path[1] ? path + 1 : ".";
 }
 
+/* FUSE keeps one 64-bit word per open file or directory: ours holds a
+ * pointer. */
+static void *
+fh_ptr (const struct fuse_file_info *fi)
+{
+  return (void *) (uintptr_t) fi->fh; // NOLINT(performance-no-int-to-ptr)
+}
+
 static struct fh *
 get_fh (struct fuse_file_info *fi)
 {
-  return (struct fh *) (uintptr_t) fi->fh;
+  return fh_ptr (fi);
 }
 
 static void *
@@ -112,7 +120,7 @@ share_readdir (const char *path, void *buf, fuse_fill_dir_t filler,
                off_t offset, struct fuse_file_info *fi,
                enum fuse_readdir_flags flags)
 {
-  DIR *d = (DIR *) (uintptr_t) fi->fh;
+  DIR *d = fh_ptr (fi);
   struct dirent *de;
 
   (void) path;
@@ -133,7 +141,7 @@ static int
 share_releasedir (const char *path, struct fuse_file_info *fi)
 {
   (void) path;
-  closedir ((DIR *) (uintptr_t) fi->fh);
+  closedir (fh_ptr (fi));
   return 0;
 }
 

@@ -112,8 +112,10 @@ share_encode (const struct share_req *r, uint8_t *buf, size_t len)
       r->data_len > SHARE_MAX_DATA || total > len)
     return 0;
   memcpy (buf, &m, sizeof m);
-  memcpy (buf + sizeof m, r->path, pl);
-  memcpy (buf + sizeof m + pl, r->path2, p2);
+  if (pl)
+    memcpy (buf + sizeof m, r->path, pl);
+  if (p2)
+    memcpy (buf + sizeof m + pl, r->path2, p2);
   if (r->data_len)
     memcpy (buf + sizeof m + pl + p2, r->data, r->data_len);
   return total;
@@ -213,7 +215,8 @@ share_encode_reply (uint64_t seq, int e, const char *text, uint8_t *buf,
   if (sizeof r + tl > len)
     return 0;
   memcpy (buf, &r, sizeof r);
-  memcpy (buf + sizeof r, text, tl);
+  if (tl)
+    memcpy (buf + sizeof r, text, tl);
   return sizeof r + tl;
 }
 

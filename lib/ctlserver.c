@@ -130,6 +130,8 @@ accept_main (void *arg)
 {
   struct ctlserver *s = arg;
 
+  if (s->cfg.thread_start)
+    s->cfg.thread_start (s->cfg.opaque);
   /* Terminates: ctlserver_stop sets quit; we look once a second. */
   while (!s->quit) {
     struct pollfd pfd = { .fd = chan_listener_fd (s->listener),
@@ -195,6 +197,10 @@ ctlserver_stop (struct ctlserver *s)
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)
     if (s->clients[i])
       chan_shutdown (s->clients[i]);
+  pthread_mutex_unlock (&s->lock);
+  if (s->cfg.stopping)
+    s->cfg.stopping (s->cfg.opaque);
+  pthread_mutex_lock (&s->lock);
   /* Terminates: each client thread notices its shut channel. */
   while (s->nclients > 0)
     pthread_cond_wait (&s->cond, &s->lock);

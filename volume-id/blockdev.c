@@ -217,7 +217,11 @@ volid_device_location (const char *dev, char *disk, size_t len,
     if (n < 0)
       return fail (err, errlen, "%s: %s", p, strerror (errno));
     target[n] = '\0';
-    *(slash = strrchr (target, '/')) = '\0';
+    /* .../block/DISK/PART: the disk is the next-to-last component. */
+    slash = strrchr (target, '/');
+    if (!slash)
+      return fail (err, errlen, "%s: unexpected sysfs link %s", p, target);
+    *slash = '\0';
     slash = strrchr (target, '/');
     snprintf (disk, len, "/dev/%s", slash ? slash + 1 : target);
     *offset_r = start * 512;          /* sysfs counts 512-byte units. */
@@ -238,7 +242,7 @@ volid_device_location (const char *dev, char *disk, size_t len,
     *size_r = sectors * 512;
     /* A loop over a whole-disk loop: keep going down to the file. */
     if (stat (target, &st) == 0 && S_ISBLK (st.st_mode)) {
-      uint64_t o2, s2;
+      uint64_t o2 = UINT64_MAX, s2 = 0;
       char d2[PATH_MAX];
       if (volid_device_location (target, d2, sizeof d2, &o2, &s2, err,
                                  errlen) == 0 && o2 == 0) {
@@ -332,7 +336,10 @@ volid_each_mount (int (*fn) (const struct volid_mount *m, void *arg),
     const char *dash = strstr (line, " - ");
 
     memset (&m, 0, sizeof m);
+    /* The kernel writes these fields: plain decimals, never out of
+     * range, so sscanf's silence on overflow does not matter. */
     if (!dash ||
+        // NOLINTNEXTLINE(cert-err34-c)
         sscanf (line, "%*s %*s %u:%u %*s %4095s", &maj, &min, mnt) != 3 ||
         sscanf (dash + 3, "%31s %255s", fstype, src) != 2)
       continue;

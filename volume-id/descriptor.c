@@ -104,6 +104,7 @@ get_u64 (json_t *o, const char *key, uint64_t *r, const char *where,
 {
   json_t *v = json_object_get (o, key);
 
+  *r = 0;
   if (!v)
     return fail (err, errlen, "%sfield '%s' is missing", where, key);
   if (!json_is_integer (v))

@@ -573,6 +573,22 @@ exit_for (int e)
   return e == ENOENT ? RC_NOT_FOUND : RC_ERROR;
 }
 
+/* Write back everything on the filesystem holding PATH. */
+static int
+sync_filesystem (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int r, e;
+
+  if (fd == -1)
+    return -1;
+  r = syncfs (fd);
+  e = errno;
+  close (fd);
+  errno = e;
+  return r;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -697,7 +713,6 @@ main (int argc, char **argv)
   if (strcmp (cmd, "unmount") == 0) {
     struct volid v;
     struct volid_mount m;
-    CLEANUP_CLOSE int dfd = -1;
     char path[PATH_MAX];
 
     if (argc - optind != 1) {
@@ -715,13 +730,10 @@ main (int argc, char **argv)
       return RC_ERROR;
     }
     /* Everything written so far reaches the disk before we let go. */
-    dfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd == -1 || syncfs (dfd) == -1) {
+    if (sync_filesystem (path) == -1) {
       fprintf (stderr, "%s: syncfs %s: %s\n", PROG, path, strerror (errno));
       return RC_ERROR;
     }
-    close (dfd);
-    dfd = -1;
     if (umount2 (path, 0) == -1) {
       fprintf (stderr, "%s: unmount %s: %s\n", PROG, path, strerror (errno));
       return RC_ERROR;

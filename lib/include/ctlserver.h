@@ -23,6 +23,12 @@ struct ctlserver_config {
   /* A reply for REQ (new reference); NULL is answered as an error. */
   json_t *(*handle) (json_t *req, void *opaque);
   void (*tick) (void *opaque);  /* Optional. */
+  /* Optional: run first in the accept thread (before any client). */
+  void (*thread_start) (void *opaque);
+  /* Optional: run by ctlserver_stop after the clients' channels are
+   * shut, before waiting for their threads: wake whatever a request
+   * may be blocked on. */
+  void (*stopping) (void *opaque);
   void *opaque;
 };
 
