@@ -51,7 +51,8 @@ share_check_path (const char *path, size_t len, char *err, size_t errlen)
   if (memchr (path, '\0', len))
     return fail (err, errlen, "path contains a NUL byte");
   if (path[0] == '/')
-    return fail (err, errlen, "absolute path '%.100s'", path);
+    return fail (err, errlen, "absolute path '%.*s'",
+                 (int) (len > 100 ? 100 : len), path);
   /* Terminates: start moves past each component. */
   while (start <= len) {
     const char *slash = memchr (path + start, '/', len - start);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -133,6 +134,16 @@ test_refusals (void **state)
                            .handle = SHARE_MAX_HANDLES + 1 };
   n = share_encode (&big, buf, sizeof buf);
   assert_int_equal (share_decode (buf, n, &out, paths, err, sizeof err), -1);
+  /* An absolute path at the very end of the frame: the error quotes it
+   * without reading past it. */
+  struct share_req abs = { .type = SHARE_MKDIR, .seq = 1, .path = "/etc/x" };
+  n = share_encode (&abs, buf, sizeof buf);
+  uint8_t *exact = malloc (n);
+  assert_non_null (exact);
+  memcpy (exact, buf, n);
+  assert_int_equal (share_decode (exact, n, &out, paths, err, sizeof err), -1);
+  assert_non_null (strstr (err, "absolute path '/etc/x'"));
+  free (exact);
   struct share_req esc = { .type = SHARE_MKDIR, .seq = 1, .path = "../up" };
   n = share_encode (&esc, buf, sizeof buf);
   assert_int_equal (share_decode (buf, n, &out, paths, err, sizeof err), -1);
