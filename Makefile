@@ -41,6 +41,8 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(SAN_CFLAGS) \
               -Ilib/include -I$(O)/gen \
               -DHANDOFF_VERSION='"$(VERSION)"' \
               -DHANDOFF_LIBEXECDIR='"$(LIBEXECDIR)"' \
+              -DHANDOFF_BINDIR='"$(BINDIR)"' \
+              -DHANDOFF_FILTERDIR='"$(NBDKIT_FILTERDIR)"' \
               -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_LDFLAGS)
 

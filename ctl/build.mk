@@ -1,6 +1,7 @@
-# ctl/: the handoff CLI (and, later, handoffd).
+# ctl/: the handoff CLI and handoffd.
 
-HANDOFF_CLI_SRCS := ctl/handoff.c ctl/cli-helper.c ctl/cmd-keygen.c
+HANDOFF_CLI_SRCS := ctl/handoff.c ctl/cli-helper.c ctl/cmd-keygen.c \
+                    ctl/cli-daemon.c ctl/cmd-vm.c ctl/cmd-migrate.c
 HANDOFF_CLI_OBJS := $(HANDOFF_CLI_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoff
 
@@ -9,3 +10,16 @@ $(O)/bin/handoff: $(HANDOFF_CLI_OBJS) $(LIBHANDOFF)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+HANDOFFD_SRCS := ctl/handoffd.c ctl/db.c ctl/qmp.c ctl/proc.c ctl/vm.c \
+                 ctl/policy.c ctl/events.c ctl/cli-server.c ctl/peer.c \
+                 ctl/migrate.c ctl/source-side.c ctl/incoming.c \
+                 ctl/recover.c ctl/volume.c
+HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
+BINS += $(O)/bin/handoffd
+
+$(HANDOFFD_OBJS): $(O)/gen/build-info.h
+$(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
+	@mkdir -p $(dir $@)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3)

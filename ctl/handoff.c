@@ -19,6 +19,16 @@
 #include "log.h"
 
 static const struct cli_command builtins[] = {
+  { "define", cmd_define, "register a VM with the local handoffd" },
+  { "undefine", cmd_undefine, "forget a stopped VM" },
+  { "start", cmd_start, "start a VM" },
+  { "stop", cmd_stop, "stop a VM" },
+  { "list", cmd_list, "list this host's VMs" },
+  { "status", cmd_status, "show a VM (and its migration)" },
+  { "migrate", cmd_migrate, "move a VM to another host" },
+  { "abort", cmd_abort, "abort a VM's migration (it stays here)" },
+  { "event", cmd_event, "post a management event for a VM" },
+  { "host", cmd_host, "show this host's handoffd" },
   { "keygen", cmd_keygen, "write a pre-shared key file for TLS" },
   { "version", cmd_version, "print the version" },
   { "help", cmd_help, "show this help" },
@@ -48,6 +58,8 @@ usage (FILE *fp, int exitcode)
 "  -h, --help        show this help\n"
 "  -V, --version     print the version\n"
 "  -v, --verbose     more messages (repeat for debug)\n"
+"  -S, --socket PATH handoffd's CLI socket (default $HANDOFF_SOCKET or\n"
+"                    /run/handoff/handoffd.sock)\n"
 "\n"
 "Commands:\n");
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
@@ -88,14 +100,18 @@ main (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { "verbose", no_argument, NULL, 'v' },
+    { "socket", required_argument, NULL, 'S' },
     { NULL, 0, NULL, 0 },
   };
   int c;
 
   log_set_program ("handoff");
   /* Stop at the first non-option: it is the command. */
-  while ((c = getopt_long (argc, argv, "+hVv", long_options, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "+hVvS:", long_options, NULL)) != -1) {
     switch (c) {
+    case 'S':
+      cli_socket_path = optarg;
+      break;
     case 'h':
       usage (stdout, RC_OK);
     case 'V':
@@ -118,7 +134,8 @@ main (int argc, char **argv)
 
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
     if (strcmp (cmd, builtins[i].name) == 0) {
-      optind = 1;
+      /* 0, not 1: glibc then forgets the "+" mode of our own parse. */
+      optind = 0;
       return builtins[i].fn (sub_argc, sub_argv);
     }
 

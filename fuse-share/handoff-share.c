@@ -52,6 +52,7 @@ usage (FILE *fp, int code)
 "                      [--timeout TIME] [-o FUSE_OPTIONS]\n"
 "  handoff share start SOCKET --to tcp://HOST:PORT --psk FILE\n"
 "  handoff share status SOCKET [--json]\n"
+"  handoff share warm SOCKET\n"
 "  handoff share commit SOCKET\n"
 "  handoff share abort SOCKET\n"
 "  handoff share abort --root DIR\n"
@@ -100,6 +101,11 @@ mount_handle (json_t *req, void *opaque)
     if (session_commit (err, sizeof err) == -1)
       return ctl_error_reply (strstr (err, "verification failed")
                               ? "verify_failed" : "failed", err);
+    return session_status ();
+  }
+  if (strcmp (op, "warm") == 0) {
+    if (session_warm (err, sizeof err) == -1)
+      return ctl_error_reply ("failed", err);
     return session_status ();
   }
   if (strcmp (op, "abort") == 0) {
@@ -535,7 +541,8 @@ main (int argc, char **argv)
     return RC_OK;
   }
   if (strcmp (cmd, "start") == 0 || strcmp (cmd, "status") == 0 ||
-      strcmp (cmd, "commit") == 0 || strcmp (cmd, "abort") == 0) {
+      strcmp (cmd, "commit") == 0 || strcmp (cmd, "abort") == 0 ||
+      strcmp (cmd, "warm") == 0) {
     json_t *req;
     if (npos != 1) {
       fprintf (stderr, "%s %s: needs the control SOCKET\n", PROG, cmd);
@@ -562,6 +569,6 @@ main (int argc, char **argv)
     return call_control (pos[0], req);
   }
   fprintf (stderr, "%s: unknown command '%s' (serve, mount, start, status, "
-           "commit, abort)\n", PROG, cmd);
+           "warm, commit, abort)\n", PROG, cmd);
   return RC_ERROR;
 }

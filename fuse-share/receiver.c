@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <libgen.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
@@ -104,13 +105,77 @@ close_all (struct receiver *rv)
   rv->nopen = 0;
 }
 
+/* Too many to track one by one: fall back to syncing the filesystem. */
+#define MAX_DIRTY 65536
+
+/* Remember that the object at DIRFD/NAME (NAME "": DIRFD itself) needs
+ * flushing. */
+static void
+mark_dirty (struct receiver *rv, int dirfd, const char *name)
+{
+  struct stat st;
+  struct receiver_dirty **p, *d;
+  struct file_handle *fh;
+  int mnt, flags = name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
+
+  if (!rv->dirty || rv->ndirty > MAX_DIRTY ||
+      fstatat (dirfd, name, &st, flags) == -1 || S_ISLNK (st.st_mode))
+    return;
+  p = &rv->dirty[st.st_ino % RECEIVER_DIGEST_BUCKETS];
+  while (*p && (*p)->ino != st.st_ino)
+    p = &(*p)->next;
+  if (*p)
+    return;
+  fh = malloc (sizeof *fh + MAX_HANDLE_SZ);
+  d = calloc (1, sizeof *d);
+  if (!fh || !d) {
+    free (fh);
+    free (d);
+    return;
+  }
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  if (name_to_handle_at (dirfd, name, fh, &mnt,
+                         name[0] ? 0 : AT_EMPTY_PATH) == -1) {
+    free (fh);
+    free (d);
+    rv->ndirty = MAX_DIRTY + 1;         /* Cannot track: sync it all. */
+    return;
+  }
+  d->ino = st.st_ino;
+  d->fh = fh;
+  *p = d;
+  rv->ndirty++;
+}
+
 static int
 sync_all (struct receiver *rv)
 {
+  bool whole = rv->ndirty > MAX_DIRTY || !rv->dirty;
+  int rv_sync = 0;
+
   for (size_t i = 0; i <= SHARE_MAX_HANDLES; ++i)
     if (rv->fds[i] >= 0 && fsync (rv->fds[i]) == -1)
       return -1;
-  return syncfs (rv->rootfd);
+  for (size_t b = 0; rv->dirty && b < RECEIVER_DIGEST_BUCKETS; ++b)
+    while (rv->dirty[b]) {
+      struct receiver_dirty *d = rv->dirty[b];
+      rv->dirty[b] = d->next;
+      if (!whole) {
+        int fd = open_by_handle_at (rv->rootfd, d->fh, O_RDONLY | O_CLOEXEC);
+        /* Gone since (unlinked): its directory's sync covers it. */
+        if (fd >= 0) {
+          if (fsync (fd) == -1)
+            rv_sync = -1;
+          close (fd);
+        }
+      }
+      free (d->fh);
+      free (d);
+    }
+  rv->ndirty = 0;
+  if (whole)
+    return syncfs (rv->rootfd);
+  return rv_sync;
 }
 
 static int
@@ -176,6 +241,8 @@ receiver_open (struct receiver *rv, const char *root, char *err,
 
   memset (rv, 0, sizeof *rv);
   rv->rootfd = -1;
+  rv->digests = calloc (RECEIVER_DIGEST_BUCKETS, sizeof *rv->digests);
+  rv->dirty = calloc (RECEIVER_DIGEST_BUCKETS, sizeof *rv->dirty);
   rv->fds = malloc ((SHARE_MAX_HANDLES + 1) * sizeof *rv->fds);
   if (!rv->fds) {
     snprintf (err, errlen, "out of memory");
@@ -224,6 +291,21 @@ receiver_close (struct receiver *rv)
   if (rv->fds)
     close_all (rv);
   free (rv->fds);
+  for (size_t i = 0; rv->digests && i < RECEIVER_DIGEST_BUCKETS; ++i)
+    while (rv->digests[i]) {
+      struct receiver_digest *d = rv->digests[i];
+      rv->digests[i] = d->next;
+      free (d);
+    }
+  free (rv->digests);
+  for (size_t i = 0; rv->dirty && i < RECEIVER_DIGEST_BUCKETS; ++i)
+    while (rv->dirty[i]) {
+      struct receiver_dirty *d = rv->dirty[i];
+      rv->dirty[i] = d->next;
+      free (d->fh);
+      free (d);
+    }
+  free (rv->dirty);
   if (rv->rootfd >= 0)
     close (rv->rootfd);
   free (rv->root);
@@ -259,6 +341,67 @@ receiver_remove_partial (const char *root, char *err, size_t errlen)
   remove_tree (partial);
   free (partial);
   return 0;
+}
+
+static struct receiver_digest **
+digest_slot (struct receiver *rv, ino_t ino)
+{
+  struct receiver_digest **p;
+
+  if (!rv->digests)
+    return NULL;
+  p = &rv->digests[ino % RECEIVER_DIGEST_BUCKETS];
+  while (*p && (*p)->ino != ino)
+    p = &(*p)->next;
+  return p;
+}
+
+static void
+digest_drop (struct receiver *rv, ino_t ino)
+{
+  struct receiver_digest **p = digest_slot (rv, ino), *d;
+
+  if (p && (d = *p)) {
+    *p = d->next;
+    free (d);
+  }
+}
+
+/* The content of FD (inode INO) changes: forget its digest. */
+static void
+digest_drop_fd (struct receiver *rv, int fd)
+{
+  struct stat st;
+  if (fstat (fd, &st) == 0)
+    digest_drop (rv, st.st_ino);
+}
+
+static void
+digest_put (struct receiver *rv, ino_t ino, const uint8_t sum[32])
+{
+  struct receiver_digest **p = digest_slot (rv, ino), *d;
+
+  if (!p)
+    return;
+  if (!*p) {
+    d = calloc (1, sizeof *d);
+    if (!d)
+      return;
+    d->ino = ino;
+    *p = d;
+  }
+  memcpy ((*p)->sum, sum, 32);
+}
+
+static bool
+digest_get (struct receiver *rv, ino_t ino, uint8_t sum[32])
+{
+  struct receiver_digest **p = digest_slot (rv, ino);
+
+  if (!p || !*p)
+    return false;
+  memcpy (sum, (*p)->sum, 32);
+  return true;
 }
 
 static void
@@ -308,6 +451,20 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
     : S_ISLNK (st.st_mode) ? SHARE_KIND_LINK : 0;
   int64_t mtime = (int64_t) st.st_mtim.tv_sec * 1000000000 +
     st.st_mtim.tv_nsec;
+  /* Warm-up (c = 1): learn the digest now, while the VM still runs,
+   * so the check at commit need not read the file again. */
+  if (r->c == SHARE_VERIFY_WARM) {
+    if (kind == SHARE_KIND_FILE && !digest_get (rv, st.st_ino, sum)) {
+      CLEANUP_CLOSE int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW |
+                                     O_CLOEXEC);
+      if (fd >= 0) {
+        sha256_fd (fd, sum, &e);
+        if (!e)
+          digest_put (rv, st.st_ino, sum);
+      }
+    }
+    return 0;
+  }
   if (kind != want.kind) {
     snprintf (text, textlen, "%s: a different kind of file", r->path);
     return EILSEQ;
@@ -328,15 +485,18 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
                 (intmax_t) st.st_size, want.size);
       return EILSEQ;
     }
-    fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd == -1) {
-      snprintf (text, textlen, "%s: %s", r->path, strerror (errno));
-      return EILSEQ;
-    }
-    sha256_fd (fd, sum, &e);
-    if (e) {
-      snprintf (text, textlen, "%s: %s", r->path, strerror (e));
-      return EILSEQ;
+    if (!digest_get (rv, st.st_ino, sum)) {
+      fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd == -1) {
+        snprintf (text, textlen, "%s: %s", r->path, strerror (errno));
+        return EILSEQ;
+      }
+      sha256_fd (fd, sum, &e);
+      if (e) {
+        snprintf (text, textlen, "%s: %s", r->path, strerror (e));
+        return EILSEQ;
+      }
+      digest_put (rv, st.st_ino, sum);
     }
   }
   else if (kind == SHARE_KIND_LINK) {
@@ -423,6 +583,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
       errno = e;
       goto errno_out;
     }
+    digest_drop_fd (rv, fd);    /* A new file may reuse an inode. */
     if (!r->handle)
       close (fd);
     break;
@@ -463,6 +624,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
       errno = EFBIG;
       goto errno_out;
     }
+    digest_drop_fd (rv, fd);
     while (left > 0) {
       ssize_t n = pwrite (fd, p, left, (off_t) off);
       if (n < 0)
@@ -478,6 +640,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
     fd = get_fd (rv, r->handle);
     if (fd == -1 || r->a > INT64_MAX || ftruncate (fd, (off_t) r->a) == -1)
       goto errno_out;
+    digest_drop_fd (rv, fd);
     break;
   case SHARE_FALLOCATE:
     fd = get_fd (rv, r->handle);
@@ -488,6 +651,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
       errno = EINVAL;
       goto errno_out;
     }
+    digest_drop_fd (rv, fd);
     if (fallocate (fd, (int) r->c, (off_t) r->a, (off_t) r->b) == -1)
       goto errno_out;
     break;
@@ -529,6 +693,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
         errno = e;
         goto errno_out;
       }
+      mark_dirty (rv, fd, "");
     }
     close (fd);
     break;
@@ -560,7 +725,7 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
     break;
   case SHARE_VERIFY:
     e = verify (rv, r, text, textlen);
-    if (e == 0)
+    if (e == 0 && r->c != SHARE_VERIFY_WARM)
       rv->verified++;
     return e;
   case SHARE_COMMIT: {
@@ -589,6 +754,17 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
     if (syscall (SYS_renameat2, AT_FDCWD, rv->partial, AT_FDCWD, rv->root,
                  RENAME_NOREPLACE) == -1)
       goto errno_out;
+    /* The rename itself must last too. */
+    {
+      char *parent = strdup (rv->root);
+      if (parent) {
+        CLEANUP_CLOSE int pfd = open (dirname (parent), O_RDONLY |
+                                      O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0)
+          fsync (pfd);
+        free (parent);
+      }
+    }
     rv->state = RECEIVER_COMMITTED;
     log_info ("share committed: %s", rv->root);
     break;
@@ -596,6 +772,28 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
   case SHARE_ABORT:
     receiver_abort (rv);
     log_info ("share aborted: %s removed", rv->partial);
+    break;
+  }
+
+  /* What the next sync must flush. */
+  switch (r->type) {
+  case SHARE_CREATE: case SHARE_MKDIR: case SHARE_SYMLINK:
+  case SHARE_CHOWN: case SHARE_UTIMENS:
+    mark_dirty (rv, dirfd, "");
+    if (r->type != SHARE_SYMLINK)
+      mark_dirty (rv, dirfd, name);
+    break;
+  case SHARE_UNLINK: case SHARE_RMDIR:
+    mark_dirty (rv, dirfd, "");
+    break;
+  case SHARE_RENAME: case SHARE_LINK:
+    mark_dirty (rv, dirfd, "");
+    mark_dirty (rv, dirfd2, "");
+    break;
+  case SHARE_WRITE: case SHARE_TRUNCATE: case SHARE_FALLOCATE:
+    mark_dirty (rv, rv->fds[r->handle], "");
+    break;
+  default:
     break;
   }
   return 0;

@@ -2,6 +2,7 @@
 #ifndef HANDOFF_SHARE_RECEIVER_H
 #define HANDOFF_SHARE_RECEIVER_H
 
+#include <fcntl.h>
 #include <stdint.h>
 
 #include "share-proto.h"
@@ -14,6 +15,24 @@ enum receiver_state {
   RECEIVER_ABORTED,
 };
 
+/* Digests of files already verified, by inode: the receiver is the
+ * only writer under its root, so it knows when one goes stale. */
+#define RECEIVER_DIGEST_BUCKETS 1024
+struct receiver_digest {
+  ino_t ino;
+  uint8_t sum[32];
+  struct receiver_digest *next;
+};
+
+/* What changed since the last sync, by inode, with a handle to reopen
+ * it: a sync flushes these, not the whole filesystem (which may hold
+ * gigabytes of unrelated writes, such as the VM's disk being copied). */
+struct receiver_dirty {
+  ino_t ino;
+  struct file_handle *fh;
+  struct receiver_dirty *next;
+};
+
 struct receiver {
   int rootfd;                   /* The partial directory. */
   char *root;                   /* Its name once committed. */
@@ -23,6 +42,9 @@ struct receiver {
   uint64_t next_seq;
   uint64_t ops, bytes;
   uint64_t verified;             /* VERIFY requests that matched. */
+  struct receiver_digest **digests;
+  struct receiver_dirty **dirty;
+  size_t ndirty;
   enum receiver_state state;
 };
 

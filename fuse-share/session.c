@@ -806,7 +806,69 @@ session_start (const char *to, const char *psk, char *err, size_t errlen)
   return rc;
 }
 
-/* Send owner, mode and times of every entry, then VERIFY each. */
+/* Digests of source files by (device, inode), valid while size,
+ * mtime and ctime stay: ctime moves on every change of content, and
+ * nothing can set it back. */
+#define DIGEST_BUCKETS 1024
+struct digest {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+  uint8_t sum[32];
+  struct digest *next;
+};
+static pthread_mutex_t digest_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct digest *digests[DIGEST_BUCKETS];  /* digest_lock */
+
+static bool
+same_time (struct timespec a, struct timespec b)
+{
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool
+digest_lookup (const struct stat *st, uint8_t out[32])
+{
+  bool found = false;
+
+  pthread_mutex_lock (&digest_lock);
+  for (struct digest *d = digests[st->st_ino % DIGEST_BUCKETS]; d;
+       d = d->next)
+    if (d->dev == st->st_dev && d->ino == st->st_ino) {
+      if (d->size == st->st_size && same_time (d->mtime, st->st_mtim) &&
+          same_time (d->ctime, st->st_ctim)) {
+        memcpy (out, d->sum, 32);
+        found = true;
+      }
+      break;
+    }
+  pthread_mutex_unlock (&digest_lock);
+  return found;
+}
+
+static void
+digest_store (const struct stat *st, const uint8_t sum[32])
+{
+  struct digest **p;
+
+  pthread_mutex_lock (&digest_lock);
+  p = &digests[st->st_ino % DIGEST_BUCKETS];
+  while (*p && !((*p)->dev == st->st_dev && (*p)->ino == st->st_ino))
+    p = &(*p)->next;
+  if (!*p)
+    *p = calloc (1, sizeof **p);
+  if (*p) {
+    (*p)->dev = st->st_dev;
+    (*p)->ino = st->st_ino;
+    (*p)->size = st->st_size;
+    (*p)->mtime = st->st_mtim;
+    (*p)->ctime = st->st_ctim;
+    memcpy ((*p)->sum, sum, 32);
+  }
+  pthread_mutex_unlock (&digest_lock);
+}
+
 static void
 sha256_file (int fd, uint8_t out[32])
 {
@@ -823,13 +885,34 @@ sha256_file (int fd, uint8_t out[32])
   gnutls_hash_deinit (h, out);
 }
 
-/* Walk the source tree: first (VERIFIED == NULL) send every entry's
- * owner, mode and times; then send what the destination must hold,
- * counting the entries. */
-static int
-finish_dir (const char *rel, uint64_t *verified)
+/* The digest of the open source file FD (stat ST), from the cache if
+ * it has not changed since. */
+static void
+file_digest (int fd, const struct stat *st, uint8_t out[32])
 {
-  bool verify = verified != NULL;
+  struct stat now;
+
+  if (fstat (fd, &now) == 0 && digest_lookup (&now, out))
+    return;
+  sha256_file (fd, out);
+  /* Cache it only if the file did not change while we read it. */
+  struct stat after;
+  if (fstat (fd, &after) == 0 && after.st_size == now.st_size &&
+      same_time (after.st_mtim, now.st_mtim) &&
+      same_time (after.st_ctim, now.st_ctim))
+    digest_store (&after, out);
+  (void) st;
+}
+
+enum walk { WALK_ATTRS, WALK_VERIFY, WALK_WARM };
+
+/* Walk the source tree: WALK_ATTRS sends every entry's owner, mode and
+ * times; WALK_VERIFY what the destination must hold, counting the
+ * entries; WALK_WARM has both sides learn the files' digests early. */
+static int
+walk_dir (const char *rel, enum walk how, uint64_t *verified)
+{
+  bool verify = how != WALK_ATTRS;
   /* A fresh open, not dup: a dup shares the directory offset, and the
    * second walk would start at the end of the first.
    */
@@ -857,7 +940,7 @@ finish_dir (const char *rel, uint64_t *verified)
     if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode) &&
         !S_ISLNK (st.st_mode))
       continue;
-    if (S_ISDIR (st.st_mode) && finish_dir (path, verified) == -1) {
+    if (S_ISDIR (st.st_mode) && walk_dir (path, how, verified) == -1) {
       closedir (d);
       return -1;
     }
@@ -890,11 +973,13 @@ finish_dir (const char *rel, uint64_t *verified)
                                      1000000000 +
                                      (uint64_t) st.st_mtim.tv_nsec),
     };
+    if (how == WALK_WARM && !S_ISREG (st.st_mode))
+      continue;
     if (S_ISREG (st.st_mode)) {
       CLEANUP_CLOSE int f = openat (share_srcfd, path, O_RDONLY | O_NOFOLLOW |
                                     O_CLOEXEC);
       if (f >= 0)
-        sha256_file (f, v.sha256);
+        file_digest (f, &st, v.sha256);
     }
     else if (S_ISLNK (st.st_mode)) {
       char target[SHARE_MAX_PATH + 1];
@@ -903,10 +988,13 @@ finish_dir (const char *rel, uint64_t *verified)
         gnutls_hash_fast (GNUTLS_DIG_SHA256, target, (size_t) n, v.sha256);
     }
     struct share_req r = { .type = SHARE_VERIFY, .path = path,
+                           .c = how == WALK_WARM ? SHARE_VERIFY_WARM : 0,
                            .data = (const uint8_t *) &v,
                            .data_len = sizeof v };
-    send_req (&r);
-    (*verified)++;
+    if (!send_req (&r))
+      break;
+    if (how == WALK_VERIFY)
+      (*verified)++;
   }
   closedir (d);
   return 0;
@@ -920,6 +1008,36 @@ drain (void)
   uint64_t last = s.next_seq - 1;
   pthread_mutex_unlock (&s.lock);
   session_wait (last);
+}
+
+int
+session_warm (char *err, size_t errlen)
+{
+  uint64_t ignored = 0;
+
+  pthread_mutex_lock (&s.lock);
+  if (!running_locked ()) {
+    snprintf (err, errlen, "no share session is running");
+    pthread_mutex_unlock (&s.lock);
+    return -1;
+  }
+  pthread_mutex_unlock (&s.lock);
+  /* No namespace lock: a warm-up only primes digests, and whatever
+   * changes meanwhile is checked again at commit. */
+  struct share_req sync = { .type = SHARE_FSYNC };
+  if (walk_dir ("", WALK_WARM, &ignored) == -1) {
+    snprintf (err, errlen, "cannot walk the source tree");
+    return -1;
+  }
+  /* Flush what was copied so far, so the commit's sync is small. */
+  send_req (&sync);
+  drain ();
+  pthread_mutex_lock (&s.lock);
+  bool ok = running_locked ();
+  if (!ok)
+    snprintf (err, errlen, "the share failed: %s", s.why);
+  pthread_mutex_unlock (&s.lock);
+  return ok ? 0 : -1;
 }
 
 int
@@ -948,8 +1066,8 @@ session_commit (char *err, size_t errlen)
   pthread_mutex_lock (&ns_lock);
   struct share_req sync = { .type = SHARE_FSYNC };
   uint64_t entries = 0;
-  if (finish_dir ("", NULL) == -1 || !send_req (&sync) ||
-      finish_dir ("", &entries) == -1) {
+  if (walk_dir ("", WALK_ATTRS, NULL) == -1 || !send_req (&sync) ||
+      walk_dir ("", WALK_VERIFY, &entries) == -1) {
     pthread_mutex_lock (&s.lock);
     fail_locked ("commit: cannot walk the source tree");
     pthread_mutex_unlock (&s.lock);
@@ -975,6 +1093,10 @@ session_commit (char *err, size_t errlen)
     session_wait (send_req (&c));
   }
   pthread_mutex_lock (&s.lock);
+  /* The receiver checks the entry count again: a refusal arrives as a
+   * failed VERIFY would. */
+  if (s.state == SESSION_COMMITTING && s.verify_fail)
+    fail_locked ("the receiver refused the commit: %s", s.verify_why);
   if (s.state == SESSION_COMMITTING) {
     s.state = SESSION_COMMITTED;
     __atomic_store_n (&s.active, false, __ATOMIC_RELEASE);

@@ -63,6 +63,9 @@ extern int share_timeout_ms;
 extern int session_start (const char *to, const char *psk, char *err,
                           size_t errlen);
 extern int session_commit (char *err, size_t errlen);
+/* Before a commit, while the VM runs: both sides compute the digests
+ * of every file, so the commit re-reads only what changed since. */
+extern int session_warm (char *err, size_t errlen);
 extern int session_abort (char *err, size_t errlen);
 extern json_t *session_status (void);
 extern void session_shutdown (void);

@@ -39,7 +39,9 @@
  *   UTIMENS    path, a = atime (ns since the epoch), b = mtime (ns)
  *   FSYNC      handle (0: every open file, then the filesystem)
  *   VERIFY     path, data = struct share_verify; the receiver compares
- *              and answers EILSEQ with the reason in the reply text
+ *              and answers EILSEQ with the reason in the reply text;
+ *              c = SHARE_VERIFY_WARM: only learn the file's digest
+ *              (before the commit, while the files still change)
  *   COMMIT     a = entries verified; c = the root's mode (0: keep),
  *              b = its mtime (ns).  Refused (EILSEQ) unless exactly
  *              A entries were verified and the destination holds
@@ -120,6 +122,8 @@ struct share_reply {
   uint32_t text_len;            /* Then the reason, for errors. */
 } __attribute__ ((__packed__));
 _Static_assert (sizeof (struct share_reply) == 16, "share_reply is 16 bytes");
+
+#define SHARE_VERIFY_WARM 1
 
 /* What VERIFY expects to find. */
 enum share_kind { SHARE_KIND_FILE = 1, SHARE_KIND_DIR = 2, SHARE_KIND_LINK = 3 };

@@ -73,10 +73,18 @@ client_main (void *arg)
       }
       break;
     }
-    reply = s->cfg.handle (req, s->cfg.opaque);
-    json_decref (req);
-    if (!reply)
-      reply = ctl_error_reply ("failed", "request failed");
+    if (s->cfg.handle_chan) {
+      reply = s->cfg.handle_chan (req, c, s->cfg.opaque);
+      json_decref (req);
+      if (!reply)
+        continue;
+    }
+    else {
+      reply = s->cfg.handle (req, s->cfg.opaque);
+      json_decref (req);
+      if (!reply)
+        reply = ctl_error_reply ("failed", "request failed");
+    }
     int r = chan_send_json (c, reply);
     json_decref (reply);
     if (r == -1)
@@ -156,7 +164,7 @@ ctlserver_start (const struct ctlserver_config *cfg)
   struct chan_config cc = {
     .service = cfg->service, .version_min = (uint16_t) cfg->version,
     .version_max = (uint16_t) cfg->version, .timeout_ms = 10000,
-    .unix_mode = 0600,
+    .unix_mode = 0600, .psk_file = cfg->psk_file,
   };
   char uri[4200];
   int e;
@@ -164,17 +172,20 @@ ctlserver_start (const struct ctlserver_config *cfg)
   if (!s)
     return NULL;
   s->cfg = *cfg;
-  s->path = strdup (cfg->path);
+  s->path = strdup (cfg->uri ? cfg->uri : cfg->path);
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->cond, NULL);
-  snprintf (uri, sizeof uri, "unix:%s", cfg->path);
+  if (cfg->uri)
+    snprintf (uri, sizeof uri, "%s", cfg->uri);
+  else
+    snprintf (uri, sizeof uri, "unix:%s", cfg->path);
   s->listener = s->path ? chan_listen (uri, &cc) : NULL;
   if (!s->listener)
     goto error;
   e = pthread_create (&s->thread, NULL, accept_main, s);
   if (e != 0) {
     errno = e;
-    log_error ("%s: cannot start the control thread: %m", cfg->path);
+    log_error ("%s: cannot start the control thread: %m", s->path);
     goto error;
   }
   return s;

@@ -16,12 +16,20 @@
 
 struct ctlserver;
 
+struct channel;
+
 struct ctlserver_config {
-  const char *path;             /* Unix socket (mode 0600). */
+  const char *path;             /* Unix socket (mode 0600), or: */
+  const char *uri;              /* tcp://ADDR:PORT (TLS with psk_file). */
+  const char *psk_file;
   enum chan_service service;
   unsigned version;
   /* A reply for REQ (new reference); NULL is answered as an error. */
   json_t *(*handle) (json_t *req, void *opaque);
+  /* Instead of HANDLE: the whole conversation.  Called with the first
+   * request; may send and receive more on C; returns the last reply
+   * (or NULL to send nothing more). */
+  json_t *(*handle_chan) (json_t *req, struct channel *c, void *opaque);
   void (*tick) (void *opaque);  /* Optional. */
   /* Optional: run first in the accept thread (before any client). */
   void (*thread_start) (void *opaque);

@@ -1,0 +1,427 @@
+/* handoffd: requests from the CLI.  See vm-ops.h. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "daemon.h"
+#include "db.h"
+#include "events.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "migrate.h"
+#include "vm-ops.h"
+#include "vm.h"
+
+/* ------------------------------------------------------------------ */
+/* Busy flags */
+
+struct busy {
+  char vm[65];
+  char what[32];
+};
+
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct busy busy[64];    /* busy_lock */
+
+int
+vm_claim (const char *vm, const char *what, char *err, size_t errlen)
+{
+  struct busy *slot = NULL;
+
+  pthread_mutex_lock (&busy_lock);
+  for (size_t i = 0; i < 64; ++i) {
+    if (busy[i].vm[0] && strcmp (busy[i].vm, vm) == 0) {
+      snprintf (err, errlen, "VM %s is busy (%s)", vm, busy[i].what);
+      pthread_mutex_unlock (&busy_lock);
+      return -1;
+    }
+    if (!busy[i].vm[0] && !slot)
+      slot = &busy[i];
+  }
+  if (!slot) {
+    snprintf (err, errlen, "too many operations at once");
+    pthread_mutex_unlock (&busy_lock);
+    return -1;
+  }
+  snprintf (slot->vm, sizeof slot->vm, "%s", vm);
+  snprintf (slot->what, sizeof slot->what, "%s", what);
+  pthread_mutex_unlock (&busy_lock);
+  return 0;
+}
+
+void
+vm_release (const char *vm)
+{
+  pthread_mutex_lock (&busy_lock);
+  for (size_t i = 0; i < 64; ++i)
+    if (busy[i].vm[0] && strcmp (busy[i].vm, vm) == 0)
+      memset (&busy[i], 0, sizeof busy[i]);
+  pthread_mutex_unlock (&busy_lock);
+}
+
+json_t *
+cli_error (const char *code, const char *fmt, ...)
+{
+  char msg[2048];
+  va_list ap;
+  json_t *r;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  r = msg_error ("%s", msg);
+  if (code)
+    json_object_set_new (r, "code", json_string (code));
+  return r;
+}
+
+/* ------------------------------------------------------------------ */
+
+static json_t *
+op_define (json_t *req)
+{
+  json_t *def, *objects = NULL, *disks, *d;
+  const char *name;
+  char err[1024];
+  size_t i;
+
+  if (msg_get_object (req, "def", true, &def, err, sizeof err) != 0 ||
+      msg_get_object (req, "objects", false, &objects, err, sizeof err) == -1)
+    return cli_error ("bad_request", "%s", err);
+  if (vm_def_check (def, err, sizeof err) == -1)
+    return cli_error ("bad_request", "%s", err);
+  name = json_string_value (json_object_get (def, "name"));
+  disks = json_object_get (def, "disks");
+  /* The files are the truth: they must exist, and give the sizes. */
+  json_array_foreach (disks, i, d) {
+    struct stat st;
+    const char *p = json_string_value (json_object_get (d, "path"));
+    if (stat (p, &st) == -1 || !S_ISREG (st.st_mode))
+      return cli_error ("not_found", "disk %s: %s", p,
+                        errno ? strerror (errno) : "not a regular file");
+    json_object_set_new (d, "size", json_integer ((json_int_t) st.st_size));
+  }
+  for (const char *const *k = (const char *const[]) { "kernel", "initrd",
+                                                      NULL }; *k; ++k) {
+    const char *p = json_string_value (json_object_get (def, *k));
+    if (p && access (p, R_OK) == -1)
+      return cli_error ("not_found", "%s %s: %s", *k, p, strerror (errno));
+  }
+  const char *dir = json_string_value (json_object_get (def, "dir"));
+  struct stat st;
+  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
+    return cli_error ("not_found", "dir %s: not a directory", dir);
+  if (objects) {
+    const char *key;
+    json_t *v;
+    json_object_foreach (objects, key, v)
+      if (!json_is_string (v) || strlen (key) > 128)
+        return cli_error ("bad_request", "object '%.64s' must be a string",
+                          key);
+  }
+
+  db_begin ();
+  json_t *old = db_vm_get (name);
+  if (old) {
+    json_decref (old);
+    db_rollback ();
+    return cli_error ("bad_request", "a VM named '%s' is already defined "
+                      "here", name);
+  }
+  if (db_vm_put (name, def, "stopped") == -1 ||
+      (objects && db_objects_replace (name, objects) == -1)) {
+    db_rollback ();
+    return cli_error (NULL, "cannot store VM %s", name);
+  }
+  db_commit ();
+  log_info ("VM %s defined", name);
+  return json_pack ("{s:b, s:s}", "ok", 1, "name", name);
+}
+
+static json_t *
+get_vm (json_t *req, const char **name_r, json_t **row_r)
+{
+  char err[256];
+
+  if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0)
+    return cli_error ("bad_request", "%s", err);
+  *row_r = db_vm_get (*name_r);
+  if (!*row_r)
+    return cli_error ("not_found", "no VM named '%.64s' here", *name_r);
+  return NULL;
+}
+
+static json_t *
+op_start (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[2048];
+
+  if (e)
+    return e;
+  if (vm_claim (name, "starting", err, sizeof err) == -1) {
+    json_decref (row);
+    return cli_error (NULL, "%s", err);
+  }
+  if (vm_qemu_alive (name)) {
+    vm_release (name);
+    json_decref (row);
+    return cli_error (NULL, "VM %s is already running", name);
+  }
+  int r = vm_start (name, json_object_get (row, "def"), false, NULL, err,
+                    sizeof err);
+  if (r == 0)
+    db_vm_set_state (name, "running");
+  vm_release (name);
+  json_decref (row);
+  if (r == -1)
+    return cli_error (NULL, "%s", err);
+  log_info ("VM %s started", name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+op_stop (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[256];
+
+  if (e)
+    return e;
+  json_decref (row);
+  if (vm_claim (name, "stopping", err, sizeof err) == -1)
+    return cli_error (NULL, "%s", err);
+  vm_stop (name);
+  db_vm_set_state (name, "stopped");
+  vm_release (name);
+  log_info ("VM %s stopped", name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+op_undefine (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[256];
+
+  if (e)
+    return e;
+  json_decref (row);
+  if (vm_claim (name, "undefining", err, sizeof err) == -1)
+    return cli_error (NULL, "%s", err);
+  if (vm_qemu_alive (name)) {
+    vm_release (name);
+    return cli_error (NULL, "VM %s is running: stop it first", name);
+  }
+  db_begin ();
+  db_vm_delete (name);
+  db_events_delete (name);
+  db_commit ();
+  vm_release (name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+vm_summary (json_t *row, bool full)
+{
+  const char *name = json_string_value (json_object_get (row, "name"));
+  json_t *def = json_object_get (row, "def");
+  char state[64];
+  json_t *o;
+
+  vm_run_state (name, state, sizeof state);
+  o = json_pack ("{s:s, s:s, s:s, s:O, s:O, s:I}",
+                 "name", name,
+                 "state", json_string_value (json_object_get (row, "state")),
+                 "run_state", state,
+                 "memory", json_object_get (def, "memory"),
+                 "vcpus", json_object_get (def, "vcpus"),
+                 "disks", (json_int_t) json_array_size (json_object_get (def,
+                                                                        "disks")));
+  if (full) {
+    char serial[4096], mnt[4096];
+    struct migration *m = migrate_find (name);
+    vm_run_path (name, "serial.log", serial, sizeof serial);
+    vm_run_path (name, "dir", mnt, sizeof mnt);
+    json_object_set (o, "def", def);
+    json_object_set_new (o, "objects", db_objects_get (name));
+    json_object_set_new (o, "serial", json_string (serial));
+    if (json_string_value (json_object_get (def, "dir")))
+      json_object_set_new (o, "share_mount", json_string (mnt));
+    json_object_set_new (o, "events", db_events (name, NULL));
+    json_object_set_new (o, "accel", json_string (hd_accel (NULL)));
+    if (m) {
+      json_object_set_new (o, "migration", migrate_summary (m));
+      migrate_put (m);
+    }
+  }
+  return o;
+}
+
+static json_t *
+op_list (void)
+{
+  json_t *vms = db_vm_list (), *out = json_array (), *v;
+  size_t i;
+
+  json_array_foreach (vms, i, v)
+    json_array_append_new (out, vm_summary (v, false));
+  json_decref (vms);
+  return json_pack ("{s:b, s:s, s:o}", "ok", 1, "host", hd.name, "vms", out);
+}
+
+static json_t *
+op_status (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row), *r;
+
+  if (e)
+    return e;
+  r = vm_summary (row, true);
+  json_decref (row);
+  json_object_set_new (r, "ok", json_true ());
+  return r;
+}
+
+static json_t *
+op_event (json_t *req)
+{
+  const char *vm, *type;
+  json_t *payload = json_object_get (req, "payload"), *ev = NULL;
+  char err[512];
+  bool queued = false;
+
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      msg_get_string (req, "type", true, &type, err, sizeof err) != 0)
+    return cli_error ("bad_request", "%s", err);
+  if (strlen (type) == 0 || strlen (type) > 64 || strpbrk (type, " \t\n=/"))
+    return cli_error ("bad_request", "event type must be 1-64 characters "
+                      "without blanks, '=' or '/'");
+  if (events_post (vm, type, payload, &queued, &ev, err, sizeof err) == -1)
+    return cli_error (strstr (err, "no VM") ? "not_found" : NULL, "%s", err);
+  json_t *r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "queued", queued,
+                         "event", ev ? ev : json_null ());
+  return r;
+}
+
+static json_t *
+op_host (void)
+{
+  const char *why;
+  const char *accel = hd_accel (&why);
+  return json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 1, "host", hd.name,
+                    "accel", accel, "accel_reason", why, "version",
+                    HANDOFF_VERSION, "state_dir", hd.state_dir);
+}
+
+/* Send the migration's events as they come, then its result. */
+static json_t *
+follow (struct channel *c, struct migration *m)
+{
+  size_t cursor = 0;
+  bool done = false, connected = true;
+  json_t *last = NULL;
+
+  /* Terminates: the migration always ends with a result event. */
+  while (!done) {
+    json_t *ev = migrate_next_event (m, &cursor, 1000, &done);
+    if (!ev)
+      continue;
+    if (done) {
+      last = ev;
+      break;
+    }
+    if (connected && chan_send_json (c, ev) == -1)
+      connected = false;        /* The migration goes on without us. */
+    json_decref (ev);
+  }
+  migrate_put (m);
+  return last;
+}
+
+static json_t *
+op_migrate (json_t *req, struct channel *c)
+{
+  char err[2048];
+  int rc = 0;
+  struct migration *m = migrate_start (req, err, sizeof err, &rc);
+  bool follow_it = true;
+
+  if (!m) {
+    static const char *const codes[] = {
+      [4] = "denied", [5] = "rolled_back", [6] = "timeout",
+      [7] = "unreachable", [8] = "not_found",
+    };
+    return cli_error (rc >= 4 && rc <= 8 ? codes[rc] : NULL, "%s", err);
+  }
+  msg_get_bool (req, "follow", false, &follow_it, err, sizeof err);
+  if (!follow_it) {
+    json_t *s = migrate_summary (m);
+    migrate_put (m);
+    json_object_set_new (s, "ok", json_true ());
+    return s;
+  }
+  return follow (c, m);
+}
+
+static json_t *
+op_abort (json_t *req)
+{
+  const char *vm;
+  char err[512];
+
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0)
+    return cli_error ("bad_request", "%s", err);
+  if (migrate_abort (vm, err, sizeof err) == -1)
+    return cli_error ("not_found", "%s", err);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+json_t *
+cli_handle (json_t *req, struct channel *c, void *opaque)
+{
+  const char *op = NULL;
+  char err[256];
+  uid_t uid;
+
+  (void) opaque;
+  /* The socket is 0600; a daemon started by someone else still only
+   * takes orders from its own user (root). */
+  if (chan_peer_uid (c, &uid) == -1 || uid != geteuid ())
+    return cli_error ("denied", "only uid %d may use this socket",
+                      (int) geteuid ());
+  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+    return cli_error ("bad_request", "%s", err);
+  if (strcmp (op, "define") == 0)
+    return op_define (req);
+  if (strcmp (op, "undefine") == 0)
+    return op_undefine (req);
+  if (strcmp (op, "start") == 0)
+    return op_start (req);
+  if (strcmp (op, "stop") == 0)
+    return op_stop (req);
+  if (strcmp (op, "list") == 0)
+    return op_list ();
+  if (strcmp (op, "status") == 0)
+    return op_status (req);
+  if (strcmp (op, "event") == 0)
+    return op_event (req);
+  if (strcmp (op, "host") == 0)
+    return op_host ();
+  if (strcmp (op, "migrate") == 0)
+    return op_migrate (req, c);
+  if (strcmp (op, "abort") == 0)
+    return op_abort (req);
+  return cli_error ("bad_request", "unknown op '%.64s'", op);
+}

@@ -1,0 +1,63 @@
+/* handoffd: what every part of the daemon shares.
+ *
+ * NOTES ON THE THREAD MODEL
+ *
+ * Two control servers (lib/ctlserver): the CLI's unix socket and the
+ * peers' TLS listener; each connection has its own thread.  A migration
+ * runs in its own thread on each side (the source's migrate thread, the
+ * destination's peer connection thread).  The database has one lock
+ * (db.h).  Each VM has a busy flag (vm_claim/vm_release) so that only
+ * one operation changes it at a time; reads (status, list) never wait
+ * for it.
+ */
+#ifndef HANDOFF_DAEMON_H
+#define HANDOFF_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct hd_peer {
+  char *name;
+  char *uri;                    /* tcp://ADDR:PORT of its handoffd. */
+};
+
+struct hd_config {
+  const char *name;             /* This host's name for peers. */
+  const char *state_dir;        /* state.db, run/, images/ */
+  const char *listen;           /* Peer channel, tcp://ADDR:PORT. */
+  const char *control;          /* CLI unix socket. */
+  const char *psk;              /* Pre-shared key file. */
+  const char *policy;           /* Admission policy file (may not exist). */
+  const char *qemu;             /* qemu-system-x86_64 */
+  const char *accel;            /* "kvm", "tcg" or NULL (detect). */
+  const char *filter;           /* nbdkit-handoff-mirror-filter.so */
+  const char *share_bin;        /* handoff-share */
+  const char *xfer_bin;         /* handoff-xfer */
+  const char *nbdkit_preload;   /* LD_PRELOAD for nbdkit (sanitizers). */
+  int io_timeout_ms;            /* Peer and data channels. */
+  struct hd_peer *peers;
+  size_t npeers;
+  char run_dir[4096];           /* STATE/run */
+  char images_dir[4096];        /* STATE/images */
+};
+
+extern struct hd_config hd;
+
+/* "kvm" or "tcg": what QEMU will use here, and why. */
+extern const char *hd_accel (const char **why);
+
+/* The URI of peer NAME (or NAME itself if it is a tcp:// URI). */
+extern const char *hd_peer_uri (const char *name);
+/* The name of the peer at URI, or NULL. */
+extern const char *hd_peer_name_for_host (const char *host);
+
+/* Wall-clock milliseconds (journal, events) and monotonic ones
+ * (timeouts). */
+extern int64_t wall_ms (void);
+extern int64_t mono_ms (void);
+
+/* Test hook: if HANDOFF_TEST_CRASH_AT names PHASE, die (SIGKILL) on
+ * entering it, as a crash would. */
+extern void hd_crash_point (const char *phase);
+
+#endif /* HANDOFF_DAEMON_H */

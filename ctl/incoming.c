@@ -1,0 +1,810 @@
+/* handoffd: the destination side of a migration (peer.h has the
+ * messages).
+ *
+ * One conversation per migration, in the peer connection's thread.
+ * Everything made for the migration (image files, the VM directory,
+ * temporary exports, the share receiver, the stream relay, QEMU,
+ * database rows) is removed again unless the source's
+ * MIGRATION_COMPLETE arrives and the VM resumes here.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "daemon.h"
+#include "db.h"
+#include "events.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "migrate-common.h"
+#include "migrate.h"
+#include "peer.h"
+#include "policy.h"
+#include "proc.h"
+#include "psk.h"
+#include "uri.h"
+#include "vm.h"
+
+struct incoming {
+  char id[80];
+  char vm[65];
+  char source[65];
+  char src_ip[64];
+  char mode[16];
+  json_t *src_def;              /* As the source has it. */
+  json_t *def;                  /* Rewritten for this host. */
+  json_t *objects;
+  json_t *events;
+  char images[PATH_MAX + 128];  /* images/NAME */
+  int64_t timeout_ms;
+  bool made_images;
+};
+
+static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
+static char active_vms[16][65];         /* active_lock */
+
+bool
+incoming_active (const char *vm)
+{
+  bool r = false;
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < 16; ++i)
+    if (strcmp (active_vms[i], vm) == 0)
+      r = true;
+  pthread_mutex_unlock (&active_lock);
+  return r;
+}
+
+static int
+claim_active (const char *vm)
+{
+  int rv = -1;
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < 16 && rv == -1; ++i)
+    if (strcmp (active_vms[i], vm) == 0)
+      break;
+  for (size_t i = 0; i < 16 && rv == -1; ++i)
+    if (!active_vms[i][0]) {
+      snprintf (active_vms[i], sizeof active_vms[i], "%s", vm);
+      rv = 0;
+    }
+  pthread_mutex_unlock (&active_lock);
+  return rv;
+}
+
+static void
+release_active (const char *vm)
+{
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < 16; ++i)
+    if (strcmp (active_vms[i], vm) == 0)
+      active_vms[i][0] = '\0';
+  pthread_mutex_unlock (&active_lock);
+}
+
+static json_t *
+answer (const char *type, const char *reason)
+{
+  json_t *a = peer_msg (type);
+  if (reason)
+    json_object_set_new (a, "reason", json_string (reason));
+  return a;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ports and processes */
+
+static int
+listen_host (char *buf, size_t len)
+{
+  struct uri u;
+  char err[256];
+
+  if (!hd.listen || uri_parse (hd.listen, &u, err, sizeof err) == -1)
+    return -1;
+  snprintf (buf, len, "%s", u.host);
+  uri_free (&u);
+  return 0;
+}
+
+/* A port nobody listens on at ADDR (the kernel picks it). */
+static int
+free_port (const char *addr)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET };
+  socklen_t sl = sizeof sin;
+  int fd, port = -1;
+
+  if (inet_pton (AF_INET, addr, &sin.sin_addr) != 1)
+    return -1;
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return -1;
+  if (bind (fd, (struct sockaddr *) &sin, sizeof sin) == 0 &&
+      getsockname (fd, (struct sockaddr *) &sin, &sl) == 0)
+    port = ntohs (sin.sin_port);
+  close (fd);
+  return port;
+}
+
+/* Is something listening on PORT (this network namespace)?  Read from
+ * /proc rather than connecting: a probe would count as a client. */
+static bool
+port_listening (int port)
+{
+  FILE *f = fopen ("/proc/self/net/tcp", "re");
+  char line[512];
+  bool found = false;
+
+  if (!f)
+    return false;
+  /* Terminates: end of file. */
+  while (!found && fgets (line, sizeof line, f)) {
+    unsigned lport, st;
+    if (sscanf (line, " %*d: %*x:%x %*x:%*x %x", &lport, &st) == 2 &&
+        (int) lport == port && st == 0x0A)
+      found = true;
+  }
+  fclose (f);
+  return found;
+}
+
+static int
+wait_listening (int port, pid_t pid, int timeout_ms)
+{
+  int64_t deadline = mono_ms () + timeout_ms;
+
+  /* Terminates: listening, the process died, or the deadline. */
+  while (!port_listening (port)) {
+    if (mono_ms () >= deadline || kill (pid, 0) == -1)
+      return -1;
+    usleep (20000);
+  }
+  return 0;
+}
+
+static pid_t
+spawn_in_run (struct incoming *in, const char *leaf, char *const argv[],
+              char *err, size_t errlen)
+{
+  char pid[PATH_MAX], log[PATH_MAX], name[64];
+
+  snprintf (name, sizeof name, "%s.pid", leaf);
+  vm_run_path (in->vm, name, pid, sizeof pid);
+  snprintf (name, sizeof name, "%s.log", leaf);
+  vm_run_path (in->vm, name, log, sizeof log);
+  return proc_spawn (argv, NULL, log, pid, err, errlen);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+abort_local (struct incoming *in, const char *why)
+{
+  log_info ("migration %s: dropping incoming VM %s: %s (logs in %s/logs/%s)",
+            in->id, in->vm, why, hd.state_dir, in->id);
+  vm_save_logs (in->vm, in->id);
+  vm_stop (in->vm);
+  if (in->made_images) {
+    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
+                     in->images, NULL };
+    if (proc_run (argv, NULL, 0, 600000) != 0)
+      log_error ("cannot remove %s", in->images);
+  }
+  db_begin ();
+  json_t *row = db_vm_get (in->vm);
+  if (row) {
+    db_vm_delete (in->vm);
+    json_decref (row);
+  }
+  db_events_delete (in->vm);
+  db_commit ();
+  db_journal_end (in->id, "aborted", why);
+}
+
+/* Where a file of the source's VM directory lives here. */
+static json_t *
+rebase (const char *file, const char *src_dir, const char *dst_dir)
+{
+  size_t n = src_dir ? strlen (src_dir) : 0;
+  char buf[PATH_MAX * 2];
+
+  if (src_dir && dst_dir && strncmp (file, src_dir, n) == 0 &&
+      file[n] == '/') {
+    snprintf (buf, sizeof buf, "%s%s", dst_dir, file + n);
+    return json_string (buf);
+  }
+  return json_string (file);
+}
+
+static json_t *
+prepare (struct incoming *in, json_t *msg)
+{
+  char err[2048], addr[128], dirpath[PATH_MAX + 256];
+  char mig_psk[PATH_MAX], key_text[512];
+  json_t *def, *objects, *disks, *d, *ep_disks = json_array (), *ep;
+  const char *src_dir;
+  size_t i;
+
+  if (msg_get_object (msg, "def", true, &def, err, sizeof err) != 0 ||
+      msg_get_object (msg, "objects", true, &objects, err, sizeof err) != 0 ||
+      vm_def_check (def, err, sizeof err) == -1)
+    goto failed;
+  if (strcmp (json_string_value (json_object_get (def, "name")),
+              in->vm) != 0) {
+    snprintf (err, sizeof err, "the definition names another VM");
+    goto failed;
+  }
+  if (listen_host (addr, sizeof addr) == -1) {
+    snprintf (err, sizeof err, "this host has no peer address");
+    goto failed;
+  }
+  in->src_def = json_incref (def);
+  in->objects = json_deep_copy (objects);
+  in->def = json_deep_copy (def);
+  snprintf (in->images, sizeof in->images, "%s/%s", hd.images_dir, in->vm);
+  if (mkdir (in->images, 0700) == -1) {
+    snprintf (err, sizeof err, "%.1500s: %s", in->images, strerror (errno));
+    goto failed;
+  }
+  in->made_images = true;
+  {
+    char run[PATH_MAX];
+    vm_run_path (in->vm, NULL, run, sizeof run);
+    if (mkdir (run, 0700) == -1 && errno != EEXIST) {
+      snprintf (err, sizeof err, "%.1500s: %s", run, strerror (errno));
+      goto failed;
+    }
+  }
+  /* A key for this migration only: its exports, share and stream
+   * accept nobody but the source that holds it. */
+  vm_run_path (in->vm, "mig.psk", mig_psk, sizeof mig_psk);
+  {
+    char e2[512];
+    FILE *f;
+    if (psk_keygen (mig_psk, "handoff-migration", 1, e2, sizeof e2) == -1 ||
+        !(f = fopen (mig_psk, "re"))) {
+      snprintf (err, sizeof err, "migration key: %s", e2);
+      goto failed;
+    }
+    if (!fgets (key_text, sizeof key_text, f))
+      key_text[0] = '\0';
+    fclose (f);
+    key_text[strcspn (key_text, "\r\n")] = '\0';
+  }
+  src_dir = json_string_value (json_object_get (def, "dir"));
+  snprintf (dirpath, sizeof dirpath, "%s/dir", in->images);
+  if (src_dir) {
+    json_object_set_new (in->def, "dir", json_string (dirpath));
+    for (const char *const *k = (const char *const[]) { "kernel", "initrd",
+                                                        NULL }; *k; ++k)
+      if (json_string_value (json_object_get (def, *k)))
+        json_object_set_new (in->def, *k, rebase (json_string_value (
+                               json_object_get (def, *k)), src_dir, dirpath));
+  }
+
+  /* One fresh image and one TLS export per disk, for the source only. */
+  disks = json_object_get (in->def, "disks");
+  json_array_foreach (disks, i, d) {
+    char path[PATH_MAX * 2], base[PATH_MAX], leaf[32], portarg[16];
+    char pskarg[PATH_MAX + 16];
+    const char *src = json_string_value (json_object_get (d, "path"));
+    json_int_t size = json_integer_value (json_object_get (d, "size"));
+    int port = free_port (addr), fd;
+    pid_t p;
+
+    snprintf (base, sizeof base, "%s", src);
+    snprintf (path, sizeof path, "%s/disk%zu-%s", in->images, i,
+              basename (base));
+    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd == -1 || ftruncate (fd, (off_t) size) == -1) {
+      snprintf (err, sizeof err, "%.1500s: %s", path, strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      goto failed;
+    }
+    close (fd);
+    json_object_set_new (d, "path", json_string (path));
+    if (port < 0) {
+      snprintf (err, sizeof err, "no free port on %s", addr);
+      goto failed;
+    }
+    snprintf (portarg, sizeof portarg, "%d", port);
+    snprintf (pskarg, sizeof pskarg, "--tls-psk=%s", mig_psk);
+    snprintf (leaf, sizeof leaf, "export%zu", i);
+    char *argv[] = {
+      (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i", addr,
+      (char *) "-p", portarg, (char *) "--tls=require", pskarg,
+      (char *) "file", path, NULL,
+    };
+    if (access (argv[0], X_OK) == -1)
+      argv[0] = (char *) "/usr/bin/nbdkit";
+    p = spawn_in_run (in, leaf, argv, err, sizeof err);
+    if (p < 0 || wait_listening (port, p, 10000) == -1) {
+      if (p >= 0)
+        snprintf (err, sizeof err, "the export of disk %zu did not start", i);
+      goto failed;
+    }
+    char u[160];
+    snprintf (u, sizeof u, "nbds://%s:%d/", addr, port);
+    json_array_append_new (ep_disks, json_string (u));
+  }
+  ep = json_pack ("{s:o}", "disks", ep_disks);
+  ep_disks = NULL;
+
+  if (src_dir) {
+    int port = free_port (addr);
+    char listen[160], ctl[PATH_MAX];
+    pid_t p;
+    snprintf (listen, sizeof listen, "tcp://%s:%d", addr, port);
+    vm_run_path (in->vm, "share-recv.ctl", ctl, sizeof ctl);
+    char *argv[] = {
+      (char *) hd.share_bin, (char *) "serve", (char *) "--listen", listen,
+      (char *) "--root", dirpath, (char *) "--psk", mig_psk,
+      (char *) "--control", ctl, NULL,
+    };
+    p = port < 0 ? -1 : spawn_in_run (in, "share-recv", argv, err, sizeof err);
+    if (p < 0 || wait_listening (port, p, 10000) == -1) {
+      if (p >= 0)
+        snprintf (err, sizeof err, "the share receiver did not start");
+      json_decref (ep);
+      goto failed;
+    }
+    json_object_set_new (ep, "share", json_string (listen));
+  }
+  {
+    int port = free_port (addr);
+    char listen[160], to[PATH_MAX + 8], sock[PATH_MAX];
+    pid_t p;
+    snprintf (listen, sizeof listen, "tcp://%s:%d", addr, port);
+    vm_run_path (in->vm, "incoming.sock", sock, sizeof sock);
+    snprintf (to, sizeof to, "unix:%s", sock);
+    char *argv[] = {
+      (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
+      (char *) "--to", to, (char *) "--psk", mig_psk, NULL,
+    };
+    p = port < 0 ? -1 : spawn_in_run (in, "relay-in", argv, err, sizeof err);
+    if (p < 0 || wait_listening (port, p, 10000) == -1) {
+      if (p >= 0)
+        snprintf (err, sizeof err, "the stream relay did not start");
+      json_decref (ep);
+      goto failed;
+    }
+    json_object_set_new (ep, "xfer", json_string (listen));
+  }
+  db_journal_detail (in->id, json_pack ("{s:s, s:O, s:s}", "mode", in->mode,
+                                        "def", in->def, "images",
+                                        in->images));
+  db_journal_phase (in->id, "prepared", "exports, share and relay ready");
+  hd_crash_point ("prepared");
+  json_object_set_new (ep, "psk", json_string (key_text));
+  json_t *a = answer ("SUCCESS", NULL);
+  json_object_set_new (a, "endpoints", ep);
+  return a;
+
+ failed:
+  json_decref (ep_disks);
+  log_error ("migration %s: cannot prepare %s: %s", in->id, in->vm, err);
+  return answer ("INSTANTIATION_ERROR", err);
+}
+
+static json_t *
+start_vm (struct incoming *in)
+{
+  char err[2048], partial[PATH_MAX + 32];
+  const char *dir = json_string_value (json_object_get (in->def, "dir"));
+
+  if (!in->def)
+    return answer ("FAILED", "START_VM before MANAGEMENT_STATE");
+  snprintf (partial, sizeof partial, "%s.handoff-partial", dir ? dir : "");
+  if (vm_start (in->vm, in->def, true, dir ? partial : NULL, err,
+                sizeof err) == -1)
+    return answer ("INSTANTIATION_ERROR", err);
+  /* MIGRATION events tell when the stream started and ended here. */
+  json_t *r = vm_qmp (in->vm, "migrate-set-capabilities", json_pack (
+                        "{s:[{s:s, s:b}]}", "capabilities", "capability",
+                        "events", "state", 1), 5000, err, sizeof err);
+  json_decref (r);
+  db_journal_phase (in->id, "vm_started", "QEMU waits for the stream");
+  hd_crash_point ("vm_started");
+  return answer ("SUCCESS", NULL);
+}
+
+/* The VM comes alive here.  Returns ACK or FAILED. */
+static json_t *
+complete (struct incoming *in, bool *resumed_r)
+{
+  char err[1024];
+  int64_t until = mono_ms () + hd.io_timeout_ms;
+  const char *dir = json_string_value (json_object_get (in->def, "dir"));
+  struct stat st;
+  double resumed;
+
+  *resumed_r = false;
+  db_journal_phase (in->id, "completing", "the source has sent everything");
+  hd_crash_point ("completing");
+  /* Terminates: QEMU completes or fails loading, or time runs out. */
+  for (;;) {
+    json_t *q = vm_qmp (in->vm, "query-migrate", NULL, 5000, err, sizeof err);
+    const char *s = q ? json_string_value (json_object_get (q, "status"))
+      : NULL;
+    bool ok = s && strcmp (s, "completed") == 0;
+    bool bad = !s || strcmp (s, "failed") == 0;
+    json_decref (q);
+    if (ok)
+      break;
+    if (bad || mono_ms () > until) {
+      char tail[512], log[PATH_MAX];
+      vm_run_path (in->vm, "qemu.log", log, sizeof log);
+      proc_log_tail (log, 2, tail, sizeof tail);
+      snprintf (err, sizeof err, "QEMU here did not load the stream (%s)%s%s",
+                s ? s : "no answer", tail[0] ? ": " : "", tail);
+      return answer ("FAILED", err);
+    }
+    usleep (10000);
+  }
+  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
+    return answer ("FAILED", "the VM directory was not committed here");
+
+  db_begin ();
+  if (db_vm_put (in->vm, in->def, "running") == -1 ||
+      db_objects_replace (in->vm, in->objects) == -1 ||
+      events_store_incoming (in->vm, in->events ? in->events
+                             : json_array ()) == -1) {
+    db_rollback ();
+    return answer ("FAILED", "cannot record the VM here");
+  }
+  db_commit ();
+  vm_qmp_forget_events (in->vm);
+  json_t *r = vm_qmp (in->vm, "cont", NULL, 10000, err, sizeof err);
+  if (!r)
+    return answer ("FAILED", err);
+  json_decref (r);
+  resumed = vm_qmp_wait_event (in->vm, "RESUME", 5000);
+  if (resumed == 0)
+    resumed = (double) wall_ms () / 1000.0;
+  *resumed_r = true;
+  db_journal_phase (in->id, "resumed", "the VM runs here");
+  hd_crash_point ("resumed");
+  json_t *a = answer ("ACK", NULL);
+  json_object_set_new (a, "resumed_at", json_real (resumed));
+  return a;
+}
+
+/* After the ACK: what does not touch the downtime. */
+static void
+settle_in (struct incoming *in)
+{
+  char err[1024];
+
+  /* The temporary exports and the relay have done their work. */
+  vm_stop_helpers (in->vm, "export");
+  vm_stop_helpers (in->vm, "relay");
+  if (json_string_value (json_object_get (in->def, "dir")) &&
+      vm_mount_share (in->vm, in->def, err, sizeof err) == -1)
+    log_error ("VM %s: %s", in->vm, err);
+  db_journal_end (in->id, "done", "running here");
+  events_deliver_queued (in->vm);
+  log_info ("migration %s: VM %s runs here", in->id, in->vm);
+}
+
+static bool
+id_ok (const char *id)
+{
+  size_t n = strlen (id);
+  if (n == 0 || n >= 80)
+    return false;
+  for (size_t i = 0; i < n; ++i)
+    if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+          (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_' ||
+          id[i] == '.'))
+      return false;
+  return true;
+}
+
+static void
+peer_ip (struct channel *c, char *buf, size_t len)
+{
+  const char *n = chan_peer_name (c);
+  const char *colon = strrchr (n, ':');
+  size_t k = colon ? (size_t) (colon - n) : strlen (n);
+
+  if (n[0] == '[' && k > 2)
+    snprintf (buf, len, "%.*s", (int) (k - 2), n + 1);
+  else
+    snprintf (buf, len, "%.*s", (int) k, n);
+}
+
+/* START_MIGRATION and what follows on this connection. */
+static json_t *
+receive (json_t *req, struct channel *c)
+{
+  struct incoming in = { .timeout_ms = 600000 };
+  const char *id, *vm, *source, *mode = "live";
+  json_t *needs, *a, *row;
+  uint64_t timeout_s = 600;
+  char err[1024], reason[1024];
+  bool resumed = false, done = false;
+
+  if (msg_get_string (req, "id", true, &id, err, sizeof err) != 0 ||
+      msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      msg_get_string (req, "source", true, &source, err, sizeof err) != 0 ||
+      msg_get_string (req, "mode", false, &mode, err, sizeof err) == -1 ||
+      msg_get_u64 (req, "timeout_s", false, &timeout_s, err,
+                   sizeof err) == -1 ||
+      msg_get_object (req, "needs", true, &needs, err, sizeof err) != 0) {
+    log_error ("refused a migration from %s: %s", chan_peer_name (c), err);
+    return answer ("DENIED", err);
+  }
+  if (!id_ok (id) || strlen (vm) > 64 || strlen (source) > 64 ||
+      (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) ||
+      timeout_s > 86400) {
+    log_error ("refused a migration from %s: malformed request",
+               chan_peer_name (c));
+    return answer ("DENIED", "malformed START_MIGRATION");
+  }
+  peer_ip (c, in.src_ip, sizeof in.src_ip);
+  {
+    const char *uri = hd_peer_uri (source);
+    struct uri u;
+    if (uri && strncmp (uri, "tcp://", 6) == 0 &&
+        uri_parse (uri, &u, err, sizeof err) == 0) {
+      bool same = strcmp (u.host, in.src_ip) == 0;
+      uri_free (&u);
+      if (!same) {
+        snprintf (reason, sizeof reason, "host '%s' connects from %s, not "
+                  "its address", source, in.src_ip);
+        log_error ("refused a migration: %s", reason);
+        return answer ("DENIED", reason);
+      }
+    }
+  }
+  row = db_vm_get (vm);
+  if (row || claim_active (vm) == -1) {
+    json_decref (row);
+    snprintf (reason, sizeof reason, "a VM named '%s' is already here", vm);
+    log_error ("refused a migration from %s: %s", source, reason);
+    return answer ("DENIED", reason);
+  }
+  if (policy_admit (source, needs, reason, sizeof reason) == -1) {
+    release_active (vm);
+    log_info ("refused VM %s from %s: %s", vm, source, reason);
+    return answer ("DENIED", reason);
+  }
+  snprintf (in.id, sizeof in.id, "%s", id);
+  snprintf (in.vm, sizeof in.vm, "%s", vm);
+  snprintf (in.source, sizeof in.source, "%s", source);
+  snprintf (in.mode, sizeof in.mode, "%s", mode);
+  in.timeout_ms = (int64_t) timeout_s * 1000 + hd.io_timeout_ms;
+  db_journal_start (in.id, vm, "destination", source,
+                    json_pack ("{s:s}", "mode", mode));
+  a = answer ("PERMITTED", NULL);
+  if (chan_send_json (c, a) == -1) {
+    json_decref (a);
+    abort_local (&in, "the source went away");
+    release_active (vm);
+    return NULL;
+  }
+  json_decref (a);
+  log_info ("migration %s: taking VM %s from %s (%s)", id, vm, source, mode);
+  hd_crash_point ("admitted");
+
+  /* Terminates: the migration ends (complete, abort, failure, the
+   * source gone or silent). */
+  while (!done) {
+    bool eof = false;
+    json_t *msg = chan_recv_json (c, hd.io_timeout_ms * 2, &eof);
+    const char *type = msg ? json_string_value (json_object_get (msg, "type"))
+      : NULL;
+    json_t *reply = NULL;
+    bool fatal = false;
+
+    if (!msg) {
+      abort_local (&in, eof ? "the source closed the connection"
+                   : "the source is silent or sent a bad frame");
+      break;
+    }
+    if (!type)
+      type = "";
+    if (strcmp (type, "PING") == 0)
+      reply = answer ("PONG", NULL);
+    else if (strcmp (type, "MANAGEMENT_STATE") == 0 &&
+        strcmp (in.mode, "live") == 0 && !in.def) {
+      reply = prepare (&in, msg);
+      fatal = strcmp (json_string_value (json_object_get (reply, "type")),
+                      "SUCCESS") != 0;
+    }
+    else if (strcmp (type, "START_VM") == 0 && in.def) {
+      reply = start_vm (&in);
+      fatal = strcmp (json_string_value (json_object_get (reply, "type")),
+                      "SUCCESS") != 0;
+    }
+    else if (strcmp (type, "QUEUED_EVENTS") == 0 && in.def) {
+      json_t *evs = json_object_get (msg, "events");
+      if (!json_is_array (evs) || json_array_size (evs) > 100000)
+        reply = answer ("FAILED", "'events' must be an array");
+      else {
+        json_decref (in.events);
+        in.events = json_incref (evs);
+        reply = answer ("SUCCESS", NULL);
+      }
+    }
+    else if (strcmp (type, "MANAGEMENT_UPDATE") == 0 && in.def) {
+      json_t *o = json_object_get (msg, "objects"), *v;
+      const char *key;
+      bool ok = json_is_object (o);
+      json_object_foreach (o, key, v)
+        if (!json_is_string (v))
+          ok = false;
+      if (ok) {
+        json_object_update (in.objects, o);
+        reply = answer ("SUCCESS", NULL);
+      }
+      else
+        reply = answer ("FAILED", "'objects' must map names to strings");
+    }
+    else if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in.def) {
+      reply = complete (&in, &resumed);
+      fatal = !resumed;
+      done = true;
+    }
+    else if (strcmp (type, "VOLUME_HANDOFF") == 0 &&
+             strcmp (in.mode, "volume") == 0) {
+      reply = volume_receive (in.id, in.vm, msg, err, sizeof err);
+      resumed = reply && strcmp (json_string_value (json_object_get (
+                                   reply, "type")), "ACK") == 0;
+      if (!reply)
+        reply = answer ("FAILED", err);
+      done = true;
+      if (!resumed)
+        db_journal_end (in.id, "aborted", err);
+    }
+    else if (strcmp (type, "ABORT") == 0) {
+      const char *why = json_string_value (json_object_get (msg, "reason"));
+      snprintf (reason, sizeof reason, "the source aborted: %s",
+                why ? why : "no reason given");
+      abort_local (&in, reason);
+      reply = answer ("ABORTED", NULL);
+      done = true;
+    }
+    else {
+      snprintf (reason, sizeof reason, "unexpected message '%.32s' here",
+                type);
+      log_error ("migration %s from %s: %s", in.id, source, reason);
+      reply = answer ("FAILED", reason);
+      fatal = true;
+    }
+    json_decref (msg);
+    if (fatal && !resumed && strcmp (in.mode, "live") == 0) {
+      abort_local (&in, json_string_value (json_object_get (reply,
+                                                            "reason")));
+      done = true;
+    }
+    if (chan_send_json (c, reply) == -1 && !done) {
+      json_decref (reply);
+      abort_local (&in, "the source went away");
+      break;
+    }
+    json_decref (reply);
+  }
+  if (resumed && strcmp (in.mode, "live") == 0)
+    settle_in (&in);
+  release_active (vm);
+  json_decref (in.src_def);
+  json_decref (in.def);
+  json_decref (in.objects);
+  json_decref (in.events);
+  return NULL;
+}
+
+/* QUERY_MIGRATION and ABORT_MIGRATION. */
+static json_t *
+about (json_t *req, bool abort_it)
+{
+  const char *id;
+  char err[256];
+  json_t *j;
+  const char *state = "unknown";
+
+  if (msg_get_string (req, "id", true, &id, err, sizeof err) != 0)
+    return answer ("FAILED", err);
+  j = db_journal_get (id);
+  if (j && strcmp (json_string_value (json_object_get (j, "role")),
+                   "destination") == 0) {
+    const char *res = json_string_value (json_object_get (j, "result"));
+    const char *phase = json_string_value (json_object_get (j, "phase"));
+    const char *vm = json_string_value (json_object_get (j, "vm"));
+    if (res && strcmp (res, "done") == 0)
+      state = "resumed";
+    else if (res && res[0])
+      state = "aborted";
+    else if (strcmp (phase, "resumed") == 0)
+      state = "resumed";
+    else if (abort_it && !incoming_active (vm)) {
+      struct incoming in = { .made_images = true };
+      snprintf (in.id, sizeof in.id, "%.79s", id);
+      snprintf (in.vm, sizeof in.vm, "%.64s", vm);
+      snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
+      abort_local (&in, "the source asked");
+      state = "aborted";
+    }
+    else
+      state = "active";
+  }
+  json_decref (j);
+  json_t *a = answer ("STATUS", NULL);
+  json_object_set_new (a, "state", json_string (state));
+  return a;
+}
+
+json_t *
+incoming_handle (json_t *req, struct channel *c, void *opaque)
+{
+  const char *type = json_string_value (json_object_get (req, "type"));
+
+  (void) opaque;
+  if (!type) {
+    log_error ("peer %s sent a message without a type", chan_peer_name (c));
+    return answer ("FAILED", "a message needs a type");
+  }
+  if (strcmp (type, "START_MIGRATION") == 0)
+    return receive (req, c);
+  if (strcmp (type, "QUERY_MIGRATION") == 0)
+    return about (req, false);
+  if (strcmp (type, "ABORT_MIGRATION") == 0)
+    return about (req, true);
+  log_error ("peer %s sent '%.32s' outside a migration", chan_peer_name (c),
+             type);
+  return answer ("FAILED", "unexpected message outside a migration");
+}
+
+/* Start-up: a migration this host was receiving when the daemon died. */
+void
+incoming_recover (json_t *row)
+{
+  const char *id = json_string_value (json_object_get (row, "id"));
+  const char *vm = json_string_value (json_object_get (row, "vm"));
+  const char *phase = json_string_value (json_object_get (row, "phase"));
+  json_t *detail = json_object_get (row, "detail");
+  struct incoming in = { .made_images = true };
+  char state[64];
+
+  snprintf (in.id, sizeof in.id, "%.79s", id);
+  snprintf (in.vm, sizeof in.vm, "%.64s", vm);
+  snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
+  in.def = json_incref (json_object_get (detail, "def"));
+  vm_run_state (vm, state, sizeof state);
+  json_t *vmrow = db_vm_get (vm);
+
+  /* Past the point of no return: the source has let go.  The VM runs
+   * here if its record was written (the resume was decided). */
+  if ((strcmp (phase, "resumed") == 0 || strcmp (phase, "completing") == 0) &&
+      vmrow && vm_qemu_alive (vm)) {
+    char err[256];
+    if (strcmp (state, "running") != 0) {
+      json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
+      json_decref (r);
+    }
+    db_journal_phase (id, "resumed", "resumed after a restart");
+    log_info ("migration %s: VM %s was taken in; finishing", id, vm);
+    settle_in (&in);
+  }
+  else
+    abort_local (&in, "the daemon restarted before the VM was taken in");
+  json_decref (vmrow);
+  json_decref (in.def);
+}

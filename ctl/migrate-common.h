@@ -1,0 +1,57 @@
+/* handoffd: pieces the source's migration, its volume mode and
+ * start-up recovery share (source-side.c, volume.c). */
+#ifndef HANDOFF_CTL_MIGRATE_COMMON_H
+#define HANDOFF_CTL_MIGRATE_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct channel;
+
+/* Ask TO about migration ID on a new connection, retrying until
+ * TIMEOUT_MS: the STATUS answer, or NULL (err). */
+extern json_t *migration_query_peer (const char *to, const char *id,
+                                     int timeout_ms, char *err,
+                                     size_t errlen);
+
+/* Tell the destination to drop migration ID: on PEER if open, else on
+ * a new connection.  Best effort. */
+extern void migration_abort_peer (struct channel *peer, const char *to,
+                                  const char *id, const char *reason);
+
+/* Undo a live migration on the source: cancel QEMU's migration and
+ * resume the guest, cancel the mirrors, abort the share, stop the
+ * relay; the VM runs here again and its held events are delivered. */
+extern void migration_rollback_source (const char *vm, size_t ndisks,
+                                       bool has_dir);
+
+/* The VM runs on TO: stop it here, forget it, remove its files if
+ * asked. */
+extern void migration_release_source (const char *vm, const char *to,
+                                      json_t *def, bool delete_source);
+
+/* After MIGRATION_COMPLETE went out and its answer did not come back:
+ * ask the destination and finish one way or the other.  If it cannot
+ * be reached the VM stays paused here and the journal entry open (a
+ * later start-up retries). */
+extern void migration_settle_source (const char *id, const char *vm,
+                                     const char *to, json_t *def,
+                                     bool delete_source);
+
+/* Volume mode (volume.c).  EMIT gets phase events and finally a
+ * "result" event. */
+typedef void (*migration_emit_fn) (void *opaque, json_t *ev);
+extern void migrate_volume (const char *id, const char *vm, const char *to,
+                            json_t *def, json_t *objects, uint64_t timeout_s,
+                            migration_emit_fn emit, void *opaque);
+extern void emit_bridge (void *opaque, json_t *ev);
+
+/* Volume mode, destination side and recovery. */
+extern json_t *volume_receive (const char *id, const char *vm, json_t *msg,
+                               char *err, size_t errlen);
+extern void volume_recover_source (json_t *journal_row);
+
+#endif /* HANDOFF_CTL_MIGRATE_COMMON_H */

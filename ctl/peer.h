@@ -1,0 +1,62 @@
+/* handoffd: the peer protocol (handoffd <-> handoffd).
+ *
+ * JSON frames on a CHAN_SERVICE_CTL channel over TLS with the
+ * pre-shared key.  Every message has a "type".  The source opens one
+ * connection per migration and sends, in order (each waits for its
+ * answer):
+ *
+ *   START_MIGRATION {id, vm, source, mode, needs}
+ *                              -> PERMITTED | DENIED {reason}
+ *   MANAGEMENT_STATE {def, objects}
+ *                              -> SUCCESS {endpoints} | FAILED {reason}
+ *                                 | INSTANTIATION_ERROR {reason}
+ *   START_VM                   -> SUCCESS | INSTANTIATION_ERROR {reason}
+ *   QUEUED_EVENTS {events}     -> SUCCESS | FAILED {reason}
+ *   MANAGEMENT_UPDATE {objects}-> SUCCESS | FAILED {reason}
+ *   MIGRATION_COMPLETE         -> ACK {resumed_at} | FAILED {reason}
+ *   ABORT {reason}             -> ABORTED  (at any point before the end)
+ *   PING                       -> PONG     (every few seconds while data
+ *                                 moves; a source silent for two I/O
+ *                                 timeouts is gone)
+ *
+ * Volume mode replaces MANAGEMENT_STATE .. START_VM with
+ *   VOLUME_HANDOFF {def, objects, volumes: [{descriptor, mountpoint}]}
+ *                              -> ACK {resumed_at} | FAILED {reason}
+ *
+ * On a fresh connection, about an earlier migration:
+ *   QUERY_MIGRATION {id}       -> STATUS {state: active | resumed |
+ *                                 aborted | unknown}
+ *   ABORT_MIGRATION {id}       -> STATUS {state}  (aborts unless resumed)
+ *
+ * A destination that loses its source before MIGRATION_COMPLETE
+ * removes everything it made for the migration.
+ */
+#ifndef HANDOFF_CTL_PEER_H
+#define HANDOFF_CTL_PEER_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define PEER_PROTO_VERSION 1
+#define PEER_MAX_FRAME (4u << 20)
+
+struct channel;
+
+/* Connect to the handoffd at URI (a peer name or tcp:// URI). */
+extern struct channel *peer_connect (const char *to, char *err,
+                                     size_t errlen);
+
+/* Send MSG (stolen) and wait up to TIMEOUT_MS for the answer.  Returns
+ * it (a new reference; its "type" may be a refusal) or NULL with the
+ * transport failure in err. */
+extern json_t *peer_call (struct channel *c, json_t *msg, int timeout_ms,
+                          char *err, size_t errlen);
+
+/* The answer's type is WANT; otherwise err holds the type and reason. */
+extern int peer_expect (json_t *answer, const char *want, char *err,
+                        size_t errlen);
+
+extern json_t *peer_msg (const char *type);
+
+#endif /* HANDOFF_CTL_PEER_H */

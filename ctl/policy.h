@@ -1,0 +1,32 @@
+/* handoffd: admission policy at the destination.
+ *
+ * /etc/handoff/policy.json (or --policy FILE), read at each request so
+ * an edit takes effect at once:
+ *
+ *   {
+ *     "allowed_sources": ["hostA", "hostB"],   absent: any peer
+ *     "max_memory_mb": 65536,      VM memory this host may hold in all
+ *     "reserve_memory_mb": 512,    keep this much MemAvailable free
+ *     "max_vcpus": 64,             vCPUs this host may run in all
+ *     "check_disk": true,          need free space for the VM's data
+ *     "reserve_disk_mb": 1024      and keep this much free
+ *   }
+ *
+ * A missing file means: any source, nothing reserved, disk checked.
+ */
+#ifndef HANDOFF_CTL_POLICY_H
+#define HANDOFF_CTL_POLICY_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* May the VM described by NEEDS ({"memory", "vcpus", "disk_bytes"},
+ * from SOURCE) come here?  0 (permitted) or -1 with the reason. */
+extern int policy_admit (const char *source, json_t *needs, char *reason,
+                         size_t len);
+
+/* Check the policy file parses (at start-up); 0 or -1 with err. */
+extern int policy_check_file (char *err, size_t errlen);
+
+#endif /* HANDOFF_CTL_POLICY_H */

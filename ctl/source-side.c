@@ -1,0 +1,188 @@
+/* handoffd: undoing, finishing and settling a migration on the source.
+ * See migrate-common.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "channel-proto.h"
+#include "daemon.h"
+#include "db.h"
+#include "events.h"
+#include "log.h"
+#include "migrate-common.h"
+#include "peer.h"
+#include "proc.h"
+#include "vm.h"
+
+json_t *
+migration_query_peer (const char *to, const char *id, int timeout_ms,
+                      char *err, size_t errlen)
+{
+  int64_t deadline = mono_ms () + timeout_ms;
+
+  /* Terminates: an answer, or the deadline. */
+  for (;;) {
+    struct channel *c = peer_connect (to, err, errlen);
+    if (c) {
+      json_t *a = peer_call (c, json_pack ("{s:s, s:s}", "type",
+                                           "QUERY_MIGRATION", "id", id),
+                             hd.io_timeout_ms, err, errlen);
+      chan_close (c);
+      if (a && peer_expect (a, "STATUS", err, errlen) == 0)
+        return a;
+      json_decref (a);
+    }
+    if (mono_ms () >= deadline)
+      return NULL;
+    sleep (1);
+  }
+}
+
+void
+migration_abort_peer (struct channel *peer, const char *to, const char *id,
+                      const char *reason)
+{
+  char err[512];
+  json_t *a = NULL;
+
+  if (peer)
+    a = peer_call (peer, json_pack ("{s:s, s:s}", "type", "ABORT", "reason",
+                                    reason), hd.io_timeout_ms, err,
+                   sizeof err);
+  if (!a) {
+    struct channel *c = peer_connect (to, err, sizeof err);
+    if (c) {
+      a = peer_call (c, json_pack ("{s:s, s:s}", "type", "ABORT_MIGRATION",
+                                   "id", id), hd.io_timeout_ms, err,
+                     sizeof err);
+      chan_close (c);
+    }
+  }
+  if (!a)
+    log_warn ("migration %s: could not tell %s to drop it (%s); it will on "
+              "its own", id, to, err);
+  json_decref (a);
+}
+
+static void
+helper_quiet (const char *vm, const char *sock, int service, json_t *req)
+{
+  char err[512];
+  json_t *r = vm_helper_call (vm, sock, service, req, hd.io_timeout_ms, err,
+                              sizeof err);
+  json_decref (r);
+}
+
+void
+migration_rollback_source (const char *vm, size_t ndisks, bool has_dir)
+{
+  char err[512], state[64];
+  json_t *q;
+
+  /* QEMU first: the guest must run again as soon as possible. */
+  q = vm_qmp (vm, "query-migrate", NULL, 10000, err, sizeof err);
+  if (q) {
+    const char *st = json_string_value (json_object_get (q, "status"));
+    if (st && strcmp (st, "completed") != 0 && strcmp (st, "failed") != 0 &&
+        strcmp (st, "cancelled") != 0 && strcmp (st, "none") != 0) {
+      json_t *r = vm_qmp (vm, "migrate_cancel", NULL, 10000, err, sizeof err);
+      json_decref (r);
+      /* Terminates: QEMU leaves the migration within the wait. */
+      for (int i = 0; i < 250; ++i) {
+        json_t *q2 = vm_qmp (vm, "query-migrate", NULL, 5000, err,
+                             sizeof err);
+        const char *s2 = q2 ? json_string_value (json_object_get (q2,
+                                                                  "status"))
+          : NULL;
+        bool done = !s2 || strcmp (s2, "cancelling") != 0;
+        json_decref (q2);
+        if (done)
+          break;
+        usleep (20000);
+      }
+    }
+    json_decref (q);
+  }
+  vm_run_state (vm, state, sizeof state);
+  if (strcmp (state, "paused") == 0 || strcmp (state, "postmigrate") == 0 ||
+      strcmp (state, "finish-migrate") == 0) {
+    json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
+    if (!r)
+      log_error ("VM %s: cannot resume it: %s", vm, err);
+    json_decref (r);
+  }
+  for (size_t i = 0; i < ndisks; ++i) {
+    char sock[32];
+    snprintf (sock, sizeof sock, "disk%zu.ctl", i);
+    helper_quiet (vm, sock, CHAN_SERVICE_MIRROR,
+                  json_pack ("{s:s}", "op", "cancel"));
+  }
+  if (has_dir)
+    helper_quiet (vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
+                  json_pack ("{s:s}", "op", "abort"));
+  vm_stop_helpers (vm, "relay");
+  db_vm_set_state (vm, vm_qemu_alive (vm) ? "running" : "stopped");
+  events_release (vm, NULL);
+  vm_run_state (vm, state, sizeof state);
+  log_info ("VM %s rolled back: %s here", vm, state);
+}
+
+void
+migration_release_source (const char *vm, const char *to, json_t *def,
+                          bool delete_source)
+{
+  json_t *disks = json_object_get (def, "disks"), *d;
+  size_t i;
+
+  vm_stop (vm);
+  db_begin ();
+  db_vm_delete (vm);
+  db_commit ();
+  events_release (vm, to);
+  if (!delete_source)
+    return;
+  json_array_foreach (disks, i, d)
+    unlink (json_string_value (json_object_get (d, "path")));
+  const char *dir = json_string_value (json_object_get (def, "dir"));
+  if (dir) {
+    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
+                     (char *) dir, NULL };
+    proc_run (argv, NULL, 0, 600000);
+  }
+}
+
+void
+migration_settle_source (const char *id, const char *vm, const char *to,
+                         json_t *def, bool delete_source)
+{
+  char err[512];
+  json_t *a = migration_query_peer (to, id, 60000, err, sizeof err);
+  const char *state = a ? json_string_value (json_object_get (a, "state"))
+    : NULL;
+
+  if (!state) {
+    log_error ("migration %s: %s cannot be asked (%s): VM %s stays paused "
+               "here until it can", id, to, err, vm);
+    db_journal_phase (id, "in_doubt", err);
+    json_decref (a);
+    return;
+  }
+  if (strcmp (state, "resumed") == 0) {
+    migration_release_source (vm, to, def, delete_source);
+    db_journal_end (id, "done", "the destination runs the VM");
+    log_info ("migration %s: %s runs VM %s; released here", id, to, vm);
+  }
+  else if (strcmp (state, "active") == 0) {
+    /* Still deciding: the caller retries later. */
+    db_journal_phase (id, "in_doubt", "the destination is still resuming");
+  }
+  else {
+    size_t ndisks = json_array_size (json_object_get (def, "disks"));
+    bool has_dir = json_string_value (json_object_get (def, "dir")) != NULL;
+    migration_rollback_source (vm, ndisks, has_dir);
+    db_journal_end (id, "rolled_back", "the destination did not resume it");
+  }
+  json_decref (a);
+}

@@ -1,0 +1,651 @@
+/* handoffd: the QEMU driver.  See vm.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "cleanup.h"
+#include "daemon.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "proc.h"
+#include "util.h"
+#include "vm.h"
+
+#define MAX_DISKS 8
+#define NAME_MAX_LEN 64
+
+void
+vm_run_path (const char *name, const char *leaf, char *buf, size_t len)
+{
+  snprintf (buf, len, "%s/%s%s%s", hd.run_dir, name, leaf ? "/" : "",
+            leaf ? leaf : "");
+}
+
+static bool
+name_ok (const char *s)
+{
+  size_t n = strlen (s);
+
+  if (n == 0 || n > NAME_MAX_LEN || s[0] == '-' || s[0] == '.')
+    return false;
+  for (size_t i = 0; i < n; ++i)
+    if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+        !(s[i] >= '0' && s[i] <= '9') && s[i] != '-' && s[i] != '_' &&
+        s[i] != '.')
+      return false;
+  return true;
+}
+
+static bool
+abs_path_ok (const char *s)
+{
+  return s && s[0] == '/' && strlen (s) < PATH_MAX - 64 && !strstr (s, "/../")
+    && !strchr (s, ',') && !strchr (s, '\n');
+}
+
+int
+vm_def_check (json_t *def, char *err, size_t errlen)
+{
+  const char *name, *s;
+  uint64_t mem, vcpus, size;
+  json_t *disks, *d;
+  size_t i;
+
+  if (!json_is_object (def)) {
+    snprintf (err, errlen, "the definition is not an object");
+    return -1;
+  }
+  if (msg_get_string (def, "name", true, &name, err, errlen) != 0 ||
+      msg_get_u64 (def, "memory", true, &mem, err, errlen) != 0 ||
+      msg_get_u64 (def, "vcpus", true, &vcpus, err, errlen) != 0 ||
+      msg_get_array (def, "disks", true, &disks, err, errlen) != 0)
+    return -1;
+  if (!name_ok (name)) {
+    snprintf (err, errlen, "VM name '%.64s' must be 1-64 letters, digits, "
+              "'-', '_' or '.'", name);
+    return -1;
+  }
+  if (mem < 16 || mem > (1u << 20) || vcpus < 1 || vcpus > 256) {
+    snprintf (err, errlen, "memory must be 16 MiB to 1 TiB and vcpus 1 to "
+              "256");
+    return -1;
+  }
+  if (json_array_size (disks) > MAX_DISKS) {
+    snprintf (err, errlen, "at most %d disks", MAX_DISKS);
+    return -1;
+  }
+  json_array_foreach (disks, i, d) {
+    if (msg_get_string (d, "path", true, &s, err, errlen) != 0 ||
+        msg_get_u64 (d, "size", true, &size, err, errlen) != 0)
+      return -1;
+    if (!abs_path_ok (s)) {
+      snprintf (err, errlen, "disk %zu: '%.100s' is not a usable absolute "
+                "path", i, s);
+      return -1;
+    }
+  }
+  for (const char *const *k = (const char *const[]) { "dir", "kernel",
+                                                      "initrd", NULL };
+       *k; ++k) {
+    json_t *v = json_object_get (def, *k);
+    if (v && !json_is_null (v) && (!json_is_string (v) ||
+                                   !abs_path_ok (json_string_value (v)))) {
+      snprintf (err, errlen, "'%s' must be an absolute path", *k);
+      return -1;
+    }
+  }
+  json_t *a = json_object_get (def, "append");
+  if (a && !json_is_null (a) && (!json_is_string (a) ||
+                                 json_string_length (a) > 2048)) {
+    snprintf (err, errlen, "'append' must be a string of at most 2048 "
+              "bytes");
+    return -1;
+  }
+  return 0;
+}
+
+static const char *
+def_str (json_t *def, const char *key)
+{
+  return json_string_value (json_object_get (def, key));
+}
+
+/* A boot file: through the share's mount (or DIR_NOW) if it lies in
+ * the VM's directory. */
+static void
+boot_path (const char *name, json_t *def, const char *file,
+           const char *dir_now, char *buf, size_t len)
+{
+  const char *dir = def_str (def, "dir");
+  size_t dl = dir ? strlen (dir) : 0;
+
+  if (dir && strncmp (file, dir, dl) == 0 && file[dl] == '/') {
+    if (dir_now)
+      snprintf (buf, len, "%s%s", dir_now, file + dl);
+    else {
+      char mnt[PATH_MAX];
+      vm_run_path (name, "dir", mnt, sizeof mnt);
+      snprintf (buf, len, "%s%s", mnt, file + dl);
+    }
+  }
+  else
+    snprintf (buf, len, "%s", file);
+}
+
+static int
+start_disk (const char *name, size_t i, const char *path, char *err,
+            size_t errlen)
+{
+  char sock[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+  char leaf[32], ctlarg[PATH_MAX + 16], pskarg[PATH_MAX + 16];
+  char filterarg[PATH_MAX + 16], timeoutarg[64];
+  char preload[PATH_MAX + 16];
+  pid_t p;
+
+  snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
+  vm_run_path (name, leaf, sock, sizeof sock);
+  snprintf (leaf, sizeof leaf, "disk%zu.ctl", i);
+  vm_run_path (name, leaf, ctl, sizeof ctl);
+  snprintf (leaf, sizeof leaf, "disk%zu.pid", i);
+  vm_run_path (name, leaf, pid, sizeof pid);
+  snprintf (leaf, sizeof leaf, "disk%zu.log", i);
+  vm_run_path (name, leaf, log, sizeof log);
+  snprintf (ctlarg, sizeof ctlarg, "control=%s", ctl);
+  snprintf (pskarg, sizeof pskarg, "tls-psk=%s", hd.psk);
+  snprintf (filterarg, sizeof filterarg, "--filter=%s", hd.filter);
+  snprintf (timeoutarg, sizeof timeoutarg, "dest-timeout=%dms",
+            hd.io_timeout_ms);
+  char *argv[] = {
+    (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-U", sock,
+    filterarg, (char *) "file", (char *) path, ctlarg, pskarg, timeoutarg,
+    NULL,
+  };
+  char *env[2] = { NULL, NULL };
+  if (hd.nbdkit_preload) {
+    snprintf (preload, sizeof preload, "LD_PRELOAD=%s", hd.nbdkit_preload);
+    env[0] = preload;
+  }
+  if (access (argv[0], X_OK) == -1)
+    argv[0] = (char *) "/usr/bin/nbdkit";
+  p = proc_spawn (argv, env, log, pid, err, errlen);
+  if (p < 0)
+    return -1;
+  if (proc_wait_path (ctl, p, 20000) == -1 ||
+      proc_wait_path (sock, p, 5000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 3, tail, sizeof tail);
+    snprintf (err, errlen, "nbdkit for disk %zu did not start: %s", i, tail);
+    return -1;
+  }
+  return 0;
+}
+
+int
+vm_mount_share (const char *name, json_t *def, char *err, size_t errlen)
+{
+  char mnt[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+  const char *dir = def_str (def, "dir");
+  pid_t p;
+
+  if (!dir)
+    return 0;
+  vm_run_path (name, "dir", mnt, sizeof mnt);
+  vm_run_path (name, "share.ctl", ctl, sizeof ctl);
+  vm_run_path (name, "share.pid", pid, sizeof pid);
+  vm_run_path (name, "share.log", log, sizeof log);
+  if (mkdir (mnt, 0700) == -1 && errno != EEXIST) {
+    snprintf (err, errlen, "%s: %s", mnt, strerror (errno));
+    return -1;
+  }
+  char *argv[] = {
+    (char *) hd.share_bin, (char *) "mount", (char *) dir, mnt,
+    (char *) "--control", ctl, NULL,
+  };
+  p = proc_spawn (argv, NULL, log, pid, err, errlen);
+  if (p < 0)
+    return -1;
+  if (proc_wait_path (ctl, p, 20000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 3, tail, sizeof tail);
+    snprintf (err, errlen, "the share over %s did not start: %s", dir, tail);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+start_qemu (const char *name, json_t *def, bool incoming,
+            const char *dir_now, char *err, size_t errlen)
+{
+  char qmp[PATH_MAX], serial[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+  char qmparg[PATH_MAX + 32], serarg[PATH_MAX + 64], inarg[PATH_MAX + 16];
+  char mem[32], smp[32], kernel[PATH_MAX], initrd[PATH_MAX];
+  char blockdev[MAX_DISKS][PATH_MAX + 128], device[MAX_DISKS][96];
+  char *argv[64 + 4 * MAX_DISKS];
+  const char *accel = hd_accel (NULL);
+  json_t *disks = json_object_get (def, "disks"), *d;
+  size_t i, argc = 0;
+  pid_t p;
+
+  vm_run_path (name, "qmp.sock", qmp, sizeof qmp);
+  vm_run_path (name, "serial.log", serial, sizeof serial);
+  vm_run_path (name, "qemu.pid", pid, sizeof pid);
+  vm_run_path (name, "qemu.log", log, sizeof log);
+  snprintf (qmparg, sizeof qmparg, "unix:%s,server=on,wait=off", qmp);
+  snprintf (serarg, sizeof serarg, "file,id=serial0,path=%s,append=on",
+            serial);
+  snprintf (mem, sizeof mem, "%" JSON_INTEGER_FORMAT "M",
+            json_integer_value (json_object_get (def, "memory")));
+  snprintf (smp, sizeof smp, "%" JSON_INTEGER_FORMAT,
+            json_integer_value (json_object_get (def, "vcpus")));
+
+  argv[argc++] = (char *) hd.qemu;
+  argv[argc++] = (char *) "-name";
+  argv[argc++] = (char *) name;
+  argv[argc++] = (char *) "-nodefaults";
+  argv[argc++] = (char *) "-no-user-config";
+  argv[argc++] = (char *) "-display";
+  argv[argc++] = (char *) "none";
+  argv[argc++] = (char *) "-accel";
+  argv[argc++] = (char *) accel;
+  argv[argc++] = (char *) "-m";
+  argv[argc++] = mem;
+  argv[argc++] = (char *) "-smp";
+  argv[argc++] = smp;
+  argv[argc++] = (char *) "-qmp";
+  argv[argc++] = qmparg;
+  argv[argc++] = (char *) "-chardev";
+  argv[argc++] = serarg;
+  argv[argc++] = (char *) "-serial";
+  argv[argc++] = (char *) "chardev:serial0";
+  if (def_str (def, "kernel")) {
+    boot_path (name, def, def_str (def, "kernel"), dir_now, kernel,
+               sizeof kernel);
+    argv[argc++] = (char *) "-kernel";
+    argv[argc++] = kernel;
+    if (def_str (def, "initrd")) {
+      boot_path (name, def, def_str (def, "initrd"), dir_now, initrd,
+                 sizeof initrd);
+      argv[argc++] = (char *) "-initrd";
+      argv[argc++] = initrd;
+    }
+    if (def_str (def, "append")) {
+      argv[argc++] = (char *) "-append";
+      argv[argc++] = (char *) def_str (def, "append");
+    }
+  }
+  json_array_foreach (disks, i, d) {
+    char sock[PATH_MAX], leaf[32];
+    snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
+    vm_run_path (name, leaf, sock, sizeof sock);
+    snprintf (blockdev[i], sizeof blockdev[i],
+              "driver=nbd,server.type=unix,server.path=%s,node-name=disk%zu",
+              sock, i);
+    snprintf (device[i], sizeof device[i],
+              "virtio-blk-pci,drive=disk%zu,id=vd%zu", i, i);
+    argv[argc++] = (char *) "-blockdev";
+    argv[argc++] = blockdev[i];
+    argv[argc++] = (char *) "-device";
+    argv[argc++] = device[i];
+  }
+  if (incoming) {
+    char sock[PATH_MAX];
+    vm_run_path (name, "incoming.sock", sock, sizeof sock);
+    snprintf (inarg, sizeof inarg, "unix:%s", sock);
+    argv[argc++] = (char *) "-S";
+    argv[argc++] = (char *) "-incoming";
+    argv[argc++] = inarg;
+  }
+  argv[argc] = NULL;
+
+  p = proc_spawn (argv, NULL, log, pid, err, errlen);
+  if (p < 0)
+    return -1;
+  if (proc_wait_path (qmp, p, 30000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 3, tail, sizeof tail);
+    snprintf (err, errlen, "QEMU did not start: %s", tail[0] ? tail
+              : "no message");
+    return -1;
+  }
+  /* QEMU opens its monitor before it listens for the stream. */
+  if (incoming) {
+    char sock[PATH_MAX];
+    vm_run_path (name, "incoming.sock", sock, sizeof sock);
+    if (proc_wait_path (sock, p, 30000) == -1) {
+      char tail[512];
+      proc_log_tail (log, 3, tail, sizeof tail);
+      snprintf (err, errlen, "QEMU does not listen for the stream: %s",
+                tail[0] ? tail : "no message");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int
+vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
+          char *err, size_t errlen)
+{
+  char run[PATH_MAX];
+  json_t *disks = json_object_get (def, "disks"), *d;
+  size_t i;
+
+  vm_run_path (name, NULL, run, sizeof run);
+  if (mkdir_p (run, 0700) == -1) {
+    snprintf (err, errlen, "%s: %s", run, strerror (errno));
+    return -1;
+  }
+  json_array_foreach (disks, i, d) {
+    if (start_disk (name, i, def_str (d, "path"), err, errlen) == -1)
+      goto fail;
+  }
+  if (!dir_now && vm_mount_share (name, def, err, errlen) == -1)
+    goto fail;
+  if (start_qemu (name, def, incoming, dir_now, err, errlen) == -1)
+    goto fail;
+  return 0;
+
+ fail:
+  log_error ("VM %s: %s", name, err);
+  vm_stop (name);
+  return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* QMP connections, one per VM, made on first use. */
+
+struct qmp_slot {
+  char name[NAME_MAX_LEN + 1];
+  struct qmp *q;
+};
+
+static pthread_mutex_t qmp_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct qmp_slot slots[64];
+
+static struct qmp *
+get_qmp (const char *name, char *err, size_t errlen)
+{
+  struct qmp *q = NULL;
+  char path[PATH_MAX];
+
+  pthread_mutex_lock (&qmp_lock);
+  for (size_t i = 0; i < 64; ++i)
+    if (slots[i].q && strcmp (slots[i].name, name) == 0) {
+      q = slots[i].q;
+      break;
+    }
+  if (!q) {
+    vm_run_path (name, "qmp.sock", path, sizeof path);
+    q = qmp_connect (path, 5000, err, errlen);
+    for (size_t i = 0; q && i < 64; ++i)
+      if (!slots[i].q) {
+        snprintf (slots[i].name, sizeof slots[i].name, "%s", name);
+        slots[i].q = q;
+        break;
+      }
+  }
+  pthread_mutex_unlock (&qmp_lock);
+  return q;
+}
+
+void
+vm_qmp_drop (const char *name)
+{
+  pthread_mutex_lock (&qmp_lock);
+  for (size_t i = 0; i < 64; ++i)
+    if (slots[i].q && strcmp (slots[i].name, name) == 0) {
+      qmp_close (slots[i].q);
+      slots[i].q = NULL;
+    }
+  pthread_mutex_unlock (&qmp_lock);
+}
+
+json_t *
+vm_qmp (const char *name, const char *cmd, json_t *args, int timeout_ms,
+        char *err, size_t errlen)
+{
+  struct qmp *q = get_qmp (name, err, errlen);
+  json_t *r;
+
+  if (!q) {
+    json_decref (args);
+    return NULL;
+  }
+  r = qmp_exec (q, cmd, args, timeout_ms, err, errlen);
+  /* A transport failure (not QEMU's error): reconnect next time. */
+  if (!r && (strstr (err, "no reply") || strstr (err, "reset") ||
+             strstr (err, "Broken pipe")))
+    vm_qmp_drop (name);
+  return r;
+}
+
+double
+vm_qmp_event_time (const char *name, const char *event)
+{
+  char err[256];
+  struct qmp *q = get_qmp (name, err, sizeof err);
+  return q ? qmp_event_time (q, event) : 0;
+}
+
+double
+vm_qmp_wait_event (const char *name, const char *event, int timeout_ms)
+{
+  char err[256];
+  struct qmp *q = get_qmp (name, err, sizeof err);
+  return q ? qmp_wait_event (q, event, timeout_ms) : 0;
+}
+
+void
+vm_qmp_forget_events (const char *name)
+{
+  char err[256];
+  struct qmp *q = get_qmp (name, err, sizeof err);
+  if (q)
+    qmp_forget_events (q);
+}
+
+bool
+vm_qemu_alive (const char *name)
+{
+  char pid[PATH_MAX];
+  vm_run_path (name, "qemu.pid", pid, sizeof pid);
+  return proc_alive (pid, "qemu") > 0;
+}
+
+void
+vm_run_state (const char *name, char *buf, size_t len)
+{
+  char err[256];
+  json_t *r;
+
+  if (!vm_qemu_alive (name)) {
+    snprintf (buf, len, "stopped");
+    return;
+  }
+  r = vm_qmp (name, "query-status", NULL, 5000, err, sizeof err);
+  snprintf (buf, len, "%s", r ? json_string_value (json_object_get (r,
+                                                                    "status"))
+            : "unresponsive");
+  json_decref (r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stopping */
+
+static const char *
+match_for (const char *pidfile_leaf)
+{
+  if (strncmp (pidfile_leaf, "qemu", 4) == 0)
+    return "qemu";
+  if (strncmp (pidfile_leaf, "disk", 4) == 0 ||
+      strncmp (pidfile_leaf, "export", 6) == 0)
+    return "nbdkit";
+  if (strncmp (pidfile_leaf, "share", 5) == 0)
+    return "handoff-share";
+  if (strncmp (pidfile_leaf, "relay", 5) == 0)
+    return "handoff-xfer";
+  return NULL;
+}
+
+void
+vm_stop_helpers (const char *name, const char *prefix)
+{
+  char run[PATH_MAX];
+  DIR *d;
+  struct dirent *de;
+
+  vm_run_path (name, NULL, run, sizeof run);
+  d = opendir (run);
+  if (!d)
+    return;
+  /* Terminates: readdir reaches the end of the directory. */
+  while ((de = readdir (d)) != NULL) {
+    size_t n = strlen (de->d_name);
+    char pid[PATH_MAX + 256];
+    if (n < 5 || strcmp (de->d_name + n - 4, ".pid") != 0 ||
+        strncmp (de->d_name, prefix, strlen (prefix)) != 0)
+      continue;
+    snprintf (pid, sizeof pid, "%s/%s", run, de->d_name);
+    proc_stop (pid, match_for (de->d_name), 5000);
+  }
+  closedir (d);
+}
+
+void
+vm_save_logs (const char *name, const char *tag)
+{
+  char run[PATH_MAX], dest[PATH_MAX + 128];
+  DIR *d;
+  struct dirent *de;
+
+  vm_run_path (name, NULL, run, sizeof run);
+  snprintf (dest, sizeof dest, "%s/logs/%s", hd.state_dir, tag);
+  d = opendir (run);
+  if (!d || mkdir_p (dest, 0700) == -1) {
+    if (d)
+      closedir (d);
+    return;
+  }
+  /* Terminates: readdir reaches the end of the directory. */
+  while ((de = readdir (d)) != NULL) {
+    size_t n = strlen (de->d_name);
+    if (n < 5 || strcmp (de->d_name + n - 4, ".log") != 0)
+      continue;
+    char from[PATH_MAX + 256], to[PATH_MAX * 2];
+    snprintf (from, sizeof from, "%s/%s", run, de->d_name);
+    snprintf (to, sizeof to, "%s/%s", dest, de->d_name);
+    char *argv[] = { (char *) "cp", from, to, NULL };
+    proc_run (argv, NULL, 0, 10000);
+  }
+  closedir (d);
+}
+
+static void
+remove_run_dir (const char *run)
+{
+  DIR *d = opendir (run);
+  struct dirent *de;
+
+  if (!d)
+    return;
+  /* Terminates: readdir reaches the end of the directory. */
+  while ((de = readdir (d)) != NULL) {
+    char p[PATH_MAX + 256];
+    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+      continue;
+    snprintf (p, sizeof p, "%s/%s", run, de->d_name);
+    if (unlink (p) == -1 && errno == EISDIR)
+      rmdir (p);
+  }
+  closedir (d);
+  rmdir (run);
+}
+
+void
+vm_stop (const char *name)
+{
+  char pid[PATH_MAX], run[PATH_MAX], mnt[PATH_MAX], err[256];
+  pid_t p;
+
+  vm_run_path (name, "qemu.pid", pid, sizeof pid);
+  p = proc_alive (pid, "qemu");
+  if (p > 0) {
+    json_t *r = vm_qmp (name, "quit", NULL, 3000, err, sizeof err);
+    json_decref (r);
+    if (proc_wait_gone (p, 5000) == -1)
+      proc_stop (pid, "qemu", 3000);
+  }
+  unlink (pid);
+  vm_qmp_drop (name);
+  /* Helpers after QEMU: it flushes its disks as it quits. */
+  vm_stop_helpers (name, "relay");
+  vm_stop_helpers (name, "export");
+  vm_stop_helpers (name, "disk");
+  vm_stop_helpers (name, "share");
+  vm_run_path (name, "dir", mnt, sizeof mnt);
+  /* The share's mount goes with its process; a killed one leaves the
+   * mount point behind. */
+  if (umount2 (mnt, MNT_DETACH) == -1 && errno != EINVAL && errno != ENOENT)
+    log_warn ("unmount %s: %m", mnt);
+  vm_run_path (name, NULL, run, sizeof run);
+  remove_run_dir (run);
+}
+
+/* ------------------------------------------------------------------ */
+
+json_t *
+vm_helper_call (const char *name, const char *sock, int service, json_t *req,
+                int timeout_ms, char *err, size_t errlen)
+{
+  char path[PATH_MAX], uri[PATH_MAX + 8];
+  struct chan_config cfg = {
+    .service = (enum chan_service) service, .version_min = 1,
+    .version_max = 1, .timeout_ms = 10000,
+  };
+  struct channel *c;
+  json_t *r;
+
+  vm_run_path (name, sock, path, sizeof path);
+  snprintf (uri, sizeof uri, "unix:%s", path);
+  c = chan_connect (uri, &cfg);
+  if (!c) {
+    snprintf (err, errlen, "%s: cannot connect", path);
+    json_decref (req);
+    return NULL;
+  }
+  r = chan_call (c, req, timeout_ms, err, errlen);
+  chan_close (c);
+  return r;
+}
+
+unsigned long long
+vm_allocated_bytes (json_t *def)
+{
+  json_t *disks = json_object_get (def, "disks"), *d;
+  unsigned long long total = 0;
+  const char *dir = def_str (def, "dir");
+  size_t i;
+
+  json_array_foreach (disks, i, d) {
+    struct stat st;
+    if (stat (def_str (d, "path"), &st) == 0)
+      total += (unsigned long long) st.st_blocks * 512;
+  }
+  if (dir) {
+    char out[256];
+    char *argv[] = { (char *) "du", (char *) "-sB1", (char *) dir, NULL };
+    if (proc_run (argv, out, sizeof out, 30000) == 0)
+      total += strtoull (out, NULL, 10);
+  }
+  return total;
+}

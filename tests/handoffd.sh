@@ -1,0 +1,96 @@
+# Helpers for tests that run handoffd on network-namespace hosts.
+# Source after functions.sh and make_hosts.
+#
+#   start_handoffd I [ARGS...]  host I's daemon: state $tmp/hI, CLI socket
+#                               $tmp/hI.sock, peers on port 7800 of every
+#                               host (named host1, host2, ...), the test
+#                               PSK $tmp/k.psk, policy $tmp/hI.policy if it
+#                               exists; log $tmp/hI.log
+#   stop_handoffd I             SIGTERM (VMs keep running)
+#   crash_handoffd I            SIGKILL
+#   hcli I ARGS...              "handoff ARGS" against host I's daemon
+#   host_pids I                 pids of every process handoffd started on I
+#   make_test_vm DIR            a VM directory (the test guest's kernel and
+#                               initrd, a config file) and DIR.img, a 64 MiB
+#                               disk with random data past the first MiB
+
+HD_PORT=7800
+
+start_handoffd ()
+{
+  local i=$1
+  shift
+  local peers=() j
+  for (( j=1; j<=${#HOST_NS[@]}; j++ )); do
+    [ "$j" = "$i" ] || peers+=(--peer "host$j=tcp://${HOST_IP[$j]}:$HD_PORT")
+  done
+  [ -f "$tmp/k.psk" ] || handoff keygen "$tmp/k.psk" >/dev/null 2>&1
+  local env=()
+  [ -n "${SANITIZE:-}" ] && env=(env "HANDOFF_NBDKIT_PRELOAD=${NBDKIT_ENV[1]#LD_PRELOAD=}")
+  on_host "$i" "${env[@]}" handoffd --name "host$i" --state-dir "$tmp/h$i" \
+    --listen "tcp://${HOST_IP[$i]}:$HD_PORT" --control "$tmp/h$i.sock" \
+    --psk "$tmp/k.psk" --policy "$tmp/h$i.policy" "${peers[@]}" \
+    --io-timeout "${HD_IO_TIMEOUT:-15s}" -v "$@" >> "$tmp/h$i.log" 2>&1 &
+  echo $! > "$tmp/h$i.pid"
+  if [ -z "${HD_CLEANUP_SET[$i]:-}" ]; then
+    cleanup_fn cleanup_host_vms "$i"
+    cleanup_fn kill_pidfile "$tmp/h$i.pid"
+    HD_CLEANUP_SET[$i]=1
+  fi
+  wait_for 30 "handoffd on host $i" test -S "$tmp/h$i.sock"
+}
+declare -A HD_CLEANUP_SET
+
+stop_handoffd ()
+{
+  kill_pidfile "$tmp/h$1.pid"
+  rm -f "$tmp/h$1.sock"
+}
+
+crash_handoffd ()
+{
+  local pid
+  pid=$(cat "$tmp/h$1.pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for 10 "handoffd $1 to die" bash -c "! kill -0 $pid 2>/dev/null"
+  rm -f "$tmp/h$1.sock"
+}
+
+hcli ()
+{
+  local i=$1
+  shift
+  on_host "$i" handoff --socket "$tmp/h$i.sock" "$@"
+}
+
+host_pids ()
+{
+  local f pid
+  for f in "$tmp/h$1"/run/*/*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f" 2>/dev/null) || continue
+    kill -0 "$pid" 2>/dev/null && echo "$pid"
+  done
+  return 0
+}
+
+cleanup_host_vms ()
+{
+  local i=$1 pid m
+  for pid in $(host_pids "$i"); do kill -KILL "$pid" 2>/dev/null || true; done
+  for m in "$tmp/h$i"/run/*/dir; do
+    [ -d "$m" ] && unmount_fuse_on "$i" "$m" 2>/dev/null
+  done
+  return 0
+}
+
+make_test_vm ()
+{
+  local dir=$1
+  mkdir -p "$dir"
+  cp "$GUEST_DIR/vmlinux" "$GUEST_DIR/initrd.gz" "$dir/"
+  echo "name=web1" > "$dir/config"
+  truncate -s 64M "$dir.img"
+  dd if=/dev/urandom of="$dir.img" bs=1M seek=1 count=63 conv=notrunc \
+     status=none
+}
