@@ -315,6 +315,32 @@ op_event (json_t *req)
   return r;
 }
 
+/* Management objects change any time, also during a migration: what
+ * changed after the destination got the VM's state is sent again at
+ * cutover. */
+static json_t *
+op_label (json_t *req)
+{
+  const char *name, *key;
+  json_t *row, *e = get_vm (req, &name, &row), *labels, *v;
+  char err[256];
+
+  if (e)
+    return e;
+  json_decref (row);
+  if (msg_get_object (req, "labels", true, &labels, err, sizeof err) != 0)
+    return cli_error ("bad_request", "%s", err);
+  json_object_foreach (labels, key, v) {
+    char k[200];
+    if (!json_is_string (v) || strlen (key) == 0 || strlen (key) > 128)
+      return cli_error ("bad_request", "labels are KEY=VALUE strings");
+    snprintf (k, sizeof k, "label:%s", key);
+    if (db_object_put (name, k, json_string_value (v)) == -1)
+      return cli_error (NULL, "cannot store label %s", key);
+  }
+  return json_pack ("{s:b, s:o}", "ok", 1, "objects", db_objects_get (name));
+}
+
 static json_t *
 op_host (void)
 {
@@ -419,6 +445,8 @@ cli_handle (json_t *req, struct channel *c, void *opaque)
     return op_event (req);
   if (strcmp (op, "host") == 0)
     return op_host ();
+  if (strcmp (op, "label") == 0)
+    return op_label (req);
   if (strcmp (op, "migrate") == 0)
     return op_migrate (req, c);
   if (strcmp (op, "abort") == 0)

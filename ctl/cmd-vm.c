@@ -305,3 +305,45 @@ cmd_event (int argc, char **argv)
   json_decref (r);
   return RC_OK;
 }
+
+int
+cmd_label (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  json_t *labels, *r;
+  int c, rc;
+
+  while ((c = getopt_long (argc, argv, "S:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S': cli_socket_path = optarg; break;
+    case 'h':
+      printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH]\n");
+      return RC_OK;
+    default: return RC_ERROR;
+    }
+  }
+  if (argc - optind < 2) {
+    fprintf (stderr, "handoff label: expected VM KEY=VALUE...\n");
+    return RC_ERROR;
+  }
+  labels = json_object ();
+  for (int i = optind + 1; i < argc; ++i) {
+    const char *eq = strchr (argv[i], '=');
+    char key[200];
+    if (!eq || eq == argv[i] || eq - argv[i] > 128) {
+      fprintf (stderr, "handoff label: %s: expected KEY=VALUE\n", argv[i]);
+      json_decref (labels);
+      return RC_ERROR;
+    }
+    snprintf (key, sizeof key, "%.*s", (int) (eq - argv[i]), argv[i]);
+    json_object_set_new (labels, key, json_string (eq + 1));
+  }
+  r = cli_request (json_pack ("{s:s, s:s, s:o}", "op", "label", "vm",
+                              argv[optind], "labels", labels), &rc);
+  json_decref (r);
+  return rc;
+}

@@ -28,6 +28,7 @@ static const struct cli_command builtins[] = {
   { "migrate", cmd_migrate, "move a VM to another host" },
   { "abort", cmd_abort, "abort a VM's migration (it stays here)" },
   { "event", cmd_event, "post a management event for a VM" },
+  { "label", cmd_label, "set a VM's labels (management objects)" },
   { "host", cmd_host, "show this host's handoffd" },
   { "keygen", cmd_keygen, "write a pre-shared key file for TLS" },
   { "version", cmd_version, "print the version" },

@@ -30,8 +30,9 @@ extern void migration_rollback_source (const char *vm, size_t ndisks,
 
 /* The VM runs on TO: stop it here, forget it, remove its files if
  * asked. */
-extern void migration_release_source (const char *vm, const char *to,
-                                      json_t *def, bool delete_source);
+extern void migration_release_source (const char *id, const char *vm,
+                                      const char *to, json_t *def,
+                                      bool delete_source);
 
 /* After MIGRATION_COMPLETE went out and its answer did not come back:
  * ask the destination and finish one way or the other.  If it cannot

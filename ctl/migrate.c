@@ -511,8 +511,12 @@ phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
                 "capability", "events", "state", 1,
                 "capability", "pause-before-switchover", "state", 1),
               err, errlen) == -1 ||
+      /* Half the budget for QEMU's last pass: disks, files and the
+       * destination's resume take the rest. */
       qmp_ok (m, "migrate-set-parameters", json_pack (
-                "{s:I, s:I}", "downtime-limit", (json_int_t) m->max_downtime_ms,
+                "{s:I, s:I}", "downtime-limit",
+                (json_int_t) (m->max_downtime_ms / 2 ? m->max_downtime_ms / 2
+                              : 1),
                 "max-bandwidth", (json_int_t) (m->bandwidth ? m->bandwidth
                                                : (uint64_t) 1 << 40)),
               err, errlen) == -1)
@@ -763,7 +767,8 @@ run_live (struct migration *m)
     double seen = (double) wall_ms () / 1000.0 - t_stop;
     json_decref (ack);
     set_phase (m, "acked", "the VM runs on %s; releasing it here", m->to);
-    migration_release_source (m->vm, m->to, m->def, m->delete_source);
+    migration_release_source (m->id, m->vm, m->to, m->def,
+                              m->delete_source);
     db_journal_end (m->id, "done", "migrated");
     log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
               m->vm, m->to, downtime);

@@ -47,7 +47,7 @@ recover_source (json_t *row)
     return;
   }
   if (strcmp (phase, "acked") == 0) {
-    migration_release_source (vm, to, def, del);
+    migration_release_source (id, vm, to, def, del);
     db_journal_end (id, "done", "released after a restart");
     return;
   }

@@ -130,12 +130,14 @@ migration_rollback_source (const char *vm, size_t ndisks, bool has_dir)
 }
 
 void
-migration_release_source (const char *vm, const char *to, json_t *def,
-                          bool delete_source)
+migration_release_source (const char *id, const char *vm, const char *to,
+                          json_t *def, bool delete_source)
 {
   json_t *disks = json_object_get (def, "disks"), *d;
   size_t i;
 
+  /* The console and the helpers' logs stay, under logs/ID. */
+  vm_save_logs (vm, id);
   vm_stop (vm);
   db_begin ();
   db_vm_delete (vm);
@@ -170,7 +172,7 @@ migration_settle_source (const char *id, const char *vm, const char *to,
     return;
   }
   if (strcmp (state, "resumed") == 0) {
-    migration_release_source (vm, to, def, delete_source);
+    migration_release_source (id, vm, to, def, delete_source);
     db_journal_end (id, "done", "the destination runs the VM");
     log_info ("migration %s: %s runs VM %s; released here", id, to, vm);
   }

@@ -42,6 +42,13 @@ fh_ptr (const struct fuse_file_info *fi)
   return (void *) (uintptr_t) fi->fh; // NOLINT(performance-no-int-to-ptr)
 }
 
+/* After a commit the directory is the destination's. */
+#define REFUSE_IF_FROZEN()                                              \
+  do {                                                                  \
+    if (__atomic_load_n (&share_frozen, __ATOMIC_ACQUIRE))             \
+      return -EROFS;                                                    \
+  } while (0)
+
 static struct fh *
 get_fh (struct fuse_file_info *fi)
 {
@@ -168,6 +175,7 @@ share_statfs (const char *path, struct statvfs *st)
 static int
 share_mkdir (const char *path, mode_t mode)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (mkdirat (share_srcfd, rel (path), mode), .type = SHARE_MKDIR,
          .path = rel (path), .a = mode & 07777);
 }
@@ -175,6 +183,7 @@ share_mkdir (const char *path, mode_t mode)
 static int
 share_unlink (const char *path)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (unlinkat (share_srcfd, rel (path), 0), .type = SHARE_UNLINK,
          .path = rel (path));
 }
@@ -182,6 +191,7 @@ share_unlink (const char *path)
 static int
 share_rmdir (const char *path)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (unlinkat (share_srcfd, rel (path), AT_REMOVEDIR),
          .type = SHARE_RMDIR, .path = rel (path));
 }
@@ -189,6 +199,7 @@ share_rmdir (const char *path)
 static int
 share_symlink (const char *target, const char *linkpath)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (symlinkat (target, share_srcfd, rel (linkpath)),
          .type = SHARE_SYMLINK, .path = rel (linkpath), .path2 = target);
 }
@@ -196,6 +207,7 @@ share_symlink (const char *target, const char *linkpath)
 static int
 share_rename (const char *from, const char *to, unsigned int flags)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (renameat2 (share_srcfd, rel (from), share_srcfd, rel (to), flags),
          .type = SHARE_RENAME, .path = rel (from), .path2 = rel (to),
          .c = flags);
@@ -204,6 +216,7 @@ share_rename (const char *from, const char *to, unsigned int flags)
 static int
 share_link (const char *from, const char *to)
 {
+  REFUSE_IF_FROZEN ();
   NS_OP (linkat (share_srcfd, rel (from), share_srcfd, rel (to), 0),
          .type = SHARE_LINK, .path = rel (from), .path2 = rel (to));
 }
@@ -211,6 +224,7 @@ share_link (const char *from, const char *to)
 static int
 share_chmod (const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct share_req m = { .type = SHARE_CHMOD, .path = rel (path),
                          .a = mode & 07777 };
   int r;
@@ -226,6 +240,7 @@ static int
 share_chown (const char *path, uid_t uid, gid_t gid,
              struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct share_req m = { .type = SHARE_CHOWN, .path = rel (path) };
   struct stat st;
   int r;
@@ -249,6 +264,7 @@ static int
 share_utimens (const char *path, const struct timespec tv[2],
                struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct share_req m = { .type = SHARE_UTIMENS, .path = rel (path) };
   struct stat st;
   int r;
@@ -293,6 +309,7 @@ new_fh (int fd, struct fuse_file_info *fi)
 static int
 share_create (const char *path, mode_t mode, struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct stat st;
   bool existed;
   uint64_t seq = 0;
@@ -321,6 +338,8 @@ share_create (const char *path, mode_t mode, struct fuse_file_info *fi)
 static int
 share_open (const char *path, struct fuse_file_info *fi)
 {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+    REFUSE_IF_FROZEN ();
   int fd = openat (share_srcfd, rel (path),
                    (fi->flags & ~(O_APPEND | O_CREAT)) | O_CLOEXEC);
   int r;
@@ -347,6 +366,7 @@ static int
 share_write (const char *path, const char *buf, size_t size, off_t off,
              struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct fh *h = get_fh (fi);
   struct node *n;
   uint64_t seq = 0;
@@ -369,6 +389,7 @@ share_write (const char *path, const char *buf, size_t size, off_t off,
 static int
 share_truncate (const char *path, off_t size, struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct node *n = NULL;
   uint64_t seq = 0;
   int fd = fi ? get_fh (fi)->fd
@@ -397,6 +418,7 @@ static int
 share_fallocate (const char *path, int mode, off_t off, off_t len,
                  struct fuse_file_info *fi)
 {
+  REFUSE_IF_FROZEN ();
   struct fh *h = get_fh (fi);
   struct node *n = NULL;
   uint64_t seq = 0;

@@ -44,6 +44,7 @@
 #define COPY_CHUNK (1u << 20)
 
 int share_srcfd = -1;
+bool share_frozen;
 int share_timeout_ms = 30000;
 
 const char *const session_state_names[] = {
@@ -1099,6 +1100,9 @@ session_commit (char *err, size_t errlen)
     fail_locked ("the receiver refused the commit: %s", s.verify_why);
   if (s.state == SESSION_COMMITTING) {
     s.state = SESSION_COMMITTED;
+    /* The directory belongs to the destination now: writes here would
+     * be lost to it. */
+    __atomic_store_n (&share_frozen, true, __ATOMIC_RELEASE);
     __atomic_store_n (&s.active, false, __ATOMIC_RELEASE);
     log_info ("share: committed to %s", s.to);
   }
@@ -1117,6 +1121,13 @@ session_abort (char *err, size_t errlen)
   pthread_mutex_lock (&s.lock);
   bool running = running_locked ();
   pthread_mutex_unlock (&s.lock);
+  if (!running && __atomic_load_n (&share_frozen, __ATOMIC_ACQUIRE)) {
+    /* Committed, but the VM stays: the directory is ours again (the
+     * destination drops its copy). */
+    __atomic_store_n (&share_frozen, false, __ATOMIC_RELEASE);
+    log_info ("share: writable again after an abandoned commit");
+    return 0;
+  }
   if (!running) {
     snprintf (err, errlen, "no share session is running");
     return -1;

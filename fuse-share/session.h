@@ -63,6 +63,8 @@ extern int share_timeout_ms;
 extern int session_start (const char *to, const char *psk, char *err,
                           size_t errlen);
 extern int session_commit (char *err, size_t errlen);
+/* After a commit the mount refuses changes (EROFS) until an abort. */
+extern bool share_frozen;
 /* Before a commit, while the VM runs: both sides compute the digests
  * of every file, so the commit re-reads only what changed since. */
 extern int session_warm (char *err, size_t errlen);

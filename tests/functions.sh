@@ -171,13 +171,25 @@ unmount_fuse_on ()
   fi
 }
 
+# crash_pidfile FILE: SIGKILL the job in FILE and its children (a
+# crash, not a shutdown).
+crash_pidfile ()
+{
+  local pid
+  pid=$(cat "$1")
+  pkill -KILL -P "$pid" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 # kill_pidfile FILE: terminate the process named in FILE, then make
-# sure it is gone.
+# sure it is gone.  Its children go first: "on_host I CMD &" leaves the
+# shell of the background job in FILE, and CMD is its child.
 kill_pidfile ()
 {
   local pid i
   [ -s "$1" ] || return 0
   pid=$(cat "$1")
+  pkill -TERM -P "$pid" 2>/dev/null || true
   kill "$pid" 2>/dev/null || return 0
   for (( i=0; i<50; i++ )); do
     kill -0 "$pid" 2>/dev/null || return 0
@@ -288,17 +300,13 @@ on_host ()
 {
   local i=$1
   shift
-  # In a subshell (a background job, a command substitution) exec, so
-  # that $! is the program itself and killing it kills the program.
-  local ex=
-  [ "$BASHPID" = "$$" ] || ex=exec
   if [ -n "${HOST_MNT[$i]:-}" ]; then
     # cd after entering: a directory opened before (nsenter --wd) would
     # belong to the old mount namespace and relative mounts would fail.
-    $ex nsenter --mount="${HOST_MNT[$i]}" --net="/run/netns/${HOST_NS[$i]}" \
+    nsenter --mount="${HOST_MNT[$i]}" --net="/run/netns/${HOST_NS[$i]}" \
       -- sh -c 'cd "$0" && exec "$@"' "$PWD" "$@"
   else
-    $ex ip netns exec "${HOST_NS[$i]}" "$@"
+    ip netns exec "${HOST_NS[$i]}" "$@"
   fi
 }
 

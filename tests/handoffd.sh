@@ -50,9 +50,10 @@ stop_handoffd ()
 crash_handoffd ()
 {
   local pid
-  pid=$(cat "$tmp/h$1.pid")
-  kill -KILL "$pid" 2>/dev/null || true
-  wait_for 10 "handoffd $1 to die" bash -c "! kill -0 $pid 2>/dev/null"
+  pid=$(pgrep -P "$(cat "$tmp/h$1.pid")" | head -n 1)
+  crash_pidfile "$tmp/h$1.pid"
+  [ -n "$pid" ] &&
+    wait_for 10 "handoffd $1 to die" bash -c "! kill -0 $pid 2>/dev/null"
   rm -f "$tmp/h$1.sock"
 }
 

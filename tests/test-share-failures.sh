@@ -68,7 +68,7 @@ on_host 1 handoff share start "$tmp/rk.m.ctl" --to "tcp://${HOST_IP[2]}:7502" \
   --psk k.psk
 wait_for 30 "the copy to be under way" bash -c \
   "handoff share status '$tmp/rk.m.ctl' --json | jq -e '.bytes_copied > 0' >/dev/null"
-kill -KILL "$(cat rk.serve.pid)"
+crash_pidfile rk.serve.pid
 # Writes keep working through the mount, with or without the receiver.
 on_host 1 bash -c "
   set -e
@@ -111,7 +111,7 @@ on_host 1 handoff share start "$tmp/mk.m.ctl" --to "tcp://${HOST_IP[2]}:7504" \
   --psk k.psk
 wait_for 30 "the copy to be under way" bash -c \
   "handoff share status '$tmp/mk.m.ctl' --json | jq -e '.bytes_copied > 0' >/dev/null"
-kill -KILL "$(cat mk.mount.pid)"
+crash_pidfile mk.mount.pid
 if on_host 1 cat "$tmp/mk.mnt/sub/f1" > mk.cat 2>&1; then
   fail "a dead mount still answers"
 fi
