@@ -64,6 +64,7 @@ struct migration {
   size_t ndisks;
   bool has_dir;
   bool complete_sent;
+  bool admitted;
 };
 
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -747,6 +748,7 @@ run_live (struct migration *m)
 
   r = phase_admission (m, &rc, err, sizeof err);
   if (r == 0) {
+    m->admitted = true;
     events_hold (m->vm);
     db_vm_set_state (m->vm, "moving");
     r = phase_prepare (m, &endpoints, &rc, err, sizeof err);
@@ -794,6 +796,14 @@ run_live (struct migration *m)
     else
       finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
                             "code", res ? "rolled_back" : "failed"));
+    return;
+  }
+  if (!m->admitted) {
+    /* Refused or unreachable: nothing was begun anywhere. */
+    log_error ("migration %s of %s refused: %s", m->id, m->vm, err);
+    db_journal_end (m->id, "refused", err);
+    finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
+                          code_name (rc)));
     return;
   }
   log_error ("migration %s of %s failed: %s; rolling back", m->id, m->vm,

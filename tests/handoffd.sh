@@ -43,7 +43,11 @@ declare -A HD_CLEANUP_SET
 
 stop_handoffd ()
 {
+  local pid
+  pid=$(pgrep -P "$(cat "$tmp/h$1.pid")" | head -n 1)
   kill_pidfile "$tmp/h$1.pid"
+  [ -z "$pid" ] ||
+    wait_for 20 "handoffd $1 to stop" bash -c "! kill -0 $pid 2>/dev/null"
   rm -f "$tmp/h$1.sock"
 }
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Migrations that must be refused, leaving everything as it was: the
+# destination's policy says no (source not allowed; not enough memory);
+# an unknown VM; an unknown host; a source with the wrong key; a peer
+# sending malformed or out-of-place messages.  Each refusal is clear
+# and logged, the VM keeps running on host 1, and host 2 has no files,
+# exports, processes or rows.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires_netns
+requires_fuse
+guest_build
+make_tmpdir
+cd "$tmp"
+make_hosts 2
+client=$build/tests/peer-client
+[ -x "$client" ] || fail "$client is not built"
+
+handoff keygen k.psk >/dev/null 2>&1
+handoff keygen --identity handoff other.psk >/dev/null 2>&1
+start_handoffd 1
+start_handoffd 2
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 256 --disk "$tmp/vm.img" --dir "$tmp/vm" \
+  --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=idle"
+hcli 1 start web1
+wait_for 120 "the guest" grep -q HANDOFF-TICK "$tmp/h1/run/web1/serial.log"
+
+host2_untouched () {
+  [ -z "$(ls -A "$tmp/h2/images")" ] || fail "host 2 kept files: $(ls "$tmp/h2/images")"
+  [ -z "$(ls -A "$tmp/h2/run")" ] || fail "host 2 kept a run directory"
+  [ -z "$(host_pids 2)" ] || fail "host 2 kept processes"
+  [ -z "$(hcli 2 list --json | jq -r '.vms[].name')" ] || fail "host 2 lists a VM"
+  [ "$(sqlite3 "$tmp/h2/state.db" 'select count(*) from vms; select count(*) from objects; select count(*) from events;' | tr '\n' ' ')" = "0 0 0 " ] ||
+    fail "host 2 kept rows"
+}
+host1_runs () {
+  hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 1"
+}
+
+expect_rc () {                # expect_rc RC TEXT CMD...: fails with RC, says TEXT
+  local want=$1 text=$2 rc=0
+  shift 2
+  "$@" > out.txt 2>&1 || rc=$?
+  cat out.txt
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
+  grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
+}
+
+echo "== the source is not allowed"
+echo '{"allowed_sources": ["host9"]}' > h2.policy
+expect_rc 4 "not allowed" hcli 1 migrate web1 --to host2
+grep -q "refused VM web1 from host1: source host 'host1' is not allowed" h2.log ||
+  fail "the refusal is not logged"
+host2_untouched; host1_runs
+
+echo "== not enough memory"
+echo '{"max_memory_mb": 128}' > h2.policy
+expect_rc 4 "not enough memory" hcli 1 migrate web1 --to host2
+host2_untouched; host1_runs
+echo '{"max_vcpus": 0}' > h2.policy
+expect_rc 4 "not enough CPU" hcli 1 migrate web1 --to host2
+host2_untouched; host1_runs
+rm h2.policy
+
+echo "== an unknown VM, an unknown host, a bad policy file"
+expect_rc 8 "no VM named 'nosuch'" hcli 1 migrate nosuch --to host2
+expect_rc 8 "unknown host 'host7'" hcli 1 migrate web1 --to host7
+echo '{"allowed_sources": ' > h2.policy
+expect_rc 4 "policy" hcli 1 migrate web1 --to host2
+rm h2.policy
+host2_untouched; host1_runs
+
+echo "== a source with the wrong key"
+stop_handoffd 1
+sleep 0.5
+start_handoffd 1 --psk "$tmp/other.psk"
+expect_rc 7 "handshake" hcli 1 migrate web1 --to host2
+grep -qi "unknown PSK identity\|handshake failed" h2.log || fail "host 2 did not log the stranger"
+host2_untouched; host1_runs
+stop_handoffd 1
+start_handoffd 1
+
+echo "== malformed and out-of-place peer messages"
+uri=tcp://${HOST_IP[2]}:$HD_PORT
+on_host 1 "$client" "$uri" other.psk '{"type":"QUERY_MIGRATION","id":"x"}' > p0.txt || true
+grep -q "connect refused" p0.txt || fail "a peer with another key got in"
+on_host 1 "$client" "$uri" k.psk 'raw:this is not json' | tee p1.txt
+grep -q "malformed request\|<closed>" p1.txt || fail "a non-JSON frame was accepted"
+on_host 1 "$client" "$uri" k.psk '{"no":"type"}' '{"type":"MIGRATION_COMPLETE"}' \
+  '{"type":"START_MIGRATION","vm":"x"}' \
+  '{"type":"START_MIGRATION","id":"../../etc","vm":"web1","source":"host1","needs":{"memory":1,"vcpus":1,"disk_bytes":0}}' \
+  | tee p2.txt
+[ "$(sed -n 1p p2.txt | jq -r .type)" = FAILED ] || fail "a message without a type"
+[ "$(sed -n 2p p2.txt | jq -r .type)" = FAILED ] || fail "MIGRATION_COMPLETE outside a migration"
+[ "$(sed -n 3p p2.txt | jq -r .type)" = DENIED ] || fail "an incomplete START_MIGRATION"
+[ "$(sed -n 4p p2.txt | jq -r .type)" = DENIED ] || fail "a malformed migration id"
+grep -q "outside a migration" h2.log || fail "not logged"
+# A well-formed start, then a definition that escapes: refused, and
+# what was begun is removed.
+start='{"type":"START_MIGRATION","id":"evil-1","vm":"evil","source":"host1","mode":"live","needs":{"memory":64,"vcpus":1,"disk_bytes":0}}'
+on_host 1 "$client" "$uri" k.psk "$start" \
+  '{"type":"MANAGEMENT_STATE","def":{"name":"evil","memory":64,"vcpus":1,"disks":[{"path":"/tmp/../etc/shadow","size":1}]},"objects":{}}' \
+  '{"type":"START_VM"}' | tee p3.txt
+[ "$(sed -n 1p p3.txt | jq -r .type)" = PERMITTED ] || fail "a valid start was refused"
+[ "$(sed -n 2p p3.txt | jq -r .type)" = INSTANTIATION_ERROR ] || fail "an escaping path was accepted"
+sed -n 3p p3.txt | grep -q "outside a migration" ||
+  fail "the migration went on after the refusal"
+on_host 1 "$client" "$uri" k.psk "${start/evil-1/evil-2}" \
+  '{"type":"MANAGEMENT_STATE","def":{"name":"other","memory":64,"vcpus":1,"disks":[]},"objects":{}}' | tee p4.txt
+[ "$(sed -n 2p p4.txt | jq -r .type)" = INSTANTIATION_ERROR ] || fail "a definition for another VM"
+# A source that walks away after its start: the destination drops it.
+on_host 1 "$client" "$uri" k.psk "${start/evil-1/evil-3}" > p5.txt
+wait_for 10 "host 2 to drop evil-3" grep -q "evil-3: dropping incoming VM evil" h2.log
+[ "$(sqlite3 "$tmp/h2/state.db" "select result from journal where id like 'evil-%' order by id" | tr '\n' ' ')" = "aborted aborted aborted " ] ||
+  fail "the journal does not show the aborted attempts"
+host2_untouched; host1_runs
+
+echo "== and a good migration still works afterwards"
+hcli 1 migrate web1 --to host2 > good.txt || { cat good.txt; fail "migration"; }
+hcli 2 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 2"
+echo "$0: PASS"
