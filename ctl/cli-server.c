@@ -150,6 +150,7 @@ get_vm (json_t *req, const char **name_r, json_t **row_r)
 {
   char err[256];
 
+  *row_r = NULL;
   if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0)
     return cli_error ("bad_request", "%s", err);
   *row_r = db_vm_get (*name_r);

@@ -223,7 +223,8 @@ main (int argc, char **argv)
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
   };
-  char hostname[256], dbpath[PATH_MAX + 16], err[1024];
+  static char hostname[256];
+  char dbpath[PATH_MAX + 16], err[1024];
   struct sigaction sa = { .sa_handler = on_signal };
   struct ctlserver *cli = NULL, *peers = NULL;
   uint64_t v;

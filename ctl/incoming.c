@@ -154,9 +154,18 @@ port_listening (int port)
     return false;
   /* Terminates: end of file. */
   while (!found && fgets (line, sizeof line, f)) {
-    unsigned lport, st;
-    if (sscanf (line, " %*d: %*x:%x %*x:%*x %x", &lport, &st) == 2 &&
-        (int) lport == port && st == 0x0A)
+    /* "  N: LOCALADDR:PORT REMADDR:PORT ST ..." in hex. */
+    char *p = strchr (line, ':'), *end;
+    if (!p || !(p = strchr (p + 1, ':')))
+      continue;
+    unsigned long lport = strtoul (p + 1, &end, 16);
+    if (end == p + 1 || !(p = strchr (end, ':')))
+      continue;
+    p = strchr (p, ' ');
+    if (!p)
+      continue;
+    unsigned long st = strtoul (p, &end, 16);
+    if (end != p && (int) lport == port && st == 0x0A)
       found = true;
   }
   fclose (f);
@@ -728,12 +737,12 @@ about (json_t *req, bool abort_it)
     const char *res = json_string_value (json_object_get (j, "result"));
     const char *phase = json_string_value (json_object_get (j, "phase"));
     const char *vm = json_string_value (json_object_get (j, "vm"));
-    if (res && strcmp (res, "done") == 0)
+    bool ended = res && res[0];
+    if ((ended && strcmp (res, "done") == 0) ||
+        (!ended && strcmp (phase, "resumed") == 0))
       state = "resumed";
-    else if (res && res[0])
+    else if (ended)
       state = "aborted";
-    else if (strcmp (phase, "resumed") == 0)
-      state = "resumed";
     else if (abort_it && !incoming_active (vm)) {
       struct incoming in = { .made_images = true };
       snprintf (in.id, sizeof in.id, "%.79s", id);
@@ -767,6 +776,9 @@ incoming_handle (json_t *req, struct channel *c, void *opaque)
     return about (req, false);
   if (strcmp (type, "ABORT_MIGRATION") == 0)
     return about (req, true);
+  /* The source's ABORT after this side already gave up: nothing left. */
+  if (strcmp (type, "ABORT") == 0)
+    return answer ("ABORTED", NULL);
   log_error ("peer %s sent '%.32s' outside a migration", chan_peer_name (c),
              type);
   return answer ("FAILED", "unexpected message outside a migration");

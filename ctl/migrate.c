@@ -223,7 +223,7 @@ sample (struct migration *m, json_t *ram, bool *storage_ready,
       predicted = num (ram, "expected-downtime");
   }
   if (rate > 0) {
-    double est = remaining / (rate > dirty ? rate : rate) * 1000.0;
+    double est = remaining / rate * 1000.0;
     if (predicted < 0 || est > predicted)
       predicted = est;
   }

@@ -1,6 +1,7 @@
 /* handoffd: detached helper processes.  See proc.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,24 +123,50 @@ proc_spawn (char *const argv[], char *const extra_env[], const char *log,
   return pid;
 }
 
+/* Alive and not a zombie (our helpers are not our children: init
+ * reaps them, perhaps not at once). */
+static bool
+running (pid_t pid)
+{
+  char path[64], buf[512];
+  CLEANUP_CLOSE int fd = -1;
+  ssize_t n;
+  char *paren;
+
+  if (kill (pid, 0) == -1)
+    return false;
+  snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1)
+    return false;
+  n = read (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  paren = strrchr (buf, ')');
+  return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
 pid_t
 proc_alive (const char *pidfile, const char *match)
 {
   char path[64], cmd[4096];
   FILE *f = fopen (pidfile, "re");
-  int pid = 0;
+  long pid = 0;
   ssize_t n;
 
   if (!f)
     return 0;
-  if (fscanf (f, "%d", &pid) != 1)
-    pid = 0;
+  if (fgets (cmd, sizeof cmd, f))
+    pid = strtol (cmd, NULL, 10);
   fclose (f);
-  if (pid <= 1 || kill (pid, 0) == -1)
+  if (pid > INT_MAX)
+    pid = 0;
+  if (pid <= 1 || !running (pid))
     return 0;
   if (!match)
-    return pid;
-  snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
+    return (pid_t) pid;
+  snprintf (path, sizeof path, "/proc/%ld/cmdline", pid);
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
     return 0;
@@ -152,7 +179,7 @@ proc_alive (const char *pidfile, const char *match)
       cmd[i] = ' ';
   cmd[n] = '\0';
   /* A zombie or an exited process has an empty command line. */
-  return strstr (cmd, match) ? pid : 0;
+  return strstr (cmd, match) ? (pid_t) pid : 0;
 }
 
 int
@@ -201,7 +228,7 @@ proc_wait_path (const char *path, pid_t pid, int timeout_ms)
 
   /* Terminates: the path appears, the process dies, or time runs out. */
   while (stat (path, &st) == -1) {
-    if (mono_ms () >= deadline || (pid > 0 && kill (pid, 0) == -1))
+    if (mono_ms () >= deadline || (pid > 0 && !running (pid)))
       return -1;
     usleep (20000);
   }

@@ -67,7 +67,7 @@ read_message (struct qmp *q, int64_t deadline)
       json_t *j = json_loadb (q->buf, n, 0, NULL);
       memmove (q->buf, q->buf + n, q->len - n);
       q->len -= n;
-      if (j && json_is_object (j))
+      if (json_is_object (j))
         return j;
       json_decref (j);
       continue;                 /* Blank or broken line: skip it. */

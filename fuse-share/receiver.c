@@ -241,8 +241,8 @@ receiver_open (struct receiver *rv, const char *root, char *err,
 
   memset (rv, 0, sizeof *rv);
   rv->rootfd = -1;
-  rv->digests = calloc (RECEIVER_DIGEST_BUCKETS, sizeof *rv->digests);
-  rv->dirty = calloc (RECEIVER_DIGEST_BUCKETS, sizeof *rv->dirty);
+  rv->digests = calloc (RECEIVER_DIGEST_BUCKETS, sizeof (struct receiver_digest *));
+  rv->dirty = calloc (RECEIVER_DIGEST_BUCKETS, sizeof (struct receiver_dirty *));
   rv->fds = malloc ((SHARE_MAX_HANDLES + 1) * sizeof *rv->fds);
   if (!rv->fds) {
     snprintf (err, errlen, "out of memory");
