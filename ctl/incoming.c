@@ -317,8 +317,15 @@ prepare (struct incoming *in, json_t *msg)
     pid_t p;
 
     snprintf (base, sizeof base, "%s", src);
-    snprintf (path, sizeof path, "%s/disk%zu-%s", in->images, i,
-              basename (base));
+    /* A disk that was received before is called diskN-NAME already:
+     * keep NAME, so names do not grow with every move. */
+    const char *leafname = basename (base), *dash;
+    if (strncmp (leafname, "disk", 4) == 0 &&
+        (dash = strchr (leafname, '-')) != NULL &&
+        strspn (leafname + 4, "0123456789") == (size_t) (dash - leafname - 4) &&
+        dash > leafname + 4 && dash[1])
+      leafname = dash + 1;
+    snprintf (path, sizeof path, "%s/disk%zu-%s", in->images, i, leafname);
     fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd == -1 || ftruncate (fd, (off_t) size) == -1) {
       snprintf (err, sizeof err, "%.1500s: %s", path, strerror (errno));

@@ -1,5 +1,7 @@
 /* handoffd: undoing, finishing and settling a migration on the source.
  * See migrate-common.h. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,29 @@ migration_rollback_source (const char *vm, size_t ndisks, bool has_dir)
   log_info ("VM %s rolled back: %s here", vm, state);
 }
 
+/* Remove the VM's disks and directory that lie in IMAGES (the copies
+ * received from another host), then IMAGES itself. */
+static void
+remove_received (const char *images, json_t *def)
+{
+  size_t len = strlen (images), i;
+  json_t *d;
+  const char *dir = json_string_value (json_object_get (def, "dir"));
+
+  json_array_foreach (json_object_get (def, "disks"), i, d) {
+    const char *p = json_string_value (json_object_get (d, "path"));
+    if (p && strncmp (p, images, len) == 0 && p[len] == '/')
+      unlink (p);
+  }
+  if (dir && strncmp (dir, images, len) == 0 && dir[len] == '/') {
+    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
+                     (char *) dir, NULL };
+    proc_run (argv, NULL, 0, 600000);
+  }
+  if (rmdir (images) == -1 && errno != ENOENT && errno != ENOTEMPTY)
+    log_warn ("remove %s: %m", images);
+}
+
 void
 migration_release_source (const char *id, const char *vm, const char *to,
                           json_t *def, bool delete_source)
@@ -143,8 +168,15 @@ migration_release_source (const char *id, const char *vm, const char *to,
   db_vm_delete (vm);
   db_commit ();
   events_release (vm, to);
-  if (!delete_source)
+  /* Copies this daemon received for the VM (under images/VM) are its
+   * own: they go with the VM, or a later return would find them in the
+   * way.  The operator's own files stay unless asked. */
+  char images[PATH_MAX + 80];
+  snprintf (images, sizeof images, "%s/%s", hd.images_dir, vm);
+  if (!delete_source) {
+    remove_received (images, def);
     return;
+  }
   json_array_foreach (disks, i, d)
     unlink (json_string_value (json_object_get (d, "path")));
   const char *dir = json_string_value (json_object_get (def, "dir"));
@@ -153,6 +185,9 @@ migration_release_source (const char *id, const char *vm, const char *to,
                      (char *) dir, NULL };
     proc_run (argv, NULL, 0, 600000);
   }
+  /* The folder of received files goes too once empty. */
+  if (rmdir (images) == -1 && errno != ENOENT && errno != ENOTEMPTY)
+    log_warn ("remove %s: %m", images);
 }
 
 void

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# A daemon killed (SIGKILL) at each phase of a live migration, on the
+# source and on the destination, then started again: its recovery must
+# leave the VM running on exactly one host - host 1 for a crash before
+# the destination took the VM in, host 2 after - with every record the
+# guest wrote intact, nothing of the VM left on the other host, and no
+# migration left open in either journal.
+#
+# CRASH_POINTS="source:memory destination:resumed" runs a subset.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires_netns
+requires_fuse
+guest_build
+make_tmpdir
+cd "$tmp"
+make_hosts 2
+export HD_IO_TIMEOUT=5s
+
+points=${CRASH_POINTS:-"source:admission source:prepare source:storage
+  source:start_vm source:memory source:cutover source:complete_sent
+  source:acked destination:admitted destination:prepared
+  destination:vm_started destination:completing destination:resumed"}
+
+# Where the VM must end: the destination once it was taken in.
+expected_host ()
+{
+  case $1 in
+    source:acked|destination:resumed) echo 2 ;;
+    *) echo 1 ;;
+  esac
+}
+
+handoff keygen k.psk >/dev/null 2>&1
+start_handoffd 1
+start_handoffd 2
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 256 --disk "$tmp/vm.img" --dir "$tmp/vm" \
+  --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+hcli 1 start web1
+wait_for 120 "the guest" grep -q "HANDOFF-REC 5" "$tmp/h1/run/web1/serial.log"
+
+qemu_runs_on ()             # qemu_runs_on I: web1's QEMU is alive on I
+{
+  local f=$tmp/h$1/run/web1/qemu.pid
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+check_records ()            # check_records IMAGE: highest valid record
+{
+  python3 - "$1" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], 'rb').read(1 << 20)
+top = 0
+for n in range(1, 2048):
+    rec = data[n * 512:(n + 1) * 512].decode('latin1').rstrip('\n ')
+    if not rec.startswith('REC '):
+        break
+    body, _, s = rec[4:].rpartition(' sum=')
+    if hashlib.md5(body.encode()).hexdigest() != s or not body.startswith('seq=%d ' % n):
+        sys.exit('record %d is corrupt: %r' % (n, rec[:80]))
+    top = n
+print(top)
+PY
+}
+
+no_open_journal ()
+{
+  local i
+  for i in 1 2; do
+    [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where result is null")" = 0 ] ||
+      return 1
+  done
+}
+
+# Nothing of web1 on host I: no row, no run directory, no process, no
+# received images.
+host_clean ()
+{
+  local i=$1
+  [ -z "$(host_pids "$i")" ] || fail "host $i kept processes: $(host_pids "$i")"
+  [ ! -e "$tmp/h$i/run/web1" ] || fail "host $i kept web1's run directory"
+  [ "$i" = 1 ] || [ ! -e "$tmp/h$i/images/web1" ] ||
+    fail "host $i kept web1's images"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = 'web1'")" = 0 ] ||
+    fail "host $i still lists web1"
+}
+
+# The guest runs on host I: its console goes on and its disk holds
+# every record it wrote, intact.
+guest_runs_on ()
+{
+  local i=$1 serial=$tmp/h$1/run/web1/serial.log before disk top now acked
+  hcli "$i" status web1 | grep -q "QEMU: running" ||
+    fail "web1 is not running on host $i"
+  before=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+  wait_for 30 "ticks on host $i" bash -c \
+    "[ \"\$(grep -a HANDOFF-TICK '$serial' | tail -n 1 | tr -dc 0-9)\" -gt '${before:-0}' ]"
+  # The guest's counter never goes back: no reboot anywhere.
+  now=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+  [ "$now" -ge "$last_tick" ] ||
+    fail "the counter went back from $last_tick to $now: the guest rebooted"
+  last_tick=$now
+  disk=$(hcli "$i" status web1 --json | jq -r '.def.disks[0].path')
+  # Acknowledged first, read after: the disk may only hold more.
+  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  top=$(check_records "$disk") || fail "records on host $i"
+  [ "${acked:-0}" -le "$top" ] || [ "$top" -ge 2047 ] ||
+    fail "host $i's disk ends at record $top, the guest wrote $acked"
+  echo "  web1 runs on host $i; records intact up to $top"
+}
+last_tick=0
+
+for p in $points; do
+  side=${p%%:*} phase=${p#*:}
+  [ "$side" = source ] && d=1 || d=2
+  want=$(expected_host "$p")
+  echo "== $side handoffd killed at '$phase' (the VM must end on host $want)"
+  # The VM is on host 1.  Start the daemon to crash with the hook set.
+  stop_handoffd "$d"
+  HANDOFF_TEST_CRASH_AT=$phase start_handoffd "$d"
+  dpid=$(pgrep -P "$(cat "$tmp/h$d.pid")" | head -n 1)
+  hcli 1 migrate web1 --to host2 > "mig-$phase.out" 2>&1 &
+  mig=$!
+  wait_for 120 "handoffd $d to die at $phase" bash -c "! kill -0 $dpid 2>/dev/null"
+  grep -q "crashing at $phase" "$tmp/h$d.log" || fail "host $d died, but not at $phase"
+  rm -f "$tmp/h$d.sock"
+  start_handoffd "$d"
+  rc=0
+  wait $mig || rc=$?
+  sed 's/^/  | /' "mig-$phase.out"
+  echo "  migrate exited $rc"
+  wait_for 60 "both journals closed" no_open_journal
+  wait_for 30 "web1 to run on host $want only" bash -c \
+    "[ -f '$tmp/h$want/run/web1/qemu.pid' ] && kill -0 \$(cat '$tmp/h$want/run/web1/qemu.pid') 2>/dev/null"
+  other=$((3 - want))
+  wait_for 30 "host $other to let go" bash -c "[ ! -e '$tmp/h$other/run/web1' ]"
+  if [ "$want" = 1 ]; then
+    [ "$rc" != 0 ] || fail "migrate reported success, but the VM stayed"
+  fi
+  guest_runs_on "$want"
+  host_clean "$other"
+  if [ "$want" = 2 ]; then
+    hcli 2 migrate web1 --to host1 > back.out 2>&1 ||
+      { cat back.out; fail "migrating back to host 1"; }
+    guest_runs_on 1
+    host_clean 2
+  fi
+done
+echo "$0: PASS"
