@@ -277,9 +277,20 @@ migrate_volume (const char *id, const char *vm, const char *to, json_t *def,
   if (vm_qemu_alive (vm)) {
     json_t *r = vm_qmp (vm, "system_powerdown", NULL, 5000, err, sizeof err);
     json_decref (r);
-    /* Terminates: the guest powers off, or we stop QEMU after 20 s. */
-    for (int k = 0; k < 200 && vm_qemu_alive (vm); ++k)
+    /* Terminates: the guest powers off, or we stop QEMU after 20 s.
+     * The destination hears from us every 2 s meanwhile (it gives up
+     * on a silent source). */
+    for (int k = 0; k < 200 && vm_qemu_alive (vm); ++k) {
       usleep (100000);
+      if (k % 20 == 19) {
+        a = peer_call (peer, peer_msg ("PING"), hd.io_timeout_ms, err,
+                       sizeof err);
+        if (!a || peer_expect (a, "PONG", err, sizeof err) == -1)
+          goto failed;
+        json_decref (a);
+        a = NULL;
+      }
+    }
   }
   vm_stop (vm);
   phase (&v, "unregister", "%s is no longer defined here", vm);

@@ -60,8 +60,8 @@ cat fail.out
 [ "$rc" = 5 ] || fail "exit $rc, expected 5 (rolled back)"
 grep -qi "QEMU" fail.out || fail "the failure does not name QEMU"
 wait_for 60 "web1 to run on host 1 again" bash -c \
-  "hcli 1 status web1 2>/dev/null | grep -q 'QEMU: running'" 2>/dev/null ||
-  { hcli 1 status web1; fail "web1 does not run on host 1"; }
+  "[ -f '$tmp/h1/run/web1/qemu.pid' ] && kill -0 \$(cat '$tmp/h1/run/web1/qemu.pid')"
+hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 1"
 on_host 1 mountpoint -q "$tmp/vol" || fail "host 1 did not mount the volume again"
 if on_host 2 mountpoint -q "$tmp/vol"; then fail "host 2 kept the volume mounted"; fi
 [ -z "$(host_pids 2)" ] || fail "host 2 kept processes"
