@@ -391,7 +391,8 @@ prepare (struct incoming *in, json_t *msg)
     snprintf (to, sizeof to, "unix:%s", sock);
     char *argv[] = {
       (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
-      (char *) "--to", to, (char *) "--psk", mig_psk, NULL,
+      (char *) "--to", to, (char *) "--psk", mig_psk,
+      (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
     };
     p = port < 0 ? -1 : spawn_in_run (in, "relay-in", argv, err, sizeof err);
     if (p < 0 || wait_listening (port, p, 10000) == -1) {

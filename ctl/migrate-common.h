@@ -9,6 +9,11 @@
 
 #include <jansson.h>
 
+/* The RAM relays buffer little: QEMU measures its bandwidth by what the
+ * relay takes, so a deep buffer makes it stop the guest with megabytes
+ * still in flight, which the pause must then wait for. */
+#define MIGRATION_RELAY_BUFFER "2M"
+
 struct channel;
 
 /* Ask TO about migration ID on a new connection, retrying until

@@ -465,7 +465,8 @@ start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
   unlink (sock);
   char *argv[] = {
     (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
-    (char *) "--to", (char *) xfer, (char *) "--psk", psk, NULL,
+    (char *) "--to", (char *) xfer, (char *) "--psk", psk,
+    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
   };
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)

@@ -31,11 +31,14 @@ struct sock_listener {
   ino_t ino;
 };
 
-/* Bigger socket buffers: fewer wake-ups on a fast stream. */
+/* Socket buffers of 1 MiB: big enough for few wake-ups on a fast
+ * stream, small enough that a migration stream does not sit in them
+ * (QEMU counts what the socket took as sent, and the guest's pause
+ * waits for whatever is still queued). */
 static void
 tune_buffers (int fd)
 {
-  int sz = 4 << 20;
+  int sz = 1 << 20;
 
   setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
