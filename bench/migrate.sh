@@ -70,7 +70,7 @@ run_handoff ()
   hcli 2 stop "$name" >/dev/null
   hcli 2 undefine "$name" >/dev/null
   rm -rf "a$r.img" "$tmp/h2/images/$name"
-  echo "$(sed -n 's/^total time: \([0-9.]*\) s$/\1/p' "a$r.out")" \
+  echo "$(sed -n 's/^total time: .* after \([0-9.]*\) s;.*/\1/p' "a$r.out")" \
        "$(sed -n 's/^downtime: \([0-9.]*\) ms.*/\1/p' "a$r.out")" > a.res
 }
 

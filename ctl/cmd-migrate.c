@@ -182,7 +182,14 @@ cmd_migrate (int argc, char **argv)
           if (json_object_get (ev, "downtime_ms"))
             printf ("downtime: %.1f ms (paused on this host to resumed on "
                     "%s)\n", dt, to);
-          printf ("total time: %.1f s\n", tot / 1000.0);
+          if (json_object_get (ev, "running_after_ms"))
+            printf ("total time: %.1f s (the VM ran on %s after %.2f s; "
+                    "the rest released it here)\n", tot / 1000.0, to,
+                    json_number_value (json_object_get (ev,
+                                                        "running_after_ms"))
+                    / 1000.0);
+          else
+            printf ("total time: %.1f s\n", tot / 1000.0);
         }
         else
           fprintf (stderr, "handoff: migration of %s failed: %s\n",

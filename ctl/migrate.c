@@ -768,6 +768,7 @@ run_live (struct migration *m)
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
     double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
     double seen = (double) wall_ms () / 1000.0 - t_stop;
+    int64_t running_ms = mono_ms () - m->t0;
     json_decref (ack);
     set_phase (m, "acked", "the VM runs on %s; releasing it here", m->to);
     migration_release_source (m->id, m->vm, m->to, m->def,
@@ -775,9 +776,10 @@ run_live (struct migration *m)
     db_journal_end (m->id, "done", "migrated");
     log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
               m->vm, m->to, downtime);
-    finish (m, json_pack ("{s:b, s:s, s:f, s:f}", "ok", 1, "mode", "live",
-                          "downtime_ms", downtime,
-                          "downtime_seen_ms", seen * 1000.0));
+    finish (m, json_pack ("{s:b, s:s, s:f, s:f, s:I}", "ok", 1, "mode",
+                          "live", "downtime_ms", downtime,
+                          "downtime_seen_ms", seen * 1000.0,
+                          "running_after_ms", (json_int_t) running_ms));
     return;
   }
   if (m->complete_sent) {
