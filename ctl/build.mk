@@ -1,7 +1,8 @@
 # ctl/: the handoff CLI and handoffd.
 
 HANDOFF_CLI_SRCS := ctl/handoff.c ctl/cli-helper.c ctl/cmd-keygen.c \
-                    ctl/cli-daemon.c ctl/cmd-vm.c ctl/cmd-migrate.c
+                    ctl/cli-daemon.c ctl/cmd-vm.c ctl/cmd-migrate.c \
+                    ctl/cmd-scan.c ctl/hostid.c
 HANDOFF_CLI_OBJS := $(HANDOFF_CLI_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoff
 
@@ -14,7 +15,7 @@ $(O)/bin/handoff: $(HANDOFF_CLI_OBJS) $(LIBHANDOFF)
 HANDOFFD_SRCS := ctl/handoffd.c ctl/db.c ctl/qmp.c ctl/proc.c ctl/vm.c \
                  ctl/policy.c ctl/events.c ctl/cli-server.c ctl/peer.c \
                  ctl/migrate.c ctl/source-side.c ctl/incoming.c \
-                 ctl/recover.c ctl/volume.c
+                 ctl/recover.c ctl/volume.c ctl/hostid.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoffd
 

@@ -347,9 +347,10 @@ op_host (void)
 {
   const char *why;
   const char *accel = hd_accel (&why);
-  return json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s}", "ok", 1, "host", hd.name,
-                    "accel", accel, "accel_reason", why, "version",
-                    HANDOFF_VERSION, "state_dir", hd.state_dir);
+  return json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
+                    "host", hd.name, "accel", accel, "accel_reason", why,
+                    "version", HANDOFF_VERSION, "state_dir", hd.state_dir,
+                    "host_id", hd.host_id, "host_info", hd.host_info);
 }
 
 /* Send the migration's events as they come, then its result. */

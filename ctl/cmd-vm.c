@@ -238,6 +238,9 @@ simple (const char *op, int argc, char **argv, bool needs_name)
             json_string_value (json_object_get (r, "accel")),
             json_string_value (json_object_get (r, "accel_reason")),
             json_string_value (json_object_get (r, "state_dir")));
+  if (!json_out && strcmp (op, "host") == 0 && json_object_get (r, "host_id"))
+    printf ("host ID (published to guests): %s\n",
+            json_string_value (json_object_get (r, "host_id")));
   json_decref (r);
   return RC_OK;
 }

@@ -39,6 +39,8 @@ struct hd_config {
   size_t npeers;
   char run_dir[4096];           /* STATE/run */
   char images_dir[4096];        /* STATE/images */
+  char host_id[65];             /* Published to guests (hostid.h). */
+  char host_info[257];
 };
 
 extern struct hd_config hd;

@@ -30,6 +30,8 @@ static const struct cli_command builtins[] = {
   { "event", cmd_event, "post a management event for a VM" },
   { "label", cmd_label, "set a VM's labels (management objects)" },
   { "host", cmd_host, "show this host's handoffd" },
+  { "hostid", cmd_hostid, "print the ID of the host this VM runs on" },
+  { "scan", cmd_scan, "run an inventory scan, safe across migrations" },
   { "keygen", cmd_keygen, "write a pre-shared key file for TLS" },
   { "version", cmd_version, "print the version" },
   { "help", cmd_help, "show this help" },

@@ -19,6 +19,7 @@
 #include "channel-proto.h"
 #include "ctlserver.h"
 #include "daemon.h"
+#include "hostid.h"
 #include "db.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -317,6 +318,8 @@ main (int argc, char **argv)
   hd.share_bin = find_beside ("handoff-share",
                               HANDOFF_BINDIR "/handoff-share");
   hd.xfer_bin = find_beside ("handoff-xfer", HANDOFF_BINDIR "/handoff-xfer");
+  if (hostid_compute (hd.name, hd.host_id, hd.host_info) == -1)
+    log_warn ("cannot compute this host's ID: guests will not see one");
   hd.nbdkit_preload = getenv ("HANDOFF_NBDKIT_PRELOAD");
   snprintf (hd.run_dir, sizeof hd.run_dir, "%s/run", hd.state_dir);
   snprintf (hd.images_dir, sizeof hd.images_dir, "%s/images", hd.state_dir);

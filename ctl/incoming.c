@@ -502,6 +502,26 @@ complete (struct incoming *in, bool *resumed_r)
   return a;
 }
 
+/* The "migrated" event, after the held ones: the VM's hooks learn it
+ * runs on another host (its host component ID changed). */
+void
+post_migrated (const char *vm, const char *from, const char *id)
+{
+  char err[256];
+  bool queued;
+  json_t *reply = NULL;
+  json_t *payload = json_pack ("{s:s, s:s, s:s, s:s}", "from",
+                               from && from[0] ? from : "unknown", "to",
+                               hd.name, "migration", id, "host_id",
+                               hd.host_id);
+
+  if (events_post (vm, "migrated", payload, &queued, &reply, err,
+                   sizeof err) == -1)
+    log_warn ("VM %s: cannot post its 'migrated' event: %s", vm, err);
+  json_decref (payload);
+  json_decref (reply);
+}
+
 /* After the ACK: what does not touch the downtime. */
 static void
 settle_in (struct incoming *in)
@@ -516,6 +536,7 @@ settle_in (struct incoming *in)
     log_error ("VM %s: %s", in->vm, err);
   db_journal_end (in->id, "done", "running here");
   events_deliver_queued (in->vm);
+  post_migrated (in->vm, in->source, in->id);
   log_info ("migration %s: VM %s runs here", in->id, in->vm);
 }
 
@@ -681,7 +702,7 @@ receive (json_t *req, struct channel *c)
     }
     else if (strcmp (type, "VOLUME_HANDOFF") == 0 &&
              strcmp (in.mode, "volume") == 0) {
-      reply = volume_receive (in.id, in.vm, msg, err, sizeof err);
+      reply = volume_receive (in.id, in.vm, in.source, msg, err, sizeof err);
       resumed = reply && strcmp (json_string_value (json_object_get (
                                    reply, "type")), "ACK") == 0;
       if (!reply)

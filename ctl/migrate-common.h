@@ -56,8 +56,9 @@ extern void migrate_volume (const char *id, const char *vm, const char *to,
 extern void emit_bridge (void *opaque, json_t *ev);
 
 /* Volume mode, destination side and recovery. */
-extern json_t *volume_receive (const char *id, const char *vm, json_t *msg,
-                               char *err, size_t errlen);
+extern json_t *volume_receive (const char *id, const char *vm,
+                               const char *from, json_t *msg, char *err,
+                               size_t errlen);
 extern void volume_recover_source (json_t *journal_row);
 
 #endif /* HANDOFF_CTL_MIGRATE_COMMON_H */

@@ -43,6 +43,8 @@ extern json_t *incoming_handle (json_t *req, struct channel *c,
                                 void *opaque);
 /* Is a VM being received here? */
 extern bool incoming_active (const char *vm);
+/* Post the "migrated" event for VM, which came from FROM. */
+extern void post_migrated (const char *vm, const char *from, const char *id);
 /* Start-up: settle a destination journal entry. */
 extern void incoming_recover (json_t *row);
 

@@ -14,6 +14,7 @@
 #include "channel.h"
 #include "cleanup.h"
 #include "daemon.h"
+#include "hostid.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "proc.h"
@@ -296,6 +297,18 @@ start_qemu (const char *name, json_t *def, bool incoming,
     argv[argc++] = blockdev[i];
     argv[argc++] = (char *) "-device";
     argv[argc++] = device[i];
+  }
+  /* The host component ID, for migration-safe scans in the guest. */
+  char fw_id[128], fw_info[512];
+  snprintf (fw_id, sizeof fw_id, "name=%s,string=%s", HOSTID_FWCFG_ID,
+            hd.host_id);
+  snprintf (fw_info, sizeof fw_info, "name=%s,string=%s", HOSTID_FWCFG_INFO,
+            hd.host_info);
+  if (hd.host_id[0]) {
+    argv[argc++] = (char *) "-fw_cfg";
+    argv[argc++] = fw_id;
+    argv[argc++] = (char *) "-fw_cfg";
+    argv[argc++] = fw_info;
   }
   if (incoming) {
     char sock[PATH_MAX];

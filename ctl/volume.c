@@ -23,6 +23,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "migrate-common.h"
+#include "migrate.h"
 #include "peer.h"
 #include "proc.h"
 #include "util.h"
@@ -344,8 +345,8 @@ migrate_volume (const char *id, const char *vm, const char *to, json_t *def,
 }
 
 json_t *
-volume_receive (const char *id, const char *vm, json_t *msg, char *err,
-                size_t errlen)
+volume_receive (const char *id, const char *vm, const char *from,
+                json_t *msg, char *err, size_t errlen)
 {
   json_t *def, *objects, *volumes, *vol;
   size_t i, mounted = 0;
@@ -388,6 +389,7 @@ volume_receive (const char *id, const char *vm, json_t *msg, char *err,
   db_vm_set_state (vm, "running");
   db_journal_phase (id, "resumed", "started from the volumes");
   db_journal_end (id, "done", "running here");
+  post_migrated (vm, from, id);
   log_info ("migration %s: VM %s runs here from its volumes", id, vm);
   a = peer_msg ("ACK");
   json_object_set_new (a, "resumed_at",

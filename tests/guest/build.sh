@@ -11,6 +11,8 @@
 #   initrd-rdma.gz   (with --rdma) plus the Soft-RoCE modules (rdma_rxe,
 #                    ib_uverbs, rdma_ucm, crc32_generic), rdma-core with
 #                    the rxe provider, and handoff-xfer with its libraries
+#   initrd-scan.gz   (with --scan) plus the handoff CLI with its libraries
+#                    (for 'handoff hostid' and 'handoff scan' in the guest)
 # Rebuilt when the kernel package or these scripts change.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,8 +20,9 @@ top=$(cd "$here/../.." && pwd)
 O=${O:-build}
 case $O in /*) build=$O ;; *) build=$top/$O ;; esac
 cache=${HANDOFF_CACHE:-$top/tests/cache}/guest
-rdma=0
+rdma=0 scan=0
 [ "${1:-}" = --rdma ] && rdma=1
+[ "${1:-}" = --scan ] && scan=1
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
@@ -139,6 +142,20 @@ if [ $rdma = 1 ]; then
     (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >> "$cache/initrd-rdma.gz"
     rm -rf "$tmp"
     echo "$xstamp" > "$cache/initrd-rdma.stamp"
+  fi
+fi
+if [ $scan = 1 ]; then
+  cli=$build/bin/handoff
+  [ -x "$cli" ] || { echo "build.sh: $cli is not built" >&2; exit 1; }
+  sstamp=$stamp-$(sha256sum < "$cli" | cut -c1-12)
+  if [ ! -f "$cache/initrd-scan.gz" ] || [ "$(cat "$cache/initrd-scan.stamp" 2>/dev/null)" != "$sstamp" ]; then
+    make_initrd "$cache/initrd-scan.gz" "${base_mods[@]}" -- "$cli"
+    tmp=$(mktemp -d "$cache/cli.XXXXXX")
+    mkdir -p "$tmp/usr/bin"
+    cp "$cli" "$tmp/usr/bin/handoff"
+    (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >> "$cache/initrd-scan.gz"
+    rm -rf "$tmp"
+    echo "$sstamp" > "$cache/initrd-scan.stamp"
   fi
 fi
 echo "$cache"
