@@ -13,6 +13,8 @@
 #include "log.h"
 
 const char *cli_socket_path;
+const char *cli_host_uri;
+const char *cli_psk_path;
 
 const char *
 cli_socket (void)
@@ -35,7 +37,19 @@ cli_connect (int *rc)
   struct channel *c;
   struct stat st;
   const char *path = cli_socket ();
+  const char *host = cli_host_uri ? cli_host_uri : getenv ("HANDOFF_HOST");
 
+  /* A remote handoffd: its admin channel, TLS with the key. */
+  if (host && *host) {
+    cfg.psk_file = cli_psk_path ? cli_psk_path : "/etc/handoff/handoff.psk";
+    c = chan_connect (host, &cfg);
+    if (!c) {
+      fprintf (stderr, "handoff: cannot reach handoffd at %s (its --admin "
+               "address? the key %s?)\n", host, cfg.psk_file);
+      *rc = RC_UNREACHABLE;
+    }
+    return c;
+  }
   if (stat (path, &st) == -1) {
     fprintf (stderr, "handoff: %s: %s (is handoffd running? --socket or "
              "HANDOFF_SOCKET choose another)\n", path, strerror (errno));

@@ -30,6 +30,8 @@ extern int cmd_scan (int argc, char **argv);
 /* The local handoffd (cli-daemon.c). */
 struct channel;
 extern const char *cli_socket_path;     /* --socket, else $HANDOFF_SOCKET */
+extern const char *cli_host_uri;        /* --host, else $HANDOFF_HOST */
+extern const char *cli_psk_path;        /* --psk (with --host) */
 extern const char *cli_socket (void);
 extern struct channel *cli_connect (int *rc);
 /* One request, one reply: the reply if "ok", else NULL (the error

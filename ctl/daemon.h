@@ -26,6 +26,7 @@ struct hd_config {
   const char *state_dir;        /* state.db, run/, images/ */
   const char *listen;           /* Peer channel, tcp://ADDR:PORT. */
   const char *control;          /* CLI unix socket. */
+  const char *admin;            /* Remote CLI, tcp://ADDR:PORT (TLS). */
   const char *psk;              /* Pre-shared key file. */
   const char *policy;           /* Admission policy file (may not exist). */
   const char *qemu;             /* qemu-system-x86_64 */

@@ -63,6 +63,9 @@ usage (FILE *fp, int exitcode)
 "  -v, --verbose     more messages (repeat for debug)\n"
 "  -S, --socket PATH handoffd's CLI socket (default $HANDOFF_SOCKET or\n"
 "                    /run/handoff/handoffd.sock)\n"
+"  -H, --host URI    a remote handoffd's admin channel, tcp://ADDR:PORT\n"
+"                    (TLS; default $HANDOFF_HOST)\n"
+"  -k, --psk FILE    the key for --host (default /etc/handoff/handoff.psk)\n"
 "\n"
 "Commands:\n");
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
@@ -104,16 +107,24 @@ main (int argc, char **argv)
     { "version", no_argument, NULL, 'V' },
     { "verbose", no_argument, NULL, 'v' },
     { "socket", required_argument, NULL, 'S' },
+    { "host", required_argument, NULL, 'H' },
+    { "psk", required_argument, NULL, 'k' },
     { NULL, 0, NULL, 0 },
   };
   int c;
 
   log_set_program ("handoff");
   /* Stop at the first non-option: it is the command. */
-  while ((c = getopt_long (argc, argv, "+hVvS:", long_options, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "+hVvS:H:k:", long_options, NULL)) != -1) {
     switch (c) {
     case 'S':
       cli_socket_path = optarg;
+      break;
+    case 'H':
+      cli_host_uri = optarg;
+      break;
+    case 'k':
+      cli_psk_path = optarg;
       break;
     case 'h':
       usage (stdout, RC_OK);

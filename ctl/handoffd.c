@@ -140,6 +140,8 @@ usage (FILE *fp, int code)
 "                          default: this host can send VMs but not take\n"
 "                          them\n"
 "  -c, --control SOCKET    CLI socket (default /run/handoff/handoffd.sock)\n"
+"      --admin URI         also take CLI requests on tcp://ADDR:PORT (TLS\n"
+"                          with the pre-shared key); none by default\n"
 "  -k, --psk FILE          pre-shared key (default\n"
 "                          /etc/handoff/handoff.psk)\n"
 "  -p, --policy FILE       admission policy (default\n"
@@ -206,7 +208,8 @@ add_peer (const char *arg)
 int
 main (int argc, char **argv)
 {
-  enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG };
+  enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
+         OPT_ADMIN };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -217,6 +220,7 @@ main (int argc, char **argv)
     { "peer", required_argument, NULL, OPT_PEER },
     { "qemu", required_argument, NULL, OPT_QEMU },
     { "accel", required_argument, NULL, OPT_ACCEL },
+    { "admin", required_argument, NULL, OPT_ADMIN },
     { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
@@ -227,7 +231,7 @@ main (int argc, char **argv)
   static char hostname[256];
   char dbpath[PATH_MAX + 16], err[1024];
   struct sigaction sa = { .sa_handler = on_signal };
-  struct ctlserver *cli = NULL, *peers = NULL;
+  struct ctlserver *cli = NULL, *peers = NULL, *admin = NULL;
   uint64_t v;
   int c;
 
@@ -249,6 +253,7 @@ main (int argc, char **argv)
     case 'n': hd.name = optarg; break;
     case 's': hd.state_dir = optarg; break;
     case 'l': hd.listen = optarg; break;
+    case OPT_ADMIN: hd.admin = optarg; break;
     case 'c': hd.control = optarg; break;
     case 'k': hd.psk = optarg; break;
     case 'p': hd.policy = optarg; break;
@@ -361,6 +366,20 @@ main (int argc, char **argv)
     fprintf (stderr, "%s: %s: cannot listen\n", PROG, hd.control);
     return RC_ERROR;
   }
+  if (hd.admin) {
+    static bool remote = true;
+    const struct ctlserver_config acfg = {
+      .uri = hd.admin, .psk_file = hd.psk, .service = CHAN_SERVICE_CLI,
+      .version = 1, .handle_chan = cli_handle, .opaque = &remote,
+    };
+    admin = ctlserver_start (&acfg);
+    if (!admin) {
+      fprintf (stderr, "%s: %s: cannot listen (see above)\n", PROG,
+               hd.admin);
+      ctlserver_stop (cli);
+      return RC_ERROR;
+    }
+  }
   if (hd.listen) {
     const struct ctlserver_config pcfg = {
       .uri = hd.listen, .psk_file = hd.psk, .service = CHAN_SERVICE_CTL,
@@ -370,6 +389,7 @@ main (int argc, char **argv)
     if (!peers) {
       fprintf (stderr, "%s: %s: cannot listen (see above)\n", PROG,
                hd.listen);
+      ctlserver_stop (admin);
       ctlserver_stop (cli);
       return RC_ERROR;
     }
@@ -385,6 +405,7 @@ main (int argc, char **argv)
     pause ();
   log_info ("stopping (signal %d); VMs keep running", (int) stop_signal);
   ctlserver_stop (peers);
+  ctlserver_stop (admin);
   ctlserver_stop (cli);
   db_close ();
   return RC_OK;
