@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build-info.h"
 #include "channel.h"
 #include "daemon.h"
 #include "db.h"
@@ -16,6 +17,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "migrate.h"
+#include "peer.h"
 #include "vm-ops.h"
 #include "vm.h"
 
@@ -342,15 +344,47 @@ op_label (json_t *req)
   return json_pack ("{s:b, s:o}", "ok", 1, "objects", db_objects_get (name));
 }
 
+/* Can each configured peer be reached (TLS with our key) and does it
+ * answer? */
+static json_t *
+op_peers (void)
+{
+  json_t *list = json_array ();
+
+  for (size_t i = 0; i < hd.npeers; ++i) {
+    char err[512] = "";
+    int64_t t0 = mono_ms ();
+    struct channel *c = peer_connect (hd.peers[i].name, err, sizeof err);
+    json_t *a = c ? peer_call (c, peer_msg ("PING"), hd.io_timeout_ms, err,
+                               sizeof err) : NULL;
+    bool ok = a && peer_expect (a, "PONG", err, sizeof err) == 0;
+    json_t *p = json_pack ("{s:s, s:s, s:b}", "name", hd.peers[i].name,
+                           "uri", hd.peers[i].uri, "ok", ok);
+    if (ok)
+      json_object_set_new (p, "rtt_ms", json_integer ((json_int_t)
+                                                      (mono_ms () - t0)));
+    else
+      json_object_set_new (p, "error", json_string (err[0] ? err
+                                                    : log_last_error ()));
+    json_array_append_new (list, p);
+    json_decref (a);
+    if (c)
+      chan_close (c);
+  }
+  return json_pack ("{s:b, s:o}", "ok", 1, "peers", list);
+}
+
 static json_t *
 op_host (void)
 {
   const char *why;
   const char *accel = hd_accel (&why);
-  return json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
+  json_t *r = json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
                     "host", hd.name, "accel", accel, "accel_reason", why,
                     "version", HANDOFF_VERSION, "state_dir", hd.state_dir,
                     "host_id", hd.host_id, "host_info", hd.host_info);
+  json_object_set_new (r, "revision", json_string (HANDOFF_GIT_REV));
+  return r;
 }
 
 /* Send the migration's events as they come, then its result. */
@@ -450,6 +484,8 @@ cli_handle (json_t *req, struct channel *c, void *opaque)
     return op_host ();
   if (strcmp (op, "label") == 0)
     return op_label (req);
+  if (strcmp (op, "peers") == 0)
+    return op_peers ();
   if (strcmp (op, "migrate") == 0)
     return op_migrate (req, c);
   if (strcmp (op, "abort") == 0)

@@ -25,6 +25,7 @@ extern int cmd_host (int argc, char **argv);
 extern int cmd_migrate (int argc, char **argv);
 extern int cmd_label (int argc, char **argv);
 extern int cmd_hostid (int argc, char **argv);
+extern int cmd_peers (int argc, char **argv);
 extern int cmd_scan (int argc, char **argv);
 
 /* The local handoffd (cli-daemon.c). */

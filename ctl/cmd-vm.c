@@ -238,6 +238,23 @@ simple (const char *op, int argc, char **argv, bool needs_name)
             json_string_value (json_object_get (r, "accel")),
             json_string_value (json_object_get (r, "accel_reason")),
             json_string_value (json_object_get (r, "state_dir")));
+  if (strcmp (op, "peers") == 0) {
+    json_t *p;
+    size_t i;
+    bool all = true;
+    json_array_foreach (json_object_get (r, "peers"), i, p) {
+      bool ok = json_is_true (json_object_get (p, "ok"));
+      if (!json_out)
+        printf ("%-16s %-28s %s\n",
+                json_string_value (json_object_get (p, "name")),
+                json_string_value (json_object_get (p, "uri")),
+                ok ? "answers" : json_string_value (json_object_get (p,
+                                                                   "error")));
+      all = all && ok;
+    }
+    json_decref (r);
+    return all ? RC_OK : RC_UNREACHABLE;
+  }
   if (!json_out && strcmp (op, "host") == 0 && json_object_get (r, "host_id"))
     printf ("host ID (published to guests): %s\n",
             json_string_value (json_object_get (r, "host_id")));
@@ -252,6 +269,7 @@ int cmd_status (int argc, char **argv) { return simple ("status", argc, argv, tr
 int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true); }
 int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, false); }
 int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, false); }
+int cmd_peers (int argc, char **argv) { return simple ("peers", argc, argv, false); }
 
 int
 cmd_event (int argc, char **argv)

@@ -808,6 +808,9 @@ incoming_handle (json_t *req, struct channel *c, void *opaque)
   /* The source's ABORT after this side already gave up: nothing left. */
   if (strcmp (type, "ABORT") == 0)
     return answer ("ABORTED", NULL);
+  /* A reachability check ('handoff peers'). */
+  if (strcmp (type, "PING") == 0)
+    return answer ("PONG", NULL);
   log_error ("peer %s sent '%.32s' outside a migration", chan_peer_name (c),
              type);
   return answer ("FAILED", "unexpected message outside a migration");

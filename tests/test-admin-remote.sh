@@ -33,6 +33,20 @@ cat e
 hcli 1 list | grep -q '^remote1 ' || fail "the refused request changed something"
 grep -q "unknown PSK identity\|TLS" h1.log || fail "the refusal was not logged"
 
+# 'handoff peers': host 2 answers with the key; with another key it
+# does not (and says why).
+start_handoffd 2
+hcli 1 peers | tee peers.txt
+grep -q '^host2 .* answers' peers.txt || fail "host 2 does not answer"
+stop_handoffd 2
+start_handoffd 2 --psk "$tmp/wrong.psk"
+rc=0
+hcli 1 peers > peers.txt 2>&1 || rc=$?
+cat peers.txt
+[ "$rc" = 7 ] || fail "a peer with another key: exit $rc, expected 7"
+grep -q '^host2 .*TLS' peers.txt || fail "the failure does not say TLS"
+stop_handoffd 2
+
 # Without --admin: nothing on that port.
 stop_handoffd 1
 start_handoffd 1

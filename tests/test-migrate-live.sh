@@ -131,8 +131,13 @@ echo "notes: $n_acked acknowledged, $(wc -l < "$dir2/notes.log") on host 2"
 
 # --- Events: once each, in posting order; the held ones on host 2.
 wait_for 20 "every event delivered" bash -c \
-  "[ \$(wc -l < '$tmp/hooks.log') -ge \$((1 + \$(grep -c uid '$tmp/posted.json'))) ]"
+  "[ \$(grep -vc ' migrated ' '$tmp/hooks.log') -ge \$((1 + \$(grep -c uid '$tmp/posted.json'))) ]"
+wait_for 20 "the migrated event" grep -q '^host2 migrated ' hooks.log
 cat hooks.log
+# Host 2's own 'migrated' event comes once, after every held one.
+[ "$(grep -c ' migrated ' hooks.log)" = 1 ] && tail -n 1 hooks.log | grep -q '^host2 migrated ' ||
+  fail "the migrated event is not delivered once, last"
+grep -v ' migrated ' hooks.log > hooks.posted; mv hooks.posted hooks.log
 posted=$(jq -r '.event.uid' posted.json)
 for uid in $posted; do
   [ "$(grep -c " $uid " hooks.log)" = 1 ] || fail "event $uid was not delivered exactly once"
