@@ -204,6 +204,10 @@ sock_listen_tcp (const char *host, uint16_t port, int backlog)
       continue;
     }
     setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* A daemon started at boot may be told to listen on an address its
+     * network has not configured yet: bind anyway, it works once the
+     * address comes up. */
+    setsockopt (fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
     if (a->ai_family == AF_INET6)
       setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind (fd, a->ai_addr, a->ai_addrlen) == 0 &&

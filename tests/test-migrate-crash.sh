@@ -123,7 +123,12 @@ for p in $points; do
   dpid=$(pgrep -P "$(cat "$tmp/h$d.pid")" | head -n 1)
   hcli 1 migrate web1 --to host2 > "mig-$phase.out" 2>&1 &
   mig=$!
-  wait_for 120 "handoffd $d to die at $phase" bash -c "! kill -0 $dpid 2>/dev/null"
+  wait_for 180 "handoffd $d to die at $phase (or the migration to end)" \
+    bash -c "! kill -0 $dpid 2>/dev/null || ! kill -0 $mig 2>/dev/null"
+  if kill -0 "$dpid" 2>/dev/null; then
+    sed 's/^/  | /' "mig-$phase.out"
+    fail "the migration ended before reaching '$phase'"
+  fi
   grep -q "crashing at $phase" "$tmp/h$d.log" || fail "host $d died, but not at $phase"
   rm -f "$tmp/h$d.sock"
   start_handoffd "$d"
