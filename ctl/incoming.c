@@ -339,21 +339,36 @@ prepare (struct incoming *in, json_t *msg)
       snprintf (err, sizeof err, "no free port on %s", addr);
       goto failed;
     }
-    snprintf (portarg, sizeof portarg, "%d", port);
     snprintf (pskarg, sizeof pskarg, "--tls-psk=%s", mig_psk);
     snprintf (leaf, sizeof leaf, "export%zu", i);
-    char *argv[] = {
-      (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i", addr,
-      (char *) "-p", portarg, (char *) "--tls=require", pskarg,
-      (char *) "file", path, NULL,
-    };
-    if (access (argv[0], X_OK) == -1)
-      argv[0] = (char *) "/usr/bin/nbdkit";
-    p = spawn_in_run (in, leaf, argv, err, sizeof err);
-    if (p < 0 || wait_listening (port, p, 10000) == -1) {
-      if (p >= 0)
-        snprintf (err, sizeof err, "the export of disk %zu did not start", i);
-      goto failed;
+    /* The port was free when we looked; another socket may take it
+     * before nbdkit binds it: then try another (three times). */
+    for (int attempt = 0;; ++attempt) {
+      char logleaf[48], logpath[PATH_MAX], tail[512];
+      snprintf (portarg, sizeof portarg, "%d", port);
+      char *argv[] = {
+        (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i", addr,
+        (char *) "-p", portarg, (char *) "--tls=require", pskarg,
+        (char *) "file", path, NULL,
+      };
+      if (access (argv[0], X_OK) == -1)
+        argv[0] = (char *) "/usr/bin/nbdkit";
+      p = spawn_in_run (in, leaf, argv, err, sizeof err);
+      if (p < 0)
+        goto failed;
+      if (wait_listening (port, p, 10000) == 0)
+        break;
+      snprintf (logleaf, sizeof logleaf, "%s.log", leaf);
+      vm_run_path (in->vm, logleaf, logpath, sizeof logpath);
+      proc_log_tail (logpath, 2, tail, sizeof tail);
+      if (attempt == 2 || kill (p, 0) == 0) {
+        snprintf (err, sizeof err, "the export of disk %zu did not start%s%s",
+                  i, tail[0] ? ": " : "", tail);
+        goto failed;
+      }
+      log_warn ("migration %s: the export of disk %zu on port %d failed "
+                "(%s); trying another port", in->id, i, port, tail);
+      port = free_port (addr);
     }
     char u[160];
     snprintf (u, sizeof u, "nbds://%s:%d/", addr, port);
