@@ -10,6 +10,7 @@
 #   crash_handoffd I            SIGKILL
 #   hcli I ARGS...              "handoff ARGS" against host I's daemon
 #   host_pids I                 pids of every process handoffd started on I
+#   check_records IMAGE         highest intact guest record on IMAGE
 #   make_test_vm DIR            a VM directory (the test guest's kernel and
 #                               initrd, a config file) and DIR.img, a 64 MiB
 #                               disk with random data past the first MiB
@@ -98,4 +99,26 @@ make_test_vm ()
   truncate -s 64M "$dir.img"
   dd if=/dev/urandom of="$dir.img" bs=1M seek=1 count=63 conv=notrunc \
      status=none
+}
+
+# check_records IMAGE: the guest's records (mode "records") on a disk
+# image, each checked against its checksum and sequence number; prints
+# the highest valid one, fails (non-zero, with the record) on a corrupt
+# one.
+check_records ()
+{
+  python3 - "$1" <<'PY'
+import hashlib, sys
+data = open(sys.argv[1], 'rb').read(1 << 20)
+top = 0
+for n in range(1, 2048):
+    rec = data[n * 512:(n + 1) * 512].decode('latin1').rstrip('\n ')
+    if not rec.startswith('REC '):
+        break
+    body, _, s = rec[4:].rpartition(' sum=')
+    if hashlib.md5(body.encode()).hexdigest() != s or not body.startswith('seq=%d ' % n):
+        sys.exit('record %d is corrupt: %r' % (n, rec[:80]))
+    top = n
+print(top)
+PY
 }

@@ -47,23 +47,6 @@ qemu_runs_on ()             # qemu_runs_on I: web1's QEMU is alive on I
   [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
-check_records ()            # check_records IMAGE: highest valid record
-{
-  python3 - "$1" <<'PY'
-import hashlib, sys
-data = open(sys.argv[1], 'rb').read(1 << 20)
-top = 0
-for n in range(1, 2048):
-    rec = data[n * 512:(n + 1) * 512].decode('latin1').rstrip('\n ')
-    if not rec.startswith('REC '):
-        break
-    body, _, s = rec[4:].rpartition(' sum=')
-    if hashlib.md5(body.encode()).hexdigest() != s or not body.startswith('seq=%d ' % n):
-        sys.exit('record %d is corrupt: %r' % (n, rec[:80]))
-    top = n
-print(top)
-PY
-}
 
 no_open_journal ()
 {

@@ -96,22 +96,6 @@ hcli 2 status web1 | grep -q "QEMU: running" || fail "host 2's status"
 # and host 2's disk equals host 1's at the pause.
 disk2=$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')
 acked=$(grep -a HANDOFF-REC "$serial1" | tail -n 1 | tr -dc '0-9')
-check_records () {          # check_records IMAGE: highest valid record
-  python3 - "$1" <<'PY'
-import hashlib, sys
-data = open(sys.argv[1], 'rb').read(1 << 20)
-top = 0
-for n in range(1, 2048):
-    rec = data[n * 512:(n + 1) * 512].decode('latin1').rstrip('\n ')
-    if not rec.startswith('REC '):
-        break
-    body, _, s = rec[4:].rpartition(' sum=')
-    if hashlib.md5(body.encode()).hexdigest() != s or not body.startswith('seq=%d ' % n):
-        sys.exit('record %d is corrupt: %r' % (n, rec[:80]))
-    top = n
-print(top)
-PY
-}
 on_a=$(check_records "$tmp/vm.img") || fail "host 1's records"
 on_b=$(check_records "$disk2") || fail "host 2's records"
 echo "records: $acked acknowledged before the pause, $on_a on host 1's disk, $on_b on host 2's"
