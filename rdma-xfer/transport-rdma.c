@@ -568,7 +568,7 @@ rdma_listener_close_op (struct xfer_listener *l)
 
 static int
 rdma_accept_op (struct xfer_listener *l, struct xfer_conn *c,
-                int64_t deadline)
+                int64_t wait_deadline)
 {
   struct rdma_listener *rl = l->priv;
   struct rdma_conn *rc = rc_new ();
@@ -580,8 +580,8 @@ rdma_accept_op (struct xfer_listener *l, struct xfer_conn *c,
 
   if (!rc)
     return -1;
-  if (wait_cm_event (rl->ec, RDMA_CM_EVENT_CONNECT_REQUEST, deadline, &ev,
-                     NULL) == -1) {
+  if (wait_cm_event (rl->ec, RDMA_CM_EVENT_CONNECT_REQUEST, wait_deadline,
+                     &ev, NULL) == -1) {
     rc_free (rc);
     return -1;
   }
@@ -629,8 +629,8 @@ rdma_accept_op (struct xfer_listener *l, struct xfer_conn *c,
     rc_free (rc);
     return -1;
   }
-  if (wait_cm_event (rc->ec, RDMA_CM_EVENT_ESTABLISHED, deadline, &ev,
-                     "establishing") == -1) {
+  if (wait_cm_event (rc->ec, RDMA_CM_EVENT_ESTABLISHED,
+                     xfer_setup_deadline (c), &ev, "establishing") == -1) {
     rc_free (rc);
     return -1;
   }

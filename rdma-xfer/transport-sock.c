@@ -121,14 +121,15 @@ setup_conn (struct xfer_conn *c, int fd, bool server, int64_t deadline)
 }
 
 static int
-sock_accept (struct xfer_listener *l, struct xfer_conn *c, int64_t deadline)
+sock_accept (struct xfer_listener *l, struct xfer_conn *c,
+             int64_t wait_deadline)
 {
   struct sock_listener *s = l->priv;
   int fd;
 
   /* Terminates: each pass waits against the deadline. */
   for (;;) {
-    if (sock_wait (s->fd, POLLIN, deadline) == -1)
+    if (sock_wait (s->fd, POLLIN, wait_deadline) == -1)
       return -1;
     fd = accept4 (s->fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0)
@@ -140,7 +141,7 @@ sock_accept (struct xfer_listener *l, struct xfer_conn *c, int64_t deadline)
   }
   if (s->is_unix || sock_peer_name (fd, c->peer, sizeof c->peer) == -1)
     snprintf (c->peer, sizeof c->peer, "%s (client)", l->uri);
-  return setup_conn (c, fd, true, deadline);
+  return setup_conn (c, fd, true, xfer_setup_deadline (c));
 }
 
 static int

@@ -14,9 +14,12 @@ struct xfer_transport {
   const char *name;
   int (*listen) (struct xfer_listener *l, const struct uri *u);
   int (*listener_port) (const struct xfer_listener *l, uint16_t *port_r);
-  /* Wait for and set up one connection (transport level only). */
+  /* Wait until wait_deadline for one connection, then set it up
+   * (transport level only: TLS, RDMA resources) against a deadline of
+   * its own, xfer_setup_deadline(): a peer that arrives just before
+   * the wait ends must not have its handshake cut short. */
   int (*accept) (struct xfer_listener *l, struct xfer_conn *c,
-                 int64_t deadline);
+                 int64_t wait_deadline);
   void (*listener_close) (struct xfer_listener *l);
   int (*connect) (struct xfer_conn *c, const struct uri *u,
                   int64_t deadline);
@@ -51,6 +54,9 @@ struct xfer_conn {
   atomic_bool aborted;
   void *priv;                   /* The back end's. */
 };
+
+/* When the set-up of a connection that has just arrived must end. */
+extern int64_t xfer_setup_deadline (const struct xfer_conn *c);
 
 extern const struct xfer_transport xfer_transport_tcp;
 extern const struct xfer_transport xfer_transport_unix;

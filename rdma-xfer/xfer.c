@@ -30,6 +30,12 @@ deadline_of (int timeout_ms)
   return timeout_ms < 0 ? -1 : clock_ms () + timeout_ms;
 }
 
+int64_t
+xfer_setup_deadline (const struct xfer_conn *c)
+{
+  return deadline_of (c->opts.timeout_ms);
+}
+
 static int
 copy_opts (const struct xfer_opts *in, struct xfer_opts *out,
            uint8_t **token_r, char **psk_r)
