@@ -212,9 +212,13 @@ tls_handshake (struct tls_session *t, int64_t deadline)
                  r == GNUTLS_E_ERROR_IN_FINISHED_PACKET
                  ? " (wrong pre-shared key?)"
                  : r == GNUTLS_E_PREMATURE_TERMINATION && !t->server
-                 ? " (the peer hung up: a wrong pre-shared key or identity?)"
+                 ? " (the peer hung up: a wrong pre-shared key or identity,"
+                   " or it gave up waiting?)"
+                 : r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR
+                 ? " (the connection was reset: see the peer's log)"
                  : "");
-      errno = EACCES;
+      errno = r == GNUTLS_E_PUSH_ERROR || r == GNUTLS_E_PULL_ERROR
+        ? ECONNRESET : EACCES;
       return -1;
     }
   }
