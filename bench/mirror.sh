@@ -12,7 +12,9 @@
 #    writeback does not slow the next.
 # 2. Guest 4k random-write IOPS (fio, nbd engine): through the filter
 #    with no mirror vs plain 'nbdkit file' (goal >= 0.95x), and with an
-#    active mirror that sends every write to a destination (>= 0.7x).
+#    active mirror that sends every write to a destination (>= 0.7x);
+#    and, for information, mirroring to nbdkit null (the source side's
+#    own cost, without a destination server sharing the cores).
 #
 # Each measurement runs ROUNDS times, interleaved; medians are compared.
 # Files are written once before timing so page-cache allocation does not
@@ -98,6 +100,10 @@ start_nbdkit "$tmp/f.sock" --filter="$HANDOFF_FILTER" file "$tmp/g.img" \
 rm -f "$tmp/gdst.img"
 dd if=/dev/zero of="$tmp/gdst.img" bs=1M count=1024 status=none
 start_nbdkit "$tmp/gdst.sock" file "$tmp/gdst.img"
+# For information: a destination that does no work, so the figure shows
+# what mirroring costs the source side alone.  With the file
+# destination, its server shares this machine's cores with the guest.
+start_nbdkit "$tmp/null.sock" null 1G
 
 iops () {
   fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" \
@@ -105,20 +111,27 @@ iops () {
       --runtime="$FIO_TIME" --invalidate=0 --output-format=json 2>/dev/null |
     sed -n '/^{/,$p' | jq '.jobs[0].write.iops'
 }
-plain=() idle=() active=()
+mirror_iops () {                # mirror_iops DEST-SOCKET
+  handoff mirror start "$tmp/gctl.sock" --to "nbd+unix:///?socket=$1" >/dev/null
+  wait_for 60 "mirror ready" bash -c \
+    "handoff mirror status --json '$tmp/gctl.sock' | jq -e '.state == \"ready\"'"
+  iops "$tmp/f.sock"
+  handoff mirror complete "$tmp/gctl.sock" >/dev/null
+}
+plain=() idle=() active=() tonull=()
 for r in $(seq "$ROUNDS"); do
   plain+=("$(iops "$tmp/plain.sock")")
   idle+=("$(iops "$tmp/f.sock")")
-  handoff mirror start "$tmp/gctl.sock" --to "nbd+unix:///?socket=$tmp/gdst.sock" >/dev/null
-  wait_for 60 "mirror ready" bash -c \
-    "handoff mirror status --json '$tmp/gctl.sock' | jq -e '.state == \"ready\"'"
-  active+=("$(iops "$tmp/f.sock")")
-  handoff mirror complete "$tmp/gctl.sock" >/dev/null
-  echo "round $r: plain ${plain[-1]}  filter idle ${idle[-1]}  filter mirroring ${active[-1]}"
+  active+=("$(mirror_iops "$tmp/gdst.sock")")
+  tonull+=("$(mirror_iops "$tmp/null.sock")")
+  echo "round $r: plain ${plain[-1]}  filter idle ${idle[-1]}  filter mirroring ${active[-1]}  to null ${tonull[-1]}"
 done
 p=$(printf '%s\n' "${plain[@]}" | median)
 i=$(printf '%s\n' "${idle[@]}" | median)
 a=$(printf '%s\n' "${active[@]}" | median)
+z=$(printf '%s\n' "${tonull[@]}" | median)
 printf '  plain nbdkit file     %8.0f IOPS\n' "$p"
 printf '  filter, no mirror     %8.0f IOPS  %sx (goal >= 0.95)\n' "$i" "$(ratio "$i" "$p")"
 printf '  filter, mirroring     %8.0f IOPS  %sx (goal >= 0.7)\n' "$a" "$(ratio "$a" "$p")"
+printf '  filter, mirroring to nbdkit null %8.0f IOPS  %sx (for information)\n' \
+  "$z" "$(ratio "$z" "$p")"
