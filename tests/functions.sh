@@ -146,6 +146,12 @@ wait_for_socket ()
   wait_for "${2:-30}" "socket $1" test -S "$1"
 }
 
+# free_port: a TCP port on 127.0.0.1 nothing listens on (now).
+free_port ()
+{
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # kill_quiet PID...: terminate processes that may already be gone.
 kill_quiet ()
 {

@@ -16,11 +16,10 @@ mkdir outside
 echo keep > outside/victim
 export OUTSIDE=$tmp/outside
 before=$(find outside -printf '%P %s %m %T@\n' | sort | sha256sum)
-port () { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 serve () {                      # serve NAME: a receiver for one scenario
   local p
-  p=$(port)
+  p=$(free_port)
   rm -rf "root-$1" "root-$1.handoff-partial"
   handoff-share serve --listen "tcp://127.0.0.1:$p" --root "$tmp/root-$1" \
     --psk k.psk --control "$tmp/$1.ctl" -v > "$1.out" 2> "$1.log" &

@@ -12,7 +12,6 @@ handoff keygen k.psk 2>/dev/null
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > token
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > other
 head -c 16M /dev/urandom > data
-port () { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 expect_fail () {                # expect_fail MESSAGE CMD...
   local want=$1
@@ -44,7 +43,7 @@ expect_fail "unknown command" handoff-xfer frob
 expect_fail "exactly one --to" handoff-xfer send data
 
 echo "== strangers and wrong tokens are refused; the receiver keeps waiting"
-p=$(port)
+p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --token-file token \
   --accept-timeout 30s got > recv.out 2> recv.err &
 rpid=$!
@@ -70,14 +69,14 @@ grep -q "wrong token" recv.err || fail "the wrong token was not logged"
 
 echo "== empty and large streams"
 : > empty
-p=$(port)
+p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk got0 2>/dev/null &
 sleep 0.3
 handoff-xfer send empty --to "tcp://127.0.0.1:$p" --psk k.psk
 wait
 [ -f got0 ] && [ ! -s got0 ] || fail "empty stream"
 head -c 96M /dev/urandom > big
-p=$(port)
+p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk gotbig 2>/dev/null &
 sleep 0.3
 handoff-xfer send big --to "tcp://127.0.0.1:$p" --psk k.psk
@@ -85,7 +84,7 @@ wait
 cmp big gotbig || fail "large stream differs"
 
 echo "== a sender that dies mid-stream"
-p=$(port)
+p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --accept-timeout 20s \
   cut > recv.out 2> recv.err &
 rpid=$!
@@ -105,7 +104,7 @@ cat recv.err
 kill_quiet $feeder
 
 echo "== a receiver that stops reading"
-p=$(port)
+p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk stalled 2>/dev/null &
 rpid=$!
 cleanup_fn kill_quiet -CONT $rpid

@@ -12,11 +12,10 @@ cd "$tmp"
 
 handoff keygen k.psk 2>/dev/null
 head -c 64M /dev/urandom > data
-port () { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 run () {                        # run MODE
   local mode=$1 p1 p2 r1 r2 relay
-  p1=$(port) p2=$(port)
+  p1=$(free_port) p2=$(free_port)
   rm -f out1 out2 relay.sock
   handoff-xfer recv --listen "tcp://127.0.0.1:$p1" --psk k.psk out1 2>r1.err &
   r1=$!

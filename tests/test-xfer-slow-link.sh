@@ -12,10 +12,9 @@ cd "$tmp"
 
 handoff keygen k.psk 2>/dev/null
 head -c 4M /dev/urandom > data
-port () { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 slow_link () {                  # slow_link TO_PORT: sets $far
-  far=$(port)
+  far=$(free_port)
   python3 "$top/tests/delay-proxy.py" 127.0.0.1 "$far" 127.0.0.1 "$1" 0.25 \
     > "proxy-$far.out" &
   cleanup_fn kill_quiet $!
@@ -23,7 +22,7 @@ slow_link () {                  # slow_link TO_PORT: sets $far
 }
 
 echo "== a relay (accept polls every 200 ms) forwarding to a receiver"
-rp=$(port) dp=$(port)
+rp=$(free_port) dp=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$dp" --psk k.psk \
   --accept-timeout 60s got-relay 2> sink.err &
 sink=$!
@@ -42,7 +41,7 @@ wait $sink || { cat sink.err; fail "the receiver behind the relay"; }
 cmp data got-relay || fail "the relayed copy differs"
 
 echo "== handoff-xfer recv (accept polls every second)"
-rp=$(port)
+rp=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$rp" --psk k.psk \
   --accept-timeout 60s got-recv 2> recv.err &
 recv=$!
