@@ -344,7 +344,7 @@ prepare (struct incoming *in, json_t *msg)
     /* The port was free when we looked; another socket may take it
      * before nbdkit binds it: then try another (three times). */
     for (int attempt = 0;; ++attempt) {
-      char logleaf[48], logpath[PATH_MAX], tail[512];
+      char logleaf[48], tail[512];
       snprintf (portarg, sizeof portarg, "%d", port);
       char *argv[] = {
         (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i", addr,
@@ -359,8 +359,7 @@ prepare (struct incoming *in, json_t *msg)
       if (wait_listening (port, p, 10000) == 0)
         break;
       snprintf (logleaf, sizeof logleaf, "%s.log", leaf);
-      vm_run_path (in->vm, logleaf, logpath, sizeof logpath);
-      proc_log_tail (logpath, 2, tail, sizeof tail);
+      vm_log_tail (in->vm, logleaf, 2, tail, sizeof tail);
       if (attempt == 2 || kill (p, 0) == 0) {
         snprintf (err, sizeof err, "the export of disk %zu did not start%s%s",
                   i, tail[0] ? ": " : "", tail);
@@ -480,9 +479,8 @@ complete (struct incoming *in, bool *resumed_r)
     if (ok)
       break;
     if (bad || mono_ms () > until) {
-      char tail[512], log[PATH_MAX];
-      vm_run_path (in->vm, "qemu.log", log, sizeof log);
-      proc_log_tail (log, 2, tail, sizeof tail);
+      char tail[512];
+      vm_log_tail (in->vm, "qemu.log", 2, tail, sizeof tail);
       snprintf (err, sizeof err, "QEMU here did not load the stream (%s)%s%s",
                 s ? s : "no answer", tail[0] ? ": " : "", tail);
       return answer ("FAILED", err);

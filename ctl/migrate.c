@@ -540,10 +540,9 @@ phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
     st = json_string_value (json_object_get (q, "status"));
     if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0) {
       const char *why = json_string_value (json_object_get (q, "error-desc"));
-      char log[PATH_MAX], tail[512] = "";
+      char tail[512];
       /* QEMU only sees its socket close; the relay says why. */
-      vm_run_path (m->vm, "relay.log", log, sizeof log);
-      proc_log_tail (log, 2, tail, sizeof tail);
+      vm_log_tail (m->vm, "relay.log", 2, tail, sizeof tail);
       fail_with (err, errlen, "QEMU's migration %s%s%s%s%s%s",
                  st ? st : "vanished", why ? ": " : "", why ? why : "",
                  tail[0] ? " (stream relay: " : "", tail,

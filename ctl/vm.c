@@ -31,6 +31,16 @@ vm_run_path (const char *name, const char *leaf, char *buf, size_t len)
             leaf ? leaf : "");
 }
 
+void
+vm_log_tail (const char *name, const char *leaf, int lines, char *buf,
+             size_t len)
+{
+  char log[PATH_MAX];
+
+  vm_run_path (name, leaf, log, sizeof log);
+  proc_log_tail (log, lines, buf, len);
+}
+
 static bool
 name_ok (const char *s)
 {

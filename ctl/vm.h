@@ -25,6 +25,10 @@
 /* STATE/run/NAME[/LEAF] into buf. */
 extern void vm_run_path (const char *name, const char *leaf, char *buf,
                          size_t len);
+/* The last LINES lines of the VM's run-directory log LEAF, one line
+ * ("" if there is none): what a helper said before it failed. */
+extern void vm_log_tail (const char *name, const char *leaf, int lines,
+                         char *buf, size_t len);
 
 /* Validate a definition (from the CLI or a peer); 0 or -1 with err. */
 extern int vm_def_check (json_t *def, char *err, size_t errlen);

@@ -348,7 +348,7 @@ xfer_accept (struct xfer_listener *l, int timeout_ms)
    * handshake gets its own deadline: a slow peer must not be cut short
    * by how long we waited for it to come. */
   if (l->t != &xfer_transport_unix &&
-      handshake_server (c, deadline_of (l->opts.timeout_ms)) == -1) {
+      handshake_server (c, xfer_setup_deadline (c)) == -1) {
     conn_free (c);
     errno = ECONNABORTED;
     return NULL;
