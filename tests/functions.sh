@@ -181,10 +181,24 @@ unmount_fuse_on ()
 # crash, not a shutdown).
 crash_pidfile ()
 {
-  local pid
+  local pid pids p i
   pid=$(cat "$1")
-  pkill -KILL -P "$pid" 2>/dev/null || true
-  kill -KILL "$pid" 2>/dev/null || true
+  pids="$(pgrep -P "$pid" 2>/dev/null || true) $pid"
+  for p in $pids; do
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  # SIGKILL is delivered asynchronously: wait until every one is gone (or
+  # a zombie) so that what the test does next meets a dead process, not a
+  # dying one.
+  for i in $(seq 100); do
+    for p in $pids; do
+      [ -e "/proc/$p" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$p/stat" \
+        2>/dev/null && break
+      p=
+    done
+    [ -z "$p" ] && return 0
+    sleep 0.05
+  done
 }
 
 # kill_pidfile FILE: terminate the process named in FILE, then make
