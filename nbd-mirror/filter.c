@@ -3,7 +3,7 @@
  *   nbdkit --filter=handoff-mirror PLUGIN ... control=SOCKET
  *          [chunk-size=64K] [request-size=512K] [max-inflight=32]
  *          [connections=N] [guest-connections=16] [tls-psk=FILE]
- *          [dest-timeout=30s]
+ *          [dest-timeout=30s] [reply-poll=US]
  *
  * With no migration every request passes straight through.  While a
  * mirror runs (started over the control socket, see mirror-proto.h),
@@ -53,6 +53,7 @@ mirror_load (void)
   mirror.cfg.connections = cpus >= 8 ? 4 : cpus >= 4 ? (unsigned) cpus / 2 : 1;
   mirror.cfg.pool_size = 16;
   mirror.cfg.dest_timeout_ms = 30000;
+  mirror.cfg.reply_poll_us = 50;
 }
 
 static void
@@ -130,6 +131,14 @@ mirror_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     mirror.cfg.tls_psk = nbdkit_absolute_path (value);
     return mirror.cfg.tls_psk ? 0 : -1;
   }
+  if (strcmp (key, "reply-poll") == 0) {
+    if (parse_uint (value, 0, 100000, &v, err, sizeof err) == -1) {
+      nbdkit_error ("reply-poll: %s (microseconds, 0 to 100000)", err);
+      return -1;
+    }
+    mirror.cfg.reply_poll_us = (unsigned) v;
+    return 0;
+  }
   if (strcmp (key, "dest-timeout") == 0) {
     if (parse_duration_ms (value, &v, err, sizeof err) == -1 ||
         v < 100 || v > 3600000) {
@@ -163,7 +172,9 @@ mirror_config_complete (nbdkit_next_config_complete *next,
   "connections=N        Copy connections per destination (cores/2, 1-4).\n" \
   "guest-connections=N  Connections for mirrored guest writes (16).\n" \
   "tls-psk=FILE         Pre-shared key for nbds:// destinations.\n" \
-  "dest-timeout=TIME    Fail a destination silent this long (30s)."
+  "dest-timeout=TIME    Fail a destination silent this long (30s).\n" \
+  "reply-poll=US        Poll this many microseconds for a mirrored write's\n" \
+  "                     reply before sleeping (50; 0: sleep at once)."
 
 static int
 mirror_get_ready (int thread_model)

@@ -70,6 +70,8 @@ struct mirror_config {
   unsigned pool_size;           /* Guest connections per destination. */
   const char *tls_psk;          /* PSK file for nbds:// destinations. */
   int dest_timeout_ms;          /* A destination request older fails it. */
+  unsigned reply_poll_us;       /* Poll for a guest reply this long before
+                                   sleeping (dest_pool_wait). */
 };
 
 struct dest;

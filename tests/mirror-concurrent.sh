@@ -9,7 +9,7 @@
 # write-zeroes, discards, flushes, overlapping async writes) run against
 # the source.  'slow' slows the last destination with nbdkit's rate
 # filter.  After 'complete --verify' every destination must equal the
-# source byte for byte.
+# source byte for byte.  MIRROR_PARAMS adds filter parameters.
 source "$(dirname "$0")/functions.sh"
 requires nbdkit --version
 requires fio --version
@@ -34,7 +34,7 @@ dd if=/dev/urandom of="$tmp/src.img" bs=1M seek=896 count=128 conv=notrunc \
 fallocate -z -o $((512 << 20)) -l $((64 << 20)) "$tmp/src.img"
 
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock" chunk-size="$chunk"
+  control="$tmp/ctl.sock" chunk-size="$chunk" ${MIRROR_PARAMS:-}
 
 dests=()
 for (( i=1; i<=ndest; i++ )); do

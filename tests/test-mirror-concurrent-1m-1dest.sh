@@ -1,3 +1,5 @@
 #!/usr/bin/env bash
-# Mirror under concurrent guest I/O: chunk 1M, 1 destination(s).
-exec bash "$(dirname "$0")/mirror-concurrent.sh" 1M 1 
+# Mirror under concurrent guest I/O: chunk 1M, 1 destination; guest
+# threads sleep at once for their replies (reply-poll=0), the path the
+# other variants take only after polling.
+MIRROR_PARAMS=reply-poll=0 exec bash "$(dirname "$0")/mirror-concurrent.sh" 1M 1

@@ -99,6 +99,8 @@ bad_param chunk-size=1K control="$tmp/c2.sock"
 bad_param max-inflight=0 control="$tmp/c2.sock"
 bad_param connections=99 control="$tmp/c2.sock"
 bad_param dest-timeout=1ms control="$tmp/c2.sock"
+bad_param reply-poll=100001 control="$tmp/c2.sock"
+bad_param reply-poll=-1 control="$tmp/c2.sock"
 bad_param request-size=banana control="$tmp/c2.sock"
 "${NBDKIT_ENV[@]}" nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
   --run true 2>"$tmp/err" && fail "nbdkit started without control="
