@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checked-overflow.h"
@@ -955,15 +954,6 @@ dest_pool_submit (struct dest *d, struct pool_handle *h, enum mirror_op op,
   if (r == -1)
     snprintf (err, errlen, "%s", nbd_get_error ());
   return r;
-}
-
-static int64_t
-clock_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Waiting for a reply polls before it sleeps.  A mirrored write's

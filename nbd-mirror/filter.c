@@ -83,6 +83,22 @@ parse_pow2 (const char *key, const char *value, uint64_t min, uint64_t max,
   return 0;
 }
 
+/* An integer parameter between MIN and MAX; the message names KEY. */
+static int
+parse_count (const char *key, const char *value, uint64_t min, uint64_t max,
+             unsigned *r)
+{
+  uint64_t v;
+  char err[256];
+
+  if (parse_uint (value, min, max, &v, err, sizeof err) == -1) {
+    nbdkit_error ("%s: %s", key, err);
+    return -1;
+  }
+  *r = (unsigned) v;
+  return 0;
+}
+
 static int
 mirror_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                const char *key, const char *value)
@@ -103,42 +119,19 @@ mirror_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return parse_pow2 (key, value, 4096, 64 << 20, &mirror.cfg.chunk_size);
   if (strcmp (key, "request-size") == 0)
     return parse_pow2 (key, value, 4096, 32 << 20, &mirror.cfg.request_size);
-  if (strcmp (key, "max-inflight") == 0) {
-    if (parse_uint (value, 1, 1024, &v, err, sizeof err) == -1) {
-      nbdkit_error ("max-inflight: %s", err);
-      return -1;
-    }
-    mirror.cfg.max_inflight = (unsigned) v;
-    return 0;
-  }
-  if (strcmp (key, "connections") == 0) {
-    if (parse_uint (value, 1, MIRROR_MAX_CONNS, &v, err, sizeof err) == -1) {
-      nbdkit_error ("connections: %s", err);
-      return -1;
-    }
-    mirror.cfg.connections = (unsigned) v;
-    return 0;
-  }
-  if (strcmp (key, "guest-connections") == 0) {
-    if (parse_uint (value, 1, 64, &v, err, sizeof err) == -1) {
-      nbdkit_error ("guest-connections: %s", err);
-      return -1;
-    }
-    mirror.cfg.pool_size = (unsigned) v;
-    return 0;
-  }
+  if (strcmp (key, "max-inflight") == 0)
+    return parse_count (key, value, 1, 1024, &mirror.cfg.max_inflight);
+  if (strcmp (key, "connections") == 0)
+    return parse_count (key, value, 1, MIRROR_MAX_CONNS,
+                        &mirror.cfg.connections);
+  if (strcmp (key, "guest-connections") == 0)
+    return parse_count (key, value, 1, 64, &mirror.cfg.pool_size);
   if (strcmp (key, "tls-psk") == 0) {
     mirror.cfg.tls_psk = nbdkit_absolute_path (value);
     return mirror.cfg.tls_psk ? 0 : -1;
   }
-  if (strcmp (key, "reply-poll") == 0) {
-    if (parse_uint (value, 0, 100000, &v, err, sizeof err) == -1) {
-      nbdkit_error ("reply-poll: %s (microseconds, 0 to 100000)", err);
-      return -1;
-    }
-    mirror.cfg.reply_poll_us = (unsigned) v;
-    return 0;
-  }
+  if (strcmp (key, "reply-poll") == 0)
+    return parse_count (key, value, 0, 100000, &mirror.cfg.reply_poll_us);
   if (strcmp (key, "dest-timeout") == 0) {
     if (parse_duration_ms (value, &v, err, sizeof err) == -1 ||
         v < 100 || v > 3600000) {

@@ -29,6 +29,8 @@ extern int sock_peer_name (int fd, char *buf, size_t len);
  * ETIMEDOUT or the poll error. */
 extern int sock_wait (int fd, short events, int64_t deadline_ms);
 extern int64_t clock_ms (void);
+/* The same monotonic clock in microseconds, for short spins. */
+extern int64_t clock_us (void);
 extern int64_t deadline_after (int timeout_ms);
 
 extern int sock_set_nonblock (int fd, int on);
