@@ -126,6 +126,9 @@ dest_new (const char *uristr, char *err, size_t errlen)
     return NULL;
   }
   d = &a->d;
+  /* Before any failure: dest_free closes every wake_fd that is not -1. */
+  for (unsigned i = 0; i < MIRROR_MAX_CONNS; ++i)
+    d->conn[i].wake_fd = -1;
   d->uri = strdup (uristr);
   a->p.tls = uri_uses_tls (&u);
   if (a->p.tls && !u.tls_psk_file) {
@@ -163,8 +166,6 @@ dest_new (const char *uristr, char *err, size_t errlen)
     dest_free (d);
     return NULL;
   }
-  for (unsigned i = 0; i < MIRROR_MAX_CONNS; ++i)
-    d->conn[i].wake_fd = -1;
   for (unsigned i = 0; i < d->nconn; ++i) {
     d->conn[i].d = d;
     d->conn[i].index = i;
