@@ -18,6 +18,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "peer.h"
+#include "sockets.h"
 #include "vm-ops.h"
 #include "vm.h"
 
@@ -353,7 +354,7 @@ op_peers (void)
 
   for (size_t i = 0; i < hd.npeers; ++i) {
     char err[512] = "";
-    int64_t t0 = mono_ms ();
+    int64_t t0 = clock_ms ();
     struct channel *c = peer_connect (hd.peers[i].name, err, sizeof err);
     json_t *a = c ? peer_call (c, peer_msg ("PING"), hd.io_timeout_ms, err,
                                sizeof err) : NULL;
@@ -362,7 +363,7 @@ op_peers (void)
                            "uri", hd.peers[i].uri, "ok", ok);
     if (ok)
       json_object_set_new (p, "rtt_ms", json_integer ((json_int_t)
-                                                      (mono_ms () - t0)));
+                                                      (clock_ms () - t0)));
     else
       json_object_set_new (p, "error", json_string (err[0] ? err
                                                     : log_last_error ()));

@@ -34,6 +34,7 @@
 #include "policy.h"
 #include "proc.h"
 #include "psk.h"
+#include "sockets.h"
 #include "uri.h"
 #include "vm.h"
 
@@ -175,11 +176,11 @@ port_listening (int port)
 static int
 wait_listening (int port, pid_t pid, int timeout_ms)
 {
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
 
   /* Terminates: listening, the process died, or the deadline. */
   while (!port_listening (port)) {
-    if (mono_ms () >= deadline || kill (pid, 0) == -1)
+    if (clock_ms () >= deadline || kill (pid, 0) == -1)
       return -1;
     usleep (20000);
   }
@@ -460,7 +461,7 @@ static json_t *
 complete (struct incoming *in, bool *resumed_r)
 {
   char err[1024];
-  int64_t until = mono_ms () + hd.io_timeout_ms;
+  int64_t until = clock_ms () + hd.io_timeout_ms;
   const char *dir = json_string_value (json_object_get (in->def, "dir"));
   struct stat st;
   double resumed;
@@ -478,7 +479,7 @@ complete (struct incoming *in, bool *resumed_r)
     json_decref (q);
     if (ok)
       break;
-    if (bad || mono_ms () > until) {
+    if (bad || clock_ms () > until) {
       char tail[512];
       vm_log_tail (in->vm, "qemu.log", 2, tail, sizeof tail);
       snprintf (err, sizeof err, "QEMU here did not load the stream (%s)%s%s",

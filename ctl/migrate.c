@@ -30,6 +30,7 @@
 #include "migrate-common.h"
 #include "peer.h"
 #include "proc.h"
+#include "sockets.h"
 #include "vm-ops.h"
 #include "vm.h"
 
@@ -77,7 +78,7 @@ static void
 emit (struct migration *m, json_t *ev)
 {
   json_object_set_new (ev, "elapsed",
-                       json_real ((double) (mono_ms () - m->t0) / 1000.0));
+                       json_real ((double) (clock_ms () - m->t0) / 1000.0));
   pthread_mutex_lock (&m->lock);
   json_array_append_new (m->events, ev);
   pthread_cond_broadcast (&m->cond);
@@ -262,9 +263,9 @@ keepalive (struct migration *m, char *err, size_t errlen)
   static __thread int64_t last;
   json_t *a;
 
-  if (mono_ms () - last < 2000)
+  if (clock_ms () - last < 2000)
     return 0;
-  last = mono_ms ();
+  last = clock_ms ();
   a = peer_call (m->peer, peer_msg ("PING"), hd.io_timeout_ms, err, errlen);
   if (!a || peer_expect (a, "PONG", err, errlen) == -1) {
     json_decref (a);
@@ -281,7 +282,7 @@ check_time (struct migration *m, int *rc, char *err, size_t errlen)
     *rc = RC_ROLLED_BACK;
     return fail_with (err, errlen, "aborted by request");
   }
-  if (mono_ms () > m->deadline) {
+  if (clock_ms () > m->deadline) {
     *rc = RC_TIMEOUT;
     return fail_with (err, errlen, "timed out after %" PRIu64 " s",
                       m->timeout_s);
@@ -578,7 +579,7 @@ static void *
 complete_main (void *arg)
 {
   struct completion *c = arg;
-  int64_t t0 = mono_ms ();
+  int64_t t0 = clock_ms ();
   json_t *r;
 
   if (c->disk >= 0)
@@ -594,10 +595,10 @@ complete_main (void *arg)
   json_decref (r);
   if (c->disk >= 0)
     log_info ("migration %s: disk%d completed in %lld ms", c->m->id, c->disk,
-              (long long) (mono_ms () - t0));
+              (long long) (clock_ms () - t0));
   else
     log_info ("migration %s: the share committed in %lld ms", c->m->id,
-              (long long) (mono_ms () - t0));
+              (long long) (clock_ms () - t0));
   return NULL;
 }
 
@@ -671,7 +672,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     return -1;
 
   /* Terminates: QEMU completes or fails the last pass, or time out. */
-  int64_t until = mono_ms () + hd.io_timeout_ms;
+  int64_t until = clock_ms () + hd.io_timeout_ms;
   for (;;) {
     json_t *q = vm_qmp (m->vm, "query-migrate", NULL, 10000, err, errlen);
     const char *st = q ? json_string_value (json_object_get (q, "status"))
@@ -681,7 +682,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
       break;
     }
     if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0 ||
-        mono_ms () > until) {
+        clock_ms () > until) {
       fail_with (err, errlen, "QEMU did not complete the migration (%s)",
                  st ? st : "no answer");
       json_decref (q);
@@ -723,7 +724,7 @@ finish (struct migration *m, json_t *result)
   json_object_set_new (result, "to", json_string (m->to));
   json_object_set_new (result, "id", json_string (m->id));
   json_object_set_new (result, "total_ms",
-                       json_integer ((json_int_t) (mono_ms () - m->t0)));
+                       json_integer ((json_int_t) (clock_ms () - m->t0)));
   json_array_append_new (m->events, result);
   m->finished = true;
   pthread_cond_broadcast (&m->cond);
@@ -773,7 +774,7 @@ run_live (struct migration *m)
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
     double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
     double seen = (double) wall_ms () / 1000.0 - t_stop;
-    int64_t running_ms = mono_ms () - m->t0;
+    int64_t running_ms = clock_ms () - m->t0;
     json_decref (ack);
     set_phase (m, "acked", "the VM runs on %s; releasing it here", m->to);
     migration_release_source (m->id, m->vm, m->to, m->def,
@@ -966,7 +967,7 @@ migrate_start (json_t *req, char *err, size_t errlen, int *rc)
   m->objects = db_objects_get (vm);
   m->ndisks = json_array_size (json_object_get (m->def, "disks"));
   m->has_dir = json_string_value (json_object_get (m->def, "dir")) != NULL;
-  m->t0 = mono_ms ();
+  m->t0 = clock_ms ();
   m->deadline = m->t0 + (int64_t) timeout * 1000;
   json_decref (row);
 

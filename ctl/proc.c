@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "proc.h"
+#include "sockets.h"
 
 extern char **environ;
 
@@ -185,13 +186,13 @@ proc_alive (const char *pidfile, const char *match)
 int
 proc_wait_gone (pid_t pid, int timeout_ms)
 {
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
   char path[64];
 
   snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
   /* Terminates: the process goes or the deadline passes.  A zombie
    * (reaped by init soon) has an empty cmdline. */
-  while (mono_ms () < deadline) {
+  while (clock_ms () < deadline) {
     char c;
     CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd == -1 || read (fd, &c, 1) <= 0)
@@ -223,12 +224,12 @@ proc_stop (const char *pidfile, const char *match, int grace_ms)
 int
 proc_wait_path (const char *path, pid_t pid, int timeout_ms)
 {
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
   struct stat st;
 
   /* Terminates: the path appears, the process dies, or time runs out. */
   while (stat (path, &st) == -1) {
-    if (mono_ms () >= deadline || (pid > 0 && !running (pid)))
+    if (clock_ms () >= deadline || (pid > 0 && !running (pid)))
       return -1;
     usleep (20000);
   }
@@ -241,7 +242,7 @@ proc_run (char *const argv[], char *out, size_t outlen, int timeout_ms)
   int p[2], st;
   pid_t pid;
   size_t got = 0;
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
 
   if (pipe2 (p, O_CLOEXEC) == -1)
     return -1;
@@ -264,7 +265,7 @@ proc_run (char *const argv[], char *out, size_t outlen, int timeout_ms)
   /* Terminates: EOF when the program exits, or the deadline. */
   for (;;) {
     struct pollfd pf = { .fd = p[0], .events = POLLIN };
-    int64_t left = deadline - mono_ms ();
+    int64_t left = deadline - clock_ms ();
     char tmp[4096];
     if (left <= 0) {
       kill (pid, SIGKILL);

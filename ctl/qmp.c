@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "qmp.h"
+#include "sockets.h"
 
 #define MAX_EVENTS 64
 #define MAX_LINE (4u << 20)
@@ -72,7 +73,7 @@ read_message (struct qmp *q, int64_t deadline)
       json_decref (j);
       continue;                 /* Blank or broken line: skip it. */
     }
-    int64_t left = deadline - mono_ms ();
+    int64_t left = deadline - clock_ms ();
     if (left <= 0) {
       errno = ETIMEDOUT;
       return NULL;
@@ -155,7 +156,7 @@ struct qmp *
 qmp_connect (const char *path, int timeout_ms, char *err, size_t errlen)
 {
   struct qmp *q = calloc (1, sizeof *q);
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
   json_t *greeting, *r;
 
   if (!q) {
@@ -165,7 +166,7 @@ qmp_connect (const char *path, int timeout_ms, char *err, size_t errlen)
   pthread_mutex_init (&q->lock, NULL);
   /* Terminates: connected, or the deadline passes. */
   while ((q->fd = connect_unix (path)) == -1) {
-    if (mono_ms () >= deadline || (errno != ENOENT && errno != ECONNREFUSED)) {
+    if (clock_ms () >= deadline || (errno != ENOENT && errno != ECONNREFUSED)) {
       snprintf (err, errlen, "QMP %s: %s", path, strerror (errno));
       free (q);
       return NULL;
@@ -181,7 +182,7 @@ qmp_connect (const char *path, int timeout_ms, char *err, size_t errlen)
   }
   json_decref (greeting);
   r = qmp_exec (q, "qmp_capabilities", NULL,
-                (int) (deadline - mono_ms () > 1000 ? deadline - mono_ms ()
+                (int) (deadline - clock_ms () > 1000 ? deadline - clock_ms ()
                        : 1000), err, errlen);
   if (!r) {
     qmp_close (q);
@@ -209,7 +210,7 @@ qmp_exec (struct qmp *q, const char *cmd, json_t *args, int timeout_ms,
 {
   json_t *msg = json_pack ("{s:s}", "execute", cmd);
   json_t *result = NULL;
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
 
   if (args)
     json_object_set_new (msg, "arguments", args);
@@ -273,7 +274,7 @@ qmp_event_time (struct qmp *q, const char *name)
 double
 qmp_wait_event (struct qmp *q, const char *name, int timeout_ms)
 {
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
   double t;
 
   pthread_mutex_lock (&q->lock);

@@ -16,13 +16,14 @@
 #include "migrate-common.h"
 #include "peer.h"
 #include "proc.h"
+#include "sockets.h"
 #include "vm.h"
 
 json_t *
 migration_query_peer (const char *to, const char *id, int timeout_ms,
                       char *err, size_t errlen)
 {
-  int64_t deadline = mono_ms () + timeout_ms;
+  int64_t deadline = clock_ms () + timeout_ms;
 
   /* Terminates: an answer, or the deadline. */
   for (;;) {
@@ -36,7 +37,7 @@ migration_query_peer (const char *to, const char *id, int timeout_ms,
         return a;
       json_decref (a);
     }
-    if (mono_ms () >= deadline)
+    if (clock_ms () >= deadline)
       return NULL;
     sleep (1);
   }
