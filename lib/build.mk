@@ -2,7 +2,7 @@
 
 LIB_SRCS := lib/log.c lib/uri.c lib/frame.c lib/sockets.c lib/psk.c \
             lib/tls.c lib/channel.c lib/jsonutil.c lib/progress.c lib/util.c \
-            lib/ctlserver.c
+            lib/staged-file.c lib/ctlserver.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIBHANDOFF := $(O)/lib/libhandoff.a
 LIB_PKGS := gnutls jansson

@@ -24,6 +24,7 @@
 #include "progress.h"
 #include "relay.h"
 #include "sockets.h"
+#include "staged-file.h"
 #include "util.h"
 #include "xfer.h"
 
@@ -141,12 +142,67 @@ do_send (const char *path, const char *to, const struct xfer_opts *opts,
   return RC_OK;
 }
 
+/* Where a received stream goes.  A regular file (or a new one) is
+ * written under a temporary name and put in place only once the whole
+ * stream is in and synced, so a failed receive leaves it as it was;
+ * "-", devices and FIFOs are written directly. */
+struct recv_out {
+  struct staged_file sf;
+  bool staged;
+  int fd;
+};
+
+static int
+recv_out_open (struct recv_out *o, const char *path)
+{
+  struct stat st;
+
+  o->staged = false;
+  o->sf.fd = -1;
+  if (strcmp (path, "-") == 0)
+    o->fd = dup (STDOUT_FILENO);
+  else if (stat (path, &st) == 0 && !S_ISREG (st.st_mode))
+    o->fd = open (path, O_WRONLY | O_CLOEXEC);
+  else if (staged_file_open (&o->sf, path) == 0) {
+    o->staged = true;
+    o->fd = o->sf.fd;
+  }
+  else
+    o->fd = -1;
+  return o->fd == -1 ? -1 : 0;
+}
+
+/* Returns 0 once the data is durable where it belongs. */
+static int
+recv_out_commit (struct recv_out *o, const char *path)
+{
+  if (o->staged) {
+    o->staged = false;
+    o->fd = -1;
+    return staged_file_commit (&o->sf);
+  }
+  if (strcmp (path, "-") != 0 && fsync (o->fd) == -1 && errno != EINVAL)
+    return -1;
+  return 0;
+}
+
+static void
+recv_out_close (struct recv_out *o)
+{
+  if (o->staged)
+    staged_file_abort (&o->sf);
+  else if (o->fd >= 0)
+    close (o->fd);
+  o->staged = false;
+  o->fd = -1;
+}
+
 static int
 do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
          int accept_timeout_ms, int timeout_ms, bool json)
 {
-  CLEANUP_CLOSE int fd = -1;
   CLEANUP_FREE uint8_t *buf = NULL;
+  struct recv_out out;
   struct xfer_listener *l;
   struct xfer_conn *c = NULL;
   uint64_t total = 0, ack;
@@ -155,9 +211,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   ssize_t n;
   int rc = RC_ERROR;
 
-  fd = strcmp (path, "-") == 0 ? dup (STDOUT_FILENO)
-    : open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd == -1) {
+  if (recv_out_open (&out, path) == -1) {
     fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
     return RC_ERROR;
   }
@@ -165,7 +219,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   l = xfer_listen (listen, opts);
   if (!buf || !l) {
     xfer_listener_close (l);
-    return RC_ERROR;
+    goto out;
   }
   /* A peer failing the handshake is refused; keep waiting for ours. */
   while (!c) {
@@ -173,7 +227,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
     if (deadline >= 0 && left <= 0) {
       fprintf (stderr, "%s: no sender arrived on %s\n", PROG, listen);
       xfer_listener_close (l);
-      return RC_TIMEOUT;
+      rc = RC_TIMEOUT;
+      goto out;
     }
     c = xfer_accept (l, left > 1000 ? 1000 : left);
   }
@@ -184,7 +239,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
     const uint8_t *p = buf;
     size_t left = (size_t) n;
     while (left > 0) {
-      ssize_t w = write (fd, p, left);
+      ssize_t w = write (out.fd, p, left);
       if (w < 0) {
         fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
         goto out;
@@ -199,7 +254,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
              strerror (errno));
     goto out;
   }
-  if (strcmp (path, "-") != 0 && fsync (fd) == -1 && errno != EINVAL) {
+  /* The sender hears of success only once the data is stored. */
+  if (recv_out_commit (&out, path) == -1) {
     fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
     goto out;
   }
@@ -219,6 +275,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
     fprintf (stderr, "%s: received %s in %.2f s\n", PROG, b, secs);
   }
  out:
+  recv_out_close (&out);
   xfer_close (c);
   return rc;
 }

@@ -69,6 +69,8 @@ grep -q "wrong token" recv.err || fail "the wrong token was not logged"
 
 echo "== empty and large streams"
 : > empty
+# A complete stream replaces what the file held.
+echo "an older file" > got0
 p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk got0 2>/dev/null &
 sleep 0.3
@@ -82,6 +84,13 @@ sleep 0.3
 handoff-xfer send big --to "tcp://127.0.0.1:$p" --psk k.psk
 wait
 cmp big gotbig || fail "large stream differs"
+
+echo "== a receive that fails leaves the file as it was"
+echo "the previous state" > kept
+expect_fail "no sender arrived" handoff-xfer recv \
+  --listen "tcp://127.0.0.1:$(free_port)" --psk k.psk --accept-timeout 1s kept
+[ "$(cat kept)" = "the previous state" ] || fail "a receive timing out changed the file"
+cp kept cut
 
 echo "== a sender that dies mid-stream"
 p=$(free_port)
@@ -101,6 +110,8 @@ sleep 2
 kill -9 $spid
 if wait $rpid; then cat recv.err; fail "the receiver took a cut stream as complete"; fi
 cat recv.err
+cmp kept cut || fail "a cut stream changed the file"
+ls cut.part* 2>/dev/null && fail "a cut stream left its partial file"
 kill_quiet $feeder
 
 echo "== a receiver that stops reading"
