@@ -114,6 +114,35 @@ cmp kept cut || fail "a cut stream changed the file"
 ls cut.part* 2>/dev/null && fail "a cut stream left its partial file"
 kill_quiet $feeder
 
+echo "== a receive into a full disk"
+# A 1 MiB tmpfs in a mount namespace of the receiver's own: the stream
+# (96 MiB) cannot fit.  The receiver must fail, say why, and leave the
+# file it would have replaced, with no partial file.
+if unshare -m true 2>/dev/null; then
+  p=$(free_port)
+  mkdir small
+  unshare -m sh -c "
+    mount -t tmpfs -o size=1M tmpfs small || exit 90
+    echo 'the previous state' > small/f
+    handoff-xfer recv --listen tcp://127.0.0.1:$p --psk k.psk \
+      --accept-timeout 20s small/f 2> full.err
+    echo \$? > full.rc
+    cat small/f > full.after
+    ls small > full.ls" &
+  upid=$!
+  sleep 0.5
+  handoff-xfer send big --to "tcp://127.0.0.1:$p" --psk k.psk 2> send.err &&
+    fail "the sender saw a receive into a full disk succeed"
+  wait $upid
+  [ "$(cat full.rc)" != 0 ] || fail "the receiver took a full disk as success"
+  cat full.err
+  grep -q "No space left" full.err || fail "the full disk was not named"
+  [ "$(cat full.after)" = "the previous state" ] || fail "a full disk changed the file"
+  [ "$(cat full.ls)" = f ] || fail "a full disk left $(cat full.ls)"
+else
+  echo "SKIP part: no mount namespaces here (unshare -m)"
+fi
+
 echo "== a receiver that stops reading"
 p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk stalled 2>/dev/null &
