@@ -3,6 +3,7 @@
 #  - a destination that starts returning EIO (error filter, error-file),
 #  - a destination killed mid-copy,
 #  - a destination that stops answering (dest-timeout),
+#  - a destination whose disk is full (ENOSPC),
 # each fails only that destination, with its reason in the status,
 # while the guest keeps writing and the other destination completes.
 # Cancelling mid-copy leaves the source untouched, and a new mirror can
@@ -106,6 +107,34 @@ handoff mirror complete --verify "$ctl"
 cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
 kill_pidfile "$tmp/good.sock.pid"
 kill_quiet -9 "$(cat "$tmp/hung.sock.pid")"
+
+echo "== a destination whose disk fills up"
+# The destination's image lives on a 64 MiB tmpfs in a mount namespace
+# of its server's own; the copy (384 MiB of data) cannot fit.
+if unshare -m true 2>/dev/null; then
+  mkdir -p "$tmp/full"
+  new_dest good file "$tmp/good.img"
+  saved_env=("${NBDKIT_ENV[@]}")
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  NBDKIT_ENV=(unshare -m sh -c 'mount -t tmpfs -o size=64M tmpfs "$0" &&
+    truncate -s "$1" "$0/full.img" && shift && exec "$@"' "$tmp/full" "$size"
+    "${saved_env[@]}")
+  start_nbdkit "$tmp/full.sock" file "$tmp/full/full.img"
+  NBDKIT_ENV=("${saved_env[@]}")
+  handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/good.sock" \
+    --to "nbd+unix:///?socket=$tmp/full.sock"
+  guest_writes 30 35
+  wait_dest_state full failed
+  echo "full destination: $(dest_field full error)"
+  dest_field full error | grep -q "No space left" || fail "the full disk was not named"
+  guest_writes 30 36
+  handoff mirror complete --verify "$ctl"
+  cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
+  kill_pidfile "$tmp/good.sock.pid"
+  kill_pidfile "$tmp/full.sock.pid"
+else
+  echo "SKIP part: no mount namespaces here (unshare -m)"
+fi
 
 echo "== every destination failing fails the mirror, not the guest"
 new_dest bad --filter=error file "$tmp/bad.img" error-pwrite=EIO \
