@@ -152,6 +152,7 @@ struct recv_out {
   int fd;
 };
 
+/* Prints why it fails. */
 static int
 recv_out_open (struct recv_out *o, const char *path)
 {
@@ -167,9 +168,16 @@ recv_out_open (struct recv_out *o, const char *path)
     o->staged = true;
     o->fd = o->sf.fd;
   }
-  else
-    o->fd = -1;
-  return o->fd == -1 ? -1 : 0;
+  else {
+    fprintf (stderr, "%s: %s: cannot create the temporary file beside it: "
+             "%s\n", PROG, path, strerror (errno));
+    return -1;
+  }
+  if (o->fd == -1) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+    return -1;
+  }
+  return 0;
 }
 
 /* Returns 0 once the data is durable where it belongs. */
@@ -211,10 +219,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   ssize_t n;
   int rc = RC_ERROR;
 
-  if (recv_out_open (&out, path) == -1) {
-    fprintf (stderr, "%s: %s: %s\n", PROG, path, strerror (errno));
+  if (recv_out_open (&out, path) == -1)
     return RC_ERROR;
-  }
   buf = malloc (FILE_CHUNK);
   l = xfer_listen (listen, opts);
   if (!buf || !l) {
