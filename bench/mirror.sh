@@ -105,25 +105,45 @@ start_nbdkit "$tmp/gdst.sock" file "$tmp/gdst.img"
 # destination, its server shares this machine's cores with the guest.
 start_nbdkit "$tmp/null.sock" null 1G
 
-iops () {
-  fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" \
+# Where the CPU goes: the whole machine's busy time and each server's
+# own, read from /proc around every fio run and divided by the writes
+# done.  On a small machine the mirroring figure is bound by it: the
+# guest, the source server and the destination server share the cores.
+busy_ticks () { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
+proc_ticks () { awk '{print $14+$15}' "/proc/$(cat "$1")/stat"; }
+iops () {                       # iops SERVER-SOCKET LABEL [DEST-SOCKET]
+  local b0 s0 d0=0 out n
+  b0=$(busy_ticks); s0=$(proc_ticks "$1.pid")
+  [[ -z ${3:-} ]] || d0=$(proc_ticks "$3.pid")
+  out=$(fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" \
       --rw=randwrite --bs=4k --size=1g --iodepth=16 --time_based \
       --runtime="$FIO_TIME" --invalidate=0 --output-format=json 2>/dev/null |
-    sed -n '/^{/,$p' | jq '.jobs[0].write.iops'
+    sed -n '/^{/,$p' | jq '.jobs[0].write.iops')
+  n=$(echo "$out * $FIO_TIME" | bc)
+  # Ticks are 1/100 s: 10^4 microseconds each.
+  echo "$2 $(echo "scale=1; ($(busy_ticks) - $b0) * 10000 / $n" | bc)" \
+    "$(echo "scale=1; ($(proc_ticks "$1.pid") - $s0) * 10000 / $n" | bc)" \
+    "$(if [[ -n ${3:-} ]]; then
+         echo "scale=1; ($(proc_ticks "$3.pid") - $d0) * 10000 / $n" | bc
+       else echo 0; fi)" \
+    "$(echo "scale=2; ($(busy_ticks) - $b0) / (100 * $FIO_TIME)" | bc)" \
+    >> "$tmp/cpu.log"
+  echo "$out"
 }
-mirror_iops () {                # mirror_iops DEST-SOCKET
+mirror_iops () {                # mirror_iops DEST-SOCKET LABEL
   handoff mirror start "$tmp/gctl.sock" --to "nbd+unix:///?socket=$1" >/dev/null
   wait_for 60 "mirror ready" bash -c \
     "handoff mirror status --json '$tmp/gctl.sock' | jq -e '.state == \"ready\"'"
-  iops "$tmp/f.sock"
+  iops "$tmp/f.sock" "$2" "$1"
   handoff mirror complete "$tmp/gctl.sock" >/dev/null
 }
 plain=() idle=() active=() tonull=()
+: > "$tmp/cpu.log"
 for r in $(seq "$ROUNDS"); do
-  plain+=("$(iops "$tmp/plain.sock")")
-  idle+=("$(iops "$tmp/f.sock")")
-  active+=("$(mirror_iops "$tmp/gdst.sock")")
-  tonull+=("$(mirror_iops "$tmp/null.sock")")
+  plain+=("$(iops "$tmp/plain.sock" plain)")
+  idle+=("$(iops "$tmp/f.sock" idle)")
+  active+=("$(mirror_iops "$tmp/gdst.sock" mirroring)")
+  tonull+=("$(mirror_iops "$tmp/null.sock" to-null)")
   echo "round $r: plain ${plain[-1]}  filter idle ${idle[-1]}  filter mirroring ${active[-1]}  to null ${tonull[-1]}"
 done
 p=$(printf '%s\n' "${plain[@]}" | median)
@@ -135,3 +155,10 @@ printf '  filter, no mirror     %8.0f IOPS  %sx (goal >= 0.95)\n' "$i" "$(ratio 
 printf '  filter, mirroring     %8.0f IOPS  %sx (goal >= 0.7)\n' "$a" "$(ratio "$a" "$p")"
 printf '  filter, mirroring to nbdkit null %8.0f IOPS  %sx (for information)\n' \
   "$z" "$(ratio "$z" "$p")"
+echo "  CPU per guest write (median, microseconds; machine busy in CPUs of $(nproc)):"
+for l in plain idle mirroring to-null; do
+  awk -v l="$l" '$1 == l' "$tmp/cpu.log" | sort -g -k2 |
+    awk '{a[NR]=$0} END {split(a[int((NR+1)/2)], f, " ");
+      printf "    %-10s all %6.1f  filter/server %6.1f  destination %6.1f  busy %s\n",
+        f[1], f[2], f[3], f[4], f[5]}'
+done
