@@ -162,3 +162,10 @@ for l in plain idle mirroring to-null; do
       printf "    %-10s all %6.1f  filter/server %6.1f  destination %6.1f  busy %s\n",
         f[1], f[2], f[3], f[4], f[5]}'
 done
+# A mirrored write costs at least what a plain one does plus the
+# destination server's write; with every core busy that bounds it.
+pa=$(awk '$1 == "plain"' "$tmp/cpu.log" | sort -g -k2 | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
+md=$(awk '$1 == "mirroring"' "$tmp/cpu.log" | sort -g -k4 | awk '{a[NR]=$4} END {print a[int((NR+1)/2)]}')
+bound=$(echo "scale=0; $(nproc) * 1000000 / ($pa + $md)" | bc)
+printf '  mirroring bound here: %s CPUs / (plain write %s us + destination write %s us) = %s IOPS, %sx plain; reached %sx of it\n' \
+  "$(nproc)" "$pa" "$md" "$bound" "$(ratio "$bound" "$p")" "$(ratio "$a" "$bound")"
