@@ -37,8 +37,6 @@ cd "$tmp"
 make_hosts 2
 [ -z "${LINK_RATE:-}" ] || host_rate 1 "$LINK_RATE"
 
-median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio () { echo "scale=2; $1 / $2" | bc; }
 
 handoff keygen k.psk >/dev/null 2>&1
 mkdir -p psk && cp k.psk psk/keys.psk

@@ -29,8 +29,6 @@ ROUNDS=${ROUNDS:-3}
 FIO_TIME=${FIO_TIME:-8}
 make_tmpdir
 
-median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio () { echo "scale=3; $1 / $2" | bc; }
 
 size=$((2 << 30))
 echo "preparing a 2 GiB source (1 GiB data, 1 GiB holes)"
@@ -105,29 +103,22 @@ start_nbdkit "$tmp/gdst.sock" file "$tmp/gdst.img"
 # destination, its server shares this machine's cores with the guest.
 start_nbdkit "$tmp/null.sock" null 1G
 
-# Where the CPU goes: the whole machine's busy time and each server's
-# own, read from /proc around every fio run and divided by the writes
-# done.  On a small machine the mirroring figure is bound by it: the
+# Where the CPU goes: around every fio run the machine's busy time and
+# each server's own are logged to $tmp/cpu.log as "LABEL WRITES BUSY
+# SERVER DESTINATION" (ticks of 1/100 s) and divided by the writes at
+# the end.  On a small machine the mirroring figure is bound by it: the
 # guest, the source server and the destination server share the cores.
-busy_ticks () { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
-proc_ticks () { awk '{print $14+$15}' "/proc/$(cat "$1")/stat"; }
 iops () {                       # iops SERVER-SOCKET LABEL [DEST-SOCKET]
-  local b0 s0 d0=0 out n
+  local dpid=${3:+$3.pid} b0 s0 d0=0 dt=0 out
   b0=$(busy_ticks); s0=$(proc_ticks "$1.pid")
-  [[ -z ${3:-} ]] || d0=$(proc_ticks "$3.pid")
+  [[ -z $dpid ]] || d0=$(proc_ticks "$dpid")
   out=$(fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" \
       --rw=randwrite --bs=4k --size=1g --iodepth=16 --time_based \
       --runtime="$FIO_TIME" --invalidate=0 --output-format=json 2>/dev/null |
     sed -n '/^{/,$p' | jq '.jobs[0].write.iops')
-  n=$(echo "$out * $FIO_TIME" | bc)
-  # Ticks are 1/100 s: 10^4 microseconds each.
-  echo "$2 $(echo "scale=1; ($(busy_ticks) - $b0) * 10000 / $n" | bc)" \
-    "$(echo "scale=1; ($(proc_ticks "$1.pid") - $s0) * 10000 / $n" | bc)" \
-    "$(if [[ -n ${3:-} ]]; then
-         echo "scale=1; ($(proc_ticks "$3.pid") - $d0) * 10000 / $n" | bc
-       else echo 0; fi)" \
-    "$(echo "scale=2; ($(busy_ticks) - $b0) / (100 * $FIO_TIME)" | bc)" \
-    >> "$tmp/cpu.log"
+  [[ -z $dpid ]] || dt=$(( $(proc_ticks "$dpid") - d0 ))
+  echo "$2 $(echo "$out * $FIO_TIME" | bc) $(( $(busy_ticks) - b0 ))" \
+    "$(( $(proc_ticks "$1.pid") - s0 )) $dt" >> "$tmp/cpu.log"
   echo "$out"
 }
 mirror_iops () {                # mirror_iops DEST-SOCKET LABEL
@@ -155,17 +146,24 @@ printf '  filter, no mirror     %8.0f IOPS  %sx (goal >= 0.95)\n' "$i" "$(ratio 
 printf '  filter, mirroring     %8.0f IOPS  %sx (goal >= 0.7)\n' "$a" "$(ratio "$a" "$p")"
 printf '  filter, mirroring to nbdkit null %8.0f IOPS  %sx (for information)\n' \
   "$z" "$(ratio "$z" "$p")"
+# Per write, in microseconds (a tick is 10^4 of them): "LABEL ALL
+# SERVER DESTINATION BUSY-CPUS", the median round by ALL.
+per_write () {                  # per_write LABEL
+  awk -v l="$1" -v t="$FIO_TIME" '$1 == l {
+      printf "%s %.1f %.1f %.1f %.2f\n", $1, $3 * 1e4 / $2, $4 * 1e4 / $2,
+        $5 * 1e4 / $2, $3 / (100 * t) }' "$tmp/cpu.log" |
+    sort -g -k2 | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
 echo "  CPU per guest write (median, microseconds; machine busy in CPUs of $(nproc)):"
 for l in plain idle mirroring to-null; do
-  awk -v l="$l" '$1 == l' "$tmp/cpu.log" | sort -g -k2 |
-    awk '{a[NR]=$0} END {split(a[int((NR+1)/2)], f, " ");
-      printf "    %-10s all %6.1f  filter/server %6.1f  destination %6.1f  busy %s\n",
-        f[1], f[2], f[3], f[4], f[5]}'
+  read -r _ all srv dst busy < <(per_write "$l")
+  printf '    %-10s all %6.1f  filter/server %6.1f  destination %6.1f  busy %s\n' \
+    "$l" "$all" "$srv" "$dst" "$busy"
 done
 # A mirrored write costs at least what a plain one does plus the
 # destination server's write; with every core busy that bounds it.
-pa=$(awk '$1 == "plain"' "$tmp/cpu.log" | sort -g -k2 | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
-md=$(awk '$1 == "mirroring"' "$tmp/cpu.log" | sort -g -k4 | awk '{a[NR]=$4} END {print a[int((NR+1)/2)]}')
+read -r _ pa _ _ _ < <(per_write plain)
+read -r _ _ _ md _ < <(per_write mirroring)
 bound=$(echo "scale=0; $(nproc) * 1000000 / ($pa + $md)" | bc)
 printf '  mirroring bound here: %s CPUs / (plain write %s us + destination write %s us) = %s IOPS, %sx plain; reached %sx of it\n' \
   "$(nproc)" "$pa" "$md" "$bound" "$(ratio "$bound" "$p")" "$(ratio "$a" "$bound")"

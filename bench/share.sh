@@ -32,8 +32,6 @@ plain_bin=$top/$O/bench/plain-passthrough
 make_tmpdir
 cd "$tmp"
 
-median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio () { echo "scale=3; $1 / $2" | bc; }
 
 PARTS=${PARTS:-write copy}      # which parts to run
 

@@ -22,8 +22,6 @@ export O=${O:-build}
 source "$top/tests/functions.sh"
 ROUNDS=${ROUNDS:-3}
 make_tmpdir
-median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio () { echo "scale=3; $1 / $2" | bc; }
 
 handoff keygen "$tmp/k.psk" 2>/dev/null
 
@@ -31,27 +29,27 @@ handoff keygen "$tmp/k.psk" 2>/dev/null
 # busy time over each transfer is kept in $tmp/cpu.log ("PATH WHO
 # TICKS"): with TLS on both ends on a few cores, CPU per byte bounds the
 # rate.
-busy_ticks () { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
-ours_rate () {                  # ours_rate NS-OF-RECEIVER IP PORT
-  local rns=$1 ip=$2 port=$3 out b0
+stream_gib=2
+ours_rate () {                  # ours_rate PATH NS-OF-RECEIVER IP PORT
+  local path=$1 rns=$2 ip=$3 port=$4 out b0
   ${rns:+ip netns exec $rns} handoff-xfer recv --listen "tcp://$ip:$port" \
     --psk "$tmp/k.psk" - > /dev/null 2>&1 &
   local r=$!
   sleep 0.3
   b0=$(busy_ticks)
-  out=$(${SNS:+ip netns exec $SNS} handoff-xfer send /dev/zero --size 2G \
+  out=$(${SNS:+ip netns exec $SNS} handoff-xfer send /dev/zero --size "${stream_gib}G" \
         --to "tcp://$ip:$port" --psk "$tmp/k.psk" --json)
   wait $r
   echo "$path ours $(( $(busy_ticks) - b0 ))" >> "$tmp/cpu.log"
   echo "$out" | jq '.rate * 8 / 1e9'
 }
-iperf_rate () {                 # iperf_rate NS-OF-SERVER IP
-  local rns=$1 ip=$2 b0
+iperf_rate () {                 # iperf_rate PATH NS-OF-SERVER IP
+  local path=$1 rns=$2 ip=$3 b0
   ${rns:+ip netns exec $rns} iperf3 -s -B "$ip" -1 > /dev/null 2>&1 &
   local s=$!
   sleep 0.5
   b0=$(busy_ticks)
-  ${SNS:+ip netns exec $SNS} iperf3 -c "$ip" -n 2G -J 2>/dev/null |
+  ${SNS:+ip netns exec $SNS} iperf3 -c "$ip" -n "${stream_gib}G" -J 2>/dev/null |
     jq '.end.sum_received.bits_per_second / 1e9'
   wait $s || true
   echo "$path iperf3 $(( $(busy_ticks) - b0 ))" >> "$tmp/cpu.log"
@@ -64,23 +62,24 @@ for path in loopback veth; do
   o=() i=()
   for r in $(seq "$ROUNDS"); do
     if [ $path = loopback ]; then
-      SNS= o+=("$(ours_rate "" 127.0.0.1 7100)")
-      SNS= i+=("$(iperf_rate "" 127.0.0.1)")
+      SNS= o+=("$(ours_rate $path "" 127.0.0.1 7100)")
+      SNS= i+=("$(iperf_rate $path "" 127.0.0.1)")
     else
-      SNS=${HOST_NS[1]} o+=("$(ours_rate "${HOST_NS[2]}" "${HOST_IP[2]}" 7100)")
-      SNS=${HOST_NS[1]} i+=("$(iperf_rate "${HOST_NS[2]}" "${HOST_IP[2]}")")
+      SNS=${HOST_NS[1]} o+=("$(ours_rate $path "${HOST_NS[2]}" "${HOST_IP[2]}" 7100)")
+      SNS=${HOST_NS[1]} i+=("$(iperf_rate $path "${HOST_NS[2]}" "${HOST_IP[2]}")")
     fi
   done
   om=$(printf '%s\n' "${o[@]}" | median)
   im=$(printf '%s\n' "${i[@]}" | median)
   printf 'stream over %-8s handoff-xfer (TLS) %6.2f Gbit/s  iperf3 %6.2f Gbit/s  ratio %sx (goal >= 0.9)\n' \
     "$path" "$om" "$im" "$(ratio "$om" "$im")"
-  # CPU seconds of the whole machine per GB moved (2 GiB each run), and
-  # the rate our CPU cost allows with every core busy.
+  # CPU seconds of the whole machine per GB moved, and the rate our CPU
+  # cost allows with every core busy.
   oc=$(awk -v p=$path '$1 == p && $2 == "ours" {print $3}' "$tmp/cpu.log" | median)
   ic=$(awk -v p=$path '$1 == p && $2 == "iperf3" {print $3}' "$tmp/cpu.log" | median)
-  opg=$(echo "scale=3; $oc / 100 / 2.147" | bc)
-  ipg=$(echo "scale=3; $ic / 100 / 2.147" | bc)
+  gb=$(echo "scale=6; $stream_gib * 1073741824 / 1000000000" | bc)
+  opg=$(echo "scale=3; $oc / 100 / $gb" | bc)
+  ipg=$(echo "scale=3; $ic / 100 / $gb" | bc)
   bound=$(echo "scale=2; $(nproc) / $opg * 8" | bc)
   printf '  CPU per GB: handoff-xfer %s s, iperf3 %s s; %s CPUs allow handoff-xfer %s Gbit/s = %sx iperf3\n' \
     "$opg" "$ipg" "$(nproc)" "$bound" "$(ratio "$bound" "$im")"

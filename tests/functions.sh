@@ -412,3 +412,19 @@ qmp ()
   shift
   "$top/tests/qmp.py" "$tmp/$name.qmp" "$@"
 }
+
+# ---- Measuring (the benchmarks) ----
+
+# median: the middle of the numbers on stdin, one per line.
+median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# ratio A B: A / B to three decimals.
+ratio () { echo "scale=3; $1 / $2" | bc; }
+
+# busy_ticks: time the whole machine has spent busy (user, nice, system,
+# irq, softirq), in clock ticks of 1/100 s.
+busy_ticks () { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
+
+# proc_ticks PIDFILE: CPU time (user + system) of the process PIDFILE
+# names, in clock ticks.
+proc_ticks () { awk '{print $14+$15}' "/proc/$(cat "$1")/stat"; }
