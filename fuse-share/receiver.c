@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
-#include <ftw.h>
+#include <limits.h>
 #include <libgen.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
@@ -31,6 +31,7 @@
 
 #include <gnutls/crypto.h>
 
+#include "beneath.h"
 #include "cleanup.h"
 #include "log.h"
 #include "receiver.h"
@@ -42,17 +43,14 @@ _Static_assert (SHARE_FALLOC_KEEP_SIZE == FALLOC_FL_KEEP_SIZE &&
 
 #define PARTIAL_SUFFIX ".handoff-partial"
 
+/* Every lookup stays beneath the root and follows no symlink at all
+ * (a link the source made could point anywhere). */
 static long
 openat2_beneath (int dirfd, const char *path, int flags, mode_t mode,
                  uint64_t resolve)
 {
-  struct open_how how = {
-    .flags = (uint64_t) flags | O_CLOEXEC, .mode = mode,
-    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-               resolve,
-  };
-
-  return syscall (SYS_openat2, dirfd, path, &how, sizeof how);
+  return open_beneath (dirfd, path, flags, mode,
+                       RESOLVE_NO_SYMLINKS | resolve);
 }
 
 /* The directory holding PATH's last component, and that component. */
@@ -178,18 +176,6 @@ sync_all (struct receiver *rv)
   return rv_sync;
 }
 
-static int
-remove_cb (const char *path, const struct stat *st, int type,
-           struct FTW *ftw)
-{
-  (void) st;
-  (void) type;
-  (void) ftw;
-  if (remove (path) == -1 && errno != ENOENT)
-    log_warn ("remove %s: %m", path);
-  return 0;
-}
-
 /* Entries below DIRFD (not counting it): the receiver only creates
  * directories, files and links, so every entry counts. */
 static int64_t
@@ -225,12 +211,16 @@ count_entries (int dirfd)
   return n;
 }
 
-/* Delete the partial tree: depth first, never following a symlink,
- * never crossing into another mount. */
-static void
-remove_tree (const char *path)
+/* Delete the partial tree PATH (ROOT + PARTIAL_SUFFIX), confined to
+ * the directory that holds it: depth first, never following a
+ * symlink, never entering another mount. */
+static int
+remove_tree (const char *path, char *err, size_t errlen)
 {
-  nftw (path, remove_cb, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  char parent[PATH_MAX];
+
+  snprintf (parent, sizeof parent, "%s", path);
+  return remove_beneath (dirname (parent), path, err, errlen);
 }
 
 int
@@ -319,7 +309,9 @@ receiver_abort (struct receiver *rv)
 {
   close_all (rv);
   if (rv->state != RECEIVER_COMMITTED) {
-    remove_tree (rv->partial);
+    char err[512];
+    if (remove_tree (rv->partial, err, sizeof err) == -1)
+      log_warn ("%s", err);
     rv->state = RECEIVER_ABORTED;
   }
   return 0;
@@ -338,9 +330,9 @@ receiver_remove_partial (const char *root, char *err, size_t errlen)
     free (partial);
     return -1;
   }
-  remove_tree (partial);
+  int r = remove_tree (partial, err, errlen);
   free (partial);
-  return 0;
+  return r;
 }
 
 static struct receiver_digest **

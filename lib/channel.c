@@ -43,6 +43,7 @@ struct channel {
   pthread_mutex_t send_lock;
   pthread_mutex_t recv_lock;
   struct frame_reader rd;       /* protected by recv_lock */
+  char bad_json[160];           /* Why the last whole frame was refused. */
 };
 
 struct chan_listener {
@@ -238,11 +239,14 @@ chan_recv_json (struct channel *c, int timeout_ms, bool *eof_r)
   if (!j) {
     log_error ("%s: receive: bad JSON: %s (at byte %d)", c->peer, jerr.text,
                jerr.position);
+    snprintf (c->bad_json, sizeof c->bad_json, "bad JSON: %.100s (at byte "
+              "%d)", jerr.text, jerr.position);
     errno = EPROTO;
     return NULL;
   }
   if (!json_is_object (j)) {
     log_error ("%s: receive: message is not a JSON object", c->peer);
+    snprintf (c->bad_json, sizeof c->bad_json, "not a JSON object");
     json_decref (j);
     errno = EPROTO;
     return NULL;
@@ -590,6 +594,12 @@ const char *
 chan_peer_identity (const struct channel *c)
 {
   return c->tls ? tls_peer_identity (c->tls) : NULL;
+}
+
+const char *
+chan_bad_json (const struct channel *c)
+{
+  return c->bad_json[0] ? c->bad_json : "malformed frame";
 }
 
 const char *

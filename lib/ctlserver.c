@@ -67,7 +67,11 @@ client_main (void *arg)
 
     if (!req) {
       if (!eof && !s->quit) {
-        json_t *e = ctl_error_reply ("bad_request", "malformed request");
+        char why[256];
+        snprintf (why, sizeof why, "malformed request%s%s",
+                  errno == EPROTO ? ": " : "",
+                  errno == EPROTO ? chan_bad_json (c) : "");
+        json_t *e = ctl_error_reply ("bad_request", why);
         chan_send_json (c, e);
         json_decref (e);
       }

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "names.h"
 
 enum log_level log_level_current = LOG_LEVEL_WARN;
 
@@ -164,6 +165,9 @@ log_vmsg (enum log_level level, const char *fmt, va_list ap)
    * first in case the caller's arguments clobbered it. */
   errno = saved_errno;
   vsnprintf (msg, sizeof msg, fmt, ap);
+  /* A peer's text may end up here: one line, valid UTF-8 (a JSON sink
+   * would drop the message otherwise), no terminal escapes. */
+  text_sanitize (msg);
   if (level == LOG_LEVEL_ERROR) {
     size_t len = strnlen (msg, sizeof last_error - 1);
     memcpy (last_error, msg, len);

@@ -85,6 +85,9 @@ extern uint16_t chan_version (const struct channel *c);
 extern const char *chan_peer_identity (const struct channel *c);
 /* The peer's address, for messages. */
 extern const char *chan_peer_name (const struct channel *c);
+/* Why chan_recv_json last refused a frame that arrived whole (errno
+ * EPROTO): "bad JSON: ..." or "not a JSON object". */
+extern const char *chan_bad_json (const struct channel *c);
 /* Unix sockets: the peer's uid (-1 if unknown). */
 extern int chan_peer_uid (const struct channel *c, uid_t *uid_r);
 extern bool chan_is_tls (const struct channel *c);
