@@ -40,6 +40,8 @@ make_hosts 2
 
 handoff keygen k.psk >/dev/null 2>&1
 mkdir -p psk && cp k.psk psk/keys.psk
+# The guest's kernel is shared by every VM: host 2 boots them from there.
+echo "{\"boot_dirs\": [\"$GUEST_DIR\"]}" > h2.policy
 start_handoffd 1
 start_handoffd 2
 # QEMU's path runs with the accelerator handoffd chose here.

@@ -72,6 +72,7 @@ cli_code_rc (const char *code)
     { "denied", RC_DENIED }, { "rolled_back", RC_ROLLED_BACK },
     { "timeout", RC_TIMEOUT }, { "unreachable", RC_UNREACHABLE },
     { "not_found", RC_NOT_FOUND }, { "verify_failed", RC_VERIFY_FAILED },
+    { "in_doubt", RC_IN_DOUBT },
   };
 
   if (!code)

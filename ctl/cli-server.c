@@ -13,9 +13,11 @@
 #include "channel.h"
 #include "daemon.h"
 #include "db.h"
+#include "def-check.h"
 #include "events.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "names.h"
 #include "migrate.h"
 #include "peer.h"
 #include "sockets.h"
@@ -121,14 +123,8 @@ op_define (json_t *req)
   struct stat st;
   if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
     return cli_error ("not_found", "dir %s: not a directory", dir);
-  if (objects) {
-    const char *key;
-    json_t *v;
-    json_object_foreach (objects, key, v)
-      if (!json_is_string (v) || strlen (key) > 128)
-        return cli_error ("bad_request", "object '%.64s' must be a string",
-                          key);
-  }
+  if (objects && objects_check (objects, err, sizeof err) == -1)
+    return cli_error ("bad_request", "%s", err);
 
   db_begin ();
   json_t *old = db_vm_get (name);
@@ -154,7 +150,8 @@ get_vm (json_t *req, const char **name_r, json_t **row_r)
   char err[256];
 
   *row_r = NULL;
-  if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0)
+  if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0 ||
+      name_check_vm (*name_r, err, sizeof err) == -1)
     return cli_error ("bad_request", "%s", err);
   *row_r = db_vm_get (*name_r);
   if (!*row_r)
@@ -171,6 +168,17 @@ op_start (json_t *req)
 
   if (e)
     return e;
+  {
+    const char *st = json_string_value (json_object_get (row, "state"));
+    if (strcmp (st, "in_doubt") == 0 || strcmp (st, "incoming") == 0) {
+      json_decref (row);
+      return cli_error (NULL, "VM %s %s", name, strcmp (st, "incoming") == 0
+                        ? "is being received from another host"
+                        : "is in doubt: its volumes were handed to another "
+                        "host that has not said whether it runs it; "
+                        "handoffd keeps asking");
+    }
+  }
   if (vm_claim (name, "starting", err, sizeof err) == -1) {
     json_decref (row);
     return cli_error (NULL, "%s", err);
@@ -220,6 +228,13 @@ op_undefine (json_t *req)
 
   if (e)
     return e;
+  if (strcmp (json_string_value (json_object_get (row, "state")),
+              "in_doubt") == 0) {
+    json_decref (row);
+    return cli_error (NULL, "VM %s is in doubt (a volume handoff waits for "
+                      "its destination's word): it cannot be undefined now",
+                      name);
+  }
   json_decref (row);
   if (vm_claim (name, "undefining", err, sizeof err) == -1)
     return cli_error (NULL, "%s", err);
@@ -309,9 +324,9 @@ op_event (json_t *req)
   if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
       msg_get_string (req, "type", true, &type, err, sizeof err) != 0)
     return cli_error ("bad_request", "%s", err);
-  if (strlen (type) == 0 || strlen (type) > 64 || strpbrk (type, " \t\n=/"))
-    return cli_error ("bad_request", "event type must be 1-64 characters "
-                      "without blanks, '=' or '/'");
+  if (name_check_vm (vm, err, sizeof err) == -1 ||
+      name_check_event_type (type, err, sizeof err) == -1)
+    return cli_error ("bad_request", "%s", err);
   if (events_post (vm, type, payload, &queued, &ev, err, sizeof err) == -1)
     return cli_error (strstr (err, "no VM") ? "not_found" : NULL, "%s", err);
   json_t *r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "queued", queued,
@@ -336,8 +351,12 @@ op_label (json_t *req)
     return cli_error ("bad_request", "%s", err);
   json_object_foreach (labels, key, v) {
     char k[200];
-    if (!json_is_string (v) || strlen (key) == 0 || strlen (key) > 128)
+    if (!json_is_string (v))
       return cli_error ("bad_request", "labels are KEY=VALUE strings");
+    if (name_check_label_key (key, err, sizeof err) == -1 ||
+        name_check_text ("label value", json_string_value (v),
+                         NAME_LABEL_VALUE_MAX, err, sizeof err) == -1)
+      return cli_error ("bad_request", "%s", err);
     snprintf (k, sizeof k, "label:%s", key);
     if (db_object_put (name, k, json_string_value (v)) == -1)
       return cli_error (NULL, "cannot store label %s", key);
@@ -444,7 +463,8 @@ op_abort (json_t *req)
   const char *vm;
   char err[512];
 
-  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0)
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      name_check_vm (vm, err, sizeof err) == -1)
     return cli_error ("bad_request", "%s", err);
   if (migrate_abort (vm, err, sizeof err) == -1)
     return cli_error ("not_found", "%s", err);

@@ -19,6 +19,7 @@ usage (FILE *fp)
   fprintf (fp,
 "Usage: handoff migrate NAME --to HOST [--mode live|volume]\n"
 "         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
+"         [--shutdown-timeout TIME]\n"
 "         [--delete-source] [--detach] [--json] [--socket PATH]\n");
 }
 
@@ -75,6 +76,7 @@ cmd_migrate (int argc, char **argv)
     { "max-downtime", required_argument, NULL, 'D' },
     { "bandwidth", required_argument, NULL, 'b' },
     { "timeout", required_argument, NULL, 'T' },
+    { "shutdown-timeout", required_argument, NULL, 'P' },
     { "delete-source", no_argument, NULL, 'X' },
     { "detach", no_argument, NULL, 'd' },
     { "json", no_argument, NULL, 'j' },
@@ -84,12 +86,13 @@ cmd_migrate (int argc, char **argv)
   };
   const char *to = NULL, *mode = "live";
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
+  uint64_t shutdown_ms = 20000;
   bool json_out = false, detach = false, delete_source = false;
   char err[256];
   int c, rc;
   struct view view = { .tty = isatty (1) };
 
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:XdjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XdjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -109,6 +112,14 @@ cmd_migrate (int argc, char **argv)
     case 'T':
       if (parse_uint (optarg, 5, 86400, &timeout, err, sizeof err) == -1) {
         fprintf (stderr, "handoff migrate: --timeout: %s\n", err);
+        return RC_ERROR;
+      }
+      break;
+    case 'P':
+      if (parse_duration_ms (optarg, &shutdown_ms, err, sizeof err) == -1 ||
+          shutdown_ms > 600000) {
+        fprintf (stderr, "handoff migrate: --shutdown-timeout: %s\n",
+                 shutdown_ms > 600000 ? "at most 10 minutes" : err);
         return RC_ERROR;
       }
       break;
@@ -132,12 +143,14 @@ cmd_migrate (int argc, char **argv)
   struct channel *ch = cli_connect (&rc);
   if (!ch)
     return rc;
-  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:b}",
+  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, "
+                           "s:b}",
                            "op", "migrate", "vm", argv[optind], "to", to,
                            "mode", mode,
                            "max_downtime_ms", (json_int_t) downtime,
                            "bandwidth", (json_int_t) bandwidth,
                            "timeout_s", (json_int_t) timeout,
+                           "shutdown_timeout_ms", (json_int_t) shutdown_ms,
                            "delete_source", delete_source,
                            "follow", !detach);
   if (chan_send_json (ch, req) == -1) {

@@ -29,6 +29,7 @@ struct hd_config {
   const char *admin;            /* Remote CLI, tcp://ADDR:PORT (TLS). */
   const char *psk;              /* Pre-shared key file. */
   const char *policy;           /* Admission policy file (may not exist). */
+  const char *hook_dir;         /* Where event hooks live. */
   const char *qemu;             /* qemu-system-x86_64 */
   const char *accel;            /* "kvm", "tcg" or NULL (detect). */
   const char *filter;           /* nbdkit-handoff-mirror-filter.so */
@@ -58,8 +59,9 @@ extern const char *hd_peer_name_for_host (const char *host);
  * (sockets.h). */
 extern int64_t wall_ms (void);
 
-/* Test hook: if HANDOFF_TEST_CRASH_AT names PHASE, die (SIGKILL) on
- * entering it, as a crash would. */
+/* Test hooks: if HANDOFF_TEST_CRASH_AT names PHASE, die (SIGKILL) on
+ * entering it, as a crash would; if HANDOFF_TEST_DELAY_AT is
+ * "PHASE:MS", wait MS there. */
 extern void hd_crash_point (const char *phase);
 
 #endif /* HANDOFF_DAEMON_H */

@@ -2,7 +2,9 @@
  *
  * Tables:
  *   vms      (name, def JSON, state, updated)    the VMs this host owns
- *            state: stopped | running | incoming | moving
+ *            state: stopped | running | incoming | moving |
+ *            crashed (its QEMU died while it ran; 'start' boots it) |
+ *            in_doubt (a volume handoff waits for the destination)
  *   objects  (vm, key, value, updated)           management objects:
  *            "policy" (JSON), "label:K" (text)
  *   events   (id, uid, vm, type, payload, posted, state, result)

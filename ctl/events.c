@@ -1,14 +1,19 @@
 /* handoffd: management events.  See events.h. */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "db.h"
 #include "events.h"
 #include "log.h"
+#include "names.h"
 #include "proc.h"
 
 enum hold { HOLD_NONE, HOLD_QUEUE, HOLD_FROZEN };
@@ -53,6 +58,32 @@ new_uid (char *buf, size_t len)
             r[7]);
 }
 
+/* The program of hook NAME: a file in the host's hook directory,
+ * owned by this daemon's user and writable by nobody else.  Policies
+ * travel with their VMs from host to host, so the name a policy gives
+ * must not be able to pick any program of this host. */
+static int
+hook_program (const char *name, char *path, size_t len, char *err,
+              size_t errlen)
+{
+  struct stat st;
+
+  if (name_check_id ("hook", name, NAME_HOOK_MAX, err, errlen) == -1)
+    return -1;
+  snprintf (path, len, "%s/%s", hd.hook_dir, name);
+  if (stat (path, &st) == -1) {
+    snprintf (err, errlen, "hook %s: %s", path, strerror (errno));
+    return -1;
+  }
+  if (!S_ISREG (st.st_mode) || st.st_uid != geteuid () ||
+      (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    snprintf (err, errlen, "hook %s: not a regular file owned by uid %d "
+              "and writable only by it", path, (int) geteuid ());
+    return -1;
+  }
+  return 0;
+}
+
 /* Run the VM's hook for EV (an events row). */
 static void
 deliver (const char *vm, json_t *ev)
@@ -69,10 +100,18 @@ deliver (const char *vm, json_t *ev)
   const char *hook = json_string_value (json_object_get (hooks, type));
   char result[512] = "no hook";
 
+  char program[PATH_MAX + 128], why[PATH_MAX + 256];
+
   if (!hook)
     hook = json_string_value (json_object_get (hooks, "*"));
   db_event_set_state (uid, "delivering", NULL);
-  if (hook) {
+  if (hook && hook_program (hook, program, sizeof program, why,
+                            sizeof why) == -1) {
+    log_error ("VM %s: event %s: %s", vm, type, why);
+    snprintf (result, sizeof result, "%.500s", why);
+    hook = NULL;
+  }
+  else if (hook) {
     char *payload = json_dumps (json_object_get (ev, "payload"),
                                 JSON_COMPACT | JSON_ENCODE_ANY);
     char e_vm[128], e_type[128], e_id[192], e_time[64], e_host[128];
@@ -91,7 +130,7 @@ deliver (const char *vm, json_t *ev)
     char *argv[] = {
       (char *) "env", e_vm, e_type, e_id, e_time, e_host,
       e_payload ? e_payload : (char *) "HANDOFF_EVENT_PAYLOAD=null",
-      (char *) hook, NULL,
+      program, NULL,
     };
     rc = proc_run (argv, out, sizeof out, 60000);
     snprintf (result, sizeof result, "hook %s: %s%d%s%.300s", hook,

@@ -24,6 +24,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "migrate.h"
+#include "names.h"
 #include "peer.h"
 #include "policy.h"
 #include "uri.h"
@@ -46,10 +47,20 @@ void
 hd_crash_point (const char *phase)
 {
   const char *at = getenv ("HANDOFF_TEST_CRASH_AT");
+  const char *delay = getenv ("HANDOFF_TEST_DELAY_AT");
+  size_t n = strlen (phase);
 
   if (at && strcmp (at, phase) == 0) {
     log_error ("test hook: crashing at %s", phase);
     raise (SIGKILL);
+  }
+  /* "PHASE:MS": hold this step, so that a test can cut a link between
+   * it and the next message. */
+  if (delay && strncmp (delay, phase, n) == 0 && delay[n] == ':') {
+    long ms = strtol (delay + n + 1, NULL, 10);
+    log_info ("test hook: holding %s for %ld ms", phase, ms);
+    if (ms > 0 && ms < 60000)
+      usleep ((useconds_t) ms * 1000);
   }
 }
 
@@ -139,6 +150,8 @@ usage (FILE *fp, int code)
 "  -p, --policy FILE       admission policy (default\n"
 "                          /etc/handoff/policy.json)\n"
 "      --peer NAME=URI     how to reach host NAME (repeat)\n"
+"      --hook-dir DIR      event hooks: the programs VM policies name\n"
+"                          (default /etc/handoff/hooks)\n"
 "      --qemu PATH         QEMU binary (default qemu-system-x86_64)\n"
 "      --accel kvm|tcg     override the accelerator choice\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
@@ -188,6 +201,16 @@ add_peer (const char *arg)
     return -1;
   }
   uri_free (&u);
+  {
+    char name[NAME_HOST_MAX + 2];
+    snprintf (name, sizeof name, "%.*s", (int) (eq - arg < NAME_HOST_MAX + 1
+                                                ? eq - arg
+                                                : NAME_HOST_MAX + 1), arg);
+    if (name_check_host (name, err, sizeof err) == -1) {
+      fprintf (stderr, "%s: --peer %s: %s\n", PROG, arg, err);
+      return -1;
+    }
+  }
   hd.peers = realloc (hd.peers, (hd.npeers + 1) * sizeof *hd.peers);
   if (!hd.peers)
     return -1;
@@ -201,7 +224,7 @@ int
 main (int argc, char **argv)
 {
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
-         OPT_ADMIN };
+         OPT_ADMIN, OPT_HOOK_DIR };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -213,6 +236,7 @@ main (int argc, char **argv)
     { "qemu", required_argument, NULL, OPT_QEMU },
     { "accel", required_argument, NULL, OPT_ACCEL },
     { "admin", required_argument, NULL, OPT_ADMIN },
+    { "hook-dir", required_argument, NULL, OPT_HOOK_DIR },
     { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
@@ -233,6 +257,7 @@ main (int argc, char **argv)
   hd.control = "/run/handoff/handoffd.sock";
   hd.psk = "/etc/handoff/handoff.psk";
   hd.policy = "/etc/handoff/policy.json";
+  hd.hook_dir = "/etc/handoff/hooks";
   hd.qemu = "qemu-system-x86_64";
   hd.io_timeout_ms = 30000;
   if (gethostname (hostname, sizeof hostname) == -1)
@@ -246,6 +271,7 @@ main (int argc, char **argv)
     case 's': hd.state_dir = optarg; break;
     case 'l': hd.listen = optarg; break;
     case OPT_ADMIN: hd.admin = optarg; break;
+    case OPT_HOOK_DIR: hd.hook_dir = optarg; break;
     case 'c': hd.control = optarg; break;
     case 'k': hd.psk = optarg; break;
     case 'p': hd.policy = optarg; break;
@@ -291,8 +317,8 @@ main (int argc, char **argv)
     fprintf (stderr, "%s: unexpected argument '%s'\n", PROG, argv[optind]);
     return RC_ERROR;
   }
-  if (strlen (hd.name) == 0 || strlen (hd.name) > 64) {
-    fprintf (stderr, "%s: --name must be 1 to 64 characters\n", PROG);
+  if (name_check_host (hd.name, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: --name: %s\n", PROG, err);
     return RC_ERROR;
   }
   if (access (hd.psk, R_OK) == -1) {

@@ -22,21 +22,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "channel.h"
 #include "daemon.h"
 #include "db.h"
+#include "def-check.h"
 #include "events.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "migrate-common.h"
 #include "migrate.h"
+#include "names.h"
 #include "peer.h"
+#include "peer-check.h"
 #include "policy.h"
 #include "proc.h"
 #include "psk.h"
 #include "sockets.h"
 #include "uri.h"
 #include "vm.h"
+#include "volume.h"
 
 struct incoming {
   char id[80];
@@ -51,6 +56,7 @@ struct incoming {
   char images[PATH_MAX + 128];  /* images/NAME */
   int64_t timeout_ms;
   bool made_images;
+  bool volume_ready;            /* Volume mode: READY sent (mounted). */
 };
 
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -96,6 +102,8 @@ release_active (const char *vm)
       active_vms[i][0] = '\0';
   pthread_mutex_unlock (&active_lock);
 }
+
+static void drop_confirmed (json_t *row, const char *why);
 
 static json_t *
 answer (const char *type, const char *reason)
@@ -210,10 +218,10 @@ abort_local (struct incoming *in, const char *why)
   vm_save_logs (in->vm, in->id);
   vm_stop (in->vm);
   if (in->made_images) {
-    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
-                     in->images, NULL };
-    if (proc_run (argv, NULL, 0, 600000) != 0)
-      log_error ("cannot remove %s", in->images);
+    char err[1024];
+    if (remove_beneath (hd.images_dir, in->images, err, sizeof err) == -1)
+      log_error ("migration %s: cannot remove what it received: %s", in->id,
+                 err);
   }
   db_begin ();
   json_t *row = db_vm_get (in->vm);
@@ -250,10 +258,18 @@ prepare (struct incoming *in, json_t *msg)
   const char *src_dir;
   size_t i;
 
-  if (msg_get_object (msg, "def", true, &def, err, sizeof err) != 0 ||
-      msg_get_object (msg, "objects", true, &objects, err, sizeof err) != 0 ||
-      vm_def_check (def, err, sizeof err) == -1)
-    goto failed;
+  /* The message passed peer_check_message; what this host's policy
+   * says of boot files is checked here. */
+  def = json_object_get (msg, "def");
+  objects = json_object_get (msg, "objects");
+  {
+    json_t *boot_dirs = policy_dirs ("boot_dirs", err, sizeof err);
+    int r = boot_dirs ? def_check_received (def, boot_dirs, err, sizeof err)
+      : -1;
+    json_decref (boot_dirs);
+    if (r == -1)
+      goto failed;
+  }
   if (strcmp (json_string_value (json_object_get (def, "name")),
               in->vm) != 0) {
     snprintf (err, sizeof err, "the definition names another VM");
@@ -326,6 +342,8 @@ prepare (struct incoming *in, json_t *msg)
         strspn (leafname + 4, "0123456789") == (size_t) (dash - leafname - 4) &&
         dash > leafname + 4 && dash[1])
       leafname = dash + 1;
+    if (path_check_leaf ("disk file name", leafname, err, sizeof err) == -1)
+      goto failed;
     snprintf (path, sizeof path, "%s/disk%zu-%s", in->images, i, leafname);
     fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd == -1 || ftruncate (fd, (off_t) size) == -1) {
@@ -536,36 +554,27 @@ post_migrated (const char *vm, const char *from, const char *id)
   json_decref (reply);
 }
 
-/* After the ACK: what does not touch the downtime. */
+/* After the ACK: what does not touch the downtime.  RUNNING: the VM's
+ * QEMU runs (else it died after the VM was taken in: the VM stays
+ * here, stopped). */
 static void
-settle_in (struct incoming *in)
+settle_in (struct incoming *in, bool running)
 {
   char err[1024];
 
+  hd_crash_point ("settling");
   /* The temporary exports and the relay have done their work. */
   vm_stop_helpers (in->vm, "export");
   vm_stop_helpers (in->vm, "relay");
-  if (json_string_value (json_object_get (in->def, "dir")) &&
+  if (running && json_string_value (json_object_get (in->def, "dir")) &&
       vm_mount_share (in->vm, in->def, err, sizeof err) == -1)
     log_error ("VM %s: %s", in->vm, err);
-  db_journal_end (in->id, "done", "running here");
+  hd_crash_point ("share_mounted");
+  db_journal_end (in->id, "done", running ? "running here"
+                  : "taken in; its QEMU died here: kept, stopped (crashed)");
   events_deliver_queued (in->vm);
   post_migrated (in->vm, in->source, in->id);
   log_info ("migration %s: VM %s runs here", in->id, in->vm);
-}
-
-static bool
-id_ok (const char *id)
-{
-  size_t n = strlen (id);
-  if (n == 0 || n >= 80)
-    return false;
-  for (size_t i = 0; i < n; ++i)
-    if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-          (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_' ||
-          id[i] == '.'))
-      return false;
-  return true;
 }
 
 static void
@@ -579,6 +588,18 @@ peer_ip (struct channel *c, char *buf, size_t len)
     snprintf (buf, len, "%.*s", (int) (k - 2), n + 1);
   else
     snprintf (buf, len, "%.*s", (int) k, n);
+}
+
+/* The conversation broke (the source gone, silent, or talking
+ * nonsense): drop what was made - but mounted volumes wait for the
+ * source's word (volume.h). */
+static void
+lost (struct incoming *in, const char *why)
+{
+  if (in->volume_ready)
+    volume_settle_in (in->id);
+  else
+    abort_local (in, why);
 }
 
 /* START_MIGRATION and what follows on this connection. */
@@ -601,13 +622,6 @@ receive (json_t *req, struct channel *c)
       msg_get_object (req, "needs", true, &needs, err, sizeof err) != 0) {
     log_error ("refused a migration from %s: %s", chan_peer_name (c), err);
     return answer ("DENIED", err);
-  }
-  if (!id_ok (id) || strlen (vm) > 64 || strlen (source) > 64 ||
-      (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) ||
-      timeout_s > 86400) {
-    log_error ("refused a migration from %s: malformed request",
-               chan_peer_name (c));
-    return answer ("DENIED", "malformed START_MIGRATION");
   }
   peer_ip (c, in.src_ip, sizeof in.src_ip);
   {
@@ -660,19 +674,38 @@ receive (json_t *req, struct channel *c)
   while (!done) {
     bool eof = false;
     json_t *msg = chan_recv_json (c, hd.io_timeout_ms * 2, &eof);
+    bool bad_frame = !msg && !eof && errno == EPROTO;
     const char *type = msg ? json_string_value (json_object_get (msg, "type"))
       : NULL;
     json_t *reply = NULL;
     bool fatal = false;
 
     if (!msg) {
-      abort_local (&in, eof ? "the source closed the connection"
-                   : "the source is silent or sent a bad frame");
+      if (bad_frame) {
+        /* A frame that is no message: say why, then give up. */
+        snprintf (reason, sizeof reason, "malformed message: %s",
+                  chan_bad_json (c));
+        a = answer ("FAILED", reason);
+        chan_send_json (c, a);
+        json_decref (a);
+      }
+      lost (&in, eof ? "the source closed the connection"
+            : bad_frame ? reason
+            : "the source is silent or sent a bad frame");
       break;
     }
     if (!type)
       type = "";
-    if (strcmp (type, "PING") == 0)
+    if (peer_check_message (msg, err, sizeof err) == -1) {
+      char q[48];
+      snprintf (reason, sizeof reason, "malformed %s: %.900s",
+                type[0] ? name_quote (type, q, sizeof q) : "message", err);
+      log_error ("migration %s from %s: %s", in.id, source, reason);
+      reply = answer (strcmp (type, "MANAGEMENT_STATE") == 0
+                      ? "INSTANTIATION_ERROR" : "FAILED", reason);
+      fatal = true;
+    }
+    else if (strcmp (type, "PING") == 0)
       reply = answer ("PONG", NULL);
     else if (strcmp (type, "MANAGEMENT_STATE") == 0 &&
         strcmp (in.mode, "live") == 0 && !in.def) {
@@ -686,28 +719,13 @@ receive (json_t *req, struct channel *c)
                       "SUCCESS") != 0;
     }
     else if (strcmp (type, "QUEUED_EVENTS") == 0 && in.def) {
-      json_t *evs = json_object_get (msg, "events");
-      if (!json_is_array (evs) || json_array_size (evs) > 100000)
-        reply = answer ("FAILED", "'events' must be an array");
-      else {
-        json_decref (in.events);
-        in.events = json_incref (evs);
-        reply = answer ("SUCCESS", NULL);
-      }
+      json_decref (in.events);
+      in.events = json_incref (json_object_get (msg, "events"));
+      reply = answer ("SUCCESS", NULL);
     }
     else if (strcmp (type, "MANAGEMENT_UPDATE") == 0 && in.def) {
-      json_t *o = json_object_get (msg, "objects"), *v;
-      const char *key;
-      bool ok = json_is_object (o);
-      json_object_foreach (o, key, v)
-        if (!json_is_string (v))
-          ok = false;
-      if (ok) {
-        json_object_update (in.objects, o);
-        reply = answer ("SUCCESS", NULL);
-      }
-      else
-        reply = answer ("FAILED", "'objects' must map names to strings");
+      json_object_update (in.objects, json_object_get (msg, "objects"));
+      reply = answer ("SUCCESS", NULL);
     }
     else if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in.def) {
       reply = complete (&in, &resumed);
@@ -715,21 +733,30 @@ receive (json_t *req, struct channel *c)
       done = true;
     }
     else if (strcmp (type, "VOLUME_HANDOFF") == 0 &&
-             strcmp (in.mode, "volume") == 0) {
-      reply = volume_receive (in.id, in.vm, in.source, msg, err, sizeof err);
-      resumed = reply && strcmp (json_string_value (json_object_get (
-                                   reply, "type")), "ACK") == 0;
+             strcmp (in.mode, "volume") == 0 && !in.volume_ready) {
+      reply = volume_receive (in.id, in.vm, in.source, msg);
       if (!reply)
-        reply = answer ("FAILED", err);
+        /* A volume stays mounted: no answer can be true yet; the
+         * source will ask (and is told "active" until it is let go). */
+        break;
+      in.volume_ready = strcmp (json_string_value (json_object_get (
+                                  reply, "type")), "READY") == 0;
+      done = !in.volume_ready;
+    }
+    else if (strcmp (type, "VOLUME_COMMIT") == 0 && in.volume_ready) {
+      reply = volume_commit (in.id, in.vm, in.source, msg);
+      in.volume_ready = false;
       done = true;
-      if (!resumed)
-        db_journal_end (in.id, "aborted", err);
     }
     else if (strcmp (type, "ABORT") == 0) {
       const char *why = json_string_value (json_object_get (msg, "reason"));
       snprintf (reason, sizeof reason, "the source aborted: %s",
                 why ? why : "no reason given");
-      abort_local (&in, reason);
+      if (in.volume_ready)
+        volume_drop (in.id, reason);
+      else
+        abort_local (&in, reason);
+      in.volume_ready = false;
       reply = answer ("ABORTED", NULL);
       done = true;
     }
@@ -741,26 +768,35 @@ receive (json_t *req, struct channel *c)
       fatal = true;
     }
     json_decref (msg);
-    if (fatal && !resumed && strcmp (in.mode, "live") == 0) {
-      abort_local (&in, json_string_value (json_object_get (reply,
-                                                            "reason")));
+    if (fatal && !resumed) {
+      lost (&in, json_string_value (json_object_get (reply, "reason")));
+      in.volume_ready = false;
       done = true;
     }
     if (chan_send_json (c, reply) == -1 && !done) {
       json_decref (reply);
-      abort_local (&in, "the source went away");
+      lost (&in, "the source went away");
       break;
     }
     json_decref (reply);
   }
   if (resumed && strcmp (in.mode, "live") == 0)
-    settle_in (&in);
+    settle_in (&in, true);
   release_active (vm);
   json_decref (in.src_def);
   json_decref (in.def);
   json_decref (in.objects);
   json_decref (in.events);
   return NULL;
+}
+
+static bool
+is_volume (json_t *row)
+{
+  const char *mode = json_string_value (json_object_get (
+                                          json_object_get (row, "detail"),
+                                          "mode"));
+  return mode && strcmp (mode, "volume") == 0;
 }
 
 /* QUERY_MIGRATION and ABORT_MIGRATION. */
@@ -776,7 +812,23 @@ about (json_t *req, bool abort_it)
     return answer ("FAILED", err);
   j = db_journal_get (id);
   if (j && strcmp (json_string_value (json_object_get (j, "role")),
-                   "destination") == 0) {
+                   "source") == 0 && !abort_it) {
+    /* A destination asks whether this source still holds the VM
+     * before it deletes what it received: "released" only once the
+     * source let go. */
+    const char *res = json_string_value (json_object_get (j, "result"));
+    if (is_volume (j))
+      state = volume_source_state (j);
+    else
+      state = res && strcmp (res, "done") == 0 ? "released" : "held";
+  }
+  else if (j && strcmp (json_string_value (json_object_get (j, "role")),
+                        "source") == 0)
+    state = "held";
+  else if (j && is_volume (j))
+    state = volume_destination_state (j, abort_it);
+  else if (j && strcmp (json_string_value (json_object_get (j, "role")),
+                        "destination") == 0) {
     const char *res = json_string_value (json_object_get (j, "result"));
     const char *phase = json_string_value (json_object_get (j, "phase"));
     const char *vm = json_string_value (json_object_get (j, "vm"));
@@ -786,6 +838,13 @@ about (json_t *req, bool abort_it)
       state = "resumed";
     else if (ended)
       state = "aborted";
+    else if (strcmp (phase, "dropping") == 0) {
+      /* Decided: the VM does not run here.  The source asking to drop
+       * it is its word that it holds the VM. */
+      if (abort_it)
+        drop_confirmed (j, "the source asked");
+      state = "aborted";
+    }
     else if (abort_it && !incoming_active (vm)) {
       struct incoming in = { .made_images = true };
       snprintf (in.id, sizeof in.id, "%.79s", id);
@@ -809,9 +868,13 @@ incoming_handle (json_t *req, struct channel *c, void *opaque)
   const char *type = json_string_value (json_object_get (req, "type"));
 
   (void) opaque;
-  if (!type) {
-    log_error ("peer %s sent a message without a type", chan_peer_name (c));
-    return answer ("FAILED", "a message needs a type");
+  char err[1024];
+
+  if (peer_check_message (req, err, sizeof err) == -1) {
+    bool start = type && strcmp (type, "START_MIGRATION") == 0;
+    log_error ("peer %s: %s refused: %s", chan_peer_name (c),
+               start ? "a migration" : "a message", err);
+    return answer (start ? "DENIED" : "FAILED", err);
   }
   if (strcmp (type, "START_MIGRATION") == 0)
     return receive (req, c);
@@ -830,6 +893,62 @@ incoming_handle (json_t *req, struct channel *c, void *opaque)
   return answer ("FAILED", "unexpected message outside a migration");
 }
 
+/* The received files of a migration that will not run here, once the
+ * source confirmed it holds the VM: removed; the journal entry ends. */
+static void
+drop_confirmed (json_t *row, const char *why)
+{
+  const char *id = json_string_value (json_object_get (row, "id"));
+  const char *vm = json_string_value (json_object_get (row, "vm"));
+  struct incoming in = { .made_images = true };
+
+  snprintf (in.id, sizeof in.id, "%.79s", id);
+  snprintf (in.vm, sizeof in.vm, "%.64s", vm);
+  snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
+  abort_local (&in, why);
+}
+
+int
+incoming_settle_drop (json_t *row, int timeout_ms)
+{
+  const char *id = json_string_value (json_object_get (row, "id"));
+  const char *vm = json_string_value (json_object_get (row, "vm"));
+  const char *source = json_string_value (json_object_get (row, "peer"));
+  char err[512], note[PATH_MAX + 1024];
+  json_t *a;
+  const char *state;
+
+  if (!hd_peer_uri (source)) {
+    snprintf (note, sizeof note, "VM %s does not run here; what was "
+              "received stays in %s/%s: %s is not a peer this host can "
+              "ask whether it holds the VM (remove it once it does)", vm,
+              hd.images_dir, vm, source);
+    log_error ("migration %s: %s", id, note);
+    db_journal_end (id, "aborted", note);
+    return 0;
+  }
+  a = migration_query_peer (source, id, timeout_ms, err, sizeof err);
+  state = a ? json_string_value (json_object_get (a, "state")) : NULL;
+  if (!state) {
+    log_warn ("migration %s: VM %s does not run here; its received files "
+              "stay until %s confirms it holds the VM (%s)", id, vm, source,
+              err);
+    json_decref (a);
+    return -1;
+  }
+  if (strcmp (state, "held") == 0)
+    drop_confirmed (row, "the source confirmed it holds the VM");
+  else {
+    snprintf (note, sizeof note, "VM %s does not run here, and %s says it "
+              "is %.32s there: what was received stays in %s/%s for an "
+              "operator", vm, source, state, hd.images_dir, vm);
+    log_error ("migration %s: %s", id, note);
+    db_journal_end (id, "aborted", note);
+  }
+  json_decref (a);
+  return 0;
+}
+
 /* Start-up: a migration this host was receiving when the daemon died. */
 void
 incoming_recover (json_t *row)
@@ -837,29 +956,64 @@ incoming_recover (json_t *row)
   const char *id = json_string_value (json_object_get (row, "id"));
   const char *vm = json_string_value (json_object_get (row, "vm"));
   const char *phase = json_string_value (json_object_get (row, "phase"));
+  const char *source = json_string_value (json_object_get (row, "peer"));
   json_t *detail = json_object_get (row, "detail");
+  const char *mode = json_string_value (json_object_get (detail, "mode"));
   struct incoming in = { .made_images = true };
   char state[64];
 
+  if (mode && strcmp (mode, "volume") == 0) {
+    volume_recover_destination (row);
+    return;
+  }
   snprintf (in.id, sizeof in.id, "%.79s", id);
   snprintf (in.vm, sizeof in.vm, "%.64s", vm);
+  snprintf (in.source, sizeof in.source, "%.64s", source ? source : "");
   snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
   in.def = json_incref (json_object_get (detail, "def"));
-  vm_run_state (vm, state, sizeof state);
   json_t *vmrow = db_vm_get (vm);
 
-  /* Past the point of no return: the source has let go.  The VM runs
-   * here if its record was written (the resume was decided). */
-  if ((strcmp (phase, "resumed") == 0 || strcmp (phase, "completing") == 0) &&
-      vmrow && vm_qemu_alive (vm)) {
-    char err[256];
-    if (strcmp (state, "running") != 0) {
-      json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
-      json_decref (r);
+  if (strcmp (phase, "dropping") == 0) {
+    /* Decided before the restart; the files wait for the source. */
+  }
+  else if (vmrow && (strcmp (phase, "resumed") == 0 ||
+                     strcmp (phase, "completing") == 0)) {
+    /* The record is written only once the resume is decided: past the
+     * point of no return.  The source may have let go (it deletes its
+     * copy once told), so the VM is this host's whether or not its
+     * QEMU survived: never deleted here. */
+    if (vm_qemu_alive (vm)) {
+      char err[256];
+      vm_run_state (vm, state, sizeof state);
+      if (strcmp (state, "running") != 0) {
+        json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
+        json_decref (r);
+      }
+      db_journal_phase (id, "resumed", "resumed after a restart");
+      log_info ("migration %s: VM %s was taken in; finishing", id, vm);
+      settle_in (&in, true);
     }
-    db_journal_phase (id, "resumed", "resumed after a restart");
-    log_info ("migration %s: VM %s was taken in; finishing", id, vm);
-    settle_in (&in);
+    else {
+      log_error ("migration %s: VM %s was taken in, but its QEMU died here: "
+                 "it stays defined here, stopped (crashed), with its disks "
+                 "and directory; 'handoff start %s' boots it", id, vm, vm);
+      vm_stop_processes (vm);
+      db_vm_set_state (vm, "crashed");
+      settle_in (&in, false);
+    }
+  }
+  else if (strcmp (phase, "completing") == 0 ||
+           strcmp (phase, "resumed") == 0) {
+    /* Everything may be here, but the resume was not decided: the VM
+     * does not run here (the source, paused, resumes it when it asks).
+     * The received files stay until the source confirms it holds the
+     * VM. */
+    log_info ("migration %s: VM %s was not taken in before the restart; "
+              "it does not run here", id, vm);
+    vm_save_logs (vm, id);
+    vm_stop (vm);
+    db_journal_phase (id, "dropping", "not taken in; the received files "
+                      "wait for the source's word");
   }
   else
     abort_local (&in, "the daemon restarted before the VM was taken in");

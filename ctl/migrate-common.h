@@ -1,5 +1,5 @@
 /* handoffd: pieces the source's migration, its volume mode and
- * start-up recovery share (source-side.c, volume.c). */
+ * start-up recovery share (source-side.c). */
 #ifndef HANDOFF_CTL_MIGRATE_COMMON_H
 #define HANDOFF_CTL_MIGRATE_COMMON_H
 
@@ -47,18 +47,9 @@ extern void migration_settle_source (const char *id, const char *vm,
                                      const char *to, json_t *def,
                                      bool delete_source);
 
-/* Volume mode (volume.c).  EMIT gets phase events and finally a
- * "result" event. */
-typedef void (*migration_emit_fn) (void *opaque, json_t *ev);
-extern void migrate_volume (const char *id, const char *vm, const char *to,
-                            json_t *def, json_t *objects, uint64_t timeout_s,
-                            migration_emit_fn emit, void *opaque);
-extern void emit_bridge (void *opaque, json_t *ev);
-
-/* Volume mode, destination side and recovery. */
-extern json_t *volume_receive (const char *id, const char *vm,
-                               const char *from, json_t *msg, char *err,
-                               size_t errlen);
-extern void volume_recover_source (json_t *journal_row);
+/* Send ABORT_MIGRATION for ID to TO on a new connection: its STATUS
+ * answer (a new reference), or NULL with err. */
+extern json_t *migration_abort_peer_state (const char *to, const char *id,
+                                           char *err, size_t errlen);
 
 #endif /* HANDOFF_CTL_MIGRATE_COMMON_H */

@@ -28,11 +28,15 @@
 #include "log.h"
 #include "migrate.h"
 #include "migrate-common.h"
+#include "names.h"
 #include "peer.h"
+#include "peer-check.h"
+#include "uri.h"
 #include "proc.h"
 #include "sockets.h"
 #include "vm-ops.h"
 #include "vm.h"
+#include "volume.h"
 
 #define MAX_ACTIVE 16
 #define POLL_MS 200
@@ -55,6 +59,7 @@ struct migration {
   uint64_t max_downtime_ms;
   uint64_t bandwidth;
   uint64_t timeout_s;
+  uint64_t shutdown_ms;         /* Volume mode: the guest's time to power off. */
   bool delete_source;
   json_t *def;
   json_t *objects;
@@ -348,13 +353,24 @@ phase_prepare (struct migration *m, json_t **endpoints_r, int *rc, char *err,
   }
   *endpoints_r = json_incref (json_object_get (a, "endpoints"));
   json_decref (a);
-  const char *key = json_string_value (json_object_get (*endpoints_r, "psk"));
-  if (!json_is_object (*endpoints_r) || !key || strlen (key) > 400 ||
-      strchr (key, '\n')) {
-    *rc = RC_ROLLED_BACK;
-    return fail_with (err, errlen, "the destination sent no endpoints or "
-                      "no migration key");
+  {
+    /* Only the destination's own address may come back. */
+    struct uri u;
+    char e2[256];
+    int r = -1;
+    if (uri_parse (hd_peer_uri (m->to), &u, e2, sizeof e2) == 0) {
+      r = peer_check_endpoints (*endpoints_r, u.host, m->ndisks, m->has_dir,
+                                err, errlen);
+      uri_free (&u);
+    }
+    else
+      fail_with (err, errlen, "%s: %s", m->to, e2);
+    if (r == -1) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
   }
+  const char *key = json_string_value (json_object_get (*endpoints_r, "psk"));
   /* The destination's key for this migration's data channels. */
   char path[PATH_MAX];
   FILE *f;
@@ -779,6 +795,7 @@ run_live (struct migration *m)
     set_phase (m, "acked", "the VM runs on %s; releasing it here", m->to);
     migration_release_source (m->id, m->vm, m->to, m->def,
                               m->delete_source);
+    hd_crash_point ("released");
     db_journal_end (m->id, "done", "migrated");
     log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
               m->vm, m->to, downtime);
@@ -804,7 +821,7 @@ run_live (struct migration *m)
                             "destination confirmed it runs the VM"));
     else
       finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
-                            "code", res ? "rolled_back" : "failed"));
+                            "code", res ? "rolled_back" : "in_doubt"));
     return;
   }
   if (!m->admitted) {
@@ -826,6 +843,8 @@ run_live (struct migration *m)
                         code_name (rc)));
 }
 
+static void emit_bridge (void *opaque, json_t *ev);
+
 static void *
 migrate_main (void *arg)
 {
@@ -833,7 +852,7 @@ migrate_main (void *arg)
 
   if (strcmp (m->mode, "volume") == 0)
     migrate_volume (m->id, m->vm, m->to, m->def, m->objects, m->timeout_s,
-                    emit_bridge, m);
+                    m->shutdown_ms, emit_bridge, m);
   else
     run_live (m);
   if (m->peer)
@@ -852,7 +871,7 @@ migrate_main (void *arg)
 /* ------------------------------------------------------------------ */
 /* Volume mode reports through the same event list. */
 
-void
+static void
 emit_bridge (void *opaque, json_t *ev)
 {
   struct migration *m = opaque;
@@ -880,6 +899,7 @@ migrate_start (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live";
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
+  uint64_t shutdown_ms = 20000;
   bool delete_source = false;
   struct migration *m;
   json_t *row;
@@ -895,17 +915,21 @@ migrate_start (json_t *req, char *err, size_t errlen, int *rc)
                    errlen) == -1 ||
       msg_get_u64 (req, "bandwidth", false, &bandwidth, err, errlen) == -1 ||
       msg_get_u64 (req, "timeout_s", false, &timeout, err, errlen) == -1 ||
+      msg_get_u64 (req, "shutdown_timeout_ms", false, &shutdown_ms, err,
+                   errlen) == -1 ||
       msg_get_bool (req, "delete_source", false, &delete_source, err,
                     errlen) == -1)
+    return NULL;
+  if (name_check_vm (vm, err, errlen) == -1)
     return NULL;
   if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
     snprintf (err, errlen, "mode must be live or volume");
     return NULL;
   }
   if (max_downtime < 1 || max_downtime > 600000 || timeout < 5 ||
-      timeout > 86400) {
+      timeout > 86400 || shutdown_ms > 600000) {
     snprintf (err, errlen, "max downtime must be 1 ms to 10 min, the timeout "
-              "5 s to 1 day");
+              "5 s to 1 day, the shutdown timeout at most 10 min");
     return NULL;
   }
   if (strcmp (to, hd.name) == 0) {
@@ -962,6 +986,7 @@ migrate_start (json_t *req, char *err, size_t errlen, int *rc)
   m->max_downtime_ms = max_downtime;
   m->bandwidth = bandwidth;
   m->timeout_s = timeout;
+  m->shutdown_ms = shutdown_ms;
   m->delete_source = delete_source;
   m->def = json_incref (json_object_get (row, "def"));
   m->objects = db_objects_get (vm);
@@ -1062,6 +1087,19 @@ migrate_find (const char *vm)
     }
   pthread_mutex_unlock (&active_lock);
   return m;
+}
+
+bool
+migrate_running (const char *id)
+{
+  bool r = false;
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (active[i] && strcmp (active[i]->id, id) == 0)
+      r = true;
+  pthread_mutex_unlock (&active_lock);
+  return r;
 }
 
 int

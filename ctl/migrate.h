@@ -35,6 +35,8 @@ extern void migrate_put (struct migration *m);
 /* The migration of VM, if one runs here (a new reference). */
 extern struct migration *migrate_find (const char *vm);
 extern int migrate_abort (const char *vm, char *err, size_t errlen);
+/* Does migration ID run in a thread of this daemon? */
+extern bool migrate_running (const char *id);
 /* A one-object summary for "status". */
 extern json_t *migrate_summary (struct migration *m);
 
@@ -47,8 +49,15 @@ extern bool incoming_active (const char *vm);
 extern void post_migrated (const char *vm, const char *from, const char *id);
 /* Start-up: settle a destination journal entry. */
 extern void incoming_recover (json_t *row);
+/* A destination entry in phase "dropping" (the VM does not run here):
+ * ask its source, up to TIMEOUT_MS, whether it holds the VM; remove the
+ * received files if it does.  0 settled, -1 to ask again later. */
+extern int incoming_settle_drop (json_t *row, int timeout_ms);
 
 /* Start-up: resolve unfinished migrations from the journal. */
 extern void recover_all (void);
+/* Something now waits for a peer (a migration in doubt, files waiting
+ * for a source's word): make sure the retry thread runs. */
+extern void recover_kick (void);
 
 #endif /* HANDOFF_CTL_MIGRATE_H */

@@ -19,14 +19,27 @@
  *                                 moves; a source silent for two I/O
  *                                 timeouts is gone)
  *
- * Volume mode replaces MANAGEMENT_STATE .. START_VM with
+ * Volume mode replaces MANAGEMENT_STATE .. MIGRATION_COMPLETE with two
+ * steps, so that a volume is never mounted on two hosts (volume.h):
  *   VOLUME_HANDOFF {def, objects, volumes: [{descriptor, mountpoint}]}
- *                              -> ACK {resumed_at} | FAILED {reason}
+ *                              -> READY (mounted and registered, not
+ *                                 started) | FAILED {reason} (nothing
+ *                                 left mounted)
+ *   VOLUME_COMMIT {events}     -> ACK {resumed_at} | FAILED {reason}
+ *                                 (unmounted again before the answer)
  *
- * On a fresh connection, about an earlier migration:
+ * On a fresh connection, about an earlier migration, to its
+ * destination:
  *   QUERY_MIGRATION {id}       -> STATUS {state: active | resumed |
  *                                 aborted | unknown}
  *   ABORT_MIGRATION {id}       -> STATUS {state}  (aborts unless resumed)
+ * and to its source (a destination deciding what to do with what it
+ * received):
+ *   QUERY_MIGRATION {id}       -> STATUS {state: held | released}
+ *                                 (live: does the source still hold
+ *                                 the VM?) or {state: active |
+ *                                 committed | aborted} (volume: did the
+ *                                 source record the handover?)
  *
  * A destination that loses its source before MIGRATION_COMPLETE
  * removes everything it made for the migration.

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "jsonutil.h"
+#include "names.h"
 #include "policy.h"
 
 static json_t *
@@ -36,7 +37,7 @@ policy_check_file (char *err, size_t errlen)
   json_t *p = load (err, errlen);
   static const char *const known[] = {
     "allowed_sources", "max_memory_mb", "reserve_memory_mb", "max_vcpus",
-    "check_disk", "reserve_disk_mb", NULL,
+    "check_disk", "reserve_disk_mb", "boot_dirs", "volume_roots", NULL,
   };
   const char *key;
   json_t *v;
@@ -56,7 +57,54 @@ policy_check_file (char *err, size_t errlen)
     }
   }
   json_decref (p);
+  for (const char *const *k = (const char *const[]) { "boot_dirs",
+                                                      "volume_roots", NULL };
+       *k; ++k) {
+    json_t *dirs = policy_dirs (*k, err, errlen);
+    if (!dirs)
+      return -1;
+    json_decref (dirs);
+  }
   return 0;
+}
+
+json_t *
+policy_dirs (const char *key, char *err, size_t errlen)
+{
+  json_t *p = load (err, errlen), *dirs, *d, *out;
+  size_t i;
+
+  if (!p)
+    return NULL;
+  dirs = json_object_get (p, key);
+  out = json_array ();
+  if (dirs && !json_is_array (dirs)) {
+    snprintf (err, errlen, "policy %s: '%s' must be a list of directories",
+              hd.policy, key);
+    goto bad;
+  }
+  json_array_foreach (dirs, i, d) {
+    char what[64], e2[512];
+    snprintf (what, sizeof what, "%s[%zu]", key, i);
+    if (!json_is_string (d) ||
+        path_check_abs (what, json_string_value (d), e2, sizeof e2) == -1) {
+      snprintf (err, errlen, "policy %s: %s", hd.policy,
+                json_is_string (d) ? e2 : "a directory must be a string");
+      goto bad;
+    }
+    if (strcmp (json_string_value (d), "/") == 0) {
+      snprintf (err, errlen, "policy %s: %s may not be '/'", hd.policy, what);
+      goto bad;
+    }
+    json_array_append (out, d);
+  }
+  json_decref (p);
+  return out;
+
+ bad:
+  json_decref (out);
+  json_decref (p);
+  return NULL;
 }
 
 static unsigned long long
@@ -88,7 +136,7 @@ in_use (unsigned long long *mem, unsigned long long *vcpus)
   json_array_foreach (vms, i, v) {
     const char *st = json_string_value (json_object_get (v, "state"));
     json_t *def = json_object_get (v, "def");
-    if (st && strcmp (st, "stopped") == 0)
+    if (st && (strcmp (st, "stopped") == 0 || strcmp (st, "crashed") == 0))
       continue;
     *mem += (unsigned long long) json_integer_value (json_object_get (def,
                                                                       "memory"));

@@ -41,86 +41,152 @@ make_env (char *const extra[])
   return env;
 }
 
+/* The child: its descriptors in place (0 /dev/null, 1 and 2 the log,
+ * 3 the exec report, 4.. the kept ones), then exec.  Only
+ * async-signal-safe calls: the daemon has threads. */
 static void __attribute__ ((noreturn))
-exec_child (char *const argv[], char **env, const char *log, int report)
+exec_child (char *const argv[], char **env, const char *log, int report,
+            const int *keep, size_t nkeep)
 {
-  int in = open ("/dev/null", O_RDONLY);
+  int in = open ("/dev/null", O_RDONLY | O_CLOEXEC);
   int out = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int hi[PROC_MAX_KEEP_FDS], hrep;
   int e;
 
-  if (in == -1 || out == -1 || dup2 (in, 0) == -1 || dup2 (out, 1) == -1 ||
-      dup2 (out, 2) == -1 || dup2 (report, 3) == -1 ||
-      fcntl (3, F_SETFD, FD_CLOEXEC) == -1)
+  if (in == -1 || out == -1)
     goto fail;
-  close_range (4, ~0U, 0);
+  /* Above every target first, so no dup2 overwrites a source. */
+  hrep = fcntl (report, F_DUPFD_CLOEXEC, 64);
+  if (hrep == -1)
+    goto fail;
+  report = hrep;
+  for (size_t i = 0; i < nkeep; ++i)
+    if ((hi[i] = fcntl (keep[i], F_DUPFD_CLOEXEC, 64)) == -1)
+      goto fail;
+  if (dup2 (in, 0) == -1 || dup2 (out, 1) == -1 || dup2 (out, 2) == -1 ||
+      dup2 (report, 3) == -1 || fcntl (3, F_SETFD, FD_CLOEXEC) == -1)
+    goto fail;
+  report = 3;
+  for (size_t i = 0; i < nkeep; ++i)
+    if (dup2 (hi[i], (int) (4 + i)) == -1)
+      goto fail;
+  close_range ((unsigned) (4 + nkeep), ~0U, 0);
   signal (SIGPIPE, SIG_DFL);
   umask (077);
   execvpe (argv[0], argv, env);
  fail:
   e = errno;
-  if (write (3, &e, sizeof e) < 0)
+  if (write (report, &e, sizeof e) < 0)
     _exit (126);
   _exit (127);
+}
+
+/* The keeper: parent of the child for as long as the child lives.
+ * Programs such as nbdkit 1.32 ask for a signal when their parent
+ * dies (PR_SET_PDEATHSIG): a parent that exits at once would kill
+ * them, and the daemon itself may die and restart while they must
+ * run on.  Reports the child's pid, then waits for it. */
+static void __attribute__ ((noreturn))
+keeper (char *const argv[], char **env, const char *log, int pid_report,
+        int exec_report, const int *keep, size_t nkeep)
+{
+  struct sigaction ign = { .sa_handler = SIG_IGN };
+  pid_t child = fork ();
+
+  if (child == 0)
+    exec_child (argv, env, log, exec_report, keep, nkeep);
+  if (child == -1 || write (pid_report, &child, sizeof child) < 0)
+    _exit (1);
+  /* Nothing of the daemon's stays open here. */
+  close_range (0, ~0U, 0);
+  sigaction (SIGHUP, &ign, NULL);
+  sigaction (SIGINT, &ign, NULL);
+  sigaction (SIGTERM, &ign, NULL);
+  sigaction (SIGPIPE, &ign, NULL);
+  /* Terminates: when the child exits. */
+  while (waitpid (child, NULL, 0) == -1 && errno == EINTR)
+    ;
+  _exit (0);
 }
 
 pid_t
 proc_spawn (char *const argv[], char *const extra_env[], const char *log,
             const char *pidfile, char *err, size_t errlen)
 {
-  int report[2];
+  return proc_spawn_fds (argv, extra_env, log, pidfile, NULL, 0, err,
+                         errlen);
+}
+
+pid_t
+proc_spawn_fds (char *const argv[], char *const extra_env[],
+                const char *log, const char *pidfile, const int *keep,
+                size_t nkeep, char *err, size_t errlen)
+{
+  int pids[2] = { -1, -1 }, execs[2] = { -1, -1 };
   pid_t mid, pid = -1;
   int e = 0, st;
   char **env = make_env (extra_env);
 
-  if (!env || pipe2 (report, O_CLOEXEC) == -1) {
-    snprintf (err, errlen, "cannot start %s: %s", argv[0], strerror (errno));
+  if (nkeep > PROC_MAX_KEEP_FDS) {
+    snprintf (err, errlen, "cannot start %s: too many descriptors", argv[0]);
     free (env);
     return -1;
+  }
+  if (!env || pipe2 (pids, O_CLOEXEC) == -1 ||
+      pipe2 (execs, O_CLOEXEC) == -1) {
+    snprintf (err, errlen, "cannot start %s: %s", argv[0], strerror (errno));
+    goto out_close;
   }
   mid = fork ();
   if (mid == -1) {
     snprintf (err, errlen, "fork: %s", strerror (errno));
-    close (report[0]);
-    close (report[1]);
-    free (env);
-    return -1;
+    goto out_close;
   }
   if (mid == 0) {
-    /* The middle process: a new session, then the real child, so that
-     * the child is nobody's child here and outlives the daemon. */
-    close (report[0]);
+    /* A new session, and a keeper that is nobody's child here: it and
+     * the program outlive the daemon. */
+    close (pids[0]);
+    close (execs[0]);
     setsid ();
-    pid_t child = fork ();
-    if (child == 0)
-      exec_child (argv, env, log, report[1]);
-    if (child > 0 && write (report[1], &child, sizeof child) < 0)
-      _exit (1);
-    _exit (child > 0 ? 0 : 1);
+    pid_t k = fork ();
+    if (k == 0)
+      keeper (argv, env, log, pids[1], execs[1], keep, nkeep);
+    _exit (k > 0 ? 0 : 1);
   }
-  close (report[1]);
-  free (env);
+  close (pids[1]);
+  close (execs[1]);
+  pids[1] = execs[1] = -1;
   waitpid (mid, &st, 0);
-  if (read (report[0], &pid, sizeof pid) != (ssize_t) sizeof pid) {
+  if (read (pids[0], &pid, sizeof pid) != (ssize_t) sizeof pid) {
     snprintf (err, errlen, "cannot start %s", argv[0]);
-    close (report[0]);
-    return -1;
+    pid = -1;
+    goto out_close;
   }
   /* EOF: execve closed the report fd.  Data: execve's errno. */
-  if (read (report[0], &e, sizeof e) == (ssize_t) sizeof e) {
+  if (read (execs[0], &e, sizeof e) == (ssize_t) sizeof e) {
     snprintf (err, errlen, "cannot run %s: %s", argv[0], strerror (e));
-    close (report[0]);
-    return -1;
+    pid = -1;
+    goto out_close;
   }
-  close (report[0]);
   if (pidfile) {
     FILE *f = fopen (pidfile, "we");
     if (!f || fprintf (f, "%d\n", (int) pid) < 0 || fclose (f) != 0) {
       snprintf (err, errlen, "%s: %s", pidfile, strerror (errno));
       kill (pid, SIGKILL);
-      return -1;
+      pid = -1;
+      goto out_close;
     }
   }
   log_debug ("started %s (pid %d)", argv[0], (int) pid);
+
+ out_close:
+  for (int i = 0; i < 2; ++i) {
+    if (pids[i] >= 0)
+      close (pids[i]);
+    if (execs[i] >= 0)
+      close (execs[i]);
+  }
+  free (env);
   return pid;
 }
 

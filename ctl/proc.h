@@ -11,11 +11,21 @@
 
 /* Start ARGV (NULL-terminated) in its own session, stdin /dev/null,
  * stdout and stderr appended to LOG, with ENV entries ("K=V", may be
- * NULL) added; write its pid to PIDFILE.  Fails if the program cannot
- * be executed.  Returns the pid or -1 (err says why). */
+ * NULL) added; write its pid to PIDFILE.  Its parent is a small keeper
+ * process that waits for it (so it is never orphaned, whatever
+ * happens to the daemon).  Fails if the program cannot be executed.
+ * Returns the pid or -1 (err says why). */
 extern pid_t proc_spawn (char *const argv[], char *const env[],
                          const char *log, const char *pidfile,
                          char *err, size_t errlen);
+
+/* proc_spawn, with the descriptors KEEP[0..NKEEP) given to the
+ * program as 4, 5, ... (at most PROC_MAX_KEEP_FDS). */
+#define PROC_MAX_KEEP_FDS 4
+extern pid_t proc_spawn_fds (char *const argv[], char *const env[],
+                             const char *log, const char *pidfile,
+                             const int *keep, size_t nkeep, char *err,
+                             size_t errlen);
 
 /* The live process named in PIDFILE whose command line contains
  * MATCH (a guard against a recycled pid), or 0. */

@@ -8,10 +8,15 @@
  *  source, after: the destination is asked whether it runs the VM and
  *    the source follows its answer (if it cannot be asked, the VM stays
  *    paused here and a thread asks again every 10 seconds);
- *  destination: the VM is kept if it was taken in (its record written),
- *    otherwise everything made for it is removed.
+ *  destination: the VM is kept if it was taken in (its record written:
+ *    past the point of no return), running or, if its QEMU died,
+ *    stopped ("crashed"), never deleted; otherwise it does not run
+ *    here, and what was received is removed - once the source confirms
+ *    it holds the VM, if the whole state had arrived.
  *
- * So the VM runs on exactly one host.
+ * Then VMs recorded as running whose QEMU is gone are marked crashed,
+ * and what their run left is cleared.  So the VM runs on exactly one
+ * host, and a host that crashed can start its VMs again.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +28,7 @@
 #include "log.h"
 #include "migrate-common.h"
 #include "migrate.h"
+#include "volume.h"
 #include "vm.h"
 
 static void
@@ -61,28 +67,116 @@ recover_source (json_t *row)
   db_journal_end (id, "rolled_back", "the source restarted");
 }
 
+/* One pass over what waits for a peer: sources in doubt (the VM
+ * paused here until the destination answers) and destinations
+ * dropping a VM (the received files wait for the source's word).
+ * Returns how many are still waiting. */
+static size_t
+settle_pending (void)
+{
+  json_t *rows = db_journal_open (), *row;
+  size_t i, left = 0;
+
+  json_array_foreach (rows, i, row) {
+    const char *phase = json_string_value (json_object_get (row, "phase"));
+    const char *role = json_string_value (json_object_get (row, "role"));
+    const char *mode = json_string_value (json_object_get (
+                                            json_object_get (row, "detail"),
+                                            "mode"));
+    bool volume = mode && strcmp (mode, "volume") == 0;
+    bool source = strcmp (role, "source") == 0;
+    /* A migration still in its own thread settles itself. */
+    if (source ? migrate_running (json_string_value (json_object_get (row,
+                                                                      "id")))
+        : incoming_active (json_string_value (json_object_get (row, "vm"))))
+      continue;
+    if (volume && source && (strcmp (phase, "committed") == 0 ||
+                             strcmp (phase, "aborting") == 0)) {
+      if (volume_recover_source (row))
+        left++;
+    }
+    else if (volume && !source && (strcmp (phase, "unmount_failed") == 0 ||
+                                   strcmp (phase, "committed") == 0)) {
+      if (volume_recover_destination (row))
+        left++;
+    }
+    else if (!volume && source && strcmp (phase, "in_doubt") == 0) {
+      recover_source (row);
+      left++;
+    }
+    else if (!volume && !source && strcmp (phase, "dropping") == 0 &&
+             incoming_settle_drop (row, 0) == -1)
+      left++;
+  }
+  json_decref (rows);
+  return left;
+}
+
+static pthread_mutex_t retry_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool retry_running;      /* retry_lock */
+static bool retry_again;        /* retry_lock: kicked during a pass */
+
 static void *
-retry_in_doubt (void *arg)
+retry_pending (void *arg)
 {
   (void) arg;
-  /* Terminates: when no entry is left in doubt. */
+  /* Terminates: when nothing waits any more and nobody kicked. */
   for (;;) {
-    json_t *rows, *row;
-    size_t i, left = 0;
-    sleep (10);
-    rows = db_journal_open ();
-    json_array_foreach (rows, i, row) {
-      const char *phase = json_string_value (json_object_get (row, "phase"));
-      const char *role = json_string_value (json_object_get (row, "role"));
-      if (strcmp (role, "source") == 0 && strcmp (phase, "in_doubt") == 0) {
-        recover_source (row);
-        left++;
-      }
-    }
-    json_decref (rows);
-    if (left == 0)
+    size_t left = settle_pending ();
+    pthread_mutex_lock (&retry_lock);
+    if (left == 0 && !retry_again) {
+      retry_running = false;
+      pthread_mutex_unlock (&retry_lock);
       return NULL;
+    }
+    retry_again = false;
+    pthread_mutex_unlock (&retry_lock);
+    sleep (left ? 5 : 1);
   }
+}
+
+void
+recover_kick (void)
+{
+  pthread_t t;
+
+  pthread_mutex_lock (&retry_lock);
+  retry_again = true;
+  if (!retry_running && pthread_create (&t, NULL, retry_pending, NULL) == 0) {
+    retry_running = true;
+    pthread_detach (t);
+  }
+  pthread_mutex_unlock (&retry_lock);
+}
+
+/* VMs the journal does not speak for: one recorded as running whose
+ * QEMU is gone died with the host (or was killed).  It is stopped now,
+ * "crashed", and what its run left is cleared, so that 'handoff start'
+ * boots it again. */
+static void
+recover_vms (void)
+{
+  json_t *vms = db_vm_list (), *v, *open = db_journal_open (), *row;
+  size_t i, k;
+
+  json_array_foreach (vms, i, v) {
+    const char *name = json_string_value (json_object_get (v, "name"));
+    const char *st = json_string_value (json_object_get (v, "state"));
+    bool journaled = false;
+    json_array_foreach (open, k, row)
+      if (strcmp (json_string_value (json_object_get (row, "vm")), name) == 0)
+        journaled = true;
+    if (journaled || (strcmp (st, "running") != 0 &&
+                      strcmp (st, "moving") != 0) || vm_qemu_alive (name))
+      continue;
+    log_error ("VM %s was running, but its QEMU is gone (the host or QEMU "
+               "died): stopped (crashed); 'handoff start %s' boots it",
+               name, name);
+    vm_stop_processes (name);
+    db_vm_set_state (name, "crashed");
+  }
+  json_decref (open);
+  json_decref (vms);
 }
 
 void
@@ -90,7 +184,7 @@ recover_all (void)
 {
   json_t *rows = db_journal_open (), *row;
   size_t i;
-  bool doubt = false;
+  bool pending = false;
 
   json_array_foreach (rows, i, row) {
     const char *role = json_string_value (json_object_get (row, "role"));
@@ -100,16 +194,11 @@ recover_all (void)
       incoming_recover (row);
   }
   json_decref (rows);
+  recover_vms ();
 
   rows = db_journal_open ();
-  json_array_foreach (rows, i, row)
-    if (strcmp (json_string_value (json_object_get (row, "phase")),
-                "in_doubt") == 0)
-      doubt = true;
+  pending = json_array_size (rows) > 0;
   json_decref (rows);
-  if (doubt) {
-    pthread_t t;
-    if (pthread_create (&t, NULL, retry_in_doubt, NULL) == 0)
-      pthread_detach (t);
-  }
+  if (pending)
+    recover_kick ();
 }

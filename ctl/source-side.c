@@ -1,12 +1,14 @@
 /* handoffd: undoing, finishing and settling a migration on the source.
  * See migrate-common.h. */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "channel.h"
 #include "channel-proto.h"
 #include "daemon.h"
@@ -41,6 +43,25 @@ migration_query_peer (const char *to, const char *id, int timeout_ms,
       return NULL;
     sleep (1);
   }
+}
+
+json_t *
+migration_abort_peer_state (const char *to, const char *id, char *err,
+                            size_t errlen)
+{
+  struct channel *c = peer_connect (to, err, errlen);
+  json_t *a;
+
+  if (!c)
+    return NULL;
+  a = peer_call (c, json_pack ("{s:s, s:s}", "type", "ABORT_MIGRATION", "id",
+                               id), hd.io_timeout_ms, err, errlen);
+  chan_close (c);
+  if (a && peer_expect (a, "STATUS", err, errlen) == -1) {
+    json_decref (a);
+    return NULL;
+  }
+  return a;
 }
 
 void
@@ -126,7 +147,16 @@ migration_rollback_source (const char *vm, size_t ndisks, bool has_dir)
     helper_quiet (vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
                   json_pack ("{s:s}", "op", "abort"));
   vm_stop_helpers (vm, "relay");
-  db_vm_set_state (vm, vm_qemu_alive (vm) ? "running" : "stopped");
+  if (vm_qemu_alive (vm))
+    db_vm_set_state (vm, "running");
+  else {
+    /* It ran when the migration began: its QEMU died (with its host,
+     * or killed).  Its disks are as it left them; 'start' boots it. */
+    log_error ("VM %s: its QEMU is gone: stopped (crashed); 'handoff start "
+               "%s' boots it", vm, vm);
+    vm_stop_processes (vm);
+    db_vm_set_state (vm, "crashed");
+  }
   events_release (vm, NULL);
   vm_run_state (vm, state, sizeof state);
   log_info ("VM %s rolled back: %s here", vm, state);
@@ -147,9 +177,9 @@ remove_received (const char *images, json_t *def)
       unlink (p);
   }
   if (dir && strncmp (dir, images, len) == 0 && dir[len] == '/') {
-    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
-                     (char *) dir, NULL };
-    proc_run (argv, NULL, 0, 600000);
+    char err[1024];
+    if (remove_beneath (images, dir, err, sizeof err) == -1)
+      log_warn ("%s", err);
   }
   if (rmdir (images) == -1 && errno != ENOENT && errno != ENOTEMPTY)
     log_warn ("remove %s: %m", images);
@@ -182,9 +212,11 @@ migration_release_source (const char *id, const char *vm, const char *to,
     unlink (json_string_value (json_object_get (d, "path")));
   const char *dir = json_string_value (json_object_get (def, "dir"));
   if (dir) {
-    char *argv[] = { (char *) "rm", (char *) "-rf", (char *) "--one-file-system",
-                     (char *) dir, NULL };
-    proc_run (argv, NULL, 0, 600000);
+    /* The directory belongs to the one that holds it: never more. */
+    char parent[PATH_MAX], err[1024];
+    snprintf (parent, sizeof parent, "%s", dir);
+    if (remove_beneath (dirname (parent), dir, err, sizeof err) == -1)
+      log_warn ("VM %s: --delete-source: %s", vm, err);
   }
   /* The folder of received files goes too once empty. */
   if (rmdir (images) == -1 && errno != ENOENT && errno != ENOTEMPTY)

@@ -1,6 +1,7 @@
 /* handoffd: the QEMU driver.  See vm.h. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,17 +12,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "channel.h"
 #include "cleanup.h"
 #include "daemon.h"
+#include "def-check.h"
 #include "hostid.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "names.h"
 #include "proc.h"
 #include "util.h"
 #include "vm.h"
 
-#define MAX_DISKS 8
+#define MAX_DISKS DEF_MAX_DISKS
 #define NAME_MAX_LEN 64
 
 void
@@ -41,115 +45,49 @@ vm_log_tail (const char *name, const char *leaf, int lines, char *buf,
   proc_log_tail (log, lines, buf, len);
 }
 
-static bool
-name_ok (const char *s)
-{
-  size_t n = strlen (s);
-
-  if (n == 0 || n > NAME_MAX_LEN || s[0] == '-' || s[0] == '.')
-    return false;
-  for (size_t i = 0; i < n; ++i)
-    if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
-        !(s[i] >= '0' && s[i] <= '9') && s[i] != '-' && s[i] != '_' &&
-        s[i] != '.')
-      return false;
-  return true;
-}
-
-static bool
-abs_path_ok (const char *s)
-{
-  return s && s[0] == '/' && strlen (s) < PATH_MAX - 64 && !strstr (s, "/../")
-    && !strchr (s, ',') && !strchr (s, '\n');
-}
-
-int
-vm_def_check (json_t *def, char *err, size_t errlen)
-{
-  const char *name, *s;
-  uint64_t mem, vcpus, size;
-  json_t *disks, *d;
-  size_t i;
-
-  if (!json_is_object (def)) {
-    snprintf (err, errlen, "the definition is not an object");
-    return -1;
-  }
-  if (msg_get_string (def, "name", true, &name, err, errlen) != 0 ||
-      msg_get_u64 (def, "memory", true, &mem, err, errlen) != 0 ||
-      msg_get_u64 (def, "vcpus", true, &vcpus, err, errlen) != 0 ||
-      msg_get_array (def, "disks", true, &disks, err, errlen) != 0)
-    return -1;
-  if (!name_ok (name)) {
-    snprintf (err, errlen, "VM name '%.64s' must be 1-64 letters, digits, "
-              "'-', '_' or '.'", name);
-    return -1;
-  }
-  if (mem < 16 || mem > (1u << 20) || vcpus < 1 || vcpus > 256) {
-    snprintf (err, errlen, "memory must be 16 MiB to 1 TiB and vcpus 1 to "
-              "256");
-    return -1;
-  }
-  if (json_array_size (disks) > MAX_DISKS) {
-    snprintf (err, errlen, "at most %d disks", MAX_DISKS);
-    return -1;
-  }
-  json_array_foreach (disks, i, d) {
-    if (msg_get_string (d, "path", true, &s, err, errlen) != 0 ||
-        msg_get_u64 (d, "size", true, &size, err, errlen) != 0)
-      return -1;
-    if (!abs_path_ok (s)) {
-      snprintf (err, errlen, "disk %zu: '%.100s' is not a usable absolute "
-                "path", i, s);
-      return -1;
-    }
-  }
-  for (const char *const *k = (const char *const[]) { "dir", "kernel",
-                                                      "initrd", NULL };
-       *k; ++k) {
-    json_t *v = json_object_get (def, *k);
-    if (v && !json_is_null (v) && (!json_is_string (v) ||
-                                   !abs_path_ok (json_string_value (v)))) {
-      snprintf (err, errlen, "'%s' must be an absolute path", *k);
-      return -1;
-    }
-  }
-  json_t *a = json_object_get (def, "append");
-  if (a && !json_is_null (a) && (!json_is_string (a) ||
-                                 json_string_length (a) > 2048)) {
-    snprintf (err, errlen, "'append' must be a string of at most 2048 "
-              "bytes");
-    return -1;
-  }
-  return 0;
-}
-
 static const char *
 def_str (json_t *def, const char *key)
 {
   return json_string_value (json_object_get (def, key));
 }
 
-/* A boot file: through the share's mount (or DIR_NOW) if it lies in
- * the VM's directory. */
-static void
-boot_path (const char *name, json_t *def, const char *file,
-           const char *dir_now, char *buf, size_t len)
+/* A boot file for QEMU.  One inside the VM's directory is opened
+ * here, beneath that directory (through the share's mount, or DIR_NOW
+ * while a share is still partial), and handed to QEMU as descriptor
+ * TARGET_FD: a symlink in the directory - which may have come from
+ * another host - cannot point QEMU at a file of this host.  Others
+ * (the operator's, or the policy's boot_dirs) are passed by name.
+ * *FD_R is the descriptor to hand over, or -1. */
+static int
+boot_file (const char *name, json_t *def, const char *file,
+           const char *dir_now, int target_fd, int *fd_r, char *buf,
+           size_t len, char *err, size_t errlen)
 {
   const char *dir = def_str (def, "dir");
-  size_t dl = dir ? strlen (dir) : 0;
+  char root[PATH_MAX];
 
-  if (dir && strncmp (file, dir, dl) == 0 && file[dl] == '/') {
-    if (dir_now)
-      snprintf (buf, len, "%s%s", dir_now, file + dl);
-    else {
-      char mnt[PATH_MAX];
-      vm_run_path (name, "dir", mnt, sizeof mnt);
-      snprintf (buf, len, "%s%s", mnt, file + dl);
-    }
-  }
-  else
+  *fd_r = -1;
+  if (!dir || !path_is_beneath (file, dir)) {
     snprintf (buf, len, "%s", file);
+    return 0;
+  }
+  if (dir_now)
+    snprintf (root, sizeof root, "%s", dir_now);
+  else
+    vm_run_path (name, "dir", root, sizeof root);
+  CLEANUP_CLOSE int rootfd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd == -1) {
+    snprintf (err, errlen, "%s: %s", root, strerror (errno));
+    return -1;
+  }
+  *fd_r = open_beneath (rootfd, file + strlen (dir) + 1, O_RDONLY, 0, 0);
+  if (*fd_r == -1) {
+    snprintf (err, errlen, "%s: %s", file, errno == EXDEV || errno == ELOOP
+              ? "leads outside the VM's directory" : strerror (errno));
+    return -1;
+  }
+  snprintf (buf, len, "/dev/fd/%d", target_fd);
+  return 0;
 }
 
 static int
@@ -187,6 +125,11 @@ start_disk (const char *name, size_t i, const char *path, char *err,
   }
   if (access (argv[0], X_OK) == -1)
     argv[0] = (char *) "/usr/bin/nbdkit";
+  /* A dead run's nbdkit and its sockets (nbdkit leaves them behind):
+   * the paths waited for below must be this one's. */
+  proc_stop (pid, "nbdkit", 5000);
+  unlink (sock);
+  unlink (ctl);
   p = proc_spawn (argv, env, log, pid, err, errlen);
   if (p < 0)
     return -1;
@@ -199,6 +142,8 @@ start_disk (const char *name, size_t i, const char *path, char *err,
   }
   return 0;
 }
+
+static void unmount_share (const char *name);
 
 int
 vm_mount_share (const char *name, json_t *def, char *err, size_t errlen)
@@ -213,6 +158,10 @@ vm_mount_share (const char *name, json_t *def, char *err, size_t errlen)
   vm_run_path (name, "share.ctl", ctl, sizeof ctl);
   vm_run_path (name, "share.pid", pid, sizeof pid);
   vm_run_path (name, "share.log", log, sizeof log);
+  /* A share of a dead run: its process, its dead mount, its socket. */
+  vm_stop_helpers (name, "share");
+  unmount_share (name);
+  unlink (ctl);
   if (mkdir (mnt, 0700) == -1 && errno != EEXIST) {
     snprintf (err, errlen, "%s: %s", mnt, strerror (errno));
     return -1;
@@ -244,7 +193,8 @@ start_qemu (const char *name, json_t *def, bool incoming,
   char *argv[64 + 4 * MAX_DISKS];
   const char *accel = hd_accel (NULL);
   json_t *disks = json_object_get (def, "disks"), *d;
-  size_t i, argc = 0;
+  size_t i, argc = 0, nkeep = 0;
+  int keep[2] = { -1, -1 }, rv = -1;
   pid_t p;
 
   vm_run_path (name, "qmp.sock", qmp, sizeof qmp);
@@ -279,13 +229,21 @@ start_qemu (const char *name, json_t *def, bool incoming,
   argv[argc++] = (char *) "-serial";
   argv[argc++] = (char *) "chardev:serial0";
   if (def_str (def, "kernel")) {
-    boot_path (name, def, def_str (def, "kernel"), dir_now, kernel,
-               sizeof kernel);
+    if (boot_file (name, def, def_str (def, "kernel"), dir_now,
+                   4 + (int) nkeep, &keep[nkeep], kernel, sizeof kernel, err,
+                   errlen) == -1)
+      goto out;
+    if (keep[nkeep] >= 0)
+      nkeep++;
     argv[argc++] = (char *) "-kernel";
     argv[argc++] = kernel;
     if (def_str (def, "initrd")) {
-      boot_path (name, def, def_str (def, "initrd"), dir_now, initrd,
-                 sizeof initrd);
+      if (boot_file (name, def, def_str (def, "initrd"), dir_now,
+                     4 + (int) nkeep, &keep[nkeep], initrd, sizeof initrd,
+                     err, errlen) == -1)
+        goto out;
+      if (keep[nkeep] >= 0)
+        nkeep++;
       argv[argc++] = (char *) "-initrd";
       argv[argc++] = initrd;
     }
@@ -330,15 +288,23 @@ start_qemu (const char *name, json_t *def, bool incoming,
   }
   argv[argc] = NULL;
 
-  p = proc_spawn (argv, NULL, log, pid, err, errlen);
+  /* "Started" means QEMU made these itself and answers on them: a
+   * dead run's sockets must not count. */
+  unlink (qmp);
+  if (incoming) {
+    char sock[PATH_MAX];
+    vm_run_path (name, "incoming.sock", sock, sizeof sock);
+    unlink (sock);
+  }
+  p = proc_spawn_fds (argv, NULL, log, pid, keep, nkeep, err, errlen);
   if (p < 0)
-    return -1;
+    goto out;
   if (proc_wait_path (qmp, p, 30000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
     snprintf (err, errlen, "QEMU did not start: %s", tail[0] ? tail
               : "no message");
-    return -1;
+    goto out;
   }
   /* QEMU opens its monitor before it listens for the stream. */
   if (incoming) {
@@ -349,10 +315,28 @@ start_qemu (const char *name, json_t *def, bool incoming,
       proc_log_tail (log, 3, tail, sizeof tail);
       snprintf (err, errlen, "QEMU does not listen for the stream: %s",
                 tail[0] ? tail : "no message");
-      return -1;
+      goto out;
     }
   }
-  return 0;
+  /* QMP answers once the machine is built, its disks connected: a
+   * QEMU that cannot reach a disk has exited by then. */
+  {
+    char e2[512];
+    json_t *r = vm_qmp (name, "query-status", NULL, 30000, e2, sizeof e2);
+    if (!r) {
+      char tail[512];
+      proc_log_tail (log, 3, tail, sizeof tail);
+      snprintf (err, errlen, "QEMU did not come up: %s",
+                tail[0] ? tail : e2);
+      goto out;
+    }
+    json_decref (r);
+  }
+  rv = 0;
+ out:
+  for (size_t k = 0; k < nkeep; ++k)
+    close (keep[k]);
+  return rv;
 }
 
 int
@@ -368,6 +352,12 @@ vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
     snprintf (err, errlen, "%s: %s", run, strerror (errno));
     return -1;
   }
+  /* What a dead run left (handoffd, QEMU or the host died) is nobody's
+   * now; a migration's own exports and relay are left alone. */
+  if (!incoming) {
+    vm_stop_helpers (name, "relay");
+    vm_stop_helpers (name, "export");
+  }
   json_array_foreach (disks, i, d) {
     if (start_disk (name, i, def_str (d, "path"), err, errlen) == -1)
       goto fail;
@@ -380,7 +370,8 @@ vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
 
  fail:
   log_error ("VM %s: %s", name, err);
-  vm_stop (name);
+  /* The logs stay in run/NAME for whoever reports the failure. */
+  vm_stop_processes (name);
   return -1;
 }
 
@@ -573,31 +564,22 @@ vm_save_logs (const char *name, const char *tag)
   closedir (d);
 }
 
+/* The share's mount goes with its process; a killed one leaves the
+ * mount behind (reads fail with ENOTCONN): detach it. */
 static void
-remove_run_dir (const char *run)
+unmount_share (const char *name)
 {
-  DIR *d = opendir (run);
-  struct dirent *de;
+  char mnt[PATH_MAX];
 
-  if (!d)
-    return;
-  /* Terminates: readdir reaches the end of the directory. */
-  while ((de = readdir (d)) != NULL) {
-    char p[PATH_MAX + 256];
-    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-      continue;
-    snprintf (p, sizeof p, "%s/%s", run, de->d_name);
-    if (unlink (p) == -1 && errno == EISDIR)
-      rmdir (p);
-  }
-  closedir (d);
-  rmdir (run);
+  vm_run_path (name, "dir", mnt, sizeof mnt);
+  if (umount2 (mnt, MNT_DETACH) == -1 && errno != EINVAL && errno != ENOENT)
+    log_warn ("unmount %s: %m", mnt);
 }
 
 void
-vm_stop (const char *name)
+vm_stop_processes (const char *name)
 {
-  char pid[PATH_MAX], run[PATH_MAX], mnt[PATH_MAX], err[256];
+  char pid[PATH_MAX], err[256];
   pid_t p;
 
   vm_run_path (name, "qemu.pid", pid, sizeof pid);
@@ -615,13 +597,18 @@ vm_stop (const char *name)
   vm_stop_helpers (name, "export");
   vm_stop_helpers (name, "disk");
   vm_stop_helpers (name, "share");
-  vm_run_path (name, "dir", mnt, sizeof mnt);
-  /* The share's mount goes with its process; a killed one leaves the
-   * mount point behind. */
-  if (umount2 (mnt, MNT_DETACH) == -1 && errno != EINVAL && errno != ENOENT)
-    log_warn ("unmount %s: %m", mnt);
+  unmount_share (name);
+}
+
+void
+vm_stop (const char *name)
+{
+  char run[PATH_MAX], err[1024];
+
+  vm_stop_processes (name);
   vm_run_path (name, NULL, run, sizeof run);
-  remove_run_dir (run);
+  if (remove_beneath (hd.run_dir, run, err, sizeof err) == -1)
+    log_warn ("VM %s: %s", name, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,14 +30,13 @@ extern void vm_run_path (const char *name, const char *leaf, char *buf,
 extern void vm_log_tail (const char *name, const char *leaf, int lines,
                          char *buf, size_t len);
 
-/* Validate a definition (from the CLI or a peer); 0 or -1 with err. */
-extern int vm_def_check (json_t *def, char *err, size_t errlen);
-
-/* Start the VM's processes.  INCOMING: QEMU waits paused for a
- * migration stream on run/NAME/incoming.sock; DIR_NOW, if not NULL, is
- * where the VM's directory is right now (a share still partial) for
- * boot files, and no share is mounted.  On failure everything started
- * is stopped again. */
+/* Start the VM's processes, clearing what a dead run left (helpers
+ * running for nobody, stale sockets, a dead share mount).  INCOMING:
+ * QEMU waits paused for a migration stream on run/NAME/incoming.sock;
+ * DIR_NOW, if not NULL, is where the VM's directory is right now (a
+ * share still partial) for boot files, and no share is mounted.
+ * Succeeds only once QEMU answers on its monitor.  On failure
+ * everything started is stopped again; run/NAME keeps the logs. */
 extern int vm_start (const char *name, json_t *def, bool incoming,
                      const char *dir_now, char *err, size_t errlen);
 
@@ -52,6 +51,8 @@ extern void vm_save_logs (const char *name, const char *tag);
 
 /* Stop QEMU (quit, then signals) and every helper; remove run/NAME. */
 extern void vm_stop (const char *name);
+/* The same, but run/NAME (its logs) stays. */
+extern void vm_stop_processes (const char *name);
 /* Stop only the helpers named by pid files matching PREFIX ("export",
  * "relay", ...). */
 extern void vm_stop_helpers (const char *name, const char *prefix);

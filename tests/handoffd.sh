@@ -5,7 +5,8 @@
 #                               $tmp/hI.sock, peers on port 7800 of every
 #                               host (named host1, host2, ...), the test
 #                               PSK $tmp/k.psk, policy $tmp/hI.policy if it
-#                               exists; log $tmp/hI.log
+#                               exists, event hooks in $tmp/hooks; log
+#                               $tmp/hI.log
 #   stop_handoffd I             SIGTERM (VMs keep running)
 #   crash_handoffd I            SIGKILL
 #   hcli I ARGS...              "handoff ARGS" against host I's daemon
@@ -26,11 +27,13 @@ start_handoffd ()
     [ "$j" = "$i" ] || peers+=(--peer "host$j=tcp://${HOST_IP[$j]}:$HD_PORT")
   done
   [ -f "$tmp/k.psk" ] || handoff keygen "$tmp/k.psk" >/dev/null 2>&1
+  mkdir -p "$tmp/hooks"
   local env=()
   [ -n "${SANITIZE:-}" ] && env=(env "HANDOFF_NBDKIT_PRELOAD=${NBDKIT_ENV[1]#LD_PRELOAD=}")
   on_host "$i" "${env[@]}" handoffd --name "host$i" --state-dir "$tmp/h$i" \
     --listen "tcp://${HOST_IP[$i]}:$HD_PORT" --control "$tmp/h$i.sock" \
-    --psk "$tmp/k.psk" --policy "$tmp/h$i.policy" "${peers[@]}" \
+    --psk "$tmp/k.psk" --policy "$tmp/h$i.policy" --hook-dir "$tmp/hooks" \
+    "${peers[@]}" \
     --io-timeout "${HD_IO_TIMEOUT:-15s}" -v "$@" >> "$tmp/h$i.log" 2>&1 &
   echo $! > "$tmp/h$i.pid"
   if [ -z "${HD_CLEANUP_SET[$i]:-}" ]; then
@@ -121,4 +124,38 @@ for n in range(1, 2048):
     top = n
 print(top)
 PY
+}
+
+# netns_pids I: every process in host I's network namespace.
+netns_pids ()
+{
+  ip netns pids "${HOST_NS[$1]}" 2>/dev/null || true
+}
+
+# crash_host I [PID...]: host I loses power: its handoffd and every
+# process in its namespace die at once (SIGKILL) - except PID... and
+# their children (a test's own clients).  Its disk stays as it was; a
+# FUSE share's mount is left dead behind its killed process.
+crash_host ()
+{
+  local i=$1 keep=" " p pids
+  local -a todo=("${@:2}")
+  # Terminates: each pass takes one pid off the list; a process tree is
+  # finite.
+  while [ ${#todo[@]} -gt 0 ]; do
+    p=${todo[0]}
+    todo=("${todo[@]:1}" $(pgrep -P "$p" 2>/dev/null || true))
+    keep+="$p "
+  done
+  [ -s "$tmp/h$i.pid" ] && crash_pidfile "$tmp/h$i.pid"
+  pids=$(netns_pids "$i")
+  for p in $pids; do
+    [[ "$keep" == *" $p "* ]] || kill -KILL "$p" 2>/dev/null || true
+  done
+  for p in $pids; do
+    [[ "$keep" == *" $p "* ]] && continue
+    wait_for 10 "process $p to die" bash -c \
+      "! kill -0 $p 2>/dev/null || grep -q '^State:.*Z' /proc/$p/status"
+  done
+  rm -f "$tmp/h$i.sock"
 }

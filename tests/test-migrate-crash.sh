@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# A daemon killed (SIGKILL) at each phase of a live migration, on the
+# A daemon killed (SIGKILL) at each step of a live migration, on the
 # source and on the destination, then started again: its recovery must
-# leave the VM running on exactly one host - host 1 for a crash before
-# the destination took the VM in, host 2 after - with every record the
+# leave the VM on exactly one host - host 1 for a crash before the
+# destination took the VM in, host 2 after - with every record the
 # guest wrote intact, nothing of the VM left on the other host, and no
 # migration left open in either journal.
 #
-# CRASH_POINTS="source:memory destination:resumed" runs a subset.
+# Then the same with the whole host crashing (host:SIDE:STEP): the
+# daemon and every process of its namespace - QEMU, nbdkit, the share,
+# the relays - killed at once.  Where the VM's QEMU died with its host,
+# the VM stays defined there, stopped ("crashed"), its disk intact, and
+# 'handoff start' boots it: past the point of no return that host owns
+# it even though its QEMU is gone.
+#
+# CRASH_POINTS="source:memory host:destination:resumed" runs a subset.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_netns
@@ -17,16 +24,19 @@ cd "$tmp"
 make_hosts 2
 export HD_IO_TIMEOUT=5s
 
-points=${CRASH_POINTS:-"source:admission source:prepare source:storage
-  source:start_vm source:memory source:cutover source:complete_sent
-  source:acked destination:admitted destination:prepared
-  destination:vm_started destination:completing destination:resumed"}
+steps="source:admission source:prepare source:storage source:start_vm
+  source:memory source:cutover source:complete_sent source:acked
+  source:released destination:admitted destination:prepared
+  destination:vm_started destination:completing destination:resumed
+  destination:settling destination:share_mounted"
+points=${CRASH_POINTS:-"$steps $(for s in $steps; do echo "host:$s"; done)"}
 
 # Where the VM must end: the destination once it was taken in.
 expected_host ()
 {
-  case $1 in
-    source:acked|destination:resumed) echo 2 ;;
+  case ${1#host:} in
+    source:acked|source:released|destination:resumed|destination:settling|\
+    destination:share_mounted) echo 2 ;;
     *) echo 1 ;;
   esac
 }
@@ -96,10 +106,12 @@ guest_runs_on ()
 last_tick=0
 
 for p in $points; do
+  crash=daemon
+  case $p in host:*) crash=host p=${p#host:} ;; esac
   side=${p%%:*} phase=${p#*:}
   [ "$side" = source ] && d=1 || d=2
   want=$(expected_host "$p")
-  echo "== $side handoffd killed at '$phase' (the VM must end on host $want)"
+  echo "== $side ${crash} killed at '$phase' (the VM must end on host $want)"
   # The VM is on host 1.  Start the daemon to crash with the hook set.
   stop_handoffd "$d"
   HANDOFF_TEST_CRASH_AT=$phase start_handoffd "$d"
@@ -113,19 +125,43 @@ for p in $points; do
     fail "the migration ended before reaching '$phase'"
   fi
   grep -q "crashing at $phase" "$tmp/h$d.log" || fail "host $d died, but not at $phase"
+  if [ "$crash" = host ]; then
+    # Everything of the host goes with it - but the migrate command of
+    # this test, which host 1 runs for us.
+    acked=$(cat "$tmp"/h[12]/run/web1/serial.log 2>/dev/null | grep -a HANDOFF-REC |
+              tr -dc '0-9\n' | sort -n | tail -n 1)
+    crash_host "$d" "$mig"
+  fi
   rm -f "$tmp/h$d.sock"
   start_handoffd "$d"
   rc=0
   wait $mig || rc=$?
   sed 's/^/  | /' "mig-$phase.out"
   echo "  migrate exited $rc"
-  wait_for 60 "both journals closed" no_open_journal
-  wait_for 30 "web1 to run on host $want only" bash -c \
-    "[ -f '$tmp/h$want/run/web1/qemu.pid' ] && kill -0 \$(cat '$tmp/h$want/run/web1/qemu.pid') 2>/dev/null"
+  wait_for 90 "both journals closed" no_open_journal
   other=$((3 - want))
   wait_for 30 "host $other to let go" bash -c "[ ! -e '$tmp/h$other/run/web1' ]"
   if [ "$want" = 1 ]; then
     [ "$rc" != 0 ] || fail "migrate reported success, but the VM stayed"
+  fi
+  [ "$(sqlite3 "$tmp/h$want/state.db" "select count(*) from vms where name = 'web1'")" = 1 ] ||
+    fail "host $want does not have web1 defined"
+  if [ "$crash" = host ] && [ "$d" = "$want" ]; then
+    # Its QEMU died with the host: kept, stopped, and it boots again.
+    state=$(hcli "$want" list --json | jq -r '.vms[] | select(.name == "web1") | .state')
+    [ "$state" = crashed ] || fail "web1 on host $want is '$state', not crashed"
+    disk=$(hcli "$want" status web1 --json | jq -r '.def.disks[0].path')
+    top=$(check_records "$disk") || fail "records on host $want after the crash"
+    [ "${acked:-0}" -le "$top" ] || [ "$top" -ge 2047 ] ||
+      fail "host $want's disk ends at record $top, the guest wrote $acked before the crash"
+    echo "  web1 kept on host $want (crashed), records intact up to $top; starting it"
+    hcli "$want" start web1
+    wait_for 120 "web1 to boot again on host $want" \
+      grep -q "HANDOFF-REC 3" "$tmp/h$want/run/web1/serial.log"
+    last_tick=0
+  else
+    wait_for 30 "web1 to run on host $want only" bash -c \
+      "[ -f '$tmp/h$want/run/web1/qemu.pid' ] && kill -0 \$(cat '$tmp/h$want/run/web1/qemu.pid') 2>/dev/null"
   fi
   guest_runs_on "$want"
   host_clean "$other"

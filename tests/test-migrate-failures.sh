@@ -54,6 +54,10 @@ echo "== host 2's QEMU does not start"
 start_handoffd 2 --qemu /bin/false
 expect_rollback "QEMU did not start"
 host2_clean; host1_runs
+# The evidence stays where the log says it is.
+logs=$(grep -o "logs in [^)]*" h2.log | tail -n 1 | cut -d' ' -f3)
+[ -n "$logs" ] && [ -f "$logs/qemu.log" ] ||
+  fail "host 2's log points to '$logs', which holds no qemu.log"
 stop_handoffd 2
 
 echo "== host 2's QEMU cannot load the stream"

@@ -25,12 +25,13 @@ echo '{"allowed_sources": ["host1"]}' > h2.policy
 start_handoffd 1
 start_handoffd 2
 make_test_vm "$tmp/vm"
-cat > hook.sh <<EOF
+mkdir -p hooks
+cat > hooks/hook.sh <<EOF
 #!/bin/sh
 echo "\$HANDOFF_HOST \$HANDOFF_EVENT \$HANDOFF_EVENT_ID \$HANDOFF_EVENT_PAYLOAD" >> "$tmp/hooks.log"
 EOF
-chmod +x hook.sh
-echo "{\"hooks\": {\"*\": \"$tmp/hook.sh\"}}" > vm-policy.json
+chmod +x hooks/hook.sh
+echo '{"hooks": {"*": "hook.sh"}}' > vm-policy.json
 
 hcli 1 define web1 --memory 256 --vcpus 1 --disk "$tmp/vm.img" \
   --dir "$tmp/vm" --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \

@@ -37,6 +37,9 @@ on_host 1 sh -c "
   dd if=/dev/urandom of='$tmp/vol/web1.img' bs=1M seek=1 count=31 conv=notrunc status=none"
 
 handoff keygen k.psk >/dev/null 2>&1
+# Where a peer may have volumes mounted here.
+echo "{\"volume_roots\": [\"$tmp\"]}" > h1.policy
+cp h1.policy h2.policy
 start_handoffd 1
 hcli 1 define web1 --memory 128 --disk "$tmp/vol/web1.img" --dir "$tmp/vol/web1" \
   --kernel "$tmp/vol/web1/vmlinux" --initrd "$tmp/vol/web1/initrd.gz" \

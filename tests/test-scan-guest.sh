@@ -16,6 +16,9 @@ cd "$tmp"
 make_hosts 2
 
 handoff keygen k.psk >/dev/null 2>&1
+# The guest's kernel is shared, outside any VM directory: host 2 lets
+# VMs that come in boot from there.
+echo "{\"boot_dirs\": [\"$GUEST_DIR\"]}" > h2.policy
 start_handoffd 1
 start_handoffd 2
 id1=$(hcli 1 host --json | jq -r .host_id)
@@ -25,12 +28,13 @@ echo "host 2: $id2"
 [ ${#id1} = 64 ] && [ ${#id2} = 64 ] && [ "$id1" != "$id2" ] ||
   fail "the hosts do not publish distinct 64-character IDs"
 
-cat > hook.sh <<EOF
+mkdir -p hooks
+cat > hooks/hook.sh <<EOF
 #!/bin/sh
 echo "\$HANDOFF_HOST \$HANDOFF_EVENT \$HANDOFF_EVENT_PAYLOAD" >> "$tmp/events.log"
 EOF
-chmod +x hook.sh
-echo "{\"hooks\": {\"*\": \"$tmp/hook.sh\"}}" > vm-policy.json
+chmod +x hooks/hook.sh
+echo '{"hooks": {"*": "hook.sh"}}' > vm-policy.json
 truncate -s 16M vm.img
 hcli 1 define scan1 --memory 256 --disk "$tmp/vm.img" \
   --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd-scan.gz" \

@@ -13,5 +13,6 @@
 #define RC_UNREACHABLE 7          /* Daemon or peer cannot be reached. */
 #define RC_NOT_FOUND 8            /* Unknown VM, volume, socket, ... */
 #define RC_VERIFY_FAILED 9        /* Copies differ after completion. */
+#define RC_IN_DOUBT 10            /* The outcome waits for a peer's word. */
 
 #endif /* HANDOFF_EXITCODES_H */

@@ -1,0 +1,247 @@
+/* handoffd: checks of peer messages.  See peer-check.h. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "def-check.h"
+#include "jsonutil.h"
+#include "names.h"
+#include "peer-check.h"
+#include "uri.h"
+
+#define MAX_EVENTS 100000
+
+static int
+check_id_field (json_t *msg, char *err, size_t errlen)
+{
+  const char *id;
+
+  if (msg_get_string (msg, "id", true, &id, err, errlen) != 0)
+    return -1;
+  return name_check_id ("migration id", id, NAME_ID_MAX, err, errlen);
+}
+
+static int
+check_start (json_t *msg, char *err, size_t errlen)
+{
+  const char *vm, *source, *mode = "live";
+  uint64_t timeout_s = 0, v;
+  json_t *needs;
+
+  if (check_id_field (msg, err, errlen) == -1 ||
+      msg_get_string (msg, "vm", true, &vm, err, errlen) != 0 ||
+      name_check_vm (vm, err, errlen) == -1 ||
+      msg_get_string (msg, "source", true, &source, err, errlen) != 0 ||
+      name_check_host (source, err, errlen) == -1 ||
+      msg_get_string (msg, "mode", false, &mode, err, errlen) == -1 ||
+      msg_get_u64 (msg, "timeout_s", false, &timeout_s, err, errlen) == -1 ||
+      msg_get_object (msg, "needs", true, &needs, err, errlen) != 0)
+    return -1;
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
+    snprintf (err, errlen, "mode must be 'live' or 'volume'");
+    return -1;
+  }
+  if (timeout_s > 86400) {
+    snprintf (err, errlen, "timeout_s must be at most one day");
+    return -1;
+  }
+  for (const char *const *k = (const char *const[]) { "memory", "vcpus",
+                                                      "disk_bytes", NULL };
+       *k; ++k)
+    if (msg_get_u64 (needs, *k, false, &v, err, errlen) == -1)
+      return -1;
+  return 0;
+}
+
+int
+peer_check_events (json_t *events, char *err, size_t errlen)
+{
+  json_t *ev;
+  size_t i;
+
+  if (!json_is_array (events) || json_array_size (events) > MAX_EVENTS) {
+    snprintf (err, errlen, "'events' must be an array of at most %d",
+              MAX_EVENTS);
+    return -1;
+  }
+  json_array_foreach (events, i, ev) {
+    const char *uid, *type;
+    uint64_t posted;
+    if (!json_is_object (ev)) {
+      snprintf (err, errlen, "event %zu is not an object", i);
+      return -1;
+    }
+    if (msg_get_string (ev, "uid", true, &uid, err, errlen) != 0 ||
+        name_check_id ("event uid", uid, NAME_EVENT_ID_MAX, err,
+                       errlen) == -1 ||
+        msg_get_string (ev, "type", true, &type, err, errlen) != 0 ||
+        name_check_event_type (type, err, errlen) == -1 ||
+        msg_get_u64 (ev, "posted", true, &posted, err, errlen) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+check_state (json_t *msg, char *err, size_t errlen)
+{
+  json_t *def, *objects;
+
+  if (msg_get_object (msg, "def", true, &def, err, errlen) != 0 ||
+      msg_get_object (msg, "objects", true, &objects, err, errlen) != 0 ||
+      vm_def_check (def, err, errlen) == -1 ||
+      objects_check (objects, err, errlen) == -1)
+    return -1;
+  return 0;
+}
+
+static int
+check_volume_handoff (json_t *msg, char *err, size_t errlen)
+{
+  json_t *def, *objects, *volumes;
+
+  if (msg_get_object (msg, "def", true, &def, err, errlen) != 0 ||
+      msg_get_object (msg, "objects", true, &objects, err, errlen) != 0 ||
+      msg_get_array (msg, "volumes", true, &volumes, err, errlen) != 0 ||
+      def_check_on_volumes (def, volumes, err, errlen) == -1 ||
+      objects_check (objects, err, errlen) == -1)
+    return -1;
+  return 0;
+}
+
+static int
+check_reason (json_t *msg, char *err, size_t errlen)
+{
+  const char *reason;
+  int r = msg_get_string (msg, "reason", false, &reason, err, errlen);
+
+  if (r == -1)
+    return -1;
+  if (r == 0 && name_check_text ("reason", reason, NAME_TEXT_MAX, err,
+                                 errlen) == -1)
+    return -1;
+  return 0;
+}
+
+/* One endpoint: a URI of SCHEME (or ALT) on HOST, nothing else. */
+static int
+check_endpoint (const char *what, json_t *v, const char *host,
+                enum uri_scheme scheme, int alt, char *err, size_t errlen)
+{
+  struct uri u;
+  char e2[256], q[96];
+  int rv = -1;
+
+  if (!json_is_string (v)) {
+    snprintf (err, errlen, "endpoint %s is missing", what);
+    return -1;
+  }
+  if (uri_parse (json_string_value (v), &u, e2, sizeof e2) == -1) {
+    snprintf (err, errlen, "endpoint %s: %s", what, e2);
+    return -1;
+  }
+  if (u.scheme != scheme && (int) u.scheme != alt)
+    snprintf (err, errlen, "endpoint %s '%s' is not %s://", what,
+              name_quote (json_string_value (v), q, sizeof q),
+              uri_scheme_name (scheme));
+  else if (!u.host || strcmp (u.host, host) != 0)
+    snprintf (err, errlen, "endpoint %s '%s' is not on the destination "
+              "(%s)", what, name_quote (json_string_value (v), q, sizeof q),
+              host);
+  else if (u.socket || u.tls_psk_file || u.tls_username)
+    snprintf (err, errlen, "endpoint %s '%s' carries parameters", what,
+              name_quote (json_string_value (v), q, sizeof q));
+  else
+    rv = 0;
+  uri_free (&u);
+  return rv;
+}
+
+int
+peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
+                      bool has_dir, char *err, size_t errlen)
+{
+  json_t *disks, *d;
+  const char *key, *colon;
+  size_t i;
+
+  if (!json_is_object (ep)) {
+    snprintf (err, errlen, "the destination sent no endpoints");
+    return -1;
+  }
+  key = json_string_value (json_object_get (ep, "psk"));
+  colon = key ? strchr (key, ':') : NULL;
+  if (!colon || colon == key || colon - key > 64 || strlen (colon + 1) < 32 ||
+      strlen (colon + 1) > 128 ||
+      strspn (colon + 1, "0123456789abcdefABCDEF") != strlen (colon + 1) ||
+      strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+              "0123456789-_.") != (size_t) (colon - key)) {
+    snprintf (err, errlen, "the destination sent no usable migration key");
+    return -1;
+  }
+  disks = json_object_get (ep, "disks");
+  if (!json_is_array (disks) || json_array_size (disks) != ndisks) {
+    snprintf (err, errlen, "the destination's endpoints do not match the "
+              "VM's %zu disk%s", ndisks, ndisks == 1 ? "" : "s");
+    return -1;
+  }
+  json_array_foreach (disks, i, d) {
+    char what[32];
+    snprintf (what, sizeof what, "disk %zu", i);
+    if (check_endpoint (what, d, peer_host, URI_SCHEME_NBDS, -1, err,
+                        errlen) == -1)
+      return -1;
+  }
+  if (has_dir && check_endpoint ("share", json_object_get (ep, "share"),
+                                 peer_host, URI_SCHEME_TCP, -1, err,
+                                 errlen) == -1)
+    return -1;
+  return check_endpoint ("xfer", json_object_get (ep, "xfer"), peer_host,
+                         URI_SCHEME_TCP, URI_SCHEME_RDMA, err, errlen);
+}
+
+/* Messages that carry nothing but their type. */
+static const char *const bare[] = {
+  "START_VM", "MIGRATION_COMPLETE", "PING", NULL,
+};
+
+int
+peer_check_message (json_t *msg, char *err, size_t errlen)
+{
+  const char *type;
+
+  if (!json_is_object (msg)) {
+    snprintf (err, errlen, "a message must be a JSON object");
+    return -1;
+  }
+  if (msg_get_string (msg, "type", true, &type, err, errlen) != 0)
+    return -1;
+  for (const char *const *b = bare; *b; ++b)
+    if (strcmp (type, *b) == 0)
+      return 0;
+  if (strcmp (type, "START_MIGRATION") == 0)
+    return check_start (msg, err, errlen);
+  if (strcmp (type, "MANAGEMENT_STATE") == 0)
+    return check_state (msg, err, errlen);
+  if (strcmp (type, "QUEUED_EVENTS") == 0)
+    return peer_check_events (json_object_get (msg, "events"), err, errlen);
+  if (strcmp (type, "VOLUME_COMMIT") == 0)
+    return json_object_get (msg, "events")
+      ? peer_check_events (json_object_get (msg, "events"), err, errlen) : 0;
+  if (strcmp (type, "MANAGEMENT_UPDATE") == 0)
+    return objects_check (json_object_get (msg, "objects"), err, errlen);
+  if (strcmp (type, "VOLUME_HANDOFF") == 0)
+    return check_volume_handoff (msg, err, errlen);
+  if (strcmp (type, "ABORT") == 0)
+    return check_reason (msg, err, errlen);
+  if (strcmp (type, "QUERY_MIGRATION") == 0 ||
+      strcmp (type, "ABORT_MIGRATION") == 0)
+    return check_id_field (msg, err, errlen);
+  {
+    char q[48];
+    snprintf (err, errlen, "unknown message type '%s'",
+              name_quote (type, q, sizeof q));
+  }
+  return -1;
+}

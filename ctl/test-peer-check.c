@@ -1,0 +1,171 @@
+/* The edge of the peer protocol (peer-check.c, def-check.c): what a
+ * destination answers is checked before the source acts on it, and a
+ * peer's definitions and volumes stay where they belong. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "def-check.h"
+#include "peer-check.h"
+
+#define KEY "handoff-migration:00112233445566778899aabbccddeeff"
+
+static json_t *
+endpoints (const char *disk, const char *share, const char *xfer,
+           const char *psk)
+{
+  return json_pack ("{s:[s], s:s, s:s, s:s}", "disks", disk, "share", share,
+                    "xfer", xfer, "psk", psk);
+}
+
+static void
+expect_endpoints (json_t *ep, bool ok, const char *why)
+{
+  char err[512] = "";
+  int r = peer_check_endpoints (ep, "10.0.0.2", 1, true, err, sizeof err);
+  if (ok && r != 0)
+    fail_msg ("refused: %s", err);
+  if (!ok && (r != -1 || !strstr (err, why)))
+    fail_msg ("expected a refusal naming '%s', got %d '%s'", why, r, err);
+  json_decref (ep);
+}
+
+static void
+test_endpoints (void **state)
+{
+  (void) state;
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", KEY), true, NULL);
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "rdma://10.0.0.2:4002", KEY), true, NULL);
+  /* Another VM's disk on the source's own host. */
+  expect_endpoints (endpoints ("nbd+unix:///?socket=/var/lib/handoff/run/db1/"
+                               "disk0.sock", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", KEY), false, "nbds://");
+  expect_endpoints (endpoints ("nbds://127.0.0.1:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", KEY), false,
+                    "not on the destination");
+  expect_endpoints (endpoints ("nbds://10.0.0.3:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", KEY), false,
+                    "not on the destination");
+  expect_endpoints (endpoints ("nbd://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", KEY), false, "nbds://");
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/?tls-psk-file=/etc/shadow",
+                               "tcp://10.0.0.2:4001", "tcp://10.0.0.2:4002",
+                               KEY), false, "parameters");
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "unix:/run/x.sock",
+                               "tcp://10.0.0.2:4002", KEY), false, "share");
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "unix:/run/handoffd.sock", KEY), false, "xfer");
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", "x\ny:00"), false,
+                    "migration key");
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "tcp://10.0.0.2:4002", "../k:0011223344556677"
+                               "8899aabbccddeeff"), false, "migration key");
+  expect_endpoints (json_pack ("{s:[], s:s, s:s}", "disks", "xfer",
+                               "tcp://10.0.0.2:4002", "psk", KEY), false,
+                    "do not match");
+}
+
+static void
+expect_def (const char *text, json_t *boot_dirs, bool ok, const char *why)
+{
+  char err[512] = "";
+  json_t *def = json_loads (text, 0, NULL);
+  assert_non_null (def);
+  int r = def_check_received (def, boot_dirs, err, sizeof err);
+  if (ok && r != 0)
+    fail_msg ("refused: %s", err);
+  if (!ok && (r != -1 || !strstr (err, why)))
+    fail_msg ("%s: expected a refusal naming '%s', got '%s'", text, why, err);
+  json_decref (def);
+}
+
+static void
+test_received_defs (void **state)
+{
+  json_t *boot = json_pack ("[s]", "/srv/kernels");
+
+  (void) state;
+  expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
+              "\"dir\":\"/a/w\",\"kernel\":\"/a/w/vmlinux\"}", NULL, true, NULL);
+  expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
+              "\"kernel\":\"/srv/kernels/vmlinuz\"}", boot, true, NULL);
+  expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
+              "\"dir\":\"/a/w\",\"kernel\":\"/etc/shadow\"}", boot, false,
+              "outside");
+  expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
+              "\"dir\":\"/a/w\",\"initrd\":\"/a/w/../../etc/shadow\"}", NULL,
+              false, "normal form");
+  expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
+              "\"kernel\":\"/srv/kernelsX/vmlinuz\"}", boot, false, "outside");
+  expect_def ("{\"name\":\"..\",\"memory\":64,\"vcpus\":1,\"disks\":[]}",
+              NULL, false, "VM name");
+  json_decref (boot);
+}
+
+static void
+test_volumes (void **state)
+{
+  char err[512];
+  json_t *def = json_pack ("{s:s, s:i, s:i, s:[{s:s, s:i}], s:s}", "name", "d",
+                           "memory", 64, "vcpus", 1, "disks", "path",
+                           "/srv/san/d.img", "size", 1, "dir", "/srv/san/d");
+  json_t *ok = json_pack ("[{s:s, s:{}}]", "mountpoint", "/srv/san",
+                          "descriptor");
+  json_t *other = json_pack ("[{s:s, s:{}}]", "mountpoint", "/srv/other",
+                             "descriptor");
+  json_t *root = json_pack ("[{s:s, s:{}}]", "mountpoint", "/", "descriptor");
+
+  (void) state;
+  assert_int_equal (def_check_on_volumes (def, ok, err, sizeof err), 0);
+  assert_int_equal (def_check_on_volumes (def, other, err, sizeof err), -1);
+  assert_non_null (strstr (err, "not on any of the volumes"));
+  assert_int_equal (def_check_on_volumes (def, root, err, sizeof err), -1);
+  json_decref (def);
+  json_decref (ok);
+  json_decref (other);
+  json_decref (root);
+}
+
+static void
+test_objects (void **state)
+{
+  char err[512];
+  json_t *o;
+
+  (void) state;
+  o = json_pack ("{s:s, s:s}", "label:tier", "web", "policy",
+                 "{\"hooks\": {\"*\": \"on-event\"}}");
+  assert_int_equal (objects_check (o, err, sizeof err), 0);
+  json_decref (o);
+  o = json_pack ("{s:s}", "policy", "{\"hooks\": {\"*\": \"/bin/sh\"}}");
+  assert_int_equal (objects_check (o, err, sizeof err), -1);
+  assert_non_null (strstr (err, "hook directory"));
+  json_decref (o);
+  o = json_pack ("{s:s}", "policy", "{\"hooks\": {\"*\": \"..\"}}");
+  assert_int_equal (objects_check (o, err, sizeof err), -1);
+  json_decref (o);
+  o = json_pack ("{s:s}", "secret", "x");
+  assert_int_equal (objects_check (o, err, sizeof err), -1);
+  json_decref (o);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_endpoints),
+    cmocka_unit_test (test_received_defs),
+    cmocka_unit_test (test_volumes),
+    cmocka_unit_test (test_objects),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

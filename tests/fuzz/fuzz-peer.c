@@ -1,0 +1,78 @@
+/* libFuzzer target: the edge of the peer protocol - every message a
+ * peer may send (peer-check.c), the definitions in them and the checks
+ * a destination adds (def-check.c), and the names of names.h. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "def-check.h"
+#include "names.h"
+#include "peer-check.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+/* A name that passed its check can be used in a path: one component,
+ * never "." or "..". */
+static void
+name_is_a_component (const char *s)
+{
+  if (!s[0] || strchr (s, '/') || strcmp (s, ".") == 0 ||
+      strcmp (s, "..") == 0)
+    abort ();
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  char err[1024];
+  json_t *msg = json_loadb ((const char *) data, size,
+                            JSON_REJECT_DUPLICATES, NULL);
+  json_t *boot_dirs = json_pack ("[s]", "/srv/kernels");
+  const char *type, *s;
+
+  if (!msg)
+    goto out;
+  /* A destination's answer with endpoints (the source's side). */
+  if (json_object_get (msg, "endpoints")) {
+    peer_check_endpoints (json_object_get (msg, "endpoints"), "10.0.0.2", 1,
+                          true, err, sizeof err);
+    goto out;
+  }
+  if (peer_check_message (msg, err, sizeof err) == -1) {
+    /* A refusal's reason is one printable line. */
+    for (const char *c = err; *c; ++c)
+      if ((unsigned char) *c < 0x20)
+        abort ();
+    goto out;
+  }
+  type = json_string_value (json_object_get (msg, "type"));
+  if ((s = json_string_value (json_object_get (msg, "vm"))))
+    name_is_a_component (s);
+  if ((s = json_string_value (json_object_get (msg, "id"))))
+    name_is_a_component (s);
+  if (strcmp (type, "MANAGEMENT_STATE") == 0) {
+    json_t *def = json_object_get (msg, "def");
+    name_is_a_component (json_string_value (json_object_get (def, "name")));
+    if (def_check_received (def, boot_dirs, err, sizeof err) == 0) {
+      /* Boot files are then in the VM's directory or a boot dir. */
+      const char *dir = json_string_value (json_object_get (def, "dir"));
+      s = json_string_value (json_object_get (def, "kernel"));
+      if (s && !(dir && path_is_beneath (s, dir)) &&
+          !path_is_beneath (s, "/srv/kernels"))
+        abort ();
+    }
+  }
+  if (strcmp (type, "VOLUME_HANDOFF") == 0) {
+    json_t *disks = json_object_get (json_object_get (msg, "def"), "disks");
+    if (json_array_size (json_object_get (msg, "volumes")) == 0 &&
+        json_array_size (disks) > 0)
+      abort ();
+  }
+ out:
+  json_decref (boot_dirs);
+  json_decref (msg);
+  return 0;
+}

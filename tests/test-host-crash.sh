@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A host that crashes with running VMs - handoffd, QEMU, nbdkit and the
+# share all killed at once, the state directory left as a power loss
+# leaves it (stale sockets, pid files, a dead FUSE mount) - must be able
+# to start its VMs again: after handoffd restarts, the VM is listed as
+# crashed, 'handoff start' boots it (QEMU runs, its disk has every
+# record the guest wrote before the crash), and a start whose QEMU does
+# not come up fails with the reason instead of claiming success.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires_netns
+requires_fuse
+guest_build
+make_tmpdir
+cd "$tmp"
+make_hosts 1
+
+handoff keygen k.psk >/dev/null 2>&1
+start_handoffd 1
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 128 --disk "$tmp/vm.img" --dir "$tmp/vm" \
+  --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+hcli 1 start web1
+serial=$tmp/h1/run/web1/serial.log
+wait_for 120 "the guest" grep -q "HANDOFF-REC 10" "$serial"
+
+for round in 1 2; do
+  echo "== the host crashes (round $round)"
+  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  crash_host 1
+  [ -z "$(netns_pids 1)" ] || fail "processes survived the crash: $(netns_pids 1)"
+  # What a dead run leaves behind.
+  for f in qmp.sock disk0.sock disk0.ctl share.ctl qemu.pid disk0.pid; do
+    [ -e "$tmp/h1/run/web1/$f" ] || fail "the crash did not leave $f (the test is wrong)"
+  done
+  on_host 1 awk -v d="$tmp/h1/run/web1/dir" '$2 == d { f = 1 } END { exit !f }' \
+    /proc/self/mounts || fail "the crash did not leave the share's mount (the test is wrong)"
+
+  start_handoffd 1
+  state=$(hcli 1 list --json | jq -r '.vms[] | select(.name == "web1") | .state')
+  [ "$state" = crashed ] || fail "web1 is '$state' after the crash, not crashed"
+  grep -q "VM web1 was running, but its QEMU is gone" h1.log ||
+    fail "the daemon does not say what it found"
+  top=$(check_records "$tmp/vm.img") || fail "records after the crash"
+  [ "$acked" -le "$top" ] || fail "the disk ends at record $top, the guest wrote $acked"
+
+  hcli 1 start web1
+  hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run after start"
+  wait_for 120 "the guest to boot again" grep -q "HANDOFF-REC 5" "$serial"
+  [ "$(hcli 1 list --json | jq -r '.vms[0].state')" = running ] ||
+    fail "web1 is not recorded as running"
+  # Its files through the share, as before the crash.
+  on_host 1 cat "$tmp/h1/run/web1/dir/config" | grep -q name=web1 ||
+    fail "the share over web1's directory does not work after the restart"
+done
+
+echo "== a start whose QEMU does not come up fails, and says why"
+hcli 1 stop web1
+stop_handoffd 1
+start_handoffd 1 --qemu /bin/false
+rc=0
+hcli 1 start web1 > start.out 2>&1 || rc=$?
+cat start.out
+[ "$rc" != 0 ] || fail "start claimed success without QEMU"
+grep -q "QEMU did not" start.out || fail "the failure does not name QEMU"
+[ "$(hcli 1 list --json | jq -r '.vms[0].state')" != running ] ||
+  fail "web1 is recorded as running"
+[ -z "$(host_pids 1)" ] || fail "a failed start left processes: $(host_pids 1)"
+# Its logs stay for the operator.
+[ -f "$tmp/h1/run/web1/qemu.log" ] || fail "the failed start's log is gone"
+stop_handoffd 1
+start_handoffd 1
+hcli 1 start web1
+hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run"
+echo "$0: PASS"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Migrations crossing each other, again and again: web1 goes host 1 ->
+# host 2 while web2 goes host 2 -> host 1, then both come back, for
+# CROSSINGS rounds (20 by default).  Each daemon starts nbdkit, relays
+# and QEMU for both directions at once on a loaded machine; none of
+# them may die with the short-lived process that spawned it, so every
+# migration succeeds, and every record each guest wrote is intact.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires_netns
+requires_fuse
+guest_build
+make_tmpdir
+cd "$tmp"
+make_hosts 2
+rounds=${CROSSINGS:-20}
+
+handoff keygen k.psk >/dev/null 2>&1
+start_handoffd 1
+start_handoffd 2
+for i in 1 2; do
+  make_test_vm "$tmp/vm$i"
+  hcli "$i" define "web$i" --memory 128 --disk "$tmp/vm$i.img" --dir "$tmp/vm$i" \
+    --kernel "$tmp/vm$i/vmlinux" --initrd "$tmp/vm$i/initrd.gz" \
+    --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+  hcli "$i" start "web$i"
+done
+for i in 1 2; do
+  wait_for 120 "web$i" grep -q "HANDOFF-REC 3" "$tmp/h$i/run/web$i/serial.log"
+done
+
+# where VM: the host web1/web2 runs on now.
+declare -A on=([web1]=1 [web2]=2)
+for (( r=1; r<=rounds; r++ )); do
+  pids=()
+  for vm in web1 web2; do
+    from=${on[$vm]} to=$((3 - ${on[$vm]}))
+    hcli "$from" migrate "$vm" --to "host$to" --max-downtime 500 \
+      > "r$r-$vm.out" 2>&1 &
+    pids+=($!)
+  done
+  for k in 0 1; do
+    vm=web$((k + 1))
+    if ! wait "${pids[$k]}"; then
+      cat "r$r-$vm.out"
+      fail "round $r: $vm from host ${on[$vm]} failed"
+    fi
+    on[$vm]=$((3 - ${on[$vm]}))
+  done
+  for vm in web1 web2; do
+    i=${on[$vm]}
+    hcli "$i" status "$vm" | grep -q "QEMU: running" ||
+      fail "round $r: $vm does not run on host $i"
+  done
+  echo "round $r: web1 on host ${on[web1]}, web2 on host ${on[web2]}: $(grep -h '^downtime' r$r-*.out | tr '\n' ' ')"
+done
+for vm in web1 web2; do
+  i=${on[$vm]}
+  serial=$tmp/h$i/run/$vm/serial.log
+  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  top=$(check_records "$(hcli "$i" status "$vm" --json | jq -r '.def.disks[0].path')") ||
+    fail "$vm's records"
+  [ "${acked:-0}" -le "$top" ] || [ "$top" -ge 2047 ] ||
+    fail "$vm's disk ends at record $top, the guest wrote $acked"
+  echo "$vm: records intact up to $top"
+done
+# Nothing of a VM stays on a host it left.
+for vm in web1 web2; do
+  other=$((3 - ${on[$vm]}))
+  [ ! -e "$tmp/h$other/run/$vm" ] || fail "host $other kept $vm's run directory"
+done
+echo "$0: PASS"

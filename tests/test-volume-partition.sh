@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Volume mode under a cut link: the SAN volume must never be mounted on
+# two hosts, and the VM never run on two, whatever is lost when.
+#
+# The setup of test-migrate-volume.sh (a SAN disk both hosts see, each
+# host its own mount namespace).  Host 2's traffic is dropped (nft in
+# its namespace) for CUT seconds, starting DELAY ms after host 1 enters
+# phase 'handoff' (0, 20, 50, 100, 200); then with each message of the
+# handoff lost in turn (a test hook holds the step before it while the
+# link is cut): VOLUME_HANDOFF, READY, VOLUME_COMMIT, and the ACK alone
+# (cut once host 2 was told to commit).  Every half second
+# while cut and for a while after healing: the volume is mounted on at
+# most one host and web1's QEMU runs on at most one.  After healing
+# web1 runs on exactly one host, with its volume mounted there only;
+# both journals are closed; e2fsck -n finds the file system clean; and
+# the disk holds every record the guest wrote before the handoff.
+#
+# Then host 1's daemon and every process of it killed (-9) in each
+# phase of the handoff and restarted while host 2 is cut off, then
+# healed: the same checks.
+#
+# PARTITION_CASES="0 ack" and CRASH_PHASES="handoff" run a subset.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires_root
+source "$top/tests/volume-images.sh"
+requires_netns
+requires_fuse
+requires nft --version
+requires e2fsck -V
+guest_build
+make_tmpdir
+cd "$tmp"
+make_hosts 2
+export HD_IO_TIMEOUT=2s
+cut_s=${CUT:-10}
+
+make_disk san.img 320 gpt 512 "2048 614400"
+cleanup_fn detach_loops_of "$tmp/san.img"
+mkfs_part san.img $((2048 * 512)) $((614400 * 512)) mkfs.ext4 -q -L vmvol
+san=$(losetup -f --show san.img)
+handoff volume identify -p 1 san.img > vol.json
+mkdir vol
+for i in 1 2; do
+  cleanup_fn on_host "$i" sh -c "! mountpoint -q '$tmp/vol' || umount -l '$tmp/vol'"
+done
+on_host 1 handoff volume mount vol.json "$tmp/vol" --scan "$san"
+on_host 1 sh -c "
+  mkdir -p '$tmp/vol/web1'
+  cp '$GUEST_DIR/vmlinux' '$GUEST_DIR/initrd.gz' '$tmp/vol/web1/'
+  truncate -s 64M '$tmp/vol/web1.img'"
+
+handoff keygen k.psk >/dev/null 2>&1
+echo "{\"volume_roots\": [\"$tmp\"]}" > h1.policy
+cp h1.policy h2.policy
+start_handoffd 1
+start_handoffd 2
+hcli 1 define web1 --memory 128 --disk "$tmp/vol/web1.img" --dir "$tmp/vol/web1" \
+  --kernel "$tmp/vol/web1/vmlinux" --initrd "$tmp/vol/web1/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+hcli 1 start web1
+wait_for 120 "the guest on host 1" grep -q "HANDOFF-REC 5" "$tmp/h1/run/web1/serial.log"
+
+cleanup_fn heal 2
+cut_off () { on_host "$1" nft -f - <<'EOF'
+table inet handoff_cut {
+  chain in { type filter hook input priority 0; iifname != "lo" drop; }
+  chain out { type filter hook output priority 0; oifname != "lo" drop; }
+}
+EOF
+}
+heal () { on_host "$1" nft delete table inet handoff_cut 2>/dev/null || true; }
+
+mounted_on () { on_host "$1" mountpoint -q "$tmp/vol"; }
+# Is web1's QEMU alive on host I (any QEMU of the namespace named web1)?
+qemu_on ()
+{
+  local p
+  for p in $(netns_pids "$1"); do
+    tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q '^qemu-system.* -name web1 ' &&
+      return 0
+  done
+  return 1
+}
+# One sample: never two of either.
+sample ()
+{
+  local m=0 q=0 i
+  for i in 1 2; do
+    mounted_on "$i" && m=$((m + 1))
+    qemu_on "$i" && q=$((q + 1))
+  done
+  [ "$m" -le 1 ] || fail "$1: the volume is mounted on both hosts"
+  [ "$q" -le 1 ] || fail "$1: web1's QEMU runs on both hosts"
+  echo "$m $q"
+}
+# sample_for SECONDS WHAT: sample every half second.
+sample_for ()
+{
+  local end=$(( $(date +%s) + $1 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    sample "$2" > /dev/null
+    sleep 0.5
+  done
+}
+journals_closed ()
+{
+  local i
+  for i in 1 2; do
+    [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where result is null")" = 0 ] ||
+      return 1
+  done
+}
+# Where web1 runs now (1 or 2), once settled.
+settled_on ()
+{
+  local i n=0 where=
+  for i in 1 2; do
+    if qemu_on "$i"; then n=$((n + 1)); where=$i; fi
+  done
+  [ "$n" = 1 ] && journals_closed && mounted_on "$where" && echo "$where"
+}
+# After healing: exactly one host runs web1 from the volume; the file
+# system is clean and the records are there.  Ends with web1 on host 1.
+check_settled ()
+{
+  local what=$1 acked=$2 where top
+  sample_for 5 "$what, healed"
+  wait_for 90 "$what: web1 to settle on one host" settled_on
+  where=$(settled_on)
+  sample "$what, settled" > /dev/null
+  [ "$(sqlite3 "$tmp/h$where/state.db" "select state from vms where name = 'web1'")" = running ] ||
+    fail "$what: host $where does not record web1 as running"
+  [ "$(sqlite3 "$tmp/h$((3 - where))/state.db" "select count(*) from vms where name = 'web1'")" = 0 ] ||
+    fail "$what: host $((3 - where)) still has web1"
+  # The records the guest wrote before the handoff, on the disk.
+  top=$(on_host "$where" python3 -c '
+import sys; sys.stdout.write(open(sys.argv[1], "rb").read(1 << 20).decode("latin1"))' \
+        "$tmp/vol/web1.img" > disk.head; check_records disk.head) ||
+    fail "$what: records"
+  [ "$acked" -le "$top" ] || fail "$what: the disk ends at record $top, the guest wrote $acked"
+  # A clean file system: stop the VM, unmount, check, mount again.
+  hcli "$where" stop web1
+  on_host "$where" handoff volume unmount "$tmp/vol" > /dev/null
+  e2fsck -fn "$(losetup -f --show -o $((2048 * 512)) --sizelimit $((614400 * 512)) san.img)" \
+    > fsck.out 2>&1 || { cat fsck.out; fail "$what: e2fsck found errors"; }
+  detach_loops_of "$tmp/san.img"
+  san=$(losetup -f --show san.img)
+  on_host "$where" handoff volume mount vol.json "$tmp/vol" --scan "$san" > /dev/null
+  hcli "$where" start web1
+  wait_for 120 "$what: the guest on host $where" \
+    grep -q "HANDOFF-REC 3" "$tmp/h$where/run/web1/serial.log"
+  echo "  $what: web1 runs on host $where only; records intact up to $top; e2fsck clean"
+  if [ "$where" = 2 ]; then
+    hcli 2 migrate web1 --to host1 --mode volume --shutdown-timeout 1s \
+      > back.out 2>&1 || { cat back.out; fail "$what: back to host 1"; }
+    wait_for 120 "$what: the guest back on host 1" \
+      grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
+  fi
+}
+
+# Wait for PAT in host I's log after its first N lines, and return as
+# soon as it is written (a cut must land within milliseconds of it).
+wait_log ()
+{
+  local i=$1 n=$2 pat=$3
+  python3 - "$tmp/h$i.log" "$n" "$pat" <<'PY' || fail "host $i did not log '$pat'"
+import sys, time
+path, skip, pat = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+end = time.time() + 60
+with open(path, "rb") as f:
+    for _ in range(skip):
+        f.readline()
+    buf = b""
+    while time.time() < end:
+        chunk = f.readline()
+        if not chunk:
+            time.sleep(0.002)
+            continue
+        buf += chunk
+        if chunk.endswith(b"\n"):
+            if pat in buf:
+                sys.exit(0)
+            buf = b""
+sys.exit(1)
+PY
+}
+
+for c in ${PARTITION_CASES:-0 20 50 100 200 handoff ready commit ack}; do
+  # Which host holds which step, and the log line that says it is held.
+  hold= holder=1 pat=": handoff: "
+  case $c in
+    handoff) hold=handoff:500 pat="test hook: holding handoff" ;;
+    ready) hold=mounted:500 holder=2 pat="test hook: holding mounted" ;;
+    commit) hold=committed:500 pat="test hook: holding committed" ;;
+    ack) holder=2 pat="the source committed the handoff" ;;
+  esac
+  echo "== host 2 cut off $(case $c in [0-9]*) echo "$c ms into the handoff" ;;
+    ack) echo "once it was told to commit" ;; *) echo "with $c lost" ;; esac) for ${cut_s}s"
+  if [ -n "$hold" ]; then
+    stop_handoffd "$holder"
+    HANDOFF_TEST_DELAY_AT=$hold start_handoffd "$holder"
+  fi
+  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  n=$(wc -l < "h$holder.log")
+  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
+    > "cut-$c.out" 2>&1 &
+  mig=$!
+  wait_log "$holder" "$n" "$pat"
+  case $c in [0-9]*) sleep "$(echo "$c / 1000" | bc -l)" ;; esac
+  cut_off 2
+  sample_for "$cut_s" "cut at $c"
+  heal 2
+  rc=0
+  wait "$mig" || rc=$?
+  sed 's/^/  | /' "cut-$c.out"
+  echo "  migrate exited $rc"
+  if [ -n "$hold" ]; then
+    stop_handoffd "$holder"
+    start_handoffd "$holder"
+  fi
+  check_settled "cut at $c" "${acked:-0}"
+done
+
+# The source killed with its children in each phase, restarted while
+# the destination is cut off.
+for ph in ${CRASH_PHASES:-identify power_off unregister unmount handoff committed}; do
+  echo "== host 1 crashes in phase '$ph'; it restarts while host 2 is cut off"
+  stop_handoffd 1
+  HANDOFF_TEST_CRASH_AT=$ph start_handoffd 1
+  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
+  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
+    > "crash-$ph.out" 2>&1 &
+  mig=$!
+  wait_for 60 "host 1 to die at $ph" bash -c "! kill -0 $dpid 2>/dev/null"
+  grep -q "crashing at $ph" h1.log || fail "host 1 died, but not at $ph"
+  crash_host 1 "$mig"
+  cut_off 2
+  start_handoffd 1
+  sample_for 8 "crash at $ph, cut"
+  heal 2
+  wait "$mig" || true
+  check_settled "crash at $ph" "${acked:-0}"
+done
+echo "$0: PASS"
