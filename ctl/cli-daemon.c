@@ -11,6 +11,7 @@
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "uri.h"
 
 const char *cli_socket_path;
 const char *cli_host_uri;
@@ -56,7 +57,7 @@ cli_connect (int *rc)
     *rc = RC_UNREACHABLE;
     return NULL;
   }
-  snprintf (uri, sizeof uri, "unix:%s", path);
+  uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
   if (!c) {
     fprintf (stderr, "handoff: cannot reach handoffd at %s\n", path);

@@ -55,9 +55,7 @@ extern const char *hd_peer_uri (const char *name);
 /* The name of the peer at URI, or NULL. */
 extern const char *hd_peer_name_for_host (const char *host);
 
-/* Wall-clock milliseconds (journal, events); timeouts use clock_ms
- * (sockets.h). */
-extern int64_t wall_ms (void);
+#include "clock.h"
 
 /* Test hooks: if HANDOFF_TEST_CRASH_AT names PHASE, die (SIGKILL) on
  * entering it, as a crash would; if HANDOFF_TEST_DELAY_AT is

@@ -35,14 +35,6 @@
 
 struct hd_config hd;
 
-int64_t
-wall_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 hd_crash_point (const char *phase)
 {

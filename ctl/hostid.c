@@ -13,25 +13,11 @@
 
 #include <gnutls/crypto.h>
 
+#include "errors.h"
 #include "cleanup.h"
 #include "hostid.h"
 
 #define FWCFG_DIR "/sys/firmware/qemu_fw_cfg/by_name/"
-
-static int
-fail (char *err, size_t errlen, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  return -1;
-}
 
 /* Trim whitespace and NULs at both ends, in place. */
 static void
@@ -56,14 +42,14 @@ read_small (const char *path, char *buf, size_t len, char *err,
 
   buf[0] = '\0';
   if (fd == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   /* Terminates: end of file or a full buffer. */
   while (got < len - 1) {
     ssize_t r = read (fd, buf + got, len - 1 - got);
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1)
-      return fail (err, errlen, "%s: %s", path, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
     if (r == 0)
       break;
     got += (size_t) r;
@@ -85,12 +71,12 @@ read_cmd (const char *command, char *buf, size_t len, char *err,
   pid_t pid;
 
   if (pipe2 (pfd, O_CLOEXEC) == -1)
-    return fail (err, errlen, "pipe: %s", strerror (errno));
+    return set_error_errno (errno, err, errlen, "pipe: %s", strerror (errno));
   pid = fork ();
   if (pid == -1) {
     close (pfd[0]);
     close (pfd[1]);
-    return fail (err, errlen, "fork: %s", strerror (errno));
+    return set_error_errno (errno, err, errlen, "fork: %s", strerror (errno));
   }
   if (pid == 0) {
     dup2 (pfd[1], STDOUT_FILENO);
@@ -116,7 +102,7 @@ read_cmd (const char *command, char *buf, size_t len, char *err,
   while (waitpid (pid, &status, 0) == -1 && errno == EINTR)
     ;
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    return fail (err, errlen, "the ID command '%.200s' failed (%s %d)",
+    return set_error_errno (errno, err, errlen, "the ID command '%.200s' failed (%s %d)",
                  command, WIFEXITED (status) ? "exit" : "signal",
                  WIFEXITED (status) ? WEXITSTATUS (status)
                  : WTERMSIG (status));
@@ -151,7 +137,7 @@ read_dmi (char *buf, size_t len, char *err, size_t errlen)
     used += (size_t) n;
   }
   if (!any)
-    return fail (err, errlen, "no DMI identity in /sys/class/dmi/id "
+    return set_error_errno (errno, err, errlen, "no DMI identity in /sys/class/dmi/id "
                  "(not readable here, or not root)");
   return 0;
 }
@@ -178,13 +164,13 @@ hostid_read (const char *spec, char *id, size_t idlen, char *err,
   else if (strncmp (spec, "cmd:", 4) == 0 && spec[4])
     r = read_cmd (spec + 4, id, idlen, err, errlen);
   else
-    return fail (err, errlen, "unknown ID source '%.64s' (fwcfg, dmi, "
+    return set_error_errno (errno, err, errlen, "unknown ID source '%.64s' (fwcfg, dmi, "
                  "file:PATH, cmd:COMMAND)", spec);
   if (r == -1)
     return -1;
   trim (id);
   if (!id[0])
-    return fail (err, errlen, "the ID source '%.200s' gave an empty ID",
+    return set_error_errno (errno, err, errlen, "the ID source '%.200s' gave an empty ID",
                  spec ? spec : "fwcfg");
   return 0;
 }

@@ -421,7 +421,7 @@ prepare (struct incoming *in, json_t *msg)
     pid_t p;
     snprintf (listen, sizeof listen, "tcp://%s:%d", addr, port);
     vm_run_path (in->vm, "incoming.sock", sock, sizeof sock);
-    snprintf (to, sizeof to, "unix:%s", sock);
+    uri_unix (sock, to, sizeof to);
     char *argv[] = {
       (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
       (char *) "--to", to, (char *) "--psk", mig_psk,

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "channel.h"
 #include "channel-proto.h"
 #include "daemon.h"
@@ -245,20 +246,6 @@ sample (struct migration *m, json_t *ram, bool *storage_ready,
 /* ------------------------------------------------------------------ */
 /* Phases */
 
-static int
-fail_with (char *err, size_t errlen, const char *fmt, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
-static int
-fail_with (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  return -1;
-}
-
 /* While the data moves the control channel is idle: a PING every few
  * seconds shows each side the other is alive (the destination gives
  * up on a source silent for two I/O timeouts). */
@@ -285,11 +272,11 @@ check_time (struct migration *m, int *rc, char *err, size_t errlen)
 {
   if (aborted (m)) {
     *rc = RC_ROLLED_BACK;
-    return fail_with (err, errlen, "aborted by request");
+    return set_error (err, errlen, "aborted by request");
   }
   if (clock_ms () > m->deadline) {
     *rc = RC_TIMEOUT;
-    return fail_with (err, errlen, "timed out after %" PRIu64 " s",
+    return set_error (err, errlen, "timed out after %" PRIu64 " s",
                       m->timeout_s);
   }
   if (m->peer && keepalive (m, err, errlen) == -1) {
@@ -364,7 +351,7 @@ phase_prepare (struct migration *m, json_t **endpoints_r, int *rc, char *err,
       uri_free (&u);
     }
     else
-      fail_with (err, errlen, "%s: %s", m->to, e2);
+      set_error (err, errlen, "%s: %s", m->to, e2);
     if (r == -1) {
       *rc = RC_ROLLED_BACK;
       return -1;
@@ -378,7 +365,7 @@ phase_prepare (struct migration *m, json_t **endpoints_r, int *rc, char *err,
   f = fopen (path, "we");
   if (!f || fprintf (f, "%s\n", key) < 0 || fclose (f) != 0) {
     *rc = RC_ROLLED_BACK;
-    return fail_with (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error (err, errlen, "%s: %s", path, strerror (errno));
   }
   return 0;
 }
@@ -397,7 +384,7 @@ phase_storage (struct migration *m, json_t *endpoints, int *rc, char *err,
              m->has_dir ? " and the VM directory" : "");
   if (json_array_size (disks) != m->ndisks || (m->has_dir && !share)) {
     *rc = RC_ROLLED_BACK;
-    return fail_with (err, errlen, "the destination's endpoints do not match "
+    return set_error (err, errlen, "the destination's endpoints do not match "
                       "the VM");
   }
   char psk[PATH_MAX];
@@ -478,7 +465,7 @@ start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
   vm_run_path (m->vm, "relay.log", log, sizeof log);
-  snprintf (listen, sizeof listen, "unix:%s", sock);
+  uri_unix (sock, listen, sizeof listen);
   unlink (sock);
   char *argv[] = {
     (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
@@ -491,7 +478,7 @@ start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
   if (proc_wait_path (sock, p, 10000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
-    return fail_with (err, errlen, "the stream relay did not start: %s", tail);
+    return set_error (err, errlen, "the stream relay did not start: %s", tail);
   }
   return 0;
 }
@@ -520,11 +507,11 @@ phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
              m->max_downtime_ms);
   *rc = RC_ROLLED_BACK;
   if (!xfer)
-    return fail_with (err, errlen, "the destination sent no stream address");
+    return set_error (err, errlen, "the destination sent no stream address");
   if (start_relay (m, xfer, err, errlen) == -1)
     return -1;
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
-  snprintf (uri, sizeof uri, "unix:%s", sock);
+  uri_unix (sock, uri, sizeof uri);
   if (qmp_ok (m, "migrate-set-capabilities", json_pack (
                 "{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities",
                 "capability", "events", "state", 1,
@@ -560,7 +547,7 @@ phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
       char tail[512];
       /* QEMU only sees its socket close; the relay says why. */
       vm_log_tail (m->vm, "relay.log", 2, tail, sizeof tail);
-      fail_with (err, errlen, "QEMU's migration %s%s%s%s%s%s",
+      set_error (err, errlen, "QEMU's migration %s%s%s%s%s%s",
                  st ? st : "vanished", why ? ": " : "", why ? why : "",
                  tail[0] ? " (stream relay: " : "", tail,
                  tail[0] ? ")" : "");
@@ -699,7 +686,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     }
     if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0 ||
         clock_ms () > until) {
-      fail_with (err, errlen, "QEMU did not complete the migration (%s)",
+      set_error (err, errlen, "QEMU did not complete the migration (%s)",
                  st ? st : "no answer");
       json_decref (q);
       return -1;

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "names.h"
 #include "proc.h"
+#include "uri.h"
 #include "util.h"
 #include "vm.h"
 
@@ -281,7 +282,7 @@ start_qemu (const char *name, json_t *def, bool incoming,
   if (incoming) {
     char sock[PATH_MAX];
     vm_run_path (name, "incoming.sock", sock, sizeof sock);
-    snprintf (inarg, sizeof inarg, "unix:%s", sock);
+    uri_unix (sock, inarg, sizeof inarg);
     argv[argc++] = (char *) "-S";
     argv[argc++] = (char *) "-incoming";
     argv[argc++] = inarg;
@@ -626,7 +627,7 @@ vm_helper_call (const char *name, const char *sock, int service, json_t *req,
   json_t *r;
 
   vm_run_path (name, sock, path, sizeof path);
-  snprintf (uri, sizeof uri, "unix:%s", path);
+  uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
   if (!c) {
     snprintf (err, errlen, "%s: cannot connect", path);

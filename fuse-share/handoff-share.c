@@ -32,6 +32,7 @@
 #include "session.h"
 #include "share-proto.h"
 #include "sockets.h"
+#include "uri.h"
 #include "util.h"
 
 #define PROG "handoff-share"
@@ -415,7 +416,7 @@ call_control (const char *path, json_t *req)
     json_decref (req);
     return errno == ENOENT ? RC_NOT_FOUND : RC_ERROR;
   }
-  snprintf (uri, sizeof uri, "unix:%s", path);
+  uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
   if (!c) {
     json_decref (req);

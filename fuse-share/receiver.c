@@ -33,6 +33,7 @@
 
 #include "beneath.h"
 #include "cleanup.h"
+#include "digest.h"
 #include "log.h"
 #include "receiver.h"
 
@@ -396,26 +397,6 @@ digest_get (struct receiver *rv, ino_t ino, uint8_t sum[32])
   return true;
 }
 
-static void
-sha256_fd (int fd, uint8_t out[32], int *e)
-{
-  gnutls_hash_hd_t h;
-  uint8_t buf[65536];
-  ssize_t n;
-
-  *e = 0;
-  if (gnutls_hash_init (&h, GNUTLS_DIG_SHA256) < 0) {
-    *e = ENOMEM;
-    return;
-  }
-  /* Terminates: read reaches end of file or fails. */
-  while ((n = read (fd, buf, sizeof buf)) > 0)
-    gnutls_hash (h, buf, (size_t) n);
-  if (n < 0)
-    *e = errno;
-  gnutls_hash_deinit (h, out);
-}
-
 static int
 verify (struct receiver *rv, const struct share_req *r, char *text,
         size_t textlen)
@@ -425,7 +406,6 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
   const char *name;
   struct stat st;
   uint8_t sum[32];
-  int e;
 
   memcpy (&want, r->data, sizeof want);
   want.kind = be32toh (want.kind);
@@ -449,11 +429,8 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
     if (kind == SHARE_KIND_FILE && !digest_get (rv, st.st_ino, sum)) {
       CLEANUP_CLOSE int fd = openat (dirfd, name, O_RDONLY | O_NOFOLLOW |
                                      O_CLOEXEC);
-      if (fd >= 0) {
-        sha256_fd (fd, sum, &e);
-        if (!e)
-          digest_put (rv, st.st_ino, sum);
-      }
+      if (fd >= 0 && digest_sha256_fd (fd, sum) == 0)
+        digest_put (rv, st.st_ino, sum);
     }
     return 0;
   }
@@ -483,9 +460,8 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
         snprintf (text, textlen, "%s: %s", r->path, strerror (errno));
         return EILSEQ;
       }
-      sha256_fd (fd, sum, &e);
-      if (e) {
-        snprintf (text, textlen, "%s: %s", r->path, strerror (e));
+      if (digest_sha256_fd (fd, sum) == -1) {
+        snprintf (text, textlen, "%s: %s", r->path, strerror (errno));
         return EILSEQ;
       }
       digest_put (rv, st.st_ino, sum);

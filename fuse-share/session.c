@@ -33,6 +33,7 @@
 
 #include "channel.h"
 #include "cleanup.h"
+#include "digest.h"
 #include "log.h"
 #include "session.h"
 #include "share-proto.h"
@@ -870,22 +871,6 @@ digest_store (const struct stat *st, const uint8_t sum[32])
   pthread_mutex_unlock (&digest_lock);
 }
 
-static void
-sha256_file (int fd, uint8_t out[32])
-{
-  gnutls_hash_hd_t h;
-  uint8_t buf[65536];
-  ssize_t n;
-
-  memset (out, 0, 32);
-  if (gnutls_hash_init (&h, GNUTLS_DIG_SHA256) < 0)
-    return;
-  /* Terminates: read reaches end of file or fails. */
-  while ((n = read (fd, buf, sizeof buf)) > 0)
-    gnutls_hash (h, buf, (size_t) n);
-  gnutls_hash_deinit (h, out);
-}
-
 /* The digest of the open source file FD (stat ST), from the cache if
  * it has not changed since. */
 static void
@@ -895,7 +880,9 @@ file_digest (int fd, const struct stat *st, uint8_t out[32])
 
   if (fstat (fd, &now) == 0 && digest_lookup (&now, out))
     return;
-  sha256_file (fd, out);
+  /* A read error leaves zeroes, which the receiver never matches: the
+   * commit then fails on this file, as it must. */
+  digest_sha256_fd (fd, out);
   /* Cache it only if the file did not change while we read it. */
   struct stat after;
   if (fstat (fd, &after) == 0 && after.st_size == now.st_size &&

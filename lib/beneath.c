@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "beneath.h"
 #include "cleanup.h"
 #include "names.h"
@@ -44,18 +45,6 @@ mount_root (int dirfd, const char *name)
     (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-static int __attribute__ ((format (printf, 4, 5)))
-fail (int e, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = e;
-  return -1;
-}
-
 /* Remove what directory DIRFD (on device DEV) holds.  WHERE names it
  * for messages. */
 static int
@@ -70,11 +59,11 @@ remove_entries (int dirfd, dev_t dev, const char *where, int depth,
   if (!d) {
     if (fd >= 0)
       close (fd);
-    return fail (errno, err, errlen, "%s: %s", where, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", where, strerror (errno));
   }
   if (depth > MAX_DEPTH) {
     closedir (d);
-    return fail (ELOOP, err, errlen, "%s: more than %d levels deep", where,
+    return set_error_errno (ELOOP, err, errlen, "%s: more than %d levels deep", where,
                  MAX_DEPTH);
   }
   /* Terminates: readdir reaches the end of the directory (entries are
@@ -87,12 +76,12 @@ remove_entries (int dirfd, dev_t dev, const char *where, int depth,
     snprintf (sub, sizeof sub, "%s/%s", where, de->d_name);
     if (fstatat (dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
       if (errno != ENOENT)
-        rv = fail (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
       continue;
     }
     if (S_ISDIR (st.st_mode)) {
       if (st.st_dev != dev || mount_root (dirfd, de->d_name)) {
-        rv = fail (EXDEV, err, errlen, "%s is another file system's mount "
+        rv = set_error_errno (EXDEV, err, errlen, "%s is another file system's mount "
                    "point: not removed", sub);
         break;
       }
@@ -100,16 +89,16 @@ remove_entries (int dirfd, dev_t dev, const char *where, int depth,
                                         O_DIRECTORY | O_NOFOLLOW |
                                         O_CLOEXEC);
       if (subfd == -1) {
-        rv = fail (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
         break;
       }
       rv = remove_entries (subfd, dev, sub, depth + 1, err, errlen);
       if (rv == 0 && unlinkat (dirfd, de->d_name, AT_REMOVEDIR) == -1 &&
           errno != ENOENT)
-        rv = fail (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
     }
     else if (unlinkat (dirfd, de->d_name, 0) == -1 && errno != ENOENT)
-      rv = fail (errno, err, errlen, "%s: %s", sub, strerror (errno));
+      rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
   }
   closedir (d);
   return rv;
@@ -127,7 +116,7 @@ remove_beneath (const char *root, const char *path, char *err,
   /* ROOT without trailing slashes ("/" stays "/"). */
   n = strlen (root);
   if (n == 0 || n >= sizeof rootbuf)
-    return fail (EINVAL, err, errlen, "remove: bad root directory");
+    return set_error_errno (EINVAL, err, errlen, "remove: bad root directory");
   memcpy (rootbuf, root, n + 1);
   while (n > 1 && rootbuf[n - 1] == '/')
     rootbuf[--n] = '\0';
@@ -135,31 +124,31 @@ remove_beneath (const char *root, const char *path, char *err,
   if (strncmp (path, rootbuf, n) == 0 && (path[n] == '/' || n == 1))
     path += n;
   else if (path[0] == '/')
-    return fail (EXDEV, err, errlen, "remove %s: not beneath %s",
+    return set_error_errno (EXDEV, err, errlen, "remove %s: not beneath %s",
                  name_quote (path, q, sizeof q), rootbuf);
   while (*path == '/')
     path++;
   if (strlen (path) >= sizeof rel)
-    return fail (ENAMETOOLONG, err, errlen, "remove: path too long");
+    return set_error_errno (ENAMETOOLONG, err, errlen, "remove: path too long");
   snprintf (rel, sizeof rel, "%s", path);
   n = strlen (rel);
   while (n > 0 && rel[n - 1] == '/')
     rel[--n] = '\0';
   if (n == 0)
-    return fail (EINVAL, err, errlen, "remove: refusing to remove %s itself",
+    return set_error_errno (EINVAL, err, errlen, "remove: refusing to remove %s itself",
                  rootbuf);
   /* ".." is refused outright, even where it would stay beneath. */
   for (const char *c = rel; c && *c;) {
     size_t len = strcspn (c, "/");
     if ((len == 2 && c[0] == '.' && c[1] == '.') || (len == 1 && c[0] == '.'))
-      return fail (EXDEV, err, errlen, "remove %s: a '.' or '..' component",
+      return set_error_errno (EXDEV, err, errlen, "remove %s: a '.' or '..' component",
                    name_quote (rel, q, sizeof q));
     c = c[len] ? c + len + 1 : NULL;
   }
 
   CLEANUP_CLOSE int rootfd = open (rootbuf, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd == -1)
-    return fail (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
   CLEANUP_CLOSE int parentfd = -1;
   char *slash = strrchr (rel, '/');
   if (slash) {
@@ -174,7 +163,7 @@ remove_beneath (const char *root, const char *path, char *err,
     if (parentfd == -1) {
       if (errno == ENOENT)
         return 0;
-      return fail (errno, err, errlen, "remove %s/%s: %s", rootbuf,
+      return set_error_errno (errno, err, errlen, "remove %s/%s: %s", rootbuf,
                    name_quote (rel, q, sizeof q),
                    errno == EXDEV ? "leads outside it" : strerror (errno));
     }
@@ -184,38 +173,38 @@ remove_beneath (const char *root, const char *path, char *err,
     leaf = rel;
     parentfd = fcntl (rootfd, F_DUPFD_CLOEXEC, 0);
     if (parentfd == -1)
-      return fail (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
   }
 
   if (fstatat (parentfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == -1) {
     if (errno == ENOENT)
       return 0;
-    return fail (errno, err, errlen, "%s/%s: %s", rootbuf,
+    return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
                  name_quote (rel, q, sizeof q), strerror (errno));
   }
   if (!S_ISDIR (st.st_mode)) {
     if (unlinkat (parentfd, leaf, 0) == -1 && errno != ENOENT)
-      return fail (errno, err, errlen, "%s/%s: %s", rootbuf,
+      return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
                    name_quote (rel, q, sizeof q), strerror (errno));
     return 0;
   }
   if ((fstat (parentfd, &pst) == 0 && pst.st_dev != st.st_dev) ||
       mount_root (parentfd, leaf))
-    return fail (EXDEV, err, errlen, "%s/%s is a mount point: not removed",
+    return set_error_errno (EXDEV, err, errlen, "%s/%s is a mount point: not removed",
                  rootbuf, name_quote (rel, q, sizeof q));
   {
     char where[PATH_MAX];
     CLEANUP_CLOSE int dfd = openat (parentfd, leaf, O_RDONLY | O_DIRECTORY |
                                     O_NOFOLLOW | O_CLOEXEC);
     if (dfd == -1)
-      return fail (errno, err, errlen, "%s/%s: %s", rootbuf,
+      return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
                    name_quote (rel, q, sizeof q), strerror (errno));
     snprintf (where, sizeof where, "%s/%s", rootbuf, rel);
     if (remove_entries (dfd, st.st_dev, where, 0, err, errlen) == -1)
       return -1;
   }
   if (unlinkat (parentfd, leaf, AT_REMOVEDIR) == -1 && errno != ENOENT)
-    return fail (errno, err, errlen, "%s/%s: %s", rootbuf,
+    return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
                  name_quote (rel, q, sizeof q), strerror (errno));
   return 0;
 }

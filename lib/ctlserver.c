@@ -11,6 +11,7 @@
 #include "ctlserver.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "uri.h"
 
 #define MAX_CLIENTS 32
 
@@ -182,7 +183,7 @@ ctlserver_start (const struct ctlserver_config *cfg)
   if (cfg->uri)
     snprintf (uri, sizeof uri, "%s", cfg->uri);
   else
-    snprintf (uri, sizeof uri, "unix:%s", cfg->path);
+    uri_unix (cfg->path, uri, sizeof uri);
   s->listener = s->path ? chan_listen (uri, &cc) : NULL;
   if (!s->listener)
     goto error;

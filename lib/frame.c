@@ -6,19 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "frame.h"
-
-static enum frame_status __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EPROTO;
-  return FRAME_ERROR;
-}
 
 void
 frame_reader_init (struct frame_reader *fr, uint32_t max_frame)
@@ -63,7 +52,7 @@ frame_reader_got (struct frame_reader *fr, size_t n, char *err, size_t errlen)
 {
   if (fr->hdr_got < CHAN_FRAME_HEADER_LEN) {
     if (n > CHAN_FRAME_HEADER_LEN - fr->hdr_got)
-      return fail (err, errlen, "frame reader: %zu bytes overran the header",
+      return set_error_errno (EPROTO, err, errlen, "frame reader: %zu bytes overran the header",
                    n);
     fr->hdr_got += (uint32_t) n;
     if (fr->hdr_got < CHAN_FRAME_HEADER_LEN)
@@ -73,19 +62,19 @@ frame_reader_got (struct frame_reader *fr, size_t n, char *err, size_t errlen)
     memcpy (&be, fr->hdr, sizeof be);
     fr->len = be32toh (be);
     if (fr->len == 0)
-      return fail (err, errlen, "empty frame");
+      return set_error_errno (EPROTO, err, errlen, "empty frame");
     if (fr->len > fr->max_frame)
-      return fail (err, errlen, "frame of %u bytes exceeds the limit of %u",
+      return set_error_errno (EPROTO, err, errlen, "frame of %u bytes exceeds the limit of %u",
                    fr->len, fr->max_frame);
     fr->buf = malloc (fr->len);
     if (!fr->buf)
-      return fail (err, errlen, "frame of %u bytes: out of memory", fr->len);
+      return set_error_errno (EPROTO, err, errlen, "frame of %u bytes: out of memory", fr->len);
     fr->got = 0;
     return FRAME_MORE;
   }
 
   if (n > fr->len - fr->got)
-    return fail (err, errlen, "frame reader: %zu bytes overran the payload", n);
+    return set_error_errno (EPROTO, err, errlen, "frame reader: %zu bytes overran the payload", n);
   fr->got += (uint32_t) n;
   return fr->got == fr->len ? FRAME_COMPLETE : FRAME_MORE;
 }
@@ -157,23 +146,23 @@ chan_hello_decode (const void *buf, size_t len, struct chan_hello_info *h_r,
   struct chan_hello w;
 
   if (len != sizeof w)
-    return fail (err, errlen, "hello is %zu bytes, expected %zu",
+    return set_error_errno (EPROTO, err, errlen, "hello is %zu bytes, expected %zu",
                  len, sizeof w);
   memcpy (&w, buf, sizeof w);
   if (be32toh (w.magic) != CHAN_MAGIC)
-    return fail (err, errlen, "bad magic 0x%08x: not a handoff peer",
+    return set_error_errno (EPROTO, err, errlen, "bad magic 0x%08x: not a handoff peer",
                  be32toh (w.magic));
   if (w.flags != 0)
-    return fail (err, errlen, "unknown hello flags 0x%04x", be16toh (w.flags));
+    return set_error_errno (EPROTO, err, errlen, "unknown hello flags 0x%04x", be16toh (w.flags));
   h_r->service = be16toh (w.service);
   h_r->version_min = be16toh (w.version_min);
   h_r->version_max = be16toh (w.version_max);
   h_r->max_frame = be32toh (w.max_frame);
   if (h_r->version_min == 0 || h_r->version_min > h_r->version_max)
-    return fail (err, errlen, "bad version range %u..%u",
+    return set_error_errno (EPROTO, err, errlen, "bad version range %u..%u",
                  h_r->version_min, h_r->version_max);
   if (h_r->max_frame < CHAN_HELLO_LEN || h_r->max_frame > CHAN_MAX_FRAME_LIMIT)
-    return fail (err, errlen, "bad max_frame %u", h_r->max_frame);
+    return set_error_errno (EPROTO, err, errlen, "bad max_frame %u", h_r->max_frame);
   return 0;
 }
 
@@ -185,14 +174,14 @@ chan_hello_negotiate (const struct chan_hello_info *local,
   uint16_t lo, hi;
 
   if (local->service != remote->service)
-    return fail (err, errlen, "peer speaks service %u, expected %u",
+    return set_error_errno (EPROTO, err, errlen, "peer speaks service %u, expected %u",
                  remote->service, local->service);
   lo = local->version_min > remote->version_min
     ? local->version_min : remote->version_min;
   hi = local->version_max < remote->version_max
     ? local->version_max : remote->version_max;
   if (lo > hi)
-    return fail (err, errlen,
+    return set_error_errno (EPROTO, err, errlen,
                  "no common version: peer speaks %u..%u, we speak %u..%u",
                  remote->version_min, remote->version_max,
                  local->version_min, local->version_max);

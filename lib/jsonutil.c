@@ -4,20 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
 #include "channel.h"
 #include "jsonutil.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EINVAL;
-  return -1;
-}
 
 json_t *
 msg_ok (void)
@@ -44,7 +33,7 @@ get (json_t *o, const char *key, bool required, int *r,
   json_t *v = json_is_object (o) ? json_object_get (o, key) : NULL;
 
   if (!v || json_is_null (v)) {
-    *r = required ? fail (err, errlen, "field '%s' is missing", key) : 1;
+    *r = required ? set_error (err, errlen, "field '%s' is missing", key) : 1;
     return NULL;
   }
   *r = 0;
@@ -61,9 +50,9 @@ msg_get_string (json_t *o, const char *key, bool required, const char **out,
   if (!v)
     return r;
   if (!json_is_string (v))
-    return fail (err, errlen, "field '%s' must be a string", key);
+    return set_error (err, errlen, "field '%s' must be a string", key);
   if (strlen (json_string_value (v)) != json_string_length (v))
-    return fail (err, errlen, "field '%s' contains a NUL byte", key);
+    return set_error (err, errlen, "field '%s' contains a NUL byte", key);
   *out = json_string_value (v);
   return 0;
 }
@@ -78,9 +67,9 @@ msg_get_u64 (json_t *o, const char *key, bool required, uint64_t *out,
   if (!v)
     return r;
   if (!json_is_integer (v))
-    return fail (err, errlen, "field '%s' must be an integer", key);
+    return set_error (err, errlen, "field '%s' must be an integer", key);
   if (json_integer_value (v) < 0)
-    return fail (err, errlen, "field '%s' must not be negative", key);
+    return set_error (err, errlen, "field '%s' must not be negative", key);
   *out = (uint64_t) json_integer_value (v);
   return 0;
 }
@@ -95,7 +84,7 @@ msg_get_bool (json_t *o, const char *key, bool required, bool *out,
   if (!v)
     return r;
   if (!json_is_boolean (v))
-    return fail (err, errlen, "field '%s' must be true or false", key);
+    return set_error (err, errlen, "field '%s' must be true or false", key);
   *out = json_is_true (v);
   return 0;
 }
@@ -110,7 +99,7 @@ msg_get_array (json_t *o, const char *key, bool required, json_t **out,
   if (!v)
     return r;
   if (!json_is_array (v))
-    return fail (err, errlen, "field '%s' must be an array", key);
+    return set_error (err, errlen, "field '%s' must be an array", key);
   *out = v;
   return 0;
 }
@@ -125,7 +114,7 @@ msg_get_object (json_t *o, const char *key, bool required, json_t **out,
   if (!v)
     return r;
   if (!json_is_object (v))
-    return fail (err, errlen, "field '%s' must be an object", key);
+    return set_error (err, errlen, "field '%s' must be an object", key);
   *out = v;
   return 0;
 }
@@ -142,13 +131,13 @@ chan_call (struct channel *c, json_t *req, int timeout_ms,
   r = chan_send_json (c, req);
   json_decref (req);
   if (r == -1) {
-    fail (err, errlen, "%s: cannot send request: %s", chan_peer_name (c),
+    set_error (err, errlen, "%s: cannot send request: %s", chan_peer_name (c),
           strerror (errno));
     return NULL;
   }
   reply = chan_recv_json (c, timeout_ms, &eof);
   if (!reply) {
-    fail (err, errlen, "%s: %s", chan_peer_name (c),
+    set_error (err, errlen, "%s: %s", chan_peer_name (c),
           eof ? "connection closed before the reply"
           : errno == ETIMEDOUT ? "no reply in time" : "bad reply");
     return NULL;
@@ -160,7 +149,7 @@ chan_call (struct channel *c, json_t *req, int timeout_ms,
   if (!ok) {
     if (msg_get_string (reply, "error", false, &why, err, errlen) != 0)
       why = "unspecified error";
-    fail (err, errlen, "%s", why);
+    set_error (err, errlen, "%s", why);
     json_decref (reply);
     return NULL;
   }

@@ -5,19 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
 #include "names.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-refuse (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EINVAL;
-  return -1;
-}
 
 const char *
 name_quote (const char *s, char *buf, size_t len)
@@ -72,7 +61,7 @@ check_plain_name (const char *what, const char *s, size_t max, char *err,
   size_t n = strnlen (s, max + 1);
 
   if (n == 0 || n > max || s[0] == '-' || s[0] == '.' || !all_in (s, "-_."))
-    return refuse (err, errlen, "%s name '%s' must be 1-%zu letters, digits, "
+    return set_error (err, errlen, "%s name '%s' must be 1-%zu letters, digits, "
                    "'-', '_' or '.', and not begin with '-' or '.'", what,
                    name_quote (s, q, sizeof q), max);
   return 0;
@@ -98,7 +87,7 @@ name_check_id (const char *what, const char *s, size_t max, char *err,
   size_t n = strnlen (s, max + 1);
 
   if (n == 0 || n > max || s[0] == '-' || s[0] == '.' || !all_in (s, "-_."))
-    return refuse (err, errlen, "%s '%s' must be 1-%zu letters, digits, "
+    return set_error (err, errlen, "%s '%s' must be 1-%zu letters, digits, "
                    "'-', '_' or '.', and not begin with '-' or '.'", what,
                    name_quote (s, q, sizeof q), max);
   return 0;
@@ -112,7 +101,7 @@ name_check_event_type (const char *s, char *err, size_t errlen)
 
   if (n == 0 || n > NAME_EVENT_TYPE_MAX || !all_in (s, "-_.:") ||
       !all_in ((char[]) { s[0], '\0' }, ""))
-    return refuse (err, errlen, "event type '%s' must be 1-%d letters, "
+    return set_error (err, errlen, "event type '%s' must be 1-%d letters, "
                    "digits, '-', '_', '.' or ':', beginning with a letter "
                    "or digit",
                    name_quote (s, q, sizeof q), NAME_EVENT_TYPE_MAX);
@@ -127,7 +116,7 @@ name_check_label_key (const char *s, char *err, size_t errlen)
 
   if (n == 0 || n > NAME_LABEL_MAX || !all_in (s, "-_.:/") ||
       !all_in ((char[]) { s[0], '\0' }, ""))
-    return refuse (err, errlen, "label key '%s' must be 1-%d letters, "
+    return set_error (err, errlen, "label key '%s' must be 1-%d letters, "
                    "digits, '-', '_', '.', ':' or '/', beginning with a "
                    "letter or digit",
                    name_quote (s, q, sizeof q), NAME_LABEL_MAX);
@@ -143,7 +132,7 @@ name_check_object_key (const char *s, char *err, size_t errlen)
     return 0;
   if (strncmp (s, "label:", 6) == 0)
     return name_check_label_key (s + 6, err, errlen);
-  return refuse (err, errlen, "management object '%s': only 'policy' and "
+  return set_error (err, errlen, "management object '%s': only 'policy' and "
                  "'label:KEY' are known", name_quote (s, q, sizeof q));
 }
 
@@ -182,14 +171,14 @@ name_check_text (const char *what, const char *s, size_t max, char *err,
   size_t n = strnlen (s, max + 1);
 
   if (n > max)
-    return refuse (err, errlen, "%s is longer than %zu bytes", what, max);
+    return set_error (err, errlen, "%s is longer than %zu bytes", what, max);
   /* Terminates: each pass moves P by at least one byte, to the NUL. */
   while (*p) {
     size_t k = utf8_len (p);
     if (k == 0)
-      return refuse (err, errlen, "%s is not valid UTF-8", what);
+      return set_error (err, errlen, "%s is not valid UTF-8", what);
     if (*p < 0x20 || *p == 0x7f)
-      return refuse (err, errlen, "%s holds a control character", what);
+      return set_error (err, errlen, "%s holds a control character", what);
     p += k;
   }
   return 0;
@@ -218,16 +207,16 @@ path_check_abs (const char *what, const char *s, char *err, size_t errlen)
   size_t n = strnlen (s, PATH_MAX);
 
   if (n == 0 || s[0] != '/')
-    return refuse (err, errlen, "%s '%s' is not an absolute path", what,
+    return set_error (err, errlen, "%s '%s' is not an absolute path", what,
                    name_quote (s, q, sizeof q));
   if (n >= PATH_MAX - 64)
-    return refuse (err, errlen, "%s is too long", what);
+    return set_error (err, errlen, "%s is too long", what);
   if (n > 1 && s[n - 1] == '/')
-    return refuse (err, errlen, "%s '%s' ends with '/'", what,
+    return set_error (err, errlen, "%s '%s' ends with '/'", what,
                    name_quote (s, q, sizeof q));
   for (const char *c = s; *c; ++c)
     if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == ',')
-      return refuse (err, errlen, "%s '%s' holds a control character or "
+      return set_error (err, errlen, "%s '%s' holds a control character or "
                      "','", what, name_quote (s, q, sizeof q));
   /* Each component: not empty, not "." or "..". */
   for (const char *c = s; *c == '/' && n > 1;) {
@@ -235,7 +224,7 @@ path_check_abs (const char *what, const char *s, char *err, size_t errlen)
     size_t len = next ? (size_t) (next - c - 1) : strlen (c + 1);
     if (len == 0 || (len == 1 && c[1] == '.') ||
         (len == 2 && c[1] == '.' && c[2] == '.'))
-      return refuse (err, errlen, "%s '%s' is not in normal form (an empty, "
+      return set_error (err, errlen, "%s '%s' is not in normal form (an empty, "
                      "'.' or '..' component)", what,
                      name_quote (s, q, sizeof q));
     if (!next)
@@ -255,11 +244,11 @@ path_check_leaf (const char *what, const char *s, char *err, size_t errlen)
 
   if (n == 0 || n > NAME_MAX || strchr (s, '/') || strcmp (s, ".") == 0 ||
       strcmp (s, "..") == 0)
-    return refuse (err, errlen, "%s '%s' is not a file name", what,
+    return set_error (err, errlen, "%s '%s' is not a file name", what,
                    name_quote (s, q, sizeof q));
   for (const char *c = s; *c; ++c)
     if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == ',')
-      return refuse (err, errlen, "%s '%s' holds a control character or "
+      return set_error (err, errlen, "%s '%s' holds a control character or "
                      "','", what, name_quote (s, q, sizeof q));
   return 0;
 }

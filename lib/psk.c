@@ -13,21 +13,9 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "errors.h"
 #include "cleanup.h"
 #include "psk.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  if (errno == 0)
-    errno = EINVAL;
-  return -1;
-}
 
 void
 psk_table_free (struct psk_table *t)
@@ -70,38 +58,38 @@ parse_line (const char *s, size_t len, unsigned lineno, struct psk_entry *e,
 
   errno = 0;
   if (!colon)
-    return fail (err, errlen, "line %u: expected USERNAME:HEXKEY", lineno);
+    return set_error (err, errlen, "line %u: expected USERNAME:HEXKEY", lineno);
   idlen = (size_t) (colon - s);
   if (idlen == 0)
-    return fail (err, errlen, "line %u: username is empty", lineno);
+    return set_error (err, errlen, "line %u: username is empty", lineno);
   if (idlen > PSK_MAX_IDENTITY)
-    return fail (err, errlen, "line %u: username longer than %d bytes",
+    return set_error (err, errlen, "line %u: username longer than %d bytes",
                  lineno, PSK_MAX_IDENTITY);
   for (size_t i = 0; i < idlen; ++i)
     if (!valid_identity_char ((unsigned char) s[i]))
-      return fail (err, errlen, "line %u: username has a bad character",
+      return set_error (err, errlen, "line %u: username has a bad character",
                    lineno);
   hexlen = len - idlen - 1;
   if (hexlen % 2 != 0)
-    return fail (err, errlen, "line %u: key has an odd number of hex digits",
+    return set_error (err, errlen, "line %u: key has an odd number of hex digits",
                  lineno);
   if (hexlen / 2 < PSK_MIN_KEY_BYTES)
-    return fail (err, errlen,
+    return set_error (err, errlen,
                  "line %u: key is %zu bytes, at least %d are needed",
                  lineno, hexlen / 2, PSK_MIN_KEY_BYTES);
   if (hexlen / 2 > PSK_MAX_KEY_BYTES)
-    return fail (err, errlen, "line %u: key is longer than %d bytes",
+    return set_error (err, errlen, "line %u: key is longer than %d bytes",
                  lineno, PSK_MAX_KEY_BYTES);
 
   e->identity = strndup (s, idlen);
   e->key = malloc (hexlen / 2);
   if (!e->identity || !e->key)
-    return fail (err, errlen, "out of memory");
+    return set_error (err, errlen, "out of memory");
   e->key_len = hexlen / 2;
   for (size_t i = 0; i < e->key_len; ++i) {
     int hi = hexval (colon[1 + 2*i]), lo = hexval (colon[2 + 2*i]);
     if (hi < 0 || lo < 0)
-      return fail (err, errlen, "line %u: key is not hexadecimal", lineno);
+      return set_error (err, errlen, "line %u: key is not hexadecimal", lineno);
     e->key[i] = (uint8_t) (hi << 4 | lo);
   }
   return 0;
@@ -129,17 +117,17 @@ psk_parse (const char *text, size_t len, struct psk_table *t,
       continue;
     if (memchr (line, '\0', linelen)) {
       errno = 0;
-      fail (err, errlen, "line %u: contains a NUL byte", lineno);
+      set_error (err, errlen, "line %u: contains a NUL byte", lineno);
       goto error;
     }
     if (t->n >= PSK_MAX_ENTRIES) {
       errno = 0;
-      fail (err, errlen, "more than %d keys", PSK_MAX_ENTRIES);
+      set_error (err, errlen, "more than %d keys", PSK_MAX_ENTRIES);
       goto error;
     }
     struct psk_entry *ne = realloc (t->entries, (t->n + 1) * sizeof *ne);
     if (!ne) {
-      fail (err, errlen, "out of memory");
+      set_error (err, errlen, "out of memory");
       goto error;
     }
     t->entries = ne;
@@ -151,14 +139,14 @@ psk_parse (const char *text, size_t len, struct psk_table *t,
     for (size_t i = 0; i + 1 < t->n; ++i)
       if (strcmp (t->entries[i].identity, t->entries[t->n-1].identity) == 0) {
         errno = 0;
-        fail (err, errlen, "line %u: username '%s' appears twice", lineno,
+        set_error (err, errlen, "line %u: username '%s' appears twice", lineno,
               t->entries[i].identity);
         goto error;
       }
   }
   if (t->n == 0) {
     errno = 0;
-    fail (err, errlen, "no keys in file");
+    set_error (err, errlen, "no keys in file");
     goto error;
   }
   return 0;
@@ -182,27 +170,27 @@ psk_load (const char *path, struct psk_table *t, char *err, size_t errlen)
   memset (t, 0, sizeof *t);
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   if (fstat (fd, &st) == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   if (!S_ISREG (st.st_mode)) {
     errno = EINVAL;
-    return fail (err, errlen, "%s: not a regular file", path);
+    return set_error (err, errlen, "%s: not a regular file", path);
   }
   /* Terminates: the buffer fills or read reports end of file. */
   while ((n = read (fd, buf + total, sizeof buf - total)) > 0) {
     total += (size_t) n;
     if (total == sizeof buf) {
       errno = EFBIG;
-      return fail (err, errlen, "%s: key file is too large", path);
+      return set_error (err, errlen, "%s: key file is too large", path);
     }
   }
   if (n == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   int r = psk_parse (buf, total, t, inner, sizeof inner);
   explicit_bzero (buf, sizeof buf);
   if (r == -1)
-    return fail (err, errlen, "%s: %s", path, inner);
+    return set_error (err, errlen, "%s: %s", path, inner);
   return 0;
 }
 
@@ -231,17 +219,17 @@ psk_keygen (const char *path, const char *identity, int force,
     identity = PSK_DEFAULT_IDENTITY;
   n = strlen (identity);
   if (n == 0 || n > PSK_MAX_IDENTITY)
-    return fail (err, errlen, "username must be 1 to %d characters",
+    return set_error (err, errlen, "username must be 1 to %d characters",
                  PSK_MAX_IDENTITY);
   for (size_t i = 0; i < n; ++i)
     if (!valid_identity_char ((unsigned char) identity[i]))
-      return fail (err, errlen,
+      return set_error (err, errlen,
                    "username '%s': use letters, digits, '_', '-', '.', '@'",
                    identity);
 
   r = gnutls_rnd (GNUTLS_RND_KEY, key, sizeof key);
   if (r < 0)
-    return fail (err, errlen, "random key: %s", gnutls_strerror (r));
+    return set_error (err, errlen, "random key: %s", gnutls_strerror (r));
   n = (size_t) snprintf (line, sizeof line, "%s:", identity);
   for (size_t i = 0; i < sizeof key; ++i)
     n += (size_t) snprintf (line + n, sizeof line - n, "%02x", key[i]);
@@ -252,7 +240,7 @@ psk_keygen (const char *path, const char *identity, int force,
     r = fwrite (line, 1, n, stdout) == n && fflush (stdout) == 0 ? 0 : -1;
     explicit_bzero (line, sizeof line);
     if (r == -1)
-      return fail (err, errlen, "stdout: %s", strerror (errno));
+      return set_error_errno (errno, err, errlen, "stdout: %s", strerror (errno));
     return 0;
   }
 
@@ -261,16 +249,16 @@ psk_keygen (const char *path, const char *identity, int force,
   char tmp[4096];
   if (snprintf (tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int) sizeof tmp) {
     errno = ENAMETOOLONG;
-    return fail (err, errlen, "%s: path is too long", path);
+    return set_error (err, errlen, "%s: path is too long", path);
   }
   if (!force && access (path, F_OK) == 0) {
     errno = EEXIST;
-    return fail (err, errlen, "%s: already exists (use --force to replace)",
+    return set_error (err, errlen, "%s: already exists (use --force to replace)",
                  path);
   }
   int fd = mkostemp (tmp, O_CLOEXEC);
   if (fd == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   if (fchmod (fd, 0600) == -1 || write (fd, line, n) != (ssize_t) n ||
       fsync (fd) == -1) {
     int e = errno;
@@ -278,7 +266,7 @@ psk_keygen (const char *path, const char *identity, int force,
     unlink (tmp);
     explicit_bzero (line, sizeof line);
     errno = e;
-    return fail (err, errlen, "%s: %s", path, strerror (e));
+    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
   }
   explicit_bzero (line, sizeof line);
   close (fd);
@@ -286,7 +274,7 @@ psk_keygen (const char *path, const char *identity, int force,
     int e = errno;
     unlink (tmp);
     errno = e;
-    return fail (err, errlen, "%s: %s", path, strerror (e));
+    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
   }
   if (!force)
     unlink (tmp);

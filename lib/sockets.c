@@ -18,30 +18,6 @@
 #include "log.h"
 #include "sockets.h"
 
-int64_t
-clock_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-clock_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t
-deadline_after (int timeout_ms)
-{
-  return timeout_ms < 0 ? -1 : clock_ms () + timeout_ms;
-}
-
 int
 sock_wait (int fd, short events, int64_t deadline_ms)
 {

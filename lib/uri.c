@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "cleanup.h"
 #include "uri.h"
 
@@ -22,6 +23,13 @@ static const struct {
   { "rdma://", URI_SCHEME_RDMA },
   { "unix:", URI_SCHEME_UNIX },
 };
+
+const char *
+uri_unix (const char *path, char *buf, size_t len)
+{
+  snprintf (buf, len, "unix:%s", path);
+  return buf;
+}
 
 const char *
 uri_scheme_name (enum uri_scheme scheme)
@@ -70,18 +78,6 @@ uri_free (struct uri *u)
   memset (u, 0, sizeof *u);
 }
 
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EINVAL;
-  return -1;
-}
-
 static int
 hexval (char c)
 {
@@ -101,7 +97,7 @@ pct_decode (const char *s, size_t len, const char *what,
   size_t j = 0;
 
   if (!out) {
-    fail (err, errlen, "%s: out of memory", what);
+    set_error (err, errlen, "%s: out of memory", what);
     return NULL;
   }
   for (size_t i = 0; i < len; ++i) {
@@ -110,12 +106,12 @@ pct_decode (const char *s, size_t len, const char *what,
       if (len - i < 3 || (hi = hexval (s[i+1])) < 0 ||
           (lo = hexval (s[i+2])) < 0) {
         free (out);
-        fail (err, errlen, "%s: bad percent escape", what);
+        set_error (err, errlen, "%s: bad percent escape", what);
         return NULL;
       }
       if (hi == 0 && lo == 0) {
         free (out);
-        fail (err, errlen, "%s: %%00 is not allowed", what);
+        set_error (err, errlen, "%s: %%00 is not allowed", what);
         return NULL;
       }
       out[j++] = (char) (hi * 16 + lo);
@@ -166,17 +162,17 @@ parse_port (const char *s, size_t len, bool allow_zero, uint16_t *port_r,
   unsigned long v = 0;
 
   if (len == 0)
-    return fail (err, errlen, "port is empty");
+    return set_error (err, errlen, "port is empty");
   if (len > 5)
-    return fail (err, errlen, "port '%.*s' is out of range (1-65535)",
+    return set_error (err, errlen, "port '%.*s' is out of range (1-65535)",
                  (int) len, s);
   for (size_t i = 0; i < len; ++i) {
     if (!isdigit ((unsigned char) s[i]))
-      return fail (err, errlen, "port '%.*s' is not a number", (int) len, s);
+      return set_error (err, errlen, "port '%.*s' is not a number", (int) len, s);
     v = v * 10 + (unsigned long) (s[i] - '0');
   }
   if ((v < 1 && !allow_zero) || v > 65535)
-    return fail (err, errlen, "port '%.*s' is out of range (1-65535)",
+    return set_error (err, errlen, "port '%.*s' is out of range (1-65535)",
                  (int) len, s);
   *port_r = (uint16_t) v;
   return 0;
@@ -193,14 +189,14 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
 
   if (at) {
     if (!allow_user)
-      return fail (err, errlen, "user name is not allowed in %s URIs",
+      return set_error (err, errlen, "user name is not allowed in %s URIs",
                    uri_scheme_name (u->scheme));
     u->tls_username = pct_decode (a, (size_t) (at - a), "user name",
                                   err, errlen);
     if (!u->tls_username)
       return -1;
     if (u->tls_username[0] == '\0')
-      return fail (err, errlen, "user name is empty");
+      return set_error (err, errlen, "user name is empty");
     len -= (size_t) (at - a) + 1;
     a = at + 1;
   }
@@ -208,18 +204,18 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
   if (len > 0 && a[0] == '[') {
     const char *close = memchr (a, ']', len);
     if (!close)
-      return fail (err, errlen, "IPv6 address is missing ']'");
+      return set_error (err, errlen, "IPv6 address is missing ']'");
     host = a + 1;
     hostlen = (size_t) (close - host);
     if (!valid_ipv6 (host, hostlen))
-      return fail (err, errlen, "'%.*s' is not an IPv6 address",
+      return set_error (err, errlen, "'%.*s' is not an IPv6 address",
                    (int) hostlen, host);
     u->ipv6 = true;
     const char *rest = close + 1;
     size_t restlen = len - (size_t) (rest - a);
     if (restlen > 0) {
       if (rest[0] != ':')
-        return fail (err, errlen, "unexpected text after IPv6 address");
+        return set_error (err, errlen, "unexpected text after IPv6 address");
       port = rest + 1;
       portlen = restlen - 1;
     }
@@ -232,26 +228,26 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
       port = colon + 1;
       portlen = len - hostlen - 1;
       if (memchr (port, ':', portlen))
-        return fail (err, errlen,
+        return set_error (err, errlen,
                      "IPv6 addresses must be in brackets: [%.*s]",
                      (int) len, a);
     }
     if (hostlen == 0)
-      return fail (err, errlen, "host is empty");
+      return set_error (err, errlen, "host is empty");
     if (!valid_hostname (host, hostlen))
-      return fail (err, errlen, "'%.*s' is not a valid host name",
+      return set_error (err, errlen, "'%.*s' is not a valid host name",
                    (int) hostlen, host);
   }
 
   u->host = strndup (host, hostlen);
   if (!u->host)
-    return fail (err, errlen, "out of memory");
+    return set_error (err, errlen, "out of memory");
   if (port) {
     if (parse_port (port, portlen, allow_zero, &u->port, err, errlen) == -1)
       return -1;
   }
   else if (port_required)
-    return fail (err, errlen, "%s URIs need a port: %s://HOST:PORT",
+    return set_error (err, errlen, "%s URIs need a port: %s://HOST:PORT",
                  uri_scheme_name (u->scheme), uri_scheme_name (u->scheme));
   else
     u->port = URI_NBD_DEFAULT_PORT;
@@ -271,7 +267,7 @@ parse_query (const char *q, struct uri *u, char *err, size_t errlen)
     const char *name;
 
     if (!eq)
-      return fail (err, errlen, "query parameter '%.*s' has no value",
+      return set_error (err, errlen, "query parameter '%.*s' has no value",
                    (int) len, p);
     size_t klen = (size_t) (eq - p);
     if (klen == 6 && strncmp (p, "socket", 6) == 0)
@@ -281,15 +277,15 @@ parse_query (const char *q, struct uri *u, char *err, size_t errlen)
     else if (klen == 12 && strncmp (p, "tls-username", 12) == 0)
       field = &u->tls_username, name = "tls-username";
     else
-      return fail (err, errlen, "unknown query parameter '%.*s'",
+      return set_error (err, errlen, "unknown query parameter '%.*s'",
                    (int) klen, p);
     if (*field)
-      return fail (err, errlen, "query parameter '%s' given twice", name);
+      return set_error (err, errlen, "query parameter '%s' given twice", name);
     *field = pct_decode (eq + 1, len - klen - 1, name, err, errlen);
     if (!*field)
       return -1;
     if ((*field)[0] == '\0')
-      return fail (err, errlen, "query parameter '%s' is empty", name);
+      return set_error (err, errlen, "query parameter '%s' is empty", name);
     p += len;
     if (*p == '&')
       p++;
@@ -303,9 +299,9 @@ check_socket_path (const char *path, char *err, size_t errlen)
   size_t n = strlen (path);
 
   if (n == 0)
-    return fail (err, errlen, "unix socket path is empty");
+    return set_error (err, errlen, "unix socket path is empty");
   if (n > URI_UNIX_PATH_MAX)
-    return fail (err, errlen,
+    return set_error (err, errlen,
                  "unix socket path is %zu bytes, longer than %d", n,
                  URI_UNIX_PATH_MAX);
   return 0;
@@ -326,17 +322,17 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
   alen = slash ? (size_t) (slash - rest)
     : qmark ? (size_t) (qmark - rest) : strlen (rest);
   if (memchr (rest, '#', strlen (rest)))
-    return fail (err, errlen, "fragments ('#') are not allowed");
+    return set_error (err, errlen, "fragments ('#') are not allowed");
 
   if (is_unix) {
     /* Only a user name may precede the path. */
     if (alen > 0) {
       const char *at = memchr (rest, '@', alen);
       if (!at || at != rest + alen - 1)
-        return fail (err, errlen,
+        return set_error (err, errlen,
                      "nbd+unix URIs have no host: nbd+unix:///EXPORT?socket=PATH");
       if (u->scheme != URI_SCHEME_NBDS_UNIX)
-        return fail (err, errlen, "user name is only used with nbds+unix");
+        return set_error (err, errlen, "user name is only used with nbds+unix");
       u->tls_username = pct_decode (rest, alen - 1, "user name", err, errlen);
       if (!u->tls_username)
         return -1;
@@ -352,7 +348,7 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
     const char *e = slash + 1;
     size_t elen = qmark ? (size_t) (qmark - e) : strlen (e);
     if (elen > 4096)
-      return fail (err, errlen, "export name is too long");
+      return set_error (err, errlen, "export name is too long");
     u->export_name = pct_decode (e, elen, "export name", err, errlen);
   }
   else
@@ -365,16 +361,16 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
 
   if (is_unix) {
     if (!u->socket)
-      return fail (err, errlen, "%s URI needs ?socket=PATH",
+      return set_error (err, errlen, "%s URI needs ?socket=PATH",
                    uri_scheme_name (u->scheme));
     if (check_socket_path (u->socket, err, errlen) == -1)
       return -1;
   }
   else if (u->socket)
-    return fail (err, errlen, "socket= is only valid with nbd+unix URIs");
+    return set_error (err, errlen, "socket= is only valid with nbd+unix URIs");
 
   if (u->tls_psk_file && !uri_uses_tls (u))
-    return fail (err, errlen, "tls-psk-file= needs an nbds URI");
+    return set_error (err, errlen, "tls-psk-file= needs an nbds URI");
   return 0;
 }
 
@@ -386,16 +382,16 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
 
   memset (u, 0, sizeof *u);
   if (!s)
-    return fail (err, errlen, "no URI given");
+    return set_error (err, errlen, "no URI given");
   slen = strlen (s);
   if (slen == 0)
-    return fail (err, errlen, "URI is empty");
+    return set_error (err, errlen, "URI is empty");
   if (slen > URI_MAX_LEN)
-    return fail (err, errlen, "URI is longer than %d bytes", URI_MAX_LEN);
+    return set_error (err, errlen, "URI is longer than %d bytes", URI_MAX_LEN);
   for (size_t i = 0; i < slen; ++i) {
     unsigned char c = (unsigned char) s[i];
     if (c <= ' ' || c >= 0x7f)
-      return fail (err, errlen, "URI contains a space or control character");
+      return set_error (err, errlen, "URI contains a space or control character");
   }
 
   for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; ++i) {
@@ -409,18 +405,18 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
   if (!rest) {
     const char *colon = strchr (s, ':');
     if (colon)
-      fail (err, errlen,
+      set_error (err, errlen,
             "unknown scheme '%.*s' (expected nbd, nbds, nbd+unix, "
             "nbds+unix, tcp, rdma or unix)", (int) (colon - s), s);
     else
-      fail (err, errlen, "'%s' has no scheme (for example tcp://HOST:PORT)",
+      set_error (err, errlen, "'%s' has no scheme (for example tcp://HOST:PORT)",
             s);
     return -1;
   }
 
   u->text = strdup (s);
   if (!u->text) {
-    fail (err, errlen, "out of memory");
+    set_error (err, errlen, "out of memory");
     goto error;
   }
 
@@ -440,7 +436,7 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
       size_t n = strlen (rest);
       if (!(n > 0 && rest[n-1] == '/' && !strpbrk (rest, "?#") &&
             strchr (rest, '/') == rest + n - 1)) {
-        fail (err, errlen, "%s URIs take no path or query",
+        set_error (err, errlen, "%s URIs take no path or query",
               uri_scheme_name (u->scheme));
         goto error;
       }
@@ -461,7 +457,7 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
       goto error;
     u->socket = strdup (rest);
     if (!u->socket) {
-      fail (err, errlen, "out of memory");
+      set_error (err, errlen, "out of memory");
       goto error;
     }
     break;

@@ -7,20 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errors.h"
 #include "checked-overflow.h"
 #include "util.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EINVAL;
-  return -1;
-}
 
 /* Digits only: strtoull would accept signs and spaces. */
 static int
@@ -49,9 +38,9 @@ parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *r,
   int e = parse_digits (s, strlen (s), &v);
 
   if (e == -1)
-    return fail (err, errlen, "'%s' is not a number", s);
+    return set_error (err, errlen, "'%s' is not a number", s);
   if (e == -2 || v < min || v > max)
-    return fail (err, errlen, "'%s' is out of range (%llu-%llu)", s,
+    return set_error (err, errlen, "'%s' is out of range (%llu-%llu)", s,
                  (unsigned long long) min, (unsigned long long) max);
   *r = v;
   return 0;
@@ -68,7 +57,7 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
     n++;
   suf = s + n;
   if (parse_digits (s, n, &v) != 0)
-    return fail (err, errlen, "'%s' is not a size (for example 64K, 1G)", s);
+    return set_error (err, errlen, "'%s' is not a size (for example 64K, 1G)", s);
   switch (toupper ((unsigned char) *suf)) {
   case '\0': break;
   case 'B': if (suf[1]) goto bad; break;
@@ -83,11 +72,11 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
       goto bad;
   }
   if (MUL_OVERFLOW (v, mult, &v))
-    return fail (err, errlen, "'%s' is too large", s);
+    return set_error (err, errlen, "'%s' is too large", s);
   *r = v;
   return 0;
  bad:
-  return fail (err, errlen, "'%s': unknown size suffix (use K, M, G or T)", s);
+  return set_error (err, errlen, "'%s': unknown size suffix (use K, M, G or T)", s);
 }
 
 int
@@ -99,7 +88,7 @@ parse_duration_ms (const char *s, uint64_t *ms_r, char *err, size_t errlen)
   while (isdigit ((unsigned char) s[n]))
     n++;
   if (parse_digits (s, n, &v) != 0)
-    return fail (err, errlen, "'%s' is not a duration (for example 500ms, "
+    return set_error (err, errlen, "'%s' is not a duration (for example 500ms, "
                  "30s, 5m)", s);
   if (s[n] == '\0' || strcmp (s + n, "s") == 0)
     mult = 1000;
@@ -110,9 +99,9 @@ parse_duration_ms (const char *s, uint64_t *ms_r, char *err, size_t errlen)
   else if (strcmp (s + n, "h") == 0)
     mult = 3600000;
   else
-    return fail (err, errlen, "'%s': unknown unit (use ms, s, m or h)", s);
+    return set_error (err, errlen, "'%s': unknown unit (use ms, s, m or h)", s);
   if (MUL_OVERFLOW (v, mult, &v))
-    return fail (err, errlen, "'%s' is too long", s);
+    return set_error (err, errlen, "'%s' is too long", s);
   *ms_r = v;
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mirror-proto.h"
 #include "progress.h"
+#include "uri.h"
 #include "util.h"
 
 #define PROG "handoff mirror"
@@ -77,7 +78,7 @@ open_control (const char *path)
     fprintf (stderr, "%s: %s: not a socket\n", PROG, path);
     exit (RC_ERROR);
   }
-  snprintf (uri, sizeof uri, "unix:%s", path);
+  uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
   if (!c) {
     fprintf (stderr, "%s: %s: cannot reach the mirror filter\n", PROG, path);

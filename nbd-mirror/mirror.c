@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errors.h"
 #include "cleanup.h"
 #include "log.h"
 #include "mirror.h"
@@ -492,16 +493,6 @@ mirror_reap (void)
   pthread_mutex_unlock (&mirror.lock);
 }
 
-static void __attribute__ ((format (printf, 3, 4)))
-set_err (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-}
-
 int
 mirror_start (char **uris, size_t n, enum mirror_mode mode,
               char *err, size_t errlen)
@@ -511,20 +502,20 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   int64_t deadline;
 
   if (n == 0 || n > MIRROR_MAX_DESTS) {
-    set_err (err, errlen, "between 1 and %d destinations are needed",
+    set_error (err, errlen, "between 1 and %d destinations are needed",
              MIRROR_MAX_DESTS);
     return -1;
   }
   for (i = 0; i < n; ++i)
     for (size_t j = 0; j < i; ++j)
       if (strcmp (uris[i], uris[j]) == 0) {
-        set_err (err, errlen, "destination %s is given twice", uris[i]);
+        set_error (err, errlen, "destination %s is given twice", uris[i]);
         return -1;
       }
 
   pthread_mutex_lock (&mirror.lock);
   if (session_running_locked ()) {
-    set_err (err, errlen, "a mirror is already running (state %s)",
+    set_error (err, errlen, "a mirror is already running (state %s)",
              mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
@@ -532,18 +523,18 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   pthread_mutex_unlock (&mirror.lock);
   mirror_reap ();
   if (!mirror.ctx) {
-    set_err (err, errlen, "the disk is not available to the mirror");
+    set_error (err, errlen, "the disk is not available to the mirror");
     return -1;
   }
 
   pthread_mutex_lock (&mirror.lock);
   if (session_running_locked () || mirror.allocated) {
-    set_err (err, errlen, "a mirror is already running");
+    set_error (err, errlen, "a mirror is already running");
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
   if (chunkmap_init (&mirror.map, mirror.size, mirror.cfg.chunk_size) == -1) {
-    set_err (err, errlen, "chunk map: %s", strerror (errno));
+    set_error (err, errlen, "chunk map: %s", strerror (errno));
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
@@ -741,10 +732,10 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   pthread_mutex_lock (&mirror.lock);
   if (!session_running_locked ()) {
     if (mirror.state == MIRROR_FAILED)
-      set_err (err, errlen, "the mirror failed: %s",
+      set_error (err, errlen, "the mirror failed: %s",
                mirror_failure_summary_locked (why, sizeof why));
     else
-      set_err (err, errlen, "no mirror is running (state %s)",
+      set_error (err, errlen, "no mirror is running (state %s)",
                mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
@@ -757,14 +748,14 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
     dest_wake (mirror.dests[i]);
   while (!all_copied_locked (&active)) {
     if (active == 0) {
-      set_err (err, errlen, "every destination failed: %s",
+      set_error (err, errlen, "every destination failed: %s",
                mirror_failure_summary_locked (why, sizeof why));
       pthread_mutex_unlock (&mirror.lock);
       mirror_reap ();
       return -1;
     }
     if (!wait_until (deadline)) {
-      set_err (err, errlen, "timed out waiting for the copy to finish");
+      set_error (err, errlen, "timed out waiting for the copy to finish");
       errno = ETIMEDOUT;
       pthread_mutex_unlock (&mirror.lock);
       return -1;
@@ -788,7 +779,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
       active++;
     }
   if (active == 0 || !session_running_locked ()) {
-    set_err (err, errlen, "every destination failed: %s",
+    set_error (err, errlen, "every destination failed: %s",
              mirror_failure_summary_locked (why, sizeof why));
     mirror_check_session_locked ();
     pthread_mutex_unlock (&mirror.lock);
@@ -811,7 +802,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
 
   pthread_mutex_lock (&mirror.lock);
   if (!session_running_locked ()) {
-    set_err (err, errlen, "no mirror is running (state %s)",
+    set_error (err, errlen, "no mirror is running (state %s)",
              mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
@@ -827,7 +818,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
     }
   }
   if (!found) {
-    set_err (err, errlen, "%s is not a destination of this mirror", uri);
+    set_error (err, errlen, "%s is not a destination of this mirror", uri);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
@@ -848,7 +839,7 @@ mirror_pause (bool pause, char *err, size_t errlen)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
 
   if (!session_running_locked ()) {
-    set_err (err, errlen, "no mirror is running (state %s)",
+    set_error (err, errlen, "no mirror is running (state %s)",
              mirror_state_names[mirror.state]);
     return -1;
   }

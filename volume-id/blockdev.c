@@ -16,19 +16,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "cleanup.h"
 #include "volid.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  return -1;
-}
 
 /* Read a one-line sysfs file, trailing newline removed. */
 static int
@@ -198,7 +188,7 @@ volid_device_location (const char *dev, char *disk, size_t len,
   uint64_t start, sectors, off, lim;
 
   if (block_name (dev, name, sizeof name) == -1)
-    return fail (err, errlen, "%s: not a block device", dev);
+    return set_error_errno (errno, err, errlen, "%s: not a block device", dev);
 
   /* A kernel partition: its parent disk and its range. */
   snprintf (p, sizeof p, "/sys/class/block/%s/partition", name);
@@ -208,19 +198,19 @@ volid_device_location (const char *dev, char *disk, size_t len,
 
     snprintf (p, sizeof p, "/sys/class/block/%s/start", name);
     if (sysfs_u64 (p, &start) == -1)
-      return fail (err, errlen, "%s: cannot read its start", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its start", dev);
     snprintf (p, sizeof p, "/sys/class/block/%s/size", name);
     if (sysfs_u64 (p, &sectors) == -1)
-      return fail (err, errlen, "%s: cannot read its size", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
     snprintf (p, sizeof p, "/sys/class/block/%s", name);
     n = readlink (p, target, sizeof target - 1);
     if (n < 0)
-      return fail (err, errlen, "%s: %s", p, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", p, strerror (errno));
     target[n] = '\0';
     /* .../block/DISK/PART: the disk is the next-to-last component. */
     slash = strrchr (target, '/');
     if (!slash)
-      return fail (err, errlen, "%s: unexpected sysfs link %s", p, target);
+      return set_error_errno (errno, err, errlen, "%s: unexpected sysfs link %s", p, target);
     *slash = '\0';
     slash = strrchr (target, '/');
     snprintf (disk, len, "/dev/%s", slash ? slash + 1 : target);
@@ -236,7 +226,7 @@ volid_device_location (const char *dev, char *disk, size_t len,
 
     snprintf (p, sizeof p, "/sys/block/%s/size", name);
     if (sysfs_u64 (p, &sectors) == -1)
-      return fail (err, errlen, "%s: cannot read its size", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
     snprintf (disk, len, "%s", target);
     *offset_r = off;
     *size_r = sectors * 512;
@@ -256,7 +246,7 @@ volid_device_location (const char *dev, char *disk, size_t len,
   snprintf (disk, len, "%s", dev);
   snprintf (p, sizeof p, "/sys/block/%s/size", name);
   if (sysfs_u64 (p, &sectors) == -1)
-    return fail (err, errlen, "%s: cannot read its size", dev);
+    return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
   *offset_r = 0;
   *size_r = sectors * 512;
   return 0;
@@ -387,7 +377,7 @@ volid_mount_of (const char *path, struct volid_mount *m, char *err,
 
   memset (m, 0, sizeof *m);
   if (!realpath (path, a.path))
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   volid_each_mount (mount_of_cb, &a);
   return a.best ? 0 : 1;
 }
@@ -434,10 +424,10 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
 
   *fd_r = -1;
   if (ctl == -1)
-    return fail (err, errlen, "/dev/loop-control: %s", strerror (errno));
+    return set_error_errno (errno, err, errlen, "/dev/loop-control: %s", strerror (errno));
   bfd = open (backing, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (bfd == -1)
-    return fail (err, errlen, "%s: %s", backing, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", backing, strerror (errno));
 
   /* Another process may take the free device first: try again. */
   for (int attempt = 0; attempt < 20; ++attempt) {
@@ -446,11 +436,11 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
     int lfd;
 
     if (nr < 0)
-      return fail (err, errlen, "no free loop device: %s", strerror (errno));
+      return set_error_errno (errno, err, errlen, "no free loop device: %s", strerror (errno));
     snprintf (dev, len, "/dev/loop%d", nr);
     lfd = open (dev, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (lfd == -1)
-      return fail (err, errlen, "%s: %s", dev, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", dev, strerror (errno));
     memset (&cfg, 0, sizeof cfg);
     cfg.fd = (uint32_t) bfd;
     cfg.info.lo_offset = offset;
@@ -466,10 +456,10 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
     int e = errno;
     close (lfd);
     if (e != EBUSY)
-      return fail (err, errlen, "%s: attach %s: %s", dev, backing,
+      return set_error_errno (errno, err, errlen, "%s: attach %s: %s", dev, backing,
                    strerror (e));
   }
-  return fail (err, errlen, "could not get a free loop device");
+  return set_error_errno (errno, err, errlen, "could not get a free loop device");
 }
 
 bool

@@ -6,20 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
 #include "checked-overflow.h"
 #include "descriptor.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  errno = EINVAL;
-  return -1;
-}
 
 static bool
 all_hex (const char *s, size_t n)
@@ -38,28 +27,28 @@ volid_check_disk_id (const char *table, const char *id, char *err,
 
   if (strcmp (table, "dos") == 0) {
     if (n != 8 || !all_hex (id, 8))
-      return fail (err, errlen, "'disk_id' of a dos table must be 8 hex "
+      return set_error (err, errlen, "'disk_id' of a dos table must be 8 hex "
                    "digits, not '%.40s'", id);
     return 0;
   }
   if (strcmp (table, "gpt") == 0) {
     static const int dash[] = { 8, 13, 18, 23 };
     if (n != 36)
-      return fail (err, errlen, "'disk_id' of a gpt table must be a GUID "
+      return set_error (err, errlen, "'disk_id' of a gpt table must be a GUID "
                    "(36 characters), not '%.40s'", id);
     for (size_t i = 0, d = 0; i < 36; ++i) {
       if (d < 4 && (int) i == dash[d]) {
         if (id[i] != '-')
-          return fail (err, errlen, "'disk_id' '%s' is not a GUID", id);
+          return set_error (err, errlen, "'disk_id' '%s' is not a GUID", id);
         d++;
       }
       else if (!isxdigit ((unsigned char) id[i]))
-        return fail (err, errlen, "'disk_id' '%s' is not a GUID (non-hex "
+        return set_error (err, errlen, "'disk_id' '%s' is not a GUID (non-hex "
                      "digit)", id);
     }
     return 0;
   }
-  return fail (err, errlen, "'table' must be \"gpt\" or \"dos\", not '%.16s'",
+  return set_error (err, errlen, "'table' must be \"gpt\" or \"dos\", not '%.16s'",
                table);
 }
 
@@ -75,23 +64,23 @@ get_str (json_t *o, const char *key, bool required, char *buf, size_t len,
 
   if (!v) {
     if (required)
-      return fail (err, errlen, "%sfield '%s' is missing", where, key);
+      return set_error (err, errlen, "%sfield '%s' is missing", where, key);
     buf[0] = '\0';
     return 0;
   }
   if (!json_is_string (v))
-    return fail (err, errlen, "%sfield '%s' must be a string", where, key);
+    return set_error (err, errlen, "%sfield '%s' must be a string", where, key);
   s = json_string_value (v);
   n = json_string_length (v);
   if (n != strlen (s))
-    return fail (err, errlen, "%sfield '%s' contains a NUL byte", where, key);
+    return set_error (err, errlen, "%sfield '%s' contains a NUL byte", where, key);
   if (n >= len)
-    return fail (err, errlen, "%sfield '%s' is longer than %zu bytes", where,
+    return set_error (err, errlen, "%sfield '%s' is longer than %zu bytes", where,
                  key, len - 1);
   for (size_t i = 0; i < n; ++i) {
     int c = (unsigned char) s[i];
     if (ok ? !ok (c) : (c < 0x20 || c == 0x7f))
-      return fail (err, errlen, "%sfield '%s' has a bad character", where,
+      return set_error (err, errlen, "%sfield '%s' has a bad character", where,
                    key);
   }
   memcpy (buf, s, n + 1);
@@ -106,11 +95,11 @@ get_u64 (json_t *o, const char *key, uint64_t *r, const char *where,
 
   *r = 0;
   if (!v)
-    return fail (err, errlen, "%sfield '%s' is missing", where, key);
+    return set_error (err, errlen, "%sfield '%s' is missing", where, key);
   if (!json_is_integer (v))
-    return fail (err, errlen, "%sfield '%s' must be an integer", where, key);
+    return set_error (err, errlen, "%sfield '%s' must be an integer", where, key);
   if (json_integer_value (v) < 0)
-    return fail (err, errlen, "%sfield '%s' must not be negative", where,
+    return set_error (err, errlen, "%sfield '%s' must not be negative", where,
                  key);
   *r = (uint64_t) json_integer_value (v);
   return 0;
@@ -148,7 +137,7 @@ only_known (json_t *o, const char *const *known, const char *where,
       if (strcmp (key, known[i]) == 0)
         found = true;
     if (!found)
-      return fail (err, errlen, "%sunknown field '%.40s'", where, key);
+      return set_error (err, errlen, "%sunknown field '%.40s'", where, key);
   }
   return 0;
 }
@@ -166,7 +155,7 @@ parse_extent (json_t *o, size_t idx, struct volid_extent *e, char *err,
 
   snprintf (where, sizeof where, "extent %zu: ", idx);
   if (!json_is_object (o))
-    return fail (err, errlen, "%smust be an object", where);
+    return set_error (err, errlen, "%smust be an object", where);
   if (only_known (o, known, where, err, errlen) == -1 ||
       get_str (o, "table", true, e->table, sizeof e->table, NULL, where,
                err, errlen) == -1 ||
@@ -183,28 +172,28 @@ parse_extent (json_t *o, size_t idx, struct volid_extent *e, char *err,
     *p = (char) tolower ((unsigned char) *p);
   char inner[256];
   if (volid_check_disk_id (e->table, e->disk_id, inner, sizeof inner) == -1)
-    return fail (err, errlen, "%s%s", where, inner);
+    return set_error (err, errlen, "%s%s", where, inner);
   if (get_u64 (o, "sector_size", &v, where, err, errlen) == -1)
     return -1;
   if (v != 512 && v != 4096)
-    return fail (err, errlen, "%sfield 'sector_size' must be 512 or 4096",
+    return set_error (err, errlen, "%sfield 'sector_size' must be 512 or 4096",
                  where);
   e->sector_size = (uint32_t) v;
   if (get_u64 (o, "partition", &v, where, err, errlen) == -1)
     return -1;
   if (v < 1 || v > 256)
-    return fail (err, errlen, "%sfield 'partition' must be 1 to 256", where);
+    return set_error (err, errlen, "%sfield 'partition' must be 1 to 256", where);
   e->partno = (uint32_t) v;
   if (get_u64 (o, "offset", &e->offset, where, err, errlen) == -1 ||
       get_u64 (o, "size", &e->size, where, err, errlen) == -1)
     return -1;
   if (e->offset % e->sector_size != 0)
-    return fail (err, errlen, "%sfield 'offset' is not a multiple of the "
+    return set_error (err, errlen, "%sfield 'offset' is not a multiple of the "
                  "sector size", where);
   if (e->size == 0)
-    return fail (err, errlen, "%sfield 'size' must not be zero", where);
+    return set_error (err, errlen, "%sfield 'size' must not be zero", where);
   if (ADD_OVERFLOW (e->offset, e->size, &end) || end > (UINT64_C (1) << 62))
-    return fail (err, errlen, "%sfields 'offset' + 'size' overflow", where);
+    return set_error (err, errlen, "%sfields 'offset' + 'size' overflow", where);
   return 0;
 }
 
@@ -220,13 +209,13 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
 
   memset (v, 0, sizeof *v);
   if (!json_is_object (j))
-    return fail (err, errlen, "a descriptor must be a JSON object");
+    return set_error (err, errlen, "a descriptor must be a JSON object");
   if (only_known (j, known, "", err, errlen) == -1 ||
       get_str (j, "format", true, format, sizeof format, NULL, "", err,
                errlen) == -1)
     return -1;
   if (strcmp (format, VOLID_FORMAT) != 0)
-    return fail (err, errlen, "field 'format' is '%s', expected '%s'", format,
+    return set_error (err, errlen, "field 'format' is '%s', expected '%s'", format,
                  VOLID_FORMAT);
   if (get_str (j, "fstype", true, v->fstype, sizeof v->fstype, fstype_char,
                "", err, errlen) == -1 ||
@@ -236,16 +225,16 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
                err, errlen) == -1)
     return -1;
   if (v->fstype[0] == '\0')
-    return fail (err, errlen, "field 'fstype' is empty");
+    return set_error (err, errlen, "field 'fstype' is empty");
   if (v->uuid[0] == '\0')
-    return fail (err, errlen, "field 'uuid' is empty");
+    return set_error (err, errlen, "field 'uuid' is empty");
   arr = json_object_get (j, "extents");
   if (!arr)
-    return fail (err, errlen, "field 'extents' is missing");
+    return set_error (err, errlen, "field 'extents' is missing");
   if (!json_is_array (arr))
-    return fail (err, errlen, "field 'extents' must be an array");
+    return set_error (err, errlen, "field 'extents' must be an array");
   if (json_array_size (arr) == 0 || json_array_size (arr) > VOLID_MAX_EXTENTS)
-    return fail (err, errlen, "field 'extents' must hold 1 to %d extents, "
+    return set_error (err, errlen, "field 'extents' must hold 1 to %d extents, "
                  "not %zu", VOLID_MAX_EXTENTS, json_array_size (arr));
   json_array_foreach (arr, i, e) {
     if (parse_extent (e, i, &v->ext[i], err, errlen) == -1)
@@ -253,7 +242,7 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
     for (size_t k = 0; k < i; ++k)
       if (strcmp (v->ext[k].disk_id, v->ext[i].disk_id) == 0 &&
           v->ext[k].offset == v->ext[i].offset)
-        return fail (err, errlen, "extent %zu: same disk and offset as "
+        return set_error (err, errlen, "extent %zu: same disk and offset as "
                      "extent %zu", i, k);
     v->n = i + 1;
   }
@@ -270,10 +259,10 @@ volid_parse (const char *text, size_t len, struct volid *v, char *err,
 
   memset (v, 0, sizeof *v);
   if (len > VOLID_MAX_TEXT * 16)
-    return fail (err, errlen, "descriptor is too large (%zu bytes)", len);
+    return set_error (err, errlen, "descriptor is too large (%zu bytes)", len);
   j = json_loadb (text, len, JSON_REJECT_DUPLICATES, &je);
   if (!j)
-    return fail (err, errlen, "descriptor is not valid JSON: %s (line %d)",
+    return set_error (err, errlen, "descriptor is not valid JSON: %s (line %d)",
                  je.text, je.line);
   r = volid_parse_json (j, v, err, errlen);
   json_decref (j);

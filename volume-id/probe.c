@@ -24,20 +24,10 @@
 
 #include <blkid.h>
 
+#include "errors.h"
 #include "checked-overflow.h"
 #include "cleanup.h"
 #include "volid.h"
-
-static int __attribute__ ((format (printf, 3, 4)))
-fail (char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (err, errlen, fmt, ap);
-  va_end (ap);
-  return -1;
-}
 
 int
 volid_disk_size (int fd, uint64_t *size_r, uint32_t *sector_r)
@@ -74,11 +64,11 @@ probe_fs_fd (int fd, uint64_t offset, uint64_t size, struct volid_fs *fs,
 
   memset (fs, 0, sizeof *fs);
   if (!pr)
-    return fail (err, errlen, "libblkid: out of memory");
+    return set_error_errno (errno, err, errlen, "libblkid: out of memory");
   if (blkid_probe_set_device (pr, fd, (blkid_loff_t) offset,
                               (blkid_loff_t) size) == -1) {
     blkid_free_probe (pr);
-    return fail (err, errlen, "libblkid: cannot probe at offset %" PRIu64,
+    return set_error_errno (errno, err, errlen, "libblkid: cannot probe at offset %" PRIu64,
                  offset);
   }
   blkid_probe_enable_partitions (pr, 0);
@@ -96,10 +86,10 @@ probe_fs_fd (int fd, uint64_t offset, uint64_t size, struct volid_fs *fs,
   }
   blkid_free_probe (pr);
   if (r == -2)
-    return fail (err, errlen, "more than one filesystem signature at offset "
+    return set_error_errno (errno, err, errlen, "more than one filesystem signature at offset "
                  "%" PRIu64, offset);
   if (r < 0)
-    return fail (err, errlen, "cannot read the filesystem at offset %" PRIu64,
+    return set_error_errno (errno, err, errlen, "cannot read the filesystem at offset %" PRIu64,
                  offset);
   return r == 0 && fs->type[0] ? 0 : 1;
 }
@@ -111,7 +101,7 @@ volid_probe_fs (const char *path, uint64_t offset, uint64_t size,
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   return probe_fs_fd (fd, offset, size, fs, err, errlen);
 }
 
@@ -128,11 +118,11 @@ read_at (int fd, uint32_t ss, uint64_t disk_size, struct volid_table *t,
 
   memset (t, 0, sizeof *t);
   if (!pr)
-    return fail (err, errlen, "libblkid: out of memory");
+    return set_error_errno (errno, err, errlen, "libblkid: out of memory");
   if (blkid_probe_set_device (pr, fd, 0, 0) == -1 ||
       blkid_probe_set_sectorsize (pr, ss) == -1) {
     blkid_free_probe (pr);
-    return fail (err, errlen, "libblkid: cannot probe");
+    return set_error_errno (errno, err, errlen, "libblkid: cannot probe");
   }
   blkid_probe_enable_superblocks (pr, 0);
   blkid_probe_enable_partitions (pr, 1);
@@ -173,7 +163,7 @@ read_at (int fd, uint32_t ss, uint64_t disk_size, struct volid_table *t,
     snprintf (p->partuuid, sizeof p->partuuid, "%s", s ? s : "");
     if (ADD_OVERFLOW (p->offset, p->size, &end) || end > disk_size) {
       blkid_free_probe (pr);
-      return fail (err, errlen, "partition %u ends at byte %" PRIu64
+      return set_error_errno (errno, err, errlen, "partition %u ends at byte %" PRIu64
                    ", past the end of the disk (%" PRIu64 " bytes): the "
                    "disk is truncated or its table is corrupt", p->partno,
                    p->offset + p->size, disk_size);
@@ -182,7 +172,7 @@ read_at (int fd, uint32_t ss, uint64_t disk_size, struct volid_table *t,
   }
   blkid_free_probe (pr);
   if (t->id[0] == '\0')
-    return fail (err, errlen, "the %s partition table has no disk signature",
+    return set_error_errno (errno, err, errlen, "the %s partition table has no disk signature",
                  t->type);
   return 0;
 }
@@ -234,9 +224,9 @@ volid_read_table (const char *path, struct volid_table *t, char *err,
 
   memset (t, 0, sizeof *t);
   if (fd == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
   if (volid_disk_size (fd, &size, &ss) == -1)
-    return fail (err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
 
   if (ss) {
     /* A block device knows its sector size. */
@@ -259,19 +249,19 @@ volid_read_table (const char *path, struct volid_table *t, char *err,
     }
   }
   if (r1 == -1)
-    return fail (err, errlen, "%s: %s", path, e1);
+    return set_error_errno (errno, err, errlen, "%s: %s", path, e1);
   if (r1 == 0) {
     for (size_t i = 0; i < t->n; ++i)
       if (strcmp (t->type, "dos") == 0 && t->part[i].type_code == 0xee)
-        return fail (err, errlen, "%s: a protective MBR with no readable "
+        return set_error_errno (errno, err, errlen, "%s: a protective MBR with no readable "
                      "GPT behind it: the GPT is corrupt", path);
     return 0;
   }
   if (has_protective_mbr (fd, &mbr_sig))
-    return fail (err, errlen, "%s: a protective MBR with no readable GPT "
+    return set_error_errno (errno, err, errlen, "%s: a protective MBR with no readable GPT "
                  "behind it: the GPT is corrupt or truncated", path);
   if (mbr_sig)
-    return fail (err, errlen, "%s: an MBR signature but no readable "
+    return set_error_errno (errno, err, errlen, "%s: an MBR signature but no readable "
                  "partition table: the table is corrupt", path);
   return 1;
 }

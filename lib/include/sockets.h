@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
+
 /* Connect to HOST:PORT within TIMEOUT_MS (<0: no limit).  Returns a
  * blocking fd, or -1 with errno set and the reason logged. */
 extern int sock_connect_tcp (const char *host, uint16_t port, int timeout_ms);
@@ -28,10 +30,6 @@ extern int sock_peer_name (int fd, char *buf, size_t len);
  * (ms, from clock_ms; <0 means none).  Returns 0, or -1 with errno
  * ETIMEDOUT or the poll error. */
 extern int sock_wait (int fd, short events, int64_t deadline_ms);
-extern int64_t clock_ms (void);
-/* The same monotonic clock in microseconds, for short spins. */
-extern int64_t clock_us (void);
-extern int64_t deadline_after (int timeout_ms);
 
 extern int sock_set_nonblock (int fd, int on);
 

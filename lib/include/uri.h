@@ -57,6 +57,8 @@ extern int uri_parse_listen (const char *s, struct uri *u,
 extern void uri_free (struct uri *u);
 
 extern const char *uri_scheme_name (enum uri_scheme scheme);
+/* "unix:PATH" into BUF (LEN bytes); returns BUF. */
+extern const char *uri_unix (const char *path, char *buf, size_t len);
 extern bool uri_is_nbd (const struct uri *u);
 extern bool uri_uses_tls (const struct uri *u);
 extern bool uri_is_unix (const struct uri *u);
