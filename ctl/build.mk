@@ -1,8 +1,8 @@
-# ctl/: the handoff CLI and handoffd.
+# ctl/: the handoff CLI (ctl/cli/) and handoffd (ctl/daemon/).
 
-HANDOFF_CLI_SRCS := ctl/handoff.c ctl/cli-helper.c ctl/cmd-keygen.c \
-                    ctl/cli-daemon.c ctl/cmd-vm.c ctl/cmd-migrate.c \
-                    ctl/cmd-scan.c ctl/hostid.c
+HANDOFF_CLI_SRCS := ctl/cli/handoff.c ctl/cli/client.c ctl/cli/helper.c \
+                    ctl/cli/cmd-keygen.c ctl/cli/cmd-vm.c \
+                    ctl/cli/cmd-migrate.c ctl/cli/cmd-scan.c
 HANDOFF_CLI_OBJS := $(HANDOFF_CLI_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoff
 
@@ -12,12 +12,20 @@ $(O)/bin/handoff: $(HANDOFF_CLI_OBJS) $(LIBHANDOFF)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-HANDOFFD_SRCS := ctl/handoffd.c ctl/db.c ctl/qmp.c ctl/proc.c ctl/vm.c \
-                 ctl/policy.c ctl/events.c ctl/cli-server.c ctl/peer.c \
-                 ctl/migrate.c ctl/source-side.c ctl/incoming.c \
-                 ctl/recover.c ctl/volume.c ctl/volume-in.c ctl/volume-ops.c \
-                 ctl/hostid.c \
-                 ctl/def-check.c ctl/peer-check.c
+# In the order data flows: main and its configuration; the CLI socket;
+# the migrations this host sends and receives; what they stand on.
+HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
+                 ctl/daemon/server.c \
+                 ctl/daemon/migration.c ctl/daemon/record.c \
+                 ctl/daemon/source.c ctl/daemon/source-end.c \
+                 ctl/daemon/destination.c ctl/daemon/dest-phases.c \
+                 ctl/daemon/dest-recover.c ctl/daemon/receiving.c \
+                 ctl/daemon/volume.c ctl/daemon/volume-in.c \
+                 ctl/daemon/volume-ops.c ctl/daemon/recover.c \
+                 ctl/daemon/peer.c ctl/daemon/peer-check.c \
+                 ctl/daemon/def-check.c ctl/daemon/policy.c \
+                 ctl/daemon/events.c ctl/daemon/vm.c ctl/daemon/qmp.c \
+                 ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoffd
 
@@ -28,11 +36,13 @@ $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3)
 
 FUZZERS += fuzz-peer
-$(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/peer-check.c ctl/def-check.c
+$(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/daemon/peer-check.c \
+                     ctl/daemon/def-check.c
 
-CTL_TESTS := $(O)/ctl/test-peer-check
+CTL_TESTS := $(O)/ctl/daemon/test-peer-check
 UNIT_TESTS += $(CTL_TESTS)
-$(O)/ctl/test-peer-check: $(O)/ctl/test-peer-check.o $(O)/ctl/peer-check.o \
-                          $(O)/ctl/def-check.o $(LIBHANDOFF)
+$(O)/ctl/daemon/test-peer-check: $(O)/ctl/daemon/test-peer-check.o \
+                                 $(O)/ctl/daemon/peer-check.o \
+                                 $(O)/ctl/daemon/def-check.o $(LIBHANDOFF)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) -lcmocka

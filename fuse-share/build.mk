@@ -1,7 +1,10 @@
 # fuse-share/: handoff-share (mount, serve and their control).
 
-SHARE_SRCS := fuse-share/proto.c fuse-share/receiver.c \
-              fuse-share/session.c fuse-share/mount.c
+# In the order data flows: the mount's operations, the session that
+# mirrors them and copies the rest, its commit; the receiver at the
+# other end; the protocol both speak.
+SHARE_SRCS := fuse-share/mount.c fuse-share/session.c fuse-share/commit.c \
+              fuse-share/receiver.c fuse-share/proto.c
 SHARE_OBJS := $(SHARE_SRCS:%.c=$(O)/%.o)
 EXTRA_CFLAGS_fuse-share_ := $(call pc_cflags,fuse3) -Ifuse-share
 SHARE_LIBS := $(call pc_libs,fuse3) $(LIB_LIBS)
@@ -20,9 +23,9 @@ $(O)/libexec/handoff-share: $(O)/bin/handoff-share
 
 UNIT_TESTS += $(O)/fuse-share/test-share-proto
 $(O)/fuse-share/test-share-proto: $(O)/fuse-share/test-share-proto.o \
-                                  $(O)/fuse-share/proto.o
+                                  $(O)/fuse-share/proto.o $(LIBHANDOFF)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) -lcmocka
 
 FUZZERS += fuzz-share
 $(O)/fuzz/fuzz-share: tests/fuzz/fuzz-share.c fuse-share/proto.c

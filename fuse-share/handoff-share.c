@@ -118,8 +118,8 @@ mount_handle (json_t *req, void *opaque)
   return ctl_error_reply ("bad_request", err);
 }
 
-void
-share_mount_started (void)
+static void
+mount_started (void)
 {
   if (control_path) {
     struct ctlserver_config c = {
@@ -132,8 +132,8 @@ share_mount_started (void)
   }
 }
 
-void
-share_mount_stopping (void)
+static void
+mount_stopping (void)
 {
   session_shutdown ();
   ctlserver_stop (ctl);
@@ -166,7 +166,10 @@ do_mount (const char *src, const char *mnt, const char *opts)
   /* Our own loop rather than fuse_main: the worker pool is sized here
    * (guest I/O arrives from many threads at once), and the mount stays
    * in the foreground under the caller's supervision. */
-  f = fuse_new (&args, &share_ops, sizeof share_ops, NULL);
+  static struct share_mount_hooks hooks = {
+    .started = mount_started, .stopping = mount_stopping,
+  };
+  f = fuse_new (&args, &share_ops, sizeof share_ops, &hooks);
   if (!f)
     goto out_args;
   if (fuse_mount (f, mnt) == -1)

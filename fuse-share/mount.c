@@ -67,15 +67,19 @@ share_init (struct fuse_conn_info *conn, struct fuse_config *cfg)
    * there by that path. */
   cfg->hard_remove = 1;
   cfg->nullpath_ok = 0;
-  share_mount_started ();
-  return NULL;
+  struct share_mount_hooks *hooks = fuse_get_context ()->private_data;
+  if (hooks && hooks->started)
+    hooks->started ();
+  /* What init returns is the private data destroy gets. */
+  return hooks;
 }
 
 static void
 share_destroy (void *data)
 {
-  (void) data;
-  share_mount_stopping ();
+  struct share_mount_hooks *hooks = data;
+  if (hooks && hooks->stopping)
+    hooks->stopping ();
 }
 
 static int

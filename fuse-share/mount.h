@@ -1,5 +1,5 @@
-/* fuse-share: the mount's FUSE operations (mount.c) and the hooks its
- * main program provides. */
+/* fuse-share: the mount's FUSE operations (mount.c), and the hooks its
+ * main program hands to fuse_new as the user data. */
 #ifndef HANDOFF_SHARE_MOUNT_H
 #define HANDOFF_SHARE_MOUNT_H
 
@@ -8,9 +8,12 @@
 
 extern const struct fuse_operations share_ops;
 
-/* Called from FUSE's init and destroy: start and stop the control
- * socket. */
-extern void share_mount_started (void);
-extern void share_mount_stopping (void);
+/* Called from FUSE's init and destroy (the control socket starts and
+ * stops with the mount): pass a pointer to one as fuse_new's user
+ * data. */
+struct share_mount_hooks {
+  void (*started) (void);
+  void (*stopping) (void);
+};
 
 #endif /* HANDOFF_SHARE_MOUNT_H */

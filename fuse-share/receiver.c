@@ -484,13 +484,356 @@ verify (struct receiver *rv, const struct share_req *r, char *text,
   return 0;
 }
 
+/* One request, as a handler of the table below sees it: the parent
+ * directories of its paths (opened for the types that name entries)
+ * and where a reason goes. */
+struct op_ctx {
+  struct receiver *rv;
+  const struct share_req *r;
+  int dirfd, dirfd2;
+  const char *name, *name2;
+  char *text;
+  size_t textlen;
+};
+
+/* A handler returns 0; -1 with errno (reported as "TYPE PATH: why"); or
+ * an error number with its reason already in o->text. */
+typedef int (*op_fn) (struct op_ctx *o);
+
+/* Close FD keeping errno: -1. */
+static int
+close_fail (int fd)
+{
+  int e = errno;
+  close (fd);
+  errno = e;
+  return -1;
+}
+
+static int
+op_mkdir (struct op_ctx *o)
+{
+  return mkdirat (o->dirfd, o->name, (mode_t) (o->r->a & 07777));
+}
+
+static int
+op_create (struct op_ctx *o)
+{
+  const struct share_req *r = o->r;
+  int fd;
+
+  if (r->handle && o->rv->fds[r->handle] >= 0) {
+    errno = EBADF;              /* Handle in use: create nothing. */
+    return -1;
+  }
+  fd = openat (o->dirfd, o->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+               O_CLOEXEC, (mode_t) (r->a & 07777));
+  if (fd == -1)
+    return -1;
+  if (r->b && r->b > INT64_MAX) {
+    close (fd);
+    errno = EFBIG;
+    return -1;
+  }
+  if ((r->b && ftruncate (fd, (off_t) r->b) == -1) ||
+      (r->handle && set_fd (o->rv, r->handle, fd) == -1))
+    return close_fail (fd);
+  digest_drop_fd (o->rv, fd);   /* A new file may reuse an inode. */
+  if (!r->handle)
+    close (fd);
+  return 0;
+}
+
+static int
+op_open (struct op_ctx *o)
+{
+  struct stat st;
+  int fd = (int) openat2_beneath (o->rv->rootfd, o->r->path,
+                                  O_WRONLY | O_NOFOLLOW, 0, 0);
+
+  if (fd == -1)
+    return -1;
+  if (fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)) {
+    close (fd);
+    snprintf (o->text, o->textlen, "%s is not a regular file", o->r->path);
+    return EINVAL;
+  }
+  if (set_fd (o->rv, o->r->handle, fd) == -1) {
+    close (fd);
+    errno = EBADF;
+    return -1;
+  }
+  return 0;
+}
+
+static int
+op_close (struct op_ctx *o)
+{
+  int fd = get_fd (o->rv, o->r->handle);
+
+  if (fd == -1)
+    return -1;
+  close (fd);
+  o->rv->fds[o->r->handle] = -1;
+  o->rv->nopen--;
+  return 0;
+}
+
+static int
+op_write (struct op_ctx *o)
+{
+  const uint8_t *p = o->r->data;
+  size_t left = o->r->data_len;
+  uint64_t off = o->r->a;
+  int fd = get_fd (o->rv, o->r->handle);
+
+  if (fd == -1)
+    return -1;
+  if (off > INT64_MAX - left) {
+    errno = EFBIG;
+    return -1;
+  }
+  digest_drop_fd (o->rv, fd);
+  /* Terminates: each pass writes at least one byte or fails. */
+  while (left > 0) {
+    ssize_t n = pwrite (fd, p, left, (off_t) off);
+    if (n < 0)
+      return -1;
+    p += n;
+    off += (uint64_t) n;
+    left -= (size_t) n;
+  }
+  o->rv->bytes += o->r->data_len;
+  return 0;
+}
+
+static int
+op_truncate (struct op_ctx *o)
+{
+  int fd = get_fd (o->rv, o->r->handle);
+
+  if (fd == -1)
+    return -1;
+  if (o->r->a > INT64_MAX) {
+    errno = EFBIG;
+    return -1;
+  }
+  if (ftruncate (fd, (off_t) o->r->a) == -1)
+    return -1;
+  digest_drop_fd (o->rv, fd);
+  return 0;
+}
+
+static int
+op_fallocate (struct op_ctx *o)
+{
+  const struct share_req *r = o->r;
+  int fd = get_fd (o->rv, r->handle);
+
+  if (fd == -1)
+    return -1;
+  if (!share_fallocate_mode_ok (r->c) || r->b == 0 || r->a > INT64_MAX ||
+      r->b > INT64_MAX - r->a) {
+    errno = EINVAL;
+    return -1;
+  }
+  digest_drop_fd (o->rv, fd);
+  return fallocate (fd, (int) r->c, (off_t) r->a, (off_t) r->b);
+}
+
+static int
+op_unlink (struct op_ctx *o)
+{
+  return unlinkat (o->dirfd, o->name, 0);
+}
+
+static int
+op_rmdir (struct op_ctx *o)
+{
+  return unlinkat (o->dirfd, o->name, AT_REMOVEDIR);
+}
+
+static int
+op_rename (struct op_ctx *o)
+{
+  return (int) syscall (SYS_renameat2, o->dirfd, o->name, o->dirfd2,
+                        o->name2, o->r->c & (RENAME_NOREPLACE |
+                                             RENAME_EXCHANGE));
+}
+
+static int
+op_symlink (struct op_ctx *o)
+{
+  return symlinkat (o->r->path2, o->dirfd, o->name);
+}
+
+static int
+op_link (struct op_ctx *o)
+{
+  return linkat (o->dirfd, o->name, o->dirfd2, o->name2, 0);
+}
+
+static int
+op_chmod (struct op_ctx *o)
+{
+  struct stat st;
+  /* fchmodat cannot refuse to follow a symlink: open the object itself
+   * (a symlink's own mode means nothing on Linux). */
+  int fd = (int) openat2_beneath (o->rv->rootfd, o->r->path,
+                                  O_PATH | O_NOFOLLOW, 0, 0);
+
+  if (fd == -1)
+    return -1;
+  if (fstat (fd, &st) == 0 && !S_ISLNK (st.st_mode)) {
+    char proc[64];
+    snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (chmod (proc, (mode_t) (o->r->a & 07777)) == -1)
+      return close_fail (fd);
+    mark_dirty (o->rv, fd, "");
+  }
+  close (fd);
+  return 0;
+}
+
+static int
+op_chown (struct op_ctx *o)
+{
+  return fchownat (o->dirfd, o->name, (uid_t) o->r->a, (gid_t) o->r->b,
+                   AT_SYMLINK_NOFOLLOW);
+}
+
+static int
+op_utimens (struct op_ctx *o)
+{
+  struct timespec ts[2] = {
+    { .tv_sec = (time_t) (o->r->a / 1000000000),
+      .tv_nsec = (long) (o->r->a % 1000000000) },
+    { .tv_sec = (time_t) (o->r->b / 1000000000),
+      .tv_nsec = (long) (o->r->b % 1000000000) },
+  };
+  return utimensat (o->dirfd, o->name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static int
+op_fsync (struct op_ctx *o)
+{
+  int fd;
+
+  if (!o->r->handle)
+    return sync_all (o->rv);
+  fd = get_fd (o->rv, o->r->handle);
+  return fd == -1 ? -1 : fsync (fd);
+}
+
+static int
+op_verify (struct op_ctx *o)
+{
+  int e = verify (o->rv, o->r, o->text, o->textlen);
+
+  if (e == 0 && o->r->c != SHARE_VERIFY_WARM)
+    o->rv->verified++;
+  return e;
+}
+
+/* Every entry the sender has must have been verified, and the
+ * destination must hold nothing else; then the partial tree takes the
+ * root's name, durably. */
+static int
+op_commit (struct op_ctx *o)
+{
+  struct receiver *rv = o->rv;
+  const struct share_req *r = o->r;
+  int64_t have = count_entries (rv->rootfd);
+
+  if (rv->verified != r->a || have != (int64_t) r->a) {
+    snprintf (o->text, o->textlen, "commit refused: %" PRIu64 " entries at "
+              "the source, %" PRIu64 " verified, %" PRId64 " on the "
+              "destination", r->a, rv->verified, have);
+    return EILSEQ;
+  }
+  if (r->c) {                   /* The source root's mode and times. */
+    struct timespec ts[2] = {
+      { .tv_nsec = UTIME_OMIT },
+      { .tv_sec = (time_t) (r->b / 1000000000),
+        .tv_nsec = (long) (r->b % 1000000000) },
+    };
+    if (fchmod (rv->rootfd, (mode_t) (r->c & 07777)) == -1 ||
+        futimens (rv->rootfd, ts) == -1)
+      return -1;
+  }
+  if (sync_all (rv) == -1)
+    return -1;
+  close_all (rv);
+  if (syscall (SYS_renameat2, AT_FDCWD, rv->partial, AT_FDCWD, rv->root,
+               RENAME_NOREPLACE) == -1)
+    return -1;
+  /* The rename itself must last too. */
+  char *parent = strdup (rv->root);
+  if (parent) {
+    CLEANUP_CLOSE int pfd = open (dirname (parent), O_RDONLY | O_DIRECTORY |
+                                  O_CLOEXEC);
+    if (pfd >= 0)
+      fsync (pfd);
+    free (parent);
+  }
+  rv->state = RECEIVER_COMMITTED;
+  log_info ("share committed: %s", rv->root);
+  return 0;
+}
+
+static int
+op_abort (struct op_ctx *o)
+{
+  receiver_abort (o->rv);
+  log_info ("share aborted: %s removed", o->rv->partial);
+  return 0;
+}
+
+/* What the next sync must flush after a request of the type. */
+enum {
+  DIRTY_PARENT = 1,             /* The directory holding path. */
+  DIRTY_ENTRY = 2,              /* The entry itself. */
+  DIRTY_PARENT2 = 4,            /* The directory holding path2. */
+  DIRTY_FILE = 8,               /* The open file of the handle. */
+};
+
+/* The share protocol's requests, as nbdkit dispatches to a plugin:
+ * the handler, how many of its paths name an entry whose parent is
+ * opened for it (0, 1: path, 2: path and path2), and what it dirties. */
+static const struct op {
+  op_fn fn;
+  unsigned parents;
+  unsigned dirty;
+} ops[] = {
+  [SHARE_MKDIR] = { op_mkdir, 1, DIRTY_PARENT | DIRTY_ENTRY },
+  [SHARE_CREATE] = { op_create, 1, DIRTY_PARENT | DIRTY_ENTRY },
+  [SHARE_OPEN] = { op_open, 0, 0 },
+  [SHARE_CLOSE] = { op_close, 0, 0 },
+  [SHARE_WRITE] = { op_write, 0, DIRTY_FILE },
+  [SHARE_TRUNCATE] = { op_truncate, 0, DIRTY_FILE },
+  [SHARE_FALLOCATE] = { op_fallocate, 0, DIRTY_FILE },
+  [SHARE_UNLINK] = { op_unlink, 1, DIRTY_PARENT },
+  [SHARE_RMDIR] = { op_rmdir, 1, DIRTY_PARENT },
+  [SHARE_RENAME] = { op_rename, 2, DIRTY_PARENT | DIRTY_PARENT2 },
+  [SHARE_SYMLINK] = { op_symlink, 1, DIRTY_PARENT },
+  [SHARE_LINK] = { op_link, 2, DIRTY_PARENT | DIRTY_PARENT2 },
+  [SHARE_CHMOD] = { op_chmod, 0, 0 },
+  [SHARE_CHOWN] = { op_chown, 1, DIRTY_PARENT | DIRTY_ENTRY },
+  [SHARE_UTIMENS] = { op_utimens, 1, DIRTY_PARENT | DIRTY_ENTRY },
+  [SHARE_FSYNC] = { op_fsync, 0, 0 },
+  [SHARE_VERIFY] = { op_verify, 0, 0 },
+  [SHARE_COMMIT] = { op_commit, 0, 0 },
+  [SHARE_ABORT] = { op_abort, 0, 0 },
+};
+
 int
 receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
                 size_t textlen)
 {
   CLEANUP_CLOSE int dirfd = -1, dirfd2 = -1;
-  const char *name = NULL, *name2 = NULL;
-  int fd, e = 0;
+  struct op_ctx o = { .rv = rv, .r = r, .text = text, .textlen = textlen };
+  const struct op *op;
+  int e;
 
   text[0] = '\0';
   if (r->seq != rv->next_seq) {
@@ -506,264 +849,34 @@ receiver_apply (struct receiver *rv, const struct share_req *r, char *text,
     return EINVAL;
   }
   rv->state = RECEIVER_RECEIVING;
-
-  switch (r->type) {
-  case SHARE_MKDIR:
-  case SHARE_CREATE:
-  case SHARE_UNLINK:
-  case SHARE_RMDIR:
-  case SHARE_SYMLINK:
-  case SHARE_CHOWN:
-  case SHARE_UTIMENS:
-  case SHARE_RENAME:
-  case SHARE_LINK:
-    dirfd = open_parent (rv, r->path, &name);
-    if (dirfd == -1)
-      goto errno_out;
-    break;
-  default:
-    break;
+  /* The parser admits only known types. */
+  if (r->type >= sizeof ops / sizeof ops[0] || !ops[r->type].fn) {
+    snprintf (text, textlen, "request type %d is not handled", (int) r->type);
+    return EINVAL;
   }
-  if (r->type == SHARE_RENAME || r->type == SHARE_LINK) {
-    dirfd2 = open_parent (rv, r->path2, &name2);
-    if (dirfd2 == -1)
-      goto errno_out;
-  }
-
-  switch (r->type) {
-  case SHARE_MKDIR:
-    if (mkdirat (dirfd, name, (mode_t) (r->a & 07777)) == -1)
-      goto errno_out;
-    break;
-  case SHARE_CREATE:
-    if (r->handle && rv->fds[r->handle] >= 0) {
-      errno = EBADF;            /* Handle in use: create nothing. */
-      goto errno_out;
-    }
-    fd = openat (dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                 O_CLOEXEC, (mode_t) (r->a & 07777));
-    if (fd == -1)
-      goto errno_out;
-    if ((r->b && (r->b > INT64_MAX || ftruncate (fd, (off_t) r->b) == -1)) ||
-        (r->handle && set_fd (rv, r->handle, fd) == -1)) {
-      e = errno;
-      close (fd);
-      errno = e;
-      goto errno_out;
-    }
-    digest_drop_fd (rv, fd);    /* A new file may reuse an inode. */
-    if (!r->handle)
-      close (fd);
-    break;
-  case SHARE_OPEN: {
-    struct stat st;
-    fd = (int) openat2_beneath (rv->rootfd, r->path, O_WRONLY | O_NOFOLLOW,
-                                0, 0);
-    if (fd == -1)
-      goto errno_out;
-    if (fstat (fd, &st) == -1 || !S_ISREG (st.st_mode)) {
-      close (fd);
-      snprintf (text, textlen, "%s is not a regular file", r->path);
-      return EINVAL;
-    }
-    if (set_fd (rv, r->handle, fd) == -1) {
-      close (fd);
-      errno = EBADF;
-      goto errno_out;
-    }
-    break;
-  }
-  case SHARE_CLOSE:
-    fd = get_fd (rv, r->handle);
-    if (fd == -1)
-      goto errno_out;
-    close (fd);
-    rv->fds[r->handle] = -1;
-    rv->nopen--;
-    break;
-  case SHARE_WRITE: {
-    const uint8_t *p = r->data;
-    size_t left = r->data_len;
-    uint64_t off = r->a;
-    fd = get_fd (rv, r->handle);
-    if (fd == -1)
-      goto errno_out;
-    if (off > INT64_MAX - left) {
-      errno = EFBIG;
-      goto errno_out;
-    }
-    digest_drop_fd (rv, fd);
-    while (left > 0) {
-      ssize_t n = pwrite (fd, p, left, (off_t) off);
-      if (n < 0)
-        goto errno_out;
-      p += n;
-      off += (uint64_t) n;
-      left -= (size_t) n;
-    }
-    rv->bytes += r->data_len;
-    break;
-  }
-  case SHARE_TRUNCATE:
-    fd = get_fd (rv, r->handle);
-    if (fd == -1 || r->a > INT64_MAX || ftruncate (fd, (off_t) r->a) == -1)
-      goto errno_out;
-    digest_drop_fd (rv, fd);
-    break;
-  case SHARE_FALLOCATE:
-    fd = get_fd (rv, r->handle);
-    if (fd == -1)
-      goto errno_out;
-    if (!share_fallocate_mode_ok (r->c) || r->b == 0 || r->a > INT64_MAX ||
-        r->b > INT64_MAX - r->a) {
-      errno = EINVAL;
-      goto errno_out;
-    }
-    digest_drop_fd (rv, fd);
-    if (fallocate (fd, (int) r->c, (off_t) r->a, (off_t) r->b) == -1)
-      goto errno_out;
-    break;
-  case SHARE_UNLINK:
-    if (unlinkat (dirfd, name, 0) == -1)
-      goto errno_out;
-    break;
-  case SHARE_RMDIR:
-    if (unlinkat (dirfd, name, AT_REMOVEDIR) == -1)
-      goto errno_out;
-    break;
-  case SHARE_RENAME:
-    if (syscall (SYS_renameat2, dirfd, name, dirfd2, name2,
-                 r->c & (RENAME_NOREPLACE | RENAME_EXCHANGE)) == -1)
-      goto errno_out;
-    break;
-  case SHARE_SYMLINK:
-    if (symlinkat (r->path2, dirfd, name) == -1)
-      goto errno_out;
-    break;
-  case SHARE_LINK:
-    if (linkat (dirfd, name, dirfd2, name2, 0) == -1)
-      goto errno_out;
-    break;
-  case SHARE_CHMOD: {
-    struct stat st;
-    /* fchmodat cannot refuse to follow a symlink: open the object
-     * itself (a symlink's own mode means nothing on Linux). */
-    fd = (int) openat2_beneath (rv->rootfd, r->path, O_PATH | O_NOFOLLOW, 0,
-                                0);
-    if (fd == -1)
-      goto errno_out;
-    if (fstat (fd, &st) == 0 && !S_ISLNK (st.st_mode)) {
-      char proc[64];
-      snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
-      if (chmod (proc, (mode_t) (r->a & 07777)) == -1) {
-        e = errno;
-        close (fd);
-        errno = e;
-        goto errno_out;
-      }
-      mark_dirty (rv, fd, "");
-    }
-    close (fd);
-    break;
-  }
-  case SHARE_CHOWN:
-    if (fchownat (dirfd, name, (uid_t) r->a, (gid_t) r->b,
-                  AT_SYMLINK_NOFOLLOW) == -1)
-      goto errno_out;
-    break;
-  case SHARE_UTIMENS: {
-    struct timespec ts[2] = {
-      { .tv_sec = (time_t) (r->a / 1000000000),
-        .tv_nsec = (long) (r->a % 1000000000) },
-      { .tv_sec = (time_t) (r->b / 1000000000),
-        .tv_nsec = (long) (r->b % 1000000000) },
-    };
-    if (utimensat (dirfd, name, ts, AT_SYMLINK_NOFOLLOW) == -1)
-      goto errno_out;
-    break;
-  }
-  case SHARE_FSYNC:
-    if (r->handle) {
-      fd = get_fd (rv, r->handle);
-      if (fd == -1 || fsync (fd) == -1)
-        goto errno_out;
-    }
-    else if (sync_all (rv) == -1)
-      goto errno_out;
-    break;
-  case SHARE_VERIFY:
-    e = verify (rv, r, text, textlen);
-    if (e == 0 && r->c != SHARE_VERIFY_WARM)
-      rv->verified++;
+  op = &ops[r->type];
+  if (op->parents >= 1 &&
+      (dirfd = open_parent (rv, r->path, &o.name)) == -1)
+    goto errno_out;
+  if (op->parents >= 2 &&
+      (dirfd2 = open_parent (rv, r->path2, &o.name2)) == -1)
+    goto errno_out;
+  o.dirfd = dirfd;
+  o.dirfd2 = dirfd2;
+  errno = 0;
+  e = op->fn (&o);
+  if (e == -1)
+    goto errno_out;
+  if (e > 0)
     return e;
-  case SHARE_COMMIT: {
-    /* Every entry the sender has must have been verified, and the
-     * destination must hold nothing else. */
-    int64_t have = count_entries (rv->rootfd);
-    if (rv->verified != r->a || have != (int64_t) r->a) {
-      snprintf (text, textlen, "commit refused: %" PRIu64 " entries at the "
-                "source, %" PRIu64 " verified, %" PRId64 " on the "
-                "destination", r->a, rv->verified, have);
-      return EILSEQ;
-    }
-    if (r->c) {                 /* The source root's mode and times. */
-      struct timespec ts[2] = {
-        { .tv_nsec = UTIME_OMIT },
-        { .tv_sec = (time_t) (r->b / 1000000000),
-          .tv_nsec = (long) (r->b % 1000000000) },
-      };
-      if (fchmod (rv->rootfd, (mode_t) (r->c & 07777)) == -1 ||
-          futimens (rv->rootfd, ts) == -1)
-        goto errno_out;
-    }
-    if (sync_all (rv) == -1)
-      goto errno_out;
-    close_all (rv);
-    if (syscall (SYS_renameat2, AT_FDCWD, rv->partial, AT_FDCWD, rv->root,
-                 RENAME_NOREPLACE) == -1)
-      goto errno_out;
-    /* The rename itself must last too. */
-    {
-      char *parent = strdup (rv->root);
-      if (parent) {
-        CLEANUP_CLOSE int pfd = open (dirname (parent), O_RDONLY |
-                                      O_DIRECTORY | O_CLOEXEC);
-        if (pfd >= 0)
-          fsync (pfd);
-        free (parent);
-      }
-    }
-    rv->state = RECEIVER_COMMITTED;
-    log_info ("share committed: %s", rv->root);
-    break;
-  }
-  case SHARE_ABORT:
-    receiver_abort (rv);
-    log_info ("share aborted: %s removed", rv->partial);
-    break;
-  }
-
-  /* What the next sync must flush. */
-  switch (r->type) {
-  case SHARE_CREATE: case SHARE_MKDIR: case SHARE_SYMLINK:
-  case SHARE_CHOWN: case SHARE_UTIMENS:
+  if (op->dirty & DIRTY_PARENT)
     mark_dirty (rv, dirfd, "");
-    if (r->type != SHARE_SYMLINK)
-      mark_dirty (rv, dirfd, name);
-    break;
-  case SHARE_UNLINK: case SHARE_RMDIR:
-    mark_dirty (rv, dirfd, "");
-    break;
-  case SHARE_RENAME: case SHARE_LINK:
-    mark_dirty (rv, dirfd, "");
+  if (op->dirty & DIRTY_ENTRY)
+    mark_dirty (rv, dirfd, o.name);
+  if (op->dirty & DIRTY_PARENT2)
     mark_dirty (rv, dirfd2, "");
-    break;
-  case SHARE_WRITE: case SHARE_TRUNCATE: case SHARE_FALLOCATE:
+  if (op->dirty & DIRTY_FILE)
     mark_dirty (rv, rv->fds[r->handle], "");
-    break;
-  default:
-    break;
-  }
   return 0;
 
  errno_out:

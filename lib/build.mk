@@ -3,7 +3,7 @@
 LIB_SRCS := lib/log.c lib/uri.c lib/frame.c lib/sockets.c lib/psk.c \
             lib/tls.c lib/channel.c lib/jsonutil.c lib/progress.c lib/util.c \
             lib/staged-file.c lib/ctlserver.c lib/names.c lib/beneath.c \
-            lib/clock.c lib/errors.c lib/digest.c
+            lib/clock.c lib/errors.c lib/digest.c lib/hostid.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIBHANDOFF := $(O)/lib/libhandoff.a
 LIB_PKGS := gnutls jansson

@@ -1,8 +1,13 @@
 # nbd-mirror/: the nbdkit filter and the handoff-mirror control tool.
 
 MIRROR_FILTER := $(O)/filters/nbdkit-handoff-mirror-filter.so
-MIRROR_SRCS := nbd-mirror/filter.c nbd-mirror/mirror.c nbd-mirror/dest.c \
-               nbd-mirror/chunkmap.c nbd-mirror/control.c nbd-mirror/verify.c
+# In the order data flows: the filter and the control socket; the
+# session; destinations, the copier and the guest pool; what they stand
+# on.
+MIRROR_SRCS := nbd-mirror/filter.c nbd-mirror/control.c nbd-mirror/mirror.c \
+               nbd-mirror/verify.c nbd-mirror/dest.c nbd-mirror/copier.c \
+               nbd-mirror/pool.c nbd-mirror/connect.c nbd-mirror/source.c \
+               nbd-mirror/state.c nbd-mirror/chunkmap.c
 MIRROR_OBJS := $(MIRROR_SRCS:%.c=$(O)/%.o)
 FILTERS += $(MIRROR_FILTER)
 EXTRA_CFLAGS_nbd-mirror_ := $(call pc_cflags,nbdkit libnbd) -Inbd-mirror

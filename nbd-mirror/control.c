@@ -20,6 +20,8 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "mirror.h"
+#include "source.h"
+#include "state.h"
 #include "sockets.h"
 
 static json_t *
@@ -29,7 +31,7 @@ status_json (void)
   enum mirror_state st = mirror.state;
   uint64_t min_copied, dirtied, inflight;
   size_t active, ready;
-  json_t *dests = mirror_dests_json_locked (&active, &ready, &min_copied,
+  json_t *dests = session_dests_json_locked (&mirror, &active, &ready, &min_copied,
                                             &dirtied, &inflight);
   char why[1024];
 
@@ -60,7 +62,7 @@ status_json (void)
     "guest_writes", (json_int_t) mirror.guest_writes,
     "mirrored_writes", (json_int_t) mirror.mirrored_writes,
     "error", st == MIRROR_FAILED
-      ? mirror_failure_summary_locked (why, sizeof why) : "",
+      ? session_failure_summary_locked (&mirror, why, sizeof why) : "",
     "destinations", dests);
 }
 
@@ -167,7 +169,7 @@ static void
 control_thread_start (void *opaque)
 {
   (void) opaque;
-  if (mirror_ctx_open () == -1)
+  if (source_open (&mirror) == -1)
     log_error ("mirror: the disk cannot be copied; serving it without "
                "mirroring");
 }

@@ -22,6 +22,7 @@
 #include "control.h"
 #include "log.h"
 #include "mirror.h"
+#include "source.h"
 #include "util.h"
 
 static char *control_path;
@@ -188,7 +189,7 @@ mirror_cleanup (nbdkit_backend *backend)
 {
   (void) backend;
   control_stop ();
-  mirror_ctx_close ();
+  source_close (&mirror);
 }
 
 static int

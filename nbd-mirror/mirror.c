@@ -14,30 +14,18 @@
 #include "errors.h"
 #include "cleanup.h"
 #include "log.h"
+#include "copier.h"
+#include "dest.h"
 #include "mirror.h"
+#include "pool.h"
+#include "source.h"
+#include "state.h"
+#include "verify.h"
 #include "sockets.h"
 
 struct mirror mirror = {
   .lock = PTHREAD_MUTEX_INITIALIZER,
   .ctx_lock = PTHREAD_MUTEX_INITIALIZER,
-};
-
-const char *const mirror_state_names[] = {
-  [MIRROR_IDLE] = "idle",
-  [MIRROR_COPYING] = "copying",
-  [MIRROR_READY] = "ready",
-  [MIRROR_COMPLETED] = "completed",
-  [MIRROR_FAILED] = "failed",
-  [MIRROR_CANCELLED] = "cancelled",
-};
-
-const char *const dest_state_names[] = {
-  [DEST_CONNECTING] = "connecting",
-  [DEST_COPYING] = "copying",
-  [DEST_READY] = "ready",
-  [DEST_COMPLETED] = "completed",
-  [DEST_FAILED] = "failed",
-  [DEST_CANCELLED] = "cancelled",
 };
 
 void
@@ -69,97 +57,9 @@ wait_until (int64_t deadline_ms)
     clock_ms () < deadline_ms;
 }
 
-static bool
-session_running_locked (void)
-{
-  return mirror.state == MIRROR_COPYING || mirror.state == MIRROR_READY;
-}
 
-/* ------------------------------------------------------------------ */
-/* The plugin context the copier and verification read through. */
 
-int
-mirror_ctx_open (void)
-{
-  nbdkit_next *ctx;
-  int64_t size;
 
-  ctx = nbdkit_next_context_open (mirror.backend, 0, "", 1);
-  if (!ctx) {
-    log_error ("cannot open a context into the plugin");
-    return -1;
-  }
-  if (ctx->prepare (ctx) == -1) {
-    nbdkit_next_context_close (ctx);
-    log_error ("cannot prepare the plugin context");
-    return -1;
-  }
-  size = ctx->get_size (ctx);
-  if (size < 0 || ctx->can_write (ctx) == -1) {
-    ctx->finalize (ctx);
-    nbdkit_next_context_close (ctx);
-    log_error ("cannot query the plugin");
-    return -1;
-  }
-  mirror.size = (uint64_t) size;
-  mirror.ctx_can_extents = ctx->can_extents (ctx) == 1;
-  mirror.ctx_can_zero = ctx->can_zero (ctx) > NBDKIT_ZERO_NONE;
-  mirror.ctx = ctx;
-  return 0;
-}
-
-void
-mirror_ctx_close (void)
-{
-  if (mirror.ctx) {
-    mirror.ctx->finalize (mirror.ctx);
-    nbdkit_next_context_close (mirror.ctx);
-    mirror.ctx = NULL;
-  }
-}
-
-int
-mirror_ctx_pread (void *buf, uint32_t count, uint64_t offset, int *err)
-{
-  int r;
-
-  if (mirror.ctx_parallel)
-    return mirror.ctx->pread (mirror.ctx, buf, count, offset, 0, err);
-  pthread_mutex_lock (&mirror.ctx_lock);
-  r = mirror.ctx->pread (mirror.ctx, buf, count, offset, 0, err);
-  pthread_mutex_unlock (&mirror.ctx_lock);
-  return r;
-}
-
-/* Extents of [offset, offset+count), or *exts_r = NULL when the plugin
- * cannot tell (then everything counts as data). */
-int
-mirror_ctx_extents (uint32_t count, uint64_t offset,
-                    struct nbdkit_extents **exts_r, int *err)
-{
-  struct nbdkit_extents *e;
-  int r;
-
-  *exts_r = NULL;
-  if (!mirror.ctx_can_extents)
-    return 0;
-  e = nbdkit_extents_new (offset, mirror.size);
-  if (!e) {
-    *err = errno;
-    return -1;
-  }
-  if (!mirror.ctx_parallel)
-    pthread_mutex_lock (&mirror.ctx_lock);
-  r = mirror.ctx->extents (mirror.ctx, count, offset, 0, e, err);
-  if (!mirror.ctx_parallel)
-    pthread_mutex_unlock (&mirror.ctx_lock);
-  if (r == -1) {
-    nbdkit_extents_free (e);
-    return -1;
-  }
-  *exts_r = e;
-  return 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Guest requests. */
@@ -300,7 +200,7 @@ mirror_write_begin (enum mirror_op op, const void *buf, uint32_t count,
   r->fua = (flags & NBDKIT_FLAG_FUA) != 0;
 
   pthread_mutex_lock (&mirror.lock);
-  if (!session_running_locked () || !mirror.allocated || count == 0) {
+  if (!session_running_locked (&mirror) || !mirror.allocated || count == 0) {
     pthread_mutex_unlock (&mirror.lock);
     free (r);
     return 0;
@@ -370,7 +270,7 @@ mirror_write_end (struct mirror_req *r, bool exact)
         !track_all_copied (&mirror.dests[i]->track, &mirror.map))
       dest_wake (mirror.dests[i]);
   pthread_cond_broadcast (&mirror.cond);
-  mirror_check_session_locked ();
+  session_check_locked (&mirror);
   pthread_mutex_unlock (&mirror.lock);
   free (r->bounce);
   free (r);
@@ -389,7 +289,7 @@ mirror_flush (void)
   r->op = MIRROR_OP_FLUSH;
 
   pthread_mutex_lock (&mirror.lock);
-  if (!session_running_locked () || !mirror.allocated) {
+  if (!session_running_locked (&mirror) || !mirror.allocated) {
     pthread_mutex_unlock (&mirror.lock);
     free (r);
     return;
@@ -405,38 +305,12 @@ mirror_flush (void)
   req_finish_locked (r);
   mirror.guest_inflight--;
   pthread_cond_broadcast (&mirror.cond);
-  mirror_check_session_locked ();
+  session_check_locked (&mirror);
   pthread_mutex_unlock (&mirror.lock);
   free (r);
 }
 
 /* ------------------------------------------------------------------ */
-/* Sessions. */
-
-void
-mirror_check_session_locked (void)
-{
-  size_t active = 0, failed = 0;
-
-  if (!session_running_locked ())
-    return;
-  for (size_t i = 0; i < mirror.ndests; ++i) {
-    if (dest_active_locked (mirror.dests[i]))
-      active++;
-    else if (mirror.dests[i]->state == DEST_FAILED)
-      failed++;
-  }
-  if (active > 0)
-    return;
-  mirror.state = failed > 0 ? MIRROR_FAILED : MIRROR_CANCELLED;
-  atomic_store (&mirror.active, false);
-  if (failed > 0)
-    mirror_failure_summary_locked (mirror.last_error,
-                                   sizeof mirror.last_error);
-  log_warn ("mirror %s: no destination left",
-            mirror_state_names[mirror.state]);
-  pthread_cond_broadcast (&mirror.cond);
-}
 
 void
 mirror_reap (void)
@@ -445,7 +319,7 @@ mirror_reap (void)
   size_t n;
 
   pthread_mutex_lock (&mirror.lock);
-  if (!mirror.allocated || session_running_locked ()) {
+  if (!mirror.allocated || session_running_locked (&mirror)) {
     pthread_mutex_unlock (&mirror.lock);
     return;
   }
@@ -475,7 +349,7 @@ mirror_reap (void)
   {
     size_t a, r;
     uint64_t c, d, f;
-    json_t *snap = mirror_dests_json_locked (&a, &r, &c, &d, &f);
+    json_t *snap = session_dests_json_locked (&mirror, &a, &r, &c, &d, &f);
     json_decref (mirror.last_dests);
     mirror.last_dests = snap;
   }
@@ -484,7 +358,7 @@ mirror_reap (void)
     mirror.dests[i] = NULL;
   }
   mirror.ndests = 0;
-  dest_pool_trim ();
+  copier_free_buffers ();
   chunkmap_free (&mirror.map);
   mirror.allocated = false;
   mirror.stopping = false;
@@ -493,13 +367,43 @@ mirror_reap (void)
   pthread_mutex_unlock (&mirror.lock);
 }
 
+/* Locked: wait until each of DESTS is connected or has failed (those
+ * still connecting after the timeout fail).  How many were usable. */
+static size_t
+wait_connected_locked (struct dest **dests, size_t n)
+{
+  int64_t deadline = clock_ms () + mirror.cfg.dest_timeout_ms + 1000;
+  size_t connected, i;
+
+  /* Terminates: every destination leaves "connecting", or the
+   * deadline passes. */
+  for (;;) {
+    size_t pending = 0;
+    connected = 0;
+    for (i = 0; i < n; ++i) {
+      if (dests[i]->state == DEST_CONNECTING)
+        pending++;
+      /* One that failed after connecting was usable: its failure shows
+       * in the status, as any later failure would. */
+      else if (dests[i]->reached)
+        connected++;
+    }
+    if (pending == 0 || !wait_until (deadline))
+      break;
+  }
+  for (i = 0; i < n; ++i)
+    if (dests[i]->state == DEST_CONNECTING)
+      dest_fail_locked (dests[i], "no connection after %d ms",
+                        mirror.cfg.dest_timeout_ms);
+  return connected;
+}
+
 int
 mirror_start (char **uris, size_t n, enum mirror_mode mode,
               char *err, size_t errlen)
 {
   struct dest *dests[MIRROR_MAX_DESTS] = { NULL };
   size_t i, connected = 0;
-  int64_t deadline;
 
   if (n == 0 || n > MIRROR_MAX_DESTS) {
     set_error (err, errlen, "between 1 and %d destinations are needed",
@@ -514,7 +418,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
       }
 
   pthread_mutex_lock (&mirror.lock);
-  if (session_running_locked ()) {
+  if (session_running_locked (&mirror)) {
     set_error (err, errlen, "a mirror is already running (state %s)",
              mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
@@ -528,7 +432,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   }
 
   pthread_mutex_lock (&mirror.lock);
-  if (session_running_locked () || mirror.allocated) {
+  if (session_running_locked (&mirror) || mirror.allocated) {
     set_error (err, errlen, "a mirror is already running");
     pthread_mutex_unlock (&mirror.lock);
     return -1;
@@ -542,7 +446,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   pthread_mutex_unlock (&mirror.lock);
 
   for (i = 0; i < n; ++i) {
-    dests[i] = dest_new (uris[i], err, errlen);
+    dests[i] = dest_new (&mirror, uris[i], err, errlen);
     if (!dests[i])
       goto error;
   }
@@ -577,26 +481,8 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
     }
 
   /* Wait until each destination is connected or has failed. */
-  deadline = clock_ms () + mirror.cfg.dest_timeout_ms + 1000;
   pthread_mutex_lock (&mirror.lock);
-  for (;;) {
-    size_t pending = 0;
-    connected = 0;
-    for (i = 0; i < n; ++i) {
-      if (dests[i]->state == DEST_CONNECTING)
-        pending++;
-      /* One that failed after connecting was usable: its failure shows
-       * in the status, as any later failure would. */
-      else if (dests[i]->reached)
-        connected++;
-    }
-    if (pending == 0 || !wait_until (deadline))
-      break;
-  }
-  for (i = 0; i < n; ++i)
-    if (dests[i]->state == DEST_CONNECTING)
-      dest_fail_locked (dests[i], "no connection after %d ms",
-                        mirror.cfg.dest_timeout_ms);
+  connected = wait_connected_locked (dests, n);
   if (connected == 0) {
     size_t len = 0;
     len += (size_t) snprintf (err, errlen, "no destination could be used:");
@@ -605,7 +491,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
                                 dests[i]->uri, dests[i]->error);
     if (len > 0 && len < errlen && err[len - 1] == ';')
       err[len - 1] = '\0';
-    mirror_check_session_locked ();
+    session_check_locked (&mirror);
     pthread_mutex_unlock (&mirror.lock);
     mirror_reap ();
     return -1;
@@ -646,79 +532,8 @@ all_copied_locked (size_t *active_r)
   return all && active > 0;
 }
 
-const char *
-mirror_failure_summary_locked (char *buf, size_t len)
-{
-  size_t n = 0;
 
-  buf[0] = '\0';
-  if (!mirror.allocated) {
-    snprintf (buf, len, "%s", mirror.last_error);
-    return buf;
-  }
-  for (size_t i = 0; i < mirror.ndests && n < len; ++i)
-    if (mirror.dests[i]->state == DEST_FAILED)
-      n += (size_t) snprintf (buf + n, len - n, "%s%s: %s", n ? "; " : "",
-                              mirror.dests[i]->uri, mirror.dests[i]->error);
-  return buf;
-}
 
-static uint64_t
-chunks_bytes (uint64_t chunks)
-{
-  uint64_t b = chunks * mirror.map.chunk_size;
-  return b > mirror.size ? mirror.size : b;
-}
-
-json_t *
-mirror_dests_json_locked (size_t *active_r, size_t *ready_r,
-                          uint64_t *min_copied_r, uint64_t *dirtied_r,
-                          uint64_t *inflight_r)
-{
-  json_t *dests;
-  uint64_t min_copied = UINT64_MAX;
-
-  *active_r = *ready_r = 0;
-  *dirtied_r = *inflight_r = 0;
-  if (!mirror.allocated) {
-    *min_copied_r = 0;
-    return mirror.last_dests ? json_deep_copy (mirror.last_dests)
-      : json_array ();
-  }
-  dests = json_array ();
-  for (size_t i = 0; i < mirror.ndests; ++i) {
-    struct dest *d = mirror.dests[i];
-    enum dest_state ds = d->state;
-    uint64_t copied = chunks_bytes (d->track.copied);
-
-    if (dest_active_locked (d)) {
-      (*active_r)++;
-      if (copied < min_copied)
-        min_copied = copied;
-      *dirtied_r += chunks_bytes (d->track.dirtied);
-      *inflight_r += chunks_bytes (d->track.inflight);
-      if (ds == DEST_COPYING && d->track.copied == mirror.map.nchunks &&
-          d->track.inflight == 0) {
-        ds = DEST_READY;
-        (*ready_r)++;
-      }
-    }
-    if (ds == DEST_COMPLETED)
-      copied = mirror.size;
-    json_array_append_new (dests, json_pack (
-      "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:s}",
-      "uri", d->uri,
-      "state", dest_state_names[ds],
-      "copied", (json_int_t) copied,
-      "remaining", (json_int_t) (mirror.size - copied),
-      "sent", (json_int_t) d->sent,
-      "mirrored", (json_int_t) d->mirrored,
-      "connections", (int) d->connected,
-      "error", d->error));
-  }
-  *min_copied_r = *active_r ? min_copied : 0;
-  return dests;
-}
 
 int
 mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
@@ -730,10 +545,10 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
 
   *verified_r = 0;
   pthread_mutex_lock (&mirror.lock);
-  if (!session_running_locked ()) {
+  if (!session_running_locked (&mirror)) {
     if (mirror.state == MIRROR_FAILED)
       set_error (err, errlen, "the mirror failed: %s",
-               mirror_failure_summary_locked (why, sizeof why));
+               session_failure_summary_locked (&mirror, why, sizeof why));
     else
       set_error (err, errlen, "no mirror is running (state %s)",
                mirror_state_names[mirror.state]);
@@ -749,7 +564,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   while (!all_copied_locked (&active)) {
     if (active == 0) {
       set_error (err, errlen, "every destination failed: %s",
-               mirror_failure_summary_locked (why, sizeof why));
+               session_failure_summary_locked (&mirror, why, sizeof why));
       pthread_mutex_unlock (&mirror.lock);
       mirror_reap ();
       return -1;
@@ -766,7 +581,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   /* Everything acknowledged so far reaches stable storage. */
   mirror_flush ();
 
-  if (verify && mirror_verify (verified_r, err, errlen) == -1) {
+  if (verify && mirror_verify (&mirror, verified_r, err, errlen) == -1) {
     errno = EILSEQ;
     return -1;
   }
@@ -778,10 +593,10 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
       mirror.dests[i]->state = DEST_COMPLETED;
       active++;
     }
-  if (active == 0 || !session_running_locked ()) {
+  if (active == 0 || !session_running_locked (&mirror)) {
     set_error (err, errlen, "every destination failed: %s",
-             mirror_failure_summary_locked (why, sizeof why));
-    mirror_check_session_locked ();
+             session_failure_summary_locked (&mirror, why, sizeof why));
+    session_check_locked (&mirror);
     pthread_mutex_unlock (&mirror.lock);
     mirror_reap ();
     return -1;
@@ -801,7 +616,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
   bool found = false;
 
   pthread_mutex_lock (&mirror.lock);
-  if (!session_running_locked ()) {
+  if (!session_running_locked (&mirror)) {
     set_error (err, errlen, "no mirror is running (state %s)",
              mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
@@ -826,7 +641,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
     mirror.state = MIRROR_CANCELLED;
     atomic_store (&mirror.active, false);
   }
-  mirror_check_session_locked ();
+  session_check_locked (&mirror);
   pthread_cond_broadcast (&mirror.cond);
   pthread_mutex_unlock (&mirror.lock);
   mirror_reap ();
@@ -838,7 +653,7 @@ mirror_pause (bool pause, char *err, size_t errlen)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&mirror.lock);
 
-  if (!session_running_locked ()) {
+  if (!session_running_locked (&mirror)) {
     set_error (err, errlen, "no mirror is running (state %s)",
              mirror_state_names[mirror.state]);
     return -1;
@@ -858,7 +673,7 @@ mirror_update_rates (void)
 
   if (dt < 0.5)
     return;
-  if (session_running_locked ()) {
+  if (session_running_locked (&mirror)) {
     double cr = (double) (mirror.total_sent - mirror.rate_sent) / dt;
     double wr = (double) (mirror.guest_bytes - mirror.rate_guest) / dt;
     /* Smooth over a few seconds so one slow second does not swing the
@@ -877,7 +692,7 @@ void
 mirror_shutdown (void)
 {
   pthread_mutex_lock (&mirror.lock);
-  if (session_running_locked ()) {
+  if (session_running_locked (&mirror)) {
     for (size_t i = 0; i < mirror.ndests; ++i)
       if (dest_active_locked (mirror.dests[i]))
         mirror.dests[i]->state = DEST_CANCELLED;

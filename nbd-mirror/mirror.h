@@ -1,4 +1,4 @@
-/* nbd-mirror: the mirror engine shared by the filter's files.
+/* nbd-mirror: the mirror engine's types, and its sessions (mirror.c).
  *
  * NOTES ON THE THREAD MODEL
  *
@@ -49,6 +49,8 @@ enum mirror_mode {
   MIRROR_MODE_BACKGROUND,
 };
 
+enum mirror_op { MIRROR_OP_WRITE, MIRROR_OP_ZERO, MIRROR_OP_FLUSH };
+
 enum dest_state {
   DEST_CONNECTING,
   DEST_COPYING,
@@ -91,7 +93,11 @@ struct conn {
   bool idle;                    /* Found nothing to copy (mirror.lock). */
 };
 
+struct mirror;
+struct pool_handle;
+
 struct dest {
+  struct mirror *m;             /* The session it belongs to. */
   char *uri;
   enum dest_state state;        /* mirror.lock */
   char error[512];              /* Why it failed (mirror.lock). */
@@ -106,6 +112,12 @@ struct dest {
   unsigned connected;           /* Conns connected (mirror.lock). */
   bool reached;                 /* Was connected and checked once, even
                                    if it failed since (mirror.lock). */
+  bool tls;
+  char *psk_file;               /* For nbds:// without ?tls-psk-file. */
+  char *identity;               /* TLS user name when the URI has none. */
+  struct pool_handle *pool;     /* Guest handles (array of pool_size). */
+  unsigned npool;               /* Connected (mirror.lock). */
+  unsigned pool_waiters;        /* Threads waiting for one (mirror.lock). */
 };
 
 struct mirror {
@@ -146,15 +158,10 @@ struct mirror {
   int64_t rate_ms;
 };
 
+/* The one mirror of this nbdkit process (mirror.c); the files below it
+ * (state, source, connect, copier, pool, dest, verify) are handed a
+ * pointer instead of reaching for it. */
 extern struct mirror mirror;
-
-/* filter-side helpers */
-extern int mirror_ctx_pread (void *buf, uint32_t count, uint64_t offset,
-                             int *err);
-extern int mirror_ctx_extents (uint32_t count, uint64_t offset,
-                               struct nbdkit_extents **exts_r, int *err);
-extern int mirror_ctx_open (void);
-extern void mirror_ctx_close (void);
 
 /* Sessions (mirror.c). */
 extern int mirror_start (char **uris, size_t n, enum mirror_mode mode,
@@ -168,19 +175,10 @@ extern void mirror_update_rates (void);
 /* Free a finished session's threads and memory (no-op otherwise). */
 extern void mirror_reap (void);
 extern void mirror_init (void);
-/* Locked: does the session end here?  Tear down when nothing is left. */
-extern void mirror_check_session_locked (void);
-/* Locked: the destinations as status reports them (new reference). */
-extern json_t *mirror_dests_json_locked (size_t *active_r, size_t *ready_r,
-                                         uint64_t *min_copied_r,
-                                         uint64_t *dirtied_r,
-                                         uint64_t *inflight_r);
-extern const char *mirror_failure_summary_locked (char *buf, size_t len);
 
 /* Guest I/O hooks (mirror.c).  A write first calls begin (-1: refuse
  * the request with errno), then does its local I/O, then calls end
  * (a NULL request is fine). */
-enum mirror_op { MIRROR_OP_WRITE, MIRROR_OP_ZERO, MIRROR_OP_FLUSH };
 struct mirror_req;
 extern int mirror_write_begin (enum mirror_op op, const void *buf,
                                uint32_t count, uint64_t offset,
@@ -189,39 +187,5 @@ extern int mirror_write_begin (enum mirror_op op, const void *buf,
  * failed local write or an advisory trim: the range is copied again). */
 extern void mirror_write_end (struct mirror_req *r, bool exact);
 extern void mirror_flush (void);
-
-/* Destinations (dest.c). */
-extern struct dest *dest_new (const char *uri, char *err, size_t errlen);
-extern int dest_start (struct dest *d);
-extern void dest_free (struct dest *d);
-extern void dest_wake (struct dest *d);
-extern void dest_fail_locked (struct dest *d, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
-extern bool dest_active_locked (const struct dest *d);
-/* The guest pool (dest.c): a handle for one thread's exclusive use. */
-struct pool_handle;
-/* Locked; may wait for a free handle.  NULL if D cannot take commands. */
-extern struct pool_handle *dest_pool_get_locked (struct dest *d);
-/* Locked.  BROKEN: the handle's state is unknown; it is closed. */
-extern void dest_pool_put_locked (struct dest *d, struct pool_handle *h,
-                                  bool broken);
-/* Unlocked: submit a write, zero or flush; the cookie, or -1 (err). */
-extern int64_t dest_pool_submit (struct dest *d, struct pool_handle *h,
-                                 enum mirror_op op, const void *buf,
-                                 uint32_t count, uint64_t offset, bool fua,
-                                 char *err, size_t errlen);
-/* Unlocked: drive H until COOKIE completes or DEADLINE (ms) passes. */
-extern int dest_pool_wait (struct pool_handle *h, int64_t cookie,
-                           int64_t deadline, char *err, size_t errlen);
-extern int dest_pread (struct dest *d, void *buf, uint32_t count,
-                       uint64_t offset);
-extern int dest_is_zero (struct dest *d, uint64_t count, uint64_t offset,
-                         bool *zero_r);
-extern void dest_join (struct dest *d);
-/* Free the cached copy buffers (between sessions). */
-extern void dest_pool_trim (void);
-
-/* Verification (verify.c). */
-extern int mirror_verify (uint64_t *verified_r, char *err, size_t errlen);
 
 #endif /* HANDOFF_MIRROR_H */

@@ -15,6 +15,10 @@
 #include "cleanup.h"
 #include "log.h"
 #include "mirror.h"
+#include "pool.h"
+#include "source.h"
+#include "state.h"
+#include "verify.h"
 
 #define VERIFY_BLOCK (UINT64_C (1) << 20)
 
@@ -23,15 +27,15 @@
 /* How many bytes from OFFSET read as zeroes on the source (a multiple
  * of BLOCK, at most VERIFY_ZERO_MAX), or 0. */
 static uint64_t
-source_zero_run (uint64_t offset, uint64_t block)
+source_zero_run (struct mirror *m, uint64_t offset, uint64_t block)
 {
   struct nbdkit_extents *exts = NULL;
-  uint64_t len = mirror.size - offset, run = 0;
+  uint64_t len = m->size - offset, run = 0;
   int err;
 
   if (len > VERIFY_ZERO_MAX)
     len = VERIFY_ZERO_MAX;
-  if (mirror_ctx_extents ((uint32_t) len, offset, &exts, &err) == -1 || !exts)
+  if (source_extents (m, (uint32_t) len, offset, &exts, &err) == -1 || !exts)
     return 0;
   if (nbdkit_extents_count (exts) > 0) {
     struct nbdkit_extent e = nbdkit_get_extent (exts, 0);
@@ -40,7 +44,7 @@ source_zero_run (uint64_t offset, uint64_t block)
       if (run > len)
         run = len;
       /* Whole blocks only, except at the end of the disk. */
-      if (offset + run < mirror.size)
+      if (offset + run < m->size)
         run -= run % block;
     }
   }
@@ -58,13 +62,14 @@ first_difference (const uint8_t *a, const uint8_t *b, uint64_t len)
 }
 
 int
-mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
+mirror_verify (struct mirror *m, uint64_t *verified_r, char *err,
+               size_t errlen)
 {
   CLEANUP_FREE uint8_t *src = NULL, *dst = NULL;
   struct dest *dests[MIRROR_MAX_DESTS];
   size_t n = 0;
-  uint64_t block = mirror.cfg.chunk_size > VERIFY_BLOCK
-    ? mirror.cfg.chunk_size : VERIFY_BLOCK;
+  uint64_t block = m->cfg.chunk_size > VERIFY_BLOCK
+    ? m->cfg.chunk_size : VERIFY_BLOCK;
   int r = -1;
 
   src = malloc (block);
@@ -73,32 +78,32 @@ mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
     snprintf (err, errlen, "verify: out of memory");
     return -1;
   }
-  pthread_mutex_lock (&mirror.lock);
-  for (size_t i = 0; i < mirror.ndests; ++i)
-    if (dest_active_locked (mirror.dests[i]))
-      dests[n++] = mirror.dests[i];
-  pthread_mutex_unlock (&mirror.lock);
+  pthread_mutex_lock (&m->lock);
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (dest_active_locked (m->dests[i]))
+      dests[n++] = m->dests[i];
+  pthread_mutex_unlock (&m->lock);
 
   *verified_r = 0;
-  for (uint64_t off = 0, len = 0; off < mirror.size; off += len) {
+  for (uint64_t off = 0, len = 0; off < m->size; off += len) {
     uint64_t first, last, zrun;
     bool zero;
     int e;
 
     /* A long run of source zeroes is checked in one block-status call
      * per destination; data is compared block by block. */
-    zrun = source_zero_run (off, block);
+    zrun = source_zero_run (m, off, block);
     zero = zrun > 0;
-    len = zero ? zrun : mirror.size - off < block ? mirror.size - off : block;
+    len = zero ? zrun : m->size - off < block ? m->size - off : block;
 
-    pthread_mutex_lock (&mirror.lock);
-    chunkmap_range (&mirror.map, off, len, &first, &last);
-    while (chunkmap_range_busy (&mirror.map, first, last))
-      pthread_cond_wait (&mirror.cond, &mirror.lock);
-    chunkmap_hold (&mirror.map, first, last);
-    pthread_mutex_unlock (&mirror.lock);
+    pthread_mutex_lock (&m->lock);
+    chunkmap_range (&m->map, off, len, &first, &last);
+    while (chunkmap_range_busy (&m->map, first, last))
+      pthread_cond_wait (&m->cond, &m->lock);
+    chunkmap_hold (&m->map, first, last);
+    pthread_mutex_unlock (&m->lock);
 
-    if (!zero && mirror_ctx_pread (src, (uint32_t) len, off, &e) == -1) {
+    if (!zero && source_pread (m, src, (uint32_t) len, off, &e) == -1) {
       snprintf (err, errlen, "verify: source read at offset %" PRIu64
                 ": %s", off, strerror (e));
       goto release;
@@ -129,18 +134,18 @@ mirror_verify (uint64_t *verified_r, char *err, size_t errlen)
         }
       }
     }
-    pthread_mutex_lock (&mirror.lock);
-    chunkmap_write_end (&mirror.map, first, last);
-    pthread_cond_broadcast (&mirror.cond);
-    pthread_mutex_unlock (&mirror.lock);
+    pthread_mutex_lock (&m->lock);
+    chunkmap_write_end (&m->map, first, last);
+    pthread_cond_broadcast (&m->cond);
+    pthread_mutex_unlock (&m->lock);
     *verified_r += len;
     continue;
 
   release:
-    pthread_mutex_lock (&mirror.lock);
-    chunkmap_write_end (&mirror.map, first, last);
-    pthread_cond_broadcast (&mirror.cond);
-    pthread_mutex_unlock (&mirror.lock);
+    pthread_mutex_lock (&m->lock);
+    chunkmap_write_end (&m->map, first, last);
+    pthread_cond_broadcast (&m->cond);
+    pthread_mutex_unlock (&m->lock);
     goto out;
   }
   r = 0;

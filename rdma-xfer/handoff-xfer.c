@@ -286,11 +286,127 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   return rc;
 }
 
+enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
+       OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE };
+
+/* The options that take a value to check: into CFG (and *SIZE_LIMIT).
+ * 0, or -1 (printed). */
+static int
+value_option (int c, const char *optarg, struct relay_config *cfg,
+              uint64_t *size_limit_r)
+{
+  uint64_t v = 0;
+  char err[512];
+
+  switch (c) {
+  case 'b':
+    if (parse_size (optarg, &v, err, sizeof err) == -1 ||
+        v < (1 << 20) || v > (UINT64_C (4) << 30)) {
+      fprintf (stderr, "%s: --buffer: %s\n", PROG,
+               v < (1 << 20) || v > (UINT64_C (4) << 30)
+               ? "must be between 1M and 4G" : err);
+      return -1;
+    }
+    cfg->buffer = (size_t) v;
+    break;
+  case OPT_LAG:
+    if (strcmp (optarg, "wait") == 0)
+      cfg->lagging = RELAY_LAG_WAIT;
+    else if (strcmp (optarg, "drop") == 0)
+      cfg->lagging = RELAY_LAG_DROP;
+    else {
+      fprintf (stderr, "%s: --lagging: '%s': expected wait or drop\n",
+               PROG, optarg);
+      return -1;
+    }
+    break;
+  case 'n':
+    if (parse_uint (optarg, 1, 1024, &v, err, sizeof err) == -1) {
+      fprintf (stderr, "%s: --streams: %s\n", PROG, err);
+      return -1;
+    }
+    cfg->streams = (unsigned) v;
+    break;
+  case OPT_ACCEPT_TIMEOUT:
+  case OPT_TIMEOUT:
+    if (parse_duration_ms (optarg, &v, err, sizeof err) == -1 ||
+        v > 86400000) {
+      fprintf (stderr, "%s: --%s: %s\n", PROG,
+               c == OPT_TIMEOUT ? "timeout" : "accept-timeout",
+               v > 86400000 ? "at most 24h" : err);
+      return -1;
+    }
+    if (c == OPT_TIMEOUT)
+      cfg->io_timeout_ms = (int) v;
+    else
+      cfg->accept_timeout_ms = (int) v;
+    break;
+  case OPT_SLOT_SIZE:
+    if (parse_size (optarg, &v, err, sizeof err) == -1 ||
+        v < 4096 || v > (16 << 20)) {
+      fprintf (stderr, "%s: --slot-size: must be between 4K and 16M\n",
+               PROG);
+      return -1;
+    }
+    cfg->opts.rdma_slot_size = (uint32_t) v;
+    break;
+  case OPT_SLOTS:
+    if (parse_uint (optarg, 2, 256, &v, err, sizeof err) == -1) {
+      fprintf (stderr, "%s: --slots: %s\n", PROG, err);
+      return -1;
+    }
+    cfg->opts.rdma_slots = (uint32_t) v;
+    break;
+  case OPT_SIZE:
+    if (parse_size (optarg, size_limit_r, err, sizeof err) == -1 ||
+        *size_limit_r == 0) {
+      fprintf (stderr, "%s: --size: %s\n", PROG,
+               *size_limit_r == 0 ? "must not be zero" : err);
+      return -1;
+    }
+    break;
+  }
+  return 0;
+}
+
+/* relay, send or recv, with the options parsed into CFG. */
+static int
+run_command (const char *cmd, int argc, char **argv,
+             struct relay_config *cfg, uint64_t size_limit)
+{
+  if (strcmp (cmd, "relay") == 0) {
+    if (argc != 0 || !cfg->listen || cfg->nto == 0) {
+      fprintf (stderr, "%s relay: needs --listen URI and at least one "
+               "--to URI, and no other arguments\n", PROG);
+      return RC_ERROR;
+    }
+    return relay_run (cfg) == 0 ? RC_OK : RC_ERROR;
+  }
+  if (strcmp (cmd, "send") == 0) {
+    if (argc != 1 || cfg->nto != 1 || cfg->listen) {
+      fprintf (stderr, "%s send: needs FILE and exactly one --to URI\n",
+               PROG);
+      return RC_ERROR;
+    }
+    return do_send (argv[0], cfg->to[0], &cfg->opts, cfg->io_timeout_ms,
+                    cfg->json, size_limit);
+  }
+  if (strcmp (cmd, "recv") == 0) {
+    if (argc != 1 || !cfg->listen || cfg->nto != 0) {
+      fprintf (stderr, "%s recv: needs --listen URI and FILE\n", PROG);
+      return RC_ERROR;
+    }
+    return do_recv (cfg->listen, argv[0], &cfg->opts,
+                    cfg->accept_timeout_ms, cfg->io_timeout_ms, cfg->json);
+  }
+  fprintf (stderr, "%s: unknown command '%s' (relay, send, recv)\n", PROG,
+           cmd);
+  return RC_ERROR;
+}
+
 int
 main (int argc, char **argv)
 {
-  enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
-         OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE };
   static const struct option long_options[] = {
     { "listen", required_argument, NULL, 'l' },
     { "to", required_argument, NULL, 't' },
@@ -315,7 +431,7 @@ main (int argc, char **argv)
     .accept_timeout_ms = -1, .io_timeout_ms = 60000,
   };
   CLEANUP_FREE uint8_t *token = NULL;
-  uint64_t v, size_limit = 0;
+  uint64_t size_limit = 0;
   char err[512];
   const char *cmd;
   int c;
@@ -345,71 +461,10 @@ main (int argc, char **argv)
       }
       cfg.opts.token = token;
       break;
-    case 'b':
-      if (parse_size (optarg, &v, err, sizeof err) == -1 ||
-          v < (1 << 20) || v > (UINT64_C (4) << 30)) {
-        fprintf (stderr, "%s: --buffer: %s\n", PROG,
-                 v < (1 << 20) || v > (UINT64_C (4) << 30)
-                 ? "must be between 1M and 4G" : err);
+    case 'b': case 'n': case OPT_LAG: case OPT_ACCEPT_TIMEOUT:
+    case OPT_TIMEOUT: case OPT_SLOT_SIZE: case OPT_SLOTS: case OPT_SIZE:
+      if (value_option (c, optarg, &cfg, &size_limit) == -1)
         return RC_ERROR;
-      }
-      cfg.buffer = (size_t) v;
-      break;
-    case OPT_LAG:
-      if (strcmp (optarg, "wait") == 0)
-        cfg.lagging = RELAY_LAG_WAIT;
-      else if (strcmp (optarg, "drop") == 0)
-        cfg.lagging = RELAY_LAG_DROP;
-      else {
-        fprintf (stderr, "%s: --lagging: '%s': expected wait or drop\n",
-                 PROG, optarg);
-        return RC_ERROR;
-      }
-      break;
-    case 'n':
-      if (parse_uint (optarg, 1, 1024, &v, err, sizeof err) == -1) {
-        fprintf (stderr, "%s: --streams: %s\n", PROG, err);
-        return RC_ERROR;
-      }
-      cfg.streams = (unsigned) v;
-      break;
-    case OPT_ACCEPT_TIMEOUT:
-    case OPT_TIMEOUT:
-      if (parse_duration_ms (optarg, &v, err, sizeof err) == -1 ||
-          v > 86400000) {
-        fprintf (stderr, "%s: --%s: %s\n", PROG,
-                 c == OPT_TIMEOUT ? "timeout" : "accept-timeout",
-                 v > 86400000 ? "at most 24h" : err);
-        return RC_ERROR;
-      }
-      if (c == OPT_TIMEOUT)
-        cfg.io_timeout_ms = (int) v;
-      else
-        cfg.accept_timeout_ms = (int) v;
-      break;
-    case OPT_SLOT_SIZE:
-      if (parse_size (optarg, &v, err, sizeof err) == -1 ||
-          v < 4096 || v > (16 << 20)) {
-        fprintf (stderr, "%s: --slot-size: must be between 4K and 16M\n",
-                 PROG);
-        return RC_ERROR;
-      }
-      cfg.opts.rdma_slot_size = (uint32_t) v;
-      break;
-    case OPT_SLOTS:
-      if (parse_uint (optarg, 2, 256, &v, err, sizeof err) == -1) {
-        fprintf (stderr, "%s: --slots: %s\n", PROG, err);
-        return RC_ERROR;
-      }
-      cfg.opts.rdma_slots = (uint32_t) v;
-      break;
-    case OPT_SIZE:
-      if (parse_size (optarg, &size_limit, err, sizeof err) == -1 ||
-          size_limit == 0) {
-        fprintf (stderr, "%s: --size: %s\n", PROG,
-                 size_limit == 0 ? "must not be zero" : err);
-        return RC_ERROR;
-      }
       break;
     case 'j': cfg.json = true; break;
     case 'v': log_more_verbose (); break;
@@ -423,32 +478,5 @@ main (int argc, char **argv)
     return RC_ERROR;
   }
   cmd = argv[optind++];
-  if (strcmp (cmd, "relay") == 0) {
-    if (optind != argc || !cfg.listen || cfg.nto == 0) {
-      fprintf (stderr, "%s relay: needs --listen URI and at least one "
-               "--to URI, and no other arguments\n", PROG);
-      return RC_ERROR;
-    }
-    return relay_run (&cfg) == 0 ? RC_OK : RC_ERROR;
-  }
-  if (strcmp (cmd, "send") == 0) {
-    if (argc - optind != 1 || cfg.nto != 1 || cfg.listen) {
-      fprintf (stderr, "%s send: needs FILE and exactly one --to URI\n",
-               PROG);
-      return RC_ERROR;
-    }
-    return do_send (argv[optind], cfg.to[0], &cfg.opts, cfg.io_timeout_ms,
-                    cfg.json, size_limit);
-  }
-  if (strcmp (cmd, "recv") == 0) {
-    if (argc - optind != 1 || !cfg.listen || cfg.nto != 0) {
-      fprintf (stderr, "%s recv: needs --listen URI and FILE\n", PROG);
-      return RC_ERROR;
-    }
-    return do_recv (cfg.listen, argv[optind], &cfg.opts,
-                    cfg.accept_timeout_ms, cfg.io_timeout_ms, cfg.json);
-  }
-  fprintf (stderr, "%s: unknown command '%s' (relay, send, recv)\n", PROG,
-           cmd);
-  return RC_ERROR;
+  return run_command (cmd, argc - optind, argv + optind, &cfg, size_limit);
 }

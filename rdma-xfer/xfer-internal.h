@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "uri.h"
 #include "xfer.h"
 
@@ -56,7 +57,11 @@ struct xfer_conn {
 };
 
 /* When the set-up of a connection that has just arrived must end. */
-extern int64_t xfer_setup_deadline (const struct xfer_conn *c);
+static inline int64_t
+xfer_setup_deadline (const struct xfer_conn *c)
+{
+  return deadline_after (c->opts.timeout_ms);
+}
 
 extern const struct xfer_transport xfer_transport_tcp;
 extern const struct xfer_transport xfer_transport_unix;

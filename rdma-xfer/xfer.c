@@ -24,18 +24,6 @@
 static const char client_label[] = "handoff-xfer client";
 static const char server_label[] = "handoff-xfer server";
 
-static int64_t
-deadline_of (int timeout_ms)
-{
-  return timeout_ms < 0 ? -1 : clock_ms () + timeout_ms;
-}
-
-int64_t
-xfer_setup_deadline (const struct xfer_conn *c)
-{
-  return deadline_of (c->opts.timeout_ms);
-}
-
 static int
 copy_opts (const struct xfer_opts *in, struct xfer_opts *out,
            uint8_t **token_r, char **psk_r)
@@ -334,7 +322,7 @@ struct xfer_conn *
 xfer_accept (struct xfer_listener *l, int timeout_ms)
 {
   struct xfer_conn *c = conn_new (l->t, &l->opts);
-  int64_t deadline = deadline_of (timeout_ms);
+  int64_t deadline = deadline_after (timeout_ms);
 
   if (!c)
     return NULL;
@@ -398,7 +386,7 @@ xfer_connect (const char *uristr, const struct xfer_opts *opts,
   snprintf (c->peer, sizeof c->peer, "%s", uristr);
   c->stream_id = stream_id;
   c->flags = flags;
-  deadline = deadline_of (c->opts.timeout_ms);
+  deadline = deadline_after (c->opts.timeout_ms);
   if (t->connect (c, &u, deadline) == -1 ||
       (t != &xfer_transport_unix && handshake_client (c, deadline) == -1)) {
     int e = errno;
@@ -418,7 +406,7 @@ xfer_send (struct xfer_conn *c, const void *buf, size_t n, int timeout_ms)
     errno = ECANCELED;
     return -1;
   }
-  if (c->t->send (c, buf, n, deadline_of (timeout_ms)) == -1)
+  if (c->t->send (c, buf, n, deadline_after (timeout_ms)) == -1)
     return -1;
   atomic_fetch_add (&c->sent, n);
   return 0;
@@ -433,7 +421,7 @@ xfer_recv (struct xfer_conn *c, void *buf, size_t n, int timeout_ms)
     errno = ECANCELED;
     return -1;
   }
-  r = c->t->recv (c, buf, n, deadline_of (timeout_ms));
+  r = c->t->recv (c, buf, n, deadline_after (timeout_ms));
   if (r > 0)
     atomic_fetch_add (&c->received, (uint64_t) r);
   return r;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "errors.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "progress.h"
@@ -324,14 +325,15 @@ load_descriptor (const char *path, struct volid *v, char *err, size_t errlen)
   return 0;
 }
 
+/* The disks to look at (SCAN, or every disk of the host) that carry a
+ * partition table, each once, into CANDS. */
 static int
-locate (const struct volid *v, char **scan, size_t nscan,
-        struct candidate *cands, size_t *ncands, struct found *found,
-        char *err, size_t errlen)
+gather_candidates (char **scan, size_t nscan, struct candidate *cands,
+                   size_t *ncands, char *err, size_t errlen)
 {
-  char **host = NULL;
+  char **host = NULL, inner[512];
   size_t nhost = 0, nc = 0;
-  char inner[512];
+  int rv = 0;
 
   if (nscan == 0) {
     volid_host_disks (&host, &nhost);
@@ -345,8 +347,9 @@ locate (const struct volid *v, char **scan, size_t nscan,
 
     if (volid_disk_key (scan[i], &c->key) == -1) {
       if (!host) {
-        snprintf (err, errlen, "%s: %s", scan[i], strerror (errno));
-        goto error;
+        rv = set_error_errno (errno, err, errlen, "%s: %s", scan[i],
+                              strerror (errno));
+        break;
       }
       continue;
     }
@@ -357,8 +360,8 @@ locate (const struct volid *v, char **scan, size_t nscan,
       continue;
     r = volid_read_table (scan[i], &c->table, inner, sizeof inner);
     if (r == -1 && !host) {
-      snprintf (err, errlen, "%s", inner);
-      goto error;
+      rv = set_error_errno (errno, err, errlen, "%s", inner);
+      break;
     }
     if (r != 0) {
       log_debug ("%s: skipped: %s", scan[i], r == 1 ? "no partition table"
@@ -372,81 +375,83 @@ locate (const struct volid *v, char **scan, size_t nscan,
   for (size_t i = 0; i < nhost; ++i)
     free (host[i]);
   free (host);
-  host = NULL;
+  return rv;
+}
 
-  for (size_t e = 0; e < v->n; ++e) {
-    const struct volid_extent *x = &v->ext[e];
-    const struct candidate *hit = NULL;
+/* Extent E of V among the NC candidates: exactly one disk with its
+ * signature, a partition at its offset of its size, the filesystem
+ * described.  Into FOUND[E]; -1 with err and errno otherwise. */
+static int
+match_extent (const struct volid *v, size_t e, const struct candidate *cands,
+              size_t nc, struct found *found, char *err, size_t errlen)
+{
+  const struct volid_extent *x = &v->ext[e];
+  const struct candidate *hit = NULL;
+  struct volid_fs fs;
+  char inner[512];
+  int r;
 
-    for (size_t i = 0; i < nc; ++i) {
-      if (strcmp (cands[i].table.type, x->table) != 0 ||
-          strcmp (cands[i].table.id, x->disk_id) != 0)
-        continue;
-      if (hit) {
-        snprintf (err, errlen, "extent %zu: disk signature %s %s is on two "
-                  "disks, %s and %s (a cloned disk?): refusing to guess",
-                  e, x->table, x->disk_id, hit->path, cands[i].path);
-        errno = EEXIST;
-        return -1;
-      }
-      hit = &cands[i];
-    }
-    if (!hit) {
-      snprintf (err, errlen, "extent %zu (%s disk %s, partition %u at "
-                "offset %" PRIu64 "): no disk with this signature among "
-                "the %zu scanned", e, x->table, x->disk_id, x->partno,
-                x->offset, nc);
-      errno = ENOENT;
-      return -1;
-    }
-    found[e].disk = hit;
-    found[e].part = NULL;
-    for (size_t p = 0; p < hit->table.n; ++p)
-      if (hit->table.part[p].offset == x->offset)
-        found[e].part = &hit->table.part[p];
-    if (!found[e].part) {
-      snprintf (err, errlen, "extent %zu: %s has no partition at offset %"
-                PRIu64 ": the disk is not the one described", e, hit->path,
-                x->offset);
-      errno = ESPIPE;
-      return -1;
-    }
-    if (found[e].part->size != x->size) {
-      snprintf (err, errlen, "extent %zu: the partition at offset %" PRIu64
-                " of %s is %" PRIu64 " bytes, not %" PRIu64, e, x->offset,
-                hit->path, found[e].part->size, x->size);
-      errno = ESPIPE;
-      return -1;
-    }
-    found[e].device[0] = '\0';
-    volid_find_part_device (hit->path, x->offset, x->size, found[e].device,
-                            sizeof found[e].device);
-
-    /* The filesystem must be the one described, on every extent. */
-    struct volid_fs fs;
-    int r = volid_probe_fs (hit->path, x->offset, x->size, &fs, inner,
-                            sizeof inner);
-    if (r != 0) {
-      snprintf (err, errlen, "extent %zu: %s offset %" PRIu64 ": %s", e,
-                hit->path, x->offset, r == 1 ? "no filesystem" : inner);
-      errno = EIO;
-      return -1;
-    }
-    if (strcmp (fs.type, v->fstype) != 0 || strcmp (fs.uuid, v->uuid) != 0) {
-      snprintf (err, errlen, "extent %zu: %s offset %" PRIu64 " holds %s "
-                "filesystem %s, expected %s %s", e, hit->path, x->offset,
-                fs.type, fs.uuid, v->fstype, v->uuid);
-      errno = EILSEQ;
-      return -1;
-    }
+  for (size_t i = 0; i < nc; ++i) {
+    if (strcmp (cands[i].table.type, x->table) != 0 ||
+        strcmp (cands[i].table.id, x->disk_id) != 0)
+      continue;
+    if (hit)
+      return set_error_errno (EEXIST, err, errlen, "extent %zu: disk "
+                              "signature %s %s is on two disks, %s and %s (a "
+                              "cloned disk?): refusing to guess", e, x->table,
+                              x->disk_id, hit->path, cands[i].path);
+    hit = &cands[i];
   }
+  if (!hit)
+    return set_error_errno (ENOENT, err, errlen, "extent %zu (%s disk %s, "
+                            "partition %u at offset %" PRIu64 "): no disk "
+                            "with this signature among the %zu scanned", e,
+                            x->table, x->disk_id, x->partno, x->offset, nc);
+  found[e].disk = hit;
+  found[e].part = NULL;
+  for (size_t p = 0; p < hit->table.n; ++p)
+    if (hit->table.part[p].offset == x->offset)
+      found[e].part = &hit->table.part[p];
+  if (!found[e].part)
+    return set_error_errno (ESPIPE, err, errlen, "extent %zu: %s has no "
+                            "partition at offset %" PRIu64 ": the disk is "
+                            "not the one described", e, hit->path,
+                            x->offset);
+  if (found[e].part->size != x->size)
+    return set_error_errno (ESPIPE, err, errlen, "extent %zu: the partition "
+                            "at offset %" PRIu64 " of %s is %" PRIu64 " bytes, "
+                            "not %" PRIu64, e, x->offset, hit->path,
+                            found[e].part->size, x->size);
+  found[e].device[0] = '\0';
+  volid_find_part_device (hit->path, x->offset, x->size, found[e].device,
+                          sizeof found[e].device);
+  /* The filesystem must be the one described, on every extent. */
+  r = volid_probe_fs (hit->path, x->offset, x->size, &fs, inner,
+                      sizeof inner);
+  if (r != 0)
+    return set_error_errno (EIO, err, errlen, "extent %zu: %s offset %" PRIu64
+                            ": %s", e, hit->path, x->offset,
+                            r == 1 ? "no filesystem" : inner);
+  if (strcmp (fs.type, v->fstype) != 0 || strcmp (fs.uuid, v->uuid) != 0)
+    return set_error_errno (EILSEQ, err, errlen, "extent %zu: %s offset %"
+                            PRIu64 " holds %s filesystem %s, expected %s %s",
+                            e, hit->path, x->offset, fs.type, fs.uuid,
+                            v->fstype, v->uuid);
   return 0;
+}
 
- error:
-  for (size_t i = 0; i < nhost; ++i)
-    free (host[i]);
-  free (host);
-  return -1;
+/* Find every extent of V among the disks of SCAN (or the host's). */
+static int
+locate (const struct volid *v, char **scan, size_t nscan,
+        struct candidate *cands, size_t *ncands, struct found *found,
+        char *err, size_t errlen)
+{
+  if (gather_candidates (scan, nscan, cands, ncands, err, errlen) == -1)
+    return -1;
+  for (size_t e = 0; e < v->n; ++e)
+    if (match_extent (v, e, cands, *ncands, found, err, errlen) == -1)
+      return -1;
+  return 0;
 }
 
 static void
@@ -462,13 +467,15 @@ found_json (const struct volid *v, const struct found *found)
   json_t *arr = json_array ();
 
   for (size_t e = 0; e < v->n; ++e)
-    json_array_append_new (arr, json_pack (
-      "{s:i, s:s, s:i, s:I, s:I, s:s}",
-      "extent", (int) e, "disk", found[e].disk->path,
-      "partition", (int) found[e].part->partno,
-      "offset", (json_int_t) v->ext[e].offset,
-      "size", (json_int_t) v->ext[e].size,
-      "device", found[e].device));
+    /* locate filled every extent, or failed. */
+    if (found[e].disk && found[e].part)
+      json_array_append_new (arr, json_pack (
+        "{s:i, s:s, s:i, s:I, s:I, s:s}",
+        "extent", (int) e, "disk", found[e].disk->path,
+        "partition", (int) found[e].part->partno,
+        "offset", (json_int_t) v->ext[e].offset,
+        "size", (json_int_t) v->ext[e].size,
+        "device", found[e].device));
   return arr;
 }
 
@@ -589,6 +596,141 @@ sync_filesystem (const char *path)
   return r;
 }
 
+/* identify PATH|DEVICE|IMAGE: its descriptor on standard output. */
+static int
+cmd_identify (int argc, char **argv, unsigned partno)
+{
+  char err[16384];
+  struct volid v;
+  json_t *j;
+
+  if (argc != 1) {
+    fprintf (stderr, "%s identify: expected one PATH, DEVICE or IMAGE\n",
+             PROG);
+    return RC_ERROR;
+  }
+  if (identify (argv[0], partno, &v, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    return RC_ERROR;
+  }
+  j = volid_to_json (&v);
+  print_json (j, stdout);
+  json_decref (j);
+  return RC_OK;
+}
+
+/* locate DESCRIPTOR, or mount DESCRIPTOR MOUNTPOINT (CMD). */
+static int
+cmd_locate (const char *cmd, int argc, char **argv, char **scan, size_t nscan,
+            bool readonly)
+{
+  bool is_mount = cmd[0] == 'm';
+  static struct candidate cands[VOLID_MAX_DISKS];
+  struct found found[VOLID_MAX_EXTENTS];
+  char err[16384];
+  size_t nc = 0;
+  struct volid v;
+  int rc = RC_OK;
+
+  if (argc != (is_mount ? 2 : 1)) {
+    fprintf (stderr, "%s %s: expected DESCRIPTOR%s\n", PROG, cmd,
+             is_mount ? " and MOUNTPOINT" : "");
+    return RC_ERROR;
+  }
+  if (load_descriptor (argv[0], &v, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    return RC_ERROR;
+  }
+  memset (found, 0, sizeof found);
+  if (locate (&v, scan, nscan, cands, &nc, found, err, sizeof err) == -1) {
+    int e = errno;
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    free_cands (cands, nc);
+    return exit_for (e);
+  }
+  if (!is_mount) {
+    json_t *arr = found_json (&v, found);
+    if (json_compact)
+      print_json (arr, stdout);
+    else
+      for (size_t e = 0; e < v.n && found[e].disk && found[e].part; ++e) {
+        char b[32];
+        format_bytes (v.ext[e].size, b, sizeof b);
+        printf ("extent %zu: %s partition %u (offset %" PRIu64 ", %s)%s%s\n",
+                e, found[e].disk->path, found[e].part->partno,
+                v.ext[e].offset, b, found[e].device[0] ? " as " : "",
+                found[e].device);
+      }
+    json_decref (arr);
+  }
+  else if (do_mount (&v, found, argv[1], readonly, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    rc = RC_ERROR;
+  }
+  free_cands (cands, nc);
+  return rc;
+}
+
+/* The descriptor into OUTPUT (if given) and standard output. */
+static int
+write_descriptor (json_t *j, const char *output)
+{
+  if (output) {
+    FILE *f = fopen (output, "we");
+    if (!f) {
+      fprintf (stderr, "%s: %s: %s (the volume is unmounted)\n", PROG,
+               output, strerror (errno));
+      return RC_ERROR;
+    }
+    print_json (j, f);
+    if (fclose (f) != 0) {
+      fprintf (stderr, "%s: %s: %s\n", PROG, output, strerror (errno));
+      return RC_ERROR;
+    }
+  }
+  print_json (j, stdout);
+  return RC_OK;
+}
+
+/* unmount MOUNTPOINT: flushed first; its descriptor printed. */
+static int
+cmd_unmount (int argc, char **argv, const char *output)
+{
+  char err[16384], path[PATH_MAX];
+  struct volid v;
+  struct volid_mount m;
+  json_t *j;
+  int rc;
+
+  if (argc != 1) {
+    fprintf (stderr, "%s unmount: expected MOUNTPOINT\n", PROG);
+    return RC_ERROR;
+  }
+  if (!realpath (argv[0], path) ||
+      volid_mount_of (path, &m, err, sizeof err) != 0 ||
+      strcmp (m.target, path) != 0) {
+    fprintf (stderr, "%s: %s is not a mount point\n", PROG, argv[0]);
+    return RC_ERROR;
+  }
+  if (identify (path, 0, &v, err, sizeof err) == -1) {
+    fprintf (stderr, "%s: %s\n", PROG, err);
+    return RC_ERROR;
+  }
+  /* Everything written so far reaches the disk before we let go. */
+  if (sync_filesystem (path) == -1) {
+    fprintf (stderr, "%s: syncfs %s: %s\n", PROG, path, strerror (errno));
+    return RC_ERROR;
+  }
+  if (umount2 (path, 0) == -1) {
+    fprintf (stderr, "%s: unmount %s: %s\n", PROG, path, strerror (errno));
+    return RC_ERROR;
+  }
+  j = volid_to_json (&v);
+  rc = write_descriptor (j, output);
+  json_decref (j);
+  return rc;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -608,7 +750,7 @@ main (int argc, char **argv)
   unsigned partno = 0;
   bool readonly = false;
   const char *output = NULL, *cmd;
-  char err[16384];
+  char err[256];
   uint64_t v64;
   int c;
 
@@ -646,119 +788,13 @@ main (int argc, char **argv)
   }
   cmd = argv[optind++];
 
-  if (strcmp (cmd, "identify") == 0) {
-    struct volid v;
-    if (argc - optind != 1) {
-      fprintf (stderr, "%s identify: expected one PATH, DEVICE or IMAGE\n",
-               PROG);
-      return RC_ERROR;
-    }
-    if (identify (argv[optind], partno, &v, err, sizeof err) == -1) {
-      fprintf (stderr, "%s: %s\n", PROG, err);
-      return RC_ERROR;
-    }
-    json_t *j = volid_to_json (&v);
-    print_json (j, stdout);
-    json_decref (j);
-    return RC_OK;
-  }
-
-  if (strcmp (cmd, "locate") == 0 || strcmp (cmd, "mount") == 0) {
-    bool is_mount = cmd[0] == 'm';
-    static struct candidate cands[VOLID_MAX_DISKS];
-    struct found found[VOLID_MAX_EXTENTS];
-    size_t nc = 0;
-    struct volid v;
-    int rc = RC_OK;
-
-    if (argc - optind != (is_mount ? 2 : 1)) {
-      fprintf (stderr, "%s %s: expected DESCRIPTOR%s\n", PROG, cmd,
-               is_mount ? " and MOUNTPOINT" : "");
-      return RC_ERROR;
-    }
-    if (load_descriptor (argv[optind], &v, err, sizeof err) == -1) {
-      fprintf (stderr, "%s: %s\n", PROG, err);
-      return RC_ERROR;
-    }
-    if (locate (&v, scan, nscan, cands, &nc, found, err, sizeof err) == -1) {
-      int e = errno;
-      fprintf (stderr, "%s: %s\n", PROG, err);
-      free_cands (cands, nc);
-      return exit_for (e);
-    }
-    if (!is_mount) {
-      json_t *arr = found_json (&v, found);
-      if (json_compact)
-        print_json (arr, stdout);
-      else
-        for (size_t e = 0; e < v.n; ++e) {
-          char b[32];
-          format_bytes (v.ext[e].size, b, sizeof b);
-          printf ("extent %zu: %s partition %u (offset %" PRIu64 ", %s)%s%s\n",
-                  e, found[e].disk->path, found[e].part->partno,
-                  v.ext[e].offset, b, found[e].device[0] ? " as " : "",
-                  found[e].device);
-        }
-      json_decref (arr);
-    }
-    else if (do_mount (&v, found, argv[optind + 1], readonly, err,
-                       sizeof err) == -1) {
-      fprintf (stderr, "%s: %s\n", PROG, err);
-      rc = RC_ERROR;
-    }
-    free_cands (cands, nc);
-    return rc;
-  }
-
-  if (strcmp (cmd, "unmount") == 0) {
-    struct volid v;
-    struct volid_mount m;
-    char path[PATH_MAX];
-
-    if (argc - optind != 1) {
-      fprintf (stderr, "%s unmount: expected MOUNTPOINT\n", PROG);
-      return RC_ERROR;
-    }
-    if (!realpath (argv[optind], path) ||
-        volid_mount_of (path, &m, err, sizeof err) != 0 ||
-        strcmp (m.target, path) != 0) {
-      fprintf (stderr, "%s: %s is not a mount point\n", PROG, argv[optind]);
-      return RC_ERROR;
-    }
-    if (identify (path, 0, &v, err, sizeof err) == -1) {
-      fprintf (stderr, "%s: %s\n", PROG, err);
-      return RC_ERROR;
-    }
-    /* Everything written so far reaches the disk before we let go. */
-    if (sync_filesystem (path) == -1) {
-      fprintf (stderr, "%s: syncfs %s: %s\n", PROG, path, strerror (errno));
-      return RC_ERROR;
-    }
-    if (umount2 (path, 0) == -1) {
-      fprintf (stderr, "%s: unmount %s: %s\n", PROG, path, strerror (errno));
-      return RC_ERROR;
-    }
-    json_t *j = volid_to_json (&v);
-    if (output) {
-      FILE *f = fopen (output, "we");
-      if (!f) {
-        fprintf (stderr, "%s: %s: %s (the volume is unmounted)\n", PROG,
-                 output, strerror (errno));
-        json_decref (j);
-        return RC_ERROR;
-      }
-      print_json (j, f);
-      if (fclose (f) != 0) {
-        fprintf (stderr, "%s: %s: %s\n", PROG, output, strerror (errno));
-        json_decref (j);
-        return RC_ERROR;
-      }
-    }
-    print_json (j, stdout);
-    json_decref (j);
-    return RC_OK;
-  }
-
+  if (strcmp (cmd, "identify") == 0)
+    return cmd_identify (argc - optind, argv + optind, partno);
+  if (strcmp (cmd, "locate") == 0 || strcmp (cmd, "mount") == 0)
+    return cmd_locate (cmd, argc - optind, argv + optind, scan, nscan,
+                       readonly);
+  if (strcmp (cmd, "unmount") == 0)
+    return cmd_unmount (argc - optind, argv + optind, output);
   fprintf (stderr, "%s: unknown command '%s' (identify, locate, mount, "
            "unmount)\n", PROG, cmd);
   return RC_ERROR;

@@ -1,0 +1,123 @@
+/* handoff CLI: talking to the local handoffd. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "channel.h"
+#include "channel-proto.h"
+#include "client.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "uri.h"
+
+const char *cli_socket_path;
+const char *cli_host_uri;
+const char *cli_psk_path;
+
+const char *
+cli_socket (void)
+{
+  const char *env = getenv ("HANDOFF_SOCKET");
+
+  if (cli_socket_path)
+    return cli_socket_path;
+  return env && *env ? env : "/run/handoff/handoffd.sock";
+}
+
+struct channel *
+cli_connect (int *rc)
+{
+  char uri[4200];
+  struct chan_config cfg = {
+    .service = CHAN_SERVICE_CLI, .version_min = 1, .version_max = 1,
+    .timeout_ms = 30000, .max_frame = 4u << 20,
+  };
+  struct channel *c;
+  struct stat st;
+  const char *path = cli_socket ();
+  const char *host = cli_host_uri ? cli_host_uri : getenv ("HANDOFF_HOST");
+
+  /* A remote handoffd: its admin channel, TLS with the key. */
+  if (host && *host) {
+    cfg.psk_file = cli_psk_path ? cli_psk_path : "/etc/handoff/handoff.psk";
+    c = chan_connect (host, &cfg);
+    if (!c) {
+      fprintf (stderr, "handoff: cannot reach handoffd at %s (its --admin "
+               "address? the key %s?)\n", host, cfg.psk_file);
+      *rc = RC_UNREACHABLE;
+    }
+    return c;
+  }
+  if (stat (path, &st) == -1) {
+    fprintf (stderr, "handoff: %s: %s (is handoffd running? --socket or "
+             "HANDOFF_SOCKET choose another)\n", path, strerror (errno));
+    *rc = RC_UNREACHABLE;
+    return NULL;
+  }
+  uri_unix (path, uri, sizeof uri);
+  c = chan_connect (uri, &cfg);
+  if (!c) {
+    fprintf (stderr, "handoff: cannot reach handoffd at %s\n", path);
+    *rc = RC_UNREACHABLE;
+  }
+  return c;
+}
+
+int
+cli_code_rc (const char *code)
+{
+  static const struct { const char *code; int rc; } map[] = {
+    { "denied", RC_DENIED }, { "rolled_back", RC_ROLLED_BACK },
+    { "timeout", RC_TIMEOUT }, { "unreachable", RC_UNREACHABLE },
+    { "not_found", RC_NOT_FOUND }, { "verify_failed", RC_VERIFY_FAILED },
+    { "in_doubt", RC_IN_DOUBT },
+  };
+
+  if (!code)
+    return RC_ERROR;
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; ++i)
+    if (strcmp (map[i].code, code) == 0)
+      return map[i].rc;
+  return RC_ERROR;
+}
+
+json_t *
+cli_request (json_t *req, int *rc)
+{
+  struct channel *c = cli_connect (rc);
+  json_t *r;
+  bool eof;
+
+  if (!c) {
+    json_decref (req);
+    return NULL;
+  }
+  if (chan_send_json (c, req) == -1) {
+    json_decref (req);
+    chan_close (c);
+    fprintf (stderr, "handoff: handoffd closed the connection\n");
+    *rc = RC_UNREACHABLE;
+    return NULL;
+  }
+  json_decref (req);
+  r = chan_recv_json (c, 600000, &eof);
+  chan_close (c);
+  if (!r) {
+    fprintf (stderr, "handoff: no answer from handoffd\n");
+    *rc = RC_UNREACHABLE;
+    return NULL;
+  }
+  if (!json_is_true (json_object_get (r, "ok"))) {
+    fprintf (stderr, "handoff: %s\n",
+             json_string_value (json_object_get (r, "error"))
+             ? json_string_value (json_object_get (r, "error")) : "failed");
+    *rc = cli_code_rc (json_string_value (json_object_get (r, "code")));
+    json_decref (r);
+    return NULL;
+  }
+  *rc = RC_OK;
+  return r;
+}

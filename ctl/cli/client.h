@@ -1,0 +1,24 @@
+/* handoff CLI: talking to handoffd (client.c) - the local unix socket,
+ * or --host over TLS with the pre-shared key. */
+#ifndef HANDOFF_CLI_CLIENT_H
+#define HANDOFF_CLI_CLIENT_H
+
+#include <jansson.h>
+
+struct channel;
+
+extern const char *cli_socket_path;     /* --socket, else $HANDOFF_SOCKET */
+extern const char *cli_host_uri;        /* --host, else $HANDOFF_HOST */
+extern const char *cli_psk_path;        /* --psk (with --host) */
+
+/* The socket path in use. */
+extern const char *cli_socket (void);
+/* A channel to the daemon, or NULL (printed; *rc the exit code). */
+extern struct channel *cli_connect (int *rc);
+/* One request (stolen), one reply: the reply if "ok", else NULL (the
+ * error printed, *rc set from its code). */
+extern json_t *cli_request (json_t *req, int *rc);
+/* The exit code for a reply's "code". */
+extern int cli_code_rc (const char *code);
+
+#endif /* HANDOFF_CLI_CLIENT_H */

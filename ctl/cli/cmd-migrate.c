@@ -1,0 +1,263 @@
+/* handoff CLI: migrate, with progress. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "client.h"
+#include "commands.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "progress.h"
+#include "util.h"
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"Usage: handoff migrate NAME --to HOST [--mode live|volume]\n"
+"         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
+"         [--shutdown-timeout TIME]\n"
+"         [--delete-source] [--detach] [--json] [--socket PATH]\n");
+}
+
+struct view {
+  bool tty;
+  int lines;                    /* Lines drawn last time (tty). */
+  double last_print;            /* Non-tty: elapsed of the last line. */
+};
+
+static void
+draw_progress (struct view *v, json_t *ev)
+{
+  json_t *streams = json_object_get (ev, "streams"), *s;
+  double elapsed = json_number_value (json_object_get (ev, "elapsed"));
+  double pred = json_number_value (json_object_get (ev,
+                                                    "predicted_downtime_ms"));
+  size_t i;
+
+  if (!v->tty) {
+    if (elapsed - v->last_print < 2.0)
+      return;
+    v->last_print = elapsed;
+  }
+  if (v->tty && v->lines)
+    printf ("\033[%dA", v->lines);
+  v->lines = 0;
+  json_array_foreach (streams, i, s) {
+    char label[32];
+    double done = json_number_value (json_object_get (s, "done"));
+    double total = json_number_value (json_object_get (s, "total"));
+    snprintf (label, sizeof label, "  %-6s %-8s",
+              json_string_value (json_object_get (s, "name")),
+              json_string_value (json_object_get (s, "state")));
+    progress_line (stdout, label, (uint64_t) done, (uint64_t) total,
+                   json_number_value (json_object_get (s, "rate")), false);
+    if (v->tty)
+      printf ("\033[K\n");
+    v->lines++;
+  }
+  if (pred >= 0)
+    printf ("  predicted downtime: %.0f ms%s\n", pred, v->tty ? "\033[K" : "");
+  else
+    printf ("  predicted downtime: --%s\n", v->tty ? "\033[K" : "");
+  v->lines++;
+  fflush (stdout);
+}
+
+/* The last message: what happened, and the exit code. */
+static int
+print_result (json_t *ev, struct view *view, const char *vm, const char *to,
+              bool json_out, bool detach)
+{
+  bool ok = json_is_true (json_object_get (ev, "ok"));
+
+  if (json_out)
+    return ok ? RC_OK : cli_code_rc (json_string_value (json_object_get (
+                                                          ev, "code")));
+  if (view->tty && view->lines)
+    printf ("\n");
+  if (ok && detach)
+    printf ("migration %s started\n",
+            json_string_value (json_object_get (ev, "id")));
+  else if (ok) {
+    double dt = json_number_value (json_object_get (ev, "downtime_ms"));
+    double tot = json_number_value (json_object_get (ev, "total_ms"));
+    printf ("%s now runs on %s\n", vm, to);
+    if (json_object_get (ev, "downtime_ms"))
+      printf ("downtime: %.1f ms (paused on this host to resumed on %s)\n",
+              dt, to);
+    if (json_object_get (ev, "running_after_ms"))
+      printf ("total time: %.1f s (the VM ran on %s after %.2f s; the rest "
+              "released it here)\n", tot / 1000.0, to,
+              json_number_value (json_object_get (ev, "running_after_ms"))
+              / 1000.0);
+    else
+      printf ("total time: %.1f s\n", tot / 1000.0);
+  }
+  else
+    fprintf (stderr, "handoff: migration of %s failed: %s\n", vm,
+             json_string_value (json_object_get (ev, "error")));
+  return ok ? RC_OK : cli_code_rc (json_string_value (json_object_get (ev,
+                                                                       "code")));
+}
+
+/* A phase line or the progress bars. */
+static void
+show_event (struct view *view, const char *type, json_t *ev)
+{
+  if (strcmp (type, "phase") == 0) {
+    if (view->tty && view->lines) {
+      printf ("\n");
+      view->lines = 0;
+    }
+    printf ("[%6.1fs] %-10s %s\n",
+            json_number_value (json_object_get (ev, "elapsed")),
+            json_string_value (json_object_get (ev, "phase")),
+            json_string_value (json_object_get (ev, "message")));
+    view->last_print = -10;
+    fflush (stdout);
+  }
+  else if (strcmp (type, "progress") == 0)
+    draw_progress (view, ev);
+}
+
+/* What the daemon sends until the result: phases and progress drawn
+ * (or JSON lines), then the outcome.  The exit code. */
+static int
+follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
+        bool json_out, bool detach)
+{
+  struct view view = { .tty = isatty (1) };
+  int rc = RC_ERROR;
+
+  /* Terminates: the daemon always ends with a reply that has "ok". */
+  for (;;) {
+    bool eof;
+    json_t *ev = chan_recv_json (ch, (int) (timeout + 120) * 1000, &eof);
+    const char *type;
+    if (!ev) {
+      fprintf (stderr, "handoff: lost handoffd%s\n",
+               eof ? "" : " (no news in time)");
+      rc = RC_UNREACHABLE;
+      break;
+    }
+    type = json_string_value (json_object_get (ev, "event"));
+    if (json_out) {
+      char *s = json_dumps (ev, JSON_COMPACT);
+      printf ("%s\n", s);
+      fflush (stdout);
+      free (s);
+    }
+    if (json_object_get (ev, "ok")) {
+      rc = print_result (ev, &view, vm, to, json_out, detach);
+      json_decref (ev);
+      break;
+    }
+    if (!json_out && type)
+      show_event (&view, type, ev);
+    json_decref (ev);
+  }
+  return rc;
+}
+
+int
+cmd_migrate (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "to", required_argument, NULL, 't' },
+    { "mode", required_argument, NULL, 'm' },
+    { "max-downtime", required_argument, NULL, 'D' },
+    { "bandwidth", required_argument, NULL, 'b' },
+    { "timeout", required_argument, NULL, 'T' },
+    { "shutdown-timeout", required_argument, NULL, 'P' },
+    { "delete-source", no_argument, NULL, 'X' },
+    { "detach", no_argument, NULL, 'd' },
+    { "json", no_argument, NULL, 'j' },
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *to = NULL, *mode = "live";
+  uint64_t downtime = 300, bandwidth = 0, timeout = 600;
+  uint64_t shutdown_ms = 20000;
+  bool json_out = false, detach = false, delete_source = false;
+  char err[256];
+  int c, rc;
+
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XdjS:h", opts,
+                           NULL)) != -1) {
+    switch (c) {
+    case 't': to = optarg; break;
+    case 'm': mode = optarg; break;
+    case 'D':
+      if (parse_uint (optarg, 1, 600000, &downtime, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff migrate: --max-downtime: %s\n", err);
+        return RC_ERROR;
+      }
+      break;
+    case 'b':
+      if (parse_rate (optarg, &bandwidth, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff migrate: --bandwidth: %s\n", err);
+        return RC_ERROR;
+      }
+      break;
+    case 'T':
+      if (parse_uint (optarg, 5, 86400, &timeout, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff migrate: --timeout: %s\n", err);
+        return RC_ERROR;
+      }
+      break;
+    case 'P':
+      if (parse_duration_ms (optarg, &shutdown_ms, err, sizeof err) == -1 ||
+          shutdown_ms > 600000) {
+        fprintf (stderr, "handoff migrate: --shutdown-timeout: %s\n",
+                 shutdown_ms > 600000 ? "at most 10 minutes" : err);
+        return RC_ERROR;
+      }
+      break;
+    case 'X': delete_source = true; break;
+    case 'd': detach = true; break;
+    case 'j': json_out = true; break;
+    case 'S': cli_socket_path = optarg; break;
+    case 'h': usage (stdout); return RC_OK;
+    default: usage (stderr); return RC_ERROR;
+    }
+  }
+  if (argc - optind != 1 || !to) {
+    fprintf (stderr, "handoff migrate: expected NAME and --to HOST\n");
+    return RC_ERROR;
+  }
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
+    fprintf (stderr, "handoff migrate: --mode must be live or volume\n");
+    return RC_ERROR;
+  }
+
+  struct channel *ch = cli_connect (&rc);
+  if (!ch)
+    return rc;
+  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, "
+                           "s:b}",
+                           "op", "migrate", "vm", argv[optind], "to", to,
+                           "mode", mode,
+                           "max_downtime_ms", (json_int_t) downtime,
+                           "bandwidth", (json_int_t) bandwidth,
+                           "timeout_s", (json_int_t) timeout,
+                           "shutdown_timeout_ms", (json_int_t) shutdown_ms,
+                           "delete_source", delete_source,
+                           "follow", !detach);
+  if (chan_send_json (ch, req) == -1) {
+    json_decref (req);
+    chan_close (ch);
+    fprintf (stderr, "handoff: handoffd closed the connection\n");
+    return RC_UNREACHABLE;
+  }
+  json_decref (req);
+
+  rc = follow (ch, argv[optind], to, timeout, json_out, detach);
+  chan_close (ch);
+  return rc;
+}

@@ -1,0 +1,371 @@
+/* handoff CLI: define, undefine, start, stop, list, status, event,
+ * abort, host. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "commands.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "progress.h"
+#include "util.h"
+
+static void
+print_json (json_t *j)
+{
+  char *s = json_dumps (j, JSON_COMPACT);
+  if (s)
+    printf ("%s\n", s);
+  free (s);
+}
+
+static int
+abs_path (const char *p, char *buf, size_t len, const char *what)
+{
+  if (!realpath (p, buf)) {
+    fprintf (stderr, "handoff define: %s %s: %s\n", what, p, strerror (errno));
+    return -1;
+  }
+  (void) len;
+  return 0;
+}
+
+int
+cmd_define (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "memory", required_argument, NULL, 'm' },
+    { "vcpus", required_argument, NULL, 'c' },
+    { "disk", required_argument, NULL, 'd' },
+    { "dir", required_argument, NULL, 'D' },
+    { "kernel", required_argument, NULL, 'k' },
+    { "initrd", required_argument, NULL, 'i' },
+    { "append", required_argument, NULL, 'a' },
+    { "policy", required_argument, NULL, 'p' },
+    { "label", required_argument, NULL, 'l' },
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  json_t *def = json_object (), *disks = json_array (), *objects = json_object ();
+  char err[256], path[PATH_MAX];
+  uint64_t v;
+  int c, rc;
+
+  json_object_set_new (def, "memory", json_integer (256));
+  json_object_set_new (def, "vcpus", json_integer (1));
+  json_object_set_new (def, "disks", disks);
+  while ((c = getopt_long (argc, argv, "m:c:d:D:k:i:a:p:l:S:h", opts,
+                           NULL)) != -1) {
+    switch (c) {
+    case 'm':
+      if (parse_size (optarg, &v, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff define: --memory: %s\n", err);
+        goto bad;
+      }
+      /* A bare number is MiB, as QEMU's -m. */
+      if (v >= 1024 * 1024)
+        v >>= 20;
+      json_object_set_new (def, "memory", json_integer ((json_int_t) v));
+      break;
+    case 'c':
+      if (parse_uint (optarg, 1, 256, &v, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff define: --vcpus: %s\n", err);
+        goto bad;
+      }
+      json_object_set_new (def, "vcpus", json_integer ((json_int_t) v));
+      break;
+    case 'd':
+      if (abs_path (optarg, path, sizeof path, "disk") == -1)
+        goto bad;
+      json_array_append_new (disks, json_pack ("{s:s, s:i}", "path", path,
+                                               "size", 0));
+      break;
+    case 'D': case 'k': case 'i': {
+      const char *key = c == 'D' ? "dir" : c == 'k' ? "kernel" : "initrd";
+      if (abs_path (optarg, path, sizeof path, key) == -1)
+        goto bad;
+      json_object_set_new (def, key, json_string (path));
+      break;
+    }
+    case 'a':
+      json_object_set_new (def, "append", json_string (optarg));
+      break;
+    case 'p': {
+      json_error_t je;
+      json_t *pol = json_load_file (optarg, JSON_REJECT_DUPLICATES, &je);
+      if (!pol || !json_is_object (pol)) {
+        fprintf (stderr, "handoff define: --policy %s: %s\n", optarg,
+                 pol ? "not a JSON object" : je.text);
+        json_decref (pol);
+        goto bad;
+      }
+      char *s = json_dumps (pol, JSON_COMPACT | JSON_SORT_KEYS);
+      json_object_set_new (objects, "policy", json_string (s));
+      free (s);
+      json_decref (pol);
+      break;
+    }
+    case 'l': {
+      const char *eq = strchr (optarg, '=');
+      char key[200];
+      if (!eq || eq == optarg || eq - optarg > 128) {
+        fprintf (stderr, "handoff define: --label %s: expected KEY=VALUE\n",
+                 optarg);
+        goto bad;
+      }
+      snprintf (key, sizeof key, "label:%.*s", (int) (eq - optarg), optarg);
+      json_object_set_new (objects, key, json_string (eq + 1));
+      break;
+    }
+    case 'S': cli_socket_path = optarg; break;
+    case 'h':
+      printf ("Usage: handoff define NAME --memory M --vcpus N --disk FILE...\n"
+              "         [--dir DIR] [--kernel K --initrd I --append A]\n"
+              "         [--policy FILE] [--label KEY=VALUE]... "
+              "[--socket PATH]\n");
+      json_decref (def);
+      json_decref (objects);
+      return RC_OK;
+    default:
+      goto bad;
+    }
+  }
+  if (argc - optind != 1) {
+    fprintf (stderr, "handoff define: expected one NAME\n");
+    goto bad;
+  }
+  json_object_set_new (def, "name", json_string (argv[optind]));
+  json_t *r = cli_request (json_pack ("{s:s, s:o, s:o}", "op", "define", "def",
+                                      def, "objects", objects), &rc);
+  if (r)
+    printf ("defined %s\n", argv[optind]);
+  json_decref (r);
+  return rc;
+
+ bad:
+  json_decref (def);
+  json_decref (objects);
+  return RC_ERROR;
+}
+
+/* handoff OP NAME [--socket PATH] [--json]: the simple ones. */
+static int
+simple (const char *op, int argc, char **argv, bool needs_name)
+{
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool json_out = false;
+  int c, rc;
+  json_t *req, *r;
+
+  while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S': cli_socket_path = optarg; break;
+    case 'j': json_out = true; break;
+    case 'h':
+      printf ("Usage: handoff %s%s [--socket PATH] [--json]\n", op,
+              needs_name ? " NAME" : "");
+      return RC_OK;
+    default: return RC_ERROR;
+    }
+  }
+  if (argc - optind != (needs_name ? 1 : 0)) {
+    fprintf (stderr, "handoff %s: expected %s\n", op,
+             needs_name ? "one VM NAME" : "no arguments");
+    return RC_ERROR;
+  }
+  req = json_pack ("{s:s}", "op", op);
+  if (needs_name)
+    json_object_set_new (req, "vm", json_string (argv[optind]));
+  r = cli_request (req, &rc);
+  if (!r)
+    return rc;
+  if (json_out)
+    print_json (r);
+  else if (strcmp (op, "list") == 0) {
+    json_t *vms = json_object_get (r, "vms"), *v;
+    size_t i;
+    printf ("%-20s %-10s %-14s %8s %5s\n", "NAME", "STATE", "QEMU", "MEMORY",
+            "VCPUS");
+    json_array_foreach (vms, i, v)
+      printf ("%-20s %-10s %-14s %6" JSON_INTEGER_FORMAT "Mi %5"
+              JSON_INTEGER_FORMAT "\n",
+              json_string_value (json_object_get (v, "name")),
+              json_string_value (json_object_get (v, "state")),
+              json_string_value (json_object_get (v, "run_state")),
+              json_integer_value (json_object_get (v, "memory")),
+              json_integer_value (json_object_get (v, "vcpus")));
+  }
+  else if (strcmp (op, "status") == 0) {
+    json_t *def = json_object_get (r, "def"), *d, *m;
+    size_t i;
+    printf ("name:     %s\n", json_string_value (json_object_get (r, "name")));
+    printf ("state:    %s (QEMU: %s, %s)\n",
+            json_string_value (json_object_get (r, "state")),
+            json_string_value (json_object_get (r, "run_state")),
+            json_string_value (json_object_get (r, "accel")));
+    printf ("memory:   %" JSON_INTEGER_FORMAT " MiB, %" JSON_INTEGER_FORMAT
+            " vCPU\n", json_integer_value (json_object_get (def, "memory")),
+            json_integer_value (json_object_get (def, "vcpus")));
+    json_array_foreach (json_object_get (def, "disks"), i, d)
+      printf ("disk %zu:   %s\n", i,
+              json_string_value (json_object_get (d, "path")));
+    if (json_string_value (json_object_get (def, "dir")))
+      printf ("dir:      %s (mounted at %s)\n",
+              json_string_value (json_object_get (def, "dir")),
+              json_string_value (json_object_get (r, "share_mount")));
+    printf ("console:  %s\n", json_string_value (json_object_get (r,
+                                                                  "serial")));
+    m = json_object_get (r, "migration");
+    if (m)
+      printf ("migration: %s to %s, phase %s\n",
+              json_string_value (json_object_get (m, "id")),
+              json_string_value (json_object_get (m, "to")),
+              json_string_value (json_object_get (m, "phase")));
+  }
+  else if (strcmp (op, "host") == 0)
+    printf ("host %s: QEMU uses %s (%s); state in %s\n",
+            json_string_value (json_object_get (r, "host")),
+            json_string_value (json_object_get (r, "accel")),
+            json_string_value (json_object_get (r, "accel_reason")),
+            json_string_value (json_object_get (r, "state_dir")));
+  if (strcmp (op, "peers") == 0) {
+    json_t *p;
+    size_t i;
+    bool all = true;
+    json_array_foreach (json_object_get (r, "peers"), i, p) {
+      bool ok = json_is_true (json_object_get (p, "ok"));
+      if (!json_out)
+        printf ("%-16s %-28s %s\n",
+                json_string_value (json_object_get (p, "name")),
+                json_string_value (json_object_get (p, "uri")),
+                ok ? "answers" : json_string_value (json_object_get (p,
+                                                                   "error")));
+      all = all && ok;
+    }
+    json_decref (r);
+    return all ? RC_OK : RC_UNREACHABLE;
+  }
+  if (!json_out && strcmp (op, "host") == 0 && json_object_get (r, "host_id"))
+    printf ("host ID (published to guests): %s\n",
+            json_string_value (json_object_get (r, "host_id")));
+  json_decref (r);
+  return RC_OK;
+}
+
+int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, true); }
+int cmd_stop (int argc, char **argv) { return simple ("stop", argc, argv, true); }
+int cmd_undefine (int argc, char **argv) { return simple ("undefine", argc, argv, true); }
+int cmd_status (int argc, char **argv) { return simple ("status", argc, argv, true); }
+int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true); }
+int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, false); }
+int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, false); }
+int cmd_peers (int argc, char **argv) { return simple ("peers", argc, argv, false); }
+
+int
+cmd_event (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool json_out = false;
+  json_t *payload = NULL, *req, *r;
+  int c, rc;
+
+  while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S': cli_socket_path = optarg; break;
+    case 'j': json_out = true; break;
+    case 'h':
+      printf ("Usage: handoff event VM TYPE [JSON] [--socket PATH] "
+              "[--json]\n");
+      return RC_OK;
+    default: return RC_ERROR;
+    }
+  }
+  if (argc - optind < 2 || argc - optind > 3) {
+    fprintf (stderr, "handoff event: expected VM TYPE [JSON]\n");
+    return RC_ERROR;
+  }
+  if (argc - optind == 3) {
+    json_error_t je;
+    payload = json_loads (argv[optind + 2], JSON_DECODE_ANY, &je);
+    if (!payload) {
+      fprintf (stderr, "handoff event: the payload is not JSON: %s\n",
+               je.text);
+      return RC_ERROR;
+    }
+  }
+  req = json_pack ("{s:s, s:s, s:s}", "op", "event", "vm", argv[optind],
+                   "type", argv[optind + 1]);
+  if (payload)
+    json_object_set_new (req, "payload", payload);
+  r = cli_request (req, &rc);
+  if (!r)
+    return rc;
+  if (json_out)
+    print_json (r);
+  else
+    printf ("event %s %s\n",
+            json_string_value (json_object_get (json_object_get (r, "event"),
+                                                "uid")),
+            json_is_true (json_object_get (r, "queued"))
+            ? "queued (the VM is migrating)" : "delivered");
+  json_decref (r);
+  return RC_OK;
+}
+
+int
+cmd_label (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  json_t *labels, *r;
+  int c, rc;
+
+  while ((c = getopt_long (argc, argv, "S:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S': cli_socket_path = optarg; break;
+    case 'h':
+      printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH]\n");
+      return RC_OK;
+    default: return RC_ERROR;
+    }
+  }
+  if (argc - optind < 2) {
+    fprintf (stderr, "handoff label: expected VM KEY=VALUE...\n");
+    return RC_ERROR;
+  }
+  labels = json_object ();
+  for (int i = optind + 1; i < argc; ++i) {
+    const char *eq = strchr (argv[i], '=');
+    char key[200];
+    if (!eq || eq == argv[i] || eq - argv[i] > 128) {
+      fprintf (stderr, "handoff label: %s: expected KEY=VALUE\n", argv[i]);
+      json_decref (labels);
+      return RC_ERROR;
+    }
+    snprintf (key, sizeof key, "%.*s", (int) (eq - argv[i]), argv[i]);
+    json_object_set_new (labels, key, json_string (eq + 1));
+  }
+  r = cli_request (json_pack ("{s:s, s:s, s:o}", "op", "label", "vm",
+                              argv[optind], "labels", labels), &rc);
+  json_decref (r);
+  return rc;
+}

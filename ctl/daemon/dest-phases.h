@@ -1,0 +1,48 @@
+/* handoffd: the destination side's phases (dest-phases.c), and the
+ * record of one migration being received.  The conversation that
+ * drives them is destination.c.
+ */
+#ifndef HANDOFF_CTL_DEST_PHASES_H
+#define HANDOFF_CTL_DEST_PHASES_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct incoming {
+  char id[80];
+  char vm[65];
+  char source[65];
+  char src_ip[64];
+  char mode[16];
+  json_t *src_def;              /* As the source has it. */
+  json_t *def;                  /* Rewritten for this host. */
+  json_t *objects;
+  json_t *events;
+  char images[PATH_MAX + 128];  /* images/NAME */
+  int64_t timeout_ms;
+  bool made_images;
+  bool volume_ready;            /* Volume mode: READY sent (mounted). */
+};
+
+/* A peer message of TYPE with an optional REASON. */
+extern json_t *dest_answer (const char *type, const char *reason);
+
+/* MANAGEMENT_STATE: SUCCESS {endpoints} or INSTANTIATION_ERROR. */
+extern json_t *dest_prepare (struct incoming *in, json_t *msg);
+/* START_VM: SUCCESS or INSTANTIATION_ERROR. */
+extern json_t *dest_start_vm (struct incoming *in);
+/* MIGRATION_COMPLETE: ACK {resumed_at} or FAILED; *RESUMED_R once the VM
+ * runs here. */
+extern json_t *dest_complete (struct incoming *in, bool *resumed_r);
+/* After the ACK: what does not touch the downtime.  RUNNING: the VM's
+ * QEMU runs (else it died after the VM was taken in: it stays here,
+ * stopped). */
+extern void dest_settle_in (struct incoming *in, bool running);
+/* Remove everything made for the migration (WHY goes to the log and
+ * the journal); the logs stay under logs/ID. */
+extern void dest_drop (struct incoming *in, const char *why);
+
+#endif /* HANDOFF_CTL_DEST_PHASES_H */

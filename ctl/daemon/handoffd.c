@@ -1,0 +1,305 @@
+/* handoffd: the per-host daemon's main: options, start-up, the
+ * listeners, signals.  See config.h for the thread model, handoffd(8)
+ * for the options.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "build-info.h"
+#include "channel-proto.h"
+#include "ctlserver.h"
+#include "config.h"
+#include "db.h"
+#include "destination.h"
+#include "exitcodes.h"
+#include "hostid.h"
+#include "log.h"
+#include "names.h"
+#include "peer.h"
+#include "policy.h"
+#include "recover.h"
+#include "server.h"
+#include "util.h"
+
+#define PROG "handoffd"
+
+static void __attribute__ ((noreturn))
+usage (FILE *fp, int code)
+{
+  fprintf (fp,
+"Usage: handoffd [OPTIONS]\n"
+"\n"
+"The per-host daemon: VM registry, QEMU driver, migrations.\n"
+"\n"
+"Options:\n"
+"  -n, --name NAME         this host's name for its peers (default: the\n"
+"                          host name)\n"
+"  -s, --state-dir DIR     state.db, run/, images/ (default\n"
+"                          /var/lib/handoff)\n"
+"  -l, --listen URI        peer channel, tcp://ADDR:PORT (TLS); none by\n"
+"                          default: this host can send VMs but not take\n"
+"                          them\n"
+"  -c, --control SOCKET    CLI socket (default /run/handoff/handoffd.sock)\n"
+"      --admin URI         also take CLI requests on tcp://ADDR:PORT (TLS\n"
+"                          with the pre-shared key); none by default\n"
+"  -k, --psk FILE          pre-shared key (default\n"
+"                          /etc/handoff/handoff.psk)\n"
+"  -p, --policy FILE       admission policy (default\n"
+"                          /etc/handoff/policy.json)\n"
+"      --peer NAME=URI     how to reach host NAME (repeat)\n"
+"      --hook-dir DIR      event hooks: the programs VM policies name\n"
+"                          (default /etc/handoff/hooks)\n"
+"      --qemu PATH         QEMU binary (default qemu-system-x86_64)\n"
+"      --accel kvm|tcg     override the accelerator choice\n"
+"      --io-timeout TIME   a peer or data channel silent this long has\n"
+"                          failed (default 30s)\n"
+"      --log FORMAT        stderr (default), json or syslog\n"
+"  -v, --verbose           more messages (repeat for debug)\n"
+"  -h, --help              show this help\n"
+"  -V, --version           print the version\n");
+  exit (code);
+}
+
+/* A start-up error: say it and exit (nothing is running yet: the
+ * listeners start last). */
+static void __attribute__ ((noreturn, format (printf, 1, 2)))
+die (const char *fmt, ...)
+{
+  char msg[2048];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "%s: %s\n", PROG, msg);
+  exit (RC_ERROR);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_signal (int sig)
+{
+  stop_signal = sig;
+}
+
+/* Helper programs and the filter: beside this executable in the build
+ * tree or an installed prefix, else the installed paths. */
+static const char *
+find_beside (const char *rel, const char *installed)
+{
+  char exe[PATH_MAX], path[PATH_MAX + 64];
+  ssize_t n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+
+  if (n > 0) {
+    exe[n] = '\0';
+    snprintf (path, sizeof path, "%s/%s", dirname (exe), rel);
+    if (access (path, R_OK) == 0)
+      return strdup (path);
+  }
+  return installed;
+}
+
+/* Options into hd; exits on --help, --version and usage errors. */
+static void
+parse_options (int argc, char **argv)
+{
+  enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
+         OPT_ADMIN, OPT_HOOK_DIR };
+  static const struct option long_options[] = {
+    { "name", required_argument, NULL, 'n' },
+    { "state-dir", required_argument, NULL, 's' },
+    { "listen", required_argument, NULL, 'l' },
+    { "control", required_argument, NULL, 'c' },
+    { "psk", required_argument, NULL, 'k' },
+    { "policy", required_argument, NULL, 'p' },
+    { "peer", required_argument, NULL, OPT_PEER },
+    { "qemu", required_argument, NULL, OPT_QEMU },
+    { "accel", required_argument, NULL, OPT_ACCEL },
+    { "admin", required_argument, NULL, OPT_ADMIN },
+    { "hook-dir", required_argument, NULL, OPT_HOOK_DIR },
+    { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "log", required_argument, NULL, OPT_LOG },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  static char hostname[256];
+  char err[1024];
+  uint64_t v;
+  int c;
+
+  hd.state_dir = "/var/lib/handoff";
+  hd.control = "/run/handoff/handoffd.sock";
+  hd.psk = "/etc/handoff/handoff.psk";
+  hd.policy = "/etc/handoff/policy.json";
+  hd.hook_dir = "/etc/handoff/hooks";
+  hd.qemu = "qemu-system-x86_64";
+  hd.io_timeout_ms = 30000;
+  if (gethostname (hostname, sizeof hostname) == -1)
+    snprintf (hostname, sizeof hostname, "localhost");
+  hd.name = hostname;
+
+  while ((c = getopt_long (argc, argv, "n:s:l:c:k:p:vhV", long_options,
+                           NULL)) != -1) {
+    switch (c) {
+    case 'n': hd.name = optarg; break;
+    case 's': hd.state_dir = optarg; break;
+    case 'l': hd.listen = optarg; break;
+    case OPT_ADMIN: hd.admin = optarg; break;
+    case OPT_HOOK_DIR: hd.hook_dir = optarg; break;
+    case 'c': hd.control = optarg; break;
+    case 'k': hd.psk = optarg; break;
+    case 'p': hd.policy = optarg; break;
+    case OPT_PEER:
+      if (config_add_peer (optarg, err, sizeof err) == -1)
+        die ("--peer %s: %s", optarg, err);
+      break;
+    case OPT_QEMU: hd.qemu = optarg; break;
+    case OPT_ACCEL:
+      if (strcmp (optarg, "kvm") != 0 && strcmp (optarg, "tcg") != 0)
+        die ("--accel must be kvm or tcg");
+      hd.accel = optarg;
+      break;
+    case OPT_TIMEOUT:
+      if (parse_duration_ms (optarg, &v, err, sizeof err) == -1)
+        die ("--io-timeout: %s", err);
+      if (v < 1000 || v > 3600000)
+        die ("--io-timeout: 1s to 1h");
+      hd.io_timeout_ms = (int) v;
+      break;
+    case OPT_LOG:
+      if (strcmp (optarg, "json") == 0)
+        log_set_sink (LOG_SINK_JSON);
+      else if (strcmp (optarg, "syslog") == 0)
+        log_set_sink (LOG_SINK_SYSLOG);
+      else if (strcmp (optarg, "stderr") != 0)
+        die ("--log must be stderr, json or syslog");
+      break;
+    case 'v': log_more_verbose (); break;
+    case 'h': usage (stdout, RC_OK);
+    case 'V': printf ("handoffd %s (%s)\n", HANDOFF_VERSION, HANDOFF_GIT_REV);
+      exit (RC_OK);
+    default: usage (stderr, RC_ERROR);
+    }
+  }
+  if (optind != argc)
+    die ("unexpected argument '%s'", argv[optind]);
+  if (name_check_host (hd.name, err, sizeof err) == -1)
+    die ("--name: %s", err);
+  if (access (hd.psk, R_OK) == -1)
+    die ("%s: %s (make one with 'handoff keygen')", hd.psk, strerror (errno));
+  if (policy_check_file (err, sizeof err) == -1)
+    die ("%s", err);
+}
+
+/* The state directory, the database, the helper programs. */
+static void
+prepare_state (void)
+{
+  char dbpath[PATH_MAX + 16], cdir[PATH_MAX], err[1024];
+  const char *why, *accel;
+
+  /* Only what the daemon makes is ours to read. */
+  umask (077);
+  hd.filter = getenv ("HANDOFF_FILTER");
+  if (!hd.filter)
+    hd.filter = find_beside ("../filters/nbdkit-handoff-mirror-filter.so",
+                             HANDOFF_FILTERDIR
+                             "/nbdkit-handoff-mirror-filter.so");
+  hd.share_bin = find_beside ("handoff-share",
+                              HANDOFF_BINDIR "/handoff-share");
+  hd.xfer_bin = find_beside ("handoff-xfer", HANDOFF_BINDIR "/handoff-xfer");
+  if (hostid_compute (hd.name, hd.host_id, hd.host_info) == -1)
+    log_warn ("cannot compute this host's ID: guests will not see one");
+  hd.nbdkit_preload = getenv ("HANDOFF_NBDKIT_PRELOAD");
+  snprintf (hd.run_dir, sizeof hd.run_dir, "%s/run", hd.state_dir);
+  snprintf (hd.images_dir, sizeof hd.images_dir, "%s/images", hd.state_dir);
+  if (mkdir_p (hd.run_dir, 0700) == -1 || mkdir_p (hd.images_dir, 0700) == -1)
+    die ("%s: %s", hd.state_dir, strerror (errno));
+  snprintf (cdir, sizeof cdir, "%s", hd.control);
+  if (mkdir_p (dirname (cdir), 0755) == -1)
+    die ("%s: %s", hd.control, strerror (errno));
+  snprintf (dbpath, sizeof dbpath, "%s/state.db", hd.state_dir);
+  if (db_open (dbpath, err, sizeof err) == -1)
+    die ("%s", err);
+  signal (SIGPIPE, SIG_IGN);
+  signal (SIGCHLD, SIG_DFL);
+  accel = hd_accel (&why);
+  log_info ("host %s: state in %s; QEMU will use %s (%s)", hd.name,
+            hd.state_dir, accel, why);
+}
+
+int
+main (int argc, char **argv)
+{
+  struct sigaction sa = { .sa_handler = on_signal };
+  struct ctlserver *cli, *peers = NULL, *admin = NULL;
+
+  log_set_program (PROG);
+  log_set_level (LOG_LEVEL_INFO);
+  parse_options (argc, argv);
+  prepare_state ();
+  /* Before taking requests: finish or undo what a previous run left. */
+  recover_all ();
+
+  const struct ctlserver_config clicfg = {
+    .path = hd.control, .service = CHAN_SERVICE_CLI, .version = 1,
+    .handle_chan = server_handle,
+  };
+  cli = ctlserver_start (&clicfg);
+  if (!cli)
+    die ("%s: cannot listen", hd.control);
+  if (hd.admin) {
+    static bool remote = true;
+    const struct ctlserver_config acfg = {
+      .uri = hd.admin, .psk_file = hd.psk, .service = CHAN_SERVICE_CLI,
+      .version = 1, .handle_chan = server_handle, .opaque = &remote,
+    };
+    admin = ctlserver_start (&acfg);
+    if (!admin) {
+      ctlserver_stop (cli);
+      die ("%s: cannot listen (see above)", hd.admin);
+    }
+  }
+  if (hd.listen) {
+    const struct ctlserver_config pcfg = {
+      .uri = hd.listen, .psk_file = hd.psk, .service = CHAN_SERVICE_CTL,
+      .version = PEER_PROTO_VERSION, .handle_chan = destination_handle,
+    };
+    peers = ctlserver_start (&pcfg);
+    if (!peers) {
+      ctlserver_stop (admin);
+      ctlserver_stop (cli);
+      die ("%s: cannot listen (see above)", hd.listen);
+    }
+  }
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  log_info ("ready: CLI on %s%s%s", hd.control,
+            hd.listen ? ", peers on " : "", hd.listen ? hd.listen : "");
+
+  /* Terminates: on SIGINT or SIGTERM.  VMs keep running: a restarted
+   * daemon finds them again. */
+  while (!stop_signal)
+    pause ();
+  log_info ("stopping (signal %d); VMs keep running", (int) stop_signal);
+  ctlserver_stop (peers);
+  ctlserver_stop (admin);
+  ctlserver_stop (cli);
+  db_close ();
+  return RC_OK;
+}

@@ -1,0 +1,246 @@
+/* handoffd: migrations this host sends - the API the CLI server calls
+ * (migration.h): start one in a thread of its own, find, follow, abort.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "migration.h"
+#include "names.h"
+#include "record.h"
+#include "source.h"
+#include "vm.h"
+#include "volume.h"
+
+#define MAX_ACTIVE 16
+
+static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct migration *active[MAX_ACTIVE];    /* active_lock */
+
+
+static void *
+migration_thread (void *arg)
+{
+  struct migration *m = arg;
+
+  if (strcmp (m->mode, "volume") == 0)
+    migrate_volume (m->id, m->vm, m->to, m->def, m->objects, m->timeout_s,
+                    m->shutdown_ms, record_volume_emit, m);
+  else
+    source_run_live (m);
+  if (m->peer)
+    chan_close (m->peer);
+  m->peer = NULL;
+  vm_release (m->vm);
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (active[i] == m)
+      active[i] = NULL;
+  pthread_mutex_unlock (&active_lock);
+  record_put (m);
+  return NULL;
+}
+
+/* What "migrate" asks for, checked: the record's fields (not yet
+ * started), or NULL with err and the exit code. */
+static struct migration *
+parse_request (json_t *req, char *err, size_t errlen, int *rc)
+{
+  const char *vm, *to, *mode = "live";
+  uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
+  uint64_t shutdown_ms = 20000;
+  bool delete_source = false;
+  struct migration *m;
+
+  *rc = RC_ERROR;
+  if (msg_get_string (req, "vm", true, &vm, err, errlen) != 0 ||
+      msg_get_string (req, "to", true, &to, err, errlen) != 0 ||
+      msg_get_string (req, "mode", false, &mode, err, errlen) == -1 ||
+      msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err,
+                   errlen) == -1 ||
+      msg_get_u64 (req, "bandwidth", false, &bandwidth, err, errlen) == -1 ||
+      msg_get_u64 (req, "timeout_s", false, &timeout, err, errlen) == -1 ||
+      msg_get_u64 (req, "shutdown_timeout_ms", false, &shutdown_ms, err,
+                   errlen) == -1 ||
+      msg_get_bool (req, "delete_source", false, &delete_source, err,
+                    errlen) == -1 ||
+      name_check_vm (vm, err, errlen) == -1)
+    return NULL;
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
+    set_error (err, errlen, "mode must be live or volume");
+    return NULL;
+  }
+  if (max_downtime < 1 || max_downtime > 600000 || timeout < 5 ||
+      timeout > 86400 || shutdown_ms > 600000) {
+    set_error (err, errlen, "max downtime must be 1 ms to 10 min, the "
+               "timeout 5 s to 1 day, the shutdown timeout at most 10 min");
+    return NULL;
+  }
+  if (strcmp (to, hd.name) == 0) {
+    set_error (err, errlen, "%s is this host", to);
+    return NULL;
+  }
+  if (!hd_peer_uri (to)) {
+    *rc = RC_NOT_FOUND;
+    set_error (err, errlen, "unknown host '%s': give a --peer to handoffd or "
+               "a tcp:// URI", to);
+    return NULL;
+  }
+  m = calloc (1, sizeof *m);
+  if (!m) {
+    set_error (err, errlen, "out of memory");
+    return NULL;
+  }
+  snprintf (m->vm, sizeof m->vm, "%s", vm);
+  snprintf (m->to, sizeof m->to, "%s", to);
+  snprintf (m->mode, sizeof m->mode, "%s", mode);
+  m->max_downtime_ms = max_downtime;
+  m->bandwidth = bandwidth;
+  m->timeout_s = timeout;
+  m->shutdown_ms = shutdown_ms;
+  m->delete_source = delete_source;
+  return m;
+}
+
+/* Take the VM for migration M: its definition and objects, its claim.
+ * 0, or -1 with err (the claim not taken). */
+static int
+take_vm (struct migration *m, char *err, size_t errlen, int *rc)
+{
+  json_t *row = db_vm_get (m->vm);
+
+  if (!row) {
+    *rc = RC_NOT_FOUND;
+    return set_error (err, errlen, "no VM named '%s' here", m->vm);
+  }
+  if (vm_claim (m->vm, "migrating", err, errlen) == -1) {
+    json_decref (row);
+    return -1;
+  }
+  if (!vm_qemu_alive (m->vm) && strcmp (m->mode, "live") == 0) {
+    vm_release (m->vm);
+    json_decref (row);
+    return set_error (err, errlen, "VM %s is not running: a live migration "
+                      "needs it running", m->vm);
+  }
+  m->def = json_incref (json_object_get (row, "def"));
+  m->objects = db_objects_get (m->vm);
+  m->ndisks = json_array_size (json_object_get (m->def, "disks"));
+  m->has_dir = json_string_value (json_object_get (m->def, "dir")) != NULL;
+  json_decref (row);
+  return 0;
+}
+
+struct migration *
+migration_start (json_t *req, char *err, size_t errlen, int *rc)
+{
+  struct migration *m = parse_request (req, err, errlen, rc);
+  unsigned char rnd[6];
+  pthread_t t;
+  size_t slot = MAX_ACTIVE;
+
+  if (!m)
+    return NULL;
+  if (take_vm (m, err, errlen, rc) == -1) {
+    free (m);
+    return NULL;
+  }
+  pthread_mutex_init (&m->lock, NULL);
+  pthread_cond_init (&m->cond, NULL);
+  m->refs = 2;                  /* The thread's and the caller's. */
+  m->events = json_array ();
+  if (getrandom (rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
+    memset (rnd, 0, sizeof rnd);
+  /* Names cut so that the id fits its 79 characters. */
+  snprintf (m->id, sizeof m->id, "%.24s-%.24s-%lld-%02x%02x%02x%02x%02x%02x",
+            m->vm, hd.name, (long long) wall_ms (), rnd[0], rnd[1], rnd[2],
+            rnd[3], rnd[4], rnd[5]);
+  snprintf (m->phase, sizeof m->phase, "begin");
+  m->t0 = clock_ms ();
+  m->deadline = m->t0 + (int64_t) m->timeout_s * 1000;
+  db_journal_start (m->id, m->vm, "source", m->to, json_pack (
+    "{s:s, s:O, s:b}", "mode", m->mode, "def", m->def, "delete_source",
+    m->delete_source));
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (!active[i]) {
+      active[i] = m;
+      slot = i;
+      break;
+    }
+  pthread_mutex_unlock (&active_lock);
+  if (slot == MAX_ACTIVE ||
+      pthread_create (&t, NULL, migration_thread, m) != 0) {
+    pthread_mutex_lock (&active_lock);
+    if (slot < MAX_ACTIVE)
+      active[slot] = NULL;
+    pthread_mutex_unlock (&active_lock);
+    db_journal_end (m->id, "rolled_back", "cannot start");
+    vm_release (m->vm);
+    m->refs = 1;
+    record_put (m);
+    set_error (err, errlen, "cannot start the migration");
+    return NULL;
+  }
+  pthread_detach (t);
+  return m;
+}
+
+struct migration *
+migration_find (const char *vm)
+{
+  struct migration *m = NULL;
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (active[i] && strcmp (active[i]->vm, vm) == 0) {
+      m = active[i];
+      pthread_mutex_lock (&m->lock);
+      m->refs++;
+      pthread_mutex_unlock (&m->lock);
+      break;
+    }
+  pthread_mutex_unlock (&active_lock);
+  return m;
+}
+
+bool
+migration_running (const char *id)
+{
+  bool r = false;
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (active[i] && strcmp (active[i]->id, id) == 0)
+      r = true;
+  pthread_mutex_unlock (&active_lock);
+  return r;
+}
+
+int
+migration_abort (const char *vm, char *err, size_t errlen)
+{
+  struct migration *m = migration_find (vm);
+
+  if (!m) {
+    snprintf (err, errlen, "no migration of '%s' runs here", vm);
+    return -1;
+  }
+  pthread_mutex_lock (&m->lock);
+  m->abort_requested = true;
+  pthread_mutex_unlock (&m->lock);
+  record_put (m);
+  return 0;
+}

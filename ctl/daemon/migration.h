@@ -1,0 +1,26 @@
+/* handoffd: the migrations this host sends, as the CLI server sees
+ * them (migration.c).  A migration runs in a thread of its own; its
+ * record (record.h) is what followers read.
+ */
+#ifndef HANDOFF_CTL_MIGRATION_H
+#define HANDOFF_CTL_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+struct migration;
+
+/* Validate REQ ({"vm", "to", "mode", "max_downtime_ms", "bandwidth",
+ * "timeout_s", "shutdown_timeout_ms", "delete_source"}) and start.
+ * NULL with err and the exit code the CLI should use. */
+extern struct migration *migration_start (json_t *req, char *err,
+                                          size_t errlen, int *rc);
+/* The migration of VM, if one runs here (a new reference: record_put). */
+extern struct migration *migration_find (const char *vm);
+extern int migration_abort (const char *vm, char *err, size_t errlen);
+/* Does migration ID run in a thread of this daemon? */
+extern bool migration_running (const char *id);
+
+#endif /* HANDOFF_CTL_MIGRATION_H */

@@ -1,0 +1,160 @@
+/* handoffd: a migration's record: what its thread and everyone
+ * following it share (record.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "record.h"
+
+void
+record_emit (struct migration *m, json_t *ev)
+{
+  json_object_set_new (ev, "elapsed",
+                       json_real ((double) (clock_ms () - m->t0) / 1000.0));
+  pthread_mutex_lock (&m->lock);
+  json_array_append_new (m->events, ev);
+  pthread_cond_broadcast (&m->cond);
+  pthread_mutex_unlock (&m->lock);
+}
+
+void
+record_set_phase (struct migration *m, const char *phase, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  pthread_mutex_lock (&m->lock);
+  snprintf (m->phase, sizeof m->phase, "%s", phase);
+  pthread_mutex_unlock (&m->lock);
+  db_journal_phase (m->id, phase, msg);
+  log_info ("migration %s of %s: %s: %s", m->id, m->vm, phase, msg);
+  record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
+                             phase,
+                      "message", msg));
+  hd_crash_point (phase);
+}
+
+bool
+record_aborted (struct migration *m)
+{
+  pthread_mutex_lock (&m->lock);
+  bool a = m->abort_requested;
+  pthread_mutex_unlock (&m->lock);
+  return a;
+}
+
+
+void
+record_finish (struct migration *m, json_t *result)
+{
+  pthread_mutex_lock (&m->lock);
+  json_object_set_new (result, "event", json_string ("result"));
+  json_object_set_new (result, "vm", json_string (m->vm));
+  json_object_set_new (result, "to", json_string (m->to));
+  json_object_set_new (result, "id", json_string (m->id));
+  json_object_set_new (result, "total_ms",
+                       json_integer ((json_int_t) (clock_ms () - m->t0)));
+  json_array_append_new (m->events, result);
+  m->finished = true;
+  pthread_cond_broadcast (&m->cond);
+  pthread_mutex_unlock (&m->lock);
+}
+
+/* Volume mode reports through the same event list. */
+
+void
+record_volume_emit (void *opaque, json_t *ev)
+{
+  struct migration *m = opaque;
+  const char *type = json_string_value (json_object_get (ev, "event"));
+
+  if (type && strcmp (type, "result") == 0) {
+    json_object_del (ev, "event");
+    record_finish (m, ev);
+    return;
+  }
+  if (type && strcmp (type, "phase") == 0) {
+    pthread_mutex_lock (&m->lock);
+    snprintf (m->phase, sizeof m->phase, "%s",
+              json_string_value (json_object_get (ev, "phase")));
+    pthread_mutex_unlock (&m->lock);
+  }
+  record_emit (m, ev);
+}
+
+json_t *
+record_next_event (struct migration *m, size_t *cursor, int timeout_ms,
+                    bool *done)
+{
+  json_t *ev = NULL;
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += timeout_ms / 1000;
+  ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock (&m->lock);
+  /* Terminates: an event arrives or the wait times out. */
+  while (*cursor >= json_array_size (m->events))
+    if (pthread_cond_timedwait (&m->cond, &m->lock, &ts) == ETIMEDOUT)
+      break;
+  if (*cursor < json_array_size (m->events)) {
+    ev = json_incref (json_array_get (m->events, *cursor));
+    (*cursor)++;
+    *done = m->finished && *cursor == json_array_size (m->events);
+  }
+  pthread_mutex_unlock (&m->lock);
+  return ev;
+}
+
+void
+record_put (struct migration *m)
+{
+  bool last;
+
+  pthread_mutex_lock (&m->lock);
+  last = --m->refs == 0;
+  pthread_mutex_unlock (&m->lock);
+  if (!last)
+    return;
+  json_decref (m->events);
+  json_decref (m->def);
+  json_decref (m->objects);
+  pthread_mutex_destroy (&m->lock);
+  pthread_cond_destroy (&m->cond);
+  free (m);
+}
+
+json_t *
+record_summary (struct migration *m)
+{
+  json_t *last_progress = NULL, *ev;
+  size_t i;
+
+  pthread_mutex_lock (&m->lock);
+  json_array_foreach (m->events, i, ev) {
+    const char *t = json_string_value (json_object_get (ev, "event"));
+    if (t && strcmp (t, "progress") == 0)
+      last_progress = ev;
+  }
+  json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O}", "id", m->id, "vm",
+                         m->vm, "to", m->to, "phase", m->phase, "finished",
+                         m->finished, "progress",
+                         last_progress ? last_progress : json_null ());
+  pthread_mutex_unlock (&m->lock);
+  return s;
+}

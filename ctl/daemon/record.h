@@ -1,0 +1,75 @@
+/* handoffd: a migration's record - the struct its thread fills in and
+ * the list of events (phases, progress samples, the result) any number
+ * of CLI connections follow.
+ *
+ * NOTES ON THE THREAD MODEL: each migration has its own thread
+ * (migration.c) that talks to the destination, the VM's QEMU and its
+ * helpers.  Others only read its event list or set abort_requested,
+ * under m->lock.  The VM is claimed (vm_claim) for the whole run.
+ */
+#ifndef HANDOFF_CTL_RECORD_H
+#define HANDOFF_CTL_RECORD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct channel;
+
+struct migration {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int refs;                     /* lock */
+  json_t *events;               /* lock: the list followers read */
+  bool finished;                /* lock */
+  bool abort_requested;         /* lock */
+  char phase[32];               /* lock */
+
+  /* Owned by the migration thread. */
+  char id[80];
+  char vm[65];
+  char to[256];
+  char mode[16];
+  uint64_t max_downtime_ms;
+  uint64_t bandwidth;
+  uint64_t timeout_s;
+  uint64_t shutdown_ms;         /* Volume mode: the guest's time to power off. */
+  bool delete_source;
+  json_t *def;
+  json_t *objects;
+  struct channel *peer;
+  int64_t t0;                   /* mono ms at start */
+  int64_t deadline;             /* mono ms */
+  int64_t prepared_at;          /* wall ms: objects changed after go */
+  size_t ndisks;
+  bool has_dir;
+  bool complete_sent;
+  bool admitted;
+};
+
+/* Append EV (stolen) to the list, stamped with the elapsed time. */
+extern void record_emit (struct migration *m, json_t *ev);
+/* Enter PHASE: journal, log, event, and the test hooks. */
+extern void record_set_phase (struct migration *m, const char *phase,
+                              const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+/* Has someone asked for an abort? */
+extern bool record_aborted (struct migration *m);
+/* The last event: RESULT (stolen) with the migration's names. */
+extern void record_finish (struct migration *m, json_t *result);
+/* Volume mode's events (volume_emit_fn, OPAQUE the record). */
+extern void record_volume_emit (void *opaque, json_t *ev);
+
+/* Follow a migration: the event after *CURSOR (waiting up to
+ * TIMEOUT_MS), or NULL.  *DONE once the result has been returned. */
+extern json_t *record_next_event (struct migration *m, size_t *cursor,
+                                  int timeout_ms, bool *done);
+/* Drop a reference. */
+extern void record_put (struct migration *m);
+/* A one-object summary for "status". */
+extern json_t *record_summary (struct migration *m);
+
+#endif /* HANDOFF_CTL_RECORD_H */

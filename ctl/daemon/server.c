@@ -1,0 +1,470 @@
+/* handoffd: the CLI socket's requests (root only, or the admin
+ * channel's key holders).  See server.h. */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build-info.h"
+#include "channel.h"
+#include "config.h"
+#include "db.h"
+#include "def-check.h"
+#include "events.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "names.h"
+#include "migration.h"
+#include "record.h"
+#include "peer.h"
+#include "sockets.h"
+#include "server.h"
+#include "vm.h"
+
+json_t *
+server_error (const char *code, const char *fmt, ...)
+{
+  char msg[2048];
+  va_list ap;
+  json_t *r;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  r = msg_error ("%s", msg);
+  if (code)
+    json_object_set_new (r, "code", json_string (code));
+  return r;
+}
+
+/* ------------------------------------------------------------------ */
+
+static json_t *
+op_define (json_t *req)
+{
+  json_t *def, *objects = NULL, *disks, *d;
+  const char *name;
+  char err[1024];
+  size_t i;
+
+  if (msg_get_object (req, "def", true, &def, err, sizeof err) != 0 ||
+      msg_get_object (req, "objects", false, &objects, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  if (vm_def_check (def, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  name = json_string_value (json_object_get (def, "name"));
+  disks = json_object_get (def, "disks");
+  /* The files are the truth: they must exist, and give the sizes. */
+  json_array_foreach (disks, i, d) {
+    struct stat st;
+    const char *p = json_string_value (json_object_get (d, "path"));
+    if (stat (p, &st) == -1 || !S_ISREG (st.st_mode))
+      return server_error ("not_found", "disk %s: %s", p,
+                        errno ? strerror (errno) : "not a regular file");
+    json_object_set_new (d, "size", json_integer ((json_int_t) st.st_size));
+  }
+  for (const char *const *k = (const char *const[]) { "kernel", "initrd",
+                                                      NULL }; *k; ++k) {
+    const char *p = json_string_value (json_object_get (def, *k));
+    if (p && access (p, R_OK) == -1)
+      return server_error ("not_found", "%s %s: %s", *k, p, strerror (errno));
+  }
+  const char *dir = json_string_value (json_object_get (def, "dir"));
+  struct stat st;
+  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
+    return server_error ("not_found", "dir %s: not a directory", dir);
+  if (objects && objects_check (objects, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+
+  db_begin ();
+  json_t *old = db_vm_get (name);
+  if (old) {
+    json_decref (old);
+    db_rollback ();
+    return server_error ("bad_request", "a VM named '%s' is already defined "
+                      "here", name);
+  }
+  if (db_vm_put (name, def, "stopped") == -1 ||
+      (objects && db_objects_replace (name, objects) == -1)) {
+    db_rollback ();
+    return server_error (NULL, "cannot store VM %s", name);
+  }
+  db_commit ();
+  log_info ("VM %s defined", name);
+  return json_pack ("{s:b, s:s}", "ok", 1, "name", name);
+}
+
+static json_t *
+get_vm (json_t *req, const char **name_r, json_t **row_r)
+{
+  char err[256];
+
+  *row_r = NULL;
+  if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0 ||
+      name_check_vm (*name_r, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  *row_r = db_vm_get (*name_r);
+  if (!*row_r)
+    return server_error ("not_found", "no VM named '%.64s' here", *name_r);
+  return NULL;
+}
+
+static json_t *
+op_start (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[2048];
+
+  if (e)
+    return e;
+  {
+    const char *st = json_string_value (json_object_get (row, "state"));
+    if (strcmp (st, "in_doubt") == 0 || strcmp (st, "incoming") == 0) {
+      json_decref (row);
+      return server_error (NULL, "VM %s %s", name, strcmp (st, "incoming") == 0
+                        ? "is being received from another host"
+                        : "is in doubt: its volumes were handed to another "
+                        "host that has not said whether it runs it; "
+                        "handoffd keeps asking");
+    }
+  }
+  if (vm_claim (name, "starting", err, sizeof err) == -1) {
+    json_decref (row);
+    return server_error (NULL, "%s", err);
+  }
+  if (vm_qemu_alive (name)) {
+    vm_release (name);
+    json_decref (row);
+    return server_error (NULL, "VM %s is already running", name);
+  }
+  int r = vm_start (name, json_object_get (row, "def"), false, NULL, err,
+                    sizeof err);
+  if (r == 0)
+    db_vm_set_state (name, "running");
+  vm_release (name);
+  json_decref (row);
+  if (r == -1)
+    return server_error (NULL, "%s", err);
+  log_info ("VM %s started", name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+op_stop (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[256];
+
+  if (e)
+    return e;
+  json_decref (row);
+  if (vm_claim (name, "stopping", err, sizeof err) == -1)
+    return server_error (NULL, "%s", err);
+  vm_stop (name);
+  db_vm_set_state (name, "stopped");
+  vm_release (name);
+  log_info ("VM %s stopped", name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+op_undefine (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row);
+  char err[256];
+
+  if (e)
+    return e;
+  if (strcmp (json_string_value (json_object_get (row, "state")),
+              "in_doubt") == 0) {
+    json_decref (row);
+    return server_error (NULL, "VM %s is in doubt (a volume handoff waits for "
+                      "its destination's word): it cannot be undefined now",
+                      name);
+  }
+  json_decref (row);
+  if (vm_claim (name, "undefining", err, sizeof err) == -1)
+    return server_error (NULL, "%s", err);
+  if (vm_qemu_alive (name)) {
+    vm_release (name);
+    return server_error (NULL, "VM %s is running: stop it first", name);
+  }
+  db_begin ();
+  db_vm_delete (name);
+  db_events_delete (name);
+  db_commit ();
+  vm_release (name);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+static json_t *
+vm_summary (json_t *row, bool full)
+{
+  const char *name = json_string_value (json_object_get (row, "name"));
+  json_t *def = json_object_get (row, "def");
+  char state[64];
+  json_t *o;
+
+  vm_run_state (name, state, sizeof state);
+  o = json_pack ("{s:s, s:s, s:s, s:O, s:O, s:I}",
+                 "name", name,
+                 "state", json_string_value (json_object_get (row, "state")),
+                 "run_state", state,
+                 "memory", json_object_get (def, "memory"),
+                 "vcpus", json_object_get (def, "vcpus"),
+                 "disks", (json_int_t) json_array_size (json_object_get (def,
+                                                                        "disks")));
+  if (full) {
+    char serial[4096], mnt[4096];
+    struct migration *m = migration_find (name);
+    vm_run_path (name, "serial.log", serial, sizeof serial);
+    vm_run_path (name, "dir", mnt, sizeof mnt);
+    json_object_set (o, "def", def);
+    json_object_set_new (o, "objects", db_objects_get (name));
+    json_object_set_new (o, "serial", json_string (serial));
+    if (json_string_value (json_object_get (def, "dir")))
+      json_object_set_new (o, "share_mount", json_string (mnt));
+    json_object_set_new (o, "events", db_events (name, NULL));
+    json_object_set_new (o, "accel", json_string (hd_accel (NULL)));
+    if (m) {
+      json_object_set_new (o, "migration", record_summary (m));
+      record_put (m);
+    }
+  }
+  return o;
+}
+
+static json_t *
+op_list (void)
+{
+  json_t *vms = db_vm_list (), *out = json_array (), *v;
+  size_t i;
+
+  json_array_foreach (vms, i, v)
+    json_array_append_new (out, vm_summary (v, false));
+  json_decref (vms);
+  return json_pack ("{s:b, s:s, s:o}", "ok", 1, "host", hd.name, "vms", out);
+}
+
+static json_t *
+op_status (json_t *req)
+{
+  const char *name;
+  json_t *row, *e = get_vm (req, &name, &row), *r;
+
+  if (e)
+    return e;
+  r = vm_summary (row, true);
+  json_decref (row);
+  json_object_set_new (r, "ok", json_true ());
+  return r;
+}
+
+static json_t *
+op_event (json_t *req)
+{
+  const char *vm, *type;
+  json_t *payload = json_object_get (req, "payload"), *ev = NULL;
+  char err[512];
+  bool queued = false;
+
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      msg_get_string (req, "type", true, &type, err, sizeof err) != 0)
+    return server_error ("bad_request", "%s", err);
+  if (name_check_vm (vm, err, sizeof err) == -1 ||
+      name_check_event_type (type, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  if (events_post (vm, type, payload, &queued, &ev, err, sizeof err) == -1)
+    return server_error (strstr (err, "no VM") ? "not_found" : NULL, "%s", err);
+  json_t *r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "queued", queued,
+                         "event", ev ? ev : json_null ());
+  return r;
+}
+
+/* Management objects change any time, also during a migration: what
+ * changed after the destination got the VM's state is sent again at
+ * cutover. */
+static json_t *
+op_label (json_t *req)
+{
+  const char *name, *key;
+  json_t *row, *e = get_vm (req, &name, &row), *labels, *v;
+  char err[256];
+
+  if (e)
+    return e;
+  json_decref (row);
+  if (msg_get_object (req, "labels", true, &labels, err, sizeof err) != 0)
+    return server_error ("bad_request", "%s", err);
+  json_object_foreach (labels, key, v) {
+    char k[200];
+    if (!json_is_string (v))
+      return server_error ("bad_request", "labels are KEY=VALUE strings");
+    if (name_check_label_key (key, err, sizeof err) == -1 ||
+        name_check_text ("label value", json_string_value (v),
+                         NAME_LABEL_VALUE_MAX, err, sizeof err) == -1)
+      return server_error ("bad_request", "%s", err);
+    snprintf (k, sizeof k, "label:%s", key);
+    if (db_object_put (name, k, json_string_value (v)) == -1)
+      return server_error (NULL, "cannot store label %s", key);
+  }
+  return json_pack ("{s:b, s:o}", "ok", 1, "objects", db_objects_get (name));
+}
+
+/* Can each configured peer be reached (TLS with our key) and does it
+ * answer? */
+static json_t *
+op_peers (void)
+{
+  json_t *list = json_array ();
+
+  for (size_t i = 0; i < hd.npeers; ++i) {
+    char err[512] = "";
+    int64_t t0 = clock_ms ();
+    struct channel *c = peer_connect (hd.peers[i].name, err, sizeof err);
+    json_t *a = c ? peer_call (c, peer_msg ("PING"), hd.io_timeout_ms, err,
+                               sizeof err) : NULL;
+    bool ok = a && peer_expect (a, "PONG", err, sizeof err) == 0;
+    json_t *p = json_pack ("{s:s, s:s, s:b}", "name", hd.peers[i].name,
+                           "uri", hd.peers[i].uri, "ok", ok);
+    if (ok)
+      json_object_set_new (p, "rtt_ms", json_integer ((json_int_t)
+                                                      (clock_ms () - t0)));
+    else
+      json_object_set_new (p, "error", json_string (err[0] ? err
+                                                    : log_last_error ()));
+    json_array_append_new (list, p);
+    json_decref (a);
+    if (c)
+      chan_close (c);
+  }
+  return json_pack ("{s:b, s:o}", "ok", 1, "peers", list);
+}
+
+static json_t *
+op_host (void)
+{
+  const char *why;
+  const char *accel = hd_accel (&why);
+  json_t *r = json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
+                    "host", hd.name, "accel", accel, "accel_reason", why,
+                    "version", HANDOFF_VERSION, "state_dir", hd.state_dir,
+                    "host_id", hd.host_id, "host_info", hd.host_info);
+  json_object_set_new (r, "revision", json_string (HANDOFF_GIT_REV));
+  return r;
+}
+
+/* Send the migration's events as they come, then its result. */
+static json_t *
+follow (struct channel *c, struct migration *m)
+{
+  size_t cursor = 0;
+  bool done = false, connected = true;
+  json_t *last = NULL;
+
+  /* Terminates: the migration always ends with a result event. */
+  while (!done) {
+    json_t *ev = record_next_event (m, &cursor, 1000, &done);
+    if (!ev)
+      continue;
+    if (done) {
+      last = ev;
+      break;
+    }
+    if (connected && chan_send_json (c, ev) == -1)
+      connected = false;        /* The migration goes on without us. */
+    json_decref (ev);
+  }
+  record_put (m);
+  return last;
+}
+
+static json_t *
+op_migrate (json_t *req, struct channel *c)
+{
+  char err[2048];
+  int rc = 0;
+  struct migration *m = migration_start (req, err, sizeof err, &rc);
+  bool follow_it = true;
+
+  if (!m) {
+    static const char *const codes[] = {
+      [4] = "denied", [5] = "rolled_back", [6] = "timeout",
+      [7] = "unreachable", [8] = "not_found",
+    };
+    return server_error (rc >= 4 && rc <= 8 ? codes[rc] : NULL, "%s", err);
+  }
+  msg_get_bool (req, "follow", false, &follow_it, err, sizeof err);
+  if (!follow_it) {
+    json_t *s = record_summary (m);
+    record_put (m);
+    json_object_set_new (s, "ok", json_true ());
+    return s;
+  }
+  return follow (c, m);
+}
+
+static json_t *
+op_abort (json_t *req)
+{
+  const char *vm;
+  char err[512];
+
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      name_check_vm (vm, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  if (migration_abort (vm, err, sizeof err) == -1)
+    return server_error ("not_found", "%s", err);
+  return json_pack ("{s:b}", "ok", 1);
+}
+
+json_t *
+server_handle (json_t *req, struct channel *c, void *opaque)
+{
+  const char *op = NULL;
+  char err[256];
+  uid_t uid;
+
+  (void) opaque;
+  /* The socket is 0600; a daemon started by someone else still only
+   * takes orders from its own user (root).  On the admin channel
+   * (OPAQUE set) the pre-shared key admitted the client. */
+  if (!opaque && (chan_peer_uid (c, &uid) == -1 || uid != geteuid ()))
+    return server_error ("denied", "only uid %d may use this socket",
+                      (int) geteuid ());
+  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+    return server_error ("bad_request", "%s", err);
+  if (strcmp (op, "define") == 0)
+    return op_define (req);
+  if (strcmp (op, "undefine") == 0)
+    return op_undefine (req);
+  if (strcmp (op, "start") == 0)
+    return op_start (req);
+  if (strcmp (op, "stop") == 0)
+    return op_stop (req);
+  if (strcmp (op, "list") == 0)
+    return op_list ();
+  if (strcmp (op, "status") == 0)
+    return op_status (req);
+  if (strcmp (op, "event") == 0)
+    return op_event (req);
+  if (strcmp (op, "host") == 0)
+    return op_host ();
+  if (strcmp (op, "label") == 0)
+    return op_label (req);
+  if (strcmp (op, "peers") == 0)
+    return op_peers ();
+  if (strcmp (op, "migrate") == 0)
+    return op_migrate (req, c);
+  if (strcmp (op, "abort") == 0)
+    return op_abort (req);
+  return server_error ("bad_request", "unknown op '%.64s'", op);
+}

@@ -1,0 +1,726 @@
+/* handoffd: the source side of a live migration, phase by phase
+ * (DESIGN.md §1): admission, prepare, storage, start_vm, memory,
+ * cutover; then the release here, or the rollback.  Runs in the
+ * migration's own thread (migration.c); record.h has the record it
+ * fills in.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "channel-proto.h"
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "events.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "peer.h"
+#include "peer-check.h"
+#include "proc.h"
+#include "record.h"
+#include "source-end.h"
+#include "source.h"
+#include "uri.h"
+#include "vm.h"
+
+#define POLL_MS 200
+#define MAX_COMPLETIONS 9   /* 8 disks and the share */
+
+static json_t *
+mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
+             char *err, size_t errlen)
+{
+  char sock[32];
+  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
+  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
+                         err, errlen);
+}
+
+static json_t *
+share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
+            size_t errlen)
+{
+  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
+                         timeout_ms, err, errlen);
+}
+
+static double
+num (json_t *o, const char *key)
+{
+  return json_number_value (json_object_get (o, key));
+}
+
+/* One progress sample: every stream, and the remaining state R and
+ * rates B (transfer) and W (dirtying) of DESIGN.md §4.  Returns -1
+ * (err) if a stream failed. */
+static int
+sample (struct migration *m, json_t *ram, bool *storage_ready,
+        char *err, size_t errlen)
+{
+  json_t *streams = json_array ();
+  double remaining = 0, rate = 0, dirty = 0;
+  int rv = 0;
+
+  *storage_ready = true;
+  for (size_t i = 0; i < m->ndisks; ++i) {
+    char name[32];
+    json_t *st = mirror_call (m, i, json_pack ("{s:s}", "op", "status"), 5000,
+                              err, errlen);
+    const char *state = st ? json_string_value (json_object_get (st, "state"))
+      : NULL;
+    snprintf (name, sizeof name, "disk%zu", i);
+    if (!st || !state || strcmp (state, "failed") == 0 ||
+        strcmp (state, "cancelled") == 0) {
+      if (st)
+        snprintf (err, errlen, "%s: %s", name,
+                  json_string_value (json_object_get (st, "error")));
+      json_decref (st);
+      rv = -1;
+      break;
+    }
+    if (strcmp (state, "ready") != 0)
+      *storage_ready = false;
+    json_array_append_new (streams, json_pack (
+      "{s:s, s:s, s:f, s:f, s:f}", "name", name, "state", state,
+      "done", num (st, "copied"), "total", num (st, "size"),
+      "rate", num (st, "copy_rate")));
+    remaining += num (st, "remaining") + num (st, "dirtied");
+    rate += num (st, "copy_rate");
+    dirty += num (st, "write_rate");
+    json_decref (st);
+  }
+  if (rv == 0 && m->has_dir) {
+    json_t *st = share_call (m, json_pack ("{s:s}", "op", "status"), 5000, err,
+                             errlen);
+    const char *state = st ? json_string_value (json_object_get (st, "state"))
+      : NULL;
+    if (!st || !state || strcmp (state, "failed") == 0 ||
+        strcmp (state, "aborted") == 0) {
+      if (st)
+        snprintf (err, errlen, "files: %s",
+                  json_string_value (json_object_get (st, "error")));
+      rv = -1;
+    }
+    else {
+      double el = num (st, "elapsed");
+      if (strcmp (state, "ready") != 0)
+        *storage_ready = false;
+      json_array_append_new (streams, json_pack (
+        "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
+        "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
+        "rate", el > 0 ? num (st, "bytes_copied") / el : 0.0));
+      remaining += num (st, "bytes") - num (st, "bytes_copied");
+    }
+    json_decref (st);
+  }
+  double predicted = -1;
+  if (ram) {
+    json_t *r = json_object_get (ram, "ram");
+    double total = num (r, "total"), done = num (r, "transferred");
+    double bps = num (r, "mbps") * 1e6 / 8;
+    double page = num (r, "page-size") > 0 ? num (r, "page-size") : 4096;
+    json_array_append_new (streams, json_pack (
+      "{s:s, s:s, s:f, s:f, s:f}", "name", "ram", "state",
+      json_string_value (json_object_get (ram, "status")),
+      "done", done, "total", total > done ? total : done, "rate", bps));
+    remaining += num (r, "remaining");
+    rate += bps;
+    dirty += num (r, "dirty-pages-rate") * page;
+    if (json_object_get (ram, "expected-downtime"))
+      predicted = num (ram, "expected-downtime");
+  }
+  if (rate > 0) {
+    double est = remaining / rate * 1000.0;
+    if (predicted < 0 || est > predicted)
+      predicted = est;
+  }
+  record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f}", "event",
+                      "progress", "phase", m->phase, "streams", streams,
+                      "remaining", remaining, "rate", rate, "dirty_rate", dirty,
+                      "predicted_downtime_ms", predicted));
+  if (rv == -1)
+    json_decref (streams);
+  return rv;
+}
+
+/* ------------------------------------------------------------------ */
+/* Phases */
+
+/* While the data moves the control channel is idle: a PING every few
+ * seconds shows each side the other is alive (the destination gives
+ * up on a source silent for two I/O timeouts). */
+static int
+keepalive (struct migration *m, char *err, size_t errlen)
+{
+  static __thread int64_t last;
+  json_t *a;
+
+  if (clock_ms () - last < 2000)
+    return 0;
+  last = clock_ms ();
+  a = peer_call (m->peer, peer_msg ("PING"), hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "PONG", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  return 0;
+}
+
+static int
+check_time (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  if (record_aborted (m)) {
+    *rc = RC_ROLLED_BACK;
+    return set_error (err, errlen, "aborted by request");
+  }
+  if (clock_ms () > m->deadline) {
+    *rc = RC_TIMEOUT;
+    return set_error (err, errlen, "timed out after %" PRIu64 " s",
+                      m->timeout_s);
+  }
+  if (m->peer && keepalive (m, err, errlen) == -1) {
+    *rc = RC_ROLLED_BACK;
+    return -1;
+  }
+  return 0;
+}
+
+static int
+phase_admission (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  json_t *a;
+  uint64_t disk_bytes = vm_allocated_bytes (m->def);
+
+  record_set_phase (m, "admission", "asking %s to take %s", m->to, m->vm);
+  m->peer = peer_connect (m->to, err, errlen);
+  if (!m->peer) {
+    *rc = RC_UNREACHABLE;
+    return -1;
+  }
+  a = peer_call (m->peer, json_pack (
+    "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:O, s:O, s:I}}",
+    "type", "START_MIGRATION", "id", m->id, "vm", m->vm, "source", hd.name,
+    "mode", m->mode, "timeout_s", (json_int_t) m->timeout_s, "needs",
+    "memory", json_object_get (m->def, "memory"),
+    "vcpus", json_object_get (m->def, "vcpus"),
+    "disk_bytes", (json_int_t) (strcmp (m->mode, "volume") == 0 ? 0
+                                : disk_bytes)),
+                 hd.io_timeout_ms, err, errlen);
+  if (!a) {
+    *rc = RC_UNREACHABLE;
+    return -1;
+  }
+  if (peer_expect (a, "PERMITTED", err, errlen) == -1) {
+    *rc = RC_DENIED;
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  return 0;
+}
+
+static int
+phase_prepare (struct migration *m, json_t **endpoints_r, int *rc, char *err,
+               size_t errlen)
+{
+  json_t *a;
+
+  record_set_phase (m, "prepare", "%s prepares disks, a share and a stream "
+             "listener", m->to);
+  m->prepared_at = wall_ms ();
+  a = peer_call (m->peer, json_pack ("{s:s, s:O, s:O}", "type",
+                                     "MANAGEMENT_STATE", "def", m->def,
+                                     "objects", m->objects),
+                 hd.io_timeout_ms * 2, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    *rc = RC_ROLLED_BACK;
+    json_decref (a);
+    return -1;
+  }
+  *endpoints_r = json_incref (json_object_get (a, "endpoints"));
+  json_decref (a);
+  {
+    /* Only the destination's own address may come back. */
+    struct uri u;
+    char e2[256];
+    int r = -1;
+    if (uri_parse (hd_peer_uri (m->to), &u, e2, sizeof e2) == 0) {
+      r = peer_check_endpoints (*endpoints_r, u.host, m->ndisks, m->has_dir,
+                                err, errlen);
+      uri_free (&u);
+    }
+    else
+      set_error (err, errlen, "%s: %s", m->to, e2);
+    if (r == -1) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
+  }
+  const char *key = json_string_value (json_object_get (*endpoints_r, "psk"));
+  /* The destination's key for this migration's data channels. */
+  char path[PATH_MAX];
+  FILE *f;
+  vm_run_path (m->vm, "mig.psk", path, sizeof path);
+  f = fopen (path, "we");
+  if (!f || fprintf (f, "%s\n", key) < 0 || fclose (f) != 0) {
+    *rc = RC_ROLLED_BACK;
+    return set_error (err, errlen, "%s: %s", path, strerror (errno));
+  }
+  return 0;
+}
+
+static int
+phase_storage (struct migration *m, json_t *endpoints, int *rc, char *err,
+               size_t errlen)
+{
+  json_t *disks = json_object_get (endpoints, "disks");
+  const char *share = json_string_value (json_object_get (endpoints,
+                                                          "share"));
+  bool ready = false;
+
+  record_set_phase (m, "storage", "copying %zu disk%s%s while mirroring writes",
+             m->ndisks, m->ndisks == 1 ? "" : "s",
+             m->has_dir ? " and the VM directory" : "");
+  if (json_array_size (disks) != m->ndisks || (m->has_dir && !share)) {
+    *rc = RC_ROLLED_BACK;
+    return set_error (err, errlen, "the destination's endpoints do not match "
+                      "the VM");
+  }
+  char psk[PATH_MAX];
+  vm_run_path (m->vm, "mig.psk", psk, sizeof psk);
+  for (size_t i = 0; i < m->ndisks; ++i) {
+    char uri[PATH_MAX + 512];
+    snprintf (uri, sizeof uri, "%.400s?tls-psk-file=%s",
+              json_string_value (json_array_get (disks, i)), psk);
+    json_t *r = mirror_call (m, i, json_pack ("{s:s, s:[s], s:s}", "op",
+                                              "start", "destinations", uri,
+                                              "mode", "active"),
+                             hd.io_timeout_ms, err, errlen);
+    if (!r) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
+    json_decref (r);
+  }
+  if (m->has_dir) {
+    json_t *r = share_call (m, json_pack ("{s:s, s:s, s:s}", "op", "start",
+                                          "to", share, "psk", psk),
+                            hd.io_timeout_ms, err, errlen);
+    if (!r) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
+    json_decref (r);
+  }
+  /* Terminates: ready, a failure, an abort or the deadline. */
+  while (!ready) {
+    if (check_time (m, rc, err, errlen) == -1)
+      return -1;
+    if (sample (m, NULL, &ready, err, errlen) == -1) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
+    if (!ready)
+      usleep (POLL_MS * 1000);
+  }
+  /* Digests now, while the VM runs, so the commit in the blackout only
+   * reads what changes from here on. */
+  if (m->has_dir) {
+    json_t *r = share_call (m, json_pack ("{s:s}", "op", "warm"),
+                            hd.io_timeout_ms * 4, err, errlen);
+    if (!r) {
+      *rc = RC_ROLLED_BACK;
+      return -1;
+    }
+    json_decref (r);
+  }
+  return 0;
+}
+
+static int
+phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  json_t *a;
+
+  record_set_phase (m, "start_vm", "%s starts QEMU waiting for the stream",
+                    m->to);
+  a = peer_call (m->peer, peer_msg ("START_VM"), 120000, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    *rc = RC_ROLLED_BACK;
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  return 0;
+}
+
+static int
+start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
+{
+  char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
+  char psk[PATH_MAX];
+  pid_t p;
+
+  vm_run_path (m->vm, "mig.psk", psk, sizeof psk);
+  vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
+  vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
+  vm_run_path (m->vm, "relay.log", log, sizeof log);
+  uri_unix (sock, listen, sizeof listen);
+  unlink (sock);
+  char *argv[] = {
+    (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
+    (char *) "--to", (char *) xfer, (char *) "--psk", psk,
+    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
+  };
+  p = proc_spawn (argv, NULL, log, pid, err, errlen);
+  if (p < 0)
+    return -1;
+  if (proc_wait_path (sock, p, 10000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 3, tail, sizeof tail);
+    return set_error (err, errlen, "the stream relay did not start: %s", tail);
+  }
+  return 0;
+}
+
+static int
+qmp_ok (struct migration *m, const char *cmd, json_t *args, char *err,
+        size_t errlen)
+{
+  json_t *r = vm_qmp (m->vm, cmd, args, 10000, err, errlen);
+  if (!r)
+    return -1;
+  json_decref (r);
+  return 0;
+}
+
+static int
+phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
+              size_t errlen)
+{
+  const char *xfer = json_string_value (json_object_get (endpoints, "xfer"));
+  char sock[PATH_MAX], uri[PATH_MAX + 8];
+  bool ready;
+
+  record_set_phase (m, "memory",
+                    "moving RAM over %s (max downtime %" PRIu64 " ms)",
+             xfer && strncmp (xfer, "rdma", 4) == 0 ? "RDMA" : "TCP",
+             m->max_downtime_ms);
+  *rc = RC_ROLLED_BACK;
+  if (!xfer)
+    return set_error (err, errlen, "the destination sent no stream address");
+  if (start_relay (m, xfer, err, errlen) == -1)
+    return -1;
+  vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
+  uri_unix (sock, uri, sizeof uri);
+  if (qmp_ok (m, "migrate-set-capabilities", json_pack (
+                "{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities",
+                "capability", "events", "state", 1,
+                "capability", "pause-before-switchover", "state", 1),
+              err, errlen) == -1 ||
+      /* Half the budget for QEMU's last pass: disks, files and the
+       * destination's resume take the rest. */
+      qmp_ok (m, "migrate-set-parameters", json_pack (
+                "{s:I, s:I}", "downtime-limit",
+                (json_int_t) (m->max_downtime_ms / 2 ? m->max_downtime_ms / 2
+                              : 1),
+                "max-bandwidth", (json_int_t) (m->bandwidth ? m->bandwidth
+                                               : (uint64_t) 1 << 40)),
+              err, errlen) == -1)
+    return -1;
+  vm_qmp_forget_events (m->vm);
+  if (qmp_ok (m, "migrate", json_pack ("{s:s}", "uri", uri), err,
+              errlen) == -1)
+    return -1;
+
+  /* Terminates: QEMU pauses before switchover, fails, or we give up. */
+  for (;;) {
+    json_t *q;
+    const char *st;
+    if (check_time (m, rc, err, errlen) == -1)
+      return -1;
+    q = vm_qmp (m->vm, "query-migrate", NULL, 10000, err, errlen);
+    if (!q)
+      return -1;
+    st = json_string_value (json_object_get (q, "status"));
+    if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0) {
+      const char *why = json_string_value (json_object_get (q, "error-desc"));
+      char tail[512];
+      /* QEMU only sees its socket close; the relay says why. */
+      vm_log_tail (m->vm, "relay.log", 2, tail, sizeof tail);
+      set_error (err, errlen, "QEMU's migration %s%s%s%s%s%s",
+                 st ? st : "vanished", why ? ": " : "", why ? why : "",
+                 tail[0] ? " (stream relay: " : "", tail,
+                 tail[0] ? ")" : "");
+      json_decref (q);
+      return -1;
+    }
+    if (sample (m, q, &ready, err, errlen) == -1) {
+      json_decref (q);
+      return -1;
+    }
+    bool paused = strcmp (st, "pre-switchover") == 0;
+    json_decref (q);
+    if (paused)
+      return 0;
+    /* Wake at QEMU's STOP rather than at the next sample: every
+     * millisecond here is downtime. */
+    vm_qmp_wait_event (m->vm, "STOP", POLL_MS / 2);
+  }
+}
+
+/* Completing one disk or the share during the blackout, in a thread
+ * of its own so that they overlap each other and QEMU's last pass. */
+struct completion {
+  struct migration *m;
+  int disk;                     /* -1: the share */
+  pthread_t thread;
+  int rv;
+  char err[1024];
+};
+
+static void *
+complete_main (void *arg)
+{
+  struct completion *c = arg;
+  int64_t t0 = clock_ms ();
+  json_t *r;
+
+  if (c->disk >= 0)
+    r = mirror_call (c->m, (size_t) c->disk,
+                     json_pack ("{s:s, s:b, s:I}", "op", "complete", "verify",
+                                0, "timeout_ms",
+                                (json_int_t) hd.io_timeout_ms),
+                     hd.io_timeout_ms + 5000, c->err, sizeof c->err);
+  else
+    r = share_call (c->m, json_pack ("{s:s}", "op", "commit"),
+                    hd.io_timeout_ms * 4, c->err, sizeof c->err);
+  c->rv = r ? 0 : -1;
+  json_decref (r);
+  if (c->disk >= 0)
+    log_info ("migration %s: disk%d completed in %lld ms", c->m->id, c->disk,
+              (long long) (clock_ms () - t0));
+  else
+    log_info ("migration %s: the share committed in %lld ms", c->m->id,
+              (long long) (clock_ms () - t0));
+  return NULL;
+}
+
+/* The blackout: the VM is paused on this host.  QEMU's last pass, the
+ * disks, the files and the management state all go at once; the
+ * destination resumes the VM only when all of them are there. */
+static int
+phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
+               char *err, size_t errlen)
+{
+  struct completion comp[MAX_COMPLETIONS];
+  size_t ncomp = 0;
+  json_t *a, *evs;
+  int rv = -1;
+
+  *t_stop = vm_qmp_event_time (m->vm, "STOP");
+  if (*t_stop == 0)
+    *t_stop = (double) wall_ms () / 1000.0;
+  *rc = RC_ROLLED_BACK;
+  /* QEMU's last pass first: it needs nothing else, and the journal
+   * entry can be written while it runs. */
+  if (qmp_ok (m, "migrate-continue", json_pack ("{s:s}", "state",
+                                                "pre-switchover"),
+              err, errlen) == -1)
+    return -1;
+  record_set_phase (m, "cutover", "the VM is paused; completing disks, files, "
+             "events and RAM");
+  evs = events_freeze (m->vm);
+  for (size_t i = 0; i <= m->ndisks && ncomp < MAX_COMPLETIONS; ++i) {
+    struct completion *c = &comp[ncomp];
+    if (i == m->ndisks && !m->has_dir)
+      break;
+    memset (c, 0, sizeof *c);
+    c->m = m;
+    c->disk = i == m->ndisks ? -1 : (int) i;
+    if (pthread_create (&c->thread, NULL, complete_main, c) != 0) {
+      c->rv = -1;
+      snprintf (c->err, sizeof c->err, "cannot start a thread");
+      complete_main (c);
+    }
+    else
+      ncomp++;
+  }
+
+  a = peer_call (m->peer, json_pack ("{s:s, s:o}", "type", "QUEUED_EVENTS",
+                                     "events", evs),
+                 hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
+    goto join;
+  json_decref (a);
+  a = peer_call (m->peer, json_pack ("{s:s, s:o}", "type",
+                                     "MANAGEMENT_UPDATE", "objects",
+                                     db_objects_since (m->vm,
+                                                       m->prepared_at)),
+                 hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
+    goto join;
+  rv = 0;
+
+ join:
+  json_decref (a);
+  a = NULL;
+  for (size_t i = 0; i < ncomp; ++i) {
+    pthread_join (comp[i].thread, NULL);
+    if (comp[i].rv == -1 && rv == 0) {
+      snprintf (err, errlen, "%s", comp[i].err);
+      rv = -1;
+    }
+  }
+  if (rv == -1)
+    return -1;
+
+  /* Terminates: QEMU completes or fails the last pass, or time out. */
+  int64_t until = clock_ms () + hd.io_timeout_ms;
+  for (;;) {
+    json_t *q = vm_qmp (m->vm, "query-migrate", NULL, 10000, err, errlen);
+    const char *st = q ? json_string_value (json_object_get (q, "status"))
+      : NULL;
+    if (st && strcmp (st, "completed") == 0) {
+      json_decref (q);
+      break;
+    }
+    if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0 ||
+        clock_ms () > until) {
+      set_error (err, errlen, "QEMU did not complete the migration (%s)",
+                 st ? st : "no answer");
+      json_decref (q);
+      return -1;
+    }
+    json_decref (q);
+    usleep (5000);
+  }
+  /* From here the destination decides: a crash now is resolved by
+   * asking it (recover.c). */
+  m->complete_sent = true;
+  record_set_phase (m, "complete_sent",
+                    "RAM and devices sent; %s resumes the VM",
+             m->to);
+  a = peer_call (m->peer, peer_msg ("MIGRATION_COMPLETE"), 120000, err,
+                 errlen);
+  if (!a) {
+    /* The answer was lost: ask on a new connection. */
+    a = peer_query_migration (m->to, m->id, 60000, err, errlen);
+  }
+  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
+             !(json_string_value (json_object_get (a, "state")) &&
+               strcmp (json_string_value (json_object_get (a, "state")),
+                       "resumed") == 0))) {
+    json_decref (a);
+    return -1;
+  }
+  *ack_r = a;
+  return 0;
+}
+
+static const char *
+code_name (int rc)
+{
+  switch (rc) {
+  case RC_DENIED: return "denied";
+  case RC_ROLLED_BACK: return "rolled_back";
+  case RC_TIMEOUT: return "timeout";
+  case RC_UNREACHABLE: return "unreachable";
+  case RC_NOT_FOUND: return "not_found";
+  default: return "failed";
+  }
+}
+
+void
+source_run_live (struct migration *m)
+{
+  char err[2048] = "";
+  int rc = RC_ERROR;
+  json_t *endpoints = NULL, *ack = NULL;
+  double t_stop = 0;
+  int r;
+
+  r = phase_admission (m, &rc, err, sizeof err);
+  if (r == 0) {
+    m->admitted = true;
+    events_hold (m->vm);
+    db_vm_set_state (m->vm, "moving");
+    r = phase_prepare (m, &endpoints, &rc, err, sizeof err);
+  }
+  if (r == 0)
+    r = phase_storage (m, endpoints, &rc, err, sizeof err);
+  if (r == 0)
+    r = phase_start_vm (m, &rc, err, sizeof err);
+  if (r == 0)
+    r = phase_memory (m, endpoints, &rc, err, sizeof err);
+  if (r == 0)
+    r = phase_cutover (m, &t_stop, &ack, &rc, err, sizeof err);
+  json_decref (endpoints);
+
+  if (r == 0) {
+    double resumed = json_number_value (json_object_get (ack, "resumed_at"));
+    double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
+    double seen = (double) wall_ms () / 1000.0 - t_stop;
+    int64_t running_ms = clock_ms () - m->t0;
+    json_decref (ack);
+    record_set_phase (m, "acked", "the VM runs on %s; releasing it here",
+                      m->to);
+    source_release (m->id, m->vm, m->to, m->def,
+                              m->delete_source);
+    hd_crash_point ("released");
+    db_journal_end (m->id, "done", "migrated");
+    log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
+              m->vm, m->to, downtime);
+    record_finish (m, json_pack ("{s:b, s:s, s:f, s:f, s:I}", "ok", 1, "mode",
+                          "live", "downtime_ms", downtime,
+                          "downtime_seen_ms", seen * 1000.0,
+                          "running_after_ms", (json_int_t) running_ms));
+    return;
+  }
+  if (m->complete_sent) {
+    /* The destination may or may not run the VM: never resume here
+     * blindly.  recover.c settles it by asking. */
+    log_error ("migration %s: %s; the outcome is in doubt, resolving", m->id,
+               err);
+    source_settle (m->id, m->vm, m->to, m->def, m->delete_source);
+    json_t *j = db_journal_get (m->id);
+    const char *res = json_string_value (json_object_get (j, "result"));
+    bool moved = res && strcmp (res, "done") == 0;
+    json_decref (j);
+    if (moved)
+      record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 1, "mode", "live",
+                            "note", "the acknowledgement was lost; the "
+                            "destination confirmed it runs the VM"));
+    else
+      record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
+                            "code", res ? "rolled_back" : "in_doubt"));
+    return;
+  }
+  if (!m->admitted) {
+    /* Refused or unreachable: nothing was begun anywhere. */
+    log_error ("migration %s of %s refused: %s", m->id, m->vm, err);
+    db_journal_end (m->id, "refused", err);
+    record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
+                                 "code",
+                          code_name (rc)));
+    return;
+  }
+  log_error ("migration %s of %s failed: %s; rolling back", m->id, m->vm,
+             err);
+  record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
+                      "rollback", "message", err));
+  peer_abort_migration (m->peer, m->to, m->id, err);
+  source_rollback (m->vm, m->ndisks, m->has_dir);
+  db_journal_end (m->id, "rolled_back", err);
+  record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
+                        code_name (rc)));
+}
