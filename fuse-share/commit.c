@@ -4,7 +4,6 @@
  * into place) and abort.  Digests of unchanged source files are
  * cached between the two.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,6 +21,7 @@
 #include "session-internal.h"
 #include "session.h"
 #include "share-proto.h"
+#include "tree.h"
 
 /* Digests of source files by (device, inode), valid while size,
  * mtime and ctime stay: ctime moves on every change of content, and
@@ -109,98 +109,106 @@ file_digest (int fd, const struct stat *st, uint8_t out[32])
 
 enum walk { WALK_ATTRS, WALK_VERIFY, WALK_WARM };
 
+struct walk_pass {
+  enum walk how;
+  uint64_t entries;           /* counted by WALK_VERIFY */
+};
+
+static uint64_t
+time_ns (struct timespec t)
+{
+  return (uint64_t) t.tv_sec * 1000000000 + (uint64_t) t.tv_nsec;
+}
+
+/* WALK_ATTRS: the entry's owner, mode and times.  After a directory's
+ * contents, as creating them moved its times. */
+static int
+send_attrs (const char *path, const struct stat *st)
+{
+  struct share_req r = { .type = SHARE_CHOWN, .path = path,
+                         .a = st->st_uid, .b = st->st_gid };
+  session_send_req (&r);
+  if (!S_ISLNK (st->st_mode)) {
+    struct share_req m = { .type = SHARE_CHMOD, .path = path,
+                           .a = st->st_mode & 07777 };
+    session_send_req (&m);
+  }
+  struct share_req t = { .type = SHARE_UTIMENS, .path = path,
+                         .a = time_ns (st->st_atim),
+                         .b = time_ns (st->st_mtim) };
+  return session_send_req (&t) ? 0 : -1;
+}
+
+/* WALK_VERIFY and WALK_WARM: what the destination must hold. */
+static int
+send_verify (const char *path, const struct stat *st, enum walk how)
+{
+  struct share_verify v = {
+    .kind = htobe32 (S_ISREG (st->st_mode) ? SHARE_KIND_FILE
+                     : S_ISDIR (st->st_mode) ? SHARE_KIND_DIR
+                     : SHARE_KIND_LINK),
+    .mode = htobe32 (st->st_mode & 07777),
+    .size = htobe64 ((uint64_t) st->st_size),
+    .mtime_ns = (int64_t) htobe64 (time_ns (st->st_mtim)),
+  };
+
+  if (S_ISREG (st->st_mode)) {
+    CLEANUP_CLOSE int f = openat (share_srcfd, path, O_RDONLY | O_NOFOLLOW |
+                                  O_CLOEXEC);
+    if (f >= 0)
+      file_digest (f, st, v.sha256);
+  }
+  else if (S_ISLNK (st->st_mode)) {
+    char target[SHARE_MAX_PATH + 1];
+    ssize_t n = readlinkat (share_srcfd, path, target, sizeof target);
+    if (n >= 0)
+      gnutls_hash_fast (GNUTLS_DIG_SHA256, target, (size_t) n, v.sha256);
+  }
+  struct share_req r = { .type = SHARE_VERIFY, .path = path,
+                         .c = how == WALK_WARM ? SHARE_VERIFY_WARM : 0,
+                         .data = (const uint8_t *) &v,
+                         .data_len = sizeof v };
+  return session_send_req (&r) ? 0 : -1;
+}
+
+/* One entry of a pass, after its contents if it is a directory.  Only
+ * what a share carries: directories, regular files and symlinks. */
+static int
+walk_visit (const char *path, const struct stat *st, void *opaque)
+{
+  struct walk_pass *pass = opaque;
+
+  if (!S_ISDIR (st->st_mode) && !S_ISREG (st->st_mode) &&
+      !S_ISLNK (st->st_mode))
+    return 0;
+  switch (pass->how) {
+  case WALK_ATTRS:
+    return send_attrs (path, st);
+  case WALK_WARM:
+    return S_ISREG (st->st_mode) ? send_verify (path, st, WALK_WARM) : 0;
+  case WALK_VERIFY:
+    if (send_verify (path, st, WALK_VERIFY) == -1)
+      return -1;
+    pass->entries++;
+    return 0;
+  }
+  return 0;
+}
+
 /* Walk the source tree: WALK_ATTRS sends every entry's owner, mode and
  * times; WALK_VERIFY what the destination must hold, counting the
  * entries; WALK_WARM has both sides learn the files' digests early. */
 static int
-walk_dir (const char *rel, enum walk how, uint64_t *verified)
+walk_source (enum walk how, uint64_t *entries)
 {
-  bool verify = how != WALK_ATTRS;
-  /* A fresh open, not dup: a dup shares the directory offset, and the
-   * second walk would start at the end of the first.
-   */
-  int fd = openat (share_srcfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY |
-                   O_NOFOLLOW | O_CLOEXEC);
-  DIR *d;
-  struct dirent *de;
+  struct walk_pass pass = { .how = how };
+  struct tree_walk w = { .rootfd = share_srcfd, .leave = walk_visit,
+                         .opaque = &pass };
+  int r = tree_walk (&w, "");
 
-  if (fd == -1 || !(d = fdopendir (fd))) {
-    if (fd >= 0)
-      close (fd);
-    return -1;
-  }
-  /* Terminates: readdir reaches the end of the directory. */
-  while ((de = readdir (d)) != NULL) {
-    char path[SHARE_MAX_PATH + 1];
-    struct stat st;
-
-    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-      continue;
-    if (snprintf (path, sizeof path, "%s%s%s", rel, rel[0] ? "/" : "",
-                  de->d_name) >= (int) sizeof path ||
-        fstatat (share_srcfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
-      continue;
-    if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode) &&
-        !S_ISLNK (st.st_mode))
-      continue;
-    if (S_ISDIR (st.st_mode) && walk_dir (path, how, verified) == -1) {
-      closedir (d);
-      return -1;
-    }
-    if (!verify) {
-      struct share_req r = { .type = SHARE_CHOWN, .path = path,
-                             .a = st.st_uid, .b = st.st_gid };
-      session_send_req (&r);
-      if (!S_ISLNK (st.st_mode)) {
-        struct share_req m = { .type = SHARE_CHMOD, .path = path,
-                               .a = st.st_mode & 07777 };
-        session_send_req (&m);
-      }
-      struct share_req t = {
-        .type = SHARE_UTIMENS, .path = path,
-        .a = (uint64_t) st.st_atim.tv_sec * 1000000000 +
-             (uint64_t) st.st_atim.tv_nsec,
-        .b = (uint64_t) st.st_mtim.tv_sec * 1000000000 +
-             (uint64_t) st.st_mtim.tv_nsec,
-      };
-      session_send_req (&t);
-      continue;
-    }
-    struct share_verify v = {
-      .kind = htobe32 (S_ISREG (st.st_mode) ? SHARE_KIND_FILE
-                       : S_ISDIR (st.st_mode) ? SHARE_KIND_DIR
-                       : SHARE_KIND_LINK),
-      .mode = htobe32 (st.st_mode & 07777),
-      .size = htobe64 ((uint64_t) st.st_size),
-      .mtime_ns = (int64_t) htobe64 ((uint64_t) st.st_mtim.tv_sec *
-                                     1000000000 +
-                                     (uint64_t) st.st_mtim.tv_nsec),
-    };
-    if (how == WALK_WARM && !S_ISREG (st.st_mode))
-      continue;
-    if (S_ISREG (st.st_mode)) {
-      CLEANUP_CLOSE int f = openat (share_srcfd, path, O_RDONLY | O_NOFOLLOW |
-                                    O_CLOEXEC);
-      if (f >= 0)
-        file_digest (f, &st, v.sha256);
-    }
-    else if (S_ISLNK (st.st_mode)) {
-      char target[SHARE_MAX_PATH + 1];
-      ssize_t n = readlinkat (share_srcfd, path, target, sizeof target);
-      if (n >= 0)
-        gnutls_hash_fast (GNUTLS_DIG_SHA256, target, (size_t) n, v.sha256);
-    }
-    struct share_req r = { .type = SHARE_VERIFY, .path = path,
-                           .c = how == WALK_WARM ? SHARE_VERIFY_WARM : 0,
-                           .data = (const uint8_t *) &v,
-                           .data_len = sizeof v };
-    if (!session_send_req (&r))
-      break;
-    if (how == WALK_VERIFY)
-      (*verified)++;
-  }
-  closedir (d);
-  return 0;
+  if (entries)
+    *entries = pass.entries;
+  return r;
 }
 
 /* Wait until every request sent so far has its reply. */
@@ -216,8 +224,6 @@ drain (void)
 int
 session_warm (char *err, size_t errlen)
 {
-  uint64_t ignored = 0;
-
   pthread_mutex_lock (&sess.lock);
   if (!session_running_locked ()) {
     snprintf (err, errlen, "no share session is running");
@@ -228,7 +234,7 @@ session_warm (char *err, size_t errlen)
   /* No namespace lock: a warm-up only primes digests, and whatever
    * changes meanwhile is checked again at commit. */
   struct share_req sync = { .type = SHARE_FSYNC };
-  if (walk_dir ("", WALK_WARM, &ignored) == -1) {
+  if (walk_source (WALK_WARM, NULL) == -1) {
     snprintf (err, errlen, "cannot walk the source tree");
     return -1;
   }
@@ -269,8 +275,8 @@ session_commit (char *err, size_t errlen)
   pthread_mutex_lock (&session_ns_lock);
   struct share_req sync = { .type = SHARE_FSYNC };
   uint64_t entries = 0;
-  if (walk_dir ("", WALK_ATTRS, NULL) == -1 || !session_send_req (&sync) ||
-      walk_dir ("", WALK_VERIFY, &entries) == -1) {
+  if (walk_source (WALK_ATTRS, NULL) == -1 || !session_send_req (&sync) ||
+      walk_source (WALK_VERIFY, &entries) == -1) {
     pthread_mutex_lock (&sess.lock);
     session_fail_locked ("commit: cannot walk the source tree");
     pthread_mutex_unlock (&sess.lock);

@@ -17,7 +17,6 @@
  * (type, size, mode, mtime, SHA-256 of content or link target), and
  * only then COMMIT.
  */
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +38,7 @@
 #include "session.h"
 #include "share-proto.h"
 #include "sockets.h"
+#include "tree.h"
 
 #define COPY_INFLIGHT_BYTES (8u << 20)  /* Copier's share of the pipe. */
 #define COPY_CHUNK (1u << 20)
@@ -436,111 +436,119 @@ struct scan_link {
   struct scan_link *next;
 };
 
-static int
-scan_dir (int dirfd, const char *rel, struct scan_link **links)
+/* A second name of a file already sent becomes a link to the first.
+ * Returns true if PATH was one. */
+static bool
+scan_hard_link (const char *path, const struct stat *st,
+                struct scan_link **links)
 {
-  DIR *d;
-  struct dirent *de;
-  /* Not dup for the root: a dup shares the directory offset. */
-  int fd = openat (dirfd, rel[0] ? rel : ".", O_RDONLY | O_DIRECTORY |
-                   O_NOFOLLOW | O_CLOEXEC);
+  struct scan_link *l;
 
-  if (fd == -1 || !(d = fdopendir (fd))) {
-    if (fd >= 0)
-      close (fd);
-    pthread_mutex_lock (&sess.lock);
-    session_fail_locked ("scanning %s: %s", rel[0] ? rel : ".",
-                         strerror (errno));
-    pthread_mutex_unlock (&sess.lock);
-    return -1;
+  if (st->st_nlink <= 1)
+    return false;
+  for (l = *links; l; l = l->next)
+    if (l->ino == st->st_ino) {
+      struct share_req r = { .type = SHARE_LINK, .path = l->path,
+                             .path2 = path };
+      session_send_req (&r);
+      return true;
+    }
+  if ((l = malloc (sizeof *l)) != NULL) {
+    l->ino = st->st_ino;
+    l->path = strdup (path);
+    l->next = *links;
+    *links = l;
   }
-  /* Terminates: readdir reaches the end of the directory. */
-  while ((de = readdir (d)) != NULL) {
-    char path[SHARE_MAX_PATH + 1];
-    struct stat st;
+  return false;
+}
 
-    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-      continue;
-    if (snprintf (path, sizeof path, "%s%s%s", rel, rel[0] ? "/" : "",
-                  de->d_name) >= (int) sizeof path)
-      continue;
-    if (fstatat (share_srcfd, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
-      continue;
-    if (S_ISDIR (st.st_mode)) {
-      struct share_req r = { .type = SHARE_MKDIR, .path = path,
-                             .a = st.st_mode & 07777 };
-      if (!session_send_req (&r) || scan_dir (dirfd, path, links) == -1) {
-        closedir (d);
-        return -1;
+/* A regular file: created empty at the destination, and queued for
+ * the copier by its node, which keeps a handle to reopen it by. */
+static void
+scan_file (const char *path, const struct stat *st)
+{
+  struct node *n = session_node (st->st_ino, true);
+
+  if (!n)
+    return;
+  pthread_mutex_lock (&n->lock);
+  n->watermark = 0;
+  n->copy_done = st->st_size == 0;
+  n->handle = n->copy_done ? 0 : new_handle ();
+  if (!n->fh) {
+    int mnt;
+    n->fh = malloc (sizeof *n->fh + MAX_HANDLE_SZ);
+    if (n->fh) {
+      n->fh->handle_bytes = MAX_HANDLE_SZ;
+      if (name_to_handle_at (share_srcfd, path, n->fh, &mnt, 0) == -1) {
+        free (n->fh);
+        n->fh = NULL;
       }
     }
-    else if (S_ISLNK (st.st_mode)) {
-      char target[SHARE_MAX_PATH + 1];
-      ssize_t n = readlinkat (share_srcfd, path, target, sizeof target - 1);
-      if (n < 0)
-        continue;
-      target[n] = '\0';
-      struct share_req r = { .type = SHARE_SYMLINK, .path = path,
-                             .path2 = target };
-      session_send_req (&r);
-    }
-    else if (S_ISREG (st.st_mode)) {
-      struct scan_link *l;
-      bool linked = false;
-      if (st.st_nlink > 1) {
-        for (l = *links; l; l = l->next)
-          if (l->ino == st.st_ino) {
-            struct share_req r = { .type = SHARE_LINK, .path = l->path,
-                                   .path2 = path };
-            session_send_req (&r);
-            linked = true;
-            break;
-          }
-        if (!linked && (l = malloc (sizeof *l))) {
-          l->ino = st.st_ino;
-          l->path = strdup (path);
-          l->next = *links;
-          *links = l;
-        }
-      }
-      if (linked)
-        continue;
-      struct node *n = session_node (st.st_ino, true);
-      if (!n)
-        continue;
-      pthread_mutex_lock (&n->lock);
-      n->watermark = 0;
-      n->copy_done = st.st_size == 0;
-      n->handle = n->copy_done ? 0 : new_handle ();
-      if (!n->fh) {
-        int mnt;
-        n->fh = malloc (sizeof *n->fh + MAX_HANDLE_SZ);
-        if (n->fh) {
-          n->fh->handle_bytes = MAX_HANDLE_SZ;
-          if (name_to_handle_at (share_srcfd, path, n->fh, &mnt, 0) == -1) {
-            free (n->fh);
-            n->fh = NULL;
-          }
-        }
-      }
-      struct share_req r = { .type = SHARE_CREATE, .path = path,
-                             .handle = n->handle, .a = st.st_mode & 07777,
-                             .b = (uint64_t) st.st_size };
-      session_send_req (&r);
-      pthread_mutex_unlock (&n->lock);
-      pthread_mutex_lock (&sess.lock);
-      sess.files++;
-      if (st.st_size == 0)
-        sess.files_done++;
-      sess.bytes_total += (uint64_t) st.st_size;
-      pthread_mutex_unlock (&sess.lock);
-    }
-    else
-      log_warn ("share: %s: not a regular file, directory or symlink: "
-                "not shared", path);
   }
-  closedir (d);
+  struct share_req r = { .type = SHARE_CREATE, .path = path,
+                         .handle = n->handle, .a = st->st_mode & 07777,
+                         .b = (uint64_t) st->st_size };
+  session_send_req (&r);
+  pthread_mutex_unlock (&n->lock);
+  pthread_mutex_lock (&sess.lock);
+  sess.files++;
+  if (st->st_size == 0)
+    sess.files_done++;
+  sess.bytes_total += (uint64_t) st->st_size;
+  pthread_mutex_unlock (&sess.lock);
+}
+
+/* One entry of the first scan, before a directory's contents: the
+ * destination creates the directory first. */
+static int
+scan_entry (const char *path, const struct stat *st, void *opaque)
+{
+  struct scan_link **links = opaque;
+
+  if (S_ISDIR (st->st_mode)) {
+    struct share_req r = { .type = SHARE_MKDIR, .path = path,
+                           .a = st->st_mode & 07777 };
+    return session_send_req (&r) ? 0 : -1;
+  }
+  if (S_ISLNK (st->st_mode)) {
+    char target[SHARE_MAX_PATH + 1];
+    ssize_t n = readlinkat (share_srcfd, path, target, sizeof target - 1);
+    if (n < 0)
+      return 0;
+    target[n] = '\0';
+    struct share_req r = { .type = SHARE_SYMLINK, .path = path,
+                           .path2 = target };
+    session_send_req (&r);
+    return 0;
+  }
+  if (S_ISREG (st->st_mode)) {
+    if (!scan_hard_link (path, st, links))
+      scan_file (path, st);
+    return 0;
+  }
+  log_warn ("share: %s: not a regular file, directory or symlink: "
+            "not shared", path);
   return 0;
+}
+
+/* The first scan: every entry of the source tree announced to the
+ * destination, every file queued for the copier. */
+static int
+scan_tree (struct scan_link **links)
+{
+  struct tree_walk w = { .rootfd = share_srcfd, .enter = scan_entry,
+                         .opaque = links };
+
+  if (tree_walk (&w, "") == 0)
+    return 0;
+  if (w.failed[0]) {
+    pthread_mutex_lock (&sess.lock);
+    session_fail_locked ("scanning %s: %s", w.failed,
+                         strerror (w.failed_errno));
+    pthread_mutex_unlock (&sess.lock);
+  }
+  return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -757,7 +765,7 @@ session_start (const char *to, const char *psk, char *err, size_t errlen)
 
   if (pthread_create (&sess.reader, NULL, reader_main, NULL) == 0)
     sess.reader_started = true;
-  if (!sess.reader_started || scan_dir (share_srcfd, "", &links) == -1) {
+  if (!sess.reader_started || scan_tree (&links) == -1) {
     pthread_mutex_lock (&sess.lock);
     session_fail_locked ("the tree scan failed");
     snprintf (err, errlen, "%s", sess.why);

@@ -26,6 +26,24 @@ record_emit (struct migration *m, json_t *ev)
 }
 
 void
+phase_enter (const char *id, const char *phase, const char *msg,
+             void (*emit) (void *opaque, json_t *ev), void *opaque)
+{
+  db_journal_phase (id, phase, msg);
+  log_info ("migration %s: %s: %s", id, phase, msg);
+  if (emit)
+    emit (opaque, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
+                             phase, "message", msg));
+  hd_crash_point (phase);
+}
+
+static void
+emit_to_record (void *opaque, json_t *ev)
+{
+  record_emit (opaque, ev);
+}
+
+void
 record_set_phase (struct migration *m, const char *phase, const char *fmt, ...)
 {
   char msg[1024];
@@ -37,12 +55,7 @@ record_set_phase (struct migration *m, const char *phase, const char *fmt, ...)
   pthread_mutex_lock (&m->lock);
   snprintf (m->phase, sizeof m->phase, "%s", phase);
   pthread_mutex_unlock (&m->lock);
-  db_journal_phase (m->id, phase, msg);
-  log_info ("migration %s of %s: %s: %s", m->id, m->vm, phase, msg);
-  record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
-                             phase,
-                      "message", msg));
-  hd_crash_point (phase);
+  phase_enter (m->id, phase, msg, emit_to_record, m);
 }
 
 bool

@@ -52,7 +52,12 @@ struct migration {
 
 /* Append EV (stolen) to the list, stamped with the elapsed time. */
 extern void record_emit (struct migration *m, json_t *ev);
-/* Enter PHASE: journal, log, event, and the test hooks. */
+/* Enter PHASE of migration ID: journal, log, a phase event through
+ * EMIT (if any), and the test hooks - in that order, for every mode. */
+extern void phase_enter (const char *id, const char *phase, const char *msg,
+                         void (*emit) (void *opaque, json_t *ev),
+                         void *opaque);
+/* Enter PHASE of M (record_set_phase keeps it in the record too). */
 extern void record_set_phase (struct migration *m, const char *phase,
                               const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "names.h"
 #include "peer.h"
+#include "record.h"
 #include "vm.h"
 #include "volume-ops.h"
 #include "volume.h"
@@ -48,12 +49,7 @@ phase (struct vctx *v, const char *name, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  db_journal_phase (v->id, name, msg);
-  log_info ("migration %s: %s: %s", v->id, name, msg);
-  if (v->emit)
-    v->emit (v->opaque, json_pack ("{s:s, s:s, s:s}", "event", "phase",
-                                   "phase", name, "message", msg));
-  hd_crash_point (name);
+  phase_enter (v->id, name, msg, v->emit, v->opaque);
 }
 
 /* The VM runs here again after a handoff that did not happen: its
