@@ -39,8 +39,13 @@ FUZZERS += fuzz-peer
 $(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/daemon/peer-check.c \
                      ctl/daemon/def-check.c
 
-CTL_TESTS := $(O)/ctl/daemon/test-peer-check
+CTL_TESTS := $(O)/ctl/daemon/test-peer-check $(O)/ctl/daemon/test-proc
 UNIT_TESTS += $(CTL_TESTS)
+$(O)/ctl/daemon/test-proc: $(O)/ctl/daemon/test-proc.o $(O)/ctl/daemon/proc.o \
+                           $(LIBHANDOFF)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) -lcmocka
+
 $(O)/ctl/daemon/test-peer-check: $(O)/ctl/daemon/test-peer-check.o \
                                  $(O)/ctl/daemon/peer-check.o \
                                  $(O)/ctl/daemon/def-check.o $(LIBHANDOFF)

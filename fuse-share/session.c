@@ -32,6 +32,7 @@
 
 #include "channel.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "digest.h"
 #include "log.h"
 #include "session-internal.h"
@@ -163,16 +164,8 @@ session_send (struct share_req *r)
 void
 session_wait (uint64_t seq)
 {
-  struct timespec ts;
-
   /* sess.cond waits on the realtime clock. */
-  clock_gettime (CLOCK_REALTIME, &ts);
-  ts.tv_sec += share_timeout_ms / 1000;
-  ts.tv_nsec += (share_timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
+  struct timespec ts = abstime_after (CLOCK_REALTIME, share_timeout_ms);
 
   if (seq == 0)
     return;

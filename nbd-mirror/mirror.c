@@ -13,6 +13,7 @@
 
 #include "errors.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "copier.h"
 #include "dest.h"
@@ -45,14 +46,11 @@ mirror_init (void)
 static bool
 wait_until (int64_t deadline_ms)
 {
-  struct timespec ts;
-
   if (deadline_ms < 0) {
     pthread_cond_wait (&mirror.cond, &mirror.lock);
     return true;
   }
-  ts.tv_sec = deadline_ms / 1000;
-  ts.tv_nsec = (deadline_ms % 1000) * 1000000;
+  struct timespec ts = abstime_of_ms (deadline_ms);
   return pthread_cond_timedwait (&mirror.cond, &mirror.lock, &ts) == 0 ||
     clock_ms () < deadline_ms;
 }

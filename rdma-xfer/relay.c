@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "relay.h"
 #include "xfer-proto.h"
@@ -162,13 +163,7 @@ reader_main (void *arg)
           full_since = 0;
           continue;
         }
-        struct timespec ts;
-        clock_gettime (CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000;
-        if (ts.tv_nsec >= 1000000000) {
-          ts.tv_sec++;
-          ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = abstime_after (CLOCK_REALTIME, 100);
         pthread_cond_timedwait (&s->cond, &s->lock, &ts);
         continue;
       }
@@ -341,13 +336,7 @@ stream_waiter (void *arg)
     int64_t deadline = clock_ms () + 2000;
     pthread_mutex_lock (&s->lock);
     while (!s->reverse_done && clock_ms () < deadline) {
-      struct timespec ts;
-      clock_gettime (CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 100000000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-      }
+      struct timespec ts = abstime_after (CLOCK_REALTIME, 100);
       pthread_cond_timedwait (&s->cond, &s->lock, &ts);
     }
     pthread_mutex_unlock (&s->lock);

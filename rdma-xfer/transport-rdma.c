@@ -36,6 +36,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "clock.h"
 #include "log.h"
 #include "ring.h"
 #include "sockets.h"
@@ -139,6 +140,41 @@ resolve (const char *host, uint16_t port, struct sockaddr_storage *ss,
   }
   memcpy (ss, res->ai_addr, res->ai_addrlen);
   freeaddrinfo (res);
+  return 0;
+}
+
+/* What a listener and a connection both start with: a device to use,
+ * the address of U, and a connection-manager id on a non-blocking
+ * event channel of its own.  WHO names the endpoint in errors.  On
+ * failure nothing is left open. */
+static int
+cm_open (const char *who, const struct uri *u, bool passive,
+         struct sockaddr_storage *ss, struct rdma_event_channel **ec_r,
+         struct rdma_cm_id **id_r)
+{
+  char why[256];
+
+  *ec_r = NULL;
+  *id_r = NULL;
+  if (!have_device (why, sizeof why)) {
+    log_error ("%s: %s", who, why);
+    errno = ENODEV;
+    return -1;
+  }
+  if (resolve (u->host, u->port, ss, passive) == -1)
+    return -1;
+  *ec_r = rdma_create_event_channel ();
+  if (!*ec_r || fcntl ((*ec_r)->fd, F_SETFL, O_NONBLOCK) == -1 ||
+      rdma_create_id (*ec_r, id_r, NULL, RDMA_PS_TCP) == -1) {
+    int e = errno;
+    log_error ("%s: %m", who);
+    if (*ec_r)
+      rdma_destroy_event_channel (*ec_r);
+    *ec_r = NULL;
+    *id_r = NULL;
+    errno = e;
+    return -1;
+  }
   return 0;
 }
 
@@ -419,10 +455,8 @@ progress_locked (struct rdma_conn *rc, int64_t deadline)
 
   if (rc->progressing) {
     /* Another thread is reaping: wait for it to report. */
-    struct timespec ts;
-    int64_t until = deadline < 0 ? clock_ms () + 100 : deadline;
-    ts.tv_sec = until / 1000;
-    ts.tv_nsec = (until % 1000) * 1000000;
+    struct timespec ts =
+      abstime_of_ms (deadline < 0 ? clock_ms () + 100 : deadline);
     pthread_cond_timedwait (&rc->cond, &rc->lock, &ts);
     return 0;
   }
@@ -512,22 +546,14 @@ rdma_listen_op (struct xfer_listener *l, const struct uri *u)
 {
   struct rdma_listener *rl = calloc (1, sizeof *rl);
   struct sockaddr_storage ss;
-  char why[256];
 
   if (!rl)
     return -1;
-  if (!have_device (why, sizeof why)) {
-    log_error ("%s: %s", l->uri, why);
+  if (cm_open (l->uri, u, true, &ss, &rl->ec, &rl->id) == -1) {
     free (rl);
-    errno = ENODEV;
     return -1;
   }
-  if (resolve (u->host, u->port, &ss, true) == -1)
-    goto error;
-  rl->ec = rdma_create_event_channel ();
-  if (!rl->ec || fcntl (rl->ec->fd, F_SETFL, O_NONBLOCK) == -1 ||
-      rdma_create_id (rl->ec, &rl->id, NULL, RDMA_PS_TCP) == -1 ||
-      rdma_bind_addr (rl->id, (struct sockaddr *) &ss) == -1 ||
+  if (rdma_bind_addr (rl->id, (struct sockaddr *) &ss) == -1 ||
       rdma_listen (rl->id, 16) == -1) {
     log_error ("%s: listen: %m", l->uri);
     goto error;
@@ -648,25 +674,12 @@ rdma_connect_op (struct xfer_conn *c, const struct uri *u, int64_t deadline)
   struct rdma_cm_event *ev;
   struct rdma_conn_param param;
   struct rdma_hello mine;
-  char why[256];
   int r;
 
   if (!rc)
     return -1;
-  if (!have_device (why, sizeof why)) {
-    log_error ("%s: %s", c->peer, why);
-    rc_free (rc);
-    errno = ENODEV;
-    return -1;
-  }
-  if (resolve (u->host, u->port, &ss, false) == -1)
+  if (cm_open (c->peer, u, false, &ss, &rc->ec, &rc->id) == -1)
     goto error;
-  rc->ec = rdma_create_event_channel ();
-  if (!rc->ec || fcntl (rc->ec->fd, F_SETFL, O_NONBLOCK) == -1 ||
-      rdma_create_id (rc->ec, &rc->id, NULL, RDMA_PS_TCP) == -1) {
-    log_error ("%s: %m", c->peer);
-    goto error;
-  }
   if (rdma_resolve_addr (rc->id, NULL, (struct sockaddr *) &ss, 5000) == -1 ||
       wait_cm_event (rc->ec, RDMA_CM_EVENT_ADDR_RESOLVED, deadline, &ev,
                      "resolving the address") == -1)

@@ -1,6 +1,10 @@
 # Helpers for tests that run handoffd on network-namespace hosts.
-# Source after functions.sh and make_hosts.
+# Source after functions.sh.
 #
+#   guest_hosts N               what a test of guests on hosts needs
+#                               first: network namespaces, FUSE, the test
+#                               guest, $tmp (the current directory from
+#                               then on) and N hosts (make_hosts)
 #   start_handoffd I [ARGS...]  host I's daemon: state $tmp/hI, CLI socket
 #                               $tmp/hI.sock, peers on port 7800 of every
 #                               host (named host1, host2, ...), the test
@@ -15,6 +19,10 @@
 #   make_test_vm DIR            a VM directory (the test guest's kernel and
 #                               initrd, a config file) and DIR.img, a 64 MiB
 #                               disk with random data past the first MiB
+#   define_guest I NAME DIR MIB MODE [ARGS...]
+#                               defines NAME on host I: the test guest of
+#                               DIR (make_test_vm) with MIB of memory, the
+#                               guest program in MODE (records, idle, ...)
 
 HD_PORT=7800
 
@@ -91,6 +99,25 @@ cleanup_host_vms ()
     [ -d "$m" ] && unmount_fuse_on "$i" "$m" 2>/dev/null
   done
   return 0
+}
+
+guest_hosts ()
+{
+  requires_netns
+  requires_fuse
+  guest_build
+  make_tmpdir
+  cd "$tmp" || fail "cannot enter $tmp"
+  make_hosts "$1"
+}
+
+define_guest ()
+{
+  local i=$1 name=$2 dir=$3 mib=$4 mode=$5
+  shift 5
+  hcli "$i" define "$name" --memory "$mib" --disk "$dir.img" --dir "$dir" \
+    --kernel "$dir/vmlinux" --initrd "$dir/initrd.gz" \
+    --append "console=ttyS0 quiet panic=-1 handoff.mode=$mode" "$@"
 }
 
 make_test_vm ()

@@ -7,12 +7,7 @@
 # migration succeeds, and every record each guest wrote is intact.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
-requires_netns
-requires_fuse
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 rounds=${CROSSINGS:-20}
 
 handoff keygen k.psk >/dev/null 2>&1
@@ -20,9 +15,7 @@ start_handoffd 1
 start_handoffd 2
 for i in 1 2; do
   make_test_vm "$tmp/vm$i"
-  hcli "$i" define "web$i" --memory 128 --disk "$tmp/vm$i.img" --dir "$tmp/vm$i" \
-    --kernel "$tmp/vm$i/vmlinux" --initrd "$tmp/vm$i/initrd.gz" \
-    --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+  define_guest "$i" "web$i" "$tmp/vm$i" 128 records
   hcli "$i" start "web$i"
 done
 for i in 1 2; do

@@ -7,20 +7,13 @@
 # processes or rows.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
-requires_netns
-requires_fuse
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 export HD_IO_TIMEOUT=5s
 
 handoff keygen k.psk >/dev/null 2>&1
 start_handoffd 1
 make_test_vm "$tmp/vm"
-hcli 1 define web1 --memory 256 --disk "$tmp/vm.img" --dir "$tmp/vm" \
-  --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+define_guest 1 web1 "$tmp/vm" 256 records
 hcli 1 start web1
 serial=$tmp/h1/run/web1/serial.log
 wait_for 120 "the guest" grep -q "HANDOFF-REC 5" "$serial"

@@ -13,12 +13,7 @@
 # host 1 holds nothing of the VM.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
-requires_netns
-requires_fuse
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 
 handoff keygen k.psk >/dev/null 2>&1
 echo '{"allowed_sources": ["host1"]}' > h2.policy
@@ -33,9 +28,7 @@ EOF
 chmod +x hooks/hook.sh
 echo '{"hooks": {"*": "hook.sh"}}' > vm-policy.json
 
-hcli 1 define web1 --memory 256 --vcpus 1 --disk "$tmp/vm.img" \
-  --dir "$tmp/vm" --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records" \
+define_guest 1 web1 "$tmp/vm" 256 records --vcpus 1 \
   --policy vm-policy.json --label tier=web
 hcli 1 start web1
 serial1=$tmp/h1/run/web1/serial.log

@@ -11,12 +11,7 @@ source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_root
 source "$top/tests/volume-images.sh"
-requires_netns
-requires_fuse
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 export HD_IO_TIMEOUT=10s
 
 # The SAN disk: GPT, one ext4 partition of 300 MiB.
@@ -41,9 +36,7 @@ handoff keygen k.psk >/dev/null 2>&1
 echo "{\"volume_roots\": [\"$tmp\"]}" > h1.policy
 cp h1.policy h2.policy
 start_handoffd 1
-hcli 1 define web1 --memory 128 --disk "$tmp/vol/web1.img" --dir "$tmp/vol/web1" \
-  --kernel "$tmp/vol/web1/vmlinux" --initrd "$tmp/vol/web1/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+define_guest 1 web1 "$tmp/vol/web1" 128 records
 hcli 1 start web1
 wait_for 120 "the guest on host 1" grep -q "HANDOFF-REC 5" "$tmp/h1/run/web1/serial.log"
 # A file written through the share while the VM runs on host 1.

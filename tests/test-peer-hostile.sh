@@ -14,12 +14,7 @@
 # directory is never run.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
-requires_netns
-requires_fuse
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 client=$build/tests/peer-client
 [ -x "$client" ] || fail "$client is not built"
 
@@ -277,9 +272,7 @@ hcli 1 status evil3 --json | jq -e '.events[-1].result | test("writable only")' 
 hcli 1 undefine evil3
 
 echo "== and a good migration still works afterwards"
-hcli 1 define web1 --memory 256 --disk "$tmp/vm.img" --dir "$tmp/vm" \
-  --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+define_guest 1 web1 "$tmp/vm" 256 records
 hcli 1 start web1
 wait_for 120 "the guest" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
 hcli 1 migrate web1 --to host2 > good.txt || { cat good.txt; fail "migration"; }

@@ -24,14 +24,9 @@ source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_root
 source "$top/tests/volume-images.sh"
-requires_netns
-requires_fuse
 requires nft --version
 requires e2fsck -V
-guest_build
-make_tmpdir
-cd "$tmp"
-make_hosts 2
+guest_hosts 2
 export HD_IO_TIMEOUT=2s
 cut_s=${CUT:-10}
 
@@ -55,9 +50,7 @@ echo "{\"volume_roots\": [\"$tmp\"]}" > h1.policy
 cp h1.policy h2.policy
 start_handoffd 1
 start_handoffd 2
-hcli 1 define web1 --memory 128 --disk "$tmp/vol/web1.img" --dir "$tmp/vol/web1" \
-  --kernel "$tmp/vol/web1/vmlinux" --initrd "$tmp/vol/web1/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+define_guest 1 web1 "$tmp/vol/web1" 128 records
 hcli 1 start web1
 wait_for 120 "the guest on host 1" grep -q "HANDOFF-REC 5" "$tmp/h1/run/web1/serial.log"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "config.h"
+#include "clock.h"
 #include "log.h"
 #include "proc.h"
 #include "sockets.h"
@@ -287,14 +287,50 @@ proc_stop (const char *pidfile, const char *match, int grace_ms)
   return 0;
 }
 
+/* Whether a socket bound to PATH listens, from the kernel's table of
+ * this network namespace's Unix sockets: it does not connect, so a
+ * server that takes one connection only is not disturbed. */
+static bool
+unix_listening (const char *path)
+{
+  CLEANUP_FCLOSE FILE *f = fopen ("/proc/net/unix", "re");
+  CLEANUP_FREE char *line = NULL;
+  size_t cap = 0;
+  bool found = false;
+
+  if (!f)
+    return false;
+  /* Num: RefCount Protocol Flags Type St Inode Path; the flag
+   * __SO_ACCEPTCON (0x10000) marks a listening socket. */
+  while (!found && getline (&line, &cap, f) > 0) {
+    char *field[8], *p = line;
+    size_t n = 0;
+    line[strcspn (line, "\n")] = '\0';
+    /* Seven fields separated by spaces, then the path (the rest). */
+    while (n < 8 && *p) {
+      p += strspn (p, " ");
+      field[n++] = p;
+      if (n < 8)
+        p += strcspn (p, " ");
+    }
+    if (n < 8)
+      continue;
+    found = (strtoul (field[3], NULL, 16) & 0x10000) &&
+            strcmp (field[7], path) == 0;
+  }
+  return found;
+}
+
 int
-proc_wait_path (const char *path, pid_t pid, int timeout_ms)
+proc_wait_socket (const char *path, pid_t pid, int timeout_ms)
 {
   int64_t deadline = clock_ms () + timeout_ms;
   struct stat st;
 
-  /* Terminates: the path appears, the process dies, or time runs out. */
-  while (stat (path, &st) == -1) {
+  /* Terminates: the socket listens, the process dies, or time runs
+   * out. */
+  while (stat (path, &st) == -1 || !S_ISSOCK (st.st_mode) ||
+         !unix_listening (path)) {
     if (clock_ms () >= deadline || (pid > 0 && !running (pid)))
       return -1;
     usleep (20000);

@@ -35,9 +35,11 @@ extern pid_t proc_alive (const char *pidfile, const char *match);
  * GRACE_MS) and remove the file.  Returns 0 if it is gone. */
 extern int proc_stop (const char *pidfile, const char *match, int grace_ms);
 
-/* Wait up to TIMEOUT_MS for PATH to exist (a socket a process makes),
- * giving up early if PID dies.  0 or -1. */
-extern int proc_wait_path (const char *path, pid_t pid, int timeout_ms);
+/* Wait up to TIMEOUT_MS for a socket PID makes at PATH to accept
+ * connections, giving up early if PID dies.  0 or -1.  Listening, not
+ * just there: a socket file exists from bind(), and a connection
+ * before listen() is refused. */
+extern int proc_wait_socket (const char *path, pid_t pid, int timeout_ms);
 
 /* Wait up to TIMEOUT_MS for PID to exit (not our child). */
 extern int proc_wait_gone (pid_t pid, int timeout_ms);

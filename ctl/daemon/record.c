@@ -111,15 +111,8 @@ record_next_event (struct migration *m, size_t *cursor, int timeout_ms,
                     bool *done)
 {
   json_t *ev = NULL;
-  struct timespec ts;
-
-  clock_gettime (CLOCK_REALTIME, &ts);
-  ts.tv_sec += timeout_ms / 1000;
-  ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000;
-  if (ts.tv_nsec >= 1000000000) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000;
-  }
+  /* m->cond waits on the realtime clock. */
+  struct timespec ts = abstime_after (CLOCK_REALTIME, timeout_ms);
   pthread_mutex_lock (&m->lock);
   /* Terminates: an event arrives or the wait times out. */
   while (*cursor >= json_array_size (m->events))

@@ -384,7 +384,7 @@ start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
     return -1;
-  if (proc_wait_path (sock, p, 10000) == -1) {
+  if (proc_wait_socket (sock, p, 10000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
     return set_error (err, errlen, "the stream relay did not start: %s", tail);

@@ -136,8 +136,8 @@ start_disk (const char *name, size_t i, const char *path, char *err,
   p = proc_spawn (argv, env, log, pid, err, errlen);
   if (p < 0)
     return -1;
-  if (proc_wait_path (ctl, p, 20000) == -1 ||
-      proc_wait_path (sock, p, 5000) == -1) {
+  if (proc_wait_socket (ctl, p, 20000) == -1 ||
+      proc_wait_socket (sock, p, 5000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
     snprintf (err, errlen, "nbdkit for disk %zu did not start: %s", i, tail);
@@ -176,7 +176,7 @@ vm_mount_share (const char *name, json_t *def, char *err, size_t errlen)
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
     return -1;
-  if (proc_wait_path (ctl, p, 20000) == -1) {
+  if (proc_wait_socket (ctl, p, 20000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
     snprintf (err, errlen, "the share over %s did not start: %s", dir, tail);
@@ -313,12 +313,12 @@ qemu_args (struct args *a, const char *name, json_t *def, bool incoming,
 /* Wait for PATH, which QEMU (P) makes; -1 with err naming WHAT and
  * QEMU's last words. */
 static int
-qemu_wait_path (const char *name, const char *path, pid_t p,
+qemu_wait_socket (const char *name, const char *path, pid_t p,
                 const char *what, char *err, size_t errlen)
 {
   char log[PATH_MAX], tail[512];
 
-  if (proc_wait_path (path, p, 30000) == 0)
+  if (proc_wait_socket (path, p, 30000) == 0)
     return 0;
   vm_run_path (name, "qemu.log", log, sizeof log);
   proc_log_tail (log, 3, tail, sizeof tail);
@@ -350,9 +350,9 @@ start_qemu (const char *name, json_t *def, bool incoming,
     unlink (sock);
   p = proc_spawn_fds (a.v, NULL, log, pid, keep, nkeep, err, errlen);
   if (p < 0 ||
-      qemu_wait_path (name, qmp, p, "QEMU did not start", err, errlen) == -1 ||
+      qemu_wait_socket (name, qmp, p, "QEMU did not start", err, errlen) == -1 ||
       /* QEMU opens its monitor before it listens for the stream. */
-      (incoming && qemu_wait_path (name, sock, p, "QEMU does not listen for "
+      (incoming && qemu_wait_socket (name, sock, p, "QEMU does not listen for "
                                    "the stream", err, errlen) == -1))
     goto out;
   /* QMP answers once the machine is built, its disks connected: a

@@ -5,6 +5,7 @@
 #define HANDOFF_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Monotonic milliseconds and microseconds (short spins). */
 extern int64_t clock_ms (void);
@@ -13,5 +14,11 @@ extern int64_t clock_us (void);
 extern int64_t deadline_after (int timeout_ms);
 /* Wall-clock milliseconds since the epoch. */
 extern int64_t wall_ms (void);
+
+/* For pthread_cond_timedwait, whose condition variable waits on one
+ * clock: the time MS milliseconds from now on CLOCK, and the
+ * timespec of a deadline in milliseconds of the monotonic clock. */
+extern struct timespec abstime_after (clockid_t clock, int64_t ms);
+extern struct timespec abstime_of_ms (int64_t deadline_ms);
 
 #endif /* HANDOFF_CLOCK_H */
