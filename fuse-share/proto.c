@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "names.h"
 #include "share-proto.h"
 
 static const char *const names[] = {
@@ -31,36 +32,32 @@ share_type_name (unsigned type)
 int
 share_check_path (const char *path, size_t len, char *err, size_t errlen)
 {
-  size_t start = 0;
-
   if (len == 0)
     return set_error_errno (EPROTO, err, errlen, "empty path");
   if (len > SHARE_MAX_PATH)
-    return set_error_errno (EPROTO, err, errlen, "path longer than %d bytes", SHARE_MAX_PATH);
+    return set_error_errno (EPROTO, err, errlen, "path longer than %d bytes",
+                            SHARE_MAX_PATH);
   if (memchr (path, '\0', len))
     return set_error_errno (EPROTO, err, errlen, "path contains a NUL byte");
   if (path[0] == '/')
     return set_error_errno (EPROTO, err, errlen, "absolute path '%.*s'",
-                 (int) (len > 100 ? 100 : len), path);
-  /* Terminates: start moves past each component. */
-  while (start <= len) {
-    const char *slash = memchr (path + start, '/', len - start);
-    size_t end = slash ? (size_t) (slash - path) : len;
-    size_t n = end - start;
-
-    if (n == 0)
-      return set_error_errno (EPROTO, err, errlen, "empty path component in '%.*s'",
-                   (int) (len > 100 ? 100 : len), path);
-    if (n > SHARE_MAX_NAME)
-      return set_error_errno (EPROTO, err, errlen, "path component longer than %d bytes",
-                   SHARE_MAX_NAME);
-    if ((n == 1 && path[start] == '.') ||
-        (n == 2 && path[start] == '.' && path[start + 1] == '.'))
-      return set_error_errno (EPROTO, err, errlen, "'.' or '..' in path '%.*s'",
-                   (int) (len > 100 ? 100 : len), path);
-    start = end + 1;
+                            (int) (len > 100 ? 100 : len), path);
+  switch (path_parts_check (path, len, SHARE_MAX_NAME, false)) {
+  case PATH_PART_OK:
+    return 0;
+  case PATH_PART_EMPTY:
+    return set_error_errno (EPROTO, err, errlen,
+                            "empty path component in '%.*s'",
+                            (int) (len > 100 ? 100 : len), path);
+  case PATH_PART_LONG:
+    return set_error_errno (EPROTO, err, errlen,
+                            "path component longer than %d bytes",
+                            SHARE_MAX_NAME);
+  case PATH_PART_DOT:
+    break;
   }
-  return 0;
+  return set_error_errno (EPROTO, err, errlen, "'.' or '..' in path '%.*s'",
+                          (int) (len > 100 ? 100 : len), path);
 }
 
 /* Which fields each type needs: path, path2, data, handle (1: needed,
@@ -121,25 +118,31 @@ share_decode (const uint8_t *buf, size_t len, struct share_req *r,
 
   memset (r, 0, sizeof *r);
   if (len < sizeof m)
-    return set_error_errno (EPROTO, err, errlen, "message of %zu bytes is shorter than its "
-                 "header", len);
+    return set_error_errno (EPROTO, err, errlen,
+                            "message of %zu bytes is shorter than its "
+                            "header", len);
   memcpy (&m, buf, sizeof m);
   type = be16toh (m.type);
   if (type < 1 || type > SHARE_TYPE_MAX)
-    return set_error_errno (EPROTO, err, errlen, "unknown message type %u", type);
+    return set_error_errno (EPROTO, err, errlen, "unknown message type %u",
+                            type);
   if (m.flags != 0)
-    return set_error_errno (EPROTO, err, errlen, "%s: unknown flags", names[type]);
+    return set_error_errno (EPROTO, err, errlen, "%s: unknown flags",
+                            names[type]);
   pl = be16toh (m.path_len);
   p2 = be16toh (m.path2_len);
   dl = be32toh (m.data_len);
   if (pl > SHARE_MAX_PATH || p2 > SHARE_MAX_PATH || dl > SHARE_MAX_DATA)
-    return set_error_errno (EPROTO, err, errlen, "%s: field too long", names[type]);
+    return set_error_errno (EPROTO, err, errlen, "%s: field too long",
+                            names[type]);
   if (sizeof m + pl + p2 + dl != len)
-    return set_error_errno (EPROTO, err, errlen, "%s: sizes add up to %zu, the frame is %zu",
-                 names[type], sizeof m + pl + p2 + dl, len);
+    return set_error_errno (EPROTO, err, errlen,
+                            "%s: sizes add up to %zu, the frame is %zu",
+                            names[type], sizeof m + pl + p2 + dl, len);
   if (!!pl != uses[type].path || !!p2 != uses[type].path2 ||
       (!uses[type].data && dl))
-    return set_error_errno (EPROTO, err, errlen, "%s: wrong fields for this type", names[type]);
+    return set_error_errno (EPROTO, err, errlen,
+                            "%s: wrong fields for this type", names[type]);
   r->type = (enum share_type) type;
   r->c = be32toh (m.c);
   r->seq = be64toh (m.seq);
@@ -149,15 +152,18 @@ share_decode (const uint8_t *buf, size_t len, struct share_req *r,
   /* handle: 1 required, 2 optional (0: none), 0 unused. */
   if ((uses[type].handle == 1 && r->handle == 0) ||
       r->handle > SHARE_MAX_HANDLES || (!uses[type].handle && r->handle))
-    return set_error_errno (EPROTO, err, errlen, "%s: handle %llu is out of range",
-                 names[type], (unsigned long long) r->handle);
+    return set_error_errno (EPROTO, err, errlen,
+                            "%s: handle %llu is out of range", names[type],
+                            (unsigned long long) r->handle);
   if (r->seq == 0)
-    return set_error_errno (EPROTO, err, errlen, "%s: sequence number 0", names[type]);
+    return set_error_errno (EPROTO, err, errlen, "%s: sequence number 0",
+                            names[type]);
   if (pl) {
     char inner[200];
     if (share_check_path ((const char *) buf + sizeof m, pl, inner,
                           sizeof inner) == -1)
-      return set_error_errno (EPROTO, err, errlen, "%s: %s", names[type], inner);
+      return set_error_errno (EPROTO, err, errlen, "%s: %s", names[type],
+                              inner);
     memcpy (pathbuf, buf + sizeof m, pl);
     pathbuf[pl] = '\0';
     r->path = pathbuf;
@@ -168,13 +174,15 @@ share_decode (const uint8_t *buf, size_t len, struct share_req *r,
      * but NUL. */
     if (type == SHARE_SYMLINK) {
       if (memchr (buf + sizeof m + pl, '\0', p2))
-        return set_error_errno (EPROTO, err, errlen, "SYMLINK: target contains a NUL byte");
+        return set_error_errno (EPROTO, err, errlen,
+                                "SYMLINK: target contains a NUL byte");
     }
     else {
       char inner[200];
       if (share_check_path ((const char *) buf + sizeof m + pl, p2, inner,
                             sizeof inner) == -1)
-        return set_error_errno (EPROTO, err, errlen, "%s: %s", names[type], inner);
+        return set_error_errno (EPROTO, err, errlen, "%s: %s", names[type],
+                                inner);
     }
     memcpy (dst, buf + sizeof m + pl, p2);
     dst[p2] = '\0';
@@ -185,8 +193,9 @@ share_decode (const uint8_t *buf, size_t len, struct share_req *r,
     r->data_len = (uint32_t) dl;
   }
   if (type == SHARE_VERIFY && dl != sizeof (struct share_verify))
-    return set_error_errno (EPROTO, err, errlen, "VERIFY: expected %zu bytes of data, got %zu",
-                 sizeof (struct share_verify), dl);
+    return set_error_errno (EPROTO, err, errlen,
+                            "VERIFY: expected %zu bytes of data, got %zu",
+                            sizeof (struct share_verify), dl);
   if (type == SHARE_WRITE && dl == 0)
     return set_error_errno (EPROTO, err, errlen, "WRITE: no data");
   return 0;

@@ -46,12 +46,10 @@ _Static_assert (SHARE_FALLOC_KEEP_SIZE == FALLOC_FL_KEEP_SIZE &&
 
 /* Every lookup stays beneath the root and follows no symlink at all
  * (a link the source made could point anywhere). */
-static long
-openat2_beneath (int dirfd, const char *path, int flags, mode_t mode,
-                 uint64_t resolve)
+static int
+open_in_tree (struct receiver *rv, const char *path, int flags)
 {
-  return open_beneath (dirfd, path, flags, mode,
-                       RESOLVE_NO_SYMLINKS | resolve);
+  return open_beneath (rv->rootfd, path, flags, 0, RESOLVE_NO_SYMLINKS);
 }
 
 /* The directory holding PATH's last component, and that component. */
@@ -68,7 +66,7 @@ open_parent (struct receiver *rv, const char *path, const char **name_r)
   memcpy (dir, path, (size_t) (slash - path));
   dir[slash - path] = '\0';
   *name_r = slash + 1;
-  return (int) openat2_beneath (rv->rootfd, dir, O_PATH | O_DIRECTORY, 0, 0);
+  return open_in_tree (rv, dir, O_PATH | O_DIRECTORY);
 }
 
 static int
@@ -548,8 +546,7 @@ static int
 op_open (struct op_ctx *o)
 {
   struct stat st;
-  int fd = (int) openat2_beneath (o->rv->rootfd, o->r->path,
-                                  O_WRONLY | O_NOFOLLOW, 0, 0);
+  int fd = open_in_tree (o->rv, o->r->path, O_WRONLY | O_NOFOLLOW);
 
   if (fd == -1)
     return -1;
@@ -679,8 +676,7 @@ op_chmod (struct op_ctx *o)
   struct stat st;
   /* fchmodat cannot refuse to follow a symlink: open the object itself
    * (a symlink's own mode means nothing on Linux). */
-  int fd = (int) openat2_beneath (o->rv->rootfd, o->r->path,
-                                  O_PATH | O_NOFOLLOW, 0, 0);
+  int fd = open_in_tree (o->rv, o->r->path, O_PATH | O_NOFOLLOW);
 
   if (fd == -1)
     return -1;

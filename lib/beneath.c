@@ -6,6 +6,7 @@
 #include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,12 +60,13 @@ remove_entries (int dirfd, dev_t dev, const char *where, int depth,
   if (!d) {
     if (fd >= 0)
       close (fd);
-    return set_error_errno (errno, err, errlen, "%s: %s", where, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", where,
+                            strerror (errno));
   }
   if (depth > MAX_DEPTH) {
     closedir (d);
-    return set_error_errno (ELOOP, err, errlen, "%s: more than %d levels deep", where,
-                 MAX_DEPTH);
+    return set_error_errno (ELOOP, err, errlen, "%s: more than %d levels deep",
+                            where, MAX_DEPTH);
   }
   /* Terminates: readdir reaches the end of the directory (entries are
    * removed behind it, never added). */
@@ -76,29 +78,34 @@ remove_entries (int dirfd, dev_t dev, const char *where, int depth,
     snprintf (sub, sizeof sub, "%s/%s", where, de->d_name);
     if (fstatat (dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
       if (errno != ENOENT)
-        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub,
+                              strerror (errno));
       continue;
     }
     if (S_ISDIR (st.st_mode)) {
       if (st.st_dev != dev || mount_root (dirfd, de->d_name)) {
-        rv = set_error_errno (EXDEV, err, errlen, "%s is another file system's mount "
-                   "point: not removed", sub);
+        rv = set_error_errno (EXDEV, err, errlen,
+                              "%s is another file system's mount "
+                              "point: not removed", sub);
         break;
       }
       CLEANUP_CLOSE int subfd = openat (dirfd, de->d_name, O_RDONLY |
                                         O_DIRECTORY | O_NOFOLLOW |
                                         O_CLOEXEC);
       if (subfd == -1) {
-        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub,
+                              strerror (errno));
         break;
       }
       rv = remove_entries (subfd, dev, sub, depth + 1, err, errlen);
       if (rv == 0 && unlinkat (dirfd, de->d_name, AT_REMOVEDIR) == -1 &&
           errno != ENOENT)
-        rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
+        rv = set_error_errno (errno, err, errlen, "%s: %s", sub,
+                              strerror (errno));
     }
     else if (unlinkat (dirfd, de->d_name, 0) == -1 && errno != ENOENT)
-      rv = set_error_errno (errno, err, errlen, "%s: %s", sub, strerror (errno));
+      rv = set_error_errno (errno, err, errlen, "%s: %s", sub,
+                            strerror (errno));
   }
   closedir (d);
   return rv;
@@ -125,7 +132,7 @@ remove_beneath (const char *root, const char *path, char *err,
     path += n;
   else if (path[0] == '/')
     return set_error_errno (EXDEV, err, errlen, "remove %s: not beneath %s",
-                 name_quote (path, q, sizeof q), rootbuf);
+                            name_quote (path, q, sizeof q), rootbuf);
   while (*path == '/')
     path++;
   if (strlen (path) >= sizeof rel)
@@ -135,37 +142,32 @@ remove_beneath (const char *root, const char *path, char *err,
   while (n > 0 && rel[n - 1] == '/')
     rel[--n] = '\0';
   if (n == 0)
-    return set_error_errno (EINVAL, err, errlen, "remove: refusing to remove %s itself",
-                 rootbuf);
+    return set_error_errno (EINVAL, err, errlen,
+                            "remove: refusing to remove %s itself", rootbuf);
   /* ".." is refused outright, even where it would stay beneath. */
-  for (const char *c = rel; c && *c;) {
-    size_t len = strcspn (c, "/");
-    if ((len == 2 && c[0] == '.' && c[1] == '.') || (len == 1 && c[0] == '.'))
-      return set_error_errno (EXDEV, err, errlen, "remove %s: a '.' or '..' component",
-                   name_quote (rel, q, sizeof q));
-    c = c[len] ? c + len + 1 : NULL;
-  }
+  if (path_parts_check (rel, n, SIZE_MAX, true) == PATH_PART_DOT)
+    return set_error_errno (EXDEV, err, errlen,
+                            "remove %s: a '.' or '..' component",
+                            name_quote (rel, q, sizeof q));
 
   CLEANUP_CLOSE int rootfd = open (rootbuf, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", rootbuf,
+                            strerror (errno));
   CLEANUP_CLOSE int parentfd = -1;
   char *slash = strrchr (rel, '/');
   if (slash) {
     *slash = '\0';
     leaf = slash + 1;
     /* Symlinks on the way are fine while they stay beneath ROOT. */
-    struct open_how how = {
-      .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-      .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    parentfd = (int) syscall (SYS_openat2, rootfd, rel, &how, sizeof how);
+    parentfd = open_beneath (rootfd, rel, O_PATH | O_DIRECTORY, 0, 0);
     if (parentfd == -1) {
       if (errno == ENOENT)
         return 0;
       return set_error_errno (errno, err, errlen, "remove %s/%s: %s", rootbuf,
-                   name_quote (rel, q, sizeof q),
-                   errno == EXDEV ? "leads outside it" : strerror (errno));
+                              name_quote (rel, q, sizeof q),
+                              errno == EXDEV ? "leads outside it"
+                              : strerror (errno));
     }
     *slash = '/';
   }
@@ -173,38 +175,40 @@ remove_beneath (const char *root, const char *path, char *err,
     leaf = rel;
     parentfd = fcntl (rootfd, F_DUPFD_CLOEXEC, 0);
     if (parentfd == -1)
-      return set_error_errno (errno, err, errlen, "%s: %s", rootbuf, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", rootbuf,
+                              strerror (errno));
   }
 
   if (fstatat (parentfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == -1) {
     if (errno == ENOENT)
       return 0;
     return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
-                 name_quote (rel, q, sizeof q), strerror (errno));
+                            name_quote (rel, q, sizeof q), strerror (errno));
   }
   if (!S_ISDIR (st.st_mode)) {
     if (unlinkat (parentfd, leaf, 0) == -1 && errno != ENOENT)
       return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
-                   name_quote (rel, q, sizeof q), strerror (errno));
+                              name_quote (rel, q, sizeof q), strerror (errno));
     return 0;
   }
   if ((fstat (parentfd, &pst) == 0 && pst.st_dev != st.st_dev) ||
       mount_root (parentfd, leaf))
-    return set_error_errno (EXDEV, err, errlen, "%s/%s is a mount point: not removed",
-                 rootbuf, name_quote (rel, q, sizeof q));
+    return set_error_errno (EXDEV, err, errlen,
+                            "%s/%s is a mount point: not removed", rootbuf,
+                            name_quote (rel, q, sizeof q));
   {
     char where[PATH_MAX];
     CLEANUP_CLOSE int dfd = openat (parentfd, leaf, O_RDONLY | O_DIRECTORY |
                                     O_NOFOLLOW | O_CLOEXEC);
     if (dfd == -1)
       return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
-                   name_quote (rel, q, sizeof q), strerror (errno));
+                              name_quote (rel, q, sizeof q), strerror (errno));
     snprintf (where, sizeof where, "%s/%s", rootbuf, rel);
     if (remove_entries (dfd, st.st_dev, where, 0, err, errlen) == -1)
       return -1;
   }
   if (unlinkat (parentfd, leaf, AT_REMOVEDIR) == -1 && errno != ENOENT)
     return set_error_errno (errno, err, errlen, "%s/%s: %s", rootbuf,
-                 name_quote (rel, q, sizeof q), strerror (errno));
+                            name_quote (rel, q, sizeof q), strerror (errno));
   return 0;
 }

@@ -52,8 +52,8 @@ frame_reader_got (struct frame_reader *fr, size_t n, char *err, size_t errlen)
 {
   if (fr->hdr_got < CHAN_FRAME_HEADER_LEN) {
     if (n > CHAN_FRAME_HEADER_LEN - fr->hdr_got)
-      return set_error_errno (EPROTO, err, errlen, "frame reader: %zu bytes overran the header",
-                   n);
+      return set_error_errno (EPROTO, err, errlen,
+                              "frame reader: %zu bytes overran the header", n);
     fr->hdr_got += (uint32_t) n;
     if (fr->hdr_got < CHAN_FRAME_HEADER_LEN)
       return FRAME_MORE;
@@ -64,17 +64,20 @@ frame_reader_got (struct frame_reader *fr, size_t n, char *err, size_t errlen)
     if (fr->len == 0)
       return set_error_errno (EPROTO, err, errlen, "empty frame");
     if (fr->len > fr->max_frame)
-      return set_error_errno (EPROTO, err, errlen, "frame of %u bytes exceeds the limit of %u",
-                   fr->len, fr->max_frame);
+      return set_error_errno (EPROTO, err, errlen,
+                              "frame of %u bytes exceeds the limit of %u",
+                              fr->len, fr->max_frame);
     fr->buf = malloc (fr->len);
     if (!fr->buf)
-      return set_error_errno (EPROTO, err, errlen, "frame of %u bytes: out of memory", fr->len);
+      return set_error_errno (EPROTO, err, errlen,
+                              "frame of %u bytes: out of memory", fr->len);
     fr->got = 0;
     return FRAME_MORE;
   }
 
   if (n > fr->len - fr->got)
-    return set_error_errno (EPROTO, err, errlen, "frame reader: %zu bytes overran the payload", n);
+    return set_error_errno (EPROTO, err, errlen,
+                            "frame reader: %zu bytes overran the payload", n);
   fr->got += (uint32_t) n;
   return fr->got == fr->len ? FRAME_COMPLETE : FRAME_MORE;
 }
@@ -146,23 +149,26 @@ chan_hello_decode (const void *buf, size_t len, struct chan_hello_info *h_r,
   struct chan_hello w;
 
   if (len != sizeof w)
-    return set_error_errno (EPROTO, err, errlen, "hello is %zu bytes, expected %zu",
-                 len, sizeof w);
+    return set_error_errno (EPROTO, err, errlen,
+                            "hello is %zu bytes, expected %zu", len, sizeof w);
   memcpy (&w, buf, sizeof w);
   if (be32toh (w.magic) != CHAN_MAGIC)
-    return set_error_errno (EPROTO, err, errlen, "bad magic 0x%08x: not a handoff peer",
-                 be32toh (w.magic));
+    return set_error_errno (EPROTO, err, errlen,
+                            "bad magic 0x%08x: not a handoff peer",
+                            be32toh (w.magic));
   if (w.flags != 0)
-    return set_error_errno (EPROTO, err, errlen, "unknown hello flags 0x%04x", be16toh (w.flags));
+    return set_error_errno (EPROTO, err, errlen, "unknown hello flags 0x%04x",
+                            be16toh (w.flags));
   h_r->service = be16toh (w.service);
   h_r->version_min = be16toh (w.version_min);
   h_r->version_max = be16toh (w.version_max);
   h_r->max_frame = be32toh (w.max_frame);
   if (h_r->version_min == 0 || h_r->version_min > h_r->version_max)
     return set_error_errno (EPROTO, err, errlen, "bad version range %u..%u",
-                 h_r->version_min, h_r->version_max);
+                            h_r->version_min, h_r->version_max);
   if (h_r->max_frame < CHAN_HELLO_LEN || h_r->max_frame > CHAN_MAX_FRAME_LIMIT)
-    return set_error_errno (EPROTO, err, errlen, "bad max_frame %u", h_r->max_frame);
+    return set_error_errno (EPROTO, err, errlen, "bad max_frame %u",
+                            h_r->max_frame);
   return 0;
 }
 
@@ -174,17 +180,19 @@ chan_hello_negotiate (const struct chan_hello_info *local,
   uint16_t lo, hi;
 
   if (local->service != remote->service)
-    return set_error_errno (EPROTO, err, errlen, "peer speaks service %u, expected %u",
-                 remote->service, local->service);
+    return set_error_errno (EPROTO, err, errlen,
+                            "peer speaks service %u, expected %u",
+                            remote->service, local->service);
   lo = local->version_min > remote->version_min
     ? local->version_min : remote->version_min;
   hi = local->version_max < remote->version_max
     ? local->version_max : remote->version_max;
   if (lo > hi)
     return set_error_errno (EPROTO, err, errlen,
-                 "no common version: peer speaks %u..%u, we speak %u..%u",
-                 remote->version_min, remote->version_max,
-                 local->version_min, local->version_max);
+                            "no common version: peer speaks %u..%u, "
+                            "we speak %u..%u",
+                            remote->version_min, remote->version_max,
+                            local->version_min, local->version_max);
   *version_r = hi;
   return 0;
 }

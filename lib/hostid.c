@@ -42,14 +42,16 @@ read_small (const char *path, char *buf, size_t len, char *err,
 
   buf[0] = '\0';
   if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   /* Terminates: end of file or a full buffer. */
   while (got < len - 1) {
     ssize_t r = read (fd, buf + got, len - 1 - got);
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1)
-      return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", path,
+                              strerror (errno));
     if (r == 0)
       break;
     got += (size_t) r;
@@ -102,10 +104,11 @@ read_cmd (const char *command, char *buf, size_t len, char *err,
   while (waitpid (pid, &status, 0) == -1 && errno == EINTR)
     ;
   if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    return set_error_errno (errno, err, errlen, "the ID command '%.200s' failed (%s %d)",
-                 command, WIFEXITED (status) ? "exit" : "signal",
-                 WIFEXITED (status) ? WEXITSTATUS (status)
-                 : WTERMSIG (status));
+    return set_error_errno (errno, err, errlen,
+                            "the ID command '%.200s' failed (%s %d)", command,
+                            WIFEXITED (status) ? "exit" : "signal",
+                            WIFEXITED (status) ? WEXITSTATUS (status)
+                            : WTERMSIG (status));
   char *nl = strchr (buf, '\n');
   if (nl)
     *nl = '\0';
@@ -137,8 +140,9 @@ read_dmi (char *buf, size_t len, char *err, size_t errlen)
     used += (size_t) n;
   }
   if (!any)
-    return set_error_errno (errno, err, errlen, "no DMI identity in /sys/class/dmi/id "
-                 "(not readable here, or not root)");
+    return set_error_errno (errno, err, errlen,
+                            "no DMI identity in /sys/class/dmi/id "
+                            "(not readable here, or not root)");
   return 0;
 }
 
@@ -164,14 +168,16 @@ hostid_read (const char *spec, char *id, size_t idlen, char *err,
   else if (strncmp (spec, "cmd:", 4) == 0 && spec[4])
     r = read_cmd (spec + 4, id, idlen, err, errlen);
   else
-    return set_error_errno (errno, err, errlen, "unknown ID source '%.64s' (fwcfg, dmi, "
-                 "file:PATH, cmd:COMMAND)", spec);
+    return set_error_errno (errno, err, errlen,
+                            "unknown ID source '%.64s' (fwcfg, dmi, "
+                            "file:PATH, cmd:COMMAND)", spec);
   if (r == -1)
     return -1;
   trim (id);
   if (!id[0])
-    return set_error_errno (errno, err, errlen, "the ID source '%.200s' gave an empty ID",
-                 spec ? spec : "fwcfg");
+    return set_error_errno (errno, err, errlen,
+                            "the ID source '%.200s' gave an empty ID",
+                            spec ? spec : "fwcfg");
   return 0;
 }
 

@@ -132,14 +132,14 @@ chan_call (struct channel *c, json_t *req, int timeout_ms,
   json_decref (req);
   if (r == -1) {
     set_error (err, errlen, "%s: cannot send request: %s", chan_peer_name (c),
-          strerror (errno));
+               strerror (errno));
     return NULL;
   }
   reply = chan_recv_json (c, timeout_ms, &eof);
   if (!reply) {
     set_error (err, errlen, "%s: %s", chan_peer_name (c),
-          eof ? "connection closed before the reply"
-          : errno == ETIMEDOUT ? "no reply in time" : "bad reply");
+               eof ? "connection closed before the reply"
+               : errno == ETIMEDOUT ? "no reply in time" : "bad reply");
     return NULL;
   }
   if (msg_get_bool (reply, "ok", true, &ok, err, errlen) == -1) {

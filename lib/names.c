@@ -61,9 +61,10 @@ check_plain_name (const char *what, const char *s, size_t max, char *err,
   size_t n = strnlen (s, max + 1);
 
   if (n == 0 || n > max || s[0] == '-' || s[0] == '.' || !all_in (s, "-_."))
-    return set_error (err, errlen, "%s name '%s' must be 1-%zu letters, digits, "
-                   "'-', '_' or '.', and not begin with '-' or '.'", what,
-                   name_quote (s, q, sizeof q), max);
+    return set_error (err, errlen,
+                      "%s name '%s' must be 1-%zu letters, digits, "
+                      "'-', '_' or '.', and not begin with '-' or '.'", what,
+                      name_quote (s, q, sizeof q), max);
   return 0;
 }
 
@@ -88,8 +89,8 @@ name_check_id (const char *what, const char *s, size_t max, char *err,
 
   if (n == 0 || n > max || s[0] == '-' || s[0] == '.' || !all_in (s, "-_."))
     return set_error (err, errlen, "%s '%s' must be 1-%zu letters, digits, "
-                   "'-', '_' or '.', and not begin with '-' or '.'", what,
-                   name_quote (s, q, sizeof q), max);
+                      "'-', '_' or '.', and not begin with '-' or '.'", what,
+                      name_quote (s, q, sizeof q), max);
   return 0;
 }
 
@@ -102,9 +103,9 @@ name_check_event_type (const char *s, char *err, size_t errlen)
   if (n == 0 || n > NAME_EVENT_TYPE_MAX || !all_in (s, "-_.:") ||
       !all_in ((char[]) { s[0], '\0' }, ""))
     return set_error (err, errlen, "event type '%s' must be 1-%d letters, "
-                   "digits, '-', '_', '.' or ':', beginning with a letter "
-                   "or digit",
-                   name_quote (s, q, sizeof q), NAME_EVENT_TYPE_MAX);
+                      "digits, '-', '_', '.' or ':', beginning with a letter "
+                      "or digit", name_quote (s, q, sizeof q),
+                      NAME_EVENT_TYPE_MAX);
   return 0;
 }
 
@@ -117,9 +118,9 @@ name_check_label_key (const char *s, char *err, size_t errlen)
   if (n == 0 || n > NAME_LABEL_MAX || !all_in (s, "-_.:/") ||
       !all_in ((char[]) { s[0], '\0' }, ""))
     return set_error (err, errlen, "label key '%s' must be 1-%d letters, "
-                   "digits, '-', '_', '.', ':' or '/', beginning with a "
-                   "letter or digit",
-                   name_quote (s, q, sizeof q), NAME_LABEL_MAX);
+                      "digits, '-', '_', '.', ':' or '/', beginning with a "
+                      "letter or digit", name_quote (s, q, sizeof q),
+                      NAME_LABEL_MAX);
   return 0;
 }
 
@@ -133,7 +134,7 @@ name_check_object_key (const char *s, char *err, size_t errlen)
   if (strncmp (s, "label:", 6) == 0)
     return name_check_label_key (s + 6, err, errlen);
   return set_error (err, errlen, "management object '%s': only 'policy' and "
-                 "'label:KEY' are known", name_quote (s, q, sizeof q));
+                    "'label:KEY' are known", name_quote (s, q, sizeof q));
 }
 
 /* Length of the UTF-8 sequence at P (1-4), or 0 if it is not valid:
@@ -200,6 +201,29 @@ text_sanitize (char *s)
   }
 }
 
+enum path_part
+path_parts_check (const char *s, size_t len, size_t max, bool allow_empty)
+{
+  size_t start = 0;
+
+  /* Terminates: start moves past each component. */
+  while (start <= len) {
+    const char *slash = memchr (s + start, '/', len - start);
+    size_t end = slash ? (size_t) (slash - s) : len;
+    size_t n = end - start;
+
+    if (n == 0 && !allow_empty)
+      return PATH_PART_EMPTY;
+    if (n > max)
+      return PATH_PART_LONG;
+    if ((n == 1 && s[start] == '.') ||
+        (n == 2 && s[start] == '.' && s[start + 1] == '.'))
+      return PATH_PART_DOT;
+    start = end + 1;
+  }
+  return PATH_PART_OK;
+}
+
 int
 path_check_abs (const char *what, const char *s, char *err, size_t errlen)
 {
@@ -208,29 +232,21 @@ path_check_abs (const char *what, const char *s, char *err, size_t errlen)
 
   if (n == 0 || s[0] != '/')
     return set_error (err, errlen, "%s '%s' is not an absolute path", what,
-                   name_quote (s, q, sizeof q));
+                      name_quote (s, q, sizeof q));
   if (n >= PATH_MAX - 64)
     return set_error (err, errlen, "%s is too long", what);
   if (n > 1 && s[n - 1] == '/')
     return set_error (err, errlen, "%s '%s' ends with '/'", what,
-                   name_quote (s, q, sizeof q));
+                      name_quote (s, q, sizeof q));
   for (const char *c = s; *c; ++c)
     if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == ',')
       return set_error (err, errlen, "%s '%s' holds a control character or "
-                     "','", what, name_quote (s, q, sizeof q));
-  /* Each component: not empty, not "." or "..". */
-  for (const char *c = s; *c == '/' && n > 1;) {
-    const char *next = strchr (c + 1, '/');
-    size_t len = next ? (size_t) (next - c - 1) : strlen (c + 1);
-    if (len == 0 || (len == 1 && c[1] == '.') ||
-        (len == 2 && c[1] == '.' && c[2] == '.'))
-      return set_error (err, errlen, "%s '%s' is not in normal form (an empty, "
-                     "'.' or '..' component)", what,
-                     name_quote (s, q, sizeof q));
-    if (!next)
-      break;
-    c = next;
-  }
+                        "','", what, name_quote (s, q, sizeof q));
+  if (n > 1 && path_parts_check (s + 1, n - 1, NAME_MAX, false) !=
+      PATH_PART_OK)
+    return set_error (err, errlen, "%s '%s' is not in normal form (an empty, "
+                      "'.', '..' or overlong component)", what,
+                      name_quote (s, q, sizeof q));
   if (name_check_text (what, s, PATH_MAX, err, errlen) == -1)
     return -1;
   return 0;
@@ -245,11 +261,11 @@ path_check_leaf (const char *what, const char *s, char *err, size_t errlen)
   if (n == 0 || n > NAME_MAX || strchr (s, '/') || strcmp (s, ".") == 0 ||
       strcmp (s, "..") == 0)
     return set_error (err, errlen, "%s '%s' is not a file name", what,
-                   name_quote (s, q, sizeof q));
+                      name_quote (s, q, sizeof q));
   for (const char *c = s; *c; ++c)
     if ((unsigned char) *c < 0x20 || *c == 0x7f || *c == ',')
       return set_error (err, errlen, "%s '%s' holds a control character or "
-                     "','", what, name_quote (s, q, sizeof q));
+                        "','", what, name_quote (s, q, sizeof q));
   return 0;
 }
 

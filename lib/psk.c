@@ -64,22 +64,22 @@ parse_line (const char *s, size_t len, unsigned lineno, struct psk_entry *e,
     return set_error (err, errlen, "line %u: username is empty", lineno);
   if (idlen > PSK_MAX_IDENTITY)
     return set_error (err, errlen, "line %u: username longer than %d bytes",
-                 lineno, PSK_MAX_IDENTITY);
+                      lineno, PSK_MAX_IDENTITY);
   for (size_t i = 0; i < idlen; ++i)
     if (!valid_identity_char ((unsigned char) s[i]))
       return set_error (err, errlen, "line %u: username has a bad character",
-                   lineno);
+                        lineno);
   hexlen = len - idlen - 1;
   if (hexlen % 2 != 0)
-    return set_error (err, errlen, "line %u: key has an odd number of hex digits",
-                 lineno);
+    return set_error (err, errlen,
+                      "line %u: key has an odd number of hex digits", lineno);
   if (hexlen / 2 < PSK_MIN_KEY_BYTES)
     return set_error (err, errlen,
-                 "line %u: key is %zu bytes, at least %d are needed",
-                 lineno, hexlen / 2, PSK_MIN_KEY_BYTES);
+                      "line %u: key is %zu bytes, at least %d are needed",
+                      lineno, hexlen / 2, PSK_MIN_KEY_BYTES);
   if (hexlen / 2 > PSK_MAX_KEY_BYTES)
     return set_error (err, errlen, "line %u: key is longer than %d bytes",
-                 lineno, PSK_MAX_KEY_BYTES);
+                      lineno, PSK_MAX_KEY_BYTES);
 
   e->identity = strndup (s, idlen);
   e->key = malloc (hexlen / 2);
@@ -140,7 +140,7 @@ psk_parse (const char *text, size_t len, struct psk_table *t,
       if (strcmp (t->entries[i].identity, t->entries[t->n-1].identity) == 0) {
         errno = 0;
         set_error (err, errlen, "line %u: username '%s' appears twice", lineno,
-              t->entries[i].identity);
+                   t->entries[i].identity);
         goto error;
       }
   }
@@ -170,9 +170,11 @@ psk_load (const char *path, struct psk_table *t, char *err, size_t errlen)
   memset (t, 0, sizeof *t);
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   if (fstat (fd, &st) == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   if (!S_ISREG (st.st_mode)) {
     errno = EINVAL;
     return set_error (err, errlen, "%s: not a regular file", path);
@@ -186,7 +188,8 @@ psk_load (const char *path, struct psk_table *t, char *err, size_t errlen)
     }
   }
   if (n == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   int r = psk_parse (buf, total, t, inner, sizeof inner);
   explicit_bzero (buf, sizeof buf);
   if (r == -1)
@@ -220,12 +223,13 @@ psk_keygen (const char *path, const char *identity, int force,
   n = strlen (identity);
   if (n == 0 || n > PSK_MAX_IDENTITY)
     return set_error (err, errlen, "username must be 1 to %d characters",
-                 PSK_MAX_IDENTITY);
+                      PSK_MAX_IDENTITY);
   for (size_t i = 0; i < n; ++i)
     if (!valid_identity_char ((unsigned char) identity[i]))
       return set_error (err, errlen,
-                   "username '%s': use letters, digits, '_', '-', '.', '@'",
-                   identity);
+                        "username '%s': use letters, digits, "
+                        "'_', '-', '.', '@'",
+                        identity);
 
   r = gnutls_rnd (GNUTLS_RND_KEY, key, sizeof key);
   if (r < 0)
@@ -240,7 +244,8 @@ psk_keygen (const char *path, const char *identity, int force,
     r = fwrite (line, 1, n, stdout) == n && fflush (stdout) == 0 ? 0 : -1;
     explicit_bzero (line, sizeof line);
     if (r == -1)
-      return set_error_errno (errno, err, errlen, "stdout: %s", strerror (errno));
+      return set_error_errno (errno, err, errlen, "stdout: %s",
+                              strerror (errno));
     return 0;
   }
 
@@ -253,12 +258,13 @@ psk_keygen (const char *path, const char *identity, int force,
   }
   if (!force && access (path, F_OK) == 0) {
     errno = EEXIST;
-    return set_error (err, errlen, "%s: already exists (use --force to replace)",
-                 path);
+    return set_error (err, errlen,
+                      "%s: already exists (use --force to replace)", path);
   }
   int fd = mkostemp (tmp, O_CLOEXEC);
   if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   if (fchmod (fd, 0600) == -1 || write (fd, line, n) != (ssize_t) n ||
       fsync (fd) == -1) {
     int e = errno;

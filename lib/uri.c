@@ -165,15 +165,16 @@ parse_port (const char *s, size_t len, bool allow_zero, uint16_t *port_r,
     return set_error (err, errlen, "port is empty");
   if (len > 5)
     return set_error (err, errlen, "port '%.*s' is out of range (1-65535)",
-                 (int) len, s);
+                      (int) len, s);
   for (size_t i = 0; i < len; ++i) {
     if (!isdigit ((unsigned char) s[i]))
-      return set_error (err, errlen, "port '%.*s' is not a number", (int) len, s);
+      return set_error (err, errlen, "port '%.*s' is not a number", (int) len,
+                        s);
     v = v * 10 + (unsigned long) (s[i] - '0');
   }
   if ((v < 1 && !allow_zero) || v > 65535)
     return set_error (err, errlen, "port '%.*s' is out of range (1-65535)",
-                 (int) len, s);
+                      (int) len, s);
   *port_r = (uint16_t) v;
   return 0;
 }
@@ -190,7 +191,7 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
   if (at) {
     if (!allow_user)
       return set_error (err, errlen, "user name is not allowed in %s URIs",
-                   uri_scheme_name (u->scheme));
+                        uri_scheme_name (u->scheme));
     u->tls_username = pct_decode (a, (size_t) (at - a), "user name",
                                   err, errlen);
     if (!u->tls_username)
@@ -209,7 +210,7 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
     hostlen = (size_t) (close - host);
     if (!valid_ipv6 (host, hostlen))
       return set_error (err, errlen, "'%.*s' is not an IPv6 address",
-                   (int) hostlen, host);
+                        (int) hostlen, host);
     u->ipv6 = true;
     const char *rest = close + 1;
     size_t restlen = len - (size_t) (rest - a);
@@ -229,14 +230,14 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
       portlen = len - hostlen - 1;
       if (memchr (port, ':', portlen))
         return set_error (err, errlen,
-                     "IPv6 addresses must be in brackets: [%.*s]",
-                     (int) len, a);
+                          "IPv6 addresses must be in brackets: [%.*s]",
+                          (int) len, a);
     }
     if (hostlen == 0)
       return set_error (err, errlen, "host is empty");
     if (!valid_hostname (host, hostlen))
       return set_error (err, errlen, "'%.*s' is not a valid host name",
-                   (int) hostlen, host);
+                        (int) hostlen, host);
   }
 
   u->host = strndup (host, hostlen);
@@ -248,7 +249,7 @@ parse_authority (const char *a, size_t len, struct uri *u, bool port_required,
   }
   else if (port_required)
     return set_error (err, errlen, "%s URIs need a port: %s://HOST:PORT",
-                 uri_scheme_name (u->scheme), uri_scheme_name (u->scheme));
+                      uri_scheme_name (u->scheme), uri_scheme_name (u->scheme));
   else
     u->port = URI_NBD_DEFAULT_PORT;
   return 0;
@@ -268,7 +269,7 @@ parse_query (const char *q, struct uri *u, char *err, size_t errlen)
 
     if (!eq)
       return set_error (err, errlen, "query parameter '%.*s' has no value",
-                   (int) len, p);
+                        (int) len, p);
     size_t klen = (size_t) (eq - p);
     if (klen == 6 && strncmp (p, "socket", 6) == 0)
       field = &u->socket, name = "socket";
@@ -278,7 +279,7 @@ parse_query (const char *q, struct uri *u, char *err, size_t errlen)
       field = &u->tls_username, name = "tls-username";
     else
       return set_error (err, errlen, "unknown query parameter '%.*s'",
-                   (int) klen, p);
+                        (int) klen, p);
     if (*field)
       return set_error (err, errlen, "query parameter '%s' given twice", name);
     *field = pct_decode (eq + 1, len - klen - 1, name, err, errlen);
@@ -302,8 +303,8 @@ check_socket_path (const char *path, char *err, size_t errlen)
     return set_error (err, errlen, "unix socket path is empty");
   if (n > URI_UNIX_PATH_MAX)
     return set_error (err, errlen,
-                 "unix socket path is %zu bytes, longer than %d", n,
-                 URI_UNIX_PATH_MAX);
+                      "unix socket path is %zu bytes, longer than %d", n,
+                      URI_UNIX_PATH_MAX);
   return 0;
 }
 
@@ -330,7 +331,8 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
       const char *at = memchr (rest, '@', alen);
       if (!at || at != rest + alen - 1)
         return set_error (err, errlen,
-                     "nbd+unix URIs have no host: nbd+unix:///EXPORT?socket=PATH");
+                          "nbd+unix URIs have no host: "
+                          "nbd+unix:///EXPORT?socket=PATH");
       if (u->scheme != URI_SCHEME_NBDS_UNIX)
         return set_error (err, errlen, "user name is only used with nbds+unix");
       u->tls_username = pct_decode (rest, alen - 1, "user name", err, errlen);
@@ -362,7 +364,7 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
   if (is_unix) {
     if (!u->socket)
       return set_error (err, errlen, "%s URI needs ?socket=PATH",
-                   uri_scheme_name (u->scheme));
+                        uri_scheme_name (u->scheme));
     if (check_socket_path (u->socket, err, errlen) == -1)
       return -1;
   }
@@ -391,7 +393,8 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
   for (size_t i = 0; i < slen; ++i) {
     unsigned char c = (unsigned char) s[i];
     if (c <= ' ' || c >= 0x7f)
-      return set_error (err, errlen, "URI contains a space or control character");
+      return set_error (err, errlen,
+                        "URI contains a space or control character");
   }
 
   for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; ++i) {
@@ -406,11 +409,11 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
     const char *colon = strchr (s, ':');
     if (colon)
       set_error (err, errlen,
-            "unknown scheme '%.*s' (expected nbd, nbds, nbd+unix, "
-            "nbds+unix, tcp, rdma or unix)", (int) (colon - s), s);
+                 "unknown scheme '%.*s' (expected nbd, nbds, nbd+unix, "
+                 "nbds+unix, tcp, rdma or unix)", (int) (colon - s), s);
     else
-      set_error (err, errlen, "'%s' has no scheme (for example tcp://HOST:PORT)",
-            s);
+      set_error (err, errlen,
+                 "'%s' has no scheme (for example tcp://HOST:PORT)", s);
     return -1;
   }
 
@@ -437,7 +440,7 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
       if (!(n > 0 && rest[n-1] == '/' && !strpbrk (rest, "?#") &&
             strchr (rest, '/') == rest + n - 1)) {
         set_error (err, errlen, "%s URIs take no path or query",
-              uri_scheme_name (u->scheme));
+                   uri_scheme_name (u->scheme));
         goto error;
       }
       if (parse_authority (rest, n - 1, u, true, false, listen,

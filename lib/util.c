@@ -41,7 +41,7 @@ parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *r,
     return set_error (err, errlen, "'%s' is not a number", s);
   if (e == -2 || v < min || v > max)
     return set_error (err, errlen, "'%s' is out of range (%llu-%llu)", s,
-                 (unsigned long long) min, (unsigned long long) max);
+                      (unsigned long long) min, (unsigned long long) max);
   *r = v;
   return 0;
 }
@@ -57,7 +57,8 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
     n++;
   suf = s + n;
   if (parse_digits (s, n, &v) != 0)
-    return set_error (err, errlen, "'%s' is not a size (for example 64K, 1G)", s);
+    return set_error (err, errlen, "'%s' is not a size (for example 64K, 1G)",
+                      s);
   switch (toupper ((unsigned char) *suf)) {
   case '\0': break;
   case 'B': if (suf[1]) goto bad; break;
@@ -76,7 +77,8 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
   *r = v;
   return 0;
  bad:
-  return set_error (err, errlen, "'%s': unknown size suffix (use K, M, G or T)", s);
+  return set_error (err, errlen, "'%s': unknown size suffix (use K, M, G or T)",
+                    s);
 }
 
 int
@@ -89,7 +91,7 @@ parse_duration_ms (const char *s, uint64_t *ms_r, char *err, size_t errlen)
     n++;
   if (parse_digits (s, n, &v) != 0)
     return set_error (err, errlen, "'%s' is not a duration (for example 500ms, "
-                 "30s, 5m)", s);
+                      "30s, 5m)", s);
   if (s[n] == '\0' || strcmp (s + n, "s") == 0)
     mult = 1000;
   else if (strcmp (s + n, "ms") == 0)

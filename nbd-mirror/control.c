@@ -31,8 +31,8 @@ status_json (void)
   enum mirror_state st = mirror.state;
   uint64_t min_copied, dirtied, inflight;
   size_t active, ready;
-  json_t *dests = session_dests_json_locked (&mirror, &active, &ready, &min_copied,
-                                            &dirtied, &inflight);
+  json_t *dests = session_dests_json_locked (&mirror, &active, &ready,
+                                            &min_copied, &dirtied, &inflight);
   char why[1024];
 
   if ((st == MIRROR_COPYING || st == MIRROR_READY) && active > 0)

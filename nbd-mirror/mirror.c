@@ -405,7 +405,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
 
   if (n == 0 || n > MIRROR_MAX_DESTS) {
     set_error (err, errlen, "between 1 and %d destinations are needed",
-             MIRROR_MAX_DESTS);
+               MIRROR_MAX_DESTS);
     return -1;
   }
   for (i = 0; i < n; ++i)
@@ -418,7 +418,7 @@ mirror_start (char **uris, size_t n, enum mirror_mode mode,
   pthread_mutex_lock (&mirror.lock);
   if (session_running_locked (&mirror)) {
     set_error (err, errlen, "a mirror is already running (state %s)",
-             mirror_state_names[mirror.state]);
+               mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
@@ -546,10 +546,10 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   if (!session_running_locked (&mirror)) {
     if (mirror.state == MIRROR_FAILED)
       set_error (err, errlen, "the mirror failed: %s",
-               session_failure_summary_locked (&mirror, why, sizeof why));
+                 session_failure_summary_locked (&mirror, why, sizeof why));
     else
       set_error (err, errlen, "no mirror is running (state %s)",
-               mirror_state_names[mirror.state]);
+                 mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
@@ -562,7 +562,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
   while (!all_copied_locked (&active)) {
     if (active == 0) {
       set_error (err, errlen, "every destination failed: %s",
-               session_failure_summary_locked (&mirror, why, sizeof why));
+                 session_failure_summary_locked (&mirror, why, sizeof why));
       pthread_mutex_unlock (&mirror.lock);
       mirror_reap ();
       return -1;
@@ -593,7 +593,7 @@ mirror_complete (bool verify, int64_t timeout_ms, uint64_t *verified_r,
     }
   if (active == 0 || !session_running_locked (&mirror)) {
     set_error (err, errlen, "every destination failed: %s",
-             session_failure_summary_locked (&mirror, why, sizeof why));
+               session_failure_summary_locked (&mirror, why, sizeof why));
     session_check_locked (&mirror);
     pthread_mutex_unlock (&mirror.lock);
     mirror_reap ();
@@ -616,7 +616,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
   pthread_mutex_lock (&mirror.lock);
   if (!session_running_locked (&mirror)) {
     set_error (err, errlen, "no mirror is running (state %s)",
-             mirror_state_names[mirror.state]);
+               mirror_state_names[mirror.state]);
     pthread_mutex_unlock (&mirror.lock);
     return -1;
   }
@@ -653,7 +653,7 @@ mirror_pause (bool pause, char *err, size_t errlen)
 
   if (!session_running_locked (&mirror)) {
     set_error (err, errlen, "no mirror is running (state %s)",
-             mirror_state_names[mirror.state]);
+               mirror_state_names[mirror.state]);
     return -1;
   }
   mirror.paused = pause;

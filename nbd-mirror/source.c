@@ -49,7 +49,8 @@ source_close (struct mirror *m)
 }
 
 int
-source_pread (struct mirror *m, void *buf, uint32_t count, uint64_t offset, int *err)
+source_pread (struct mirror *m, void *buf, uint32_t count, uint64_t offset,
+              int *err)
 {
   int r;
 

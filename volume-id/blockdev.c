@@ -198,19 +198,23 @@ volid_device_location (const char *dev, char *disk, size_t len,
 
     snprintf (p, sizeof p, "/sys/class/block/%s/start", name);
     if (sysfs_u64 (p, &start) == -1)
-      return set_error_errno (errno, err, errlen, "%s: cannot read its start", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its start",
+                              dev);
     snprintf (p, sizeof p, "/sys/class/block/%s/size", name);
     if (sysfs_u64 (p, &sectors) == -1)
-      return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its size",
+                              dev);
     snprintf (p, sizeof p, "/sys/class/block/%s", name);
     n = readlink (p, target, sizeof target - 1);
     if (n < 0)
-      return set_error_errno (errno, err, errlen, "%s: %s", p, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", p,
+                              strerror (errno));
     target[n] = '\0';
     /* .../block/DISK/PART: the disk is the next-to-last component. */
     slash = strrchr (target, '/');
     if (!slash)
-      return set_error_errno (errno, err, errlen, "%s: unexpected sysfs link %s", p, target);
+      return set_error_errno (errno, err, errlen,
+                              "%s: unexpected sysfs link %s", p, target);
     *slash = '\0';
     slash = strrchr (target, '/');
     snprintf (disk, len, "/dev/%s", slash ? slash + 1 : target);
@@ -226,7 +230,8 @@ volid_device_location (const char *dev, char *disk, size_t len,
 
     snprintf (p, sizeof p, "/sys/block/%s/size", name);
     if (sysfs_u64 (p, &sectors) == -1)
-      return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
+      return set_error_errno (errno, err, errlen, "%s: cannot read its size",
+                              dev);
     snprintf (disk, len, "%s", target);
     *offset_r = off;
     *size_r = sectors * 512;
@@ -246,7 +251,8 @@ volid_device_location (const char *dev, char *disk, size_t len,
   snprintf (disk, len, "%s", dev);
   snprintf (p, sizeof p, "/sys/block/%s/size", name);
   if (sysfs_u64 (p, &sectors) == -1)
-    return set_error_errno (errno, err, errlen, "%s: cannot read its size", dev);
+    return set_error_errno (errno, err, errlen, "%s: cannot read its size",
+                            dev);
   *offset_r = 0;
   *size_r = sectors * 512;
   return 0;
@@ -377,7 +383,8 @@ volid_mount_of (const char *path, struct volid_mount *m, char *err,
 
   memset (m, 0, sizeof *m);
   if (!realpath (path, a.path))
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   volid_each_mount (mount_of_cb, &a);
   return a.best ? 0 : 1;
 }
@@ -424,10 +431,12 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
 
   *fd_r = -1;
   if (ctl == -1)
-    return set_error_errno (errno, err, errlen, "/dev/loop-control: %s", strerror (errno));
+    return set_error_errno (errno, err, errlen, "/dev/loop-control: %s",
+                            strerror (errno));
   bfd = open (backing, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (bfd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", backing, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", backing,
+                            strerror (errno));
 
   /* Another process may take the free device first: try again. */
   for (int attempt = 0; attempt < 20; ++attempt) {
@@ -436,11 +445,13 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
     int lfd;
 
     if (nr < 0)
-      return set_error_errno (errno, err, errlen, "no free loop device: %s", strerror (errno));
+      return set_error_errno (errno, err, errlen, "no free loop device: %s",
+                              strerror (errno));
     snprintf (dev, len, "/dev/loop%d", nr);
     lfd = open (dev, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (lfd == -1)
-      return set_error_errno (errno, err, errlen, "%s: %s", dev, strerror (errno));
+      return set_error_errno (errno, err, errlen, "%s: %s", dev,
+                              strerror (errno));
     memset (&cfg, 0, sizeof cfg);
     cfg.fd = (uint32_t) bfd;
     cfg.info.lo_offset = offset;
@@ -456,10 +467,11 @@ volid_loop_attach (const char *backing, uint64_t offset, uint64_t size,
     int e = errno;
     close (lfd);
     if (e != EBUSY)
-      return set_error_errno (errno, err, errlen, "%s: attach %s: %s", dev, backing,
-                   strerror (e));
+      return set_error_errno (errno, err, errlen, "%s: attach %s: %s", dev,
+                              backing, strerror (e));
   }
-  return set_error_errno (errno, err, errlen, "could not get a free loop device");
+  return set_error_errno (errno, err, errlen,
+                          "could not get a free loop device");
 }
 
 bool

@@ -28,14 +28,14 @@ volid_check_disk_id (const char *table, const char *id, char *err,
   if (strcmp (table, "dos") == 0) {
     if (n != 8 || !all_hex (id, 8))
       return set_error (err, errlen, "'disk_id' of a dos table must be 8 hex "
-                   "digits, not '%.40s'", id);
+                        "digits, not '%.40s'", id);
     return 0;
   }
   if (strcmp (table, "gpt") == 0) {
     static const int dash[] = { 8, 13, 18, 23 };
     if (n != 36)
       return set_error (err, errlen, "'disk_id' of a gpt table must be a GUID "
-                   "(36 characters), not '%.40s'", id);
+                        "(36 characters), not '%.40s'", id);
     for (size_t i = 0, d = 0; i < 36; ++i) {
       if (d < 4 && (int) i == dash[d]) {
         if (id[i] != '-')
@@ -44,12 +44,12 @@ volid_check_disk_id (const char *table, const char *id, char *err,
       }
       else if (!isxdigit ((unsigned char) id[i]))
         return set_error (err, errlen, "'disk_id' '%s' is not a GUID (non-hex "
-                     "digit)", id);
+                          "digit)", id);
     }
     return 0;
   }
-  return set_error (err, errlen, "'table' must be \"gpt\" or \"dos\", not '%.16s'",
-               table);
+  return set_error (err, errlen,
+                    "'table' must be \"gpt\" or \"dos\", not '%.16s'", table);
 }
 
 /* Copy string field KEY of O into BUF (size LEN), checking its
@@ -73,15 +73,16 @@ get_str (json_t *o, const char *key, bool required, char *buf, size_t len,
   s = json_string_value (v);
   n = json_string_length (v);
   if (n != strlen (s))
-    return set_error (err, errlen, "%sfield '%s' contains a NUL byte", where, key);
+    return set_error (err, errlen, "%sfield '%s' contains a NUL byte", where,
+                      key);
   if (n >= len)
-    return set_error (err, errlen, "%sfield '%s' is longer than %zu bytes", where,
-                 key, len - 1);
+    return set_error (err, errlen, "%sfield '%s' is longer than %zu bytes",
+                      where, key, len - 1);
   for (size_t i = 0; i < n; ++i) {
     int c = (unsigned char) s[i];
     if (ok ? !ok (c) : (c < 0x20 || c == 0x7f))
       return set_error (err, errlen, "%sfield '%s' has a bad character", where,
-                   key);
+                        key);
   }
   memcpy (buf, s, n + 1);
   return 0;
@@ -97,10 +98,11 @@ get_u64 (json_t *o, const char *key, uint64_t *r, const char *where,
   if (!v)
     return set_error (err, errlen, "%sfield '%s' is missing", where, key);
   if (!json_is_integer (v))
-    return set_error (err, errlen, "%sfield '%s' must be an integer", where, key);
+    return set_error (err, errlen, "%sfield '%s' must be an integer", where,
+                      key);
   if (json_integer_value (v) < 0)
     return set_error (err, errlen, "%sfield '%s' must not be negative", where,
-                 key);
+                      key);
   *r = (uint64_t) json_integer_value (v);
   return 0;
 }
@@ -177,23 +179,25 @@ parse_extent (json_t *o, size_t idx, struct volid_extent *e, char *err,
     return -1;
   if (v != 512 && v != 4096)
     return set_error (err, errlen, "%sfield 'sector_size' must be 512 or 4096",
-                 where);
+                      where);
   e->sector_size = (uint32_t) v;
   if (get_u64 (o, "partition", &v, where, err, errlen) == -1)
     return -1;
   if (v < 1 || v > 256)
-    return set_error (err, errlen, "%sfield 'partition' must be 1 to 256", where);
+    return set_error (err, errlen, "%sfield 'partition' must be 1 to 256",
+                      where);
   e->partno = (uint32_t) v;
   if (get_u64 (o, "offset", &e->offset, where, err, errlen) == -1 ||
       get_u64 (o, "size", &e->size, where, err, errlen) == -1)
     return -1;
   if (e->offset % e->sector_size != 0)
     return set_error (err, errlen, "%sfield 'offset' is not a multiple of the "
-                 "sector size", where);
+                      "sector size", where);
   if (e->size == 0)
     return set_error (err, errlen, "%sfield 'size' must not be zero", where);
   if (ADD_OVERFLOW (e->offset, e->size, &end) || end > (UINT64_C (1) << 62))
-    return set_error (err, errlen, "%sfields 'offset' + 'size' overflow", where);
+    return set_error (err, errlen, "%sfields 'offset' + 'size' overflow",
+                      where);
   return 0;
 }
 
@@ -215,8 +219,8 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
                errlen) == -1)
     return -1;
   if (strcmp (format, VOLID_FORMAT) != 0)
-    return set_error (err, errlen, "field 'format' is '%s', expected '%s'", format,
-                 VOLID_FORMAT);
+    return set_error (err, errlen, "field 'format' is '%s', expected '%s'",
+                      format, VOLID_FORMAT);
   if (get_str (j, "fstype", true, v->fstype, sizeof v->fstype, fstype_char,
                "", err, errlen) == -1 ||
       get_str (j, "uuid", true, v->uuid, sizeof v->uuid, uuid_char, "",
@@ -235,7 +239,7 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
     return set_error (err, errlen, "field 'extents' must be an array");
   if (json_array_size (arr) == 0 || json_array_size (arr) > VOLID_MAX_EXTENTS)
     return set_error (err, errlen, "field 'extents' must hold 1 to %d extents, "
-                 "not %zu", VOLID_MAX_EXTENTS, json_array_size (arr));
+                      "not %zu", VOLID_MAX_EXTENTS, json_array_size (arr));
   json_array_foreach (arr, i, e) {
     if (parse_extent (e, i, &v->ext[i], err, errlen) == -1)
       return -1;
@@ -243,7 +247,7 @@ volid_parse_json (json_t *j, struct volid *v, char *err, size_t errlen)
       if (strcmp (v->ext[k].disk_id, v->ext[i].disk_id) == 0 &&
           v->ext[k].offset == v->ext[i].offset)
         return set_error (err, errlen, "extent %zu: same disk and offset as "
-                     "extent %zu", i, k);
+                          "extent %zu", i, k);
     v->n = i + 1;
   }
   return 0;
@@ -263,7 +267,7 @@ volid_parse (const char *text, size_t len, struct volid *v, char *err,
   j = json_loadb (text, len, JSON_REJECT_DUPLICATES, &je);
   if (!j)
     return set_error (err, errlen, "descriptor is not valid JSON: %s (line %d)",
-                 je.text, je.line);
+                      je.text, je.line);
   r = volid_parse_json (j, v, err, errlen);
   json_decref (j);
   return r;

@@ -68,8 +68,9 @@ probe_fs_fd (int fd, uint64_t offset, uint64_t size, struct volid_fs *fs,
   if (blkid_probe_set_device (pr, fd, (blkid_loff_t) offset,
                               (blkid_loff_t) size) == -1) {
     blkid_free_probe (pr);
-    return set_error_errno (errno, err, errlen, "libblkid: cannot probe at offset %" PRIu64,
-                 offset);
+    return set_error_errno (errno, err, errlen,
+                            "libblkid: cannot probe at offset %" PRIu64,
+                            offset);
   }
   blkid_probe_enable_partitions (pr, 0);
   blkid_probe_enable_superblocks (pr, 1);
@@ -86,11 +87,13 @@ probe_fs_fd (int fd, uint64_t offset, uint64_t size, struct volid_fs *fs,
   }
   blkid_free_probe (pr);
   if (r == -2)
-    return set_error_errno (errno, err, errlen, "more than one filesystem signature at offset "
-                 "%" PRIu64, offset);
+    return set_error_errno (errno, err, errlen,
+                            "more than one filesystem signature at offset %"
+                            PRIu64, offset);
   if (r < 0)
-    return set_error_errno (errno, err, errlen, "cannot read the filesystem at offset %" PRIu64,
-                 offset);
+    return set_error_errno (errno, err, errlen,
+                            "cannot read the filesystem at offset %" PRIu64,
+                            offset);
   return r == 0 && fs->type[0] ? 0 : 1;
 }
 
@@ -101,7 +104,8 @@ volid_probe_fs (const char *path, uint64_t offset, uint64_t size,
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   return probe_fs_fd (fd, offset, size, fs, err, errlen);
 }
 
@@ -163,17 +167,19 @@ read_at (int fd, uint32_t ss, uint64_t disk_size, struct volid_table *t,
     snprintf (p->partuuid, sizeof p->partuuid, "%s", s ? s : "");
     if (ADD_OVERFLOW (p->offset, p->size, &end) || end > disk_size) {
       blkid_free_probe (pr);
-      return set_error_errno (errno, err, errlen, "partition %u ends at byte %" PRIu64
-                   ", past the end of the disk (%" PRIu64 " bytes): the "
-                   "disk is truncated or its table is corrupt", p->partno,
-                   p->offset + p->size, disk_size);
+      return set_error_errno (errno, err, errlen, "partition %u ends at byte %"
+                              PRIu64 ", past the end of the disk (%" PRIu64
+                              " bytes): the "
+                              "disk is truncated or its table is corrupt",
+                              p->partno, p->offset + p->size, disk_size);
     }
     t->n++;
   }
   blkid_free_probe (pr);
   if (t->id[0] == '\0')
-    return set_error_errno (errno, err, errlen, "the %s partition table has no disk signature",
-                 t->type);
+    return set_error_errno (errno, err, errlen,
+                            "the %s partition table has no disk signature",
+                            t->type);
   return 0;
 }
 
@@ -224,9 +230,11 @@ volid_read_table (const char *path, struct volid_table *t, char *err,
 
   memset (t, 0, sizeof *t);
   if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
   if (volid_disk_size (fd, &size, &ss) == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path, strerror (errno));
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
 
   if (ss) {
     /* A block device knows its sector size. */
@@ -253,15 +261,18 @@ volid_read_table (const char *path, struct volid_table *t, char *err,
   if (r1 == 0) {
     for (size_t i = 0; i < t->n; ++i)
       if (strcmp (t->type, "dos") == 0 && t->part[i].type_code == 0xee)
-        return set_error_errno (errno, err, errlen, "%s: a protective MBR with no readable "
-                     "GPT behind it: the GPT is corrupt", path);
+        return set_error_errno (errno, err, errlen,
+                                "%s: a protective MBR with no readable "
+                                "GPT behind it: the GPT is corrupt", path);
     return 0;
   }
   if (has_protective_mbr (fd, &mbr_sig))
-    return set_error_errno (errno, err, errlen, "%s: a protective MBR with no readable GPT "
-                 "behind it: the GPT is corrupt or truncated", path);
+    return set_error_errno (errno, err, errlen,
+                            "%s: a protective MBR with no readable GPT "
+                            "behind it: the GPT is corrupt or truncated", path);
   if (mbr_sig)
-    return set_error_errno (errno, err, errlen, "%s: an MBR signature but no readable "
-                 "partition table: the table is corrupt", path);
+    return set_error_errno (errno, err, errlen,
+                            "%s: an MBR signature but no readable "
+                            "partition table: the table is corrupt", path);
   return 1;
 }

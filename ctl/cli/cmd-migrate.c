@@ -101,8 +101,9 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
   else
     fprintf (stderr, "handoff: migration of %s failed: %s\n", vm,
              json_string_value (json_object_get (ev, "error")));
-  return ok ? RC_OK : cli_code_rc (json_string_value (json_object_get (ev,
-                                                                       "code")));
+  if (ok)
+    return RC_OK;
+  return cli_code_rc (json_string_value (json_object_get (ev, "code")));
 }
 
 /* A phase line or the progress bars. */

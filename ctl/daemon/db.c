@@ -443,6 +443,27 @@ journal_row (sqlite3_stmt *st, void *opaque)
     "result", col (st, 8)));
 }
 
+static const char *
+text_of (json_t *obj, const char *key)
+{
+  const char *s = json_string_value (json_object_get (obj, key));
+  return s ? s : "";
+}
+
+struct journal_row
+journal_row_read (json_t *row)
+{
+  struct journal_row r = {
+    .id = text_of (row, "id"), .vm = text_of (row, "vm"),
+    .role = text_of (row, "role"), .peer = text_of (row, "peer"),
+    .phase = text_of (row, "phase"), .result = text_of (row, "result"),
+    .detail = json_object_get (row, "detail"),
+  };
+  r.source = strcmp (r.role, "source") == 0;
+  r.volume = strcmp (text_of (r.detail, "mode"), "volume") == 0;
+  return r;
+}
+
 json_t *
 db_journal_open (void)
 {

@@ -68,4 +68,14 @@ extern json_t *db_journal_open (void);
 extern json_t *db_journal_get (const char *id);
 extern json_t *db_journal_steps (const char *id);
 
+/* A journal row's fields, borrowed from the row (valid while it is);
+ * text the row lacks reads "". */
+struct journal_row {
+  const char *id, *vm, *role, *peer, *phase, *result;
+  json_t *detail;               /* NULL if the row's detail is damaged */
+  bool source;                  /* this host was the source */
+  bool volume;                  /* a volume migration (detail.mode) */
+};
+extern struct journal_row journal_row_read (json_t *row);
+
 #endif /* HANDOFF_CTL_DB_H */

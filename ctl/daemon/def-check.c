@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "def-check.h"
+#include "errors.h"
 #include "jsonutil.h"
 #include "names.h"
 
@@ -22,10 +23,8 @@ vm_def_check (json_t *def, char *err, size_t errlen)
   json_t *disks, *d;
   size_t i;
 
-  if (!json_is_object (def)) {
-    snprintf (err, errlen, "the definition is not an object");
-    return -1;
-  }
+  if (!json_is_object (def))
+    return set_error (err, errlen, "the definition is not an object");
   if (msg_get_string (def, "name", true, &name, err, errlen) != 0 ||
       msg_get_u64 (def, "memory", true, &mem, err, errlen) != 0 ||
       msg_get_u64 (def, "vcpus", true, &vcpus, err, errlen) != 0 ||
@@ -33,39 +32,29 @@ vm_def_check (json_t *def, char *err, size_t errlen)
     return -1;
   if (name_check_vm (name, err, errlen) == -1)
     return -1;
-  if (mem < 16 || mem > (1u << 20) || vcpus < 1 || vcpus > 256) {
-    snprintf (err, errlen, "memory must be 16 MiB to 1 TiB and vcpus 1 to "
-              "256");
-    return -1;
-  }
-  if (json_array_size (disks) > DEF_MAX_DISKS) {
-    snprintf (err, errlen, "at most %d disks", DEF_MAX_DISKS);
-    return -1;
-  }
+  if (mem < 16 || mem > (1u << 20) || vcpus < 1 || vcpus > 256)
+    return set_error (err, errlen,
+                      "memory must be 16 MiB to 1 TiB and vcpus 1 to 256");
+  if (json_array_size (disks) > DEF_MAX_DISKS)
+    return set_error (err, errlen, "at most %d disks", DEF_MAX_DISKS);
   json_array_foreach (disks, i, d) {
     char what[32];
     snprintf (what, sizeof what, "disk %zu", i);
-    if (!json_is_object (d)) {
-      snprintf (err, errlen, "%s is not an object", what);
-      return -1;
-    }
+    if (!json_is_object (d))
+      return set_error (err, errlen, "%s is not an object", what);
     if (msg_get_string (d, "path", true, &s, err, errlen) != 0 ||
         msg_get_u64 (d, "size", true, &size, err, errlen) != 0 ||
         path_check_abs (what, s, err, errlen) == -1)
       return -1;
-    if (size > DEF_MAX_DISK_BYTES) {
-      snprintf (err, errlen, "%s: larger than 64 TiB", what);
-      return -1;
-    }
+    if (size > DEF_MAX_DISK_BYTES)
+      return set_error (err, errlen, "%s: larger than 64 TiB", what);
   }
   for (const char *const *k = path_keys; *k; ++k) {
     json_t *v = json_object_get (def, *k);
     if (!v || json_is_null (v))
       continue;
-    if (!json_is_string (v)) {
-      snprintf (err, errlen, "'%s' must be an absolute path", *k);
-      return -1;
-    }
+    if (!json_is_string (v))
+      return set_error (err, errlen, "'%s' must be an absolute path", *k);
     if (path_check_abs (*k, json_string_value (v), err, errlen) == -1)
       return -1;
   }
@@ -115,10 +104,10 @@ def_check_received (json_t *def, json_t *boot_dirs, char *err,
     char q[96];
     if (f && !(dir && path_is_beneath (f, dir)) &&
         !beneath_one (f, boot_dirs)) {
-      snprintf (err, errlen, "%s '%s' lies outside the VM's directory and "
-                "this host's boot_dirs: a peer may not name it", *k,
-                name_quote (f, q, sizeof q));
-      return -1;
+      return set_error (err, errlen,
+                        "%s '%s' lies outside the VM's directory and "
+                        "this host's boot_dirs: a peer may not name it", *k,
+                        name_quote (f, q, sizeof q));
     }
   }
   return 0;
@@ -135,28 +124,21 @@ def_check_on_volumes (json_t *def, json_t *volumes, char *err,
     return -1;
   if (!json_is_array (volumes) || json_array_size (volumes) == 0 ||
       json_array_size (volumes) > DEF_MAX_VOLUMES) {
-    snprintf (err, errlen, "'volumes' must list 1 to %d volumes",
-              DEF_MAX_VOLUMES);
-    return -1;
+    return set_error (err, errlen, "'volumes' must list 1 to %d volumes",
+                      DEF_MAX_VOLUMES);
   }
   json_array_foreach (volumes, i, v) {
     const char *mnt = def_str (v, "mountpoint");
     char what[48];
     snprintf (what, sizeof what, "volume %zu's mount point", i);
-    if (!json_is_object (json_object_get (v, "descriptor"))) {
-      snprintf (err, errlen, "volume %zu has no descriptor", i);
-      return -1;
-    }
-    if (!mnt) {
-      snprintf (err, errlen, "%s is missing", what);
-      return -1;
-    }
+    if (!json_is_object (json_object_get (v, "descriptor")))
+      return set_error (err, errlen, "volume %zu has no descriptor", i);
+    if (!mnt)
+      return set_error (err, errlen, "%s is missing", what);
     if (path_check_abs (what, mnt, err, errlen) == -1)
       return -1;
-    if (strcmp (mnt, "/") == 0) {
-      snprintf (err, errlen, "%s is '/'", what);
-      return -1;
-    }
+    if (strcmp (mnt, "/") == 0)
+      return set_error (err, errlen, "%s is '/'", what);
   }
   /* Every file of the VM on one of those volumes. */
   json_t *files = json_array ();
@@ -192,11 +174,9 @@ policy_object_check (const char *text, char *err, size_t errlen)
   const char *key;
   int rv = 0;
 
-  if (strlen (text) > DEF_MAX_POLICY) {
-    snprintf (err, errlen, "the policy is larger than %u bytes",
-              DEF_MAX_POLICY);
-    return -1;
-  }
+  if (strlen (text) > DEF_MAX_POLICY)
+    return set_error (err, errlen, "the policy is larger than %u bytes",
+                      DEF_MAX_POLICY);
   pol = json_loads (text, JSON_REJECT_DUPLICATES, &je);
   if (!json_is_object (pol)) {
     snprintf (err, errlen, "the policy is not a JSON object");
@@ -236,23 +216,17 @@ objects_check (json_t *objects, char *err, size_t errlen)
   const char *key;
   json_t *v;
 
-  if (!json_is_object (objects)) {
-    snprintf (err, errlen, "'objects' is not an object");
-    return -1;
-  }
-  if (json_object_size (objects) > 1024) {
-    snprintf (err, errlen, "more than 1024 management objects");
-    return -1;
-  }
+  if (!json_is_object (objects))
+    return set_error (err, errlen, "'objects' is not an object");
+  if (json_object_size (objects) > 1024)
+    return set_error (err, errlen, "more than 1024 management objects");
   json_object_foreach (objects, key, v) {
     char q[96];
     if (name_check_object_key (key, err, errlen) == -1)
       return -1;
-    if (!json_is_string (v)) {
-      snprintf (err, errlen, "object '%s' must be a string",
-                name_quote (key, q, sizeof q));
-      return -1;
-    }
+    if (!json_is_string (v))
+      return set_error (err, errlen, "object '%s' must be a string",
+                        name_quote (key, q, sizeof q));
     if (strcmp (key, "policy") == 0) {
       if (policy_object_check (json_string_value (v), err, errlen) == -1)
         return -1;

@@ -80,51 +80,6 @@ free_port (const char *addr)
   return port;
 }
 
-/* Is something listening on PORT (this network namespace)?  Read from
- * /proc rather than connecting: a probe would count as a client. */
-static bool
-port_listening (int port)
-{
-  FILE *f = fopen ("/proc/self/net/tcp", "re");
-  char line[512];
-  bool found = false;
-
-  if (!f)
-    return false;
-  /* Terminates: end of file. */
-  while (!found && fgets (line, sizeof line, f)) {
-    /* "  N: LOCALADDR:PORT REMADDR:PORT ST ..." in hex. */
-    char *p = strchr (line, ':'), *end;
-    if (!p || !(p = strchr (p + 1, ':')))
-      continue;
-    unsigned long lport = strtoul (p + 1, &end, 16);
-    if (end == p + 1 || !(p = strchr (end, ':')))
-      continue;
-    p = strchr (p, ' ');
-    if (!p)
-      continue;
-    unsigned long st = strtoul (p, &end, 16);
-    if (end != p && (int) lport == port && st == 0x0A)
-      found = true;
-  }
-  fclose (f);
-  return found;
-}
-
-static int
-wait_listening (int port, pid_t pid, int timeout_ms)
-{
-  int64_t deadline = clock_ms () + timeout_ms;
-
-  /* Terminates: listening, the process died, or the deadline. */
-  while (!port_listening (port)) {
-    if (clock_ms () >= deadline || kill (pid, 0) == -1)
-      return -1;
-    usleep (20000);
-  }
-  return 0;
-}
-
 static pid_t
 spawn_in_run (struct incoming *in, const char *leaf, char *const argv[],
               char *err, size_t errlen)
@@ -209,7 +164,7 @@ prepare_disk_export (struct incoming *in, size_t i, const char *path,
     p = spawn_in_run (in, leaf, argv, err, errlen);
     if (p < 0)
       return -1;
-    if (wait_listening (port, p, 10000) == 0)
+    if (proc_wait_port (port, p, 10000) == 0)
       break;
     snprintf (logleaf, sizeof logleaf, "%s.log", leaf);
     vm_log_tail (in->vm, logleaf, 2, tail, sizeof tail);
@@ -295,7 +250,7 @@ prepare_listener (struct incoming *in, const char *leaf, const char *what,
   p = spawn_in_run (in, leaf, argv, err, errlen);
   if (p < 0)
     return NULL;
-  if (wait_listening (port, p, 10000) == -1) {
+  if (proc_wait_port (port, p, 10000) == -1) {
     set_error (err, errlen, "the %s did not start", what);
     return NULL;
   }

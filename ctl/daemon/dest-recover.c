@@ -21,8 +21,8 @@
 void
 dest_drop_confirmed (json_t *row, const char *why)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm;
   struct incoming in = { .made_images = true };
 
   snprintf (in.id, sizeof in.id, "%.79s", id);
@@ -34,9 +34,8 @@ dest_drop_confirmed (json_t *row, const char *why)
 int
 dest_settle_drop (json_t *row, int timeout_ms)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *source = json_string_value (json_object_get (row, "peer"));
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm, *source = r.peer;
   char err[512], note[PATH_MAX + 1024];
   json_t *a;
   const char *state;
@@ -76,22 +75,19 @@ dest_settle_drop (json_t *row, int timeout_ms)
 void
 dest_recover (json_t *row)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *phase = json_string_value (json_object_get (row, "phase"));
-  const char *source = json_string_value (json_object_get (row, "peer"));
-  json_t *detail = json_object_get (row, "detail");
-  const char *mode = json_string_value (json_object_get (detail, "mode"));
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm, *phase = r.phase, *source = r.peer;
+  json_t *detail = r.detail;
   struct incoming in = { .made_images = true };
   char state[64];
 
-  if (mode && strcmp (mode, "volume") == 0) {
+  if (r.volume) {
     volume_recover_destination (row);
     return;
   }
   snprintf (in.id, sizeof in.id, "%.79s", id);
   snprintf (in.vm, sizeof in.vm, "%.64s", vm);
-  snprintf (in.source, sizeof in.source, "%.64s", source ? source : "");
+  snprintf (in.source, sizeof in.source, "%.64s", source);
   snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
   in.def = json_incref (json_object_get (detail, "def"));
   json_t *vmrow = db_vm_get (vm);
@@ -109,8 +105,7 @@ dest_recover (json_t *row)
       char err[256];
       vm_run_state (vm, state, sizeof state);
       if (strcmp (state, "running") != 0) {
-        json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
-        json_decref (r);
+        json_decref (vm_qmp (vm, "cont", NULL, 10000, err, sizeof err));
       }
       db_journal_phase (id, "resumed", "resumed after a restart");
       log_info ("migration %s: VM %s was taken in; finishing", id, vm);

@@ -274,13 +274,41 @@ receive (json_t *req, struct channel *c)
 }
 
 
-static bool
-is_volume (json_t *row)
+/* What this host's journal entry J says of a migration, for a peer
+ * asking (QUERY_MIGRATION) or asking to drop it (ABORT_IT). */
+static const char *
+journal_state (json_t *j, bool abort_it)
 {
-  const char *mode = json_string_value (json_object_get (
-                                          json_object_get (row, "detail"),
-                                          "mode"));
-  return mode && strcmp (mode, "volume") == 0;
+  struct journal_row r = journal_row_read (j);
+  bool ended = r.result[0] != '\0';
+
+  if (r.source && abort_it)
+    return "held";
+  if (r.source)
+    /* A destination asks whether this source still holds the VM
+     * before it deletes what it received: "released" only once the
+     * source let go. */
+    return r.volume ? volume_source_state (j)
+      : strcmp (r.result, "done") == 0 ? "released" : "held";
+  if (r.volume)
+    return volume_destination_state (j, abort_it);
+  if ((ended && strcmp (r.result, "done") == 0) ||
+      (!ended && strcmp (r.phase, "resumed") == 0))
+    return "resumed";
+  if (ended)
+    return "aborted";
+  if (strcmp (r.phase, "dropping") == 0) {
+    /* Decided: the VM does not run here.  The source asking to drop
+     * it is its word that it holds the VM. */
+    if (abort_it)
+      dest_drop_confirmed (j, "the source asked");
+    return "aborted";
+  }
+  if (abort_it && !receiving_active (r.vm)) {
+    dest_drop_confirmed (j, "the source asked");
+    return "aborted";
+  }
+  return "active";
 }
 
 /* QUERY_MIGRATION and ABORT_MIGRATION. */
@@ -295,51 +323,8 @@ about (json_t *req, bool abort_it)
   if (msg_get_string (req, "id", true, &id, err, sizeof err) != 0)
     return dest_answer ("FAILED", err);
   j = db_journal_get (id);
-  if (j && strcmp (json_string_value (json_object_get (j, "role")),
-                   "source") == 0 && !abort_it) {
-    /* A destination asks whether this source still holds the VM
-     * before it deletes what it received: "released" only once the
-     * source let go. */
-    const char *res = json_string_value (json_object_get (j, "result"));
-    if (is_volume (j))
-      state = volume_source_state (j);
-    else
-      state = res && strcmp (res, "done") == 0 ? "released" : "held";
-  }
-  else if (j && strcmp (json_string_value (json_object_get (j, "role")),
-                        "source") == 0)
-    state = "held";
-  else if (j && is_volume (j))
-    state = volume_destination_state (j, abort_it);
-  else if (j && strcmp (json_string_value (json_object_get (j, "role")),
-                        "destination") == 0) {
-    const char *res = json_string_value (json_object_get (j, "result"));
-    const char *phase = json_string_value (json_object_get (j, "phase"));
-    const char *vm = json_string_value (json_object_get (j, "vm"));
-    bool ended = res && res[0];
-    if ((ended && strcmp (res, "done") == 0) ||
-        (!ended && strcmp (phase, "resumed") == 0))
-      state = "resumed";
-    else if (ended)
-      state = "aborted";
-    else if (strcmp (phase, "dropping") == 0) {
-      /* Decided: the VM does not run here.  The source asking to drop
-       * it is its word that it holds the VM. */
-      if (abort_it)
-        dest_drop_confirmed (j, "the source asked");
-      state = "aborted";
-    }
-    else if (abort_it && !receiving_active (vm)) {
-      struct incoming in = { .made_images = true };
-      snprintf (in.id, sizeof in.id, "%.79s", id);
-      snprintf (in.vm, sizeof in.vm, "%.64s", vm);
-      snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
-      dest_drop (&in, "the source asked");
-      state = "aborted";
-    }
-    else
-      state = "active";
-  }
+  if (j)
+    state = journal_state (j, abort_it);
   json_decref (j);
   json_t *a = dest_answer ("STATUS", NULL);
   json_object_set_new (a, "state", json_string (state));

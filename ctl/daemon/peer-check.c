@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "def-check.h"
+#include "errors.h"
 #include "jsonutil.h"
 #include "names.h"
 #include "peer-check.h"
@@ -38,14 +39,10 @@ check_start (json_t *msg, char *err, size_t errlen)
       msg_get_u64 (msg, "timeout_s", false, &timeout_s, err, errlen) == -1 ||
       msg_get_object (msg, "needs", true, &needs, err, errlen) != 0)
     return -1;
-  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
-    snprintf (err, errlen, "mode must be 'live' or 'volume'");
-    return -1;
-  }
-  if (timeout_s > 86400) {
-    snprintf (err, errlen, "timeout_s must be at most one day");
-    return -1;
-  }
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0)
+    return set_error (err, errlen, "mode must be 'live' or 'volume'");
+  if (timeout_s > 86400)
+    return set_error (err, errlen, "timeout_s must be at most one day");
   for (const char *const *k = (const char *const[]) { "memory", "vcpus",
                                                       "disk_bytes", NULL };
        *k; ++k)
@@ -60,18 +57,14 @@ peer_check_events (json_t *events, char *err, size_t errlen)
   json_t *ev;
   size_t i;
 
-  if (!json_is_array (events) || json_array_size (events) > MAX_EVENTS) {
-    snprintf (err, errlen, "'events' must be an array of at most %d",
-              MAX_EVENTS);
-    return -1;
-  }
+  if (!json_is_array (events) || json_array_size (events) > MAX_EVENTS)
+    return set_error (err, errlen, "'events' must be an array of at most %d",
+                      MAX_EVENTS);
   json_array_foreach (events, i, ev) {
     const char *uid, *type;
     uint64_t posted;
-    if (!json_is_object (ev)) {
-      snprintf (err, errlen, "event %zu is not an object", i);
-      return -1;
-    }
+    if (!json_is_object (ev))
+      return set_error (err, errlen, "event %zu is not an object", i);
     if (msg_get_string (ev, "uid", true, &uid, err, errlen) != 0 ||
         name_check_id ("event uid", uid, NAME_EVENT_ID_MAX, err,
                        errlen) == -1 ||
@@ -133,14 +126,10 @@ check_endpoint (const char *what, json_t *v, const char *host,
   char e2[256], q[96];
   int rv = -1;
 
-  if (!json_is_string (v)) {
-    snprintf (err, errlen, "endpoint %s is missing", what);
-    return -1;
-  }
-  if (uri_parse (json_string_value (v), &u, e2, sizeof e2) == -1) {
-    snprintf (err, errlen, "endpoint %s: %s", what, e2);
-    return -1;
-  }
+  if (!json_is_string (v))
+    return set_error (err, errlen, "endpoint %s is missing", what);
+  if (uri_parse (json_string_value (v), &u, e2, sizeof e2) == -1)
+    return set_error (err, errlen, "endpoint %s: %s", what, e2);
   if (u.scheme != scheme && (int) u.scheme != alt)
     snprintf (err, errlen, "endpoint %s '%s' is not %s://", what,
               name_quote (json_string_value (v), q, sizeof q),
@@ -166,10 +155,8 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
   const char *key, *colon;
   size_t i;
 
-  if (!json_is_object (ep)) {
-    snprintf (err, errlen, "the destination sent no endpoints");
-    return -1;
-  }
+  if (!json_is_object (ep))
+    return set_error (err, errlen, "the destination sent no endpoints");
   key = json_string_value (json_object_get (ep, "psk"));
   colon = key ? strchr (key, ':') : NULL;
   if (!colon || colon == key || colon - key > 64 || strlen (colon + 1) < 32 ||
@@ -177,15 +164,14 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
       strspn (colon + 1, "0123456789abcdefABCDEF") != strlen (colon + 1) ||
       strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
               "0123456789-_.") != (size_t) (colon - key)) {
-    snprintf (err, errlen, "the destination sent no usable migration key");
-    return -1;
+    return set_error (err, errlen,
+                      "the destination sent no usable migration key");
   }
   disks = json_object_get (ep, "disks");
-  if (!json_is_array (disks) || json_array_size (disks) != ndisks) {
-    snprintf (err, errlen, "the destination's endpoints do not match the "
-              "VM's %zu disk%s", ndisks, ndisks == 1 ? "" : "s");
-    return -1;
-  }
+  if (!json_is_array (disks) || json_array_size (disks) != ndisks)
+    return set_error (err, errlen,
+                      "the destination's endpoints do not match the "
+                      "VM's %zu disk%s", ndisks, ndisks == 1 ? "" : "s");
   json_array_foreach (disks, i, d) {
     char what[32];
     snprintf (what, sizeof what, "disk %zu", i);
@@ -211,10 +197,8 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
 {
   const char *type;
 
-  if (!json_is_object (msg)) {
-    snprintf (err, errlen, "a message must be a JSON object");
-    return -1;
-  }
+  if (!json_is_object (msg))
+    return set_error (err, errlen, "a message must be a JSON object");
   if (msg_get_string (msg, "type", true, &type, err, errlen) != 0)
     return -1;
   for (const char *const *b = bare; *b; ++b)

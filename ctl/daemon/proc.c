@@ -321,21 +321,84 @@ unix_listening (const char *path)
   return found;
 }
 
-int
-proc_wait_socket (const char *path, pid_t pid, int timeout_ms)
+/* Whether a TCP socket listens on PORT, from one of the namespace's
+ * tables (TABLE: /proc/net/tcp or tcp6): "N: LOCALADDR:PORT
+ * REMADDR:PORT ST ...", in hex; state 0A is LISTEN. */
+static bool
+tcp_listening_in (const char *table, int port)
+{
+  CLEANUP_FCLOSE FILE *f = fopen (table, "re");
+  char line[512];
+
+  if (!f)
+    return false;
+  /* Terminates: end of file. */
+  while (fgets (line, sizeof line, f)) {
+    char *p = strchr (line, ':'), *end;
+    if (!p || !(p = strchr (p + 1, ':')))
+      continue;
+    unsigned long lport = strtoul (p + 1, &end, 16);
+    if (end == p + 1 || !(p = strchr (end, ':')) || !(p = strchr (p, ' ')))
+      continue;
+    unsigned long st = strtoul (p, &end, 16);
+    if (end != p && (int) lport == port && st == 0x0A)
+      return true;
+  }
+  return false;
+}
+
+static bool
+tcp_listening (int port)
+{
+  return tcp_listening_in ("/proc/net/tcp", port) ||
+         tcp_listening_in ("/proc/net/tcp6", port);
+}
+
+struct listener {
+  const char *path;             /* a Unix socket, or */
+  int port;                     /* a TCP port */
+};
+
+static bool
+listening (const struct listener *l)
+{
+  struct stat st;
+
+  if (!l->path)
+    return tcp_listening (l->port);
+  return stat (l->path, &st) == 0 && S_ISSOCK (st.st_mode) &&
+         unix_listening (l->path);
+}
+
+static int
+wait_listening (const struct listener *l, pid_t pid, int timeout_ms)
 {
   int64_t deadline = clock_ms () + timeout_ms;
-  struct stat st;
 
   /* Terminates: the socket listens, the process dies, or time runs
    * out. */
-  while (stat (path, &st) == -1 || !S_ISSOCK (st.st_mode) ||
-         !unix_listening (path)) {
+  while (!listening (l)) {
     if (clock_ms () >= deadline || (pid > 0 && !running (pid)))
       return -1;
     usleep (20000);
   }
   return 0;
+}
+
+int
+proc_wait_socket (const char *path, pid_t pid, int timeout_ms)
+{
+  struct listener l = { .path = path };
+
+  return wait_listening (&l, pid, timeout_ms);
+}
+
+int
+proc_wait_port (int port, pid_t pid, int timeout_ms)
+{
+  struct listener l = { .port = port };
+
+  return wait_listening (&l, pid, timeout_ms);
 }
 
 int

@@ -40,6 +40,8 @@ extern int proc_stop (const char *pidfile, const char *match, int grace_ms);
  * just there: a socket file exists from bind(), and a connection
  * before listen() is refused. */
 extern int proc_wait_socket (const char *path, pid_t pid, int timeout_ms);
+/* The same for a TCP port of this network namespace. */
+extern int proc_wait_port (int port, pid_t pid, int timeout_ms);
 
 /* Wait up to TIMEOUT_MS for PID to exit (not our child). */
 extern int proc_wait_gone (pid_t pid, int timeout_ms);

@@ -36,7 +36,7 @@ struct migration {
   uint64_t max_downtime_ms;
   uint64_t bandwidth;
   uint64_t timeout_s;
-  uint64_t shutdown_ms;         /* Volume mode: the guest's time to power off. */
+  uint64_t shutdown_ms;         /* volume mode: the guest's power-off time */
   bool delete_source;
   json_t *def;
   json_t *objects;

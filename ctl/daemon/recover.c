@@ -38,82 +38,59 @@
 static void
 recover_source (json_t *row)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *to = json_string_value (json_object_get (row, "peer"));
-  const char *phase = json_string_value (json_object_get (row, "phase"));
-  json_t *detail = json_object_get (row, "detail");
-  json_t *def = json_object_get (detail, "def");
-  bool del = json_is_true (json_object_get (detail, "delete_source"));
-  const char *mode = json_string_value (json_object_get (detail, "mode"));
+  struct journal_row r = journal_row_read (row);
+  json_t *def = json_object_get (r.detail, "def");
+  bool del = json_is_true (json_object_get (r.detail, "delete_source"));
 
-  if (mode && strcmp (mode, "volume") == 0) {
+  if (r.volume) {
     volume_recover_source (row);
     return;
   }
-  if (strcmp (phase, "complete_sent") == 0 ||
-      strcmp (phase, "in_doubt") == 0) {
-    source_settle (id, vm, to, def, del);
+  if (strcmp (r.phase, "complete_sent") == 0 ||
+      strcmp (r.phase, "in_doubt") == 0) {
+    source_settle (r.id, r.vm, r.peer, def, del);
     return;
   }
-  if (strcmp (phase, "acked") == 0) {
-    source_release (id, vm, to, def, del);
-    db_journal_end (id, "done", "released after a restart");
+  if (strcmp (r.phase, "acked") == 0) {
+    source_release (r.id, r.vm, r.peer, def, del);
+    db_journal_end (r.id, "done", "released after a restart");
     return;
   }
-  log_info ("migration %s of %s was in phase %s: rolling back", id, vm,
-            phase);
-  peer_abort_migration (NULL, to, id, "the source restarted");
-  source_rollback (vm, json_array_size (json_object_get (def,
-                                                                   "disks")),
-                             json_string_value (json_object_get (def, "dir"))
-                             != NULL);
-  db_journal_end (id, "rolled_back", "the source restarted");
+  log_info ("migration %s of %s was in phase %s: rolling back", r.id, r.vm,
+            r.phase);
+  peer_abort_migration (NULL, r.peer, r.id, "the source restarted");
+  source_rollback (r.vm, json_array_size (json_object_get (def, "disks")),
+                   json_string_value (json_object_get (def, "dir")) != NULL);
+  db_journal_end (r.id, "rolled_back", "the source restarted");
 }
 
 /* One pass over what waits for a peer: sources in doubt (the VM
  * paused here until the destination answers) and destinations
- * dropping a VM (the received files wait for the source's word).
- * Returns how many are still waiting. */
-static size_t
+ * dropping a VM (the received files wait for the source's word). */
+static void
 settle_pending (void)
 {
   json_t *rows = db_journal_open (), *row;
-  size_t i, left = 0;
+  size_t i;
 
   json_array_foreach (rows, i, row) {
-    const char *phase = json_string_value (json_object_get (row, "phase"));
-    const char *role = json_string_value (json_object_get (row, "role"));
-    const char *mode = json_string_value (json_object_get (
-                                            json_object_get (row, "detail"),
-                                            "mode"));
-    bool volume = mode && strcmp (mode, "volume") == 0;
-    bool source = strcmp (role, "source") == 0;
+    struct journal_row r = journal_row_read (row);
     /* A migration still in its own thread settles itself. */
-    if (source ? migration_running (json_string_value (json_object_get (row,
-                                                                      "id")))
-        : receiving_active (json_string_value (json_object_get (row, "vm"))))
+    if (r.source ? migration_running (r.id) : receiving_active (r.vm))
       continue;
-    if (volume && source && (strcmp (phase, "committed") == 0 ||
-                             strcmp (phase, "aborting") == 0)) {
-      if (volume_recover_source (row))
-        left++;
-    }
-    else if (volume && !source && (strcmp (phase, "unmount_failed") == 0 ||
-                                   strcmp (phase, "committed") == 0)) {
-      if (volume_recover_destination (row))
-        left++;
-    }
-    else if (!volume && source && strcmp (phase, "in_doubt") == 0) {
+    if (r.volume && r.source && (strcmp (r.phase, "committed") == 0 ||
+                                 strcmp (r.phase, "aborting") == 0))
+      volume_recover_source (row);
+    else if (r.volume && !r.source &&
+             (strcmp (r.phase, "unmount_failed") == 0 ||
+              strcmp (r.phase, "committed") == 0))
+      volume_recover_destination (row);
+    else if (!r.volume && r.source && strcmp (r.phase, "in_doubt") == 0)
       recover_source (row);
-      left++;
-    }
-    else if (!volume && !source && strcmp (phase, "dropping") == 0 &&
-             dest_settle_drop (row, 0) == -1)
-      left++;
+    else if (!r.volume && !r.source && strcmp (r.phase, "dropping") == 0)
+      dest_settle_drop (row, 0);
   }
   json_decref (rows);
-  return left;
 }
 
 /* For the daemon's life: settle what waits for a peer, a pass every
@@ -149,7 +126,7 @@ recover_vms (void)
     const char *st = json_string_value (json_object_get (v, "state"));
     bool journaled = false;
     json_array_foreach (open, k, row)
-      if (strcmp (json_string_value (json_object_get (row, "vm")), name) == 0)
+      if (strcmp (journal_row_read (row).vm, name) == 0)
         journaled = true;
     if (journaled || (strcmp (st, "running") != 0 &&
                       strcmp (st, "moving") != 0) || vm_qemu_alive (name))
@@ -172,8 +149,7 @@ recover_all (void)
   pthread_t t;
 
   json_array_foreach (rows, i, row) {
-    const char *role = json_string_value (json_object_get (row, "role"));
-    if (strcmp (role, "source") == 0)
+    if (journal_row_read (row).source)
       recover_source (row);
     else
       dest_recover (row);

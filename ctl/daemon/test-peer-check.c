@@ -95,7 +95,8 @@ test_received_defs (void **state)
 
   (void) state;
   expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
-              "\"dir\":\"/a/w\",\"kernel\":\"/a/w/vmlinux\"}", NULL, true, NULL);
+              "\"dir\":\"/a/w\",\"kernel\":\"/a/w/vmlinux\"}", NULL, true,
+              NULL);
   expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"
               "\"kernel\":\"/srv/kernels/vmlinuz\"}", boot, true, NULL);
   expect_def ("{\"name\":\"w\",\"memory\":64,\"vcpus\":1,\"disks\":[],"

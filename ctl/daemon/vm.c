@@ -350,7 +350,8 @@ start_qemu (const char *name, json_t *def, bool incoming,
     unlink (sock);
   p = proc_spawn_fds (a.v, NULL, log, pid, keep, nkeep, err, errlen);
   if (p < 0 ||
-      qemu_wait_socket (name, qmp, p, "QEMU did not start", err, errlen) == -1 ||
+      qemu_wait_socket (name, qmp, p, "QEMU did not start", err,
+                        errlen) == -1 ||
       /* QEMU opens its monitor before it listens for the stream. */
       (incoming && qemu_wait_socket (name, sock, p, "QEMU does not listen for "
                                    "the stream", err, errlen) == -1))

@@ -225,8 +225,8 @@ volume_commit (const char *id, const char *vm, const char *from,
 static const char *
 ask_source (json_t *row, int timeout_ms, char *err, size_t errlen)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *from = json_string_value (json_object_get (row, "peer"));
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *from = r.peer;
   int64_t deadline = clock_ms () + timeout_ms;
   static __thread char state[32];
 
@@ -286,14 +286,12 @@ volume_settle_in (const char *id)
   settle_with_source (id, hd.io_timeout_ms * 2);
 }
 
-bool
+void
 volume_recover_destination (json_t *row)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *ph = json_string_value (json_object_get (row, "phase"));
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm, *ph = r.phase;
   char err[2048];
-  bool pending;
 
   if (strcmp (ph, "resumed") == 0) {
     /* Started: the VM is this host's, running or not. */
@@ -305,7 +303,7 @@ volume_recover_destination (json_t *row)
       db_vm_set_state (vm, "crashed");
     }
     db_journal_end (id, "done", "running here");
-    return false;
+    return;
   }
   if (strcmp (ph, "committed") == 0) {
     if (start_here (id, NULL, err, sizeof err) == -1)
@@ -318,21 +316,15 @@ volume_recover_destination (json_t *row)
   else
     /* Before VOLUME_HANDOFF: nothing mounted. */
     volume_drop (id, "the daemon restarted before the volumes came");
-  json_t *now = db_journal_get (id);
-  pending = now && !json_string_value (json_object_get (now, "result"));
-  json_decref (now);
-  return pending;
 }
 
 const char *
 volume_destination_state (json_t *row, bool abort_it)
 {
-  const char *res = json_string_value (json_object_get (row, "result"));
-  const char *ph = json_string_value (json_object_get (row, "phase"));
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
+  struct journal_row r = journal_row_read (row);
+  const char *res = r.result, *ph = r.phase, *id = r.id, *vm = r.vm;
 
-  if (res && res[0])
+  if (res[0])
     return strcmp (res, "done") == 0 ? "resumed" : "aborted";
   if (strcmp (ph, "resumed") == 0)
     return "resumed";

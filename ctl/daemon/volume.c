@@ -119,11 +119,9 @@ static int
 settle_source (json_t *row, int timeout_ms, bool *restored_r, char *err,
                size_t errlen)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *to = json_string_value (json_object_get (row, "peer"));
-  const char *ph = json_string_value (json_object_get (row, "phase"));
-  json_t *detail = json_object_get (row, "detail");
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm, *to = r.peer, *ph = r.phase;
+  json_t *detail = r.detail;
   bool committed = strcmp (ph, "committed") == 0;
   json_t *a;
   const char *st;
@@ -480,10 +478,10 @@ migrate_volume (const char *id, const char *vm, const char *to, json_t *def,
 const char *
 volume_source_state (json_t *row)
 {
-  const char *res = json_string_value (json_object_get (row, "result"));
-  const char *ph = json_string_value (json_object_get (row, "phase"));
+  struct journal_row r = journal_row_read (row);
+  const char *res = r.result, *ph = r.phase;
 
-  if (res && res[0])
+  if (res[0])
     return strcmp (res, "done") == 0 ? "committed" : "aborted";
   if (strcmp (ph, "committed") == 0)
     return "committed";
@@ -492,14 +490,12 @@ volume_source_state (json_t *row)
   return "active";
 }
 
-bool
+void
 volume_recover_source (json_t *row)
 {
-  const char *id = json_string_value (json_object_get (row, "id"));
-  const char *vm = json_string_value (json_object_get (row, "vm"));
-  const char *to = json_string_value (json_object_get (row, "peer"));
-  const char *ph = json_string_value (json_object_get (row, "phase"));
-  json_t *detail = json_object_get (row, "detail");
+  struct journal_row r = journal_row_read (row);
+  const char *id = r.id, *vm = r.vm, *to = r.peer, *ph = r.phase;
+  json_t *detail = r.detail;
   json_t *def = json_object_get (detail, "def");
   char err[1024];
   bool restored;
@@ -510,17 +506,17 @@ volume_recover_source (json_t *row)
     db_journal_phase (id, "aborting", "the source restarted before it "
                       "committed the handoff");
     json_t *r2 = db_journal_get (id);
-    bool pending = volume_recover_source (r2);
+    volume_recover_source (r2);
     json_decref (r2);
-    return pending;
+    return;
   }
   if (strcmp (ph, "committed") == 0 || strcmp (ph, "aborting") == 0) {
     if (settle_source (row, hd.io_timeout_ms, &restored, err,
-                       sizeof err) == 0)
-      return false;
-    db_vm_set_state (vm, "in_doubt");
-    log_warn ("migration %s: VM %s stays in doubt: %s", id, vm, err);
-    return true;
+                       sizeof err) == -1) {
+      db_vm_set_state (vm, "in_doubt");
+      log_warn ("migration %s: VM %s stays in doubt: %s", id, vm, err);
+    }
+    return;
   }
   /* Nothing was handed over yet. */
   peer_abort_migration (NULL, to, id, "the source restarted");
@@ -533,5 +529,4 @@ volume_recover_source (json_t *row)
     events_release (vm, NULL);
   }
   db_journal_end (id, "rolled_back", "the source restarted");
-  return false;
 }

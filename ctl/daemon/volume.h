@@ -74,10 +74,11 @@ extern int volume_drop (const char *id, const char *why);
  * if the VM was not committed). */
 extern const char *volume_destination_state (json_t *row, bool abort_it);
 
-/* Start-up and the retry thread: an unfinished volume migration.
- * Returns true while it still waits for the peer. */
-extern bool volume_recover_source (json_t *row);
-extern bool volume_recover_destination (json_t *row);
+/* Start-up and the retry thread: an unfinished volume migration,
+ * settled with the peer, or left for the next pass while it does not
+ * answer. */
+extern void volume_recover_source (json_t *row);
+extern void volume_recover_destination (json_t *row);
 
 /* What this host's source journal says of volume migration ID, for a
  * destination's QUERY_MIGRATION: "active", "committed" or "aborted". */

@@ -54,6 +54,15 @@ extern int path_check_abs (const char *what, const char *s, char *err,
 /* One file name (a path component): not empty, ".", ".." and no '/'. */
 extern int path_check_leaf (const char *what, const char *s, char *err,
                             size_t errlen);
+/* The first bad component of a relative path S (LEN bytes, components
+ * separated by '/'): one that is "." or "..", longer than MAX bytes,
+ * or - unless ALLOW_EMPTY - empty ("a//b", a trailing '/').  Every
+ * check of a path's parts goes through here. */
+enum path_part { PATH_PART_OK, PATH_PART_DOT, PATH_PART_EMPTY,
+                 PATH_PART_LONG };
+extern enum path_part path_parts_check (const char *s, size_t len,
+                                        size_t max, bool allow_empty);
+
 /* Is PATH strictly beneath DIR, comparing the strings (both in the
  * normal form of path_check_abs)?  "/a/b" is beneath "/a", "/ab" and
  * "/a" are not. */
