@@ -1,12 +1,14 @@
 /* peer-client: speak the handoffd peer protocol by hand, to send bad
  * input on purpose.
  *
- *   peer-client URI PSK-FILE MESSAGE...
+ *   peer-client [--cli] URI PSK-FILE MESSAGE...
  *
- * Connects over TLS with the key and sends each MESSAGE as one frame: a
- * JSON text, or "raw:TEXT" for bytes that need not be JSON.  Prints
- * each answer on a line ("<closed>" once the daemon hangs up).  Exits 2
- * if the connection is refused, else 0.
+ * Connects over TLS with the key (PSK-FILE "-": none, for a Unix
+ * socket) and sends each MESSAGE as one frame: a JSON text, or
+ * "raw:TEXT" for bytes that need not be JSON.  --cli speaks to the
+ * daemon's CLI service (its socket or --admin) instead of a peer's.
+ * Prints each answer on a line ("<closed>" once the daemon hangs up).
+ * Exits 2 if the connection is refused, else 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +27,17 @@ main (int argc, char **argv)
   };
   struct channel *c;
 
+  if (argc > 1 && strcmp (argv[1], "--cli") == 0) {
+    cfg.service = CHAN_SERVICE_CLI;
+    argv++;
+    argc--;
+  }
   if (argc < 3) {
-    fprintf (stderr, "usage: peer-client URI PSK-FILE MESSAGE...\n");
+    fprintf (stderr, "usage: peer-client [--cli] URI PSK-FILE MESSAGE...\n");
     return 1;
   }
   log_set_program ("peer-client");
-  cfg.psk_file = argv[2];
+  cfg.psk_file = strcmp (argv[2], "-") == 0 ? NULL : argv[2];
   c = chan_connect (argv[1], &cfg);
   if (!c) {
     printf ("connect refused\n");

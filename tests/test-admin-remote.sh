@@ -2,7 +2,9 @@
 # The admin channel: 'handoffd --admin tcp://ADDR:PORT' takes CLI
 # requests over TLS with the pre-shared key; 'handoff --host URI --psk
 # FILE' from another host lists its VMs; a wrong key is refused and
-# changes nothing; without --admin nothing listens.
+# changes nothing; hostile names, paths and keys sent over it are
+# refused with a reason and change nothing; without --admin nothing
+# listens.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_netns
@@ -25,6 +27,103 @@ on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" host | grep -q "host host1"
   fail "remote host"
 HANDOFF_HOST=$admin on_host 2 handoff --psk "$tmp/k.psk" list --json |
   jq -e '.vms[0].name == "remote1"' >/dev/null || fail "HANDOFF_HOST"
+
+# Hostile strings over the admin channel, as a client holding the key
+# could send them (the CLI refuses them before they leave; the daemon
+# must too): every request field that names a VM, a host, an event
+# type, a label or a path.  Each is refused with a reason and changes
+# nothing.
+client=$build/tests/peer-client
+[ -x "$client" ] || fail "$client is not built"
+hcli 1 label remote1 tier=web >/dev/null
+mkdir -p victim && touch victim/file
+state_before=$(ls h1 | grep -v '^logs$')
+cat > hostile.py <<'PY'
+import json, subprocess, sys
+
+client, uri, psk, disk = sys.argv[1:5]
+BAD = {
+    "dotdot": "..", "dot": ".", "up": "../victim", "abs": "/etc/shadow",
+    "empty": "", "long": "a" * 4096, "nul": "a\u0000b", "nonutf8": None,
+}
+failures, n = [], 0
+
+
+def frame(msg):
+    text = json.dumps(msg).encode()
+    return b"raw:" + text.replace(b'"@@RAW@@"', b'"a\xff\xfeb"')
+
+
+def check(case, msg):
+    global n
+    n += 1
+    out = subprocess.run([client, "--cli", uri, psk, frame(msg)],
+                         capture_output=True, timeout=60)
+    lines = out.stdout.decode(errors="replace").splitlines()
+    try:
+        got = json.loads(lines[-1])
+    except Exception:
+        failures.append("%s: no answer (%r)" % (case, lines))
+        return
+    if got.get("ok") is not False or not got.get("error"):
+        failures.append("%s: not refused with a reason: %s" % (case, lines[-1]))
+    else:
+        print("%-32s %s" % (case, got["error"][:100]))
+
+
+def v(bad):
+    return bad if bad is not None else "@@RAW@@"
+
+
+for label, bad in BAD.items():
+    for op in ("start", "stop", "undefine", "status", "abort"):
+        check("%s.vm=%s" % (op, label), {"op": op, "vm": v(bad)})
+    check("event.vm=%s" % label, {"op": "event", "vm": v(bad), "type": "x"})
+    check("event.type=%s" % label,
+          {"op": "event", "vm": "remote1", "type": v(bad)})
+    check("label.vm=%s" % label,
+          {"op": "label", "vm": v(bad), "labels": {"a": "b"}})
+    # A good label beside a bad one: neither is stored.
+    check("label.key=%s" % label, {"op": "label", "vm": "remote1",
+                                   "labels": {"zgood": "1", v(bad): "x"}})
+    check("migrate.vm=%s" % label, {"op": "migrate", "vm": v(bad),
+                                    "to": "host2", "follow": False})
+    check("migrate.to=%s" % label, {"op": "migrate", "vm": "remote1",
+                                    "to": v(bad), "follow": False})
+    define = {"name": "evil", "memory": 64, "vcpus": 1,
+              "disks": [{"path": disk, "size": 16777216}]}
+    check("define.name=%s" % label,
+          {"op": "define", "def": dict(define, name=v(bad))})
+    # An absolute path is the operator's to choose on its own host.
+    if label != "abs":
+        for key in ("dir", "kernel", "initrd"):
+            check("define.%s=%s" % (key, label),
+                  {"op": "define", "def": dict(define, **{key: v(bad)})})
+        bad_disk = [{"path": v(bad), "size": 16777216}]
+        check("define.disk=%s" % label,
+              {"op": "define", "def": dict(define, disks=bad_disk)})
+for value, label in (("a\u0000b", "nul"), (None, "nonutf8"),
+                     ("a" * 4096, "long")):
+    check("label.value=%s" % label, {"op": "label", "vm": "remote1",
+                                     "labels": {"zgood": "1", "k": v(value)}})
+print("%d cases, %d failures" % (n, len(failures)))
+for f in failures:
+    print("FAILED:", f)
+sys.exit(1 if failures else 0)
+PY
+echo "== hostile strings over the admin channel"
+on_host 2 python3 hostile.py "$client" "$admin" "$tmp/k.psk" "$tmp/d.img" |
+  tee hostile.out || fail "a hostile request was not refused with a reason"
+[ "$(hcli 1 list --json | jq -r '[.vms[].name] | join(" ")')" = remote1 ] ||
+  fail "a refused request defined or removed a VM"
+hcli 1 status remote1 --json | jq -e '.objects | has("label:zgood") | not' \
+  >/dev/null || fail "a refused label request stored part of its labels"
+[ -f victim/file ] || fail "the planted directory lost its file"
+[ "$(ls h1 | grep -v '^logs$')" = "$state_before" ] ||
+  fail "host 1's state directory changed: $(ls h1)"
+if LC_ALL=C grep -aP '[\x00-\x08\x0b-\x1f\x7f]|\xff\xfe' h1.log; then
+  fail "a control character or invalid UTF-8 reached the log"
+fi
 
 rc=0
 on_host 2 handoff --host "$admin" --psk "$tmp/wrong.psk" undefine remote1 2> e || rc=$?

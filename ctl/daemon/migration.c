@@ -92,9 +92,10 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
     return NULL;
   }
   if (!hd_peer_uri (to)) {
+    char q[96];
     *rc = RC_NOT_FOUND;
     set_error (err, errlen, "unknown host '%s': give a --peer to handoffd or "
-               "a tcp:// URI", to);
+               "a tcp:// URI", name_quote (to, q, sizeof q));
     return NULL;
   }
   m = calloc (1, sizeof *m);

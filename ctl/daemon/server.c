@@ -304,14 +304,18 @@ op_label (json_t *req)
   json_decref (row);
   if (msg_get_object (req, "labels", true, &labels, err, sizeof err) != 0)
     return server_error ("bad_request", "%s", err);
+  /* Every label checked before any is stored: a refusal changes
+   * nothing. */
   json_object_foreach (labels, key, v) {
-    char k[200];
     if (!json_is_string (v))
       return server_error ("bad_request", "labels are KEY=VALUE strings");
     if (name_check_label_key (key, err, sizeof err) == -1 ||
         name_check_text ("label value", json_string_value (v),
                          NAME_LABEL_VALUE_MAX, err, sizeof err) == -1)
       return server_error ("bad_request", "%s", err);
+  }
+  json_object_foreach (labels, key, v) {
+    char k[200];
     snprintf (k, sizeof k, "label:%s", key);
     if (db_object_put (name, k, json_string_value (v)) == -1)
       return server_error (NULL, "cannot store label %s", key);
