@@ -17,7 +17,8 @@
 #
 # Then host 1's daemon and every process of it killed (-9) in each
 # phase of the handoff and restarted while host 2 is cut off, then
-# healed: the same checks.
+# healed: the same checks; from phase 'handoff' on, host 1 reports web1
+# in doubt while cut off.
 #
 # PARTITION_CASES="0 ack" and CRASH_PHASES="handoff" run a subset.
 source "$(dirname "$0")/functions.sh"
@@ -232,6 +233,19 @@ for ph in ${CRASH_PHASES:-identify power_off unregister unmount handoff committe
   cut_off 2
   start_handoffd 1
   sample_for 8 "crash at $ph, cut"
+  # Once the descriptor may have gone out, the restarted source cannot
+  # know what host 2 did: web1 stays in doubt there - stopped, the
+  # volume unmounted - and 'status' says so.
+  case $ph in
+    handoff|committed)
+      st=$(hcli 1 status web1 --json | jq -r .state)
+      [ "$st" = in_doubt ] ||
+        fail "crash at $ph: host 1 says web1 is '$st', not in_doubt"
+      if mounted_on 1 || qemu_on 1; then
+        fail "crash at $ph: host 1 mounted the volume or ran web1 in doubt"
+      fi
+      echo "  host 1, cut off: web1 in_doubt, not mounted, not running" ;;
+  esac
   heal 2
   wait "$mig" || true
   check_settled "crash at $ph" "${acked:-0}"
