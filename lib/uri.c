@@ -380,7 +380,7 @@ static int
 parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
 {
   size_t slen;
-  const char *rest = NULL;
+  const char *rest = NULL, *q;
 
   memset (u, 0, sizeof *u);
   if (!s)
@@ -434,7 +434,21 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
 
   case URI_SCHEME_TCP:
   case URI_SCHEME_RDMA:
-    if (strpbrk (rest, "/?#")) {
+    q = strchr (rest, '?');
+    if (u->scheme == URI_SCHEME_TCP && !listen && q &&
+        !memchr (rest, '/', (size_t) (q - rest)) && !strchr (rest, '#')) {
+      /* A stream to one of several destinations may name the key for
+       * it: tcp://HOST:PORT?tls-psk-file=FILE, and nothing else. */
+      if (parse_authority (rest, (size_t) (q - rest), u, true, false, listen,
+                           err, errlen) == -1 ||
+          parse_query (q + 1, u, err, errlen) == -1)
+        goto error;
+      if (u->socket || u->tls_username || !u->tls_psk_file) {
+        set_error (err, errlen, "tcp URIs take only ?tls-psk-file=FILE");
+        goto error;
+      }
+    }
+    else if (strpbrk (rest, "/?#")) {
       /* Allow one trailing slash, nothing else. */
       size_t n = strlen (rest);
       if (!(n > 0 && rest[n-1] == '/' && !strpbrk (rest, "?#") &&

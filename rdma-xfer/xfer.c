@@ -55,7 +55,7 @@ pick (const char *uristr, const struct uri *u, const struct xfer_opts *o)
 {
   switch (u->scheme) {
   case URI_SCHEME_TCP:
-    if (!o->psk_file) {
+    if (!o->psk_file && !u->tls_psk_file) {
       log_error ("%s: tcp:// streams are TLS-only: give a pre-shared key "
                  "(--psk FILE)", uristr);
       errno = EINVAL;
@@ -379,6 +379,16 @@ xfer_connect (const char *uristr, const struct xfer_opts *opts,
     return NULL;
   }
   c = conn_new (t, opts);
+  if (c && u.tls_psk_file) {
+    /* This destination's own key (a relay fanning out to several). */
+    free (c->psk_file);
+    c->psk_file = strdup (u.tls_psk_file);
+    c->opts.psk_file = c->psk_file;
+    if (!c->psk_file) {
+      conn_free (c);
+      c = NULL;
+    }
+  }
   if (!c) {
     uri_free (&u);
     return NULL;

@@ -18,7 +18,7 @@ static void
 usage (FILE *fp)
 {
   fprintf (fp,
-"Usage: handoff migrate NAME --to HOST [--mode live|volume]\n"
+"Usage: handoff migrate NAME --to HOST[,HOST...] [--mode live|volume]\n"
 "         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
 "         [--shutdown-timeout TIME]\n"
 "         [--delete-source] [--detach] [--json] [--socket PATH]\n");
@@ -124,6 +124,21 @@ show_event (struct view *view, const char *type, json_t *ev)
   }
   else if (strcmp (type, "progress") == 0)
     draw_progress (view, ev);
+  else if (strcmp (type, "destination") == 0) {
+    /* One of several destinations changed state. */
+    const char *why = json_string_value (json_object_get (ev, "reason"));
+    if (view->tty && view->lines) {
+      printf ("\n");
+      view->lines = 0;
+    }
+    printf ("[%6.1fs] %-10s %s: %s%s%s\n",
+            json_number_value (json_object_get (ev, "elapsed")),
+            "dest", json_string_value (json_object_get (ev, "host")),
+            json_string_value (json_object_get (ev, "state")),
+            why && why[0] ? ": " : "", why ? why : "");
+    view->last_print = -10;
+    fflush (stdout);
+  }
 }
 
 /* What the daemon sends until the result: phases and progress drawn

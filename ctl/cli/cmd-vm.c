@@ -227,11 +227,21 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     printf ("console:  %s\n", json_string_value (json_object_get (r,
                                                                   "serial")));
     m = json_object_get (r, "migration");
-    if (m)
+    if (m) {
+      json_t *dest;
       printf ("migration: %s to %s, phase %s\n",
               json_string_value (json_object_get (m, "id")),
               json_string_value (json_object_get (m, "to")),
               json_string_value (json_object_get (m, "phase")));
+      json_array_foreach (json_object_get (m, "destinations"), i, dest) {
+        const char *why = json_string_value (json_object_get (dest,
+                                                              "reason"));
+        printf ("  %-16s %s%s%s\n",
+                json_string_value (json_object_get (dest, "host")),
+                json_string_value (json_object_get (dest, "state")),
+                why ? ": " : "", why ? why : "");
+      }
+    }
   }
   else if (strcmp (op, "host") == 0)
     printf ("host %s: QEMU uses %s (%s); state in %s\n",

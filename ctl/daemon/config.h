@@ -23,6 +23,8 @@
  * relay takes, so a deep buffer makes it stop the guest with megabytes
  * still in flight, which the pause must then wait for. */
 #define MIGRATION_RELAY_BUFFER "2M"
+/* The most hosts one migration copies a VM to at once. */
+#define MAX_DESTS 4
 
 struct hd_peer {
   char *name;

@@ -389,12 +389,22 @@ db_journal_start (const char *id, const char *vm, const char *role,
 int
 db_journal_phase (const char *id, const char *phase, const char *note)
 {
+  return db_journal_phase_peer (id, phase, NULL, note);
+}
+
+int
+db_journal_phase_peer (const char *id, const char *phase, const char *peer,
+                       const char *note)
+{
   int64_t now = wall_ms ();
   int r;
 
   db_begin ();
   r = run ("UPDATE journal SET phase = ?, updated = ? WHERE id = ?", NULL,
            NULL, "sis", phase, now, id);
+  if (r == 0 && peer)
+    r = run ("UPDATE journal SET peer = ? WHERE id = ?", NULL, NULL, "ss",
+             peer, id);
   if (r == 0)
     r = run ("INSERT INTO steps (mid, at, phase, note) VALUES (?, ?, ?, ?)",
              NULL, NULL, "siss", id, now, phase, note);

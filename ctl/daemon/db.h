@@ -60,6 +60,10 @@ extern int db_journal_start (const char *id, const char *vm, const char *role,
                              const char *peer, json_t *detail);
 extern int db_journal_phase (const char *id, const char *phase,
                              const char *note);
+/* As db_journal_phase, and the peer becomes PEER in the same
+ * transaction (the destination that won among several). */
+extern int db_journal_phase_peer (const char *id, const char *phase,
+                                  const char *peer, const char *note);
 extern int db_journal_detail (const char *id, json_t *detail);
 extern int db_journal_end (const char *id, const char *result,
                            const char *note);

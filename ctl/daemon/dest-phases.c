@@ -403,18 +403,16 @@ dest_start_vm (struct incoming *in)
 }
 
 /* The VM comes alive here.  Returns ACK or FAILED. */
-json_t *
-dest_complete (struct incoming *in, bool *resumed_r)
+/* Wait until QEMU here has loaded the whole stream and the VM's
+ * directory is committed: 0, or -1 with the FAILED answer in *FAIL_R. */
+static int
+await_loaded (struct incoming *in, json_t **fail_r)
 {
   char err[1024];
   int64_t until = clock_ms () + hd.io_timeout_ms;
   const char *dir = json_string_value (json_object_get (in->def, "dir"));
   struct stat st;
-  double resumed;
 
-  *resumed_r = false;
-  db_journal_phase (in->id, "completing", "the source has sent everything");
-  hd_crash_point ("completing");
   /* Terminates: QEMU completes or fails loading, or time runs out. */
   for (;;) {
     json_t *q = vm_qmp (in->vm, "query-migrate", NULL, 5000, err, sizeof err);
@@ -430,12 +428,46 @@ dest_complete (struct incoming *in, bool *resumed_r)
       vm_log_tail (in->vm, "qemu.log", 2, tail, sizeof tail);
       snprintf (err, sizeof err, "QEMU here did not load the stream (%s)%s%s",
                 s ? s : "no answer", tail[0] ? ": " : "", tail);
-      return dest_answer ("FAILED", err);
+      *fail_r = dest_answer ("FAILED", err);
+      return -1;
     }
     usleep (10000);
   }
-  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
-    return dest_answer ("FAILED", "the VM directory was not committed here");
+  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode))) {
+    *fail_r = dest_answer ("FAILED", "the VM directory was not committed "
+                           "here");
+    return -1;
+  }
+  return 0;
+}
+
+json_t *
+dest_load (struct incoming *in)
+{
+  json_t *fail;
+
+  db_journal_phase (in->id, "loading", "the source has sent everything; "
+                    "another destination may win");
+  hd_crash_point ("loading");
+  if (await_loaded (in, &fail) == -1)
+    return fail;
+  in->loaded = true;
+  db_journal_phase (in->id, "loaded", "loaded and paused: waiting for the "
+                    "source to choose");
+  hd_crash_point ("loaded");
+  json_t *a = dest_answer ("LOADED", NULL);
+  json_object_set_new (a, "loaded_at", json_real ((double) wall_ms ()
+                                                  / 1000.0));
+  return a;
+}
+
+/* Record the VM as this host's and resume it: past this point it is
+ * never deleted here (dest-recover.c). */
+static json_t *
+take_in (struct incoming *in, bool *resumed_r)
+{
+  char err[1024];
+  double resumed;
 
   db_begin ();
   if (db_vm_put (in->vm, in->def, "running") == -1 ||
@@ -460,6 +492,28 @@ dest_complete (struct incoming *in, bool *resumed_r)
   json_t *a = dest_answer ("ACK", NULL);
   json_object_set_new (a, "resumed_at", json_real (resumed));
   return a;
+}
+
+json_t *
+dest_resume (struct incoming *in, bool *resumed_r)
+{
+  *resumed_r = false;
+  db_journal_phase (in->id, "completing", "the source chose this host");
+  hd_crash_point ("completing");
+  return take_in (in, resumed_r);
+}
+
+json_t *
+dest_complete (struct incoming *in, bool *resumed_r)
+{
+  json_t *fail;
+
+  *resumed_r = false;
+  db_journal_phase (in->id, "completing", "the source has sent everything");
+  hd_crash_point ("completing");
+  if (await_loaded (in, &fail) == -1)
+    return fail;
+  return take_in (in, resumed_r);
 }
 
 /* After the ACK: what does not touch the downtime.  RUNNING: the VM's

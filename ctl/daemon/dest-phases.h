@@ -25,6 +25,7 @@ struct incoming {
   int64_t timeout_ms;
   bool made_images;
   bool volume_ready;            /* Volume mode: READY sent (mounted). */
+  bool loaded;                  /* LOADED sent: waits for RESUME or ABORT. */
 };
 
 /* A peer message of TYPE with an optional REASON. */
@@ -37,6 +38,13 @@ extern json_t *dest_start_vm (struct incoming *in);
 /* MIGRATION_COMPLETE: ACK {resumed_at} or FAILED; *RESUMED_R once the VM
  * runs here. */
 extern json_t *dest_complete (struct incoming *in, bool *resumed_r);
+/* MIGRATION_COMPLETE {hold} (one of several destinations): load the
+ * stream and keep the VM paused, unrecorded: LOADED {loaded_at} or
+ * FAILED.  Only RESUME makes it this host's. */
+extern json_t *dest_load (struct incoming *in);
+/* RESUME after LOADED: ACK {resumed_at} or FAILED; *RESUMED_R once the
+ * VM runs here. */
+extern json_t *dest_resume (struct incoming *in, bool *resumed_r);
 /* After the ACK: what does not touch the downtime.  RUNNING: the VM's
  * QEMU runs (else it died after the VM was taken in: it stays here,
  * stopped). */

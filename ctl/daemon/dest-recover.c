@@ -60,6 +60,9 @@ dest_settle_drop (json_t *row, int timeout_ms)
   }
   if (strcmp (state, "held") == 0)
     dest_drop_confirmed (row, "the source confirmed it holds the VM");
+  else if (strcmp (state, "discarded") == 0)
+    dest_drop_confirmed (row, "the source says another destination runs "
+                         "the VM");
   else {
     snprintf (note, sizeof note, "VM %s does not run here, and %s says it "
               "is %.32s there: what was received stays in %s/%s for an "
@@ -121,7 +124,8 @@ dest_recover (json_t *row)
     }
   }
   else if (strcmp (phase, "completing") == 0 ||
-           strcmp (phase, "resumed") == 0) {
+           strcmp (phase, "resumed") == 0 ||
+           strcmp (phase, "loading") == 0 || strcmp (phase, "loaded") == 0) {
     /* Everything may be here, but the resume was not decided: the VM
      * does not run here (the source, paused, resumes it when it asks).
      * The received files stay until the source confirms it holds the

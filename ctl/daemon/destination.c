@@ -165,7 +165,20 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     json_object_update (in->objects, json_object_get (msg, "objects"));
     return dest_answer ("SUCCESS", NULL);
   }
-  if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def) {
+  if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded &&
+      json_is_true (json_object_get (msg, "hold"))) {
+    reply = dest_load (in);
+    *fatal = !in->loaded;
+    *done = !in->loaded;
+    return reply;
+  }
+  if (strcmp (type, "RESUME") == 0 && in->loaded) {
+    reply = dest_resume (in, resumed);
+    *fatal = !*resumed;
+    *done = true;
+    return reply;
+  }
+  if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded) {
     reply = dest_complete (in, resumed);
     *fatal = !*resumed;
     *done = true;
@@ -274,16 +287,55 @@ receive (json_t *req, struct channel *c)
 }
 
 
-/* What this host's journal entry J says of a migration, for a peer
- * asking (QUERY_MIGRATION) or asking to drop it (ABORT_IT). */
+/* Does ASKER_IP name HOST's address exactly (its peer URI's host)? */
+static bool
+is_host (const char *host, const char *asker_ip)
+{
+  const char *uri = hd_peer_uri (host);
+  struct uri u;
+  char err[128];
+  bool same = false;
+
+  if (uri && uri_parse (uri, &u, err, sizeof err) == 0) {
+    same = u.host && strcmp (u.host, asker_ip) == 0;
+    uri_free (&u);
+  }
+  return same;
+}
+
+/* A source's migration that ended on another host: was the destination
+ * at ASKER_IP one of the candidates that lost?  Only a positive match
+ * says so; anything unsure leaves the received files in place. */
+static bool
+asker_lost (const struct journal_row *r, const char *asker_ip)
+{
+  const char *to = json_string_value (json_object_get (r->detail, "to"));
+  char list[MAX_DESTS * 65 + 8], *save = NULL;
+
+  if (!to || is_host (r->peer, asker_ip))
+    return false;
+  snprintf (list, sizeof list, "%s", to);
+  for (char *h = strtok_r (list, ",", &save); h;
+       h = strtok_r (NULL, ",", &save))
+    if (strcmp (h, r->peer) != 0 && is_host (h, asker_ip))
+      return true;
+  return false;
+}
+
+/* What this host's journal entry J says of a migration, for a peer at
+ * ASKER_IP asking (QUERY_MIGRATION) or asking to drop it (ABORT_IT). */
 static const char *
-journal_state (json_t *j, bool abort_it)
+journal_state (json_t *j, bool abort_it, const char *asker_ip)
 {
   struct journal_row r = journal_row_read (j);
   bool ended = r.result[0] != '\0';
 
   if (r.source && abort_it)
     return "held";
+  if (r.source && !r.volume && strcmp (r.result, "done") == 0 &&
+      asker_lost (&r, asker_ip))
+    /* One of several destinations, not the one that won. */
+    return "discarded";
   if (r.source)
     /* A destination asks whether this source still holds the VM
      * before it deletes what it received: "released" only once the
@@ -313,8 +365,10 @@ journal_state (json_t *j, bool abort_it)
 
 /* QUERY_MIGRATION and ABORT_MIGRATION. */
 static json_t *
-about (json_t *req, bool abort_it)
+about (json_t *req, bool abort_it, struct channel *c)
 {
+  char ip[64];
+
   const char *id;
   char err[256];
   json_t *j;
@@ -322,9 +376,10 @@ about (json_t *req, bool abort_it)
 
   if (msg_get_string (req, "id", true, &id, err, sizeof err) != 0)
     return dest_answer ("FAILED", err);
+  peer_ip (c, ip, sizeof ip);
   j = db_journal_get (id);
   if (j)
-    state = journal_state (j, abort_it);
+    state = journal_state (j, abort_it, ip);
   json_decref (j);
   json_t *a = dest_answer ("STATUS", NULL);
   json_object_set_new (a, "state", json_string (state));
@@ -348,9 +403,9 @@ destination_handle (json_t *req, struct channel *c, void *opaque)
   if (strcmp (type, "START_MIGRATION") == 0)
     return receive (req, c);
   if (strcmp (type, "QUERY_MIGRATION") == 0)
-    return about (req, false);
+    return about (req, false, c);
   if (strcmp (type, "ABORT_MIGRATION") == 0)
-    return about (req, true);
+    return about (req, true, c);
   /* The source's ABORT after this side already gave up: nothing left. */
   if (strcmp (type, "ABORT") == 0)
     return dest_answer ("ABORTED", NULL);

@@ -39,9 +39,14 @@ migration_thread (void *arg)
                     m->shutdown_ms, record_volume_emit, m);
   else
     source_run_live (m);
-  if (m->peer)
-    chan_close (m->peer);
-  m->peer = NULL;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    if (d->peer)
+      chan_close (d->peer);
+    d->peer = NULL;
+    json_decref (d->endpoints);
+    d->endpoints = NULL;
+  }
   vm_release (m->vm);
   pthread_mutex_lock (&active_lock);
   for (size_t i = 0; i < MAX_ACTIVE; ++i)
@@ -50,6 +55,52 @@ migration_thread (void *arg)
   pthread_mutex_unlock (&active_lock);
   record_put (m);
   return NULL;
+}
+
+/* TO: one host, or several separated by commas (the VM is copied to
+ * all and runs on the first that has loaded it).  Each must be a known
+ * peer, not this host, and named once. */
+static int
+parse_destinations (struct migration *m, const char *to, char *err,
+                    size_t errlen, int *rc)
+{
+  const char *p = to;
+
+  /* Terminates: p moves past one name and its comma each pass. */
+  for (;;) {
+    size_t n = strcspn (p, ",");
+    char host[256], q[96];
+
+    if (n == 0 || n >= sizeof host)
+      return set_error (err, errlen, "--to: expected HOST[,HOST...], each "
+                        "name 1 to 64 bytes");
+    memcpy (host, p, n);
+    host[n] = '\0';
+    if (m->ndests == MAX_DESTS)
+      return set_error (err, errlen, "--to: at most %d destinations",
+                        MAX_DESTS);
+    if (strcmp (host, hd.name) == 0)
+      return set_error (err, errlen, "%s is this host", host);
+    if (!hd_peer_uri (host) || strlen (host) >= sizeof m->dests[0].host) {
+      *rc = RC_NOT_FOUND;
+      return set_error (err, errlen, "unknown host '%s': give a --peer to "
+                        "handoffd or a tcp:// URI",
+                        name_quote (host, q, sizeof q));
+    }
+    for (size_t i = 0; i < m->ndests; ++i)
+      if (strcmp (m->dests[i].host, host) == 0)
+        return set_error (err, errlen, "--to names %s twice",
+                          name_quote (host, q, sizeof q));
+    struct dest *d = &m->dests[m->ndests++];
+    snprintf (d->host, sizeof d->host, "%s", host);
+    snprintf (d->state, sizeof d->state, "admitting");
+    d->alive = true;
+    d->slot = -1;
+    p += n;
+    if (*p == '\0')
+      return 0;
+    p++;
+  }
 }
 
 /* What "migrate" asks for, checked: the record's fields (not yet
@@ -87,23 +138,21 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
                "timeout 5 s to 1 day, the shutdown timeout at most 10 min");
     return NULL;
   }
-  if (strcmp (to, hd.name) == 0) {
-    set_error (err, errlen, "%s is this host", to);
-    return NULL;
-  }
-  if (!hd_peer_uri (to)) {
-    char q[96];
-    *rc = RC_NOT_FOUND;
-    set_error (err, errlen, "unknown host '%s': give a --peer to handoffd or "
-               "a tcp:// URI", name_quote (to, q, sizeof q));
-    return NULL;
-  }
   m = calloc (1, sizeof *m);
   if (!m) {
     set_error (err, errlen, "out of memory");
     return NULL;
   }
+  if (parse_destinations (m, to, err, errlen, rc) == -1 ||
+      (m->ndests > 1 && strcmp (mode, "live") != 0)) {
+    if (m->ndests > 1 && strcmp (mode, "live") != 0)
+      set_error (err, errlen, "a volume is mounted on one host: volume mode "
+                 "takes one destination");
+    free (m);
+    return NULL;
+  }
   snprintf (m->vm, sizeof m->vm, "%s", vm);
+  /* The winner replaces the list once one is decided. */
   snprintf (m->to, sizeof m->to, "%s", to);
   snprintf (m->mode, sizeof m->mode, "%s", mode);
   m->max_downtime_ms = max_downtime;
@@ -140,6 +189,14 @@ take_vm (struct migration *m, char *err, size_t errlen, int *rc)
   m->ndisks = json_array_size (json_object_get (m->def, "disks"));
   m->has_dir = json_string_value (json_object_get (m->def, "dir")) != NULL;
   json_decref (row);
+  if (m->has_dir && m->ndests > 1) {
+    vm_release (m->vm);
+    json_decref (m->def);
+    json_decref (m->objects);
+    return set_error (err, errlen, "VM %s has a directory, and its file "
+                      "share sends to one host: give one destination",
+                      m->vm);
+  }
   return 0;
 }
 
@@ -170,9 +227,11 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
   snprintf (m->phase, sizeof m->phase, "begin");
   m->t0 = clock_ms ();
   m->deadline = m->t0 + (int64_t) m->timeout_s * 1000;
-  db_journal_start (m->id, m->vm, "source", m->to, json_pack (
-    "{s:s, s:O, s:b}", "mode", m->mode, "def", m->def, "delete_source",
-    m->delete_source));
+  /* The journal's peer is the host a restart asks about the outcome:
+   * the first destination until a winner is decided (source.c). */
+  db_journal_start (m->id, m->vm, "source", m->dests[0].host, json_pack (
+    "{s:s, s:O, s:b, s:s}", "mode", m->mode, "def", m->def, "delete_source",
+    m->delete_source, "to", m->to));
 
   pthread_mutex_lock (&active_lock);
   for (size_t i = 0; i < MAX_ACTIVE; ++i)

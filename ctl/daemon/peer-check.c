@@ -189,7 +189,7 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
 
 /* Messages that carry nothing but their type. */
 static const char *const bare[] = {
-  "START_VM", "MIGRATION_COMPLETE", "PING", NULL,
+  "START_VM", "RESUME", "PING", NULL,
 };
 
 int
@@ -219,6 +219,11 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
     return check_volume_handoff (msg, err, errlen);
   if (strcmp (type, "ABORT") == 0)
     return check_reason (msg, err, errlen);
+  if (strcmp (type, "MIGRATION_COMPLETE") == 0) {
+    bool hold;
+    return msg_get_bool (msg, "hold", false, &hold, err, errlen) == -1
+      ? -1 : 0;
+  }
   if (strcmp (type, "QUERY_MIGRATION") == 0 ||
       strcmp (type, "ABORT_MIGRATION") == 0)
     return check_id_field (msg, err, errlen);

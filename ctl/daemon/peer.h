@@ -14,6 +14,14 @@
  *   QUEUED_EVENTS {events}     -> SUCCESS | FAILED {reason}
  *   MANAGEMENT_UPDATE {objects}-> SUCCESS | FAILED {reason}
  *   MIGRATION_COMPLETE         -> ACK {resumed_at} | FAILED {reason}
+ *   MIGRATION_COMPLETE {hold: true}
+ *                              -> LOADED {loaded_at} | FAILED {reason}
+ *                                 (one of several destinations: the VM
+ *                                 is loaded and stays paused, not yet
+ *                                 this host's), then
+ *   RESUME                     -> ACK {resumed_at} | FAILED {reason}
+ *                                 (the source chose this destination)
+ *                                 or ABORT (it chose another)
  *   ABORT {reason}             -> ABORTED  (at any point before the end)
  *   PING                       -> PONG     (every few seconds while data
  *                                 moves; a source silent for two I/O
@@ -35,14 +43,17 @@
  *   ABORT_MIGRATION {id}       -> STATUS {state}  (aborts unless resumed)
  * and to its source (a destination deciding what to do with what it
  * received):
- *   QUERY_MIGRATION {id}       -> STATUS {state: held | released}
- *                                 (live: does the source still hold
- *                                 the VM?) or {state: active |
+ *   QUERY_MIGRATION {id}       -> STATUS {state: held | released |
+ *                                 discarded} (live: does the source
+ *                                 still hold the VM?  discarded: it
+ *                                 went to another of several
+ *                                 destinations) or {state: active |
  *                                 committed | aborted} (volume: did the
  *                                 source record the handover?)
  *
- * A destination that loses its source before MIGRATION_COMPLETE
- * removes everything it made for the migration.
+ * A destination that loses its source before MIGRATION_COMPLETE, or
+ * after LOADED before RESUME, removes everything it made for the
+ * migration: it was never told to run the VM.
  */
 #ifndef HANDOFF_CTL_PEER_H
 #define HANDOFF_CTL_PEER_H

@@ -58,6 +58,37 @@ record_set_phase (struct migration *m, const char *phase, const char *fmt, ...)
   phase_enter (m->id, phase, msg, emit_to_record, m);
 }
 
+void
+record_dest (struct migration *m, size_t i, const char *state,
+             const char *reason)
+{
+  struct dest *d = &m->dests[i];
+
+  pthread_mutex_lock (&m->lock);
+  snprintf (d->state, sizeof d->state, "%s", state);
+  snprintf (d->reason, sizeof d->reason, "%s", reason ? reason : "");
+  pthread_mutex_unlock (&m->lock);
+  if (strcmp (state, "failed") == 0 || strcmp (state, "lost") == 0)
+    d->alive = false;
+  if (m->ndests > 1) {
+    log_info ("migration %s: destination %s: %s%s%s", m->id, d->host, state,
+              reason ? ": " : "", reason ? reason : "");
+    record_emit (m, json_pack ("{s:s, s:s, s:s, s:s}", "event",
+                               "destination", "host", d->host, "state",
+                               state, "reason", reason ? reason : ""));
+  }
+}
+
+size_t
+record_dests_alive (const struct migration *m)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < m->ndests; ++i)
+    n += m->dests[i].alive;
+  return n;
+}
+
 bool
 record_aborted (struct migration *m)
 {
@@ -157,10 +188,19 @@ record_summary (struct migration *m)
     if (t && strcmp (t, "progress") == 0)
       last_progress = ev;
   }
-  json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O}", "id", m->id, "vm",
-                         m->vm, "to", m->to, "phase", m->phase, "finished",
-                         m->finished, "progress",
-                         last_progress ? last_progress : json_null ());
+  json_t *dests = json_array ();
+  for (i = 0; i < m->ndests; ++i) {
+    const struct dest *d = &m->dests[i];
+    json_t *o = json_pack ("{s:s, s:s}", "host", d->host, "state", d->state);
+    if (d->reason[0])
+      json_object_set_new (o, "reason", json_string (d->reason));
+    json_array_append_new (dests, o);
+  }
+  json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O, s:o}", "id", m->id,
+                         "vm", m->vm, "to", m->to, "phase", m->phase,
+                         "finished", m->finished, "progress",
+                         last_progress ? last_progress : json_null (),
+                         "destinations", dests);
   pthread_mutex_unlock (&m->lock);
   return s;
 }

@@ -17,7 +17,28 @@
 
 #include <jansson.h>
 
+#include "config.h"
+
 struct channel;
+
+/* One destination of a migration.  State, as "status" shows it:
+ * admitting, copying, loading, running, failed (it refused or broke;
+ * REASON says why), lost (it stopped answering), discarded (another
+ * destination won). */
+struct dest {
+  char host[65];
+  struct channel *peer;         /* The migration thread's. */
+  json_t *endpoints;            /* The migration thread's. */
+  char psk[4096];               /* Its key for this migration's data. */
+  bool alive;                   /* Still part of the migration. */
+  bool admitted;                /* It said PERMITTED. */
+  bool told;                    /* Told to drop what it made (or had
+                                   nothing to drop). */
+  int slot;                     /* Its place among the mirrors'
+                                   destinations, or -1. */
+  char state[16];               /* lock */
+  char reason[512];             /* lock */
+};
 
 struct migration {
   pthread_mutex_t lock;
@@ -31,7 +52,7 @@ struct migration {
   /* Owned by the migration thread. */
   char id[80];
   char vm[65];
-  char to[256];
+  char to[MAX_DESTS * 65 + 8];  /* lock: the winner once decided */
   char mode[16];
   uint64_t max_downtime_ms;
   uint64_t bandwidth;
@@ -40,7 +61,6 @@ struct migration {
   bool delete_source;
   json_t *def;
   json_t *objects;
-  struct channel *peer;
   int64_t t0;                   /* mono ms at start */
   int64_t deadline;             /* mono ms */
   int64_t prepared_at;          /* wall ms: objects changed after go */
@@ -48,6 +68,8 @@ struct migration {
   bool has_dir;
   bool complete_sent;
   bool admitted;
+  struct dest dests[MAX_DESTS];
+  size_t ndests;
 };
 
 /* Append EV (stolen) to the list, stamped with the elapsed time. */
@@ -61,6 +83,12 @@ extern void phase_enter (const char *id, const char *phase, const char *msg,
 extern void record_set_phase (struct migration *m, const char *phase,
                               const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
+/* Destination I of M is now in STATE (REASON: why, or NULL); the
+ * change is logged, and a failed or lost one leaves the migration. */
+extern void record_dest (struct migration *m, size_t i, const char *state,
+                         const char *reason);
+/* How many destinations are still part of M. */
+extern size_t record_dests_alive (const struct migration *m);
 /* Has someone asked for an abort? */
 extern bool record_aborted (struct migration *m);
 /* The last event: RESULT (stolen) with the migration's names. */

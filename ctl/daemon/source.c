@@ -26,6 +26,7 @@
 #include "peer-check.h"
 #include "proc.h"
 #include "record.h"
+#include "source-dests.h"
 #include "source-end.h"
 #include "source.h"
 #include "uri.h"
@@ -61,8 +62,11 @@ num (json_t *o, const char *key)
 /* One progress sample: every stream, and the remaining state R and
  * rates B (transfer) and W (dirtying) of DESIGN.md §4.  Returns -1
  * (err) if a stream failed. */
+static int check_mirror_dests (struct migration *m, size_t disk, json_t *st,
+                               int *rc, char *err, size_t errlen);
+
 static int
-sample (struct migration *m, json_t *ram, bool *storage_ready,
+sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
         char *err, size_t errlen)
 {
   json_t *streams = json_array ();
@@ -82,6 +86,11 @@ sample (struct migration *m, json_t *ram, bool *storage_ready,
       if (st)
         snprintf (err, errlen, "%s: %s", name,
                   json_string_value (json_object_get (st, "error")));
+      json_decref (st);
+      rv = -1;
+      break;
+    }
+    if (check_mirror_dests (m, i, st, rc, err, errlen) == -1) {
       json_decref (st);
       rv = -1;
       break;
@@ -154,27 +163,6 @@ sample (struct migration *m, json_t *ram, bool *storage_ready,
 /* ------------------------------------------------------------------ */
 /* Phases */
 
-/* While the data moves the control channel is idle: a PING every few
- * seconds shows each side the other is alive (the destination gives
- * up on a source silent for two I/O timeouts). */
-static int
-keepalive (struct migration *m, char *err, size_t errlen)
-{
-  static __thread int64_t last;
-  json_t *a;
-
-  if (clock_ms () - last < 2000)
-    return 0;
-  last = clock_ms ();
-  a = peer_call (m->peer, peer_msg ("PING"), hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "PONG", err, errlen) == -1) {
-    json_decref (a);
-    return -1;
-  }
-  json_decref (a);
-  return 0;
-}
-
 static int
 check_time (struct migration *m, int *rc, char *err, size_t errlen)
 {
@@ -187,145 +175,178 @@ check_time (struct migration *m, int *rc, char *err, size_t errlen)
     return set_error (err, errlen, "timed out after %" PRIu64 " s",
                       m->timeout_s);
   }
-  if (m->peer && keepalive (m, err, errlen) == -1) {
-    *rc = RC_ROLLED_BACK;
-    return -1;
-  }
-  return 0;
+  return source_keepalive (m, rc, err, errlen);
 }
 
 static int
 phase_admission (struct migration *m, int *rc, char *err, size_t errlen)
 {
-  json_t *a;
   uint64_t disk_bytes = vm_allocated_bytes (m->def);
 
   record_set_phase (m, "admission", "asking %s to take %s", m->to, m->vm);
-  m->peer = peer_connect (m->to, err, errlen);
-  if (!m->peer) {
-    *rc = RC_UNREACHABLE;
-    return -1;
-  }
-  a = peer_call (m->peer, json_pack (
-    "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:O, s:O, s:I}}",
-    "type", "START_MIGRATION", "id", m->id, "vm", m->vm, "source", hd.name,
-    "mode", m->mode, "timeout_s", (json_int_t) m->timeout_s, "needs",
-    "memory", json_object_get (m->def, "memory"),
-    "vcpus", json_object_get (m->def, "vcpus"),
-    "disk_bytes", (json_int_t) (strcmp (m->mode, "volume") == 0 ? 0
-                                : disk_bytes)),
-                 hd.io_timeout_ms, err, errlen);
-  if (!a) {
-    *rc = RC_UNREACHABLE;
-    return -1;
-  }
-  if (peer_expect (a, "PERMITTED", err, errlen) == -1) {
-    *rc = RC_DENIED;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    char e[1024];
+    json_t *a;
+    d->told = true;             /* Until it says yes, nothing to drop. */
+    d->peer = peer_connect (d->host, e, sizeof e);
+    if (!d->peer) {
+      if (source_drop_dest (m, i, "failed", e, RC_UNREACHABLE, rc, err,
+                     errlen) == -1)
+        return -1;
+      continue;
+    }
+    a = peer_call (d->peer, json_pack (
+      "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:O, s:O, s:I}}",
+      "type", "START_MIGRATION", "id", m->id, "vm", m->vm, "source", hd.name,
+      "mode", m->mode, "timeout_s", (json_int_t) m->timeout_s, "needs",
+      "memory", json_object_get (m->def, "memory"),
+      "vcpus", json_object_get (m->def, "vcpus"),
+      "disk_bytes", (json_int_t) (strcmp (m->mode, "volume") == 0 ? 0
+                                  : disk_bytes)),
+                   hd.io_timeout_ms, e, sizeof e);
+    int code = !a ? RC_UNREACHABLE : RC_DENIED;
+    if (!a || peer_expect (a, "PERMITTED", e, sizeof e) == -1) {
+      json_decref (a);
+      if (source_drop_dest (m, i, "failed", e, code, rc, err, errlen) == -1)
+        return -1;
+      continue;
+    }
     json_decref (a);
-    return -1;
+    d->admitted = true;
+    d->told = false;
+    record_dest (m, i, "copying", NULL);
   }
-  json_decref (a);
   return 0;
 }
 
+/* MANAGEMENT_STATE to destination D: its endpoints, checked, and its
+ * key for this migration's data written to D->psk.  0, or -1 (err). */
 static int
-phase_prepare (struct migration *m, json_t **endpoints_r, int *rc, char *err,
-               size_t errlen)
+prepare_dest (struct migration *m, size_t i, struct dest *d, char *err,
+              size_t errlen)
 {
   json_t *a;
+  struct uri u;
+  char e2[256], name[32];
+  int r = -1;
 
-  record_set_phase (m, "prepare", "%s prepares disks, a share and a stream "
-             "listener", m->to);
-  m->prepared_at = wall_ms ();
-  a = peer_call (m->peer, json_pack ("{s:s, s:O, s:O}", "type",
+  a = peer_call (d->peer, json_pack ("{s:s, s:O, s:O}", "type",
                                      "MANAGEMENT_STATE", "def", m->def,
                                      "objects", m->objects),
                  hd.io_timeout_ms * 2, err, errlen);
   if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
-    *rc = RC_ROLLED_BACK;
     json_decref (a);
     return -1;
   }
-  *endpoints_r = json_incref (json_object_get (a, "endpoints"));
+  d->endpoints = json_incref (json_object_get (a, "endpoints"));
   json_decref (a);
-  {
-    /* Only the destination's own address may come back. */
-    struct uri u;
-    char e2[256];
-    int r = -1;
-    if (uri_parse (hd_peer_uri (m->to), &u, e2, sizeof e2) == 0) {
-      r = peer_check_endpoints (*endpoints_r, u.host, m->ndisks, m->has_dir,
-                                err, errlen);
-      uri_free (&u);
-    }
-    else
-      set_error (err, errlen, "%s: %s", m->to, e2);
-    if (r == -1) {
-      *rc = RC_ROLLED_BACK;
-      return -1;
-    }
+  /* Only the destination's own address may come back. */
+  if (uri_parse (hd_peer_uri (d->host), &u, e2, sizeof e2) == 0) {
+    r = peer_check_endpoints (d->endpoints, u.host, m->ndisks, m->has_dir,
+                              err, errlen);
+    uri_free (&u);
   }
-  const char *key = json_string_value (json_object_get (*endpoints_r, "psk"));
-  /* The destination's key for this migration's data channels. */
-  char path[PATH_MAX];
+  else
+    set_error (err, errlen, "%s: %s", d->host, e2);
+  if (r == -1)
+    return -1;
+  const char *key = json_string_value (json_object_get (d->endpoints, "psk"));
   FILE *f;
-  vm_run_path (m->vm, "mig.psk", path, sizeof path);
-  f = fopen (path, "we");
-  if (!f || fprintf (f, "%s\n", key) < 0 || fclose (f) != 0) {
-    *rc = RC_ROLLED_BACK;
-    return set_error (err, errlen, "%s: %s", path, strerror (errno));
+  if (i == 0)
+    snprintf (name, sizeof name, "mig.psk");
+  else
+    snprintf (name, sizeof name, "mig%zu.psk", i);
+  vm_run_path (m->vm, name, d->psk, sizeof d->psk);
+  f = fopen (d->psk, "we");
+  if (!f)
+    return set_error (err, errlen, "%s: %s", d->psk, strerror (errno));
+  bool bad = fprintf (f, "%s\n", key) < 0;
+  if (fclose (f) != 0 || bad)
+    return set_error (err, errlen, "%s: %s", d->psk, strerror (errno));
+  return 0;
+}
+
+static int
+phase_prepare (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  record_set_phase (m, "prepare", "%s prepares disks, a share and a stream "
+             "listener", m->to);
+  m->prepared_at = wall_ms ();
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    char e[1024];
+    if (prepare_dest (m, i, d, e, sizeof e) == -1 &&
+        source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
+                          errlen) == -1)
+      return -1;
   }
   return 0;
 }
 
 static int
-phase_storage (struct migration *m, json_t *endpoints, int *rc, char *err,
-               size_t errlen)
+phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
 {
-  json_t *disks = json_object_get (endpoints, "disks");
-  const char *share = json_string_value (json_object_get (endpoints,
-                                                          "share"));
   bool ready = false;
+  int slot = 0;
 
   record_set_phase (m, "storage", "copying %zu disk%s%s while mirroring writes",
              m->ndisks, m->ndisks == 1 ? "" : "s",
              m->has_dir ? " and the VM directory" : "");
-  if (json_array_size (disks) != m->ndisks || (m->has_dir && !share)) {
-    *rc = RC_ROLLED_BACK;
-    return set_error (err, errlen, "the destination's endpoints do not match "
-                      "the VM");
+  *rc = RC_ROLLED_BACK;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    json_t *disks = json_object_get (d->endpoints, "disks");
+    if (json_array_size (disks) != m->ndisks ||
+        (m->has_dir && !json_object_get (d->endpoints, "share")))
+      return set_error (err, errlen, "the destination's endpoints do not "
+                        "match the VM");
+    d->slot = slot++;
   }
-  char psk[PATH_MAX];
-  vm_run_path (m->vm, "mig.psk", psk, sizeof psk);
-  for (size_t i = 0; i < m->ndisks; ++i) {
-    char uri[PATH_MAX + 512];
-    snprintf (uri, sizeof uri, "%.400s?tls-psk-file=%s",
-              json_string_value (json_array_get (disks, i)), psk);
-    json_t *r = mirror_call (m, i, json_pack ("{s:s, s:[s], s:s}", "op",
-                                              "start", "destinations", uri,
+  for (size_t k = 0; k < m->ndisks; ++k) {
+    json_t *uris = json_array ();
+    for (size_t i = 0; i < m->ndests; ++i) {
+      struct dest *d = source_alive_dest (m, i);
+      if (!d)
+        continue;
+      char uri[PATH_MAX + 512];
+      snprintf (uri, sizeof uri, "%.400s?tls-psk-file=%s",
+                json_string_value (json_array_get (
+                  json_object_get (d->endpoints, "disks"), k)), d->psk);
+      json_array_append_new (uris, json_string (uri));
+    }
+    json_t *r = mirror_call (m, k, json_pack ("{s:s, s:o, s:s}", "op",
+                                              "start", "destinations", uris,
                                               "mode", "active"),
                              hd.io_timeout_ms, err, errlen);
-    if (!r) {
-      *rc = RC_ROLLED_BACK;
+    if (!r)
       return -1;
-    }
     json_decref (r);
   }
   if (m->has_dir) {
+    /* One destination (migration.c): a share has one receiver. */
+    struct dest *d = &m->dests[0];
     json_t *r = share_call (m, json_pack ("{s:s, s:s, s:s}", "op", "start",
-                                          "to", share, "psk", psk),
+                                          "to", json_string_value (
+                                            json_object_get (d->endpoints,
+                                                             "share")),
+                                          "psk", d->psk),
                             hd.io_timeout_ms, err, errlen);
-    if (!r) {
-      *rc = RC_ROLLED_BACK;
+    if (!r)
       return -1;
-    }
     json_decref (r);
   }
   /* Terminates: ready, a failure, an abort or the deadline. */
   while (!ready) {
     if (check_time (m, rc, err, errlen) == -1)
       return -1;
-    if (sample (m, NULL, &ready, err, errlen) == -1) {
+    if (sample (m, NULL, &ready, rc, err, errlen) == -1) {
       *rc = RC_ROLLED_BACK;
       return -1;
     }
@@ -337,10 +358,8 @@ phase_storage (struct migration *m, json_t *endpoints, int *rc, char *err,
   if (m->has_dir) {
     json_t *r = share_call (m, json_pack ("{s:s}", "op", "warm"),
                             hd.io_timeout_ms * 4, err, errlen);
-    if (!r) {
-      *rc = RC_ROLLED_BACK;
+    if (!r)
       return -1;
-    }
     json_decref (r);
   }
   return 0;
@@ -349,38 +368,104 @@ phase_storage (struct migration *m, json_t *endpoints, int *rc, char *err,
 static int
 phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
 {
-  json_t *a;
-
   record_set_phase (m, "start_vm", "%s starts QEMU waiting for the stream",
                     m->to);
-  a = peer_call (m->peer, peer_msg ("START_VM"), 120000, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
-    *rc = RC_ROLLED_BACK;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    char e[1024];
+    json_t *a = peer_call (d->peer, peer_msg ("START_VM"), 120000, e,
+                           sizeof e);
+    if (!a || peer_expect (a, "SUCCESS", e, sizeof e) == -1) {
+      json_decref (a);
+      if (source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
+                     errlen) == -1)
+        return -1;
+      continue;
+    }
     json_decref (a);
-    return -1;
   }
-  json_decref (a);
   return 0;
 }
 
+/* The mirrors of every disk report destination D's copy failed (one of
+ * several: the mirror goes on with the others): D is lost. */
 static int
-start_relay (struct migration *m, const char *xfer, char *err, size_t errlen)
+check_mirror_dests (struct migration *m, size_t disk, json_t *st, int *rc,
+                    char *err, size_t errlen)
+{
+  json_t *mds = json_object_get (st, "destinations");
+
+  if (m->ndests == 1)
+    return 0;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    json_t *md = d->slot >= 0 ? json_array_get (mds, (size_t) d->slot)
+      : NULL;
+    const char *state = json_string_value (json_object_get (md, "state"));
+    if (state && (strcmp (state, "failed") == 0 ||
+                  strcmp (state, "cancelled") == 0)) {
+      char why[1024];
+      snprintf (why, sizeof why, "disk%zu: %s", disk,
+                json_string_value (json_object_get (md, "error")));
+      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
+                     errlen) == -1)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+/* The relay QEMU's stream goes through: to the destination, or teed
+ * to each of several (each with its own key; one that falls a whole
+ * buffer behind is dropped rather than slowing the others). */
+static int
+start_relay (struct migration *m, char *err, size_t errlen)
 {
   char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
-  char psk[PATH_MAX];
+  char to[MAX_DESTS][PATH_MAX + 512];
+  char *argv[12 + 2 * MAX_DESTS];
+  size_t n = 0, k = 0;
   pid_t p;
 
-  vm_run_path (m->vm, "mig.psk", psk, sizeof psk);
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
   vm_run_path (m->vm, "relay.log", log, sizeof log);
   uri_unix (sock, listen, sizeof listen);
   unlink (sock);
-  char *argv[] = {
-    (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", listen,
-    (char *) "--to", (char *) xfer, (char *) "--psk", psk,
-    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
-  };
+  argv[n++] = (char *) hd.xfer_bin;
+  argv[n++] = (char *) "relay";
+  argv[n++] = (char *) "--listen";
+  argv[n++] = listen;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    const char *xfer = json_string_value (json_object_get (d->endpoints,
+                                                           "xfer"));
+    if (!xfer)
+      return set_error (err, errlen, "%s sent no stream address", d->host);
+    if (m->ndests == 1)
+      snprintf (to[k], sizeof to[k], "%s", xfer);
+    else
+      snprintf (to[k], sizeof to[k], "%s?tls-psk-file=%s", xfer, d->psk);
+    argv[n++] = (char *) "--to";
+    argv[n++] = to[k++];
+  }
+  if (m->ndests == 1) {
+    argv[n++] = (char *) "--psk";
+    argv[n++] = m->dests[0].psk;
+  }
+  else {
+    argv[n++] = (char *) "--lagging";
+    argv[n++] = (char *) "drop";
+  }
+  argv[n++] = (char *) "--buffer";
+  argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
+  argv[n] = NULL;
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
     return -1;
@@ -404,21 +489,22 @@ qmp_ok (struct migration *m, const char *cmd, json_t *args, char *err,
 }
 
 static int
-phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
-              size_t errlen)
+phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
 {
-  const char *xfer = json_string_value (json_object_get (endpoints, "xfer"));
+  const char *xfer = NULL;
   char sock[PATH_MAX], uri[PATH_MAX + 8];
   bool ready;
 
+  for (size_t i = 0; i < m->ndests && !xfer; ++i)
+    if (m->dests[i].alive)
+      xfer = json_string_value (json_object_get (m->dests[i].endpoints,
+                                                 "xfer"));
   record_set_phase (m, "memory",
                     "moving RAM over %s (max downtime %" PRIu64 " ms)",
              xfer && strncmp (xfer, "rdma", 4) == 0 ? "RDMA" : "TCP",
              m->max_downtime_ms);
   *rc = RC_ROLLED_BACK;
-  if (!xfer)
-    return set_error (err, errlen, "the destination sent no stream address");
-  if (start_relay (m, xfer, err, errlen) == -1)
+  if (start_relay (m, err, errlen) == -1)
     return -1;
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   uri_unix (sock, uri, sizeof uri);
@@ -464,7 +550,7 @@ phase_memory (struct migration *m, json_t *endpoints, int *rc, char *err,
       json_decref (q);
       return -1;
     }
-    if (sample (m, q, &ready, err, errlen) == -1) {
+    if (sample (m, q, &ready, rc, err, errlen) == -1) {
       json_decref (q);
       return -1;
     }
@@ -515,6 +601,61 @@ complete_main (void *arg)
   return NULL;
 }
 
+/* The management state of the blackout to destination D: the held
+ * events and the objects changed since the start.  0, or -1 (err). */
+static int
+send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
+            size_t errlen)
+{
+  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
+                                             "QUEUED_EVENTS", "events", evs),
+                         hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
+                                     "MANAGEMENT_UPDATE", "objects", objs),
+                 hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  return 0;
+}
+
+/* One destination: MIGRATION_COMPLETE, and it resumes the VM. */
+static int
+complete_one (struct migration *m, json_t **ack_r, char *err, size_t errlen)
+{
+  struct dest *d = &m->dests[0];
+  json_t *a;
+
+  /* From here the destination decides: a crash now is resolved by
+   * asking it (recover.c). */
+  m->complete_sent = true;
+  record_set_phase (m, "complete_sent",
+                    "RAM and devices sent; %s resumes the VM", d->host);
+  record_dest (m, 0, "loading", NULL);
+  a = peer_call (d->peer, peer_msg ("MIGRATION_COMPLETE"), 120000, err,
+                 errlen);
+  if (!a) {
+    /* The answer was lost: ask on a new connection. */
+    a = peer_query_migration (d->host, m->id, 60000, err, errlen);
+  }
+  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
+             !(json_string_value (json_object_get (a, "state")) &&
+               strcmp (json_string_value (json_object_get (a, "state")),
+                       "resumed") == 0))) {
+    json_decref (a);
+    return -1;
+  }
+  *ack_r = a;
+  return 0;
+}
+
 /* The blackout: the VM is paused on this host.  QEMU's last pass, the
  * disks, the files and the management state all go at once; the
  * destination resumes the VM only when all of them are there. */
@@ -524,7 +665,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
 {
   struct completion comp[MAX_COMPLETIONS];
   size_t ncomp = 0;
-  json_t *a, *evs;
+  json_t *evs, *objs;
   int rv = -1;
 
   *t_stop = vm_qmp_event_time (m->vm, "STOP");
@@ -540,6 +681,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
   record_set_phase (m, "cutover", "the VM is paused; completing disks, files, "
              "events and RAM");
   evs = events_freeze (m->vm);
+  objs = db_objects_since (m->vm, m->prepared_at);
   for (size_t i = 0; i <= m->ndisks && ncomp < MAX_COMPLETIONS; ++i) {
     struct completion *c = &comp[ncomp];
     if (i == m->ndisks && !m->has_dir)
@@ -555,25 +697,21 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     else
       ncomp++;
   }
-
-  a = peer_call (m->peer, json_pack ("{s:s, s:o}", "type", "QUEUED_EVENTS",
-                                     "events", evs),
-                 hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
-    goto join;
-  json_decref (a);
-  a = peer_call (m->peer, json_pack ("{s:s, s:o}", "type",
-                                     "MANAGEMENT_UPDATE", "objects",
-                                     db_objects_since (m->vm,
-                                                       m->prepared_at)),
-                 hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
-    goto join;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    char e[1024];
+    if (send_state (d, evs, objs, e, sizeof e) == -1 &&
+        source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
+                          errlen) == -1)
+      goto join;
+  }
   rv = 0;
 
  join:
-  json_decref (a);
-  a = NULL;
+  json_decref (evs);
+  json_decref (objs);
   for (size_t i = 0; i < ncomp; ++i) {
     pthread_join (comp[i].thread, NULL);
     if (comp[i].rv == -1 && rv == 0) {
@@ -583,6 +721,15 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
   }
   if (rv == -1)
     return -1;
+  /* A destination whose copy of a disk failed on the way is out. */
+  for (size_t k = 0; k < m->ndisks && m->ndests > 1; ++k) {
+    json_t *st = mirror_call (m, k, json_pack ("{s:s}", "op", "status"),
+                              5000, err, errlen);
+    int r = st ? check_mirror_dests (m, k, st, rc, err, errlen) : -1;
+    json_decref (st);
+    if (r == -1)
+      return -1;
+  }
 
   /* Terminates: QEMU completes or fails the last pass, or time out. */
   int64_t until = clock_ms () + hd.io_timeout_ms;
@@ -604,27 +751,8 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     json_decref (q);
     usleep (5000);
   }
-  /* From here the destination decides: a crash now is resolved by
-   * asking it (recover.c). */
-  m->complete_sent = true;
-  record_set_phase (m, "complete_sent",
-                    "RAM and devices sent; %s resumes the VM",
-             m->to);
-  a = peer_call (m->peer, peer_msg ("MIGRATION_COMPLETE"), 120000, err,
-                 errlen);
-  if (!a) {
-    /* The answer was lost: ask on a new connection. */
-    a = peer_query_migration (m->to, m->id, 60000, err, errlen);
-  }
-  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
-             !(json_string_value (json_object_get (a, "state")) &&
-               strcmp (json_string_value (json_object_get (a, "state")),
-                       "resumed") == 0))) {
-    json_decref (a);
-    return -1;
-  }
-  *ack_r = a;
-  return 0;
+  return m->ndests == 1 ? complete_one (m, ack_r, err, errlen)
+    : source_complete_race (m, ack_r, rc, err, errlen);
 }
 
 static const char *
@@ -645,7 +773,7 @@ source_run_live (struct migration *m)
 {
   char err[2048] = "";
   int rc = RC_ERROR;
-  json_t *endpoints = NULL, *ack = NULL;
+  json_t *ack = NULL;
   double t_stop = 0;
   int r;
 
@@ -654,17 +782,16 @@ source_run_live (struct migration *m)
     m->admitted = true;
     events_hold (m->vm);
     db_vm_set_state (m->vm, "moving");
-    r = phase_prepare (m, &endpoints, &rc, err, sizeof err);
+    r = phase_prepare (m, &rc, err, sizeof err);
   }
   if (r == 0)
-    r = phase_storage (m, endpoints, &rc, err, sizeof err);
+    r = phase_storage (m, &rc, err, sizeof err);
   if (r == 0)
     r = phase_start_vm (m, &rc, err, sizeof err);
   if (r == 0)
-    r = phase_memory (m, endpoints, &rc, err, sizeof err);
+    r = phase_memory (m, &rc, err, sizeof err);
   if (r == 0)
     r = phase_cutover (m, &t_stop, &ack, &rc, err, sizeof err);
-  json_decref (endpoints);
 
   if (r == 0) {
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
@@ -718,7 +845,12 @@ source_run_live (struct migration *m)
              err);
   record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
                       "rollback", "message", err));
-  peer_abort_migration (m->peer, m->to, m->id, err);
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    if (d->admitted && !d->told)
+      peer_abort_migration (d->peer, d->host, m->id, err);
+    d->told = true;
+  }
   source_rollback (m->vm, m->ndisks, m->has_dir);
   db_journal_end (m->id, "rolled_back", err);
   record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",

@@ -1,0 +1,256 @@
+/* handoffd: a migration's destinations, one or several (DESIGN.md
+ * §1 "multi-destination"): dropping one that failed while the others
+ * go on, keeping them all alive, and the race at the switch-over -
+ * every destination loads the VM, the first to have it runs it.
+ * source.c drives the phases.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "peer.h"
+#include "record.h"
+#include "source-dests.h"
+
+/* Destination I broke (WHY) and is now STATE (failed, or lost if it
+ * stopped answering).  With one destination that ends the migration:
+ * -1, err and *RC = CODE, and the rollback tells it to drop what it
+ * made.  With several it leaves alone: it is told now (unless it only
+ * refused: nothing was made) and the others go on - -1 only when it
+ * was the last. */
+int
+source_drop_dest (struct migration *m, size_t i, const char *state,
+                  const char *why, int code, int *rc, char *err,
+                  size_t errlen)
+{
+  struct dest *d = &m->dests[i];
+  char reason[1024];
+
+  snprintf (reason, sizeof reason, "%s", why);
+  record_dest (m, i, state, reason);
+  *rc = code;
+  if (m->ndests == 1) {
+    snprintf (err, errlen, "%s", reason);
+    return -1;
+  }
+  snprintf (err, errlen, "%s: %s", d->host, reason);
+  if (d->admitted && !d->told)
+    peer_abort_migration (d->peer, d->host, m->id, reason);
+  d->told = true;
+  if (d->peer)
+    chan_close (d->peer);
+  d->peer = NULL;
+  return record_dests_alive (m) > 0 ? 0 : -1;
+}
+
+/* Destination I if it is still part of the migration, else NULL. */
+struct dest *
+source_alive_dest (struct migration *m, size_t i)
+{
+  return m->dests[i].alive ? &m->dests[i] : NULL;
+}
+
+/* While the data moves the control channel is idle: a PING every few
+ * seconds shows each side the other is alive (the destination gives
+ * up on a source silent for two I/O timeouts). */
+int
+source_keepalive (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  static __thread int64_t last;
+
+  if (clock_ms () - last < 2000)
+    return 0;
+  last = clock_ms ();
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    char e[1024];
+    json_t *a;
+    if (!d->peer)
+      continue;
+    a = peer_call (d->peer, peer_msg ("PING"), hd.io_timeout_ms, e, sizeof e);
+    if (!a || peer_expect (a, "PONG", e, sizeof e) == -1) {
+      json_decref (a);
+      if (source_drop_dest (m, i, "lost", e, RC_ROLLED_BACK, rc, err,
+                            errlen) == -1)
+        return -1;
+      continue;
+    }
+    json_decref (a);
+  }
+  return 0;
+}
+
+/* Several destinations load the VM at once; the first to have it
+ * loaded runs it.  Each loader thread asks one destination. */
+struct race {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  size_t pending;               /* lock */
+  int first;                    /* lock: the first loaded, or -1 */
+};
+
+struct loader {
+  struct race *race;
+  struct migration *m;
+  size_t i;
+  pthread_t thread;
+  bool running;
+  bool loaded;                  /* race->lock */
+  char err[1024];
+};
+
+static void *
+load_main (void *arg)
+{
+  struct loader *l = arg;
+  struct dest *d = &l->m->dests[l->i];
+  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:b}", "type",
+                                             "MIGRATION_COMPLETE", "hold", 1),
+                         hd.io_timeout_ms + 10000, l->err, sizeof l->err);
+  bool ok = a && peer_expect (a, "LOADED", l->err, sizeof l->err) == 0;
+
+  json_decref (a);
+  pthread_mutex_lock (&l->race->lock);
+  l->loaded = ok;
+  if (ok && l->race->first < 0)
+    l->race->first = (int) l->i;
+  l->race->pending--;
+  pthread_cond_broadcast (&l->race->cond);
+  pthread_mutex_unlock (&l->race->lock);
+  return NULL;
+}
+
+/* Tell the winner W to resume: its ACK, or (the answer lost) what it
+ * says on a new connection.  NULL (err) if it does not run the VM or
+ * cannot say. */
+static json_t *
+resume_winner (struct migration *m, struct dest *w, char *err, size_t errlen)
+{
+  json_t *a = peer_call (w->peer, peer_msg ("RESUME"), 120000, err, errlen);
+
+  if (!a)
+    a = peer_query_migration (w->host, m->id, 60000, err, errlen);
+  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
+             !(json_string_value (json_object_get (a, "state")) &&
+               strcmp (json_string_value (json_object_get (a, "state")),
+                       "resumed") == 0))) {
+    json_decref (a);
+    return NULL;
+  }
+  return a;
+}
+
+/* Several destinations.  No destination runs the VM until it is told
+ * RESUME, and only one is: the source's decision, journalled (with
+ * the winner as the journal's peer) before the RESUME goes out.  A
+ * restart before that rolls back (recover.c); after it, it asks the
+ * winner, as with one destination.  A destination that loaded and
+ * then loses the source drops what it made (destination.c): it was
+ * never told to run. */
+int
+source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
+               size_t errlen)
+{
+  struct race race = { .first = -1 };
+  struct loader ls[MAX_DESTS];
+  int w;
+
+  pthread_mutex_init (&race.lock, NULL);
+  pthread_cond_init (&race.cond, NULL);
+  record_set_phase (m, "loading", "RAM and devices sent to %zu hosts; the "
+                    "first to load the VM runs it",
+                    record_dests_alive (m));
+  memset (ls, 0, sizeof ls);
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    struct loader *l = &ls[i];
+    l->race = &race;
+    l->m = m;
+    l->i = i;
+    record_dest (m, i, "loading", NULL);
+    pthread_mutex_lock (&race.lock);
+    race.pending++;
+    pthread_mutex_unlock (&race.lock);
+    if (pthread_create (&l->thread, NULL, load_main, l) == 0)
+      l->running = true;
+    else {
+      snprintf (l->err, sizeof l->err, "cannot start a thread");
+      pthread_mutex_lock (&race.lock);
+      race.pending--;
+      pthread_mutex_unlock (&race.lock);
+    }
+  }
+  pthread_mutex_lock (&race.lock);
+  /* Terminates: every loader ends (each call has a time limit). */
+  while (race.first < 0 && race.pending > 0)
+    pthread_cond_wait (&race.cond, &race.lock);
+  w = race.first;
+  pthread_mutex_unlock (&race.lock);
+
+  json_t *ack = NULL;
+  if (w >= 0) {
+    struct dest *win = &m->dests[w];
+    pthread_join (ls[w].thread, NULL);
+    ls[w].running = false;
+    pthread_mutex_lock (&m->lock);
+    snprintf (m->to, sizeof m->to, "%s", win->host);
+    pthread_mutex_unlock (&m->lock);
+    /* The journal names the winner first: a restart from here on asks
+     * it (once the phase says the RESUME may have gone out). */
+    db_journal_phase_peer (m->id, "loading", win->host, "chosen: the first "
+                           "destination to load the VM");
+    m->complete_sent = true;
+    record_set_phase (m, "complete_sent", "%s loaded the VM first: it "
+                      "resumes it", win->host);
+    ack = resume_winner (m, win, err, errlen);
+    if (ack)
+      record_dest (m, (size_t) w, "running", NULL);
+  }
+  /* The others: each told to drop what it made. */
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    char e[1024];
+    int code;
+    if ((int) i == w || !d->alive)
+      continue;
+    if (ls[i].running)
+      pthread_join (ls[i].thread, NULL);
+    if (!ls[i].loaded) {
+      source_drop_dest (m, i, "failed", ls[i].err, RC_ROLLED_BACK, &code, e,
+                 sizeof e);
+      if (w < 0)
+        snprintf (err, errlen, "%s", e);
+      continue;
+    }
+    record_dest (m, i, "discarded", w >= 0 ? "another destination runs the "
+                 "VM" : "the migration rolled back");
+    peer_abort_migration (d->peer, d->host, m->id, w >= 0
+                          ? "another destination runs the VM"
+                          : "the migration rolled back");
+    d->told = true;
+    d->alive = false;
+  }
+  pthread_mutex_destroy (&race.lock);
+  pthread_cond_destroy (&race.cond);
+  if (w < 0) {
+    *rc = RC_ROLLED_BACK;
+    if (!err[0])
+      set_error (err, errlen, "no destination loaded the VM");
+    return -1;
+  }
+  if (!ack)
+    return -1;
+  *ack_r = ack;
+  return 0;
+}

@@ -1,0 +1,37 @@
+/* handoffd: a migration's destinations (source-dests.c). */
+#ifndef HANDOFF_CTL_SOURCE_DESTS_H
+#define HANDOFF_CTL_SOURCE_DESTS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "record.h"
+
+/* Destination I of M if it is still part of the migration, else NULL. */
+extern struct dest *source_alive_dest (struct migration *m, size_t i);
+
+/* Destination I broke (WHY) and is now STATE (failed, or lost if it
+ * stopped answering).  With one destination that ends the migration:
+ * -1, err and *RC = CODE; the rollback tells it to drop what it made.
+ * With several it leaves alone: it is told now (unless it only
+ * refused) and the others go on: -1 only when it was the last. */
+extern int source_drop_dest (struct migration *m, size_t i,
+                             const char *state, const char *why, int code,
+                             int *rc, char *err, size_t errlen);
+
+/* A PING to every destination every few seconds; one that does not
+ * answer is lost.  -1 (err, *RC) when none is left. */
+extern int source_keepalive (struct migration *m, int *rc, char *err,
+                             size_t errlen);
+
+/* The switch-over with several destinations: each loads the VM and
+ * keeps it paused; the first to report it loaded is journalled as the
+ * winner, then told to resume it; the others drop what they received.
+ * 0 with the winner's ACK in *ACK_R (M->to names it); -1 (err, *RC):
+ * none loaded (the VM may resume here) or, with M->complete_sent, the
+ * winner's answer is in doubt. */
+extern int source_complete_race (struct migration *m, json_t **ack_r,
+                                 int *rc, char *err, size_t errlen);
+
+#endif /* HANDOFF_CTL_SOURCE_DESTS_H */

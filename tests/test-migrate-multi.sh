@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# One VM copied to several hosts at once (handoff migrate --to A,B):
+# its disk is mirrored to every destination and its RAM stream teed to
+# each; every destination loads the VM and keeps it paused; the first
+# to report it loaded is told to resume it, the others drop everything
+# they received.  Checked, over several migrations between three
+# hosts (network namespaces) with the test guest writing records:
+# exactly one host runs the VM afterwards, every record acknowledged
+# before the pause is on its disk, and every other host holds nothing
+# of it: no files, no processes in its namespace, no rows.  A refusing
+# destination, a destination that dies while copying, destinations
+# that all refuse, and bad --to lists each get their own case.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+guest_hosts 3
+
+handoff keygen k.psk >/dev/null 2>&1
+# The guest has no VM directory: its kernel is shared, outside it.
+allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
+for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
+for i in 1 2 3; do start_handoffd "$i"; done
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 128 --disk "$tmp/vm.img" \
+  --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+hcli 1 start web1
+wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
+  "$tmp/h1/run/web1/serial.log"
+
+# Processes in host I's namespace other than its handoffd.
+strays ()
+{
+  local p comm
+  for p in $(netns_pids "$1"); do
+    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    case $comm in handoffd|ip) ;; *) echo "$p:$comm" ;; esac
+  done
+}
+
+# Host I holds nothing of web1.
+holds_nothing ()
+{
+  local i=$1
+  [ ! -e "$tmp/h$i/images/web1" ] || fail "host $i kept web1's files"
+  [ ! -e "$tmp/h$i/run/web1" ] || fail "host $i kept web1's run directory"
+  [ -z "$(strays "$i")" ] || fail "host $i kept processes: $(strays "$i")"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = 'web1'; select count(*) from objects where vm = 'web1'")" = "0
+0" ] || fail "host $i kept web1's rows"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = 'web1' and result is null")" = 0 ] ||
+    fail "host $i has a migration of web1 still open"
+}
+
+runs_on ()
+{
+  hcli "$1" status web1 | grep -q "QEMU: running" ||
+    fail "web1 does not run on host $1"
+}
+
+# The one host that lists web1.
+owner ()
+{
+  local i n=0 who=
+  for i in 1 2 3; do
+    # (A host whose daemon is down lists nothing.)
+    if hcli "$i" list --json 2>/dev/null | jq -r '.vms[].name' | grep -qx web1; then
+      n=$((n + 1)); who=$i
+    fi
+  done
+  [ "$n" = 1 ] || {
+    for i in 1 2 3; do hcli "$i" list >&2 || true; done
+    fail "web1 is listed on $n hosts"
+  }
+  echo "$who"
+}
+
+# migrate_multi FROM I,J: web1 goes from host FROM to host I and J;
+# prints the winner's number.
+migrate_multi ()
+{
+  local from=$1 a=${2%,*} b=${2#*,} w serial acked on_w disk
+  hcli "$from" migrate web1 --to "host$a,host$b" --json > mig.json ||
+    { cat mig.json; fail "migrating from host $from to hosts $a and $b"; }
+  w=$(jq -r 'select(.event == "result") | .to' mig.json)
+  w=${w#host}
+  [ "$w" = "$a" ] || [ "$w" = "$b" ] || fail "the winner is '$w'"
+  [ "$(owner)" = "$w" ] || fail "the result names host $w, another host lists web1"
+  runs_on "$w"
+  for i in 1 2 3; do [ "$i" = "$w" ] || holds_nothing "$i"; done
+  jq -c 'select(.event == "destination")' mig.json >&2
+  [ "$(jq -r 'select(.event == "destination" and .state == "running") | .host' mig.json)" = "host$w" ] ||
+    fail "the events do not show host $w running the VM"
+  [ "$(jq -r 'select(.event == "destination" and .state == "discarded") | .host' mig.json | wc -l)" = 1 ] ||
+    fail "the loser was not discarded"
+  serial=$(ls -td "$tmp/h$from"/logs/web1-host"$from"-*/ | head -n 1)serial.log
+  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+  disk=$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')
+  on_w=$(check_records "$disk") || fail "host $w's records"
+  echo "host $from -> hosts $a,$b: host $w won; records: $acked acknowledged," \
+       "$on_w on host $w's disk" >&2
+  [ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
+  wait_for 60 "the guest to write on host $w" \
+    grep -q "HANDOFF-REC $((on_w + 2))" "$tmp/h$w/run/web1/serial.log"
+  echo "$w"
+}
+
+expect_rc ()                    # expect_rc RC TEXT CMD...
+{
+  local want=$1 text=$2 rc=0
+  shift 2
+  "$@" > out.txt 2>&1 || rc=$?
+  cat out.txt
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
+  grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
+}
+
+echo "== bad destination lists change nothing"
+expect_rc 1 "names host2 twice" hcli 1 migrate web1 --to host2,host2
+expect_rc 8 "unknown host 'host9'" hcli 1 migrate web1 --to host2,host9
+expect_rc 1 "expected HOST" hcli 1 migrate web1 --to host2,
+expect_rc 1 "host1 is this host" hcli 1 migrate web1 --to host1,host2
+runs_on 1; holds_nothing 2; holds_nothing 3
+
+echo "== every destination refuses: the VM stays"
+for i in 2 3; do echo "{$allow_boot, \"allowed_sources\": [\"host9\"]}" > "h$i.policy"; done
+expect_rc 4 "not allowed" hcli 1 migrate web1 --to host2,host3
+runs_on 1; holds_nothing 2; holds_nothing 3
+
+echo "== one destination refuses: the other takes the VM"
+echo "{$allow_boot}" > h2.policy
+hcli 1 migrate web1 --to host3,host2 --json > mig.json ||
+  { cat mig.json; fail "the migration with one refusal"; }
+jq -c 'select(.event == "destination")' mig.json
+jq -se 'any(.[]; .event == "destination" and .host == "host3" and .state == "failed" and (.reason | test("not allowed")))' mig.json >/dev/null ||
+  fail "host 3's refusal is not reported"
+[ "$(jq -r 'select(.event == "result") | .to' mig.json)" = host2 ] || fail "the VM did not go to host 2"
+[ "$(owner)" = 2 ] || fail "host 2 does not own web1"
+runs_on 2; holds_nothing 1; holds_nothing 3
+echo "{$allow_boot}" > h3.policy
+
+echo "== races: both destinations load, one runs the VM"
+at=2
+for round in 1 2 3; do
+  others=$(for i in 1 2 3; do [ "$i" = "$at" ] || echo -n "$i,"; done)
+  at=$(migrate_multi "$at" "${others%,}")
+  echo "round $round: the VM runs on host $at"
+done
+
+echo "== status shows each destination while the VM moves"
+others=$(for i in 1 2 3; do [ "$i" = "$at" ] || echo -n "host$i,"; done)
+host_rate "$at" 100mbit
+hcli "$at" migrate web1 --to "${others%,}" --json > mig.json &
+mig=$!
+wait_for 60 "both destinations copying" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -r '[.migration.destinations[] | select(.state == \"copying\")] | length')\" = 2 ]"
+# A destination dies while copying: the other takes the VM.
+lost=${others%%,*}; lost=${lost#host}
+crash_host "$lost"
+wait $mig || { cat mig.json; fail "the migration with a destination lost"; }
+jq -c 'select(.event == "destination")' mig.json
+jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\" and (.state == \"lost\" or .state == \"failed\"))" mig.json >/dev/null ||
+  fail "host $lost is not reported lost"
+host_rate "$at" 10gbit
+new=$(owner)
+[ "$new" != "$lost" ] && [ "$new" != "$at" ] || fail "web1 is on host $new"
+runs_on "$new"
+holds_nothing "$at"
+# The lost host comes back and drops what it had received.
+start_handoffd "$lost"
+wait_for 30 "host $lost to drop what it received" bash -c \
+  "[ ! -e '$tmp/h$lost/images/web1' ]"
+holds_nothing "$lost"
+echo "$0: PASS"
