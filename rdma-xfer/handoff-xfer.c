@@ -52,6 +52,9 @@ usage (FILE *fp, int code)
 "  -b, --buffer SIZE     relay: ring buffer per stream (default 64M)\n"
 "      --lagging MODE    relay: wait (slow the source, default) or drop a\n"
 "                        destination that falls a whole buffer behind\n"
+"      --hold-switchover relay: carry every destination's return path\n"
+"                        back, merged, and hold QEMU's switch-over\n"
+"                        (switchover-ack) until SIGUSR1\n"
 "  -n, --streams N       relay: exit after N streams; recv: always 1\n"
 "      --accept-timeout TIME  give up if no stream arrives in TIME\n"
 "      --timeout TIME    fail a peer that stops taking data (default 60s)\n"
@@ -288,7 +291,7 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
 }
 
 enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
-       OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE };
+       OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE, OPT_HOLD };
 
 /* The options that take a value to check: into CFG (and *SIZE_LIMIT).
  * 0, or -1 (printed). */
@@ -415,6 +418,7 @@ main (int argc, char **argv)
     { "token-file", required_argument, NULL, OPT_TOKEN },
     { "buffer", required_argument, NULL, 'b' },
     { "lagging", required_argument, NULL, OPT_LAG },
+    { "hold-switchover", no_argument, NULL, OPT_HOLD },
     { "streams", required_argument, NULL, 'n' },
     { "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -467,6 +471,7 @@ main (int argc, char **argv)
       if (value_option (c, optarg, &cfg, &size_limit) == -1)
         return RC_ERROR;
       break;
+    case OPT_HOLD: cfg.hold_switchover = true; break;
     case 'j': cfg.json = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);

@@ -9,6 +9,16 @@
  * (--lagging=drop).  With a single destination, bytes coming back
  * (QEMU's return path) are carried back by a reverse thread.
  *
+ * With --hold-switchover every destination's return path is read and
+ * merged into one for the source, message by message (QEMU's
+ * return-path messages: be16 type, be16 length, payload): the first
+ * live destination's messages go through; SWITCHOVER_ACK is held
+ * until SIGUSR1 and then passed on once; the first successful SHUT
+ * (its destination has loaded the whole stream) is passed on, and a
+ * failing SHUT only once every destination has ended.  QEMU, with
+ * switchover-ack, keeps copying dirtied RAM and never switches over
+ * while the ACK is held: the destinations stay warm.
+ *
  * NOTES ON THE THREAD MODEL
  *
  * The accept loop runs in relay_run's thread, which also prints the
@@ -52,6 +62,9 @@ struct out {
   bool failed;                  /* (lock) */
   pthread_t thread;
   bool started;
+  pthread_t rp_thread;          /* --hold-switchover: its return path. */
+  bool rp_started;
+  bool rp_done;                 /* (lock) */
 };
 
 struct stream {
@@ -70,6 +83,13 @@ struct stream {
   bool reader_done, reverse_done;       /* (lock) */
   pthread_t reader, reverse, waiter;
   bool has_reverse;
+  /* --hold-switchover: the merged return path (lock), written under
+   * up_lock. */
+  pthread_mutex_t up_lock;
+  unsigned acks;                /* Destinations that sent SWITCHOVER_ACK. */
+  bool ack_sent, shut_sent;
+  pthread_t releaser;
+  bool has_releaser;
 };
 
 /* Per destination totals for the statistics. */
@@ -92,11 +112,19 @@ static struct {
 };
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t switchover_released;
 
 static void
 on_signal (int sig)
 {
   stop_signal = sig;
+}
+
+static void
+on_release (int sig)
+{
+  (void) sig;
+  switchover_released = 1;
 }
 
 static uint64_t
@@ -305,6 +333,137 @@ reverse_main (void *arg)
   return NULL;
 }
 
+/* QEMU's return-path message types (migration/migration.c). */
+enum { RP_SHUT = 1, RP_SWITCHOVER_ACK = 7 };
+#define RP_MAX_MSG (4 + 65535)
+
+/* One message to the source, whole. */
+static int
+send_up (struct stream *s, const uint8_t *msg, size_t n)
+{
+  int r;
+
+  pthread_mutex_lock (&s->up_lock);
+  r = xfer_send (s->in, msg, n, s->cfg->io_timeout_ms);
+  pthread_mutex_unlock (&s->up_lock);
+  return r;
+}
+
+/* The first destination whose return path is still open speaks for
+ * all. */
+static bool
+is_primary_locked (struct stream *s, struct out *o)
+{
+  for (size_t i = 0; i < s->nouts; ++i)
+    if (!s->outs[i].rp_done)
+      return &s->outs[i] == o;
+  return false;
+}
+
+/* One message from destination O's return path. */
+static void
+rp_message (struct stream *s, struct out *o, const uint8_t *msg, size_t n)
+{
+  unsigned type = (unsigned) msg[0] << 8 | msg[1];
+  bool forward = false;
+
+  pthread_mutex_lock (&s->lock);
+  if (type == RP_SWITCHOVER_ACK)
+    s->acks++;
+  else if (type == RP_SHUT) {
+    bool ok = n == 8 && !msg[4] && !msg[5] && !msg[6] && !msg[7];
+    if (ok && !s->shut_sent)
+      forward = s->shut_sent = true;
+  }
+  else
+    forward = is_primary_locked (s, o) && !s->shut_sent;
+  pthread_cond_broadcast (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  if (forward && send_up (s, msg, n) == -1)
+    log_error ("stream %u: return path to %s: %m", s->id, xfer_peer (s->in));
+  if (type == RP_SHUT && forward)
+    xfer_shutdown_write (s->in);
+}
+
+/* --hold-switchover: destination O's return path, parsed. */
+static void *
+rp_main (void *arg)
+{
+  struct writer_arg *wa = arg;
+  struct stream *s = wa->s;
+  struct out *o = wa->o;
+  uint8_t *buf = malloc (RP_MAX_MSG);
+  size_t have = 0;
+
+  free (wa);
+  /* Terminates: the destination closes or fails its connection. */
+  while (buf) {
+    ssize_t r = xfer_recv (o->c, buf + have, RP_MAX_MSG - have, -1);
+    if (r <= 0)
+      break;
+    have += (size_t) r;
+    /* Terminates: each pass consumes one whole message. */
+    while (have >= 4) {
+      size_t len = 4 + ((size_t) buf[2] << 8 | buf[3]);
+      if (have < len)
+        break;
+      rp_message (s, o, buf, len);
+      memmove (buf, buf + len, have - len);
+      have -= len;
+    }
+  }
+  free (buf);
+  pthread_mutex_lock (&s->lock);
+  o->rp_done = true;
+  bool all_done = true;
+  for (size_t i = 0; i < s->nouts; ++i)
+    if (s->outs[i].rp_started && !s->outs[i].rp_done)
+      all_done = false;
+  bool fail_up = all_done && !s->shut_sent;
+  if (fail_up)
+    s->shut_sent = true;
+  pthread_cond_broadcast (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  if (fail_up) {
+    /* No destination loaded the stream: the source must not wait. */
+    static const uint8_t shut_failed[8] = { 0, RP_SHUT, 0, 4, 0, 0, 0, 1 };
+    send_up (s, shut_failed, sizeof shut_failed);
+    xfer_shutdown_write (s->in);
+  }
+  return NULL;
+}
+
+/* --hold-switchover: pass one SWITCHOVER_ACK on once released (and a
+ * destination has sent one). */
+static void *
+releaser_main (void *arg)
+{
+  struct stream *s = arg;
+  static const uint8_t ack[4] = { 0, RP_SWITCHOVER_ACK, 0, 0 };
+
+  /* Terminates: the ACK goes out, or the stream ends. */
+  for (;;) {
+    pthread_mutex_lock (&s->lock);
+    bool over = s->reader_done || s->shut_sent;
+    bool go = switchover_released && s->acks > 0 && !s->ack_sent;
+    if (go)
+      s->ack_sent = true;
+    if (!go && !over) {
+      struct timespec ts = abstime_after (CLOCK_REALTIME, 5);
+      pthread_cond_timedwait (&s->cond, &s->lock, &ts);
+    }
+    pthread_mutex_unlock (&s->lock);
+    if (go) {
+      log_info ("stream %u: switch-over released", s->id);
+      send_up (s, ack, sizeof ack);
+      break;
+    }
+    if (over)
+      break;
+  }
+  return NULL;
+}
+
 static void
 stream_free (struct stream *s)
 {
@@ -315,6 +474,7 @@ stream_free (struct stream *s)
     xfer_close (s->in);
   free (s->ring);
   pthread_mutex_destroy (&s->lock);
+  pthread_mutex_destroy (&s->up_lock);
   pthread_cond_destroy (&s->cond);
   free (s);
 }
@@ -342,6 +502,25 @@ stream_waiter (void *arg)
     pthread_mutex_unlock (&s->lock);
     xfer_abort (s->outs[0].c);
     pthread_join (s->reverse, NULL);
+  }
+  if (s->cfg->hold_switchover) {
+    /* As above, for every destination's return path. */
+    int64_t deadline = clock_ms () + 2000;
+    pthread_mutex_lock (&s->lock);
+    for (size_t i = 0; i < s->nouts; ++i)
+      while (s->outs[i].rp_started && !s->outs[i].rp_done &&
+             clock_ms () < deadline) {
+        struct timespec ts = abstime_after (CLOCK_REALTIME, 100);
+        pthread_cond_timedwait (&s->cond, &s->lock, &ts);
+      }
+    pthread_mutex_unlock (&s->lock);
+    for (size_t i = 0; i < s->nouts; ++i)
+      if (s->outs[i].rp_started) {
+        xfer_abort (s->outs[i].c);
+        pthread_join (s->outs[i].rp_thread, NULL);
+      }
+    if (s->has_releaser)
+      pthread_join (s->releaser, NULL);
   }
   ok = s->in_eof && !s->in_failed;
   for (size_t i = 0; i < s->nouts; ++i)
@@ -379,6 +558,7 @@ stream_start (const struct relay_config *cfg, struct xfer_conn *in,
   s->size = cfg->buffer;
   s->ring = malloc (s->size);
   pthread_mutex_init (&s->lock, NULL);
+  pthread_mutex_init (&s->up_lock, NULL);
   pthread_cond_init (&s->cond, NULL);
   if (!s->ring) {
     stream_free (s);
@@ -386,7 +566,8 @@ stream_start (const struct relay_config *cfg, struct xfer_conn *in,
   }
   /* The destination side of a stream keeps the source's stream id. */
   uint32_t out_id = xfer_stream_id (in) ? xfer_stream_id (in) : id;
-  uint32_t flags = cfg->nto == 1 ? XFER_STREAM_RETURN_PATH : 0;
+  uint32_t flags = cfg->nto == 1 || cfg->hold_switchover
+    ? XFER_STREAM_RETURN_PATH : 0;
   for (size_t i = 0; i < cfg->nto; ++i) {
     struct out *o = &s->outs[s->nouts++];
     o->uri = cfg->to[i];
@@ -431,8 +612,32 @@ stream_start (const struct relay_config *cfg, struct xfer_conn *in,
       s->outs[i].done = s->outs[i].failed = true;
     }
   }
-  if (cfg->nto == 1 && !s->outs[0].done &&
-      pthread_create (&s->reverse, NULL, reverse_main, s) == 0)
+  if (cfg->hold_switchover) {
+    /* Locked: the threads look at each other's rp_done.  One that
+     * never started reads as ended. */
+    pthread_mutex_lock (&s->lock);
+    for (size_t i = 0; i < s->nouts; ++i)
+      s->outs[i].rp_done = true;
+    for (size_t i = 0; i < s->nouts; ++i) {
+      struct writer_arg *wa;
+      if (s->outs[i].done || !(wa = malloc (sizeof *wa)))
+        continue;
+      wa->s = s;
+      wa->o = &s->outs[i];
+      s->outs[i].rp_done = false;
+      if (pthread_create (&s->outs[i].rp_thread, NULL, rp_main, wa) == 0)
+        s->outs[i].rp_started = true;
+      else {
+        s->outs[i].rp_done = true;
+        free (wa);
+      }
+    }
+    pthread_mutex_unlock (&s->lock);
+    if (pthread_create (&s->releaser, NULL, releaser_main, s) == 0)
+      s->has_releaser = true;
+  }
+  else if (cfg->nto == 1 && !s->outs[0].done &&
+           pthread_create (&s->reverse, NULL, reverse_main, s) == 0)
     s->has_reverse = true;
   pthread_create (&s->reader, NULL, reader_main, s);
   pthread_attr_init (&detached);
@@ -497,6 +702,10 @@ relay_run (const struct relay_config *cfg)
 
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
+  if (cfg->hold_switchover) {
+    struct sigaction rel = { .sa_handler = on_release };
+    sigaction (SIGUSR1, &rel, NULL);
+  }
   signal (SIGPIPE, SIG_IGN);
 
   l = xfer_listen (cfg->listen, &cfg->opts);

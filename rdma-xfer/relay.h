@@ -22,6 +22,10 @@ struct relay_config {
   unsigned streams;             /* Exit after this many (0: never). */
   int accept_timeout_ms;        /* Give up if no stream comes (-1). */
   int io_timeout_ms;            /* A peer silent this long fails (-1). */
+  /* Carry every destination's return path back, merged, and hold
+   * QEMU's switch-over until SIGUSR1 (a pre-warmed migration): the
+   * destinations' SWITCHOVER_ACK is passed on only then. */
+  bool hold_switchover;
 };
 
 /* Run until the configured number of streams has finished, or a

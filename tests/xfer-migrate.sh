@@ -9,6 +9,11 @@
 #   xfer-migrate.sh fanout    one stream to two destination QEMUs at
 #                             once (return path off); both complete, one
 #                             is resumed and the other quits
+#   xfer-migrate.sh hold      fanout with every return path merged and
+#                             the switch-over held (--hold-switchover,
+#                             switchover-ack): the guest runs on, the
+#                             migration stays active, both destinations
+#                             keep receiving; SIGUSR1 releases it
 #
 # Host 1 runs the source QEMU and its relay (QEMU migrates into the
 # relay's unix socket); host 2 runs the destination relay(s), listening
@@ -27,8 +32,10 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/token"
 sec=(--psk "$tmp/k.psk" --token-file "$tmp/token")
 
 ndest=1 streams=1
+hold=()
 case $variant in
   fanout) ndest=2 ;;
+  hold) ndest=2; hold=(--hold-switchover) ;;
   multifd) streams=3 ;;
 esac
 
@@ -45,7 +52,7 @@ done
 to=()
 for (( d=1; d<=ndest; d++ )); do to+=(--to "tcp://${HOST_IP[2]}:$((7000 + d))"); done
 on_host 1 handoff-xfer relay --listen "unix:$tmp/src.out" "${to[@]}" \
-  "${sec[@]}" --streams $streams --json \
+  "${sec[@]}" "${hold[@]}" --streams $streams --json \
   > "$tmp/relay-src.json" 2> "$tmp/relay-src.log" &
 echo $! > "$tmp/relay-src.pid"
 cleanup_fn kill_pidfile "$tmp/relay-src.pid"
@@ -59,6 +66,11 @@ for (( d=1; d<=ndest; d++ )); do
 done
 case $variant in
   single) caps="$caps,{\"capability\":\"return-path\",\"state\":true}" ;;
+  hold) caps="$caps,{\"capability\":\"return-path\",\"state\":true}"
+        caps="$caps,{\"capability\":\"switchover-ack\",\"state\":true}"
+        for (( d=1; d<=ndest; d++ )); do
+          qmp "dst$d" migrate-set-capabilities "{\"capabilities\":$caps]}" >/dev/null
+        done ;;
   multifd) caps="$caps,{\"capability\":\"multifd\",\"state\":true}"
            for (( d=1; d<=ndest; d++ )); do
              qmp "dst$d" migrate-set-capabilities '{"capabilities":[{"capability":"multifd","state":true}]}' >/dev/null
@@ -75,6 +87,23 @@ qmp src migrate-set-parameters '{"max-bandwidth":1073741824,"downtime-limit":300
 before=$(last_tick src)
 echo "source guest at tick $before; migrating ($variant)"
 qmp src migrate '{"uri":"unix:'"$tmp"'/src.out"}' >/dev/null
+if [ "$variant" = hold ]; then
+  # Held: QEMU copies and re-sends dirtied RAM but never switches over.
+  poll_for 120 "the first pass to reach both destinations" bash -c \
+    "$top/tests/qmp.py '$tmp/src.qmp' query-migrate | jq -e '.ram[\"dirty-sync-count\"] >= 3'" ||
+    fail "the migration did not iterate: $(qmp src query-migrate)"
+  t0=$(last_tick src); b0=$(jq -r 'select(.event == "stats") | .to[1].bytes' "$tmp/relay-src.json" | tail -n 1)
+  sleep 8
+  t1=$(last_tick src); b1=$(jq -r 'select(.event == "stats") | .to[1].bytes' "$tmp/relay-src.json" | tail -n 1)
+  st=$(qmp src query-migrate | jq -r .status)
+  echo "held 8 s: migration $st, guest ticks $t0 -> $t1, destination 2 bytes $b0 -> $b1"
+  [ "$st" = active ] || fail "the held migration is $st"
+  [ "$t1" -gt "$t0" ] || fail "the guest did not run while held"
+  [ "$(qmp src query-status | jq -r .status)" = running ] || fail "the source paused while held"
+  [ "$b1" -gt "$b0" ] || fail "dirtied RAM did not reach destination 2 while held"
+  pkill -USR1 -f "handoff-xfer relay --listen unix:$tmp/src.out" ||
+    fail "cannot signal the source relay"
+fi
 qmp src --wait-migration 300 > "$tmp/mig.json" || {
   cat "$tmp/mig.json" "$tmp"/relay-*.log
   fail "migration failed"

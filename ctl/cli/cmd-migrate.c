@@ -21,7 +21,15 @@ usage (FILE *fp)
 "Usage: handoff migrate NAME --to HOST[,HOST...] [--mode live|volume]\n"
 "         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
 "         [--shutdown-timeout TIME]\n"
+"         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--delete-source] [--detach] [--json] [--socket PATH]\n");
+}
+
+static void
+cutover_usage (FILE *fp)
+{
+  fprintf (fp,
+"Usage: handoff cutover NAME [--to HOST[,HOST...]] [--json] [--socket PATH]\n");
 }
 
 struct view {
@@ -86,7 +94,13 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
   else if (ok) {
     double dt = json_number_value (json_object_get (ev, "downtime_ms"));
     double tot = json_number_value (json_object_get (ev, "total_ms"));
+    /* With several destinations the result names the one that won. */
+    if (json_string_value (json_object_get (ev, "to")))
+      to = json_string_value (json_object_get (ev, "to"));
     printf ("%s now runs on %s\n", vm, to);
+    if (json_object_get (ev, "cutover_ms"))
+      printf ("cutover: %.1f ms (asked for to running on %s)\n",
+              json_number_value (json_object_get (ev, "cutover_ms")), to);
     if (json_object_get (ev, "downtime_ms"))
       printf ("downtime: %.1f ms (paused on this host to resumed on %s)\n",
               dt, to);
@@ -191,20 +205,23 @@ cmd_migrate (int argc, char **argv)
     { "timeout", required_argument, NULL, 'T' },
     { "shutdown-timeout", required_argument, NULL, 'P' },
     { "delete-source", no_argument, NULL, 'X' },
+    { "prewarm", no_argument, NULL, 'W' },
+    { "warm-exit", required_argument, NULL, 'E' },
     { "detach", no_argument, NULL, 'd' },
     { "json", no_argument, NULL, 'j' },
     { "socket", required_argument, NULL, 'S' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  const char *to = NULL, *mode = "live";
+  const char *to = NULL, *mode = "live", *warm_exit = "converging";
+  bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
   bool json_out = false, detach = false, delete_source = false;
   char err[256];
   int c, rc;
 
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XdjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:djS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -236,6 +253,8 @@ cmd_migrate (int argc, char **argv)
       }
       break;
     case 'X': delete_source = true; break;
+    case 'W': prewarm = true; break;
+    case 'E': warm_exit = optarg; break;
     case 'd': detach = true; break;
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
@@ -265,6 +284,9 @@ cmd_migrate (int argc, char **argv)
                            "shutdown_timeout_ms", (json_int_t) shutdown_ms,
                            "delete_source", delete_source,
                            "follow", !detach);
+  if (prewarm)
+    json_object_set_new (req, "prewarm", json_true ());
+  json_object_set_new (req, "warm_exit", json_string (warm_exit));
   if (chan_send_json (ch, req) == -1) {
     json_decref (req);
     chan_close (ch);
@@ -274,6 +296,55 @@ cmd_migrate (int argc, char **argv)
   json_decref (req);
 
   rc = follow (ch, argv[optind], to, timeout, json_out, detach);
+  chan_close (ch);
+  return rc;
+}
+
+int
+cmd_cutover (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "to", required_argument, NULL, 't' },
+    { "json", no_argument, NULL, 'j' },
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *to = NULL;
+  bool json_out = false;
+  int c, rc;
+
+  while ((c = getopt_long (argc, argv, "t:jS:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 't': to = optarg; break;
+    case 'j': json_out = true; break;
+    case 'S': cli_socket_path = optarg; break;
+    case 'h': cutover_usage (stdout); return RC_OK;
+    default: cutover_usage (stderr); return RC_ERROR;
+    }
+  }
+  if (argc - optind != 1) {
+    fprintf (stderr, "handoff cutover: expected NAME\n");
+    return RC_ERROR;
+  }
+
+  struct channel *ch = cli_connect (&rc);
+  if (!ch)
+    return rc;
+  json_t *req = json_pack ("{s:s, s:s}", "op", "cutover", "vm",
+                           argv[optind]);
+  if (to)
+    json_object_set_new (req, "to", json_string (to));
+  if (chan_send_json (ch, req) == -1) {
+    json_decref (req);
+    chan_close (ch);
+    fprintf (stderr, "handoff: handoffd closed the connection\n");
+    return RC_UNREACHABLE;
+  }
+  json_decref (req);
+  /* The migration's events from the cutover on, then its result. */
+  rc = follow (ch, argv[optind], to ? to : "its destination", 86400,
+               json_out, false);
   chan_close (ch);
   return rc;
 }

@@ -31,6 +31,7 @@ static const struct cli_command builtins[] = {
   { "list", cmd_list, "list this host's VMs" },
   { "status", cmd_status, "show a VM (and its migration)" },
   { "migrate", cmd_migrate, "move a VM to another host" },
+  { "cutover", cmd_cutover, "switch a pre-warmed migration over" },
   { "abort", cmd_abort, "abort a VM's migration (it stays here)" },
   { "event", cmd_event, "post a management event for a VM" },
   { "label", cmd_label, "set a VM's labels (management objects)" },

@@ -381,7 +381,7 @@ dest_prepare (struct incoming *in, json_t *msg)
 }
 
 json_t *
-dest_start_vm (struct incoming *in)
+dest_start_vm (struct incoming *in, bool prewarm)
 {
   char err[2048], partial[PATH_MAX + 32];
   const char *dir = json_string_value (json_object_get (in->def, "dir"));
@@ -393,9 +393,20 @@ dest_start_vm (struct incoming *in)
                 sizeof err) == -1)
     return dest_answer ("INSTANTIATION_ERROR", err);
   /* MIGRATION events tell when the stream started and ended here. */
-  json_t *r = vm_qmp (in->vm, "migrate-set-capabilities", json_pack (
-                        "{s:[{s:s, s:b}]}", "capabilities", "capability",
-                        "events", "state", 1), 5000, err, sizeof err);
+  json_t *caps = json_pack ("[{s:s, s:b}]", "capability", "events", "state",
+                            1);
+  if (prewarm) {
+    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                            "return-path", "state", 1));
+    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                            "switchover-ack", "state", 1));
+  }
+  json_t *r = vm_qmp (in->vm, "migrate-set-capabilities",
+                      json_pack ("{s:o}", "capabilities", caps), 5000, err,
+                      sizeof err);
+  if (!r && prewarm)
+    /* Without them the source could not hold this destination warm. */
+    return dest_answer ("INSTANTIATION_ERROR", err);
   json_decref (r);
   db_journal_phase (in->id, "vm_started", "QEMU waits for the stream");
   hd_crash_point ("vm_started");

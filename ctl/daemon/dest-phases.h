@@ -33,8 +33,10 @@ extern json_t *dest_answer (const char *type, const char *reason);
 
 /* MANAGEMENT_STATE: SUCCESS {endpoints} or INSTANTIATION_ERROR. */
 extern json_t *dest_prepare (struct incoming *in, json_t *msg);
-/* START_VM: SUCCESS or INSTANTIATION_ERROR. */
-extern json_t *dest_start_vm (struct incoming *in);
+/* START_VM: SUCCESS or INSTANTIATION_ERROR.  PREWARM: the source holds
+ * the switch-over until it is told to cut over (QEMU's return path and
+ * switchover-ack, here too). */
+extern json_t *dest_start_vm (struct incoming *in, bool prewarm);
 /* MIGRATION_COMPLETE: ACK {resumed_at} or FAILED; *RESUMED_R once the VM
  * runs here. */
 extern json_t *dest_complete (struct incoming *in, bool *resumed_r);

@@ -151,7 +151,8 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     return reply;
   }
   if (strcmp (type, "START_VM") == 0 && in->def) {
-    reply = dest_start_vm (in);
+    reply = dest_start_vm (in, json_is_true (json_object_get (msg,
+                                                              "prewarm")));
     *fatal = strcmp (json_string_value (json_object_get (reply, "type")),
                      "SUCCESS") != 0;
     return reply;

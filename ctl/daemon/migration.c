@@ -108,7 +108,8 @@ parse_destinations (struct migration *m, const char *to, char *err,
 static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
-  const char *vm, *to, *mode = "live";
+  const char *vm, *to, *mode = "live", *warm_exit = "converging";
+  bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
   bool delete_source = false;
@@ -126,10 +127,24 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
                    errlen) == -1 ||
       msg_get_bool (req, "delete_source", false, &delete_source, err,
                     errlen) == -1 ||
+      msg_get_bool (req, "prewarm", false, &prewarm, err, errlen) == -1 ||
+      msg_get_string (req, "warm_exit", false, &warm_exit, err,
+                      errlen) == -1 ||
       name_check_vm (vm, err, errlen) == -1)
     return NULL;
   if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
     set_error (err, errlen, "mode must be live or volume");
+    return NULL;
+  }
+  if (strcmp (warm_exit, "copied") != 0 &&
+      strcmp (warm_exit, "downtime") != 0 &&
+      strcmp (warm_exit, "converging") != 0) {
+    set_error (err, errlen, "--warm-exit must be copied, downtime or "
+               "converging");
+    return NULL;
+  }
+  if (prewarm && strcmp (mode, "live") != 0) {
+    set_error (err, errlen, "--prewarm is for live migrations");
     return NULL;
   }
   if (max_downtime < 1 || max_downtime > 600000 || timeout < 5 ||
@@ -160,6 +175,8 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   m->timeout_s = timeout;
   m->shutdown_ms = shutdown_ms;
   m->delete_source = delete_source;
+  m->prewarm = prewarm;
+  snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);
   return m;
 }
 
@@ -287,6 +304,24 @@ migration_running (const char *id)
       r = true;
   pthread_mutex_unlock (&active_lock);
   return r;
+}
+
+int
+migration_cutover (const char *vm, const char *to, size_t *cursor_r,
+                   char *err, size_t errlen, struct migration **m_r)
+{
+  struct migration *m = migration_find (vm);
+
+  *m_r = NULL;
+  if (!m)
+    return set_error (err, errlen, "no migration of '%s' runs here", vm);
+  *cursor_r = record_event_count (m);
+  if (record_cutover (m, to, err, errlen) == -1) {
+    record_put (m);
+    return -2;
+  }
+  *m_r = m;
+  return 0;
 }
 
 int

@@ -189,7 +189,7 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
 
 /* Messages that carry nothing but their type. */
 static const char *const bare[] = {
-  "START_VM", "RESUME", "PING", NULL,
+  "RESUME", "PING", NULL,
 };
 
 int
@@ -219,6 +219,11 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
     return check_volume_handoff (msg, err, errlen);
   if (strcmp (type, "ABORT") == 0)
     return check_reason (msg, err, errlen);
+  if (strcmp (type, "START_VM") == 0) {
+    bool prewarm;
+    return msg_get_bool (msg, "prewarm", false, &prewarm, err, errlen) == -1
+      ? -1 : 0;
+  }
   if (strcmp (type, "MIGRATION_COMPLETE") == 0) {
     bool hold;
     return msg_get_bool (msg, "hold", false, &hold, err, errlen) == -1

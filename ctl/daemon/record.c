@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "config.h"
 #include "db.h"
+#include "errors.h"
 #include "log.h"
 #include "record.h"
 
@@ -58,6 +59,14 @@ record_set_phase (struct migration *m, const char *phase, const char *fmt, ...)
   phase_enter (m->id, phase, msg, emit_to_record, m);
 }
 
+/* Is a destination in STATE out of the migration? */
+static bool
+state_gone (const char *state)
+{
+  return strcmp (state, "failed") == 0 || strcmp (state, "lost") == 0 ||
+    strcmp (state, "discarded") == 0;
+}
+
 void
 record_dest (struct migration *m, size_t i, const char *state,
              const char *reason)
@@ -68,7 +77,7 @@ record_dest (struct migration *m, size_t i, const char *state,
   snprintf (d->state, sizeof d->state, "%s", state);
   snprintf (d->reason, sizeof d->reason, "%s", reason ? reason : "");
   pthread_mutex_unlock (&m->lock);
-  if (strcmp (state, "failed") == 0 || strcmp (state, "lost") == 0)
+  if (state_gone (state))
     d->alive = false;
   if (m->ndests > 1) {
     log_info ("migration %s: destination %s: %s%s%s", m->id, d->host, state,
@@ -77,6 +86,65 @@ record_dest (struct migration *m, size_t i, const char *state,
                                "destination", "host", d->host, "state",
                                state, "reason", reason ? reason : ""));
   }
+}
+
+int
+record_cutover (struct migration *m, const char *to, char *err,
+                size_t errlen)
+{
+  char list[sizeof m->cutover_to], *save = NULL;
+  size_t chosen = 0;
+  int rv = -1;
+
+  if (to && strlen (to) >= sizeof list)
+    return set_error (err, errlen, "--to: too long");
+  snprintf (list, sizeof list, "%s", to ? to : "");
+  pthread_mutex_lock (&m->lock);
+  /* Every named host must be a destination still in the migration. */
+  for (char *h = strtok_r (list, ",", &save); h;
+       h = strtok_r (NULL, ",", &save)) {
+    bool found = false;
+    for (size_t i = 0; i < m->ndests && !found; ++i)
+      if (strcmp (m->dests[i].host, h) == 0) {
+        if (state_gone (m->dests[i].state)) {
+          set_error (err, errlen, "%s has left the migration (%s)", h,
+                     m->dests[i].state);
+          goto out;
+        }
+        found = true;
+      }
+    if (!found) {
+      set_error (err, errlen, "%s is not a destination of this migration",
+                 h);
+      goto out;
+    }
+    chosen++;
+  }
+  if (to && chosen == 0)
+    set_error (err, errlen, "--to: expected HOST[,HOST...]");
+  else if (m->cutover_requested)
+    set_error (err, errlen, "a cutover was already asked for");
+  else if (m->finished)
+    set_error (err, errlen, "the migration has ended");
+  else {
+    m->cutover_requested = true;
+    m->cutover_at = clock_ms ();
+    snprintf (m->cutover_to, sizeof m->cutover_to, "%s", to ? to : "");
+    pthread_cond_broadcast (&m->cond);
+    rv = 0;
+  }
+ out:
+  pthread_mutex_unlock (&m->lock);
+  return rv;
+}
+
+size_t
+record_event_count (struct migration *m)
+{
+  pthread_mutex_lock (&m->lock);
+  size_t n = json_array_size (m->events);
+  pthread_mutex_unlock (&m->lock);
+  return n;
 }
 
 size_t

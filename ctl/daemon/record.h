@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -47,6 +48,9 @@ struct migration {
   json_t *events;               /* lock: the list followers read */
   bool finished;                /* lock */
   bool abort_requested;         /* lock */
+  bool cutover_requested;       /* lock: "handoff cutover" */
+  char cutover_to[MAX_DESTS * 65 + 8];  /* lock: its --to, or "" (all) */
+  int64_t cutover_at;           /* lock: mono ms it was asked for */
   char phase[32];               /* lock */
 
   /* Owned by the migration thread. */
@@ -59,6 +63,20 @@ struct migration {
   uint64_t timeout_s;
   uint64_t shutdown_ms;         /* volume mode: the guest's power-off time */
   bool delete_source;
+  bool prewarm;                 /* Hold the destinations warm until a
+                                   cutover is asked for. */
+  char warm_exit[16];           /* copied, downtime or converging */
+  pid_t relay_pid;
+  bool holding;                 /* Warm: the switch-over held, the
+                                   deadline suspended. */
+  bool released;                /* The hold was let go. */
+  int64_t running_at;           /* mono ms the winner said it runs the VM
+                                   (several destinations), or 0 */
+  /* The last progress sample: state left to send, the rate it goes
+   * and the rate the guest dirties it (bytes/s), and whether every
+   * stream has been copied once. */
+  double remaining, rate, dirty_rate;
+  bool copied_once;
   json_t *def;
   json_t *objects;
   int64_t t0;                   /* mono ms at start */
@@ -87,6 +105,12 @@ extern void record_set_phase (struct migration *m, const char *phase,
  * change is logged, and a failed or lost one leaves the migration. */
 extern void record_dest (struct migration *m, size_t i, const char *state,
                          const char *reason);
+/* Ask M to cut over (to the hosts of TO, comma-separated, or every
+ * warm one if TO is NULL): 0, or -1 with err. */
+extern int record_cutover (struct migration *m, const char *to, char *err,
+                           size_t errlen);
+/* How many events M has so far (a follower starting now). */
+extern size_t record_event_count (struct migration *m);
 /* How many destinations are still part of M. */
 extern size_t record_dests_alive (const struct migration *m);
 /* Has someone asked for an abort? */

@@ -366,11 +366,11 @@ op_host (void)
   return r;
 }
 
-/* Send the migration's events as they come, then its result. */
+/* Send the migration's events from CURSOR on as they come, then its
+ * result. */
 static json_t *
-follow (struct channel *c, struct migration *m)
+follow (struct channel *c, struct migration *m, size_t cursor)
 {
-  size_t cursor = 0;
   bool done = false, connected = true;
   json_t *last = NULL;
 
@@ -413,7 +413,25 @@ op_migrate (json_t *req, struct channel *c)
     json_object_set_new (s, "ok", json_true ());
     return s;
   }
-  return follow (c, m);
+  return follow (c, m, 0);
+}
+
+static json_t *
+op_cutover (json_t *req, struct channel *c)
+{
+  const char *vm, *to = NULL;
+  char err[512];
+  struct migration *m;
+  size_t cursor;
+
+  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
+      msg_get_string (req, "to", false, &to, err, sizeof err) == -1 ||
+      name_check_vm (vm, err, sizeof err) == -1)
+    return server_error ("bad_request", "%s", err);
+  int r = migration_cutover (vm, to, &cursor, err, sizeof err, &m);
+  if (r < 0)
+    return server_error (r == -1 ? "not_found" : NULL, "%s", err);
+  return follow (c, m, cursor);
 }
 
 static json_t *
@@ -470,5 +488,7 @@ server_handle (json_t *req, struct channel *c, void *opaque)
     return op_migrate (req, c);
   if (strcmp (op, "abort") == 0)
     return op_abort (req);
+  if (strcmp (op, "cutover") == 0)
+    return op_cutover (req, c);
   return server_error ("bad_request", "unknown op '%.64s'", op);
 }

@@ -158,7 +158,7 @@ resume_winner (struct migration *m, struct dest *w, char *err, size_t errlen)
  * never told to run. */
 int
 source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
-               size_t errlen)
+                      size_t errlen)
 {
   struct race race = { .first = -1 };
   struct loader ls[MAX_DESTS];
@@ -166,9 +166,9 @@ source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
 
   pthread_mutex_init (&race.lock, NULL);
   pthread_cond_init (&race.cond, NULL);
-  record_set_phase (m, "loading", "RAM and devices sent to %zu hosts; the "
-                    "first to load the VM runs it",
-                    record_dests_alive (m));
+  size_t n = record_dests_alive (m);
+  record_set_phase (m, "loading", "RAM and devices sent to %zu host%s; the "
+                    "first to load the VM runs it", n, n == 1 ? "" : "s");
   memset (ls, 0, sizeof ls);
   for (size_t i = 0; i < m->ndests; ++i) {
     struct dest *d = source_alive_dest (m, i);
@@ -214,8 +214,10 @@ source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
     record_set_phase (m, "complete_sent", "%s loaded the VM first: it "
                       "resumes it", win->host);
     ack = resume_winner (m, win, err, errlen);
-    if (ack)
+    if (ack) {
+      m->running_at = clock_ms ();
       record_dest (m, (size_t) w, "running", NULL);
+    }
   }
   /* The others: each told to drop what it made. */
   for (size_t i = 0; i < m->ndests; ++i) {

@@ -28,137 +28,14 @@
 #include "record.h"
 #include "source-dests.h"
 #include "source-end.h"
+#include "source-streams.h"
+#include "source-warm.h"
 #include "source.h"
 #include "uri.h"
 #include "vm.h"
 
 #define POLL_MS 200
 #define MAX_COMPLETIONS 9   /* 8 disks and the share */
-
-static json_t *
-mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
-             char *err, size_t errlen)
-{
-  char sock[32];
-  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
-  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
-                         err, errlen);
-}
-
-static json_t *
-share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
-            size_t errlen)
-{
-  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
-                         timeout_ms, err, errlen);
-}
-
-static double
-num (json_t *o, const char *key)
-{
-  return json_number_value (json_object_get (o, key));
-}
-
-/* One progress sample: every stream, and the remaining state R and
- * rates B (transfer) and W (dirtying) of DESIGN.md §4.  Returns -1
- * (err) if a stream failed. */
-static int check_mirror_dests (struct migration *m, size_t disk, json_t *st,
-                               int *rc, char *err, size_t errlen);
-
-static int
-sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
-        char *err, size_t errlen)
-{
-  json_t *streams = json_array ();
-  double remaining = 0, rate = 0, dirty = 0;
-  int rv = 0;
-
-  *storage_ready = true;
-  for (size_t i = 0; i < m->ndisks; ++i) {
-    char name[32];
-    json_t *st = mirror_call (m, i, json_pack ("{s:s}", "op", "status"), 5000,
-                              err, errlen);
-    const char *state = st ? json_string_value (json_object_get (st, "state"))
-      : NULL;
-    snprintf (name, sizeof name, "disk%zu", i);
-    if (!st || !state || strcmp (state, "failed") == 0 ||
-        strcmp (state, "cancelled") == 0) {
-      if (st)
-        snprintf (err, errlen, "%s: %s", name,
-                  json_string_value (json_object_get (st, "error")));
-      json_decref (st);
-      rv = -1;
-      break;
-    }
-    if (check_mirror_dests (m, i, st, rc, err, errlen) == -1) {
-      json_decref (st);
-      rv = -1;
-      break;
-    }
-    if (strcmp (state, "ready") != 0)
-      *storage_ready = false;
-    json_array_append_new (streams, json_pack (
-      "{s:s, s:s, s:f, s:f, s:f}", "name", name, "state", state,
-      "done", num (st, "copied"), "total", num (st, "size"),
-      "rate", num (st, "copy_rate")));
-    remaining += num (st, "remaining") + num (st, "dirtied");
-    rate += num (st, "copy_rate");
-    dirty += num (st, "write_rate");
-    json_decref (st);
-  }
-  if (rv == 0 && m->has_dir) {
-    json_t *st = share_call (m, json_pack ("{s:s}", "op", "status"), 5000, err,
-                             errlen);
-    const char *state = st ? json_string_value (json_object_get (st, "state"))
-      : NULL;
-    if (!st || !state || strcmp (state, "failed") == 0 ||
-        strcmp (state, "aborted") == 0) {
-      if (st)
-        snprintf (err, errlen, "files: %s",
-                  json_string_value (json_object_get (st, "error")));
-      rv = -1;
-    }
-    else {
-      double el = num (st, "elapsed");
-      if (strcmp (state, "ready") != 0)
-        *storage_ready = false;
-      json_array_append_new (streams, json_pack (
-        "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
-        "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
-        "rate", el > 0 ? num (st, "bytes_copied") / el : 0.0));
-      remaining += num (st, "bytes") - num (st, "bytes_copied");
-    }
-    json_decref (st);
-  }
-  double predicted = -1;
-  if (ram) {
-    json_t *r = json_object_get (ram, "ram");
-    double total = num (r, "total"), done = num (r, "transferred");
-    double bps = num (r, "mbps") * 1e6 / 8;
-    double page = num (r, "page-size") > 0 ? num (r, "page-size") : 4096;
-    json_array_append_new (streams, json_pack (
-      "{s:s, s:s, s:f, s:f, s:f}", "name", "ram", "state",
-      json_string_value (json_object_get (ram, "status")),
-      "done", done, "total", total > done ? total : done, "rate", bps));
-    remaining += num (r, "remaining");
-    rate += bps;
-    dirty += num (r, "dirty-pages-rate") * page;
-    if (json_object_get (ram, "expected-downtime"))
-      predicted = num (ram, "expected-downtime");
-  }
-  if (rate > 0) {
-    double est = remaining / rate * 1000.0;
-    if (predicted < 0 || est > predicted)
-      predicted = est;
-  }
-  record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f}", "event",
-                      "progress", "phase", m->phase, "streams", streams,
-                      "remaining", remaining, "rate", rate, "dirty_rate", dirty,
-                      "predicted_downtime_ms", predicted));
-  if (rv == -1)
-    json_decref (streams);
-  return rv;
-}
 
 /* ------------------------------------------------------------------ */
 /* Phases */
@@ -170,7 +47,7 @@ check_time (struct migration *m, int *rc, char *err, size_t errlen)
     *rc = RC_ROLLED_BACK;
     return set_error (err, errlen, "aborted by request");
   }
-  if (clock_ms () > m->deadline) {
+  if (!m->holding && clock_ms () > m->deadline) {
     *rc = RC_TIMEOUT;
     return set_error (err, errlen, "timed out after %" PRIu64 " s",
                       m->timeout_s);
@@ -316,12 +193,10 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
       if (!d)
         continue;
       char uri[PATH_MAX + 512];
-      snprintf (uri, sizeof uri, "%.400s?tls-psk-file=%s",
-                json_string_value (json_array_get (
-                  json_object_get (d->endpoints, "disks"), k)), d->psk);
-      json_array_append_new (uris, json_string (uri));
+      json_array_append_new (uris, json_string (source_disk_uri (d, k, uri,
+                                                          sizeof uri)));
     }
-    json_t *r = mirror_call (m, k, json_pack ("{s:s, s:o, s:s}", "op",
+    json_t *r = source_mirror_call (m, k, json_pack ("{s:s, s:o, s:s}", "op",
                                               "start", "destinations", uris,
                                               "mode", "active"),
                              hd.io_timeout_ms, err, errlen);
@@ -332,12 +207,12 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
   if (m->has_dir) {
     /* One destination (migration.c): a share has one receiver. */
     struct dest *d = &m->dests[0];
-    json_t *r = share_call (m, json_pack ("{s:s, s:s, s:s}", "op", "start",
-                                          "to", json_string_value (
-                                            json_object_get (d->endpoints,
-                                                             "share")),
-                                          "psk", d->psk),
-                            hd.io_timeout_ms, err, errlen);
+    const char *share = json_string_value (json_object_get (d->endpoints,
+                                                            "share"));
+    json_t *r = source_share_call (m, json_pack ("{s:s, s:s, s:s}", "op",
+                                                 "start", "to", share, "psk",
+                                                 d->psk),
+                                   hd.io_timeout_ms, err, errlen);
     if (!r)
       return -1;
     json_decref (r);
@@ -346,7 +221,7 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
   while (!ready) {
     if (check_time (m, rc, err, errlen) == -1)
       return -1;
-    if (sample (m, NULL, &ready, rc, err, errlen) == -1) {
+    if (source_sample (m, NULL, &ready, rc, err, errlen) == -1) {
       *rc = RC_ROLLED_BACK;
       return -1;
     }
@@ -356,7 +231,7 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
   /* Digests now, while the VM runs, so the commit in the blackout only
    * reads what changes from here on. */
   if (m->has_dir) {
-    json_t *r = share_call (m, json_pack ("{s:s}", "op", "warm"),
+    json_t *r = source_share_call (m, json_pack ("{s:s}", "op", "warm"),
                             hd.io_timeout_ms * 4, err, errlen);
     if (!r)
       return -1;
@@ -375,8 +250,10 @@ phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
     if (!d)
       continue;
     char e[1024];
-    json_t *a = peer_call (d->peer, peer_msg ("START_VM"), 120000, e,
-                           sizeof e);
+    json_t *msg = peer_msg ("START_VM");
+    if (m->prewarm)
+      json_object_set_new (msg, "prewarm", json_true ());
+    json_t *a = peer_call (d->peer, msg, 120000, e, sizeof e);
     if (!a || peer_expect (a, "SUCCESS", e, sizeof e) == -1) {
       json_decref (a);
       if (source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
@@ -389,45 +266,12 @@ phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
   return 0;
 }
 
-/* The mirrors of every disk report destination D's copy failed (one of
- * several: the mirror goes on with the others): D is lost. */
-static int
-check_mirror_dests (struct migration *m, size_t disk, json_t *st, int *rc,
-                    char *err, size_t errlen)
-{
-  json_t *mds = json_object_get (st, "destinations");
-
-  if (m->ndests == 1)
-    return 0;
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    json_t *md = d->slot >= 0 ? json_array_get (mds, (size_t) d->slot)
-      : NULL;
-    const char *state = json_string_value (json_object_get (md, "state"));
-    if (state && (strcmp (state, "failed") == 0 ||
-                  strcmp (state, "cancelled") == 0)) {
-      char why[1024];
-      snprintf (why, sizeof why, "disk%zu: %s", disk,
-                json_string_value (json_object_get (md, "error")));
-      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
-                     errlen) == -1)
-        return -1;
-    }
-  }
-  return 0;
-}
-
-/* The relay QEMU's stream goes through: to the destination, or teed
- * to each of several (each with its own key; one that falls a whole
- * buffer behind is dropped rather than slowing the others). */
 static int
 start_relay (struct migration *m, char *err, size_t errlen)
 {
   char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
   char to[MAX_DESTS][PATH_MAX + 512];
-  char *argv[12 + 2 * MAX_DESTS];
+  char *argv[13 + 2 * MAX_DESTS];
   size_t n = 0, k = 0;
   pid_t p;
 
@@ -463,12 +307,15 @@ start_relay (struct migration *m, char *err, size_t errlen)
     argv[n++] = (char *) "--lagging";
     argv[n++] = (char *) "drop";
   }
+  if (m->prewarm)
+    argv[n++] = (char *) "--hold-switchover";
   argv[n++] = (char *) "--buffer";
   argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
   argv[n] = NULL;
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
     return -1;
+  m->relay_pid = p;
   if (proc_wait_socket (sock, p, 10000) == -1) {
     char tail[512];
     proc_log_tail (log, 3, tail, sizeof tail);
@@ -508,11 +355,22 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     return -1;
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   uri_unix (sock, uri, sizeof uri);
+  /* Held warm, QEMU passes over RAM thousands of times a second: no
+   * MIGRATION_PASS event for each. */
+  json_t *caps = json_pack ("[{s:s, s:b}, {s:s, s:b}]",
+                            "capability", "events", "state", !m->prewarm,
+                            "capability", "pause-before-switchover", "state",
+                            1);
+  if (m->prewarm) {
+    /* The relay holds the destinations' SWITCHOVER_ACK: QEMU goes on
+     * copying dirtied RAM and never switches over until released. */
+    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                            "return-path", "state", 1));
+    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                            "switchover-ack", "state", 1));
+  }
   if (qmp_ok (m, "migrate-set-capabilities", json_pack (
-                "{s:[{s:s, s:b}, {s:s, s:b}]}", "capabilities",
-                "capability", "events", "state", 1,
-                "capability", "pause-before-switchover", "state", 1),
-              err, errlen) == -1 ||
+                "{s:o}", "capabilities", caps), err, errlen) == -1 ||
       /* Half the budget for QEMU's last pass: disks, files and the
        * destination's resume take the rest. */
       qmp_ok (m, "migrate-set-parameters", json_pack (
@@ -550,7 +408,7 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
       json_decref (q);
       return -1;
     }
-    if (sample (m, q, &ready, rc, err, errlen) == -1) {
+    if (source_sample (m, q, &ready, rc, err, errlen) == -1) {
       json_decref (q);
       return -1;
     }
@@ -558,6 +416,18 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     json_decref (q);
     if (paused)
       return 0;
+    if (m->prewarm && !m->released) {
+      if (!m->holding && m->copied_once)
+        warm_enter (m);
+      if (m->holding && warm_cutover_due (m)) {
+        if (warm_release (m, rc, err, errlen) == -1)
+          return -1;
+        for (size_t i = 0; i < m->ndests; ++i)
+          if (m->dests[i].admitted && !m->dests[i].alive &&
+              !m->dests[i].told)
+            source_stop_mirroring (m, &m->dests[i]);
+      }
+    }
     /* Wake at QEMU's STOP rather than at the next sample: every
      * millisecond here is downtime. */
     vm_qmp_wait_event (m->vm, "STOP", POLL_MS / 2);
@@ -582,13 +452,13 @@ complete_main (void *arg)
   json_t *r;
 
   if (c->disk >= 0)
-    r = mirror_call (c->m, (size_t) c->disk,
+    r = source_mirror_call (c->m, (size_t) c->disk,
                      json_pack ("{s:s, s:b, s:I}", "op", "complete", "verify",
                                 0, "timeout_ms",
                                 (json_int_t) hd.io_timeout_ms),
                      hd.io_timeout_ms + 5000, c->err, sizeof c->err);
   else
-    r = share_call (c->m, json_pack ("{s:s}", "op", "commit"),
+    r = source_share_call (c->m, json_pack ("{s:s}", "op", "commit"),
                     hd.io_timeout_ms * 4, c->err, sizeof c->err);
   c->rv = r ? 0 : -1;
   json_decref (r);
@@ -723,9 +593,9 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     return -1;
   /* A destination whose copy of a disk failed on the way is out. */
   for (size_t k = 0; k < m->ndisks && m->ndests > 1; ++k) {
-    json_t *st = mirror_call (m, k, json_pack ("{s:s}", "op", "status"),
+    json_t *st = source_mirror_call (m, k, json_pack ("{s:s}", "op", "status"),
                               5000, err, errlen);
-    int r = st ? check_mirror_dests (m, k, st, rc, err, errlen) : -1;
+    int r = st ? source_check_mirror_dests (m, k, st, rc, err, errlen) : -1;
     json_decref (st);
     if (r == -1)
       return -1;
@@ -753,6 +623,20 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
   }
   return m->ndests == 1 ? complete_one (m, ack_r, err, errlen)
     : source_complete_race (m, ack_r, rc, err, errlen);
+}
+
+/* Every destination that made something and was not told yet, but
+ * WINNER (if not NULL): drop it (WHY). */
+static void
+tell_the_rest (struct migration *m, const char *winner, const char *why)
+{
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    if (d->admitted && !d->told && !(winner && strcmp (winner,
+                                                       d->host) == 0))
+      peer_abort_migration (d->peer, d->host, m->id, why);
+    d->told = true;
+  }
 }
 
 static const char *
@@ -797,20 +681,31 @@ source_run_live (struct migration *m)
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
     double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
     double seen = (double) wall_ms () / 1000.0 - t_stop;
-    int64_t running_ms = clock_ms () - m->t0;
+    int64_t running_ms = (m->running_at ? m->running_at : clock_ms ())
+      - m->t0;
     json_decref (ack);
     record_set_phase (m, "acked", "the VM runs on %s; releasing it here",
                       m->to);
+    tell_the_rest (m, m->to, "another destination runs the VM");
     source_release (m->id, m->vm, m->to, m->def,
                               m->delete_source);
     hd_crash_point ("released");
     db_journal_end (m->id, "done", "migrated");
     log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
               m->vm, m->to, downtime);
-    record_finish (m, json_pack ("{s:b, s:s, s:f, s:f, s:I}", "ok", 1, "mode",
-                          "live", "downtime_ms", downtime,
-                          "downtime_seen_ms", seen * 1000.0,
-                          "running_after_ms", (json_int_t) running_ms));
+    json_t *res = json_pack ("{s:b, s:s, s:f, s:f, s:I}", "ok", 1, "mode",
+                             "live", "downtime_ms", downtime,
+                             "downtime_seen_ms", seen * 1000.0,
+                             "running_after_ms", (json_int_t) running_ms);
+    pthread_mutex_lock (&m->lock);
+    int64_t asked = m->cutover_at;
+    pthread_mutex_unlock (&m->lock);
+    if (m->prewarm && asked)
+      /* From "handoff cutover" to the VM running on the winner. */
+      json_object_set_new (res, "cutover_ms",
+                           json_integer ((json_int_t) (m->t0 + running_ms
+                                                       - asked)));
+    record_finish (m, res);
     return;
   }
   if (m->complete_sent) {
@@ -845,12 +740,7 @@ source_run_live (struct migration *m)
              err);
   record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
                       "rollback", "message", err));
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = &m->dests[i];
-    if (d->admitted && !d->told)
-      peer_abort_migration (d->peer, d->host, m->id, err);
-    d->told = true;
-  }
+  tell_the_rest (m, NULL, err);
   source_rollback (m->vm, m->ndisks, m->has_dir);
   db_journal_end (m->id, "rolled_back", err);
   record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",

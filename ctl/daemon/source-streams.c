@@ -1,0 +1,205 @@
+/* handoffd: the source's view of its streams (source-streams.h): the
+ * helpers' control sockets, a progress sample of every stream, and
+ * which destinations each disk's mirror still reaches.
+ */
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "channel-proto.h"
+#include "exitcodes.h"
+#include "record.h"
+#include "source-dests.h"
+#include "source-streams.h"
+#include "vm.h"
+
+json_t *
+source_mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
+                    char *err, size_t errlen)
+{
+  char sock[32];
+  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
+  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
+                         err, errlen);
+}
+
+json_t *
+source_share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
+                   size_t errlen)
+{
+  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
+                         timeout_ms, err, errlen);
+}
+
+static double
+num (json_t *o, const char *key)
+{
+  return json_number_value (json_object_get (o, key));
+}
+
+/* One progress sample: every stream, and the remaining state R and
+ * rates B (transfer) and W (dirtying) of DESIGN.md §4.  Returns -1
+ * (err) if a stream failed. */
+int
+source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
+               char *err, size_t errlen)
+{
+  json_t *streams = json_array ();
+  double remaining = 0, rate = 0, dirty = 0;
+  int rv = 0;
+
+  *storage_ready = true;
+  for (size_t i = 0; i < m->ndisks; ++i) {
+    char name[32];
+    json_t *st = source_mirror_call (m, i, json_pack ("{s:s}", "op",
+                                                      "status"),
+                                     5000, err, errlen);
+    const char *state = st ? json_string_value (json_object_get (st, "state"))
+      : NULL;
+    snprintf (name, sizeof name, "disk%zu", i);
+    if (!st || !state || strcmp (state, "failed") == 0 ||
+        strcmp (state, "cancelled") == 0) {
+      if (st)
+        snprintf (err, errlen, "%s: %s", name,
+                  json_string_value (json_object_get (st, "error")));
+      json_decref (st);
+      rv = -1;
+      break;
+    }
+    if (source_check_mirror_dests (m, i, st, rc, err, errlen) == -1) {
+      json_decref (st);
+      rv = -1;
+      break;
+    }
+    if (strcmp (state, "ready") != 0)
+      *storage_ready = false;
+    json_array_append_new (streams, json_pack (
+      "{s:s, s:s, s:f, s:f, s:f}", "name", name, "state", state,
+      "done", num (st, "copied"), "total", num (st, "size"),
+      "rate", num (st, "copy_rate")));
+    remaining += num (st, "remaining") + num (st, "dirtied");
+    rate += num (st, "copy_rate");
+    dirty += num (st, "write_rate");
+    json_decref (st);
+  }
+  if (rv == 0 && m->has_dir) {
+    json_t *st = source_share_call (m, json_pack ("{s:s}", "op", "status"),
+                                    5000, err, errlen);
+    const char *state = st ? json_string_value (json_object_get (st, "state"))
+      : NULL;
+    if (!st || !state || strcmp (state, "failed") == 0 ||
+        strcmp (state, "aborted") == 0) {
+      if (st)
+        snprintf (err, errlen, "files: %s",
+                  json_string_value (json_object_get (st, "error")));
+      rv = -1;
+    }
+    else {
+      double el = num (st, "elapsed");
+      if (strcmp (state, "ready") != 0)
+        *storage_ready = false;
+      json_array_append_new (streams, json_pack (
+        "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
+        "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
+        "rate", el > 0 ? num (st, "bytes_copied") / el : 0.0));
+      remaining += num (st, "bytes") - num (st, "bytes_copied");
+    }
+    json_decref (st);
+  }
+  double predicted = -1;
+  if (ram) {
+    json_t *r = json_object_get (ram, "ram");
+    double total = num (r, "total"), done = num (r, "transferred");
+    double bps = num (r, "mbps") * 1e6 / 8;
+    double page = num (r, "page-size") > 0 ? num (r, "page-size") : 4096;
+    json_array_append_new (streams, json_pack (
+      "{s:s, s:s, s:f, s:f, s:f}", "name", "ram", "state",
+      json_string_value (json_object_get (ram, "status")),
+      "done", done, "total", total > done ? total : done, "rate", bps));
+    remaining += num (r, "remaining");
+    rate += bps;
+    dirty += num (r, "dirty-pages-rate") * page;
+    if (json_object_get (ram, "expected-downtime"))
+      predicted = num (ram, "expected-downtime");
+  }
+  if (rate > 0) {
+    double est = remaining / rate * 1000.0;
+    if (predicted < 0 || est > predicted)
+      predicted = est;
+  }
+  m->remaining = remaining;
+  m->rate = rate;
+  m->dirty_rate = dirty;
+  /* Every stream copied once: the disks and files ready, and QEMU past
+   * its first pass over RAM. */
+  m->copied_once = rv == 0 && *storage_ready && ram &&
+    num (json_object_get (ram, "ram"), "dirty-sync-count") >= 2;
+  record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f}", "event",
+                      "progress", "phase", m->phase, "streams", streams,
+                      "remaining", remaining, "rate", rate, "dirty_rate", dirty,
+                      "predicted_downtime_ms", predicted));
+  if (rv == -1)
+    json_decref (streams);
+  return rv;
+}
+
+
+/* Where disk K of destination D is mirrored to, with its key. */
+const char *
+source_disk_uri (const struct dest *d, size_t k, char *buf, size_t len)
+{
+  snprintf (buf, len, "%.400s?tls-psk-file=%s",
+            json_string_value (json_array_get (
+              json_object_get (d->endpoints, "disks"), k)), d->psk);
+  return buf;
+}
+
+/* Destination D left the migration without being told yet: stop
+ * mirroring its disks (the others go on). */
+void
+source_stop_mirroring (struct migration *m, const struct dest *d)
+{
+  for (size_t k = 0; k < m->ndisks; ++k) {
+    char uri[PATH_MAX + 512], err[512];
+    json_decref (source_mirror_call (m, k, json_pack (
+                   "{s:s, s:s}", "op", "cancel", "destination",
+                   source_disk_uri (d, k, uri, sizeof uri)), 5000, err,
+                              sizeof err));
+  }
+}
+
+
+/* The mirrors of every disk report destination D's copy failed (one of
+ * several: the mirror goes on with the others): D is lost. */
+int
+source_check_mirror_dests (struct migration *m, size_t disk, json_t *st,
+                           int *rc, char *err, size_t errlen)
+{
+  json_t *mds = json_object_get (st, "destinations");
+
+  if (m->ndests == 1)
+    return 0;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    json_t *md = d->slot >= 0 ? json_array_get (mds, (size_t) d->slot)
+      : NULL;
+    const char *state = json_string_value (json_object_get (md, "state"));
+    if (state && (strcmp (state, "failed") == 0 ||
+                  strcmp (state, "cancelled") == 0)) {
+      char why[1024];
+      snprintf (why, sizeof why, "disk%zu: %s", disk,
+                json_string_value (json_object_get (md, "error")));
+      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
+                     errlen) == -1)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+/* The relay QEMU's stream goes through: to the destination, or teed
+ * to each of several (each with its own key; one that falls a whole
+ * buffer behind is dropped rather than slowing the others). */

@@ -1,0 +1,40 @@
+/* handoffd: the source's view of its streams (source-streams.c). */
+#ifndef HANDOFF_CTL_SOURCE_STREAMS_H
+#define HANDOFF_CTL_SOURCE_STREAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "record.h"
+
+/* A request (REQ, stolen) to disk I's mirror, or to the share: the
+ * answer, or NULL (err). */
+extern json_t *source_mirror_call (struct migration *m, size_t i, json_t *req,
+                                   int timeout_ms, char *err, size_t errlen);
+extern json_t *source_share_call (struct migration *m, json_t *req,
+                                  int timeout_ms, char *err, size_t errlen);
+
+/* One progress sample: every stream, and the remaining state R and
+ * rates B (transfer) and W (dirtying) of DESIGN.md §4, kept in M and
+ * sent as a progress event.  RAM: QEMU's query-migrate, or NULL.
+ * *STORAGE_READY if every disk and the files are copied.  -1 (err) if
+ * a stream failed, or (*RC) the last destination was lost. */
+extern int source_sample (struct migration *m, json_t *ram,
+                          bool *storage_ready, int *rc, char *err,
+                          size_t errlen);
+
+/* Where disk K of destination D is mirrored to, with its key. */
+extern const char *source_disk_uri (const struct dest *d, size_t k,
+                                    char *buf, size_t len);
+/* Destination D left the migration without being told yet: stop
+ * mirroring its disks (the others go on). */
+extern void source_stop_mirroring (struct migration *m, const struct dest *d);
+/* A destination whose copy of disk DISK failed (ST: the mirror's
+ * status) is lost; -1 (err, *RC) if it was the last. */
+extern int source_check_mirror_dests (struct migration *m, size_t disk,
+                                      json_t *st, int *rc, char *err,
+                                      size_t errlen);
+
+#endif /* HANDOFF_CTL_SOURCE_STREAMS_H */

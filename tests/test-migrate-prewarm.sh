@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# A pre-warmed migration (handoff migrate --prewarm, then handoff
+# cutover): the VM is copied to two hosts at once and held there warm
+# - its disk mirrored, its RAM re-sent as the guest dirties it - while
+# it keeps running on the source, for as long as nobody cuts over.
+# Checked on three hosts (network namespaces) with the test guest
+# writing records:
+#   - held 30 s: the guest keeps writing on the source, both
+#     destinations stay warm, and every record the source acknowledged
+#     is already on each destination's disk;
+#   - handoff cutover: the VM runs on exactly one destination with
+#     every acknowledged record, and no other host holds anything of it;
+#   - handoff cutover --to HOST picks that host among the warm ones;
+#   - bad cutovers (no such VM, a host that is not a destination) are
+#     refused and the VM stays warm;
+#   - the source's daemon restarted while warm: the VM runs on the
+#     source and the destinations drop what they had.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+guest_hosts 3
+
+handoff keygen k.psk >/dev/null 2>&1
+allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
+for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
+for i in 1 2 3; do start_handoffd "$i"; done
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 128 --disk "$tmp/vm.img" \
+  --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+hcli 1 start web1
+wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
+  "$tmp/h1/run/web1/serial.log"
+
+strays ()
+{
+  local p comm
+  for p in $(netns_pids "$1"); do
+    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    case $comm in handoffd|ip) ;; *) echo "$p:$comm" ;; esac
+  done
+}
+
+holds_nothing ()
+{
+  local i=$1
+  wait_for 30 "host $i to drop web1" bash -c "[ ! -e '$tmp/h$i/images/web1' ]"
+  [ ! -e "$tmp/h$i/run/web1" ] || fail "host $i kept web1's run directory"
+  [ -z "$(strays "$i")" ] || fail "host $i kept processes: $(strays "$i")"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = 'web1'")" = 0 ] ||
+    fail "host $i kept web1's row"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = 'web1' and result is null")" = 0 ] ||
+    fail "host $i has a migration of web1 still open"
+}
+
+runs_on ()
+{
+  hcli "$1" status web1 | grep -q "QEMU: running" ||
+    fail "web1 does not run on host $1"
+}
+
+acked_on ()                     # acked_on I: the last record host I's guest acknowledged
+{
+  grep -a HANDOFF-REC "$tmp/h$1/run/web1/serial.log" | tail -n 1 | tr -dc '0-9'
+}
+
+# prewarm FROM I J: start a pre-warmed migration to hosts I and J and
+# wait until both hold it warm.
+prewarm ()
+{
+  local from=$1
+  hcli "$from" migrate web1 --to "host$2,host$3" --prewarm --detach ||
+    fail "starting the pre-warmed migration"
+  wait_for 180 "both destinations warm" bash -c \
+    "[ \"\$(ip netns exec ${HOST_NS[$from]} handoff --socket $tmp/h$from.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+}
+
+# The disk a warm destination I is receiving.
+warm_disk ()
+{
+  find "$tmp/h$1/images/web1" -maxdepth 1 -type f -name '*.img' | head -n 1
+}
+
+echo "== bad cutovers change nothing"
+expect_fail () { if "$@" > out.txt 2>&1; then cat out.txt; fail "'$*' succeeded"; fi; cat out.txt; }
+expect_fail hcli 1 cutover nosuch
+grep -q "no migration of 'nosuch'" out.txt || fail "an unknown VM"
+expect_fail hcli 1 cutover web1
+grep -q "no migration of 'web1'" out.txt || fail "a VM that is not migrating"
+
+echo "== pre-warm to two hosts, held 30 s"
+prewarm 1 2 3
+hcli 1 status web1
+expect_fail hcli 1 cutover web1 --to host9
+grep -q "host9 is not a destination" out.txt || fail "a host that is not a destination"
+a0=$(acked_on 1)
+sleep 30
+a1=$(acked_on 1)
+echo "held 30 s: the guest acknowledged records $a0 -> $a1 on host 1"
+[ "$a1" -gt "$a0" ] || fail "the guest did not write while warm"
+runs_on 1
+[ "$(hcli 1 status web1 --json | jq -r .migration.phase)" = warm ] ||
+  fail "the migration left the warm phase by itself"
+sleep 1
+for i in 2 3; do
+  on=$(check_records "$(warm_disk "$i")") || fail "host $i's warm copy"
+  echo "host $i's warm disk has $on records (host 1 acknowledged $a1 a second ago)"
+  [ "$on" -ge "$a1" ] || fail "host $i's warm copy lacks acknowledged records"
+done
+
+echo "== cutover"
+hcli 1 cutover web1 --json > cut.json || { cat cut.json; fail "cutover"; }
+jq -c 'select(.event == "result" or .event == "destination")' cut.json
+w=$(jq -r 'select(.event == "result") | .to' cut.json); w=${w#host}
+[ "$w" = 2 ] || [ "$w" = 3 ] || fail "the winner is '$w'"
+jq -e 'select(.event == "result") | .ok and .cutover_ms > 0 and .downtime_ms > 0' cut.json >/dev/null ||
+  fail "the result lacks the cutover time or the downtime"
+echo "host $w won: cutover $(jq -r 'select(.event == "result") | .cutover_ms' cut.json) ms," \
+     "downtime $(jq -r 'select(.event == "result") | .downtime_ms' cut.json) ms"
+runs_on "$w"
+serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
+acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "host $w's records"
+echo "records: $acked acknowledged on host 1, $on_w on host $w"
+[ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
+for i in 1 2 3; do [ "$i" = "$w" ] || holds_nothing "$i"; done
+
+echo "== cutover --to one of the warm hosts"
+o=(); for i in 1 2 3; do [ "$i" = "$w" ] || o+=("$i"); done
+prewarm "$w" "${o[0]}" "${o[1]}"
+hcli "$w" cutover web1 --to "host${o[1]}" > cut2.out || { cat cut2.out; fail "cutover --to"; }
+cat cut2.out
+grep -q "web1 now runs on host${o[1]}" cut2.out || fail "the VM did not go to host ${o[1]}"
+runs_on "${o[1]}"
+holds_nothing "$w"; holds_nothing "${o[0]}"
+at=${o[1]}
+
+echo "== the source's daemon restarts while warm"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+prewarm "$at" "${o[0]}" "${o[1]}"
+stop_handoffd "$at"
+start_handoffd "$at"
+wait_for 60 "the migration to be rolled back" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 | grep -q 'QEMU: running'"
+runs_on "$at"
+holds_nothing "${o[0]}"; holds_nothing "${o[1]}"
+a0=$(acked_on "$at"); sleep 3
+[ "$(acked_on "$at")" -gt "$a0" ] || fail "the guest does not write on host $at after the restart"
+echo "$0: PASS"
