@@ -138,12 +138,51 @@ runs_on 2; holds_nothing 1; holds_nothing 3
 echo "{$allow_boot}" > h3.policy
 
 echo "== races: both destinations load, one runs the VM"
+# Each round the two destinations answer after a random delay once
+# loaded, and the source waits a random time between choosing and
+# telling the winner: whoever is first, exactly one host runs the VM.
+rounds=${RACE_ROUNDS:-20}
 at=2
-for round in 1 2 3; do
+declare -A wins
+for i in 1 2 3; do
+  stop_handoffd "$i"
+  HANDOFF_TEST_DELAY_AT=loaded:~200,complete_sent:~100 start_handoffd "$i"
+done
+for (( round=1; round<=rounds; round++ )); do
   others=$(for i in 1 2 3; do [ "$i" = "$at" ] || echo -n "$i,"; done)
   at=$(migrate_multi "$at" "${others%,}")
+  wins[$at]=$(( ${wins[$at]:-0} + 1 ))
   echo "round $round: the VM runs on host $at"
 done
+echo "$rounds races: won by host 1 ${wins[1]:-0}, host 2 ${wins[2]:-0}, host 3 ${wins[3]:-0} times"
+for i in 1 2 3; do stop_handoffd "$i"; start_handoffd "$i"; done
+
+echo "== fallback: the named destination refuses, the fallback host takes the VM"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+deny="{$allow_boot, \"allowed_sources\": [\"host9\"]}"
+echo "$deny" > "h${o[0]}.policy"
+hcli "$at" migrate web1 --to "host${o[0]}" --fallback "host${o[1]}" --json > fb.json ||
+  { cat fb.json; fail "the migration with a fallback"; }
+jq -c 'select(.event == "attempt" or .event == "result")' fb.json
+jq -se "any(.[]; .event == \"attempt\" and .attempt == 2 and .to == \"host${o[1]}\" and (.previous_error | test(\"not allowed\")))" fb.json >/dev/null ||
+  fail "no second attempt to the fallback host"
+jq -e "select(.event == \"result\") | .ok and .to == \"host${o[1]}\" and .attempt == 2 and .attempts == 2" fb.json >/dev/null ||
+  fail "the result does not name the fallback host and the attempt"
+[ "$(sqlite3 "$tmp/h$at/state.db" "select group_concat(result, ' ') from (select result from journal where vm = 'web1' and role = 'source' order by started desc limit 2)")" = "done refused" ] ||
+  fail "the journal does not show both attempts"
+[ "$(owner)" = "${o[1]}" ] || fail "web1 is not on the fallback host"
+runs_on "${o[1]}"; holds_nothing "$at"; holds_nothing "${o[0]}"
+at=${o[1]}
+
+echo "== every attempt refused: the VM stays, and says why"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+for i in "${o[@]}"; do echo "$deny" > "h$i.policy"; done
+expect_rc 4 "attempt 3 of 3.*not allowed" \
+  hcli "$at" migrate web1 --to "host${o[0]}" --fallback "host${o[1]}" --retries 1
+runs_on "$at"; holds_nothing "${o[0]}"; holds_nothing "${o[1]}"
+for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
+expect_rc 1 "--retries" hcli "$at" migrate web1 --to "host${o[0]}" --retries 11
+expect_rc 8 "unknown host 'host9'" hcli "$at" migrate web1 --to "host${o[0]}" --fallback host9
 
 echo "== status shows each destination while the VM moves"
 others=$(for i in 1 2 3; do [ "$i" = "$at" ] || echo -n "host$i,"; done)

@@ -13,6 +13,8 @@
 #   - handoff cutover --to HOST picks that host among the warm ones;
 #   - bad cutovers (no such VM, a host that is not a destination) are
 #     refused and the VM stays warm;
+#   - a destination killed while warm (its whole host): the other stays
+#     warm and takes the VM; the dead one drops what it had once back;
 #   - the source's daemon restarted while warm: the VM runs on the
 #     source and the destinations drop what they had.
 source "$(dirname "$0")/functions.sh"
@@ -133,6 +135,22 @@ cat cut2.out
 grep -q "web1 now runs on host${o[1]}" cut2.out || fail "the VM did not go to host ${o[1]}"
 runs_on "${o[1]}"
 holds_nothing "$w"; holds_nothing "${o[0]}"
+at=${o[1]}
+
+echo "== a destination dies while warm: the survivor takes the VM"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+prewarm "$at" "${o[0]}" "${o[1]}"
+crash_host "${o[0]}"
+wait_for 60 "host ${o[0]} to be lost" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host${o[0]}\") | .state == \"lost\"' >/dev/null"
+runs_on "$at"
+[ "$(hcli "$at" status web1 --json | jq -r .migration.phase)" = warm ] ||
+  fail "the migration left the warm phase when a destination died"
+hcli "$at" cutover web1 > cut3.out || { cat cut3.out; fail "cutover to the survivor"; }
+grep -q "web1 now runs on host${o[1]}" cut3.out || fail "the survivor did not take the VM"
+runs_on "${o[1]}"; holds_nothing "$at"
+start_handoffd "${o[0]}"
+holds_nothing "${o[0]}"
 at=${o[1]}
 
 echo "== the source's daemon restarts while warm"

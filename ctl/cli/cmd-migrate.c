@@ -22,6 +22,7 @@ usage (FILE *fp)
 "         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
+"         [--fallback HOST[,HOST...]] [--retries N]\n"
 "         [--delete-source] [--detach] [--json] [--socket PATH]\n");
 }
 
@@ -98,6 +99,11 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
     if (json_string_value (json_object_get (ev, "to")))
       to = json_string_value (json_object_get (ev, "to"));
     printf ("%s now runs on %s\n", vm, to);
+    if (json_integer_value (json_object_get (ev, "attempt")) > 1)
+      printf ("(attempt %lld of %lld)\n",
+              (long long) json_integer_value (json_object_get (ev, "attempt")),
+              (long long) json_integer_value (json_object_get (ev,
+                                                               "attempts")));
     if (json_object_get (ev, "cutover_ms"))
       printf ("cutover: %.1f ms (asked for to running on %s)\n",
               json_number_value (json_object_get (ev, "cutover_ms")), to);
@@ -112,6 +118,13 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
     else
       printf ("total time: %.1f s\n", tot / 1000.0);
   }
+  else if (json_integer_value (json_object_get (ev, "attempts")) > 1)
+    fprintf (stderr, "handoff: migration of %s failed (attempt %lld of "
+             "%lld): %s\n", vm,
+             (long long) json_integer_value (json_object_get (ev, "attempt")),
+             (long long) json_integer_value (json_object_get (ev,
+                                                              "attempts")),
+             json_string_value (json_object_get (ev, "error")));
   else
     fprintf (stderr, "handoff: migration of %s failed: %s\n", vm,
              json_string_value (json_object_get (ev, "error")));
@@ -138,6 +151,20 @@ show_event (struct view *view, const char *type, json_t *ev)
   }
   else if (strcmp (type, "progress") == 0)
     draw_progress (view, ev);
+  else if (strcmp (type, "attempt") == 0) {
+    if (view->tty && view->lines) {
+      printf ("\n");
+      view->lines = 0;
+    }
+    printf ("[%6.1fs] %-10s %lld of %lld, to %s (the last failed: %s)\n",
+            json_number_value (json_object_get (ev, "elapsed")), "attempt",
+            (long long) json_integer_value (json_object_get (ev, "attempt")),
+            (long long) json_integer_value (json_object_get (ev, "attempts")),
+            json_string_value (json_object_get (ev, "to")),
+            json_string_value (json_object_get (ev, "previous_error")));
+    view->last_print = -10;
+    fflush (stdout);
+  }
   else if (strcmp (type, "destination") == 0) {
     /* One of several destinations changed state. */
     const char *why = json_string_value (json_object_get (ev, "reason"));
@@ -206,6 +233,8 @@ cmd_migrate (int argc, char **argv)
     { "shutdown-timeout", required_argument, NULL, 'P' },
     { "delete-source", no_argument, NULL, 'X' },
     { "prewarm", no_argument, NULL, 'W' },
+    { "fallback", required_argument, NULL, 'F' },
+    { "retries", required_argument, NULL, 'R' },
     { "warm-exit", required_argument, NULL, 'E' },
     { "detach", no_argument, NULL, 'd' },
     { "json", no_argument, NULL, 'j' },
@@ -214,6 +243,8 @@ cmd_migrate (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *to = NULL, *mode = "live", *warm_exit = "converging";
+  const char *fallback = NULL;
+  uint64_t retries = 0;
   bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
@@ -221,7 +252,7 @@ cmd_migrate (int argc, char **argv)
   char err[256];
   int c, rc;
 
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:djS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:djS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -254,6 +285,13 @@ cmd_migrate (int argc, char **argv)
       break;
     case 'X': delete_source = true; break;
     case 'W': prewarm = true; break;
+    case 'F': fallback = optarg; break;
+    case 'R':
+      if (parse_uint (optarg, 0, 10, &retries, err, sizeof err) == -1) {
+        fprintf (stderr, "handoff migrate: --retries: %s\n", err);
+        return RC_ERROR;
+      }
+      break;
     case 'E': warm_exit = optarg; break;
     case 'd': detach = true; break;
     case 'j': json_out = true; break;
@@ -287,6 +325,10 @@ cmd_migrate (int argc, char **argv)
   if (prewarm)
     json_object_set_new (req, "prewarm", json_true ());
   json_object_set_new (req, "warm_exit", json_string (warm_exit));
+  if (fallback)
+    json_object_set_new (req, "fallback", json_string (fallback));
+  if (retries)
+    json_object_set_new (req, "retries", json_integer ((json_int_t) retries));
   if (chan_send_json (ch, req) == -1) {
     json_decref (req);
     chan_close (ch);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -26,13 +27,25 @@ hd_crash_point (const char *phase)
     log_error ("test hook: crashing at %s", phase);
     raise (SIGKILL);
   }
-  /* "PHASE:MS": hold this step, so that a test can cut a link between
-   * it and the next message. */
-  if (delay && strncmp (delay, phase, n) == 0 && delay[n] == ':') {
-    long ms = strtol (delay + n + 1, NULL, 10);
-    log_info ("test hook: holding %s for %ld ms", phase, ms);
-    if (ms > 0 && ms < 60000)
-      usleep ((useconds_t) ms * 1000);
+  /* "PHASE:MS[,PHASE:MS...]": hold this step, so that a test can cut a
+   * link between it and the next message; "~MS": a random time below
+   * MS, each time (races). */
+  /* Terminates: d moves past one entry each pass. */
+  for (const char *d = delay; d && *d; ) {
+    size_t k = strcspn (d, ",");
+    if (k > n && strncmp (d, phase, n) == 0 && d[n] == ':') {
+      bool random_ms = d[n + 1] == '~';
+      long ms = strtol (d + n + 1 + random_ms, NULL, 10);
+      unsigned int r = 0;
+      if (random_ms && ms > 0 && getrandom (&r, sizeof r, 0) == sizeof r)
+        ms = (long) (r % (unsigned long) ms);
+      log_info ("test hook: holding %s for %ld ms", phase, ms);
+      if (ms > 0 && ms < 60000)
+        usleep ((useconds_t) ms * 1000);
+    }
+    d += k;
+    if (*d == ',')
+      d++;
   }
 }
 

@@ -29,6 +29,124 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct migration *active[MAX_ACTIVE];    /* active_lock */
 
 
+static int parse_destinations (struct migration *m, const char *to,
+                               char *err, size_t errlen, int *rc);
+
+/* The connections of M's destinations, closed. */
+static void
+close_dests (struct migration *m)
+{
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    if (d->peer)
+      chan_close (d->peer);
+    d->peer = NULL;
+    json_decref (d->endpoints);
+    d->endpoints = NULL;
+  }
+}
+
+/* A migration id: the VM, this host, the time and a random part. */
+static void
+make_id (struct migration *m)
+{
+  unsigned char rnd[6];
+
+  if (getrandom (rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
+    memset (rnd, 0, sizeof rnd);
+  /* Names cut so that the id fits its 79 characters. */
+  snprintf (m->id, sizeof m->id, "%.24s-%.24s-%lld-%02x%02x%02x%02x%02x%02x",
+            m->vm, hd.name, (long long) wall_ms (), rnd[0], rnd[1], rnd[2],
+            rnd[3], rnd[4], rnd[5]);
+}
+
+/* Attempt N (from 1) goes to --to, the next to --fallback if given,
+ * and the retries alternate between the two. */
+static const char *
+attempt_hosts (const struct migration *m, unsigned n)
+{
+  return m->fallback[0] && n % 2 == 0 ? m->fallback : m->plan_to;
+}
+
+/* A failed attempt that left the VM running here, as it was, and that
+ * another attempt may follow. */
+static bool
+may_retry (struct migration *m, json_t *res)
+{
+  const char *code = json_string_value (json_object_get (res, "code"));
+
+  if (json_is_true (json_object_get (res, "ok")) || !code ||
+      record_aborted (m) || m->attempt >= m->attempts)
+    return false;
+  if (strcmp (code, "denied") != 0 && strcmp (code, "rolled_back") != 0 &&
+      strcmp (code, "unreachable") != 0 && strcmp (code, "timeout") != 0)
+    return false;
+  return vm_qemu_alive (m->vm);
+}
+
+/* Set M up for its next attempt (after one that failed with ERROR): a
+ * new id and journal entry, its destinations.  0, or -1. */
+static int
+next_attempt (struct migration *m, const char *error)
+{
+  unsigned n = m->attempt + 1;
+  const char *hosts = attempt_hosts (m, n);
+  char err[512];
+  int rc;
+
+  close_dests (m);
+  memset (m->dests, 0, sizeof m->dests);
+  m->ndests = 0;
+  if (parse_destinations (m, hosts, err, sizeof err, &rc) == -1) {
+    log_error ("migration of %s: attempt %u: %s", m->vm, n, err);
+    return -1;
+  }
+  make_id (m);
+  pthread_mutex_lock (&m->lock);
+  m->attempt = n;
+  snprintf (m->to, sizeof m->to, "%s", hosts);
+  snprintf (m->phase, sizeof m->phase, "begin");
+  pthread_mutex_unlock (&m->lock);
+  m->complete_sent = m->admitted = m->holding = m->released = false;
+  m->copied_once = false;
+  m->running_at = 0;
+  m->relay_pid = 0;
+  m->deadline = clock_ms () + (int64_t) m->timeout_s * 1000;
+  log_info ("migration of %s: attempt %u of %u (%s), to %s, after: %s",
+            m->vm, n, m->attempts, m->id, hosts, error);
+  record_emit (m, json_pack ("{s:s, s:I, s:I, s:s, s:s, s:s}", "event",
+                             "attempt", "attempt", (json_int_t) n,
+                             "attempts", (json_int_t) m->attempts, "to",
+                             hosts, "id", m->id, "previous_error", error));
+  db_journal_start (m->id, m->vm, "source", m->dests[0].host, json_pack (
+    "{s:s, s:O, s:b, s:s, s:I}", "mode", m->mode, "def", m->def,
+    "delete_source", m->delete_source, "to", m->to, "attempt",
+    (json_int_t) n));
+  return 0;
+}
+
+/* A live migration: attempt after attempt until one moves the VM, one
+ * leaves it in doubt, or none is left. */
+static void
+run_live (struct migration *m)
+{
+  json_t *res;
+
+  /* Terminates: m->attempt grows to m->attempts at most. */
+  for (;;) {
+    res = source_run_live (m);
+    if (!may_retry (m, res))
+      break;
+    const char *e = json_string_value (json_object_get (res, "error"));
+    if (next_attempt (m, e ? e : "failed") == -1)
+      break;
+    json_decref (res);
+  }
+  json_object_set_new (res, "attempt", json_integer (m->attempt));
+  json_object_set_new (res, "attempts", json_integer (m->attempts));
+  record_finish (m, res);
+}
+
 static void *
 migration_thread (void *arg)
 {
@@ -38,15 +156,8 @@ migration_thread (void *arg)
     migrate_volume (m->id, m->vm, m->to, m->def, m->objects, m->timeout_s,
                     m->shutdown_ms, record_volume_emit, m);
   else
-    source_run_live (m);
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = &m->dests[i];
-    if (d->peer)
-      chan_close (d->peer);
-    d->peer = NULL;
-    json_decref (d->endpoints);
-    d->endpoints = NULL;
-  }
+    run_live (m);
+  close_dests (m);
   vm_release (m->vm);
   pthread_mutex_lock (&active_lock);
   for (size_t i = 0; i < MAX_ACTIVE; ++i)
@@ -109,6 +220,8 @@ static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live", *warm_exit = "converging";
+  const char *fallback = "";
+  uint64_t retries = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
@@ -128,6 +241,8 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
       msg_get_bool (req, "delete_source", false, &delete_source, err,
                     errlen) == -1 ||
       msg_get_bool (req, "prewarm", false, &prewarm, err, errlen) == -1 ||
+      msg_get_string (req, "fallback", false, &fallback, err, errlen) == -1 ||
+      msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
       msg_get_string (req, "warm_exit", false, &warm_exit, err,
                       errlen) == -1 ||
       name_check_vm (vm, err, errlen) == -1)
@@ -145,6 +260,15 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   }
   if (prewarm && strcmp (mode, "live") != 0) {
     set_error (err, errlen, "--prewarm is for live migrations");
+    return NULL;
+  }
+  if ((fallback[0] || retries) && strcmp (mode, "live") != 0) {
+    set_error (err, errlen, "--fallback and --retries are for live "
+               "migrations");
+    return NULL;
+  }
+  if (retries > 10) {
+    set_error (err, errlen, "--retries: at most 10");
     return NULL;
   }
   if (max_downtime < 1 || max_downtime > 600000 || timeout < 5 ||
@@ -176,6 +300,21 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   m->shutdown_ms = shutdown_ms;
   m->delete_source = delete_source;
   m->prewarm = prewarm;
+  if (fallback[0]) {
+    /* Checked now as --to is: each attempt parses its list again. */
+    struct migration *t = calloc (1, sizeof *t);
+    int r = !t ? set_error (err, errlen, "out of memory")
+      : parse_destinations (t, fallback, err, errlen, rc);
+    free (t);
+    if (r == -1) {
+      free (m);
+      return NULL;
+    }
+  }
+  snprintf (m->plan_to, sizeof m->plan_to, "%s", to);
+  snprintf (m->fallback, sizeof m->fallback, "%s", fallback);
+  m->attempt = 1;
+  m->attempts = (fallback[0] ? 2 : 1) + (unsigned) retries;
   snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);
   return m;
 }
@@ -221,7 +360,6 @@ struct migration *
 migration_start (json_t *req, char *err, size_t errlen, int *rc)
 {
   struct migration *m = parse_request (req, err, errlen, rc);
-  unsigned char rnd[6];
   pthread_t t;
   size_t slot = MAX_ACTIVE;
 
@@ -235,12 +373,7 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
   pthread_cond_init (&m->cond, NULL);
   m->refs = 2;                  /* The thread's and the caller's. */
   m->events = json_array ();
-  if (getrandom (rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd)
-    memset (rnd, 0, sizeof rnd);
-  /* Names cut so that the id fits its 79 characters. */
-  snprintf (m->id, sizeof m->id, "%.24s-%.24s-%lld-%02x%02x%02x%02x%02x%02x",
-            m->vm, hd.name, (long long) wall_ms (), rnd[0], rnd[1], rnd[2],
-            rnd[3], rnd[4], rnd[5]);
+  make_id (m);
   snprintf (m->phase, sizeof m->phase, "begin");
   m->t0 = clock_ms ();
   m->deadline = m->t0 + (int64_t) m->timeout_s * 1000;

@@ -264,11 +264,13 @@ record_summary (struct migration *m)
       json_object_set_new (o, "reason", json_string (d->reason));
     json_array_append_new (dests, o);
   }
-  json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O, s:o}", "id", m->id,
-                         "vm", m->vm, "to", m->to, "phase", m->phase,
-                         "finished", m->finished, "progress",
+  json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O, s:o, s:I, s:I}",
+                         "id", m->id, "vm", m->vm, "to", m->to, "phase",
+                         m->phase, "finished", m->finished, "progress",
                          last_progress ? last_progress : json_null (),
-                         "destinations", dests);
+                         "destinations", dests, "attempt",
+                         (json_int_t) m->attempt, "attempts",
+                         (json_int_t) m->attempts);
   pthread_mutex_unlock (&m->lock);
   return s;
 }

@@ -65,6 +65,10 @@ struct migration {
   bool delete_source;
   bool prewarm;                 /* Hold the destinations warm until a
                                    cutover is asked for. */
+  char plan_to[MAX_DESTS * 65 + 8];     /* --to as asked */
+  char fallback[MAX_DESTS * 65 + 8];    /* --fallback, or "" */
+  unsigned attempts;            /* How many attempts in all. */
+  unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */
   pid_t relay_pid;
   bool holding;                 /* Warm: the switch-over held, the

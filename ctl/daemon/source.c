@@ -652,7 +652,7 @@ code_name (int rc)
   }
 }
 
-void
+json_t *
 source_run_live (struct migration *m)
 {
   char err[2048] = "";
@@ -705,8 +705,7 @@ source_run_live (struct migration *m)
       json_object_set_new (res, "cutover_ms",
                            json_integer ((json_int_t) (m->t0 + running_ms
                                                        - asked)));
-    record_finish (m, res);
-    return;
+    return res;
   }
   if (m->complete_sent) {
     /* The destination may or may not run the VM: never resume here
@@ -719,22 +718,18 @@ source_run_live (struct migration *m)
     bool moved = res && strcmp (res, "done") == 0;
     json_decref (j);
     if (moved)
-      record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 1, "mode", "live",
-                            "note", "the acknowledgement was lost; the "
-                            "destination confirmed it runs the VM"));
-    else
-      record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
-                            "code", res ? "rolled_back" : "in_doubt"));
-    return;
+      return json_pack ("{s:b, s:s, s:s}", "ok", 1, "mode", "live", "note",
+                        "the acknowledgement was lost; the destination "
+                        "confirmed it runs the VM");
+    return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
+                      res ? "rolled_back" : "in_doubt");
   }
   if (!m->admitted) {
     /* Refused or unreachable: nothing was begun anywhere. */
     log_error ("migration %s of %s refused: %s", m->id, m->vm, err);
     db_journal_end (m->id, "refused", err);
-    record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err,
-                                 "code",
-                          code_name (rc)));
-    return;
+    return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
+                      code_name (rc));
   }
   log_error ("migration %s of %s failed: %s; rolling back", m->id, m->vm,
              err);
@@ -743,6 +738,6 @@ source_run_live (struct migration *m)
   tell_the_rest (m, NULL, err);
   source_rollback (m->vm, m->ndisks, m->has_dir);
   db_journal_end (m->id, "rolled_back", err);
-  record_finish (m, json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
-                        code_name (rc)));
+  return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
+                    code_name (rc));
 }

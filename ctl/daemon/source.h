@@ -4,8 +4,11 @@
 
 struct migration;
 
-/* The phases of a live migration, in the migration's thread; ends with
- * the record's result event. */
-extern void source_run_live (struct migration *m);
+#include <jansson.h>
+
+/* The phases of a live migration to M's destinations, in the
+ * migration's thread: its result ({ok, code, error, downtime_ms, ...}),
+ * for the record's result event or another attempt (migration.c). */
+extern json_t *source_run_live (struct migration *m);
 
 #endif /* HANDOFF_CTL_SOURCE_H */
