@@ -135,7 +135,7 @@ for to in host2 host2,host3 host2,host3,host4; do
   printf "%-14s %12s %14s %12s\n" "$n" "${cpu[$n]}" "${bytes[$n]}" "$rate"
   hcli 1 abort "held$n" >/dev/null
   wait_for 60 "held$n to roll back" bash -c \
-    "ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status held$n | grep -q 'QEMU: running'"
+    "ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status held$n --json | jq -e '.migration == null' >/dev/null"
   hcli 1 stop "held$n" >/dev/null; hcli 1 undefine "held$n" >/dev/null
   rm -f "$tmp/held$n.img"
 done

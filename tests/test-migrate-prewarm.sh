@@ -16,7 +16,9 @@
 #   - a destination killed while warm (its whole host): the other stays
 #     warm and takes the VM; the dead one drops what it had once back;
 #   - the source's daemon restarted while warm: the VM runs on the
-#     source and the destinations drop what they had.
+#     source and the destinations drop what they had;
+#   - a cutover asked for while the copy cannot converge (a guest
+#     dirtying RAM faster than its capped link) waits for it.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 3
@@ -164,4 +166,34 @@ runs_on "$at"
 holds_nothing "${o[0]}"; holds_nothing "${o[1]}"
 a0=$(acked_on "$at"); sleep 3
 [ "$(acked_on "$at")" -gt "$a0" ] || fail "the guest does not write on host $at after the restart"
+echo "== a cutover asked for before the exit condition holds waits for it"
+# A guest rewriting 40 MiB of RAM over and over, its host's link then
+# capped far below that: the copy cannot converge, and the cutover
+# waits until the cap is lifted.
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+truncate -s 16M dirty.img
+hcli "$at" define dirty1 --memory 128 --disk "$tmp/dirty.img" \
+  --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=dirty"
+hcli "$at" start dirty1
+wait_for 120 "the dirtying guest" grep -q "HANDOFF-TICK 3" "$tmp/h$at/run/dirty1/serial.log"
+hcli "$at" migrate dirty1 --to "host${o[0]}" --prewarm --detach
+wait_for 180 "dirty1 warm" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status dirty1 --json | jq -r .migration.phase)\" = warm ]"
+host_rate "$at" 8mbit
+sleep 3
+hcli "$at" cutover dirty1 --json > cutd.json &
+cut=$!
+sleep 10
+kill -0 "$cut" 2>/dev/null || { cat cutd.json; fail "the cutover did not wait for the copy to converge"; }
+[ "$(hcli "$at" status dirty1 --json | jq -r .migration.phase)" = warm ] ||
+  fail "dirty1 left the warm phase before the exit condition held"
+hcli "$at" status dirty1 | grep -q "QEMU: running" || fail "dirty1 paused while waiting"
+echo "after 10 s on the capped link the cutover still waits; lifting the cap"
+host_rate "$at" 10gbit
+wait "$cut" || { cat cutd.json; fail "the cutover after the cap was lifted"; }
+jq -c 'select(.event == "phase" or .event == "result")' cutd.json
+jq -e 'select(.event == "result") | .ok and .cutover_ms >= 10000' cutd.json >/dev/null ||
+  fail "the cutover did not wait"
+hcli "${o[0]}" status dirty1 | grep -q "QEMU: running" || fail "dirty1 does not run on host ${o[0]}"
 echo "$0: PASS"

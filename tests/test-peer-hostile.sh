@@ -181,6 +181,15 @@ for label, bad in BAD.items():
         check("volume.%s=%s" % (".".join(str(k) for k in f), label),
               [first, encode(put(vol, f, bad), raw)], ("FAILED",))
 
+# The steps of several destinations and of a pre-warmed migration,
+# malformed or out of place: refused, and what was begun is dropped.
+for case, msg in (
+        ("start_vm.prewarm=string", {"type": "START_VM", "prewarm": "yes"}),
+        ("complete.hold=number", {"type": "MIGRATION_COMPLETE", "hold": 1}),
+        ("resume before loaded", {"type": "RESUME"})):
+    check(case, [encode(start(), False), encode(small(), False),
+                 encode(msg, False)], ("FAILED",))
+
 # Boot files outside the VM's directory, absolute: refused.
 for k in ("kernel", "initrd"):
     first = encode(start(), False)
