@@ -57,6 +57,23 @@ source_alive_dest (struct migration *m, size_t i)
   return m->dests[i].alive ? &m->dests[i] : NULL;
 }
 
+int
+source_call_dest (struct migration *m, size_t i, json_t *msg,
+                  const char *want, int timeout_ms, const char *state,
+                  int code, int *rc, char *err, size_t errlen)
+{
+  char e[1024];
+  json_t *a = peer_call (m->dests[i].peer, msg, timeout_ms, e, sizeof e);
+
+  if (a && peer_expect (a, want, e, sizeof e) == 0) {
+    json_decref (a);
+    return 0;
+  }
+  json_decref (a);
+  return source_drop_dest (m, i, state, e, code, rc, err, errlen) == -1
+    ? -1 : 1;
+}
+
 /* While the data moves the control channel is idle: a PING every few
  * seconds shows each side the other is alive (the destination gives
  * up on a source silent for two I/O timeouts). */
@@ -72,19 +89,10 @@ source_keepalive (struct migration *m, int *rc, char *err, size_t errlen)
     struct dest *d = source_alive_dest (m, i);
     if (!d)
       continue;
-    char e[1024];
-    json_t *a;
-    if (!d->peer)
-      continue;
-    a = peer_call (d->peer, peer_msg ("PING"), hd.io_timeout_ms, e, sizeof e);
-    if (!a || peer_expect (a, "PONG", e, sizeof e) == -1) {
-      json_decref (a);
-      if (source_drop_dest (m, i, "lost", e, RC_ROLLED_BACK, rc, err,
-                            errlen) == -1)
-        return -1;
-      continue;
-    }
-    json_decref (a);
+    if (d->peer && source_call_dest (m, i, peer_msg ("PING"), "PONG",
+                                     hd.io_timeout_ms, "lost",
+                                     RC_ROLLED_BACK, rc, err, errlen) == -1)
+      return -1;
   }
   return 0;
 }
@@ -129,15 +137,14 @@ load_main (void *arg)
   return NULL;
 }
 
-/* Tell the winner W to resume: its ACK, or (the answer lost) what it
- * says on a new connection.  NULL (err) if it does not run the VM or
- * cannot say. */
-static json_t *
-resume_winner (struct migration *m, struct dest *w, char *err, size_t errlen)
+json_t *
+source_resume (struct migration *m, struct dest *w, json_t *msg, char *err,
+               size_t errlen)
 {
-  json_t *a = peer_call (w->peer, peer_msg ("RESUME"), 120000, err, errlen);
+  json_t *a = peer_call (w->peer, msg, 120000, err, errlen);
 
   if (!a)
+    /* The answer was lost: ask on a new connection. */
     a = peer_query_migration (w->host, m->id, 60000, err, errlen);
   if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
              !(json_string_value (json_object_get (a, "state")) &&
@@ -213,7 +220,7 @@ source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
     m->complete_sent = true;
     record_set_phase (m, "complete_sent", "%s loaded the VM first: it "
                       "resumes it", win->host);
-    ack = resume_winner (m, win, err, errlen);
+    ack = source_resume (m, win, peer_msg ("RESUME"), err, errlen);
     if (ack) {
       m->running_at = clock_ms ();
       record_dest (m, (size_t) w, "running", NULL);

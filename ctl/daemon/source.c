@@ -249,19 +249,12 @@ phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
     struct dest *d = source_alive_dest (m, i);
     if (!d)
       continue;
-    char e[1024];
     json_t *msg = peer_msg ("START_VM");
     if (m->prewarm)
       json_object_set_new (msg, "prewarm", json_true ());
-    json_t *a = peer_call (d->peer, msg, 120000, e, sizeof e);
-    if (!a || peer_expect (a, "SUCCESS", e, sizeof e) == -1) {
-      json_decref (a);
-      if (source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
-                     errlen) == -1)
-        return -1;
-      continue;
-    }
-    json_decref (a);
+    if (source_call_dest (m, i, msg, "SUCCESS", 120000, "failed",
+                          RC_ROLLED_BACK, rc, err, errlen) == -1)
+      return -1;
   }
   return 0;
 }
@@ -509,19 +502,9 @@ complete_one (struct migration *m, json_t **ack_r, char *err, size_t errlen)
   record_set_phase (m, "complete_sent",
                     "RAM and devices sent; %s resumes the VM", d->host);
   record_dest (m, 0, "loading", NULL);
-  a = peer_call (d->peer, peer_msg ("MIGRATION_COMPLETE"), 120000, err,
-                 errlen);
-  if (!a) {
-    /* The answer was lost: ask on a new connection. */
-    a = peer_query_migration (d->host, m->id, 60000, err, errlen);
-  }
-  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
-             !(json_string_value (json_object_get (a, "state")) &&
-               strcmp (json_string_value (json_object_get (a, "state")),
-                       "resumed") == 0))) {
-    json_decref (a);
+  a = source_resume (m, d, peer_msg ("MIGRATION_COMPLETE"), err, errlen);
+  if (!a)
     return -1;
-  }
   *ack_r = a;
   return 0;
 }
