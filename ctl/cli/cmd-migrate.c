@@ -221,6 +221,31 @@ follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
   return rc;
 }
 
+/* Send REQ (stolen) to handoffd and follow what comes back: the exit
+ * code. */
+static int
+request (json_t *req, const char *vm, const char *to, uint64_t timeout,
+         bool json_out, bool detach)
+{
+  int rc;
+  struct channel *ch = cli_connect (&rc);
+
+  if (!ch) {
+    json_decref (req);
+    return rc;
+  }
+  if (chan_send_json (ch, req) == -1) {
+    json_decref (req);
+    chan_close (ch);
+    fprintf (stderr, "handoff: handoffd closed the connection\n");
+    return RC_UNREACHABLE;
+  }
+  json_decref (req);
+  rc = follow (ch, vm, to, timeout, json_out, detach);
+  chan_close (ch);
+  return rc;
+}
+
 int
 cmd_migrate (int argc, char **argv)
 {
@@ -250,7 +275,7 @@ cmd_migrate (int argc, char **argv)
   uint64_t shutdown_ms = 20000;
   bool json_out = false, detach = false, delete_source = false;
   char err[256];
-  int c, rc;
+  int c;
 
   while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:djS:h", opts,
                            NULL)) != -1) {
@@ -309,9 +334,6 @@ cmd_migrate (int argc, char **argv)
     return RC_ERROR;
   }
 
-  struct channel *ch = cli_connect (&rc);
-  if (!ch)
-    return rc;
   json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, "
                            "s:b}",
                            "op", "migrate", "vm", argv[optind], "to", to,
@@ -329,17 +351,7 @@ cmd_migrate (int argc, char **argv)
     json_object_set_new (req, "fallback", json_string (fallback));
   if (retries)
     json_object_set_new (req, "retries", json_integer ((json_int_t) retries));
-  if (chan_send_json (ch, req) == -1) {
-    json_decref (req);
-    chan_close (ch);
-    fprintf (stderr, "handoff: handoffd closed the connection\n");
-    return RC_UNREACHABLE;
-  }
-  json_decref (req);
-
-  rc = follow (ch, argv[optind], to, timeout, json_out, detach);
-  chan_close (ch);
-  return rc;
+  return request (req, argv[optind], to, timeout, json_out, detach);
 }
 
 int
@@ -354,7 +366,7 @@ cmd_cutover (int argc, char **argv)
   };
   const char *to = NULL;
   bool json_out = false;
-  int c, rc;
+  int c;
 
   while ((c = getopt_long (argc, argv, "t:jS:h", opts, NULL)) != -1) {
     switch (c) {
@@ -370,23 +382,11 @@ cmd_cutover (int argc, char **argv)
     return RC_ERROR;
   }
 
-  struct channel *ch = cli_connect (&rc);
-  if (!ch)
-    return rc;
   json_t *req = json_pack ("{s:s, s:s}", "op", "cutover", "vm",
                            argv[optind]);
   if (to)
     json_object_set_new (req, "to", json_string (to));
-  if (chan_send_json (ch, req) == -1) {
-    json_decref (req);
-    chan_close (ch);
-    fprintf (stderr, "handoff: handoffd closed the connection\n");
-    return RC_UNREACHABLE;
-  }
-  json_decref (req);
   /* The migration's events from the cutover on, then its result. */
-  rc = follow (ch, argv[optind], to ? to : "its destination", 86400,
-               json_out, false);
-  chan_close (ch);
-  return rc;
+  return request (req, argv[optind], to ? to : "its destination", 86400,
+                  json_out, false);
 }
