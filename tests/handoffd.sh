@@ -19,6 +19,13 @@
 #   make_test_vm DIR            a VM directory (the test guest's kernel and
 #                               initrd, a config file) and DIR.img, a 64 MiB
 #                               disk with random data past the first MiB
+#   ns_strays I                 processes in host I's namespace other than
+#                               its handoffd
+#   vm_gone_from I NAME         host I holds nothing of NAME: no files, no
+#                               run directory, no processes, no rows, no
+#                               open migration (waits 30 s for the files)
+#   vm_runs_on I NAME           NAME's QEMU runs on host I
+#   expect_rc RC TEXT CMD...    CMD exits RC and says TEXT (a regex)
 #   define_guest I NAME DIR MIB MODE [ARGS...]
 #                               defines NAME on host I: the test guest of
 #                               DIR (make_test_vm) with MIB of memory, the
@@ -185,4 +192,41 @@ crash_host ()
       "! kill -0 $p 2>/dev/null || grep -q '^State:.*Z' /proc/$p/status"
   done
   rm -f "$tmp/h$i.sock"
+}
+
+ns_strays ()
+{
+  local p comm
+  for p in $(netns_pids "$1"); do
+    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+    case $comm in handoffd|ip) ;; *) echo "$p:$comm" ;; esac
+  done
+}
+
+vm_gone_from ()
+{
+  local i=$1 vm=$2
+  wait_for 30 "host $i to drop $vm" bash -c "[ ! -e '$tmp/h$i/images/$vm' ]"
+  [ ! -e "$tmp/h$i/run/$vm" ] || fail "host $i kept $vm's run directory"
+  [ -z "$(ns_strays "$i")" ] || fail "host $i kept processes: $(ns_strays "$i")"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = '$vm'; select count(*) from objects where vm = '$vm'")" = "0
+0" ] || fail "host $i kept $vm's rows"
+  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = '$vm' and result is null")" = 0 ] ||
+    fail "host $i has a migration of $vm still open"
+}
+
+vm_runs_on ()
+{
+  hcli "$1" status "$2" | grep -q "QEMU: running" ||
+    fail "$2 does not run on host $1"
+}
+
+expect_rc ()
+{
+  local want=$1 text=$2 rc=0
+  shift 2
+  "$@" > out.txt 2>&1 || rc=$?
+  cat out.txt
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
+  grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
 }

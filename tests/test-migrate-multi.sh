@@ -27,35 +27,6 @@ hcli 1 start web1
 wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
 
-# Processes in host I's namespace other than its handoffd.
-strays ()
-{
-  local p comm
-  for p in $(netns_pids "$1"); do
-    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-    case $comm in handoffd|ip) ;; *) echo "$p:$comm" ;; esac
-  done
-}
-
-# Host I holds nothing of web1.
-holds_nothing ()
-{
-  local i=$1
-  [ ! -e "$tmp/h$i/images/web1" ] || fail "host $i kept web1's files"
-  [ ! -e "$tmp/h$i/run/web1" ] || fail "host $i kept web1's run directory"
-  [ -z "$(strays "$i")" ] || fail "host $i kept processes: $(strays "$i")"
-  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = 'web1'; select count(*) from objects where vm = 'web1'")" = "0
-0" ] || fail "host $i kept web1's rows"
-  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = 'web1' and result is null")" = 0 ] ||
-    fail "host $i has a migration of web1 still open"
-}
-
-runs_on ()
-{
-  hcli "$1" status web1 | grep -q "QEMU: running" ||
-    fail "web1 does not run on host $1"
-}
-
 # The one host that lists web1.
 owner ()
 {
@@ -84,8 +55,8 @@ migrate_multi ()
   w=${w#host}
   [ "$w" = "$a" ] || [ "$w" = "$b" ] || fail "the winner is '$w'"
   [ "$(owner)" = "$w" ] || fail "the result names host $w, another host lists web1"
-  runs_on "$w"
-  for i in 1 2 3; do [ "$i" = "$w" ] || holds_nothing "$i"; done
+  vm_runs_on "$w" web1
+  for i in 1 2 3; do [ "$i" = "$w" ] || vm_gone_from "$i" web1; done
   jq -c 'select(.event == "destination")' mig.json >&2
   [ "$(jq -r 'select(.event == "destination" and .state == "running") | .host' mig.json)" = "host$w" ] ||
     fail "the events do not show host $w running the VM"
@@ -103,27 +74,17 @@ migrate_multi ()
   echo "$w"
 }
 
-expect_rc ()                    # expect_rc RC TEXT CMD...
-{
-  local want=$1 text=$2 rc=0
-  shift 2
-  "$@" > out.txt 2>&1 || rc=$?
-  cat out.txt
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
-  grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
-}
-
 echo "== bad destination lists change nothing"
 expect_rc 1 "names host2 twice" hcli 1 migrate web1 --to host2,host2
 expect_rc 8 "unknown host 'host9'" hcli 1 migrate web1 --to host2,host9
 expect_rc 1 "expected HOST" hcli 1 migrate web1 --to host2,
 expect_rc 1 "host1 is this host" hcli 1 migrate web1 --to host1,host2
-runs_on 1; holds_nothing 2; holds_nothing 3
+vm_runs_on 1 web1; vm_gone_from 2 web1; vm_gone_from 3 web1
 
 echo "== every destination refuses: the VM stays"
 for i in 2 3; do echo "{$allow_boot, \"allowed_sources\": [\"host9\"]}" > "h$i.policy"; done
 expect_rc 4 "not allowed" hcli 1 migrate web1 --to host2,host3
-runs_on 1; holds_nothing 2; holds_nothing 3
+vm_runs_on 1 web1; vm_gone_from 2 web1; vm_gone_from 3 web1
 
 echo "== one destination refuses: the other takes the VM"
 echo "{$allow_boot}" > h2.policy
@@ -134,7 +95,7 @@ jq -se 'any(.[]; .event == "destination" and .host == "host3" and .state == "fai
   fail "host 3's refusal is not reported"
 [ "$(jq -r 'select(.event == "result") | .to' mig.json)" = host2 ] || fail "the VM did not go to host 2"
 [ "$(owner)" = 2 ] || fail "host 2 does not own web1"
-runs_on 2; holds_nothing 1; holds_nothing 3
+vm_runs_on 2 web1; vm_gone_from 1 web1; vm_gone_from 3 web1
 echo "{$allow_boot}" > h3.policy
 
 echo "== races: both destinations load, one runs the VM"
@@ -171,7 +132,7 @@ jq -e "select(.event == \"result\") | .ok and .to == \"host${o[1]}\" and .attemp
 [ "$(sqlite3 "$tmp/h$at/state.db" "select group_concat(result, ' ') from (select result from journal where vm = 'web1' and role = 'source' order by started desc limit 2)")" = "done refused" ] ||
   fail "the journal does not show both attempts"
 [ "$(owner)" = "${o[1]}" ] || fail "web1 is not on the fallback host"
-runs_on "${o[1]}"; holds_nothing "$at"; holds_nothing "${o[0]}"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1; vm_gone_from "${o[0]}" web1
 at=${o[1]}
 
 echo "== every attempt refused: the VM stays, and says why"
@@ -179,7 +140,7 @@ o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
 for i in "${o[@]}"; do echo "$deny" > "h$i.policy"; done
 expect_rc 4 "attempt 3 of 3.*not allowed" \
   hcli "$at" migrate web1 --to "host${o[0]}" --fallback "host${o[1]}" --retries 1
-runs_on "$at"; holds_nothing "${o[0]}"; holds_nothing "${o[1]}"
+vm_runs_on "$at" web1; vm_gone_from "${o[0]}" web1; vm_gone_from "${o[1]}" web1
 for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
 expect_rc 1 "--retries" hcli "$at" migrate web1 --to "host${o[0]}" --retries 11
 expect_rc 8 "unknown host 'host9'" hcli "$at" migrate web1 --to "host${o[0]}" --fallback host9
@@ -201,11 +162,11 @@ jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\" and (.stat
 host_rate "$at" 10gbit
 new=$(owner)
 [ "$new" != "$lost" ] && [ "$new" != "$at" ] || fail "web1 is on host $new"
-runs_on "$new"
-holds_nothing "$at"
+vm_runs_on "$new" web1
+vm_gone_from "$at" web1
 # The lost host comes back and drops what it had received.
 start_handoffd "$lost"
 wait_for 30 "host $lost to drop what it received" bash -c \
   "[ ! -e '$tmp/h$lost/images/web1' ]"
-holds_nothing "$lost"
+vm_gone_from "$lost" web1
 echo "$0: PASS"

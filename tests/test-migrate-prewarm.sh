@@ -35,33 +35,6 @@ hcli 1 start web1
 wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
 
-strays ()
-{
-  local p comm
-  for p in $(netns_pids "$1"); do
-    comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-    case $comm in handoffd|ip) ;; *) echo "$p:$comm" ;; esac
-  done
-}
-
-holds_nothing ()
-{
-  local i=$1
-  wait_for 30 "host $i to drop web1" bash -c "[ ! -e '$tmp/h$i/images/web1' ]"
-  [ ! -e "$tmp/h$i/run/web1" ] || fail "host $i kept web1's run directory"
-  [ -z "$(strays "$i")" ] || fail "host $i kept processes: $(strays "$i")"
-  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = 'web1'")" = 0 ] ||
-    fail "host $i kept web1's row"
-  [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = 'web1' and result is null")" = 0 ] ||
-    fail "host $i has a migration of web1 still open"
-}
-
-runs_on ()
-{
-  hcli "$1" status web1 | grep -q "QEMU: running" ||
-    fail "web1 does not run on host $1"
-}
-
 acked_on ()                     # acked_on I: the last record host I's guest acknowledged
 {
   grep -a HANDOFF-REC "$tmp/h$1/run/web1/serial.log" | tail -n 1 | tr -dc '0-9'
@@ -101,7 +74,7 @@ sleep 30
 a1=$(acked_on 1)
 echo "held 30 s: the guest acknowledged records $a0 -> $a1 on host 1"
 [ "$a1" -gt "$a0" ] || fail "the guest did not write while warm"
-runs_on 1
+vm_runs_on 1 web1
 [ "$(hcli 1 status web1 --json | jq -r .migration.phase)" = warm ] ||
   fail "the migration left the warm phase by itself"
 sleep 1
@@ -120,14 +93,14 @@ jq -e 'select(.event == "result") | .ok and .cutover_ms > 0 and .downtime_ms > 0
   fail "the result lacks the cutover time or the downtime"
 echo "host $w won: cutover $(jq -r 'select(.event == "result") | .cutover_ms' cut.json) ms," \
      "downtime $(jq -r 'select(.event == "result") | .downtime_ms' cut.json) ms"
-runs_on "$w"
+vm_runs_on "$w" web1
 serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
 acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
 on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "host $w's records"
 echo "records: $acked acknowledged on host 1, $on_w on host $w"
 [ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
-for i in 1 2 3; do [ "$i" = "$w" ] || holds_nothing "$i"; done
+for i in 1 2 3; do [ "$i" = "$w" ] || vm_gone_from "$i" web1; done
 
 echo "== cutover --to one of the warm hosts"
 o=(); for i in 1 2 3; do [ "$i" = "$w" ] || o+=("$i"); done
@@ -135,8 +108,8 @@ prewarm "$w" "${o[0]}" "${o[1]}"
 hcli "$w" cutover web1 --to "host${o[1]}" > cut2.out || { cat cut2.out; fail "cutover --to"; }
 cat cut2.out
 grep -q "web1 now runs on host${o[1]}" cut2.out || fail "the VM did not go to host ${o[1]}"
-runs_on "${o[1]}"
-holds_nothing "$w"; holds_nothing "${o[0]}"
+vm_runs_on "${o[1]}" web1
+vm_gone_from "$w" web1; vm_gone_from "${o[0]}" web1
 at=${o[1]}
 
 echo "== a destination dies while warm: the survivor takes the VM"
@@ -145,14 +118,14 @@ prewarm "$at" "${o[0]}" "${o[1]}"
 crash_host "${o[0]}"
 wait_for 60 "host ${o[0]} to be lost" bash -c \
   "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host${o[0]}\") | .state == \"lost\"' >/dev/null"
-runs_on "$at"
+vm_runs_on "$at" web1
 [ "$(hcli "$at" status web1 --json | jq -r .migration.phase)" = warm ] ||
   fail "the migration left the warm phase when a destination died"
 hcli "$at" cutover web1 > cut3.out || { cat cut3.out; fail "cutover to the survivor"; }
 grep -q "web1 now runs on host${o[1]}" cut3.out || fail "the survivor did not take the VM"
-runs_on "${o[1]}"; holds_nothing "$at"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1
 start_handoffd "${o[0]}"
-holds_nothing "${o[0]}"
+vm_gone_from "${o[0]}" web1
 at=${o[1]}
 
 echo "== the source's daemon restarts while warm"
@@ -162,8 +135,8 @@ stop_handoffd "$at"
 start_handoffd "$at"
 wait_for 60 "the migration to be rolled back" bash -c \
   "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 | grep -q 'QEMU: running'"
-runs_on "$at"
-holds_nothing "${o[0]}"; holds_nothing "${o[1]}"
+vm_runs_on "$at" web1
+vm_gone_from "${o[0]}" web1; vm_gone_from "${o[1]}" web1
 a0=$(acked_on "$at"); sleep 3
 [ "$(acked_on "$at")" -gt "$a0" ] || fail "the guest does not write on host $at after the restart"
 echo "== a cutover asked for before the exit condition holds waits for it"

@@ -32,14 +32,6 @@ host1_runs () {
   hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 1"
 }
 
-expect_rc () {                # expect_rc RC TEXT CMD...: fails with RC, says TEXT
-  local want=$1 text=$2 rc=0
-  shift 2
-  "$@" > out.txt 2>&1 || rc=$?
-  cat out.txt
-  [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
-  grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
-}
 
 echo "== the source is not allowed"
 echo '{"allowed_sources": ["host9"]}' > h2.policy
