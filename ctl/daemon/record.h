@@ -80,6 +80,7 @@ struct migration {
    * and the rate the guest dirties it (bytes/s), and whether every
    * stream has been copied once. */
   double remaining, rate, dirty_rate;
+  double sync_downtime_ms;       /* QEMU's, from the last dirty sync */
   bool copied_once;
   json_t *def;
   json_t *objects;

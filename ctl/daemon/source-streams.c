@@ -108,6 +108,7 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
     json_decref (st);
   }
   double predicted = -1;
+  m->sync_downtime_ms = -1;
   if (ram) {
     json_t *r = json_object_get (ram, "ram");
     double total = num (r, "total"), done = num (r, "transferred");
@@ -121,7 +122,7 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
     rate += bps;
     dirty += num (r, "dirty-pages-rate") * page;
     if (json_object_get (ram, "expected-downtime"))
-      predicted = num (ram, "expected-downtime");
+      predicted = m->sync_downtime_ms = num (ram, "expected-downtime");
   }
   if (rate > 0) {
     double est = remaining / rate * 1000.0;

@@ -37,15 +37,23 @@ warm_enter (struct migration *m)
 }
 
 /* The seed's exit conditions, from the last progress sample: the
- * blackout predicted from what is left and the rates. */
+ * blackout predicted from what is left and the rates.  What is left
+ * of RAM at one instant can be near nothing just before QEMU syncs the
+ * dirty bitmap again, so QEMU's own prediction, made from what was
+ * dirty at the last sync, must agree as well. */
 static bool
 exit_holds (const struct migration *m)
 {
   double limit = (double) m->max_downtime_ms;
+  bool sync_ok = m->sync_downtime_ms <= limit;
 
   if (!m->copied_once)
     return false;
-  if (strcmp (m->warm_exit, "copied") == 0 || m->remaining <= 0)
+  if (strcmp (m->warm_exit, "copied") == 0)
+    return true;
+  if (!sync_ok)
+    return false;
+  if (m->remaining <= 0)
     return true;
   if (strcmp (m->warm_exit, "downtime") == 0)
     return m->rate > 0 && m->remaining / m->rate * 1000.0 < limit;
