@@ -17,13 +17,21 @@ static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t tx_owner;
 static bool in_tx;
 
-static const char schema[] =
+/* Set on every open: WAL with NORMAL, so a commit survives the
+ * daemon's death (the kernel has it) without an fsync per step of a
+ * migration's blackout; only a power loss can take back the last
+ * steps, and a power loss ends the VM on that host anyway. */
+static const char pragmas[] =
   "PRAGMA journal_mode=WAL;"
-  /* WAL with NORMAL: a commit survives the daemon's death (the kernel
-   * has it) without an fsync per step of a migration's blackout; only
-   * a power loss can take back the last steps, and a power loss ends
-   * the VM on that host anyway. */
-  "PRAGMA synchronous=NORMAL;"
+  "PRAGMA synchronous=NORMAL;";
+
+/* The schema, as steps: upgrade[V] takes a database of schema V to
+ * V + 1, and PRAGMA user_version records where a database stands.
+ * A state directory written before the schema had a version reads 0
+ * and holds the tables of step 0 already: its statements leave them
+ * as they are.  Append new steps; never edit an old one. */
+static const char *const upgrade[] = {
+  /* 0 -> 1: the tables. */
   "CREATE TABLE IF NOT EXISTS vms ("
   "  name TEXT PRIMARY KEY, def TEXT NOT NULL, state TEXT NOT NULL,"
   "  updated INTEGER NOT NULL);"
@@ -40,7 +48,13 @@ static const char schema[] =
   "  started INTEGER NOT NULL, updated INTEGER NOT NULL, result TEXT);"
   "CREATE TABLE IF NOT EXISTS steps ("
   "  mid TEXT NOT NULL, at INTEGER NOT NULL, phase TEXT NOT NULL,"
-  "  note TEXT);";
+  "  note TEXT);",
+  /* 1 -> 2: a migration's steps and a VM's events are looked up by
+   * migration and by VM; every migration adds steps for good. */
+  "CREATE INDEX IF NOT EXISTS steps_by_migration ON steps (mid, at);"
+  "CREATE INDEX IF NOT EXISTS events_by_vm ON events (vm, id);",
+};
+#define DB_SCHEMA ((int) (sizeof upgrade / sizeof upgrade[0]))
 
 /* The lock is recursive for the thread inside db_begin..db_commit. */
 static void
@@ -59,10 +73,85 @@ unlock (void)
   pthread_mutex_unlock (&db_lock);
 }
 
+/* The one integer SQL answers, in *V; 0 or -1. */
+static int
+query_int (const char *sql, int *v)
+{
+  sqlite3_stmt *st = NULL;
+  int r = sqlite3_prepare_v2 (db, sql, -1, &st, NULL);
+
+  if (r == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW) {
+    *v = sqlite3_column_int (st, 0);
+    sqlite3_finalize (st);
+    return 0;
+  }
+  sqlite3_finalize (st);
+  return -1;
+}
+
+/* A database of a newer schema is refused before anything writes to
+ * it, even a pragma: this daemon would misread it. */
+static int
+check_not_newer (const char *path, int *version, char *err, size_t errlen)
+{
+  int v;
+
+  if (query_int ("PRAGMA user_version", &v) == -1) {
+    snprintf (err, errlen, "%s: cannot read the schema version: %s", path,
+              sqlite3_errmsg (db));
+    return -1;
+  }
+  if (v > DB_SCHEMA) {
+    snprintf (err, errlen, "%s: written by a newer handoffd (schema %d; "
+              "this one knows up to %d): refusing to touch it", path, v,
+              DB_SCHEMA);
+    return -1;
+  }
+  *version = v;
+  return 0;
+}
+
+/* Bring the database to schema DB_SCHEMA in one transaction: a crash
+ * half-way leaves the old schema, whole. */
+static int
+upgrade_schema (const char *path, char *err, size_t errlen)
+{
+  char *msg = NULL, sql[64];
+  int from, tables;
+
+  if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+    goto fail;
+  if (check_not_newer (path, &from, err, errlen) == -1)
+    goto rollback;
+  if (query_int ("SELECT count(*) FROM sqlite_master", &tables) == -1)
+    goto fail;
+  for (int v = from; v < DB_SCHEMA; ++v)
+    if (sqlite3_exec (db, upgrade[v], NULL, NULL, &msg) != SQLITE_OK)
+      goto fail;
+  snprintf (sql, sizeof sql, "PRAGMA user_version = %d", DB_SCHEMA);
+  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+      sqlite3_exec (db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+    goto fail;
+  if (tables == 0)
+    log_info ("%s: new, schema %d", path, DB_SCHEMA);
+  else if (from != DB_SCHEMA)
+    log_info ("%s: schema %d, upgraded to %d", path, from, DB_SCHEMA);
+  return 0;
+
+ fail:
+  snprintf (err, errlen, "%s: schema: %s", path, msg ? msg :
+            sqlite3_errmsg (db));
+  sqlite3_free (msg);
+ rollback:
+  sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  return -1;
+}
+
 int
 db_open (const char *path, char *err, size_t errlen)
 {
   char *msg = NULL;
+  int version;
 
   if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                        SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
@@ -73,14 +162,21 @@ db_open (const char *path, char *err, size_t errlen)
     return -1;
   }
   sqlite3_busy_timeout (db, 5000);
-  if (sqlite3_exec (db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-    snprintf (err, errlen, "%s: %s", path, msg ? msg : "schema");
+  if (check_not_newer (path, &version, err, errlen) == -1)
+    goto close;
+  if (sqlite3_exec (db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf (err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg (db));
     sqlite3_free (msg);
-    sqlite3_close (db);
-    db = NULL;
-    return -1;
+    goto close;
   }
+  if (upgrade_schema (path, err, errlen) == -1)
+    goto close;
   return 0;
+
+ close:
+  sqlite3_close (db);
+  db = NULL;
+  return -1;
 }
 
 void

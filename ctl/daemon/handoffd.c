@@ -7,11 +7,13 @@
 #include <getopt.h>
 #include <limits.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -87,12 +89,82 @@ die (const char *fmt, ...)
   exit (RC_ERROR);
 }
 
-static volatile sig_atomic_t stop_signal;
+/* A signal may land on any of the daemon's threads: the handler only
+ * notes it and wakes the main thread through a pipe. */
+static volatile sig_atomic_t stop_signal, reload_signal;
+static int signal_pipe[2] = { -1, -1 };
 
 static void
 on_signal (int sig)
 {
-  stop_signal = sig;
+  int e = errno;
+
+  if (sig == SIGHUP)
+    reload_signal = 1;
+  else
+    stop_signal = sig;
+  if (write (signal_pipe[1], "", 1) < 0) {
+    /* Full: the main thread has a wake-up pending already. */
+  }
+  errno = e;
+}
+
+static void
+catch_signals (void)
+{
+  struct sigaction sa = { .sa_handler = on_signal };
+
+  if (pipe2 (signal_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+    die ("pipe: %s", strerror (errno));
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
+}
+
+/* SIGHUP: read the policy file again.  Every admission reads it, so an
+ * edit takes effect anyway; this makes a mistake in it visible now, in
+ * the log, rather than as refusals at the next migration. */
+static void
+reload_policy (void)
+{
+  char err[1024];
+
+  if (policy_check_file (err, sizeof err) == -1)
+    log_error ("SIGHUP: %s; admissions are refused until it is mended",
+               err);
+  else
+    log_info ("SIGHUP: policy %s reloaded", hd.policy);
+}
+
+/* One daemon per state directory: a second would share state.db and
+ * the VMs' run directories with the first.  The lock lives as long as
+ * the process (helpers never keep the descriptor: it is close-on-exec
+ * and proc.c closes everything before it waits). */
+static void
+lock_state_dir (void)
+{
+  char path[PATH_MAX + 8], pid[32] = "";
+  int fd;
+
+  snprintf (path, sizeof path, "%s/lock", hd.state_dir);
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd == -1)
+    die ("%s: %s", path, strerror (errno));
+  if (flock (fd, LOCK_EX | LOCK_NB) == -1) {
+    if (errno != EWOULDBLOCK)
+      die ("%s: %s", path, strerror (errno));
+    if (pread (fd, pid, sizeof pid - 1, 0) > 0)
+      pid[strcspn (pid, "\n")] = '\0';
+    die ("%s is in use by another handoffd%s%s%s: one daemon per state "
+         "directory", hd.state_dir, pid[0] ? " (pid " : "", pid,
+         pid[0] ? ")" : "");
+  }
+  if (ftruncate (fd, 0) == -1 ||
+      dprintf (fd, "%ld\n", (long) getpid ()) < 0)
+    log_warn ("%s: cannot record this daemon's pid: %s", path,
+              strerror (errno));
+  /* Kept open, deliberately, until the process ends. */
 }
 
 /* Helper programs and the filter: beside this executable in the build
@@ -230,6 +302,7 @@ prepare_state (void)
   snprintf (hd.images_dir, sizeof hd.images_dir, "%s/images", hd.state_dir);
   if (mkdir_p (hd.run_dir, 0700) == -1 || mkdir_p (hd.images_dir, 0700) == -1)
     die ("%s: %s", hd.state_dir, strerror (errno));
+  lock_state_dir ();
   snprintf (cdir, sizeof cdir, "%s", hd.control);
   if (mkdir_p (dirname (cdir), 0755) == -1)
     die ("%s: %s", hd.control, strerror (errno));
@@ -246,12 +319,12 @@ prepare_state (void)
 int
 main (int argc, char **argv)
 {
-  struct sigaction sa = { .sa_handler = on_signal };
   struct ctlserver *cli, *peers = NULL, *admin = NULL;
 
   log_set_program (PROG);
   log_set_level (LOG_LEVEL_INFO);
   parse_options (argc, argv);
+  catch_signals ();
   prepare_state ();
   /* Before taking requests: finish or undo what a previous run left. */
   recover_all ();
@@ -287,15 +360,24 @@ main (int argc, char **argv)
       die ("%s: cannot listen (see above)", hd.listen);
     }
   }
-  sigaction (SIGINT, &sa, NULL);
-  sigaction (SIGTERM, &sa, NULL);
   log_info ("ready: CLI on %s%s%s", hd.control,
             hd.listen ? ", peers on " : "", hd.listen ? hd.listen : "");
 
   /* Terminates: on SIGINT or SIGTERM.  VMs keep running: a restarted
    * daemon finds them again. */
-  while (!stop_signal)
-    pause ();
+  while (!stop_signal) {
+    char buf[16];
+    struct pollfd p = { .fd = signal_pipe[0], .events = POLLIN };
+
+    if (poll (&p, 1, -1) == -1 && errno != EINTR)
+      die ("poll: %s", strerror (errno));
+    while (read (signal_pipe[0], buf, sizeof buf) > 0)
+      ;
+    if (reload_signal) {
+      reload_signal = 0;
+      reload_policy ();
+    }
+  }
   log_info ("stopping (signal %d); VMs keep running", (int) stop_signal);
   ctlserver_stop (peers);
   ctlserver_stop (admin);
