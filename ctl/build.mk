@@ -37,9 +37,12 @@ $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3)
 
-FUZZERS += fuzz-peer
+FUZZERS += fuzz-peer fuzz-policy
 $(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/daemon/peer-check.c \
                      ctl/daemon/def-check.c
+$(O)/fuzz/fuzz-policy: FUZZ_LIBS = $(call pc_libs,sqlite3)
+$(O)/fuzz/fuzz-policy: tests/fuzz/fuzz-policy.c ctl/daemon/policy.c \
+                       ctl/daemon/db.c ctl/daemon/config.c
 
 CTL_TESTS := $(O)/ctl/daemon/test-peer-check $(O)/ctl/daemon/test-proc
 UNIT_TESTS += $(CTL_TESTS)

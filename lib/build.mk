@@ -33,10 +33,11 @@ FUZZ_FLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefine
 FUZZ_BINS = $(FUZZERS:%=$(O)/fuzz/%)
 
 # A target's extra sources are its other prerequisites (see each
-# component's build.mk: "$(O)/fuzz/fuzz-NAME: tests/fuzz/fuzz-NAME.c more.c").
+# component's build.mk: "$(O)/fuzz/fuzz-NAME: tests/fuzz/fuzz-NAME.c more.c"),
+# and FUZZ_LIBS, set for the target, what it links besides.
 $(O)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB_SRCS) $(wildcard lib/include/*.h)
 	@mkdir -p $(dir $@)
 	$(call say,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) $(patsubst %,-I%,$(sort $(dir $(filter-out tests/% lib/%,$(filter %.c,$^))))) \
-	  -o $@ $(filter %.c,$^) $(LIB_LIBS)
+	  -o $@ $(filter %.c,$^) $(LIB_LIBS) $(FUZZ_LIBS)
 

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "checked-overflow.h"
 #include "config.h"
 #include "db.h"
 #include "jsonutil.h"
@@ -150,7 +151,7 @@ int
 policy_admit (const char *source, json_t *needs, char *reason, size_t len)
 {
   json_t *p = load (reason, len), *allowed, *v;
-  uint64_t mem = 0, vcpus = 0, disk = 0, limit;
+  uint64_t mem = 0, vcpus = 0, disk = 0, limit, sum;
   unsigned long long used_mem, used_vcpus;
   bool check_disk = true;
   char err[256];
@@ -178,7 +179,7 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
   }
   in_use (&used_mem, &used_vcpus);
   if (msg_get_u64 (p, "max_memory_mb", false, &limit, err, sizeof err) == 0 &&
-      used_mem + mem > limit) {
+      (ADD_OVERFLOW (used_mem, mem, &sum) || sum > limit)) {
     snprintf (reason, len, "not enough memory: the VM needs %" PRIu64
               " MiB, %llu of %" PRIu64 " MiB are in use", mem, used_mem,
               limit);
@@ -186,14 +187,14 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
   }
   limit = 0;
   msg_get_u64 (p, "reserve_memory_mb", false, &limit, err, sizeof err);
-  if (mem + limit > mem_available_mb ()) {
+  if (ADD_OVERFLOW (mem, limit, &sum) || sum > mem_available_mb ()) {
     snprintf (reason, len, "not enough memory: the VM needs %" PRIu64
               " MiB, %llu MiB are available (%" PRIu64 " reserved)", mem,
               mem_available_mb (), limit);
     goto out;
   }
   if (msg_get_u64 (p, "max_vcpus", false, &limit, err, sizeof err) == 0 &&
-      used_vcpus + vcpus > limit) {
+      (ADD_OVERFLOW (used_vcpus, vcpus, &sum) || sum > limit)) {
     snprintf (reason, len, "not enough CPU: the VM needs %" PRIu64 " vCPUs, "
               "%llu of %" PRIu64 " are in use", vcpus, used_vcpus, limit);
     goto out;
@@ -201,14 +202,16 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
   msg_get_bool (p, "check_disk", false, &check_disk, err, sizeof err);
   if (check_disk) {
     struct statvfs sv;
-    uint64_t reserve = 0, free_b;
+    uint64_t reserve = 0, free_b, want;
     msg_get_u64 (p, "reserve_disk_mb", false, &reserve, err, sizeof err);
     if (statvfs (hd.images_dir, &sv) == -1) {
       snprintf (reason, len, "%s: %s", hd.images_dir, strerror (errno));
       goto out;
     }
     free_b = (uint64_t) sv.f_bavail * sv.f_frsize;
-    if (disk + (reserve << 20) > free_b) {
+    /* A reserve or a need too large to add up never fits. */
+    if (reserve > UINT64_MAX >> 20 ||
+        ADD_OVERFLOW (disk, reserve << 20, &want) || want > free_b) {
       snprintf (reason, len, "not enough disk: the VM needs %" PRIu64
                 " MiB, %" PRIu64 " MiB are free in %s (%" PRIu64
                 " reserved)", disk >> 20, free_b >> 20, hd.images_dir,
