@@ -14,13 +14,16 @@
 #   stop_handoffd I             SIGTERM (VMs keep running)
 #   crash_handoffd I            SIGKILL
 #   hcli I ARGS...              "handoff ARGS" against host I's daemon
-#   host_pids I                 pids of every process handoffd started on I
+#   host_pids I                 pids of the processes handoffd recorded on I
+#                               (run/*/*.pid): what cleanup kills
 #   check_records IMAGE         highest intact guest record on IMAGE
 #   make_test_vm DIR            a VM directory (the test guest's kernel and
 #                               initrd, a config file) and DIR.img, a 64 MiB
 #                               disk with random data past the first MiB
 #   ns_strays I                 processes in host I's namespace other than
 #                               its handoffd
+#   host_idle I                 nothing but handoffd runs in host I's
+#                               namespace (waits 20 s for helpers leaving)
 #   vm_gone_from I NAME         host I holds nothing of NAME: no files, no
 #                               run directory, no processes, no rows, no
 #                               open migration (waits 30 s for the files)
@@ -203,12 +206,23 @@ ns_strays ()
   done
 }
 
+host_idle ()
+{
+  local n
+  # Terminates: 100 rounds.  Helpers that are on their way out get 20 s.
+  for (( n = 0; n < 100; n++ )); do
+    [ -z "$(ns_strays "$1")" ] && return 0
+    sleep 0.2
+  done
+  fail "host $1 kept processes: $(ns_strays "$1")"
+}
+
 vm_gone_from ()
 {
   local i=$1 vm=$2
   wait_for 30 "host $i to drop $vm" bash -c "[ ! -e '$tmp/h$i/images/$vm' ]"
   [ ! -e "$tmp/h$i/run/$vm" ] || fail "host $i kept $vm's run directory"
-  [ -z "$(ns_strays "$i")" ] || fail "host $i kept processes: $(ns_strays "$i")"
+  host_idle "$i"
   [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from vms where name = '$vm'; select count(*) from objects where vm = '$vm'")" = "0
 0" ] || fail "host $i kept $vm's rows"
   [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = '$vm' and result is null")" = 0 ] ||

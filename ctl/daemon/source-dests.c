@@ -143,17 +143,24 @@ source_resume (struct migration *m, struct dest *w, json_t *msg, char *err,
 {
   json_t *a = peer_call (w->peer, msg, 120000, err, errlen);
 
+  const char *state;
+
   if (!a)
     /* The answer was lost: ask on a new connection. */
     a = peer_query_migration (w->host, m->id, 60000, err, errlen);
-  if (!a || (peer_expect (a, "ACK", err, errlen) == -1 &&
-             !(json_string_value (json_object_get (a, "state")) &&
-               strcmp (json_string_value (json_object_get (a, "state")),
-                       "resumed") == 0))) {
-    json_decref (a);
+  if (!a)
     return NULL;
-  }
-  return a;
+  if (peer_expect (a, "ACK", err, errlen) == 0)
+    return a;
+  state = json_string_value (json_object_get (a, "state"));
+  if (state && strcmp (state, "resumed") == 0)
+    return a;
+  if (state)
+    /* Its answer to the question on a new connection. */
+    snprintf (err, errlen, "%s did not resume the VM (asked again, it "
+              "says the migration is %s there)", w->host, state);
+  json_decref (a);
+  return NULL;
 }
 
 /* Several destinations.  No destination runs the VM until it is told
