@@ -5,7 +5,8 @@ usage: chan-client.py SOCKET SERVICE ACTION [ARG]
 
 SERVICE: a number (3 = mirror control).  ACTION:
   json TEXT       hello, then one frame holding TEXT; print the reply
-  raw HEX         send HEX bytes with no hello; print what comes back
+  raw HEX         send HEX bytes with no hello; print "<hello, closed>"
+                  if the server sent its hello and closed, else what came
   hello-raw HEX   hello, then HEX bytes; print what comes back
   badservice      hello with service+1000
 Prints the reply frame (or "<closed>") and exits 0 unless the socket
@@ -52,9 +53,22 @@ def main():
     s.connect(path)
     try:
         if action == 'raw':
+            # The write side stays open: the server must close because
+            # of what it read, not because the input ended.
             s.sendall(bytes.fromhex(arg))
-            s.shutdown(socket.SHUT_WR)
-            print(repr(s.recv(4096)) if True else '')
+            data = b''
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            # The server speaks first: its hello and nothing more, then
+            # the close, is a refusal; anything else is printed.
+            (n,) = struct.unpack('>I', data[:4]) if len(data) >= 4 else (0,)
+            if n == len(data) - 4 and data[4:8] == b'HNDF':
+                print('<hello, closed>')
+            else:
+                print(repr(data))
             return
         if action == 'badservice':
             s.sendall(frame(hello(service + 1000)))
@@ -75,6 +89,8 @@ def main():
         print('<closed>' if r is None else r.decode(errors='replace'))
     except (ConnectionResetError, BrokenPipeError):
         print('<closed>')
+    except socket.timeout:
+        print('<no answer, not closed>')
 
 
 if __name__ == '__main__':

@@ -141,6 +141,13 @@ wait_for_file ()
   wait_for "${2:-30}" "file $1" test -e "$1"
 }
 
+# wait_for_port PORT [SECONDS]: until something here listens on TCP PORT.
+wait_for_port ()
+{
+  wait_for "${2:-30}" "a listener on port $1" \
+    bash -c "ss -Hltn 'sport = :$1' | grep -q ."
+}
+
 wait_for_socket ()
 {
   wait_for "${2:-30}" "socket $1" test -S "$1"

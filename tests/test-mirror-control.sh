@@ -28,7 +28,7 @@ expect_reply () {               # expect_reply WANTED ACTION [ARG]
 }
 
 # Broken framing: the connection is closed, the filter lives on.
-expect_reply "" raw "474554202f20485454502f312e300d0a0d0a"
+expect_reply "^<\(hello, \)\?closed>$" raw "474554202f20485454502f312e300d0a0d0a"
 expect_reply "<closed>" hello-raw "40000000"          # 1 GiB frame
 expect_reply "<closed>" hello-raw "00000000"          # empty frame
 expect_reply "<closed>" hello-raw "00000064414243"    # truncated frame

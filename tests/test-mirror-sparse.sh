@@ -31,6 +31,7 @@ echo "destination allocation: $alloc bytes"
 [ "$alloc" -ge $((256 << 20)) ] || fail "data is missing"
 qemu-img compare -f raw -F raw "$tmp/src.img" "$tmp/dst.img" ||
   fail "destination differs"
-# A generous bound: copying 64 GiB as data would take minutes here.
-[ "$(echo "$secs < 120" | bc)" = 1 ] || fail "took ${secs}s: not sparse-aware"
+# A generous bound (the allocation above is the real check): copying
+# 64 GiB as data would take the better part of an hour here.
+[ "$(echo "$secs < 600" | bc)" = 1 ] || fail "took ${secs}s: not sparse-aware"
 echo "$0: PASS"

@@ -55,7 +55,8 @@ if on_host 1 handoff share start "$tmp/key.m.ctl" \
   fail "start with the wrong key succeeded"
 fi
 cat key.out
-grep -qi "tls\|key\|handshake" key.out || fail "the error does not say why"
+grep -q "cannot reach the receiver: tcp://${HOST_IP[2]}:7501: TLS handshake failed: .*wrong pre-shared key" key.out ||
+  fail "the error does not name the receiver and the failed handshake"
 on_host 2 handoff share status "$tmp/key.r.ctl" | grep -q "state: waiting" ||
   fail "the receiver took something from a stranger"
 on_host 1 cmp key.src/sub/f7 key.mnt/sub/f7 || fail "the mount broke"
