@@ -28,6 +28,7 @@
 #include "exitcodes.h"
 #include "hostid.h"
 #include "log.h"
+#include "migration.h"
 #include "names.h"
 #include "peer.h"
 #include "policy.h"
@@ -379,6 +380,13 @@ main (int argc, char **argv)
     }
   }
   log_info ("stopping (signal %d); VMs keep running", (int) stop_signal);
+  /* A migration in flight rolls back (the VM stays here) and reports
+   * it to its CLI before the listeners close; one past the point of no
+   * return finishes. */
+  migration_abort_all ("because handoffd is stopping");
+  if (!migration_wait_idle (60000))
+    log_warn ("migrations still running after 60 s; stopping anyway: "
+              "the next start recovers them");
   ctlserver_stop (peers);
   ctlserver_stop (admin);
   ctlserver_stop (cli);

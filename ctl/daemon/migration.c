@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "clock.h"
@@ -27,6 +28,7 @@
 
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct migration *active[MAX_ACTIVE];    /* active_lock */
+static bool stopping;           /* active_lock: no new migration */
 
 
 static int parse_destinations (struct migration *m, const char *to,
@@ -384,7 +386,8 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
     m->delete_source, "to", m->to));
 
   pthread_mutex_lock (&active_lock);
-  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+  bool refused = stopping;
+  for (size_t i = 0; i < MAX_ACTIVE && !refused; ++i)
     if (!active[i]) {
       active[i] = m;
       slot = i;
@@ -401,7 +404,8 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
     vm_release (m->vm);
     m->refs = 1;
     record_put (m);
-    set_error (err, errlen, "cannot start the migration");
+    set_error (err, errlen, refused ? "handoffd is stopping: it starts no "
+               "migration" : "cannot start the migration");
     return NULL;
   }
   pthread_detach (t);
@@ -424,6 +428,41 @@ migration_find (const char *vm)
     }
   pthread_mutex_unlock (&active_lock);
   return m;
+}
+
+void
+migration_abort_all (const char *why)
+{
+  pthread_mutex_lock (&active_lock);
+  stopping = true;
+  for (size_t i = 0; i < MAX_ACTIVE; ++i)
+    if (active[i]) {
+      pthread_mutex_lock (&active[i]->lock);
+      active[i]->abort_requested = true;
+      active[i]->abort_why = why;
+      pthread_mutex_unlock (&active[i]->lock);
+    }
+  pthread_mutex_unlock (&active_lock);
+}
+
+bool
+migration_wait_idle (int timeout_ms)
+{
+  int64_t end = clock_ms () + timeout_ms;
+
+  /* Terminates: no migration left, or the deadline. */
+  for (;;) {
+    size_t n = 0;
+    pthread_mutex_lock (&active_lock);
+    for (size_t i = 0; i < MAX_ACTIVE; ++i)
+      n += active[i] != NULL;
+    pthread_mutex_unlock (&active_lock);
+    if (n == 0)
+      return true;
+    if (clock_ms () >= end)
+      return false;
+    usleep (100 * 1000);
+  }
 }
 
 bool

@@ -28,6 +28,13 @@ extern int migration_abort (const char *vm, char *err, size_t errlen);
 extern int migration_cutover (const char *vm, const char *to,
                               size_t *cursor_r, char *err, size_t errlen,
                               struct migration **m_r);
+/* Start no migration any more, and ask every one of this daemon to
+ * roll back, saying WHY (a static string, "because ..."): those past
+ * the point of no return finish instead. */
+extern void migration_abort_all (const char *why);
+/* Wait up to TIMEOUT_MS for every migration thread to end: true if
+ * none is left. */
+extern bool migration_wait_idle (int timeout_ms);
 /* Does migration ID run in a thread of this daemon? */
 extern bool migration_running (const char *id);
 

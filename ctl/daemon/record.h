@@ -48,6 +48,7 @@ struct migration {
   json_t *events;               /* lock: the list followers read */
   bool finished;                /* lock */
   bool abort_requested;         /* lock */
+  const char *abort_why;        /* lock: a static string; NULL: the CLI */
   bool cutover_requested;       /* lock: "handoff cutover" */
   char cutover_to[MAX_DESTS * 65 + 8];  /* lock: its --to, or "" (all) */
   int64_t cutover_at;           /* lock: mono ms it was asked for */

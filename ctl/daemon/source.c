@@ -44,8 +44,11 @@ static int
 check_time (struct migration *m, int *rc, char *err, size_t errlen)
 {
   if (record_aborted (m)) {
+    pthread_mutex_lock (&m->lock);
+    const char *why = m->abort_why ? m->abort_why : "by request";
+    pthread_mutex_unlock (&m->lock);
     *rc = RC_ROLLED_BACK;
-    return set_error (err, errlen, "aborted by request");
+    return set_error (err, errlen, "aborted %s", why);
   }
   if (!m->holding && clock_ms () > m->deadline) {
     *rc = RC_TIMEOUT;
