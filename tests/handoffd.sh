@@ -28,6 +28,9 @@
 #                               run directory, no processes, no rows, no
 #                               open migration (waits 30 s for the files)
 #   vm_runs_on I NAME           NAME's QEMU runs on host I
+#   ram_intact_on I NAME        NAME's guest (handoff.ram=MIB) checked its
+#                               whole RAM pattern twice on host I and
+#                               never found it changed, on any host
 #   expect_rc RC TEXT CMD...    CMD exits RC and says TEXT (a regex)
 #   define_guest I NAME DIR MIB MODE [ARGS...]
 #                               defines NAME on host I: the test guest of
@@ -149,9 +152,9 @@ check_records ()
 {
   python3 - "$1" <<'PY'
 import hashlib, sys
-data = open(sys.argv[1], 'rb').read(1 << 20)
+data = open(sys.argv[1], 'rb').read(16 << 20)
 top = 0
-for n in range(1, 2048):
+for n in range(1, 32768):
     rec = data[n * 512:(n + 1) * 512].decode('latin1').rstrip('\n ')
     if not rec.startswith('REC '):
         break
@@ -227,6 +230,21 @@ vm_gone_from ()
 0" ] || fail "host $i kept $vm's rows"
   [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where vm = '$vm' and result is null")" = 0 ] ||
     fail "host $i has a migration of $vm still open"
+}
+
+ram_intact_on ()
+{
+  local i=$1 vm=$2
+  # Two whole rounds: the second began after the VM came here.
+  wait_for 180 "two full checks of $vm's RAM on host $i" bash -c \
+    "[ \$(grep -ac 'HANDOFF-RAM ok' '$tmp/h$i/run/$vm/serial.log') -ge 2 ]"
+  # Every console the guest had, here and on the hosts it left.
+  if grep -a "HANDOFF-RAM BAD" "$tmp"/h*/run/"$vm"/serial.log \
+       "$tmp"/h*/logs/"$vm"-*/serial.log 2>/dev/null; then
+    fail "$vm's RAM changed under it"
+  fi
+  echo "$vm's RAM pattern checked whole on host $i:" \
+    "$(grep -ac 'HANDOFF-RAM ok' "$tmp/h$i/run/$vm/serial.log") rounds, none bad"
 }
 
 vm_runs_on ()

@@ -8,9 +8,11 @@
 # during the migration.  Afterwards: the guest runs on host 2 without a
 # reboot, every record written before the pause is on host 2's disk,
 # the disk there equals host 1's at the pause, the directory equals
-# host 1's at commit (no acknowledged write lost), the events were
-# delivered once each, in order, on host 2, the label came along, and
-# host 1 holds nothing of the VM.
+# host 1's at commit (no acknowledged write lost), 128 MiB of the
+# guest's RAM hold the pattern it wrote (the guest checks it whole, on
+# host 2 and again back on host 1), the events were delivered once
+# each, in order, on host 2, the label came along, and host 1 holds
+# nothing of the VM.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 2
@@ -28,7 +30,7 @@ EOF
 chmod +x hooks/hook.sh
 echo '{"hooks": {"*": "hook.sh"}}' > vm-policy.json
 
-define_guest 1 web1 "$tmp/vm" 256 records --vcpus 1 \
+define_guest 1 web1 "$tmp/vm" 256 "records handoff.ram=128" --vcpus 1 \
   --policy vm-policy.json --label tier=web
 hcli 1 start web1
 serial1=$tmp/h1/run/web1/serial.log
@@ -85,6 +87,7 @@ echo "counter: host 1 ended at $last1, host 2 went on from $first2 to $last2"
   fail "the counter did not continue ($last1 -> $first2)"
 [ "$last2" -gt "$first2" ] || fail "the guest does not run on host 2"
 hcli 2 status web1 | grep -q "QEMU: running" || fail "host 2's status"
+ram_intact_on 2 web1
 
 # --- Records: every one acknowledged on host 1 is on host 2's disk,
 # and host 2's disk equals host 1's at the pause.
@@ -152,4 +155,5 @@ grep -q "moved to host2" late.err || fail "the refusal does not say where the VM
 # --- And it can come back.
 hcli 2 migrate web1 --to host1 > back.out || { cat back.out; fail "migrating back"; }
 grep -q "now runs on host1" back.out || fail "migrating back"
+ram_intact_on 1 web1
 echo "$0: PASS (downtime $downtime ms)"

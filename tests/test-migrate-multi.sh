@@ -20,9 +20,9 @@ allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
 for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
 for i in 1 2 3; do start_handoffd "$i"; done
 make_test_vm "$tmp/vm"
-hcli 1 define web1 --memory 128 --disk "$tmp/vm.img" \
+hcli 1 define web1 --memory 192 --disk "$tmp/vm.img" \
   --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=records handoff.ram=32"
 hcli 1 start web1
 wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
@@ -116,6 +116,7 @@ for (( round=1; round<=rounds; round++ )); do
   echo "round $round: the VM runs on host $at"
 done
 echo "$rounds races: won by host 1 ${wins[1]:-0}, host 2 ${wins[2]:-0}, host 3 ${wins[3]:-0} times"
+ram_intact_on "$at" web1
 for i in 1 2 3; do stop_handoffd "$i"; start_handoffd "$i"; done
 
 echo "== fallback: the named destination refuses, the fallback host takes the VM"

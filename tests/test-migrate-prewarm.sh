@@ -140,14 +140,14 @@ vm_gone_from "${o[0]}" web1; vm_gone_from "${o[1]}" web1
 a0=$(acked_on "$at"); sleep 3
 [ "$(acked_on "$at")" -gt "$a0" ] || fail "the guest does not write on host $at after the restart"
 echo "== a cutover asked for before the exit condition holds waits for it"
-# A guest rewriting 40 MiB of RAM over and over, its host's link then
-# capped far below that: the copy cannot converge, and the cutover
-# waits until the cap is lifted.
+# A guest rewriting 32 MiB of RAM (not zeros) over and over, its
+# host's link then capped far below that: the copy cannot converge, and
+# the cutover waits until the cap is lifted.
 o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
 truncate -s 16M dirty.img
 hcli "$at" define dirty1 --memory 128 --disk "$tmp/dirty.img" \
   --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=dirty"
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=churn"
 hcli "$at" start dirty1
 wait_for 120 "the dirtying guest" grep -q "HANDOFF-TICK 3" "$tmp/h$at/run/dirty1/serial.log"
 hcli "$at" migrate dirty1 --to "host${o[0]}" --prewarm --detach

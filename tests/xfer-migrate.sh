@@ -19,12 +19,16 @@
 # relay's unix socket); host 2 runs the destination relay(s), listening
 # on TCP with TLS, feeding QEMU -incoming.  The guest dirties memory and
 # prints a counter; on the destination the counter must go on from
-# where it was, without a reboot.
+# where it was, without a reboot, and the guest must find the pattern
+# it keeps in 48 MiB of its RAM intact.
 source "$(dirname "$0")/functions.sh"
 requires_netns
 guest_build
 make_tmpdir
 variant=${1:?variant}
+# 48 MiB of the guest's RAM hold a pattern it checks whole, round after
+# round: on the destination it must find every byte as it wrote it.
+export GUEST_APPEND=handoff.ram=48
 
 make_hosts 2
 handoff keygen "$tmp/k.psk" 2>/dev/null
@@ -60,6 +64,7 @@ wait_for_socket "$tmp/src.out"
 
 GUEST_NS=1 start_guest src dirty
 wait_serial src "HANDOFF-TICK 3" 120
+wait_serial src "HANDOFF-RAM filled" 120
 caps='[{"capability":"events","state":true}'
 for (( d=1; d<=ndest; d++ )); do
   qmp "dst$d" migrate-set-capabilities "{\"capabilities\":$caps]}" >/dev/null
@@ -142,6 +147,14 @@ if grep -aq HANDOFF-BOOT "$tmp/dst1.serial"; then fail "the destination booted";
 [ "$first" -le $((src_last + 1)) ] || fail "counter jumped: $first > $src_last + 1"
 [ "$last" -gt "$first" ] || fail "the guest is not running on the destination"
 [ "$(qmp dst1 query-status | jq -r .status)" = running ] || fail "dst1 not running"
+# Two whole rounds of the RAM check: the second began on the destination.
+wait_for 180 "two full checks of the guest's RAM on the destination" bash -c \
+  "[ \$(grep -ac 'HANDOFF-RAM ok' '$tmp/dst1.serial') -ge 2 ]"
+if grep -a "HANDOFF-RAM BAD" "$tmp"/*.serial; then fail "the guest's RAM changed"; fi
+grep -q "HANDOFF-RAM filled mib=48" "$tmp/src.serial" ||
+  fail "the guest did not fill its RAM before it moved"
+echo "RAM: 48 MiB checked whole on the destination," \
+  "$(grep -ac 'HANDOFF-RAM ok' "$tmp/dst1.serial") rounds, none bad"
 
 # The relays carried every stream and exit cleanly.
 for f in "$tmp"/relay-*.pid; do
