@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# What an operator may do to a VM while it moves, on two hosts with the
+# test guest writing records over a capped link (so that each phase
+# lasts seconds):
+#   - a second migrate, a stop and an undefine of the moving VM are
+#     refused, say why, and the first migration goes on and succeeds;
+#   - handoff abort during the disk copy, and again during the RAM
+#     transfer, rolls back (5): the VM goes on running and writing on
+#     the source with every record intact, and the destination holds
+#     nothing of it;
+#   - bad aborts (no such VM, no migration) are refused and change
+#     nothing;
+#   - either daemon stopped (SIGTERM) during the disk copy: the
+#     migration rolls back (the source's daemon first rolls it back and
+#     tells its CLI, then exits), the VM runs on the source, the
+#     destination holds nothing.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+guest_hosts 2
+
+handoff keygen k.psk >/dev/null 2>&1
+start_handoffd 1
+start_handoffd 2
+make_test_vm "$tmp/vm"
+# 64 MiB of RAM that is not zeros: the RAM transfer takes seconds.
+define_guest 1 web1 "$tmp/vm" 256 "records handoff.ram=64"
+hcli 1 start web1
+wait_for 120 "the guest's records" grep -q "HANDOFF-REC 5" "$tmp/h1/run/web1/serial.log"
+wait_for 120 "the guest's RAM pattern" grep -q "HANDOFF-RAM filled" "$tmp/h1/run/web1/serial.log"
+
+acked_on ()             # acked_on I: the last record host I's guest acknowledged
+{
+  grep -a HANDOFF-REC "$tmp/h$1/run/web1/serial.log" | tail -n 1 | tr -dc '0-9'
+}
+
+# still_writes_on I: the guest runs on host I, writes new records, and
+# its disk holds every one it acknowledged.
+still_writes_on ()
+{
+  local before top disk
+  vm_runs_on "$1" web1
+  before=$(acked_on "$1")
+  wait_for 30 "new records on host $1" bash -c \
+    "[ \$(grep -a HANDOFF-REC '$tmp/h$1/run/web1/serial.log' | tail -n 1 | tr -dc 0-9) -gt $before ]"
+  disk=$(hcli "$1" status web1 --json | jq -r '.def.disks[0].path')
+  top=$(check_records "$disk") || fail "a broken record on host $1"
+  [ "$top" -ge "$before" ] || fail "host $1's disk ends at $top, the guest wrote $before"
+}
+
+# migrate_in_background OUT: host 1 moves web1 to host 2; the pid in mig.
+migrate_in_background ()
+{
+  hcli 1 migrate web1 --to host2 > "$1" 2>&1 &
+  mig=$!
+}
+
+echo "== bad aborts change nothing"
+expect_rc 8 "no migration of 'web1' runs here" hcli 1 abort web1
+expect_rc 8 "no migration of 'nosuch' runs here" hcli 1 abort nosuch
+vm_runs_on 1 web1
+
+host_rate 1 100mbit
+
+echo "== while web1 moves: a second migrate, stop and undefine are refused"
+migrate_in_background first.out
+wait_for 60 "the disk copy" grep -q "storage" first.out
+expect_rc 1 "VM web1 is busy (migrating" hcli 1 migrate web1 --to host2
+expect_rc 1 "VM web1 is busy (migrating" hcli 1 stop web1
+expect_rc 1 "VM web1 is busy (migrating" hcli 1 undefine web1
+vm_runs_on 1 web1
+wait "$mig" || { cat first.out; fail "the first migration failed"; }
+grep -q "web1 now runs on host2" first.out || fail "the first migration"
+still_writes_on 2
+vm_gone_from 1 web1
+hcli 2 migrate web1 --to host1 > back.out || { cat back.out; fail "migrating back"; }
+
+# abort_while OUT PHASE-REGEX: start a migration, abort it once its
+# output shows PHASE-REGEX; it must roll back, and the VM stay.
+abort_while ()
+{
+  local rc=0
+  migrate_in_background "$1"
+  wait_for 120 "the phase '$2'" grep -q "$2" "$1"
+  hcli 1 abort web1
+  wait "$mig" || rc=$?
+  cat "$1"
+  [ "$rc" = 5 ] || fail "exit $rc after abort, expected 5 (rolled back)"
+  grep -q "aborted by request" "$1" || fail "the result does not say it was aborted"
+  grep -q "now runs on host2" "$1" && fail "web1 moved despite the abort"
+  vm_gone_from 2 web1
+  still_writes_on 1
+}
+
+echo "== abort during the disk copy"
+abort_while abort1.out "^  disk0  copying .* [1-9][0-9.]* MiB / "
+grep -q "^\[.*\] memory " abort1.out && fail "the abort came too late: RAM was already moving"
+
+echo "== abort during the RAM transfer"
+abort_while abort2.out "^  ram    active .* [1-9][0-9.]* MiB / "
+
+echo "== the destination's daemon stopped (SIGTERM) during the disk copy"
+migrate_in_background term2.out
+wait_for 60 "the disk copy" grep -q "^\[.*\] storage " term2.out
+stop_handoffd 2
+rc=0; wait "$mig" || rc=$?
+cat term2.out
+[ "$rc" = 5 ] || fail "exit $rc after host 2's daemon stopped, expected 5"
+still_writes_on 1
+start_handoffd 2
+vm_gone_from 2 web1
+
+echo "== the source's daemon stopped (SIGTERM) during the disk copy"
+migrate_in_background term1.out
+wait_for 60 "the disk copy" grep -q "^\[.*\] storage " term1.out
+stop_handoffd 1
+rc=0; wait "$mig" || rc=$?
+cat term1.out
+# It rolled back before it exited, and told its CLI why.
+[ "$rc" = 5 ] || fail "exit $rc after host 1's daemon stopped, expected 5"
+grep -q "aborted because handoffd is stopping" term1.out ||
+  fail "the CLI was not told why the migration ended"
+[ -z "$(sqlite3 h1/state.db 'select id from journal where result is null')" ] ||
+  fail "host 1's daemon left the migration open"
+kill -0 "$(cat "$tmp/h1/run/web1/qemu.pid")" ||
+  fail "web1's QEMU died with its daemon"
+start_handoffd 1
+still_writes_on 1
+vm_gone_from 2 web1
+host_rate 1 10gbit
+
+echo "== and then a migration works"
+hcli 1 migrate web1 --to host2 > ok.out || { cat ok.out; fail "migration"; }
+still_writes_on 2
+ram_intact_on 2 web1
+vm_gone_from 1 web1
+echo "$0: PASS"
