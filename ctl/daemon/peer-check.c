@@ -201,6 +201,17 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
     return set_error (err, errlen, "a message must be a JSON object");
   if (msg_get_string (msg, "type", true, &type, err, errlen) != 0)
     return -1;
+  /* A VM name or a migration id is checked wherever it appears, even
+   * in a message that has no use for it: no handler can then meet an
+   * unchecked one. */
+  if (json_object_get (msg, "vm")) {
+    const char *vm;
+    if (msg_get_string (msg, "vm", true, &vm, err, errlen) != 0 ||
+        name_check_vm (vm, err, errlen) == -1)
+      return -1;
+  }
+  if (json_object_get (msg, "id") && check_id_field (msg, err, errlen) == -1)
+    return -1;
   for (const char *const *b = bare; *b; ++b)
     if (strcmp (type, *b) == 0)
       return 0;
