@@ -74,17 +74,24 @@ still_writes_on 2
 vm_gone_from 1 web1
 hcli 2 migrate web1 --to host1 > back.out || { cat back.out; fail "migrating back"; }
 
-# abort_while OUT PHASE-REGEX: start a migration, abort it once its
-# output shows PHASE-REGEX; it must roll back, and the VM stay.
+# interrupt_while OUT PHASE-REGEX CMD...: start a migration, run CMD
+# once its output shows PHASE-REGEX; the migration must roll back (5).
+interrupt_while ()
+{
+  local out=$1 phase=$2 rc=0
+  shift 2
+  migrate_in_background "$out"
+  wait_for 120 "the phase '$phase'" grep -q "$phase" "$out"
+  "$@"
+  wait "$mig" || rc=$?
+  cat "$out"
+  [ "$rc" = 5 ] || fail "exit $rc after '$*', expected 5 (rolled back)"
+}
+
+# abort_while OUT PHASE-REGEX: handoff abort at that phase; the VM stays.
 abort_while ()
 {
-  local rc=0
-  migrate_in_background "$1"
-  wait_for 120 "the phase '$2'" grep -q "$2" "$1"
-  hcli 1 abort web1
-  wait "$mig" || rc=$?
-  cat "$1"
-  [ "$rc" = 5 ] || fail "exit $rc after abort, expected 5 (rolled back)"
+  interrupt_while "$1" "$2" hcli 1 abort web1
   grep -q "aborted by request" "$1" || fail "the result does not say it was aborted"
   grep -q "now runs on host2" "$1" && fail "web1 moved despite the abort"
   vm_gone_from 2 web1
@@ -99,24 +106,14 @@ echo "== abort during the RAM transfer"
 abort_while abort2.out "^  ram    active .* [1-9][0-9.]* MiB / "
 
 echo "== the destination's daemon stopped (SIGTERM) during the disk copy"
-migrate_in_background term2.out
-wait_for 60 "the disk copy" grep -q "^\[.*\] storage " term2.out
-stop_handoffd 2
-rc=0; wait "$mig" || rc=$?
-cat term2.out
-[ "$rc" = 5 ] || fail "exit $rc after host 2's daemon stopped, expected 5"
+interrupt_while term2.out "^\[.*\] storage " stop_handoffd 2
 still_writes_on 1
 start_handoffd 2
 vm_gone_from 2 web1
 
 echo "== the source's daemon stopped (SIGTERM) during the disk copy"
-migrate_in_background term1.out
-wait_for 60 "the disk copy" grep -q "^\[.*\] storage " term1.out
-stop_handoffd 1
-rc=0; wait "$mig" || rc=$?
-cat term1.out
-# It rolled back before it exited, and told its CLI why.
-[ "$rc" = 5 ] || fail "exit $rc after host 1's daemon stopped, expected 5"
+# It rolls back before it exits, and tells its CLI why.
+interrupt_while term1.out "^\[.*\] storage " stop_handoffd 1
 grep -q "aborted because handoffd is stopping" term1.out ||
   fail "the CLI was not told why the migration ended"
 [ -z "$(sqlite3 h1/state.db 'select id from journal where result is null')" ] ||
