@@ -28,6 +28,15 @@
 #                               run directory, no processes, no rows, no
 #                               open migration (waits 30 s for the files)
 #   vm_runs_on I NAME           NAME's QEMU runs on host I
+#   journals_closed             no migration open in either host's journal
+#   vm_qemu_on I NAME           a QEMU named NAME is alive in host I's
+#                               namespace (whatever handoffd knows of it)
+#   host_cut I                  host I's traffic dropped (nft in its
+#                               namespace; loopback spared): a partition
+#   host_heal I                 the partition lifted
+#   wait_log I N PAT            wait (60 s) for PAT in host I's log past
+#                               its first N lines; returns as soon as it
+#                               is written (a cut lands within ms of it)
 #   ram_intact_on I NAME        NAME's guest (handoff.ram=MIB) checked its
 #                               whole RAM pattern twice on host I and
 #                               never found it changed, on any host
@@ -251,6 +260,64 @@ vm_runs_on ()
 {
   hcli "$1" status "$2" | grep -q "QEMU: running" ||
     fail "$2 does not run on host $1"
+}
+
+journals_closed ()
+{
+  local i
+  for i in 1 2; do
+    [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where result is null")" = 0 ] ||
+      return 1
+  done
+}
+
+vm_qemu_on ()
+{
+  local p
+  for p in $(netns_pids "$1"); do
+    tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null |
+      grep -q "^qemu-system.* -name $2 " && return 0
+  done
+  return 1
+}
+
+host_cut ()
+{
+  on_host "$1" nft -f - <<'EOF'
+table inet handoff_cut {
+  chain in { type filter hook input priority 0; iifname != "lo" drop; }
+  chain out { type filter hook output priority 0; oifname != "lo" drop; }
+}
+EOF
+}
+
+host_heal ()
+{
+  on_host "$1" nft delete table inet handoff_cut 2>/dev/null || true
+}
+
+wait_log ()
+{
+  python3 - "$tmp/h$1.log" "$2" "$3" <<'PY' || fail "host $1 did not log '$3'"
+import sys, time
+path, skip, pat = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+end = time.time() + 60
+with open(path, "rb") as f:
+    for _ in range(skip):
+        f.readline()
+    buf = b""
+    while time.time() < end:
+        chunk = f.readline()
+        if not chunk:
+            time.sleep(0.002)
+            continue
+        buf += chunk
+        if chunk.endswith(b"\n"):
+            if pat in buf:
+                sys.exit(0)
+            buf = b""
+sys.exit(1)
+PY
 }
 
 expect_rc ()

@@ -51,14 +51,6 @@ qemu_runs_on ()             # qemu_runs_on I: web1's QEMU is alive on I
 }
 
 
-no_open_journal ()
-{
-  local i
-  for i in 1 2; do
-    [ "$(sqlite3 "$tmp/h$i/state.db" "select count(*) from journal where result is null")" = 0 ] ||
-      return 1
-  done
-}
 
 # Nothing of web1 on host I: no row, no run directory, no process, no
 # received images.
@@ -135,7 +127,7 @@ for p in $points; do
   wait $mig || rc=$?
   sed 's/^/  | /' "mig-$phase.out"
   echo "  migrate exited $rc"
-  wait_for 90 "both journals closed" no_open_journal
+  wait_for 90 "both journals closed" journals_closed
   other=$((3 - want))
   wait_for 30 "host $other to let go" bash -c "[ ! -e '$tmp/h$other/run/web1' ]"
   # What the operator is told: the CLI loses its daemon when the

@@ -107,6 +107,8 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
     if (json_object_get (ev, "cutover_ms"))
       printf ("cutover: %.1f ms (asked for to running on %s)\n",
               json_number_value (json_object_get (ev, "cutover_ms")), to);
+    if (json_string_value (json_object_get (ev, "note")))
+      printf ("note: %s\n", json_string_value (json_object_get (ev, "note")));
     if (json_object_get (ev, "downtime_ms"))
       printf ("downtime: %.1f ms (paused on this host to resumed on %s)\n",
               dt, to);

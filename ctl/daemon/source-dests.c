@@ -141,20 +141,30 @@ json_t *
 source_resume (struct migration *m, struct dest *w, json_t *msg, char *err,
                size_t errlen)
 {
-  json_t *a = peer_call (w->peer, msg, 120000, err, errlen);
+  /* What the destination does before it answers is bounded: loading
+   * (one I/O timeout, MIGRATION_COMPLETE only), QEMU's 'cont' (10 s)
+   * and its RESUME event (5 s).  Past that the answer was lost. */
+  json_t *a = peer_call (w->peer, msg, hd.io_timeout_ms + 20000, err, errlen);
 
   const char *state;
 
-  if (!a)
+  if (!a) {
     /* The answer was lost: ask on a new connection. */
+    log_warn ("migration %s: no answer from %s (%s); asking it on a new "
+              "connection whether it runs %s", m->id, w->host, err, m->vm);
     a = peer_query_migration (w->host, m->id, 60000, err, errlen);
-  if (!a)
-    return NULL;
+    if (!a)
+      return NULL;
+    state = json_string_value (json_object_get (a, "state"));
+    if (state && strcmp (state, "resumed") == 0) {
+      log_info ("migration %s: %s says it runs %s", m->id, w->host, m->vm);
+      json_object_set_new (a, "asked_again", json_true ());
+      return a;
+    }
+  }
   if (peer_expect (a, "ACK", err, errlen) == 0)
     return a;
   state = json_string_value (json_object_get (a, "state"));
-  if (state && strcmp (state, "resumed") == 0)
-    return a;
   if (state)
     /* Its answer to the question on a new connection. */
     snprintf (err, errlen, "%s did not resume the VM (asked again, it "

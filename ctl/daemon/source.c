@@ -666,6 +666,7 @@ source_run_live (struct migration *m)
   if (r == 0) {
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
     double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
+    bool asked_again = json_is_true (json_object_get (ack, "asked_again"));
     double seen = (double) wall_ms () / 1000.0 - t_stop;
     int64_t running_ms = (m->running_at ? m->running_at : clock_ms ())
       - m->t0;
@@ -679,10 +680,17 @@ source_run_live (struct migration *m)
     db_journal_end (m->id, "done", "migrated");
     log_info ("migration %s: %s now runs on %s; downtime %.1f ms", m->id,
               m->vm, m->to, downtime);
-    json_t *res = json_pack ("{s:b, s:s, s:f, s:f, s:I}", "ok", 1, "mode",
-                             "live", "downtime_ms", downtime,
-                             "downtime_seen_ms", seen * 1000.0,
+    json_t *res = json_pack ("{s:b, s:s, s:f, s:I}", "ok", 1, "mode",
+                             "live", "downtime_seen_ms", seen * 1000.0,
                              "running_after_ms", (json_int_t) running_ms);
+    /* Without its ACK there is no time of resuming to measure from. */
+    if (downtime >= 0)
+      json_object_set_new (res, "downtime_ms", json_real (downtime));
+    if (asked_again)
+      json_object_set_new (res, "note", json_sprintf (
+                             "the acknowledgement was lost; asked on a new "
+                             "connection, %s confirmed it runs the VM",
+                             m->to));
     pthread_mutex_lock (&m->lock);
     int64_t asked = m->cutover_at;
     pthread_mutex_unlock (&m->lock);
