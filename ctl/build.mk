@@ -15,7 +15,7 @@ $(O)/bin/handoff: $(HANDOFF_CLI_OBJS) $(LIBHANDOFF)
 # In the order data flows: main and its configuration; the CLI socket;
 # the migrations this host sends and receives; what they stand on.
 HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
-                 ctl/daemon/server.c \
+                 ctl/daemon/server.c ctl/daemon/request-check.c \
                  ctl/daemon/migration.c ctl/daemon/record.c \
                  ctl/daemon/source.c ctl/daemon/source-warm.c \
                  ctl/daemon/source-streams.c ctl/daemon/source-dests.c \
@@ -37,7 +37,9 @@ $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3)
 
-FUZZERS += fuzz-peer fuzz-policy
+FUZZERS += fuzz-peer fuzz-policy fuzz-admin
+$(O)/fuzz/fuzz-admin: tests/fuzz/fuzz-admin.c ctl/daemon/request-check.c \
+                      ctl/daemon/def-check.c
 $(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/daemon/peer-check.c \
                      ctl/daemon/def-check.c
 $(O)/fuzz/fuzz-policy: FUZZ_LIBS = $(call pc_libs,sqlite3)

@@ -4,7 +4,8 @@ MIRROR_FILTER := $(O)/filters/nbdkit-handoff-mirror-filter.so
 # In the order data flows: the filter and the control socket; the
 # session; destinations, the copier and the guest pool; what they stand
 # on.
-MIRROR_SRCS := nbd-mirror/filter.c nbd-mirror/control.c nbd-mirror/mirror.c \
+MIRROR_SRCS := nbd-mirror/filter.c nbd-mirror/control.c \
+               nbd-mirror/control-req.c nbd-mirror/mirror.c \
                nbd-mirror/verify.c nbd-mirror/dest.c nbd-mirror/copier.c \
                nbd-mirror/pool.c nbd-mirror/connect.c nbd-mirror/source.c \
                nbd-mirror/state.c nbd-mirror/chunkmap.c
@@ -31,3 +32,8 @@ $(O)/nbd-mirror/test-chunkmap: $(O)/nbd-mirror/test-chunkmap.o \
                                $(O)/nbd-mirror/chunkmap.o
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+
+# The control requests, fuzzed apart from the session they drive.
+FUZZERS += fuzz-mirror-control
+$(O)/fuzz/fuzz-mirror-control: tests/fuzz/fuzz-mirror-control.c \
+                               nbd-mirror/control-req.c

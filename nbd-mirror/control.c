@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "cleanup.h"
 #include "control.h"
+#include "control-req.h"
 #include "ctlserver.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -67,95 +68,59 @@ status_json (void)
 }
 
 static json_t *
-do_start (json_t *req)
+do_start (const struct control_req *r)
 {
-  json_t *arr, *v;
-  const char *mode = "active";
   char err[2048];
-  char *uris[MIRROR_MAX_DESTS];
-  size_t n, i;
-  enum mirror_mode m;
 
-  if (msg_get_array (req, "destinations", true, &arr, err, sizeof err) != 0 ||
-      msg_get_string (req, "mode", false, &mode, err, sizeof err) == -1)
-    return ctl_error_reply ("bad_request", err);
-  n = json_array_size (arr);
-  if (n == 0 || n > MIRROR_MAX_DESTS) {
-    snprintf (err, sizeof err, "'destinations' must list 1 to %d URIs",
-              MIRROR_MAX_DESTS);
-    return ctl_error_reply ("bad_request", err);
-  }
-  json_array_foreach (arr, i, v) {
-    if (!json_is_string (v) || json_string_length (v) == 0 ||
-        json_string_length (v) > MIRROR_MAX_URI ||
-        strlen (json_string_value (v)) != json_string_length (v))
-      return ctl_error_reply ("bad_request",
-                          "'destinations' must hold non-empty URI strings");
-    uris[i] = (char *) json_string_value (v);
-  }
-  if (strcmp (mode, "active") == 0)
-    m = MIRROR_MODE_ACTIVE;
-  else if (strcmp (mode, "background") == 0)
-    m = MIRROR_MODE_BACKGROUND;
-  else
-    return ctl_error_reply ("bad_request",
-                        "'mode' must be \"active\" or \"background\"");
-  if (mirror_start (uris, n, m, err, sizeof err) == -1)
+  if (mirror_start (r->uris, r->ndests, r->background
+                    ? MIRROR_MODE_BACKGROUND : MIRROR_MODE_ACTIVE,
+                    err, sizeof err) == -1)
     return ctl_error_reply ("start_failed", err);
   return status_json ();
 }
 
 static json_t *
-do_complete (json_t *req)
+do_complete (const struct control_req *r)
 {
-  bool verify = false;
-  uint64_t timeout = 0, verified;
+  uint64_t verified;
   char err[2048];
-  json_t *r;
+  json_t *reply;
 
-  if (msg_get_bool (req, "verify", false, &verify, err, sizeof err) == -1 ||
-      msg_get_u64 (req, "timeout_ms", false, &timeout, err, sizeof err) == -1)
-    return ctl_error_reply ("bad_request", err);
-  if (timeout > INT64_MAX / 2)
-    return ctl_error_reply ("bad_request", "'timeout_ms' is too large");
-  if (mirror_complete (verify, (int64_t) timeout, &verified,
+  if (mirror_complete (r->verify, r->timeout_ms, &verified,
                        err, sizeof err) == -1)
     return ctl_error_reply (errno == ETIMEDOUT ? "timeout"
                         : errno == EILSEQ ? "verify_failed" : "failed", err);
-  r = status_json ();
-  json_object_set_new (r, "verified", json_integer ((json_int_t) verified));
-  return r;
+  reply = status_json ();
+  json_object_set_new (reply, "verified", json_integer ((json_int_t) verified));
+  return reply;
 }
 
 static json_t *
 handle (json_t *req)
 {
-  const char *op = NULL, *uri = NULL;
+  struct control_req r;
   char err[1024];
 
-  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+  if (control_req_parse (req, &r, err, sizeof err) == -1)
     return ctl_error_reply ("bad_request", err);
-  if (strcmp (op, "status") == 0)
+  switch (r.op) {
+  case CONTROL_STATUS:
     return status_json ();
-  if (strcmp (op, "start") == 0)
-    return do_start (req);
-  if (strcmp (op, "complete") == 0)
-    return do_complete (req);
-  if (strcmp (op, "cancel") == 0) {
-    if (msg_get_string (req, "destination", false, &uri, err,
-                        sizeof err) == -1)
-      return ctl_error_reply ("bad_request", err);
-    if (mirror_cancel (uri, err, sizeof err) == -1)
+  case CONTROL_START:
+    return do_start (&r);
+  case CONTROL_COMPLETE:
+    return do_complete (&r);
+  case CONTROL_CANCEL:
+    if (mirror_cancel (r.destination, err, sizeof err) == -1)
+      return ctl_error_reply ("failed", err);
+    return status_json ();
+  case CONTROL_PAUSE:
+  case CONTROL_RESUME:
+    if (mirror_pause (r.op == CONTROL_PAUSE, err, sizeof err) == -1)
       return ctl_error_reply ("failed", err);
     return status_json ();
   }
-  if (strcmp (op, "pause") == 0 || strcmp (op, "resume") == 0) {
-    if (mirror_pause (op[0] == 'p', err, sizeof err) == -1)
-      return ctl_error_reply ("failed", err);
-    return status_json ();
-  }
-  snprintf (err, sizeof err, "unknown op '%.64s'", op);
-  return ctl_error_reply ("bad_request", err);
+  return ctl_error_reply ("bad_request", "unknown op");
 }
 
 static json_t *

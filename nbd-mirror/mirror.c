@@ -397,7 +397,7 @@ wait_connected_locked (struct dest **dests, size_t n)
 }
 
 int
-mirror_start (char **uris, size_t n, enum mirror_mode mode,
+mirror_start (const char *const *uris, size_t n, enum mirror_mode mode,
               char *err, size_t errlen)
 {
   struct dest *dests[MIRROR_MAX_DESTS] = { NULL };

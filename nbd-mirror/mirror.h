@@ -164,8 +164,8 @@ struct mirror {
 extern struct mirror mirror;
 
 /* Sessions (mirror.c). */
-extern int mirror_start (char **uris, size_t n, enum mirror_mode mode,
-                         char *err, size_t errlen);
+extern int mirror_start (const char *const *uris, size_t n,
+                         enum mirror_mode mode, char *err, size_t errlen);
 extern int mirror_complete (bool verify, int64_t timeout_ms,
                             uint64_t *verified_r, char *err, size_t errlen);
 extern int mirror_cancel (const char *uri, char *err, size_t errlen);

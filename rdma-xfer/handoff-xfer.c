@@ -231,6 +231,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
     xfer_listener_close (l);
     goto out;
   }
+  /* With -v: a caller may wait for this line instead of guessing. */
+  log_info ("listening on %s", listen);
   /* A peer failing the handshake is refused; keep waiting for ours. */
   while (!c) {
     int left = deadline < 0 ? 1000 : (int) (deadline - clock_ms ());

@@ -52,6 +52,15 @@ rm h2.policy
 echo "== an unknown VM, an unknown host, a bad policy file"
 expect_rc 8 "no VM named 'nosuch'" hcli 1 migrate nosuch --to host2
 expect_rc 8 "unknown host 'host7'" hcli 1 migrate web1 --to host7
+# Refused before anything acts (request-check.c): each with its reason.
+expect_rc 1 "names host2 twice" hcli 1 migrate web1 --to host2,host2
+expect_rc 1 "host name 'tcp://10.0.0.9:7800' must be" \
+  hcli 1 migrate web1 --to tcp://10.0.0.9:7800
+expect_rc 1 "at most 4 destinations" hcli 1 migrate web1 --to a,b,c,d,e
+expect_rc 1 "host name '../x' must be" hcli 1 migrate web1 --to host2 --fallback ../x
+expect_rc 1 "volume mode takes one destination" \
+  hcli 1 migrate web1 --to host2,host3 --mode volume
+expect_rc 1 "host name 'a/b' must be" hcli 1 cutover web1 --to a/b
 echo '{"allowed_sources": ' > h2.policy
 expect_rc 4 "policy" hcli 1 migrate web1 --to host2
 rm h2.policy

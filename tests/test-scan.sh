@@ -85,10 +85,9 @@ handoff scan --watch --source "$src" --interval 50ms --exit-file "$tmp/stop" \
   --notify "echo \"\$HANDOFF_OLD_ID>\$HANDOFF_NEW_ID\" >> '$tmp/fired'" 2> watch.err &
 echo $! > watch.pid
 cleanup_fn kill_pidfile "$tmp/watch.pid"
-sleep 0.5
+wait_for 10 "the watch to read the first ID" grep -q "watching the host ID" watch.err
 echo host-b > id
 wait_for 10 "the first change" test -s fired
-sleep 0.5
 echo host-c > id
 wait_for 10 "the second change" bash -c "[ \$(wc -l < '$tmp/fired') = 2 ]"
 sleep 0.5
@@ -102,7 +101,7 @@ grep -q "watch stopped" watch.err || fail "no clean stop"
 echo "== and on SIGTERM"
 handoff scan --watch --source "$src" --interval 50ms --notify true 2> w2.err &
 pid=$!
-sleep 0.3
+wait_for 10 "the watch to start" grep -q "watching the host ID" w2.err
 kill -TERM $pid
 wait $pid || fail "the watch exited non-zero on SIGTERM"
 grep -q "watch stopped" w2.err || fail "no clean stop on SIGTERM"

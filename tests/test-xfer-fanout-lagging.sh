@@ -22,7 +22,8 @@ run () {                        # run MODE
   handoff-xfer recv --listen "tcp://127.0.0.1:$p2" --psk k.psk out2 2>r2.err &
   r2=$!
   cleanup_fn kill_quiet -9 $r1 $r2
-  sleep 0.3
+  wait_for_port "$p1"
+  wait_for_port "$p2"
   handoff-xfer relay --listen unix:relay.sock --to "tcp://127.0.0.1:$p1" \
     --to "tcp://127.0.0.1:$p2" --psk k.psk --buffer 4M --lagging "$mode" \
     --streams 1 --json > relay.json 2> relay.err &

@@ -20,13 +20,21 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 rdma link add rxe0 type rxe netdev eth0 || { echo "HANDOFF-RDMA-NO-LINK"; exit 1; }
 ibv_devices
+# listening LOG: wait (10 s) for the receiver's "listening on" line.
+listening () {
+  n=0
+  until grep -q "listening on" "$1" 2>/dev/null || [ $n -ge 100 ]; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+}
 dd if=/dev/urandom of=/tmp/in bs=1M count=24 2>/dev/null
 want=$(sha256sum < /tmp/in | cut -d' ' -f1)
 echo "HANDOFF-RDMA-SOURCE $want"
 
-handoff-xfer recv --listen rdma://10.0.2.15:7000 --token-file /token \
+handoff-xfer recv -v --listen rdma://10.0.2.15:7000 --token-file /token \
   --accept-timeout 60s --json /tmp/out 2>/tmp/recv.log &
-sleep 1
+listening /tmp/recv.log
 handoff-xfer send /tmp/in --to rdma://10.0.2.15:7000 --token-file /token --json
 echo "HANDOFF-RDMA-SEND rc=$?"
 wait
@@ -34,9 +42,9 @@ cat /tmp/recv.log
 got=$(sha256sum < /tmp/out | cut -d' ' -f1)
 [ "$got" = "$want" ] && echo "HANDOFF-RDMA-OK $got" || echo "HANDOFF-RDMA-DIFFERS $got"
 
-handoff-xfer recv --listen rdma://10.0.2.15:7002 --token-file /token \
+handoff-xfer recv -v --listen rdma://10.0.2.15:7002 --token-file /token \
   --accept-timeout 8s /tmp/out2 2>/tmp/recv2.log &
-sleep 1
+listening /tmp/recv2.log
 if handoff-xfer send /tmp/in --to rdma://10.0.2.15:7002 --token-file /badtoken 2>/tmp/send2.log; then
   echo "HANDOFF-RDMA-WRONG-TOKEN-ACCEPTED"
 else
@@ -46,8 +54,8 @@ fi
 wait
 cat /tmp/recv2.log
 
-handoff-xfer recv --listen tcp://10.0.2.15:7001 --psk /k.psk --json /tmp/out3 2>/tmp/recv3.log &
-sleep 1
+handoff-xfer recv -v --listen tcp://10.0.2.15:7001 --psk /k.psk --json /tmp/out3 2>/tmp/recv3.log &
+listening /tmp/recv3.log
 handoff-xfer send /tmp/in --to tcp://10.0.2.15:7001 --psk /k.psk --json
 wait
 cat /tmp/recv3.log

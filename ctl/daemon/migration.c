@@ -20,6 +20,7 @@
 #include "migration.h"
 #include "names.h"
 #include "record.h"
+#include "request-check.h"
 #include "source.h"
 #include "vm.h"
 #include "volume.h"
@@ -171,53 +172,38 @@ migration_thread (void *arg)
 }
 
 /* TO: one host, or several separated by commas (the VM is copied to
- * all and runs on the first that has loaded it).  Each must be a known
- * peer, not this host, and named once. */
+ * all and runs on the first that has loaded it); request_check saw
+ * that they are names, at most MAX_DESTS, none twice.  Each must be a
+ * known peer, not this host. */
 static int
 parse_destinations (struct migration *m, const char *to, char *err,
                     size_t errlen, int *rc)
 {
-  const char *p = to;
+  char list[sizeof m->to], *save = NULL, q[96];
 
-  /* Terminates: p moves past one name and its comma each pass. */
-  for (;;) {
-    size_t n = strcspn (p, ",");
-    char host[256], q[96];
-
-    if (n == 0 || n >= sizeof host)
-      return set_error (err, errlen, "--to: expected HOST[,HOST...], each "
-                        "name 1 to 64 bytes");
-    memcpy (host, p, n);
-    host[n] = '\0';
-    if (m->ndests == MAX_DESTS)
-      return set_error (err, errlen, "--to: at most %d destinations",
-                        MAX_DESTS);
+  if (request_check_hosts ("--to", to, err, errlen) == -1)
+    return -1;
+  snprintf (list, sizeof list, "%s", to);
+  for (char *host = strtok_r (list, ",", &save); host;
+       host = strtok_r (NULL, ",", &save)) {
     if (strcmp (host, hd.name) == 0)
       return set_error (err, errlen, "%s is this host", host);
-    if (!hd_peer_uri (host) || strlen (host) >= sizeof m->dests[0].host) {
+    if (!hd_peer_uri (host)) {
       *rc = RC_NOT_FOUND;
-      return set_error (err, errlen, "unknown host '%s': give a --peer to "
-                        "handoffd or a tcp:// URI",
-                        name_quote (host, q, sizeof q));
+      return set_error (err, errlen, "unknown host '%s': give handoffd a "
+                        "--peer for it", name_quote (host, q, sizeof q));
     }
-    for (size_t i = 0; i < m->ndests; ++i)
-      if (strcmp (m->dests[i].host, host) == 0)
-        return set_error (err, errlen, "--to names %s twice",
-                          name_quote (host, q, sizeof q));
     struct dest *d = &m->dests[m->ndests++];
     snprintf (d->host, sizeof d->host, "%s", host);
     snprintf (d->state, sizeof d->state, "admitting");
     d->alive = true;
     d->slot = -1;
-    p += n;
-    if (*p == '\0')
-      return 0;
-    p++;
   }
+  return 0;
 }
 
-/* What "migrate" asks for, checked: the record's fields (not yet
- * started), or NULL with err and the exit code. */
+/* What "migrate" asks for (request_check passed it): the record's
+ * fields (not yet started), or NULL with err and the exit code. */
 static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
@@ -226,69 +212,29 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   uint64_t retries = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
-  uint64_t shutdown_ms = 20000;
+  uint64_t shutdown_ms = 0;
   bool delete_source = false;
   struct migration *m;
 
   *rc = RC_ERROR;
-  if (msg_get_string (req, "vm", true, &vm, err, errlen) != 0 ||
-      msg_get_string (req, "to", true, &to, err, errlen) != 0 ||
-      msg_get_string (req, "mode", false, &mode, err, errlen) == -1 ||
-      msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err,
-                   errlen) == -1 ||
-      msg_get_u64 (req, "bandwidth", false, &bandwidth, err, errlen) == -1 ||
-      msg_get_u64 (req, "timeout_s", false, &timeout, err, errlen) == -1 ||
-      msg_get_u64 (req, "shutdown_timeout_ms", false, &shutdown_ms, err,
-                   errlen) == -1 ||
-      msg_get_bool (req, "delete_source", false, &delete_source, err,
-                    errlen) == -1 ||
-      msg_get_bool (req, "prewarm", false, &prewarm, err, errlen) == -1 ||
-      msg_get_string (req, "fallback", false, &fallback, err, errlen) == -1 ||
-      msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
-      msg_get_string (req, "warm_exit", false, &warm_exit, err,
-                      errlen) == -1 ||
-      name_check_vm (vm, err, errlen) == -1)
-    return NULL;
-  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
-    set_error (err, errlen, "mode must be live or volume");
-    return NULL;
-  }
-  if (strcmp (warm_exit, "copied") != 0 &&
-      strcmp (warm_exit, "downtime") != 0 &&
-      strcmp (warm_exit, "converging") != 0) {
-    set_error (err, errlen, "--warm-exit must be copied, downtime or "
-               "converging");
-    return NULL;
-  }
-  if (prewarm && strcmp (mode, "live") != 0) {
-    set_error (err, errlen, "--prewarm is for live migrations");
-    return NULL;
-  }
-  if ((fallback[0] || retries) && strcmp (mode, "live") != 0) {
-    set_error (err, errlen, "--fallback and --retries are for live "
-               "migrations");
-    return NULL;
-  }
-  if (retries > 10) {
-    set_error (err, errlen, "--retries: at most 10");
-    return NULL;
-  }
-  if (max_downtime < 1 || max_downtime > 600000 || timeout < 5 ||
-      timeout > 86400 || shutdown_ms > 600000) {
-    set_error (err, errlen, "max downtime must be 1 ms to 10 min, the "
-               "timeout 5 s to 1 day, the shutdown timeout at most 10 min");
-    return NULL;
-  }
+  msg_get_string (req, "vm", true, &vm, err, errlen);
+  msg_get_string (req, "to", true, &to, err, errlen);
+  msg_get_string (req, "mode", false, &mode, err, errlen);
+  msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err, errlen);
+  msg_get_u64 (req, "bandwidth", false, &bandwidth, err, errlen);
+  msg_get_u64 (req, "timeout_s", false, &timeout, err, errlen);
+  msg_get_u64 (req, "shutdown_timeout_ms", false, &shutdown_ms, err, errlen);
+  msg_get_bool (req, "delete_source", false, &delete_source, err, errlen);
+  msg_get_bool (req, "prewarm", false, &prewarm, err, errlen);
+  msg_get_string (req, "fallback", false, &fallback, err, errlen);
+  msg_get_u64 (req, "retries", false, &retries, err, errlen);
+  msg_get_string (req, "warm_exit", false, &warm_exit, err, errlen);
   m = calloc (1, sizeof *m);
   if (!m) {
     set_error (err, errlen, "out of memory");
     return NULL;
   }
-  if (parse_destinations (m, to, err, errlen, rc) == -1 ||
-      (m->ndests > 1 && strcmp (mode, "live") != 0)) {
-    if (m->ndests > 1 && strcmp (mode, "live") != 0)
-      set_error (err, errlen, "a volume is mounted on one host: volume mode "
-                 "takes one destination");
+  if (parse_destinations (m, to, err, errlen, rc) == -1) {
     free (m);
     return NULL;
   }

@@ -21,6 +21,7 @@
 #include "names.h"
 #include "migration.h"
 #include "record.h"
+#include "request-check.h"
 #include "peer.h"
 #include "sockets.h"
 #include "server.h"
@@ -42,21 +43,18 @@ server_error (const char *code, const char *fmt, ...)
   return r;
 }
 
-/* ------------------------------------------------------------------ */
+/* ------------------------------------------------------------------ *
+ * Each op meets only requests request_check passed: its fields are
+ * there, of their types, and sound. */
 
 static json_t *
 op_define (json_t *req)
 {
-  json_t *def, *objects = NULL, *disks, *d;
+  json_t *def = json_object_get (req, "def");
+  json_t *objects = json_object_get (req, "objects"), *disks, *d;
   const char *name;
-  char err[1024];
   size_t i;
 
-  if (msg_get_object (req, "def", true, &def, err, sizeof err) != 0 ||
-      msg_get_object (req, "objects", false, &objects, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
-  if (vm_def_check (def, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
   name = json_string_value (json_object_get (def, "name"));
   disks = json_object_get (def, "disks");
   /* The files are the truth: they must exist, and give the sizes. */
@@ -78,8 +76,6 @@ op_define (json_t *req)
   struct stat st;
   if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
     return server_error ("not_found", "dir %s: not a directory", dir);
-  if (objects && objects_check (objects, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
 
   db_begin ();
   json_t *old = db_vm_get (name);
@@ -102,12 +98,7 @@ op_define (json_t *req)
 static json_t *
 get_vm (json_t *req, const char **name_r, json_t **row_r)
 {
-  char err[256];
-
-  *row_r = NULL;
-  if (msg_get_string (req, "vm", true, name_r, err, sizeof err) != 0 ||
-      name_check_vm (*name_r, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
+  *name_r = json_string_value (json_object_get (req, "vm"));
   *row_r = db_vm_get (*name_r);
   if (!*row_r)
     return server_error ("not_found", "no VM named '%.64s' here", *name_r);
@@ -271,17 +262,12 @@ op_status (json_t *req)
 static json_t *
 op_event (json_t *req)
 {
-  const char *vm, *type;
+  const char *vm = json_string_value (json_object_get (req, "vm"));
+  const char *type = json_string_value (json_object_get (req, "type"));
   json_t *payload = json_object_get (req, "payload"), *ev = NULL;
   char err[512];
   bool queued = false;
 
-  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
-      msg_get_string (req, "type", true, &type, err, sizeof err) != 0)
-    return server_error ("bad_request", "%s", err);
-  if (name_check_vm (vm, err, sizeof err) == -1 ||
-      name_check_event_type (type, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
   if (events_post (vm, type, payload, &queued, &ev, err, sizeof err) == -1)
     return server_error (strstr (err, "no VM") ? "not_found" : NULL, "%s", err);
   json_t *r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "queued", queued,
@@ -296,24 +282,14 @@ static json_t *
 op_label (json_t *req)
 {
   const char *name, *key;
-  json_t *row, *e = get_vm (req, &name, &row), *labels, *v;
-  char err[256];
+  json_t *row, *e = get_vm (req, &name, &row), *v;
+  json_t *labels = json_object_get (req, "labels");
 
   if (e)
     return e;
   json_decref (row);
-  if (msg_get_object (req, "labels", true, &labels, err, sizeof err) != 0)
-    return server_error ("bad_request", "%s", err);
-  /* Every label checked before any is stored: a refusal changes
+  /* Every label was checked before any is stored: a refusal changed
    * nothing. */
-  json_object_foreach (labels, key, v) {
-    if (!json_is_string (v))
-      return server_error ("bad_request", "labels are KEY=VALUE strings");
-    if (name_check_label_key (key, err, sizeof err) == -1 ||
-        name_check_text ("label value", json_string_value (v),
-                         NAME_LABEL_VALUE_MAX, err, sizeof err) == -1)
-      return server_error ("bad_request", "%s", err);
-  }
   json_object_foreach (labels, key, v) {
     char k[200];
     snprintf (k, sizeof k, "label:%s", key);
@@ -419,15 +395,12 @@ op_migrate (json_t *req, struct channel *c)
 static json_t *
 op_cutover (json_t *req, struct channel *c)
 {
-  const char *vm, *to = NULL;
+  const char *vm = json_string_value (json_object_get (req, "vm"));
+  const char *to = json_string_value (json_object_get (req, "to"));
   char err[512];
   struct migration *m;
   size_t cursor;
 
-  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
-      msg_get_string (req, "to", false, &to, err, sizeof err) == -1 ||
-      name_check_vm (vm, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
   int r = migration_cutover (vm, to, &cursor, err, sizeof err, &m);
   if (r < 0)
     return server_error (r == -1 ? "not_found" : NULL, "%s", err);
@@ -437,12 +410,9 @@ op_cutover (json_t *req, struct channel *c)
 static json_t *
 op_abort (json_t *req)
 {
-  const char *vm;
+  const char *vm = json_string_value (json_object_get (req, "vm"));
   char err[512];
 
-  if (msg_get_string (req, "vm", true, &vm, err, sizeof err) != 0 ||
-      name_check_vm (vm, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
   if (migration_abort (vm, err, sizeof err) == -1)
     return server_error ("not_found", "%s", err);
   return json_pack ("{s:b}", "ok", 1);
@@ -451,8 +421,8 @@ op_abort (json_t *req)
 json_t *
 server_handle (json_t *req, struct channel *c, void *opaque)
 {
-  const char *op = NULL;
-  char err[256];
+  const char *op;
+  char err[1024];
   uid_t uid;
 
   (void) opaque;
@@ -462,8 +432,9 @@ server_handle (json_t *req, struct channel *c, void *opaque)
   if (!opaque && (chan_peer_uid (c, &uid) == -1 || uid != geteuid ()))
     return server_error ("denied", "only uid %d may use this socket",
                       (int) geteuid ());
-  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+  if (request_check (req, err, sizeof err) == -1)
     return server_error ("bad_request", "%s", err);
+  op = json_string_value (json_object_get (req, "op"));
   if (strcmp (op, "define") == 0)
     return op_define (req);
   if (strcmp (op, "undefine") == 0)
