@@ -10,10 +10,14 @@
 #     nothing of it;
 #   - bad aborts (no such VM, no migration) are refused and change
 #     nothing;
-#   - either daemon stopped (SIGTERM) during the disk copy: the
-#     migration rolls back (the source's daemon first rolls it back and
-#     tells its CLI, then exits), the VM runs on the source, the
-#     destination holds nothing.
+#   - either daemon stopped (SIGTERM) during the disk copy, and again
+#     during the RAM transfer: the migration rolls back (the source's
+#     daemon first rolls it back and tells its CLI, then exits), the VM
+#     runs on the source, the destination holds nothing;
+#   - either daemon stopped past the point of no return (the source
+#     about to send MIGRATION_COMPLETE; the destination having resumed
+#     the VM, before its ACK), and started again: the VM runs on the
+#     destination, its RAM pattern whole, the source holds nothing.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 2
@@ -123,11 +127,51 @@ kill -0 "$(cat "$tmp/h1/run/web1/qemu.pid")" ||
 start_handoffd 1
 still_writes_on 1
 vm_gone_from 2 web1
+
+echo "== the destination's daemon stopped (SIGTERM) during the RAM transfer"
+interrupt_while term3.out "^  ram    active .* [1-9][0-9.]* MiB / " stop_handoffd 2
+still_writes_on 1
+start_handoffd 2
+vm_gone_from 2 web1
+
+echo "== the source's daemon stopped (SIGTERM) during the RAM transfer"
+interrupt_while term4.out "^  ram    active .* [1-9][0-9.]* MiB / " stop_handoffd 1
+grep -q "aborted because handoffd is stopping" term4.out ||
+  fail "the CLI was not told why the migration ended"
+kill -0 "$(cat "$tmp/h1/run/web1/qemu.pid")" ||
+  fail "web1's QEMU died with its daemon"
+start_handoffd 1
+still_writes_on 1
+vm_gone_from 2 web1
 host_rate 1 10gbit
 
-echo "== and then a migration works"
-hcli 1 migrate web1 --to host2 > ok.out || { cat ok.out; fail "migration"; }
-still_writes_on 2
-ram_intact_on 2 web1
-vm_gone_from 1 web1
+# stop_past_no_return I PHASE OUT: host I's daemon, holding PHASE (past
+# the point of no return: the destination decides), is stopped there;
+# the migration still ends with web1 on host 2, and says so.
+stop_past_no_return ()
+{
+  local i=$1 phase=$2 out=$3 n rc=0
+  stop_handoffd "$i"
+  HANDOFF_TEST_DELAY_AT=$phase:3000 start_handoffd "$i"
+  n=$(wc -l < "h$i.log")
+  migrate_in_background "$out"
+  wait_log "$i" "$n" "test hook: holding $phase"
+  stop_handoffd "$i"
+  start_handoffd "$i"
+  wait "$mig" || rc=$?
+  cat "$out"
+  [ "$rc" = 0 ] && grep -q "web1 now runs on host2" "$out" ||
+    fail "host $i stopped at $phase: exit $rc; web1 runs on host 2"
+  still_writes_on 2
+  vm_gone_from 1 web1
+  ram_intact_on 2 web1
+}
+
+echo "== the source's daemon stopped (SIGTERM) once MIGRATION_COMPLETE is due"
+stop_past_no_return 1 complete_sent term5.out
+grep -q "stopping (signal 15)" h1.log || fail "host 1 did not stop"
+hcli 2 migrate web1 --to host1 > back2.out || { cat back2.out; fail "migrating back"; }
+
+echo "== the destination's daemon stopped (SIGTERM) once it resumed web1, before its ACK"
+stop_past_no_return 2 resumed term6.out
 echo "$0: PASS"

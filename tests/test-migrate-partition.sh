@@ -22,7 +22,10 @@
 # on a new connection is asked; CUT_SHORT (15) outlasts twice the I/O
 # timeout, after which the destination gives up on a silent source.
 #
-# LIVE_PARTITION_CASES="ack" runs a subset.
+# Then daemons killed in the RAM transfer: both at once; the source
+# alone, restarted while the destination is cut off.
+#
+# LIVE_PARTITION_CASES="ack" and LIVE_CRASH_CASES="both" run a subset.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_root
@@ -85,6 +88,15 @@ never_ran_on ()
   fi
 }
 
+# The guest ticks on host I after its daemon answers about it.
+guest_ticks_on ()
+{
+  local serial=$tmp/h$1/run/web1/serial.log before
+  hcli "$1" status web1 | grep -q "QEMU: running" || return 1
+  before=$(grep -ac HANDOFF-TICK "$serial")
+  poll_for 30 "ticks" bash -c "[ \$(grep -ac HANDOFF-TICK '$serial') -gt $before ]"
+}
+
 src=1 tried=0
 for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   dst=$(( 3 - src ))
@@ -129,7 +141,8 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
       [ "$rc" = 5 ] || fail "$c: migrate exited $rc, expected 5 (rolled back)"
       case $c in
         complete)
-          grep -q "asking it on a new connection whether it runs web1" "h$src.log" ||
+          tail -n +"$((nsrc + 1))" "h$src.log" |
+            grep -q "asking it on a new connection whether it runs web1" ||
             fail "$c: the source did not ask on a new connection"
           grep -q "failed: host$dst did not resume the VM (asked again, it says the migration is aborted there)" \
             "cut-$c.out" || fail "$c: the reason is not the destination's answer" ;;
@@ -141,13 +154,60 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
       settled_on "$src" "${acked:-0}" ;;
     ack)
       [ "$rc" = 0 ] || fail "ack: migrate exited $rc; host $dst runs the VM"
-      grep -q "asking it on a new connection whether it runs web1" "h$src.log" ||
+      tail -n +"$((nsrc + 1))" "h$src.log" |
+        grep -q "asking it on a new connection whether it runs web1" ||
         fail "ack: the source did not ask on a new connection"
       grep -q "note: the acknowledgement was lost; asked on a new connection, host$dst confirmed it runs the VM" \
         "cut-$c.out" || fail "ack: the result does not say the acknowledgement was lost"
       settled_on "$dst" "${acked:-0}"
       src=$dst ;;
   esac
+done
+# Daemons killed (SIGKILL; the VM's QEMU and helpers live on) half a
+# second into the RAM transfer: both at once, then restarted; the
+# source alone, restarted while the destination is cut off (CUT_SHORT
+# s) - it resumes the VM on its own: before MIGRATION_COMPLETE the
+# destination was never told to run it.  The CLI loses its daemon (7).
+for c in ${LIVE_CRASH_CASES:-both cut}; do
+  dst=$(( 3 - src ))
+  case $c in
+    both) echo "== host $src -> host $dst: both daemons killed in the RAM transfer" ;;
+    cut) echo "== host $src -> host $dst: host $src's daemon killed in the RAM transfer, restarted while host $dst is cut off" ;;
+    *) fail "unknown case '$c'" ;;
+  esac
+  nsrc=$(wc -l < "h$src.log")
+  hcli "$src" migrate web1 --to "host$dst" > "crash-$c.out" 2>&1 &
+  mig=$!
+  wait_log "$src" "$nsrc" ": memory: "
+  sleep 0.5
+  acked=$(grep -a HANDOFF-REC "$tmp/h$src/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  if [ "$c" = both ]; then
+    crash_handoffd "$src" & k1=$!
+    crash_handoffd "$dst" & k2=$!
+    wait "$k1" "$k2"
+    start_handoffd "$src"
+    start_handoffd "$dst"
+  else
+    crash_handoffd "$src"
+    host_cut "$dst"
+    start_handoffd "$src"
+    wait_for 60 "web1 to run on host $src, its daemon back, while host $dst is cut off" \
+      guest_ticks_on "$src"
+    sleep "$cut_short"
+    host_heal "$dst"
+  fi
+  rc=0
+  wait "$mig" || rc=$?
+  sed 's/^/  | /' "crash-$c.out"
+  echo "  migrate exited $rc"
+  tried=$((tried + 1))
+  [ "$rc" = 7 ] && grep -q "lost handoffd" "crash-$c.out" ||
+    fail "$c: exit $rc, expected 7 and 'lost handoffd'"
+  id=$(tail -n +"$((nsrc + 1))" "h$src.log" | sed -n 's/.*migration \(web1-[^:]*\): admission: .*/\1/p' | head -n 1)
+  [ -n "$id" ] || fail "no migration id in host $src's log"
+  wait_for 90 "both journals closed" journals_closed
+  never_ran_on "$dst" "$id"
+  settled_on "$src" "${acked:-0}"
 done
 echo "$tried cut cases, each ending with web1 on one host, nothing lost"
 echo "$0: PASS"
