@@ -17,10 +17,11 @@
 #   ack       CUT s, the destination's ACK lost (it holds it back while
 #             the link is cut): it runs the VM; the source asks on a new
 #             connection, learns so, and lets go
-# CUT (30) outlasts the source's wait for an answer to
-# MIGRATION_COMPLETE (one I/O timeout and 20 s), so that the question
-# on a new connection is asked; CUT_SHORT (15) outlasts twice the I/O
-# timeout, after which the destination gives up on a silent source.
+# CUT (26) outlasts the source's wait for an answer to
+# MIGRATION_COMPLETE (one I/O timeout, 3 s here, and 20 s), so that the
+# question on a new connection is asked; CUT_SHORT (10) outlasts twice
+# the I/O timeout, after which the destination gives up on a silent
+# source.
 #
 # Then daemons killed in the RAM transfer: both at once; the source
 # alone, restarted while the destination is cut off.
@@ -32,8 +33,8 @@ requires_root
 requires nft --version
 guest_hosts 2
 export HD_IO_TIMEOUT=3s
-cut_long=${CUT:-30}
-cut_short=${CUT_SHORT:-15}
+cut_long=${CUT:-26}
+cut_short=${CUT_SHORT:-10}
 
 handoff keygen k.psk >/dev/null 2>&1
 start_handoffd 1
