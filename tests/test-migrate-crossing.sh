@@ -5,6 +5,8 @@
 # and QEMU for both directions at once on a loaded machine; none of
 # them may die with the short-lived process that spawned it, so every
 # migration succeeds, and every record each guest wrote is intact.
+# Then both VMs migrate the same way at once, there and back: both run
+# where they went, records intact, the host they left holds nothing.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 2
@@ -61,5 +63,38 @@ done
 for vm in web1 web2; do
   other=$((3 - ${on[$vm]}))
   [ ! -e "$tmp/h$other/run/$vm" ] || fail "host $other kept $vm's run directory"
+done
+
+# Then the same way at once: both on host 1, both to host 2 together,
+# and both back together.
+if [ "${on[web2]}" = 2 ]; then
+  hcli 2 migrate web2 --to host1 > gather.out 2>&1 || { cat gather.out; fail "web2 to host 1"; }
+  on[web2]=1
+fi
+if [ "${on[web1]}" = 2 ]; then
+  hcli 2 migrate web1 --to host1 > gather.out 2>&1 || { cat gather.out; fail "web1 to host 1"; }
+  on[web1]=1
+fi
+for from in 1 2; do
+  to=$((3 - from)) pids=()
+  declare -A acked=()
+  for vm in web1 web2; do
+    acked[$vm]=$(grep -a HANDOFF-REC "$tmp/h$from/run/$vm/serial.log" | tail -n 1 | tr -dc 0-9)
+    hcli "$from" migrate "$vm" --to "host$to" > "same-$from-$vm.out" 2>&1 &
+    pids+=($!)
+  done
+  for k in 0 1; do
+    vm=web$((k + 1))
+    wait "${pids[$k]}" || { cat "same-$from-$vm.out"; fail "$vm, with the other, host $from -> $to"; }
+  done
+  for vm in web1 web2; do
+    vm_runs_on "$to" "$vm"
+    top=$(check_records "$(hcli "$to" status "$vm" --json | jq -r '.def.disks[0].path')") ||
+      fail "$vm's records on host $to"
+    [ "${acked[$vm]:-0}" -le "$top" ] ||
+      fail "$vm's disk on host $to ends at record $top, the guest wrote ${acked[$vm]}"
+    vm_gone_from "$from" "$vm"
+  done
+  echo "web1 and web2 together host $from -> host $to: both run there, records intact, host $from holds nothing"
 done
 echo "$0: PASS"
