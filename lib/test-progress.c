@@ -62,6 +62,34 @@ test_parse (void **state)
   assert_int_equal (parse_duration_ms ("2m", &v, err, sizeof err), 0);
   assert_int_equal (v, 120000);
   assert_int_equal (parse_duration_ms ("2d", &v, err, sizeof err), -1);
+  assert_int_equal (parse_duration_ms ("1.5s", &v, err, sizeof err), 0);
+  assert_int_equal (v, 1500);
+  assert_int_equal (parse_duration_ms ("1.5", &v, err, sizeof err), 0);
+  assert_int_equal (v, 1500);
+  assert_int_equal (parse_duration_ms ("0.25m", &v, err, sizeof err), 0);
+  assert_int_equal (v, 15000);
+  assert_int_equal (parse_duration_ms ("1.0005s", &v, err, sizeof err), -1);
+  assert_non_null (strstr (err, "whole number of milliseconds"));
+  assert_int_equal (parse_duration_ms ("1.s", &v, err, sizeof err), -1);
+  assert_int_equal (parse_duration_ms (".5s", &v, err, sizeof err), -1);
+  assert_int_equal (parse_duration_ms ("90s", &v, err, sizeof err), 0);
+  assert_int_equal (v, 90000);
+  /* A bare number in the caller's unit; a suffix means what it says. */
+  assert_int_equal (parse_size_in ("512", 1 << 20, &v, err, sizeof err), 0);
+  assert_int_equal (v, 512ULL << 20);
+  assert_int_equal (parse_size_in ("512K", 1 << 20, &v, err, sizeof err), 0);
+  assert_int_equal (v, 512ULL << 10);
+  assert_int_equal (parse_size_in ("1048576", 1 << 20, &v, err, sizeof err),
+                    0);
+  assert_int_equal (v, 1ULL << 40);
+  assert_int_equal (parse_size_in ("2G", 1 << 20, &v, err, sizeof err), 0);
+  assert_int_equal (v, 2ULL << 30);
+  assert_int_equal (parse_size_in ("4096B", 1 << 20, &v, err, sizeof err), 0);
+  assert_int_equal (v, 4096);
+  assert_int_equal (parse_size ("1KB", &v, err, sizeof err), 0);
+  assert_int_equal (v, 1024);
+  assert_int_equal (parse_size ("1Kx", &v, err, sizeof err), -1);
+  assert_int_equal (parse_size ("1KBB", &v, err, sizeof err), -1);
   assert_int_equal (parse_uint ("10", 1, 9, &v, err, sizeof err), -1);
   assert_int_equal (parse_uint ("+1", 0, 9, &v, err, sizeof err), -1);
   assert_int_equal (parse_uint ("7", 1, 9, &v, err, sizeof err), 0);

@@ -47,10 +47,11 @@ parse_uint (const char *s, uint64_t min, uint64_t max, uint64_t *r,
 }
 
 int
-parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
+parse_size_in (const char *s, uint64_t bare_unit, uint64_t *r, char *err,
+               size_t errlen)
 {
   size_t n = 0;
-  uint64_t v, mult = 1;
+  uint64_t v, mult = bare_unit;
   const char *suf;
 
   while (isdigit ((unsigned char) s[n]))
@@ -61,17 +62,17 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
                       s);
   switch (toupper ((unsigned char) *suf)) {
   case '\0': break;
-  case 'B': if (suf[1]) goto bad; break;
+  case 'B': if (suf[1]) goto bad; mult = 1; break;
   case 'K': mult = 1ULL << 10; suf++; break;
   case 'M': mult = 1ULL << 20; suf++; break;
   case 'G': mult = 1ULL << 30; suf++; break;
   case 'T': mult = 1ULL << 40; suf++; break;
   default: goto bad;
   }
-  if (mult > 1 && *suf) {
-    if (strcasecmp (suf, "iB") != 0 && strcasecmp (suf, "B") != 0)
-      goto bad;
-  }
+  /* After K, M, G or T: nothing, "B" or "iB". */
+  if (mult > 1 && *suf && strcasecmp (suf, "iB") != 0 &&
+      strcasecmp (suf, "B") != 0)
+    goto bad;
   if (MUL_OVERFLOW (v, mult, &v))
     return set_error (err, errlen, "'%s' is too large", s);
   *r = v;
@@ -82,30 +83,65 @@ parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
 }
 
 int
+parse_size (const char *s, uint64_t *r, char *err, size_t errlen)
+{
+  return parse_size_in (s, 1, r, err, errlen);
+}
+
+int
 parse_duration_ms (const char *s, uint64_t *ms_r, char *err, size_t errlen)
 {
-  size_t n = 0;
-  uint64_t v, mult;
+  return parse_duration_in (s, 1000, ms_r, err, errlen);
+}
+
+int
+parse_duration_in (const char *s, uint64_t bare_ms, uint64_t *ms_r,
+                   char *err, size_t errlen)
+{
+  size_t n = 0, nf = 0;
+  uint64_t v, frac = 0, frac_div = 1, mult;
+  const char *unit;
 
   while (isdigit ((unsigned char) s[n]))
     n++;
   if (parse_digits (s, n, &v) != 0)
-    return set_error (err, errlen, "'%s' is not a duration (for example 500ms, "
-                      "30s, 5m)", s);
-  if (s[n] == '\0' || strcmp (s + n, "s") == 0)
+    goto bad;
+  unit = s + n;
+  if (*unit == '.') {
+    /* A fraction: "1.5s", "0.25m".  Up to nine digits, enough for a
+     * millisecond of an hour. */
+    while (isdigit ((unsigned char) unit[1 + nf]))
+      nf++;
+    if (nf == 0 || nf > 9 || parse_digits (unit + 1, nf, &frac) != 0)
+      goto bad;
+    for (size_t i = 0; i < nf; ++i)
+      frac_div *= 10;
+    unit += 1 + nf;
+  }
+  if (*unit == '\0')
+    mult = bare_ms;
+  else if (strcmp (unit, "s") == 0)
     mult = 1000;
-  else if (strcmp (s + n, "ms") == 0)
+  else if (strcmp (unit, "ms") == 0)
     mult = 1;
-  else if (strcmp (s + n, "m") == 0)
+  else if (strcmp (unit, "m") == 0)
     mult = 60000;
-  else if (strcmp (s + n, "h") == 0)
+  else if (strcmp (unit, "h") == 0)
     mult = 3600000;
   else
     return set_error (err, errlen, "'%s': unknown unit (use ms, s, m or h)", s);
-  if (MUL_OVERFLOW (v, mult, &v))
+  /* frac < frac_div <= 10^9 and mult <= 3.6e6: no overflow. */
+  if ((frac * mult) % frac_div != 0)
+    return set_error (err, errlen, "'%s' is not a whole number of "
+                      "milliseconds", s);
+  if (MUL_OVERFLOW (v, mult, &v) || ADD_OVERFLOW (v, frac * mult / frac_div,
+                                                  &v))
     return set_error (err, errlen, "'%s' is too long", s);
   *ms_r = v;
   return 0;
+ bad:
+  return set_error (err, errlen, "'%s' is not a duration (for example 500ms, "
+                    "1.5s, 30s, 5m)", s);
 }
 
 int

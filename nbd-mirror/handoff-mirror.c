@@ -1,7 +1,7 @@
 /* handoff-mirror: control the nbd-mirror filter (handoff mirror ...).
  *
  *   handoff mirror start SOCKET --to URI [--to URI...] [--mode MODE]
- *   handoff mirror status SOCKET [--json] [--watch] [--interval S]
+ *   handoff mirror status SOCKET [--json] [--watch] [--interval TIME]
  *   handoff mirror complete SOCKET [--verify] [--timeout TIME] [--json]
  *   handoff mirror cancel SOCKET [--to URI]
  *   handoff mirror pause|resume SOCKET
@@ -34,7 +34,7 @@ usage (FILE *fp, int code)
   fprintf (fp,
 "Usage:\n"
 "  handoff mirror start SOCKET --to URI [--to URI ...] [--mode active|background]\n"
-"  handoff mirror status SOCKET [--json] [--watch] [--interval SECONDS]\n"
+"  handoff mirror status SOCKET [--json] [--watch] [--interval TIME]\n"
 "  handoff mirror complete SOCKET [--verify] [--timeout TIME] [--json]\n"
 "  handoff mirror cancel SOCKET [--to URI]\n"
 "  handoff mirror pause SOCKET\n"
@@ -49,7 +49,7 @@ usage (FILE *fp, int code)
 "      --verify         complete: compare every chunk with the source\n"
 "      --timeout TIME   complete: give up after TIME (e.g. 90s, 5m)\n"
 "  -w, --watch          status: repeat until the mirror ends\n"
-"  -i, --interval S     status --watch: seconds between updates (1)\n"
+"  -i, --interval TIME  status --watch: time between updates (1s)\n"
 "  -j, --json           print JSON\n"
 "  -v, --verbose        more messages\n"
 "  -h, --help           show this help\n"
@@ -242,6 +242,15 @@ cmd_status (struct channel *c, bool watch, double interval)
     bool final = state_is_final (st);
     print_status (st, tty);
     json_decref (st);
+    /* The reader went away ("--watch | head"): stop, quietly for a
+     * closed pipe, as other tools do. */
+    if (fflush (stdout) == EOF || ferror (stdout)) {
+      if (errno == EPIPE)
+        return RC_OK;
+      fprintf (stderr, "%s: cannot write the status: %s\n", PROG,
+               strerror (errno));
+      return RC_ERROR;
+    }
     if (!watch || final)
       break;
     usleep ((useconds_t) (interval * 1e6));
@@ -360,8 +369,8 @@ main (int argc, char **argv)
   size_t nto = 0;
   const char *mode = "active", *cmd, *path;
   bool verify = false, watch = false;
-  uint64_t timeout_ms = 0, interval = 1;
-  char err[256];
+  uint64_t timeout_ms = 0, interval_ms = 1000;
+  char err[256] = "";
   struct channel *c;
   int opt, rc;
 
@@ -394,8 +403,10 @@ main (int argc, char **argv)
       break;
     case 'w': watch = true; break;
     case 'i':
-      if (parse_uint (optarg, 1, 3600, &interval, err, sizeof err) == -1) {
-        fprintf (stderr, "%s: --interval: %s\n", PROG, err);
+      if (parse_duration_ms (optarg, &interval_ms, err, sizeof err) == -1 ||
+          interval_ms < 10 || interval_ms > 3600000) {
+        fprintf (stderr, "%s: --interval: %s\n", PROG,
+                 err[0] ? err : "10 ms to 1 h");
         return RC_ERROR;
       }
       break;
@@ -433,7 +444,7 @@ main (int argc, char **argv)
   if (strcmp (cmd, "start") == 0)
     rc = cmd_start (c, to, nto, mode);
   else if (strcmp (cmd, "status") == 0)
-    rc = cmd_status (c, watch, (double) interval);
+    rc = cmd_status (c, watch, (double) interval_ms / 1000.0);
   else if (strcmp (cmd, "complete") == 0)
     rc = cmd_complete (c, path, verify, timeout_ms);
   else if (strcmp (cmd, "cancel") == 0)

@@ -21,6 +21,13 @@ filter_keys ()
     sed -n '/^control=/,/^$/p' | grep -oE '^[a-z-]+=' | sort -u
 }
 
+# The policy example of handoffd(1) is a file an operator can copy.
+sed -n '/^=item B<-p> FILE, B<--policy> FILE/,/^=over/p' "$top/docs/handoffd.pod" |
+  sed -n '/^ {/,/^ }/p' > "$tmp/policy.json"
+[ -s "$tmp/policy.json" ] || fail "no policy example in handoffd(1)"
+jq -e 'type == "object"' "$tmp/policy.json" > /dev/null ||
+  fail "the policy example of handoffd(1) does not parse: $(cat "$tmp/policy.json")"
+
 checked=0
 for entry in "${pages[@]}"; do
   page=${entry%%:*}

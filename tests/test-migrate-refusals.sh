@@ -32,6 +32,23 @@ host1_runs () {
   hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 1"
 }
 
+echo "== sizes mean what QEMU's -m means"
+for m in "1G:1024" "2048:2048" "512M:512" "1048576:1048576"; do
+  hcli 1 define "size${m%%:*}" --memory "${m%%:*}" --disk "$tmp/vm.img" > /dev/null
+  got=$(hcli 1 status "size${m%%:*}" --json | jq .def.memory)
+  [ "$got" = "${m#*:}" ] || fail "--memory ${m%%:*} gave $got MiB, not ${m#*:}"
+  hcli 1 undefine "size${m%%:*}"
+done
+expect_rc 1 "'512K' is not a whole number of MiB" \
+  hcli 1 define sizek --memory 512K --disk "$tmp/vm.img"
+expect_rc 1 "unknown size suffix" hcli 1 define sizex --memory 1X --disk "$tmp/vm.img"
+expect_rc 1 "memory must be 16 MiB to 1 TiB" \
+  hcli 1 define sizet --memory 2T --disk "$tmp/vm.img"
+# Times: one parser, each option's bare unit as documented.
+expect_rc 1 "whole seconds, 5 s to 1 day" hcli 1 migrate web1 --to host2 --timeout 2s
+expect_rc 1 "whole seconds, 5 s to 1 day" hcli 1 migrate web1 --to host2 --timeout 5.5s
+expect_rc 1 "1 ms to 10 min" hcli 1 migrate web1 --to host2 --max-downtime 11m
+expect_rc 1 "unknown unit" hcli 1 migrate web1 --to host2 --max-downtime 3d
 
 echo "== the source is not allowed"
 echo '{"allowed_sources": ["host9"]}' > h2.policy

@@ -74,6 +74,23 @@ handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/dst.sock"
 expect_reply "already running" json \
   "{\"op\":\"start\",\"destinations\":[\"nbd+unix:///?socket=$tmp/dst.sock\"]}"
 expect_reply "not a destination" json '{"op":"cancel","destination":"nbd://other"}'
+# A watch whose reader goes away ends (the mirror stays ready until it
+# is completed, so nothing else would end it): killed by SIGPIPE, or
+# quietly (0) where SIGPIPE is ignored.
+for pipe in default ignored; do
+  rc=0
+  if [ "$pipe" = default ]; then
+    # The pipeline's status is head's: read the watch's.
+    timeout 20 handoff mirror status "$ctl" --watch --interval 0.1 | head -n 2 > /dev/null
+    rc=${PIPESTATUS[0]}
+    [ "$rc" = 141 ] || [ "$rc" = 0 ] || fail "status --watch | head: exit $rc"
+  else
+    ( trap '' PIPE
+      timeout 20 handoff mirror status "$ctl" --watch --interval 0.1 | head -n 2 > /dev/null
+      exit "${PIPESTATUS[0]}" ) || rc=$?
+    [ "$rc" = 0 ] || fail "status --watch | head with SIGPIPE ignored: exit $rc"
+  fi
+done
 handoff mirror complete --verify "$ctl"
 
 # The CLI's own refusals.

@@ -19,7 +19,7 @@ usage (FILE *fp)
 {
   fprintf (fp,
 "Usage: handoff migrate NAME --to HOST[,HOST...] [--mode live|volume]\n"
-"         [--max-downtime MS] [--bandwidth RATE] [--timeout S]\n"
+"         [--max-downtime TIME] [--bandwidth RATE] [--timeout TIME]\n"
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
@@ -276,7 +276,7 @@ cmd_migrate (int argc, char **argv)
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
   bool json_out = false, detach = false, delete_source = false;
-  char err[256];
+  char err[256] = "";
   int c;
 
   while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:djS:h", opts,
@@ -285,8 +285,11 @@ cmd_migrate (int argc, char **argv)
     case 't': to = optarg; break;
     case 'm': mode = optarg; break;
     case 'D':
-      if (parse_uint (optarg, 1, 600000, &downtime, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff migrate: --max-downtime: %s\n", err);
+      /* A bare number is milliseconds, as it always was. */
+      if (parse_duration_in (optarg, 1, &downtime, err, sizeof err) == -1 ||
+          downtime < 1 || downtime > 600000) {
+        fprintf (stderr, "handoff migrate: --max-downtime: %s\n",
+                 err[0] ? err : "1 ms to 10 min");
         return RC_ERROR;
       }
       break;
@@ -297,10 +300,13 @@ cmd_migrate (int argc, char **argv)
       }
       break;
     case 'T':
-      if (parse_uint (optarg, 5, 86400, &timeout, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff migrate: --timeout: %s\n", err);
+      if (parse_duration_ms (optarg, &timeout, err, sizeof err) == -1 ||
+          timeout % 1000 != 0 || timeout < 5000 || timeout > 86400000) {
+        fprintf (stderr, "handoff migrate: --timeout: %s\n",
+                 err[0] ? err : "whole seconds, 5 s to 1 day");
         return RC_ERROR;
       }
+      timeout /= 1000;
       break;
     case 'P':
       if (parse_duration_ms (optarg, &shutdown_ms, err, sizeof err) == -1 ||

@@ -64,14 +64,19 @@ cmd_define (int argc, char **argv)
                            NULL)) != -1) {
     switch (c) {
     case 'm':
-      if (parse_size (optarg, &v, err, sizeof err) == -1) {
+      /* A bare number is MiB, as QEMU's -m; a suffix says what it
+       * means ("512K" is KiB, not MiB). */
+      if (parse_size_in (optarg, 1 << 20, &v, err, sizeof err) == -1) {
         fprintf (stderr, "handoff define: --memory: %s\n", err);
         goto bad;
       }
-      /* A bare number is MiB, as QEMU's -m. */
-      if (v >= 1024 * 1024)
-        v >>= 20;
-      json_object_set_new (def, "memory", json_integer ((json_int_t) v));
+      if (v % (1 << 20) != 0 || v == 0) {
+        fprintf (stderr, "handoff define: --memory: '%s' is not a whole "
+                 "number of MiB\n", optarg);
+        goto bad;
+      }
+      json_object_set_new (def, "memory", json_integer ((json_int_t)
+                                                        (v >> 20)));
       break;
     case 'c':
       if (parse_uint (optarg, 1, 256, &v, err, sizeof err) == -1) {
@@ -125,10 +130,14 @@ cmd_define (int argc, char **argv)
     }
     case 'S': cli_socket_path = optarg; break;
     case 'h':
-      printf ("Usage: handoff define NAME --memory M --vcpus N --disk FILE...\n"
+      printf ("Usage: handoff define NAME --memory SIZE --vcpus N --disk "
+              "FILE...\n"
               "         [--dir DIR] [--kernel K --initrd I --append A]\n"
               "         [--policy FILE] [--label KEY=VALUE]... "
-              "[--socket PATH]\n");
+              "[--socket PATH]\n"
+              "  --memory SIZE  RAM: a bare number is MiB (as QEMU's -m); "
+              "K, M, G, T\n"
+              "                 are powers of 1024; whole MiB only\n");
       json_decref (def);
       json_decref (objects);
       return RC_OK;
