@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "psk.h"
 #include "progress.h"
 #include "relay.h"
 #include "sockets.h"
@@ -92,7 +93,8 @@ do_send (const char *path, const char *to, const struct xfer_opts *opts,
     return RC_ERROR;
   c = xfer_connect (to, opts, 0, 0);
   if (!c)
-    return RC_UNREACHABLE;
+    /* EINVAL: the URI or the key it needs is wrong, a usage error. */
+    return errno == EINVAL ? RC_ERROR : RC_UNREACHABLE;
   /* Terminates: read reports end of file or an error, or LIMIT bytes
    * (when set) have gone. */
   while ((limit == 0 || total < limit) &&
@@ -380,6 +382,17 @@ static int
 run_command (const char *cmd, int argc, char **argv,
              struct relay_config *cfg, uint64_t size_limit)
 {
+  /* A key file that cannot be read is a usage error, said before any
+   * connection is tried (else it looks like an unreachable peer). */
+  if (cfg->opts.psk_file) {
+    struct psk_table t;
+    char err[512];
+    if (psk_load (cfg->opts.psk_file, &t, err, sizeof err) == -1) {
+      fprintf (stderr, "%s: --psk: %s\n", PROG, err);
+      return RC_ERROR;
+    }
+    psk_table_free (&t);
+  }
   if (strcmp (cmd, "relay") == 0) {
     if (argc != 0 || !cfg->listen || cfg->nto == 0) {
       fprintf (stderr, "%s relay: needs --listen URI and at least one "

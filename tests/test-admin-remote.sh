@@ -132,6 +132,22 @@ cat e
 hcli 1 list | grep -q '^remote1 ' || fail "the refused request changed something"
 grep -q "unknown PSK identity\|TLS" h1.log || fail "the refusal was not logged"
 
+# A key or an address that cannot work is a usage error (1), said
+# before any connection, not an unreachable host (7).
+for bad in "--psk $tmp/nonexist.psk|--psk: $tmp/nonexist.psk" \
+           "--psk /etc/hostname|--psk: /etc/hostname: line 1" \
+           "--host garbage|--host: 'garbage' has no scheme" \
+           "--host nbd://1.2.3.4/|--host: 'nbd://1.2.3.4/' is not tcp://ADDR:PORT"; do
+  args=${bad%%|*} want=${bad#*|}
+  rc=0
+  # shellcheck disable=SC2086
+  on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" $args list > out.txt 2> e || rc=$?
+  cat e
+  [ "$rc" = 1 ] || fail "'$args': exit $rc, expected 1"
+  [ "$(wc -l < e)" = 1 ] && grep -qF -- "handoff: $want" e ||
+    fail "'$args': not one line saying '$want'"
+done
+
 # 'handoff peers': host 2 answers with the key; with another key it
 # does not (and says why).
 start_handoffd 2

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# handoffd's own safety: one daemon per state directory (a lock); SIGHUP
+# handoffd's own safety: one daemon per state directory (a lock); a key
+# file that does not parse refused at start, listening or not; SIGHUP
 # reads the policy again instead of killing the daemon; the state
 # database carries a schema version, an older state directory is
 # upgraded on start and a newer or broken one is refused untouched.
@@ -52,6 +53,15 @@ handoff --socket a.sock list | grep -q '^vm1 ' ||
   fail "the first daemon lost vm1"
 handoff --socket a.sock define vm2 --memory 64 --disk "$tmp/d.img" >/dev/null ||
   fail "the first daemon stopped taking requests"
+
+echo "== a bad key is refused at start, listening or not"
+rc=0
+timeout 30 handoffd --name c --state-dir "$tmp/st-c" --control "$tmp/c.sock" \
+  --psk /etc/hostname --policy policy.json > c.out 2>&1 || rc=$?
+cat c.out
+[ "$rc" = 1 ] && grep -q -- "--psk: /etc/hostname: line 1" c.out ||
+  fail "a daemon with a bad key: exit $rc"
+[ ! -e c.sock ] || fail "a daemon with a bad key made its control socket"
 
 echo "== SIGHUP reads the policy again; the daemon runs on"
 kill -HUP "$(cat a.pid)"

@@ -35,6 +35,19 @@ expect_fail "need a token" handoff-xfer send data --to rdma://127.0.0.1:7000
 expect_fail "TLS-only" handoff-xfer send data --to tcp://127.0.0.1:7000
 expect_fail "TLS-only" handoff-xfer recv --listen tcp://127.0.0.1:7000 out
 expect_fail "expected rdma://" handoff-xfer send data --to nbd://127.0.0.1/
+expect_fail "psk: /etc/hostname: line 1" handoff-xfer send data --to tcp://127.0.0.1:7000 --psk /etc/hostname
+# A missing or unreadable key, or a URI without what it needs, is a
+# usage error (1) on every command, found before any connection: not
+# an unreachable peer (7).
+for args in "send data --to tcp://127.0.0.1:7000" "recv --listen tcp://127.0.0.1:7000 out" \
+            "send data --to rdma://127.0.0.1:7000" "send data --to nbd://127.0.0.1/" \
+            "send data --to tcp://127.0.0.1:7000 --psk /etc/hostname" \
+            "recv --listen tcp://127.0.0.1:7000 out --psk nonexist.psk"; do
+  rc=0
+  # shellcheck disable=SC2086
+  handoff-xfer $args > /dev/null 2>&1 || rc=$?
+  [ "$rc" = 1 ] || fail "handoff-xfer $args: exit $rc, expected 1"
+done
 expect_fail "at least 16" handoff-xfer send data --to tcp://h:1 --psk k.psk \
   --token-file /dev/null
 expect_fail "expected wait or drop" handoff-xfer relay --listen unix:a --to unix:b --lagging fast

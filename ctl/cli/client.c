@@ -11,6 +11,7 @@
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "psk.h"
 #include "uri.h"
 
 const char *cli_socket_path;
@@ -40,9 +41,31 @@ cli_connect (int *rc)
   const char *path = cli_socket ();
   const char *host = cli_host_uri ? cli_host_uri : getenv ("HANDOFF_HOST");
 
-  /* A remote handoffd: its admin channel, TLS with the key. */
+  /* A remote handoffd: its admin channel, TLS with the key.  The
+   * address and the key are checked first: a typo in either is a
+   * usage error (1), not an unreachable host (7). */
   if (host && *host) {
+    char err[512];
+    struct uri u;
+    struct psk_table t;
     cfg.psk_file = cli_psk_path ? cli_psk_path : "/etc/handoff/handoff.psk";
+    err[0] = '\0';
+    if (uri_parse (host, &u, err, sizeof err) == 0) {
+      if (u.scheme != URI_SCHEME_TCP)
+        snprintf (err, sizeof err, "'%s' is not tcp://ADDR:PORT", host);
+      uri_free (&u);
+    }
+    if (err[0]) {
+      fprintf (stderr, "handoff: --host: %s\n", err);
+      *rc = RC_ERROR;
+      return NULL;
+    }
+    if (psk_load (cfg.psk_file, &t, err, sizeof err) == -1) {
+      fprintf (stderr, "handoff: --psk: %s\n", err);
+      *rc = RC_ERROR;
+      return NULL;
+    }
+    psk_table_free (&t);
     c = chan_connect (host, &cfg);
     if (!c) {
       fprintf (stderr, "handoff: cannot reach handoffd at %s (its --admin "

@@ -32,6 +32,7 @@
 #include "names.h"
 #include "peer.h"
 #include "policy.h"
+#include "psk.h"
 #include "recover.h"
 #include "server.h"
 #include "util.h"
@@ -275,6 +276,14 @@ parse_options (int argc, char **argv)
     die ("--name: %s", err);
   if (access (hd.psk, R_OK) == -1)
     die ("%s: %s (make one with 'handoff keygen')", hd.psk, strerror (errno));
+  {
+    /* Read it now, listening or not: a bad key found at the first
+     * migration would look like a network failure. */
+    struct psk_table t;
+    if (psk_load (hd.psk, &t, err, sizeof err) == -1)
+      die ("--psk: %s", err);
+    psk_table_free (&t);
+  }
   if (policy_check_file (err, sizeof err) == -1)
     die ("%s", err);
 }
