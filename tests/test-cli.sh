@@ -24,9 +24,14 @@ expect_error ()
 }
 expect_error "no command given" handoff
 expect_error "unknown command 'frobnicate'" handoff frobnicate
-expect_error "unrecognized option" handoff --bogus
+expect_error "handoff: unknown option '--bogus' (see 'handoff --help')" handoff --bogus
+expect_error "handoff migrate: option '--to' needs a value (see 'handoff migrate --help')" \
+  handoff migrate web1 --to
+expect_error "handoff define: unknown option '--frob'" handoff define --frob
+expect_error "handoff list: unknown option '--frob' (see 'handoff list --help')" handoff list --frob
+[ "$(wc -l < "$tmp/err")" = 1 ] || fail "an unknown option printed more than one line"
 expect_error "too many arguments" handoff keygen a b
-expect_error "unrecognized option" handoff keygen --bogus
+expect_error "handoff keygen: unknown option '--bogus' (see 'handoff keygen --help')" handoff keygen --bogus
 
 # keygen to stdout.
 handoff keygen - | grep -Eq '^handoff:[0-9a-f]{64}$' || fail "keygen -"

@@ -23,8 +23,9 @@
 # the I/O timeout, after which the destination gives up on a silent
 # source.
 #
-# Then daemons killed in the RAM transfer: both at once; the source
-# alone, restarted while the destination is cut off.
+# Then daemons killed: the source's in the disk copy; both at once in
+# the RAM transfer; the source's there, restarted while the
+# destination is cut off.
 #
 # LIVE_PARTITION_CASES="ack" and LIVE_CRASH_CASES="both" run a subset.
 source "$(dirname "$0")/functions.sh"
@@ -165,13 +166,16 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   esac
 done
 # Daemons killed (SIGKILL; the VM's QEMU and helpers live on) half a
-# second into the RAM transfer: both at once, then restarted; the
-# source alone, restarted while the destination is cut off (CUT_SHORT
-# s) - it resumes the VM on its own: before MIGRATION_COMPLETE the
+# second into a phase: the source's in the disk copy, restarted; both
+# in the RAM transfer, then restarted; the source's in the RAM
+# transfer, restarted while the destination is cut off (CUT_SHORT s) -
+# it runs the VM on on its own: before MIGRATION_COMPLETE the
 # destination was never told to run it.  The CLI loses its daemon (7).
-for c in ${LIVE_CRASH_CASES:-both cut}; do
-  dst=$(( 3 - src ))
+for c in ${LIVE_CRASH_CASES:-copy both cut}; do
+  dst=$(( 3 - src )) pat=": memory: "
   case $c in
+    copy) echo "== host $src -> host $dst: host $src's daemon killed in the disk copy"
+          pat=": storage: " ;;
     both) echo "== host $src -> host $dst: both daemons killed in the RAM transfer" ;;
     cut) echo "== host $src -> host $dst: host $src's daemon killed in the RAM transfer, restarted while host $dst is cut off" ;;
     *) fail "unknown case '$c'" ;;
@@ -179,10 +183,13 @@ for c in ${LIVE_CRASH_CASES:-both cut}; do
   nsrc=$(wc -l < "h$src.log")
   hcli "$src" migrate web1 --to "host$dst" > "crash-$c.out" 2>&1 &
   mig=$!
-  wait_log "$src" "$nsrc" ": memory: "
+  wait_log "$src" "$nsrc" "$pat"
   sleep 0.5
   acked=$(grep -a HANDOFF-REC "$tmp/h$src/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
-  if [ "$c" = both ]; then
+  if [ "$c" = copy ]; then
+    crash_handoffd "$src"
+    start_handoffd "$src"
+  elif [ "$c" = both ]; then
     crash_handoffd "$src" & k1=$!
     crash_handoffd "$dst" & k2=$!
     wait "$k1" "$k2"

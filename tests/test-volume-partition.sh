@@ -20,7 +20,11 @@
 # healed: the same checks; from phase 'handoff' on, host 1 reports web1
 # in doubt while cut off.
 #
-# PARTITION_CASES="0 ack" and CRASH_PHASES="handoff" run a subset.
+# Then a second crash during recovery: host 1 killed in a phase, then
+# again at a step of its recovery, then started for good.
+#
+# PARTITION_CASES="0 ack", CRASH_PHASES="handoff" and
+# RECOVER_CRASHES="handoff:recover_aborting" (or "") run a subset.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_root
@@ -197,5 +201,35 @@ for ph in ${CRASH_PHASES:-identify power_off unregister unmount handoff committe
   host_heal 2
   wait "$mig" || true
   check_settled "crash at $ph" "${acked:-0}"
+done
+
+# A second crash while recovering: host 1 killed with its children in
+# phase PH, restarted with a kill at step R of its recovery (the
+# journal's decision written, the volume mounted again, the VM
+# recorded), and restarted again: recovery, done twice, settles as
+# once.
+for pr in ${RECOVER_CRASHES-unmount:restore_mounted handoff:recover_aborting handoff:restore_recorded}; do
+  ph=${pr%%:*} r=${pr#*:}
+  echo "== host 1 crashes in phase '$ph', and again at '$r' while it recovers"
+  stop_handoffd 1
+  HANDOFF_TEST_CRASH_AT=$ph start_handoffd 1
+  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
+  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
+    > "recover-$ph-$r.out" 2>&1 &
+  mig=$!
+  wait_for 60 "host 1 to die at $ph" bash -c "! kill -0 $dpid 2>/dev/null"
+  grep -q "crashing at $ph" h1.log || fail "host 1 died, but not at $ph"
+  crash_host 1 "$mig"
+  n=$(wc -l < h1.log)
+  HD_NO_WAIT=1 HANDOFF_TEST_CRASH_AT=$r start_handoffd 1
+  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
+  wait_log 1 "$n" "crashing at $r"
+  wait_for 30 "host 1 to die at $r" bash -c "! kill -0 $dpid 2>/dev/null"
+  rm -f h1.sock
+  sample "crash at $ph, again at $r" > /dev/null
+  start_handoffd 1
+  wait "$mig" || true
+  check_settled "crash at $ph, again at $r" "${acked:-0}"
 done
 echo "$0: PASS"

@@ -1,5 +1,6 @@
 /* handoff CLI: talking to the local handoffd. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,23 @@
 const char *cli_socket_path;
 const char *cli_host_uri;
 const char *cli_psk_path;
+
+int
+cli_bad_option (const char *cmd, char **argv, const char *optstring)
+{
+  const char *arg = argv[optind - 1];
+  const char *o = optopt ? strchr (optstring, optopt) : NULL;
+  char prog[64];
+
+  snprintf (prog, sizeof prog, "handoff%s%s", cmd ? " " : "", cmd ? cmd : "");
+  if (o && o[1] == ':')
+    fprintf (stderr, "%s: option '%s' needs a value (see '%s --help')\n",
+             prog, arg, prog);
+  else
+    fprintf (stderr, "%s: unknown option '%s' (see '%s --help')\n", prog,
+             arg, prog);
+  return RC_ERROR;
+}
 
 const char *
 cli_socket (void)

@@ -13,6 +13,11 @@ extern const char *cli_psk_path;        /* --psk (with --host) */
 
 /* The socket path in use. */
 extern const char *cli_socket (void);
+/* getopt (with opterr = 0) met an unknown option or one without its
+ * value: one line saying which, and where the options are listed
+ * ("handoff CMD --help"; CMD NULL for handoff's own).  RC_ERROR. */
+extern int cli_bad_option (const char *cmd, char **argv,
+                           const char *optstring);
 /* A channel to the daemon, or NULL (printed; *rc the exit code). */
 extern struct channel *cli_connect (int *rc);
 /* One request (stolen), one reply: the reply if "ok", else NULL (the

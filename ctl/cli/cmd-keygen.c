@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "client.h"
 #include "commands.h"
 #include "exitcodes.h"
 #include "psk.h"
@@ -42,12 +43,13 @@ cmd_keygen (int argc, char **argv)
   int force = 0, c;
   char err[512];
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "i:fh", long_options, NULL)) != -1) {
     switch (c) {
     case 'i': identity = optarg; break;
     case 'f': force = 1; break;
     case 'h': usage (stdout, RC_OK);
-    default: usage (stderr, RC_ERROR);
+    default: return cli_bad_option ("keygen", argv, "i:fh");
     }
   }
   if (argc - optind > 1) {

@@ -279,6 +279,7 @@ cmd_migrate (int argc, char **argv)
   char err[256] = "";
   int c;
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:djS:h", opts,
                            NULL)) != -1) {
     switch (c) {
@@ -330,7 +331,8 @@ cmd_migrate (int argc, char **argv)
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
     case 'h': usage (stdout); return RC_OK;
-    default: usage (stderr); return RC_ERROR;
+    default:
+      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:djS:h");
     }
   }
   if (argc - optind != 1 || !to) {
@@ -376,13 +378,14 @@ cmd_cutover (int argc, char **argv)
   bool json_out = false;
   int c;
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "t:jS:h", opts, NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
     case 'h': cutover_usage (stdout); return RC_OK;
-    default: cutover_usage (stderr); return RC_ERROR;
+    default: return cli_bad_option ("cutover", argv, "t:jS:h");
     }
   }
   if (argc - optind != 1) {

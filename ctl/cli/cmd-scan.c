@@ -59,12 +59,13 @@ cmd_hostid (int argc, char **argv)
   int c;
 
   optind = 0;
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "+s:jh", opts, NULL)) != -1) {
     switch (c) {
     case 's': source = optarg; break;
     case 'j': json_out = true; break;
     case 'h': hostid_usage (stdout); return RC_OK;
-    default: hostid_usage (stderr); return RC_ERROR;
+    default: return cli_bad_option ("hostid", argv, "+s:jh");
     }
   }
   if (optind != argc) {
@@ -394,6 +395,7 @@ cmd_scan (int argc, char **argv)
   int c;
 
   optind = 0;
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "+s:r:n:kwi:x:h", opts, NULL)) != -1) {
     switch (c) {
     case 's': o.source = optarg; break;
@@ -418,7 +420,7 @@ cmd_scan (int argc, char **argv)
       break;
     case 'x': o.exit_file = optarg; break;
     case 'h': scan_usage (stdout); return RC_OK;
-    default: scan_usage (stderr); return RC_ERROR;
+    default: return cli_bad_option ("scan", argv, "+s:r:n:kwi:x:h");
     }
   }
   if (o.notify && !o.notify[0]) {

@@ -60,6 +60,7 @@ cmd_define (int argc, char **argv)
   json_object_set_new (def, "memory", json_integer (256));
   json_object_set_new (def, "vcpus", json_integer (1));
   json_object_set_new (def, "disks", disks);
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "m:c:d:D:k:i:a:p:l:S:h", opts,
                            NULL)) != -1) {
     switch (c) {
@@ -142,6 +143,7 @@ cmd_define (int argc, char **argv)
       json_decref (objects);
       return RC_OK;
     default:
+      cli_bad_option ("define", argv, "m:c:d:D:k:i:a:p:l:S:h");
       goto bad;
     }
   }
@@ -177,6 +179,7 @@ simple (const char *op, int argc, char **argv, bool needs_name)
   int c, rc;
   json_t *req, *r;
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
     switch (c) {
     case 'S': cli_socket_path = optarg; break;
@@ -185,7 +188,7 @@ simple (const char *op, int argc, char **argv, bool needs_name)
       printf ("Usage: handoff %s%s [--socket PATH] [--json]\n", op,
               needs_name ? " NAME" : "");
       return RC_OK;
-    default: return RC_ERROR;
+    default: return cli_bad_option (op, argv, "S:jh");
     }
   }
   if (argc - optind != (needs_name ? 1 : 0)) {
@@ -304,6 +307,7 @@ cmd_event (int argc, char **argv)
   json_t *payload = NULL, *req, *r;
   int c, rc;
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
     switch (c) {
     case 'S': cli_socket_path = optarg; break;
@@ -312,7 +316,7 @@ cmd_event (int argc, char **argv)
       printf ("Usage: handoff event VM TYPE [JSON] [--socket PATH] "
               "[--json]\n");
       return RC_OK;
-    default: return RC_ERROR;
+    default: return cli_bad_option ("event", argv, "S:jh");
     }
   }
   if (argc - optind < 2 || argc - optind > 3) {
@@ -358,13 +362,14 @@ cmd_label (int argc, char **argv)
   json_t *labels, *r;
   int c, rc;
 
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "S:h", opts, NULL)) != -1) {
     switch (c) {
     case 'S': cli_socket_path = optarg; break;
     case 'h':
       printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH]\n");
       return RC_OK;
-    default: return RC_ERROR;
+    default: return cli_bad_option ("label", argv, "S:h");
     }
   }
   if (argc - optind < 2) {

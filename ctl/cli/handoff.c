@@ -122,6 +122,7 @@ main (int argc, char **argv)
 
   log_set_program ("handoff");
   /* Stop at the first non-option: it is the command. */
+  opterr = 0;
   while ((c = getopt_long (argc, argv, "+hVvS:H:k:", long_options, NULL)) != -1) {
     switch (c) {
     case 'S':
@@ -141,7 +142,7 @@ main (int argc, char **argv)
       log_more_verbose ();
       break;
     default:
-      usage (stderr, RC_ERROR);
+      return cli_bad_option (NULL, argv, "+hVvS:H:k:");
     }
   }
   if (optind >= argc) {

@@ -71,6 +71,8 @@ restore_here (const char *vm, json_t *def, json_t *objects, json_t *volumes,
           volume_mount (vm, vol, err, sizeof err) == -1)
         log_error ("VM %s: cannot mount its volume again: %s", vm, err);
     }
+  /* Each step below is done again, harmlessly, by a restart. */
+  hd_crash_point ("restore_mounted");
   db_begin ();
   row = db_vm_get (vm);
   if (!row) {
@@ -79,6 +81,7 @@ restore_here (const char *vm, json_t *def, json_t *objects, json_t *volumes,
   }
   json_decref (row);
   db_commit ();
+  hd_crash_point ("restore_recorded");
   if (vm_qemu_alive (vm) ||
       vm_start (vm, def, false, NULL, err, sizeof err) == 0)
     db_vm_set_state (vm, "running");
@@ -505,6 +508,7 @@ volume_recover_source (json_t *row)
      * decision now: not committed. */
     db_journal_phase (id, "aborting", "the source restarted before it "
                       "committed the handoff");
+    hd_crash_point ("recover_aborting");
     json_t *r2 = db_journal_get (id);
     volume_recover_source (r2);
     json_decref (r2);
