@@ -1,6 +1,7 @@
 /* handoff CLI: talking to the local handoffd. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,34 @@
 #include "psk.h"
 #include "uri.h"
 
+bool cli_json;
+const char *cli_cmd;
 const char *cli_socket_path;
 const char *cli_host_uri;
 const char *cli_psk_path;
+
+int
+cli_fail (int rc, const char *fmt, ...)
+{
+  char msg[2048];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "handoff%s%s: %s\n", cli_cmd ? " " : "",
+           cli_cmd ? cli_cmd : "", msg);
+  if (cli_json) {
+    json_t *o = json_pack ("{s:b, s:i, s:s}", "ok", 0, "code", rc, "error",
+                           msg);
+    char *s = o ? json_dumps (o, JSON_COMPACT) : NULL;
+    if (s)
+      printf ("%s\n", s);
+    free (s);
+    json_decref (o);
+  }
+  return rc;
+}
 
 int
 cli_bad_option (const char *cmd, char **argv, const char *optstring)
@@ -27,13 +53,12 @@ cli_bad_option (const char *cmd, char **argv, const char *optstring)
   char prog[64];
 
   snprintf (prog, sizeof prog, "handoff%s%s", cmd ? " " : "", cmd ? cmd : "");
+  cli_cmd = cmd;
   if (o && o[1] == ':')
-    fprintf (stderr, "%s: option '%s' needs a value (see '%s --help')\n",
-             prog, arg, prog);
-  else
-    fprintf (stderr, "%s: unknown option '%s' (see '%s --help')\n", prog,
-             arg, prog);
-  return RC_ERROR;
+    return cli_fail (RC_ERROR, "option '%s' needs a value (see '%s --help')",
+                     arg, prog);
+  return cli_fail (RC_ERROR, "unknown option '%s' (see '%s --help')", arg,
+                   prog);
 }
 
 const char *
@@ -74,36 +99,30 @@ cli_connect (int *rc)
       uri_free (&u);
     }
     if (err[0]) {
-      fprintf (stderr, "handoff: --host: %s\n", err);
-      *rc = RC_ERROR;
+      *rc = cli_fail (RC_ERROR, "--host: %s", err);
       return NULL;
     }
     if (psk_load (cfg.psk_file, &t, err, sizeof err) == -1) {
-      fprintf (stderr, "handoff: --psk: %s\n", err);
-      *rc = RC_ERROR;
+      *rc = cli_fail (RC_ERROR, "--psk: %s", err);
       return NULL;
     }
     psk_table_free (&t);
     c = chan_connect (host, &cfg);
-    if (!c) {
-      fprintf (stderr, "handoff: cannot reach handoffd at %s (its --admin "
-               "address? the key %s?)\n", host, cfg.psk_file);
-      *rc = RC_UNREACHABLE;
-    }
+    if (!c)
+      *rc = cli_fail (RC_UNREACHABLE, "cannot reach handoffd at %s (its "
+                      "--admin address? the key %s?)", host, cfg.psk_file);
     return c;
   }
   if (stat (path, &st) == -1) {
-    fprintf (stderr, "handoff: %s: %s (is handoffd running? --socket or "
-             "HANDOFF_SOCKET choose another)\n", path, strerror (errno));
-    *rc = RC_UNREACHABLE;
+    *rc = cli_fail (RC_UNREACHABLE, "%s: %s (is handoffd running? --socket "
+                    "or HANDOFF_SOCKET choose another)", path,
+                    strerror (errno));
     return NULL;
   }
   uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
-  if (!c) {
-    fprintf (stderr, "handoff: cannot reach handoffd at %s\n", path);
-    *rc = RC_UNREACHABLE;
-  }
+  if (!c)
+    *rc = cli_fail (RC_UNREACHABLE, "cannot reach handoffd at %s", path);
   return c;
 }
 
@@ -139,23 +158,21 @@ cli_request (json_t *req, int *rc)
   if (chan_send_json (c, req) == -1) {
     json_decref (req);
     chan_close (c);
-    fprintf (stderr, "handoff: handoffd closed the connection\n");
-    *rc = RC_UNREACHABLE;
+    *rc = cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
     return NULL;
   }
   json_decref (req);
   r = chan_recv_json (c, 600000, &eof);
   chan_close (c);
   if (!r) {
-    fprintf (stderr, "handoff: no answer from handoffd\n");
-    *rc = RC_UNREACHABLE;
+    *rc = cli_fail (RC_UNREACHABLE, "no answer from handoffd");
     return NULL;
   }
   if (!json_is_true (json_object_get (r, "ok"))) {
-    fprintf (stderr, "handoff: %s\n",
-             json_string_value (json_object_get (r, "error"))
-             ? json_string_value (json_object_get (r, "error")) : "failed");
-    *rc = cli_code_rc (json_string_value (json_object_get (r, "code")));
+    const char *e = json_string_value (json_object_get (r, "error"));
+    *rc = cli_fail (cli_code_rc (json_string_value (json_object_get (r,
+                                                                     "code"))),
+                    "%s", e ? e : "failed");
     json_decref (r);
     return NULL;
   }

@@ -3,16 +3,25 @@
 #ifndef HANDOFF_CLI_CLIENT_H
 #define HANDOFF_CLI_CLIENT_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 struct channel;
 
+extern bool cli_json;                  /* --json: failures as JSON too */
+extern const char *cli_cmd;             /* the command, for messages */
 extern const char *cli_socket_path;     /* --socket, else $HANDOFF_SOCKET */
 extern const char *cli_host_uri;        /* --host, else $HANDOFF_HOST */
 extern const char *cli_psk_path;        /* --psk (with --host) */
 
 /* The socket path in use. */
 extern const char *cli_socket (void);
+/* Print "handoff CMD: MESSAGE" on stderr and, with --json (cli_json),
+ * the object {"ok": false, "code": RC, "error": MESSAGE} on stdout.
+ * RC. */
+extern int cli_fail (int rc, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 /* getopt (with opterr = 0) met an unknown option or one without its
  * value: one line saying which, and where the options are listed
  * ("handoff CMD --help"; CMD NULL for handoff's own).  RC_ERROR. */

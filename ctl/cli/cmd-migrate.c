@@ -85,8 +85,9 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
   bool ok = json_is_true (json_object_get (ev, "ok"));
 
   if (json_out)
-    return ok ? RC_OK : cli_code_rc (json_string_value (json_object_get (
-                                                          ev, "code")));
+    /* follow () made "code" the exit status. */
+    return ok ? RC_OK : (int) json_integer_value (json_object_get (ev,
+                                                                   "code"));
   if (view->tty && view->lines)
     printf ("\n");
   if (ok && detach)
@@ -199,12 +200,21 @@ follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
     json_t *ev = chan_recv_json (ch, (int) (timeout + 120) * 1000, &eof);
     const char *type;
     if (!ev) {
-      fprintf (stderr, "handoff: lost handoffd%s\n",
-               eof ? "" : " (no news in time)");
-      rc = RC_UNREACHABLE;
+      rc = cli_fail (RC_UNREACHABLE, "lost handoffd%s",
+                     eof ? "" : " (no news in time)");
       break;
     }
     type = json_string_value (json_object_get (ev, "event"));
+    if (json_out && json_object_get (ev, "ok") &&
+        !json_is_true (json_object_get (ev, "ok"))) {
+      /* As every failure under --json: "code" is the exit status; the
+       * outcome's name moves to "outcome". */
+      const char *name = json_string_value (json_object_get (ev, "code"));
+      int code = cli_code_rc (name);
+      if (name)
+        json_object_set_new (ev, "outcome", json_string (name));
+      json_object_set_new (ev, "code", json_integer (code));
+    }
     if (json_out) {
       char *s = json_dumps (ev, JSON_COMPACT);
       printf ("%s\n", s);
@@ -239,8 +249,7 @@ request (json_t *req, const char *vm, const char *to, uint64_t timeout,
   if (chan_send_json (ch, req) == -1) {
     json_decref (req);
     chan_close (ch);
-    fprintf (stderr, "handoff: handoffd closed the connection\n");
-    return RC_UNREACHABLE;
+    return cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
   }
   json_decref (req);
   rc = follow (ch, vm, to, timeout, json_out, detach);
@@ -288,43 +297,33 @@ cmd_migrate (int argc, char **argv)
     case 'D':
       /* A bare number is milliseconds, as it always was. */
       if (parse_duration_in (optarg, 1, &downtime, err, sizeof err) == -1 ||
-          downtime < 1 || downtime > 600000) {
-        fprintf (stderr, "handoff migrate: --max-downtime: %s\n",
-                 err[0] ? err : "1 ms to 10 min");
-        return RC_ERROR;
-      }
+          downtime < 1 || downtime > 600000)
+        return cli_fail (RC_ERROR, "--max-downtime: %s",
+                         err[0] ? err : "1 ms to 10 min");
       break;
     case 'b':
-      if (parse_rate (optarg, &bandwidth, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff migrate: --bandwidth: %s\n", err);
-        return RC_ERROR;
-      }
+      if (parse_rate (optarg, &bandwidth, err, sizeof err) == -1)
+        return cli_fail (RC_ERROR, "--bandwidth: %s", err);
       break;
     case 'T':
       if (parse_duration_ms (optarg, &timeout, err, sizeof err) == -1 ||
-          timeout % 1000 != 0 || timeout < 5000 || timeout > 86400000) {
-        fprintf (stderr, "handoff migrate: --timeout: %s\n",
-                 err[0] ? err : "whole seconds, 5 s to 1 day");
-        return RC_ERROR;
-      }
+          timeout % 1000 != 0 || timeout < 5000 || timeout > 86400000)
+        return cli_fail (RC_ERROR, "--timeout: %s",
+                         err[0] ? err : "whole seconds, 5 s to 1 day");
       timeout /= 1000;
       break;
     case 'P':
       if (parse_duration_ms (optarg, &shutdown_ms, err, sizeof err) == -1 ||
-          shutdown_ms > 600000) {
-        fprintf (stderr, "handoff migrate: --shutdown-timeout: %s\n",
-                 shutdown_ms > 600000 ? "at most 10 minutes" : err);
-        return RC_ERROR;
-      }
+          shutdown_ms > 600000)
+        return cli_fail (RC_ERROR, "--shutdown-timeout: %s",
+                         shutdown_ms > 600000 ? "at most 10 minutes" : err);
       break;
     case 'X': delete_source = true; break;
     case 'W': prewarm = true; break;
     case 'F': fallback = optarg; break;
     case 'R':
-      if (parse_uint (optarg, 0, 10, &retries, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff migrate: --retries: %s\n", err);
-        return RC_ERROR;
-      }
+      if (parse_uint (optarg, 0, 10, &retries, err, sizeof err) == -1)
+        return cli_fail (RC_ERROR, "--retries: %s", err);
       break;
     case 'E': warm_exit = optarg; break;
     case 'd': detach = true; break;
@@ -335,14 +334,11 @@ cmd_migrate (int argc, char **argv)
       return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:djS:h");
     }
   }
-  if (argc - optind != 1 || !to) {
-    fprintf (stderr, "handoff migrate: expected NAME and --to HOST\n");
-    return RC_ERROR;
-  }
-  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0) {
-    fprintf (stderr, "handoff migrate: --mode must be live or volume\n");
-    return RC_ERROR;
-  }
+  cli_json = json_out;
+  if (argc - optind != 1 || !to)
+    return cli_fail (RC_ERROR, "expected NAME and --to HOST");
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0)
+    return cli_fail (RC_ERROR, "--mode must be live or volume");
 
   json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, "
                            "s:b}",
@@ -388,10 +384,9 @@ cmd_cutover (int argc, char **argv)
     default: return cli_bad_option ("cutover", argv, "t:jS:h");
     }
   }
-  if (argc - optind != 1) {
-    fprintf (stderr, "handoff cutover: expected NAME\n");
-    return RC_ERROR;
-  }
+  cli_json = json_out;
+  if (argc - optind != 1)
+    return cli_fail (RC_ERROR, "expected NAME");
 
   json_t *req = json_pack ("{s:s, s:s}", "op", "cutover", "vm",
                            argv[optind]);

@@ -28,7 +28,7 @@ static int
 abs_path (const char *p, char *buf, size_t len, const char *what)
 {
   if (!realpath (p, buf)) {
-    fprintf (stderr, "handoff define: %s %s: %s\n", what, p, strerror (errno));
+    cli_fail (RC_ERROR, "%s %s: %s", what, p, strerror (errno));
     return -1;
   }
   (void) len;
@@ -49,6 +49,7 @@ cmd_define (int argc, char **argv)
     { "policy", required_argument, NULL, 'p' },
     { "label", required_argument, NULL, 'l' },
     { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -61,19 +62,19 @@ cmd_define (int argc, char **argv)
   json_object_set_new (def, "vcpus", json_integer (1));
   json_object_set_new (def, "disks", disks);
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "m:c:d:D:k:i:a:p:l:S:h", opts,
+  while ((c = getopt_long (argc, argv, "m:c:d:D:k:i:a:p:l:S:jh", opts,
                            NULL)) != -1) {
     switch (c) {
     case 'm':
       /* A bare number is MiB, as QEMU's -m; a suffix says what it
        * means ("512K" is KiB, not MiB). */
       if (parse_size_in (optarg, 1 << 20, &v, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff define: --memory: %s\n", err);
+        cli_fail (RC_ERROR, "--memory: %s", err);
         goto bad;
       }
       if (v % (1 << 20) != 0 || v == 0) {
-        fprintf (stderr, "handoff define: --memory: '%s' is not a whole "
-                 "number of MiB\n", optarg);
+        cli_fail (RC_ERROR, "--memory: '%s' is not a whole number of MiB",
+                  optarg);
         goto bad;
       }
       json_object_set_new (def, "memory", json_integer ((json_int_t)
@@ -81,7 +82,7 @@ cmd_define (int argc, char **argv)
       break;
     case 'c':
       if (parse_uint (optarg, 1, 256, &v, err, sizeof err) == -1) {
-        fprintf (stderr, "handoff define: --vcpus: %s\n", err);
+        cli_fail (RC_ERROR, "--vcpus: %s", err);
         goto bad;
       }
       json_object_set_new (def, "vcpus", json_integer ((json_int_t) v));
@@ -106,8 +107,8 @@ cmd_define (int argc, char **argv)
       json_error_t je;
       json_t *pol = json_load_file (optarg, JSON_REJECT_DUPLICATES, &je);
       if (!pol || !json_is_object (pol)) {
-        fprintf (stderr, "handoff define: --policy %s: %s\n", optarg,
-                 pol ? "not a JSON object" : je.text);
+        cli_fail (RC_ERROR, "--policy %s: %s", optarg,
+                  pol ? "not a JSON object" : je.text);
         json_decref (pol);
         goto bad;
       }
@@ -121,8 +122,7 @@ cmd_define (int argc, char **argv)
       const char *eq = strchr (optarg, '=');
       char key[200];
       if (!eq || eq == optarg || eq - optarg > 128) {
-        fprintf (stderr, "handoff define: --label %s: expected KEY=VALUE\n",
-                 optarg);
+        cli_fail (RC_ERROR, "--label %s: expected KEY=VALUE", optarg);
         goto bad;
       }
       snprintf (key, sizeof key, "label:%.*s", (int) (eq - optarg), optarg);
@@ -130,12 +130,13 @@ cmd_define (int argc, char **argv)
       break;
     }
     case 'S': cli_socket_path = optarg; break;
+    case 'j': cli_json = true; break;
     case 'h':
       printf ("Usage: handoff define NAME --memory SIZE --vcpus N --disk "
               "FILE...\n"
               "         [--dir DIR] [--kernel K --initrd I --append A]\n"
               "         [--policy FILE] [--label KEY=VALUE]... "
-              "[--socket PATH]\n"
+              "[--socket PATH] [--json]\n"
               "  --memory SIZE  RAM: a bare number is MiB (as QEMU's -m); "
               "K, M, G, T\n"
               "                 are powers of 1024; whole MiB only\n");
@@ -143,18 +144,20 @@ cmd_define (int argc, char **argv)
       json_decref (objects);
       return RC_OK;
     default:
-      cli_bad_option ("define", argv, "m:c:d:D:k:i:a:p:l:S:h");
+      cli_bad_option ("define", argv, "m:c:d:D:k:i:a:p:l:S:jh");
       goto bad;
     }
   }
   if (argc - optind != 1) {
-    fprintf (stderr, "handoff define: expected one NAME\n");
+    cli_fail (RC_ERROR, "expected one NAME");
     goto bad;
   }
   json_object_set_new (def, "name", json_string (argv[optind]));
   json_t *r = cli_request (json_pack ("{s:s, s:o, s:o}", "op", "define", "def",
                                       def, "objects", objects), &rc);
-  if (r)
+  if (r && cli_json)
+    print_json (r);
+  else if (r)
     printf ("defined %s\n", argv[optind]);
   json_decref (r);
   return rc;
@@ -191,17 +194,30 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     default: return cli_bad_option (op, argv, "S:jh");
     }
   }
-  if (argc - optind != (needs_name ? 1 : 0)) {
-    fprintf (stderr, "handoff %s: expected %s\n", op,
-             needs_name ? "one VM NAME" : "no arguments");
-    return RC_ERROR;
-  }
+  cli_json = json_out;
+  if (argc - optind != (needs_name ? 1 : 0))
+    return cli_fail (RC_ERROR, "expected %s",
+                     needs_name ? "one VM NAME" : "no arguments");
   req = json_pack ("{s:s}", "op", op);
   if (needs_name)
     json_object_set_new (req, "vm", json_string (argv[optind]));
   r = cli_request (req, &rc);
   if (!r)
     return rc;
+  if (json_out && strcmp (op, "peers") == 0) {
+    /* "ok" agrees with the exit status: every peer answers. */
+    json_t *p;
+    size_t i;
+    bool all = true;
+    json_array_foreach (json_object_get (r, "peers"), i, p)
+      all = all && json_is_true (json_object_get (p, "ok"));
+    if (!all) {
+      json_object_set_new (r, "ok", json_false ());
+      json_object_set_new (r, "code", json_integer (RC_UNREACHABLE));
+      json_object_set_new (r, "error", json_string ("a peer does not "
+                                                    "answer"));
+    }
+  }
   if (json_out)
     print_json (r);
   else if (strcmp (op, "list") == 0) {
@@ -319,18 +335,15 @@ cmd_event (int argc, char **argv)
     default: return cli_bad_option ("event", argv, "S:jh");
     }
   }
-  if (argc - optind < 2 || argc - optind > 3) {
-    fprintf (stderr, "handoff event: expected VM TYPE [JSON]\n");
-    return RC_ERROR;
-  }
+  cli_json = json_out;
+  if (argc - optind < 2 || argc - optind > 3)
+    return cli_fail (RC_ERROR, "expected VM TYPE [JSON]");
   if (argc - optind == 3) {
     json_error_t je;
     payload = json_loads (argv[optind + 2], JSON_DECODE_ANY, &je);
-    if (!payload) {
-      fprintf (stderr, "handoff event: the payload is not JSON: %s\n",
-               je.text);
-      return RC_ERROR;
-    }
+    if (!payload)
+      return cli_fail (RC_ERROR, "the payload is not JSON: %s",
+                       je.text);
   }
   req = json_pack ("{s:s, s:s, s:s}", "op", "event", "vm", argv[optind],
                    "type", argv[optind + 1]);
@@ -356,6 +369,7 @@ cmd_label (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -363,33 +377,34 @@ cmd_label (int argc, char **argv)
   int c, rc;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "S:h", opts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
     switch (c) {
     case 'S': cli_socket_path = optarg; break;
+    case 'j': cli_json = true; break;
     case 'h':
-      printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH]\n");
+      printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH] "
+              "[--json]\n");
       return RC_OK;
-    default: return cli_bad_option ("label", argv, "S:h");
+    default: return cli_bad_option ("label", argv, "S:jh");
     }
   }
-  if (argc - optind < 2) {
-    fprintf (stderr, "handoff label: expected VM KEY=VALUE...\n");
-    return RC_ERROR;
-  }
+  if (argc - optind < 2)
+    return cli_fail (RC_ERROR, "expected VM KEY=VALUE...");
   labels = json_object ();
   for (int i = optind + 1; i < argc; ++i) {
     const char *eq = strchr (argv[i], '=');
     char key[200];
     if (!eq || eq == argv[i] || eq - argv[i] > 128) {
-      fprintf (stderr, "handoff label: %s: expected KEY=VALUE\n", argv[i]);
       json_decref (labels);
-      return RC_ERROR;
+      return cli_fail (RC_ERROR, "%s: expected KEY=VALUE", argv[i]);
     }
     snprintf (key, sizeof key, "%.*s", (int) (eq - argv[i]), argv[i]);
     json_object_set_new (labels, key, json_string (eq + 1));
   }
   r = cli_request (json_pack ("{s:s, s:s, s:o}", "op", "label", "vm",
                               argv[optind], "labels", labels), &rc);
+  if (r && cli_json)
+    print_json (r);
   json_decref (r);
   return rc;
 }

@@ -156,6 +156,12 @@ main (int argc, char **argv)
 
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
     if (strcmp (cmd, builtins[i].name) == 0) {
+      /* Errors name the command; with --json anywhere among its
+       * options, even one found before it, they are JSON too. */
+      cli_cmd = cmd;
+      for (int k = 1; k < sub_argc && strcmp (sub_argv[k], "--") != 0; ++k)
+        if (strcmp (sub_argv[k], "--json") == 0)
+          cli_json = true;
       /* 0, not 1: glibc then forgets the "+" mode of our own parse. */
       optind = 0;
       return builtins[i].fn (sub_argc, sub_argv);
