@@ -144,7 +144,7 @@ for bad in "--psk $tmp/nonexist.psk|--psk: $tmp/nonexist.psk" \
   on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" $args list > out.txt 2> e || rc=$?
   cat e
   [ "$rc" = 1 ] || fail "'$args': exit $rc, expected 1"
-  [ "$(wc -l < e)" = 1 ] && grep -qF -- "handoff: $want" e ||
+  [ "$(wc -l < e)" = 1 ] && grep -qF -- "handoff list: $want" e ||
     fail "'$args': not one line saying '$want'"
 done
 
