@@ -59,6 +59,8 @@ json_case 8 event nosuch backup-done
 json_case 1 event vm1 backup-done '{not json'
 json_case 8 abort vm1
 json_case 0 host
+jq -e '.host == "h1" and (.host_info | test("^name=h1 .*[^ ]$"))' out.json > /dev/null ||
+  fail "host --json: $(cat out.json)"
 json_case 7 peers
 json_case 8 migrate nosuch --to h2
 json_case 1 migrate vm1 --to h2,h2

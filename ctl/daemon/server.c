@@ -334,10 +334,19 @@ op_host (void)
 {
   const char *why;
   const char *accel = hd_accel (&why);
+  char info[sizeof hd.host_info];
+  size_t n;
+
+  /* Guests read it padded to a fixed size; operators without the
+   * padding. */
+  snprintf (info, sizeof info, "%s", hd.host_info);
+  n = strlen (info);
+  while (n > 0 && info[n - 1] == ' ')
+    info[--n] = '\0';
   json_t *r = json_pack ("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ok", 1,
                     "host", hd.name, "accel", accel, "accel_reason", why,
                     "version", HANDOFF_VERSION, "state_dir", hd.state_dir,
-                    "host_id", hd.host_id, "host_info", hd.host_info);
+                    "host_id", hd.host_id, "host_info", info);
   json_object_set_new (r, "revision", json_string (HANDOFF_GIT_REV));
   return r;
 }
