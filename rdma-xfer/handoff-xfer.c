@@ -280,9 +280,9 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   rc = RC_OK;
   double secs = (double) (clock_ms () - t0) / 1000.0;
   if (json)
-    fprintf (stderr,
-             "{\"event\":\"received\",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,"
-             "\"rate\":%.0f}\n", total, secs, secs > 0 ? total / secs : 0);
+    /* The summary is output, as send's is: stdout. */
+    printf ("{\"event\":\"received\",\"bytes\":%" PRIu64 ",\"seconds\":%.3f,"
+            "\"rate\":%.0f}\n", total, secs, secs > 0 ? total / secs : 0);
   else {
     char b[32];
     format_bytes (total, b, sizeof b);

@@ -56,6 +56,20 @@ expect_fail "needs --listen" handoff-xfer relay --to unix:b
 expect_fail "unknown command" handoff-xfer frob
 expect_fail "exactly one --to" handoff-xfer send data
 
+echo "== --json: each end's summary on stdout, one object"
+p=$(free_port)
+handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --json sum.got \
+  > recv.json 2> recv.err &
+rpid=$!
+wait_for_port "$p"
+handoff-xfer send data --to "tcp://127.0.0.1:$p" --psk k.psk --json > send.json
+wait "$rpid" || { cat recv.err; fail "the receiver failed"; }
+cmp data sum.got || fail "the stream changed the data"
+jq -se 'length == 1 and .[0].event == "received" and .[0].bytes == 16777216' recv.json > /dev/null ||
+  fail "recv --json: $(cat recv.json)"
+jq -se 'length == 1 and .[0].event == "sent" and .[0].bytes == 16777216' send.json > /dev/null ||
+  fail "send --json: $(cat send.json)"
+
 echo "== strangers and wrong tokens are refused; the receiver keeps waiting"
 p=$(free_port)
 handoff-xfer recv --listen "tcp://127.0.0.1:$p" --psk k.psk --token-file token \
