@@ -42,7 +42,7 @@ dd if=/dev/zero of="$tmp/dst.img" bs=1M count=2048 status=none
 
 start_nbdkit "$tmp/dst.sock" file "$tmp/dst.img"
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 dst_uri="nbd+unix:///?socket=$tmp/dst.sock"
 
 refill () {
@@ -94,7 +94,7 @@ truncate -s 1G "$tmp/g.img"
 dd if=/dev/urandom of="$tmp/g.img" bs=1M count=1024 conv=notrunc status=none
 start_nbdkit "$tmp/plain.sock" file "$tmp/g.img"
 start_nbdkit "$tmp/f.sock" --filter="$HANDOFF_FILTER" file "$tmp/g.img" \
-  control="$tmp/gctl.sock"
+  mirror-control="$tmp/gctl.sock"
 rm -f "$tmp/gdst.img"
 dd if=/dev/zero of="$tmp/gdst.img" bs=1M count=1024 status=none
 start_nbdkit "$tmp/gdst.sock" file "$tmp/gdst.img"

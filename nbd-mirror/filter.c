@@ -100,16 +100,43 @@ parse_count (const char *key, const char *value, uint64_t min, uint64_t max,
   return 0;
 }
 
+/* The filter's parameters carry the prefix "mirror-": plain names such
+ * as tls-psk= and connections= belong to plugins (nbdkit-nbd-plugin
+ * has both).  The plain names of earlier releases still work, with a
+ * warning, for one release. */
+static const char *const old_names[] = {
+  "control", "chunk-size", "request-size", "max-inflight", "connections",
+  "guest-connections", "tls-psk", "reply-poll", "dest-timeout", NULL,
+};
+
+static const char *
+unprefixed (const char *key)
+{
+  if (strncmp (key, "mirror-", 7) == 0)
+    return key + 7;
+  for (const char *const *o = old_names; *o; ++o)
+    if (strcmp (key, *o) == 0) {
+      fprintf (stderr, "nbdkit: handoff-mirror: warning: %s= is deprecated "
+               "and will be removed: use mirror-%s=\n", key, key);
+      return key;
+    }
+  return NULL;
+}
+
 static int
 mirror_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                const char *key, const char *value)
 {
   char err[256];
   uint64_t v;
+  const char *name = key;
 
+  key = unprefixed (name);
+  if (!key)
+    return next (nxdata, name, value);
   if (strcmp (key, "control") == 0) {
     if (!*value || strlen (value) > 107) {
-      nbdkit_error ("control: socket path must be 1 to 107 bytes");
+      nbdkit_error ("%s: socket path must be 1 to 107 bytes", name);
       return -1;
     }
     free (control_path);
@@ -117,33 +144,33 @@ mirror_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return control_path ? 0 : -1;
   }
   if (strcmp (key, "chunk-size") == 0)
-    return parse_pow2 (key, value, 4096, 64 << 20, &mirror.cfg.chunk_size);
+    return parse_pow2 (name, value, 4096, 64 << 20, &mirror.cfg.chunk_size);
   if (strcmp (key, "request-size") == 0)
-    return parse_pow2 (key, value, 4096, 32 << 20, &mirror.cfg.request_size);
+    return parse_pow2 (name, value, 4096, 32 << 20, &mirror.cfg.request_size);
   if (strcmp (key, "max-inflight") == 0)
-    return parse_count (key, value, 1, 1024, &mirror.cfg.max_inflight);
+    return parse_count (name, value, 1, 1024, &mirror.cfg.max_inflight);
   if (strcmp (key, "connections") == 0)
-    return parse_count (key, value, 1, MIRROR_MAX_CONNS,
+    return parse_count (name, value, 1, MIRROR_MAX_CONNS,
                         &mirror.cfg.connections);
   if (strcmp (key, "guest-connections") == 0)
-    return parse_count (key, value, 1, 64, &mirror.cfg.pool_size);
+    return parse_count (name, value, 1, 64, &mirror.cfg.pool_size);
   if (strcmp (key, "tls-psk") == 0) {
     mirror.cfg.tls_psk = nbdkit_absolute_path (value);
     return mirror.cfg.tls_psk ? 0 : -1;
   }
   if (strcmp (key, "reply-poll") == 0)
-    return parse_count (key, value, 0, 100000, &mirror.cfg.reply_poll_us);
+    return parse_count (name, value, 0, 100000, &mirror.cfg.reply_poll_us);
   if (strcmp (key, "dest-timeout") == 0) {
     if (parse_duration_ms (value, &v, err, sizeof err) == -1 ||
         v < 100 || v > 3600000) {
-      nbdkit_error ("dest-timeout: %s", v < 100 || v > 3600000
+      nbdkit_error ("%s: %s", name, v < 100 || v > 3600000
                     ? "must be between 100ms and 1h" : err);
       return -1;
     }
     mirror.cfg.dest_timeout_ms = (int) v;
     return 0;
   }
-  return next (nxdata, key, value);
+  return next (nxdata, name, value);
 }
 
 static int
@@ -151,7 +178,7 @@ mirror_config_complete (nbdkit_next_config_complete *next,
                         nbdkit_backend *nxdata)
 {
   if (!control_path) {
-    nbdkit_error ("handoff-mirror: control=SOCKET is required");
+    nbdkit_error ("handoff-mirror: mirror-control=SOCKET is required");
     return -1;
   }
   mirror.cfg.control = control_path;
@@ -159,16 +186,17 @@ mirror_config_complete (nbdkit_next_config_complete *next,
 }
 
 #define mirror_config_help \
-  "control=SOCKET       (required) Control socket for handoff mirror.\n" \
-  "chunk-size=SIZE      Copy-tracking granularity (default 64K).\n" \
-  "request-size=SIZE    Largest copy write (default 512K).\n" \
-  "max-inflight=N       Copy requests in flight per connection (32).\n" \
-  "connections=N        Copy connections per destination (cores/2, 1-4).\n" \
-  "guest-connections=N  Connections for mirrored guest writes (16).\n" \
-  "tls-psk=FILE         Pre-shared key for nbds:// destinations.\n" \
-  "dest-timeout=TIME    Fail a destination silent this long (30s).\n" \
-  "reply-poll=US        Poll this many microseconds for a mirrored write's\n" \
-  "                     reply before sleeping (50; 0: sleep at once)."
+  "mirror-control=SOCKET  (required) Control socket for handoff mirror.\n" \
+  "mirror-chunk-size=SIZE Copy-tracking granularity (default 64K).\n" \
+  "mirror-request-size=SIZE Largest copy write (default 512K).\n" \
+  "mirror-max-inflight=N  Copy requests in flight per connection (32).\n" \
+  "mirror-connections=N   Copy connections per destination (cores/2, 1-4).\n" \
+  "mirror-guest-connections=N Connections for mirrored guest writes (16).\n" \
+  "mirror-tls-psk=FILE    Pre-shared key for nbds:// destinations.\n" \
+  "mirror-dest-timeout=TIME Fail a destination silent this long (30s).\n" \
+  "mirror-reply-poll=US   Poll this many microseconds for a mirrored\n" \
+  "                       write's reply before sleeping (50; 0: at once).\n" \
+  "(The same names without \"mirror-\" are deprecated aliases.)"
 
 static int
 mirror_get_ready (int thread_model)

@@ -34,7 +34,7 @@ dd if=/dev/urandom of="$tmp/src.img" bs=1M seek=896 count=128 conv=notrunc \
 fallocate -z -o $((512 << 20)) -l $((64 << 20)) "$tmp/src.img"
 
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock" chunk-size="$chunk" ${MIRROR_PARAMS:-}
+  mirror-control="$tmp/ctl.sock" mirror-chunk-size="$chunk" ${MIRROR_PARAMS:-}
 
 dests=()
 for (( i=1; i<=ndest; i++ )); do

@@ -18,7 +18,7 @@ pages=(
 filter_keys ()
 {
   "${NBDKIT_ENV[@]}" nbdkit --filter="$HANDOFF_FILTER" null --help 2>/dev/null |
-    sed -n '/^control=/,/^$/p' | grep -oE '^[a-z-]+=' | sort -u
+    sed -n '/^mirror-control=/,/^$/p' | grep -oE '^[a-z-]+=' | sort -u
 }
 
 # The policy example of handoffd(1) is a file an operator can copy.

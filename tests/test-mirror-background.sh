@@ -10,7 +10,7 @@ size=$((512 << 20))
 truncate -s $size "$tmp/src.img" "$tmp/dst.img"
 dd if=/dev/urandom of="$tmp/src.img" bs=1M count=256 conv=notrunc status=none
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 start_nbdkit "$tmp/dst.sock" --filter=rate file "$tmp/dst.img" rate=2000M
 src_uri="nbd+unix:///?socket=$tmp/src.sock"
 

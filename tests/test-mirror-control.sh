@@ -10,7 +10,7 @@ make_tmpdir
 truncate -s 64M "$tmp/src.img" "$tmp/dst.img" "$tmp/small.img"
 truncate -s 32M "$tmp/small.img"
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 start_nbdkit "$tmp/dst.sock" file "$tmp/dst.img"
 start_nbdkit "$tmp/small.sock" file "$tmp/small.img"
 start_nbdkit "$tmp/ro.sock" -r file "$tmp/dst.img"
@@ -115,15 +115,24 @@ bad_param () {
   grep -q "${1%%=*}" "$tmp/err" ||
     { cat "$tmp/err"; fail "no message for $*"; }
 }
-bad_param chunk-size=3000 control="$tmp/c2.sock"
-bad_param chunk-size=1K control="$tmp/c2.sock"
-bad_param max-inflight=0 control="$tmp/c2.sock"
+bad_param mirror-chunk-size=3000 mirror-control="$tmp/c2.sock"
+bad_param mirror-chunk-size=1K mirror-control="$tmp/c2.sock"
+bad_param mirror-max-inflight=0 mirror-control="$tmp/c2.sock"
+bad_param mirror-connections=99 mirror-control="$tmp/c2.sock"
+bad_param mirror-dest-timeout=1ms mirror-control="$tmp/c2.sock"
+bad_param mirror-reply-poll=100001 mirror-control="$tmp/c2.sock"
+bad_param mirror-reply-poll=-1 mirror-control="$tmp/c2.sock"
+bad_param mirror-request-size=banana mirror-control="$tmp/c2.sock"
+# The names of earlier releases: still read, with a warning.
 bad_param connections=99 control="$tmp/c2.sock"
-bad_param dest-timeout=1ms control="$tmp/c2.sock"
-bad_param reply-poll=100001 control="$tmp/c2.sock"
-bad_param reply-poll=-1 control="$tmp/c2.sock"
-bad_param request-size=banana control="$tmp/c2.sock"
+grep -q "warning: connections= is deprecated and will be removed: use mirror-connections=" "$tmp/err" ||
+  { cat "$tmp/err"; fail "no deprecation warning"; }
 "${NBDKIT_ENV[@]}" nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  --run true 2>"$tmp/err" && fail "nbdkit started without control="
-grep -q "control=SOCKET is required" "$tmp/err"
+  --run true 2>"$tmp/err" && fail "nbdkit started without mirror-control="
+grep -q "mirror-control=SOCKET is required" "$tmp/err"
+# A parameter the filter does not know goes on to the plugin.
+"${NBDKIT_ENV[@]}" nbdkit -U "$tmp/bad.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+  mirror-control="$tmp/c2.sock" frob=1 --run true 2>"$tmp/err" &&
+  fail "nbdkit accepted frob=1"
+grep -q "frob" "$tmp/err" || { cat "$tmp/err"; fail "frob= did not reach the plugin"; }
 echo "$0: PASS"

@@ -17,7 +17,7 @@ size=$((512 << 20))
 truncate -s $size "$tmp/src.img"
 dd if=/dev/urandom of="$tmp/src.img" bs=1M count=384 conv=notrunc status=none
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock" dest-timeout=3s
+  mirror-control="$tmp/ctl.sock" mirror-dest-timeout=3s
 src_uri="nbd+unix:///?socket=$tmp/src.sock"
 ctl=$tmp/ctl.sock
 

@@ -14,7 +14,7 @@ dd if=/dev/urandom of="$tmp/disk.img" bs=1M count=16 seek=100 conv=notrunc \
    status=none
 start_nbdkit "$tmp/plain.sock" file "$tmp/disk.img"
 start_nbdkit "$tmp/f.sock" --filter="$HANDOFF_FILTER" file "$tmp/disk.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 uri="nbd+unix:///?socket=$tmp/f.sock"
 
 nbdinfo --json "$uri" | jq '.exports[0] | del(."export-name") | del(."is_read_only")' > "$tmp/f.json"

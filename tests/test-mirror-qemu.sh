@@ -12,7 +12,7 @@ truncate -s $size "$tmp/src.img" "$tmp/dst.img"
 dd if=/dev/urandom of="$tmp/src.img" bs=1M count=64 seek=32 conv=notrunc \
    status=none
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 # A slow destination, so the copy is still running while QEMU writes.
 start_nbdkit "$tmp/dst.sock" --filter=rate file "$tmp/dst.img" rate=100M
 

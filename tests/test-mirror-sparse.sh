@@ -14,7 +14,7 @@ for i in $(seq 0 15); do
      seek=$(( i * 4096 + 7 )) conv=notrunc status=none
 done
 start_nbdkit "$tmp/src.sock" --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
-  control="$tmp/ctl.sock"
+  mirror-control="$tmp/ctl.sock"
 start_nbdkit "$tmp/dst.sock" file "$tmp/dst.img"
 
 start=$(date +%s.%N)

@@ -22,8 +22,8 @@ on_host 2 nbdkit --exit-with-parent -P "$tmp/oth.pid" -i "${HOST_IP[2]}" \
 cleanup_fn kill_pidfile "$tmp/oth.pid"
 # Host 1: the source disk with the filter.
 on_host 1 "${NBDKIT_ENV[@]}" nbdkit --exit-with-parent -P "$tmp/src.pid" -U "$tmp/src.sock" \
-  --filter="$HANDOFF_FILTER" file "$tmp/src.img" control="$tmp/ctl.sock" \
-  tls-psk="$tmp/k.psk" &
+  --filter="$HANDOFF_FILTER" file "$tmp/src.img" mirror-control="$tmp/ctl.sock" \
+  mirror-tls-psk="$tmp/k.psk" &
 cleanup_fn kill_pidfile "$tmp/src.pid"
 wait_for_file "$tmp/dst.pid"
 wait_for_file "$tmp/oth.pid"

@@ -111,10 +111,10 @@ start_disk (const char *name, size_t i, const char *path, char *err,
   vm_run_path (name, leaf, pid, sizeof pid);
   snprintf (leaf, sizeof leaf, "disk%zu.log", i);
   vm_run_path (name, leaf, log, sizeof log);
-  snprintf (ctlarg, sizeof ctlarg, "control=%s", ctl);
-  snprintf (pskarg, sizeof pskarg, "tls-psk=%s", hd.psk);
+  snprintf (ctlarg, sizeof ctlarg, "mirror-control=%s", ctl);
+  snprintf (pskarg, sizeof pskarg, "mirror-tls-psk=%s", hd.psk);
   snprintf (filterarg, sizeof filterarg, "--filter=%s", hd.filter);
-  snprintf (timeoutarg, sizeof timeoutarg, "dest-timeout=%dms",
+  snprintf (timeoutarg, sizeof timeoutarg, "mirror-dest-timeout=%dms",
             hd.io_timeout_ms);
   char *argv[] = {
     (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-U", sock,
