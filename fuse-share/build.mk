@@ -29,3 +29,6 @@ $(O)/fuse-share/test-share-proto: $(O)/fuse-share/test-share-proto.o \
 
 FUZZERS += fuzz-share
 $(O)/fuzz/fuzz-share: tests/fuzz/fuzz-share.c fuse-share/proto.c
+
+# --version names the source revision.
+$(O)/fuse-share/handoff-share.o: $(O)/gen/build-info.h

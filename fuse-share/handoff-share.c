@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build-info.h"
 #include "channel.h"
 #include "cleanup.h"
 #include "ctlserver.h"
@@ -509,7 +510,9 @@ main (int argc, char **argv)
     case 'j': json_out = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);
-    case 'V': printf ("handoff-share %s\n", HANDOFF_VERSION); return RC_OK;
+    case 'V':
+      printf ("handoff-share %s (%s)\n", HANDOFF_VERSION, HANDOFF_GIT_REV);
+      return RC_OK;
     default: usage (stderr, RC_ERROR);
     }
   }

@@ -37,3 +37,6 @@ $(O)/nbd-mirror/test-chunkmap: $(O)/nbd-mirror/test-chunkmap.o \
 FUZZERS += fuzz-mirror-control
 $(O)/fuzz/fuzz-mirror-control: tests/fuzz/fuzz-mirror-control.c \
                                nbd-mirror/control-req.c
+
+# --version names the source revision.
+$(O)/nbd-mirror/handoff-mirror.o $(O)/nbd-mirror/filter.o: $(O)/gen/build-info.h

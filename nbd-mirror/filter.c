@@ -19,6 +19,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "build-info.h"
 #include "control.h"
 #include "log.h"
 #include "mirror.h"
@@ -305,6 +306,10 @@ mirror_flush_cb (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 static struct nbdkit_filter filter = {
   .name = "handoff-mirror",
   .longname = "handoff mirror filter",
+  /* nbdkit --version shows the nbdkit a filter is built for (nbdkit
+   * requires it); handoff's own version is here, in --help. */
+  .description = "handoff " HANDOFF_VERSION " (" HANDOFF_GIT_REV "): "
+                 "mirrors guest writes to NBD destinations while copying",
   .load = mirror_load,
   .unload = mirror_unload,
   .config = mirror_config,

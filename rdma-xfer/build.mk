@@ -28,3 +28,6 @@ UNIT_TESTS += $(O)/rdma-xfer/test-ring
 $(O)/rdma-xfer/test-ring: $(O)/rdma-xfer/test-ring.o $(O)/rdma-xfer/ring.o
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+
+# --version names the source revision.
+$(O)/rdma-xfer/handoff-xfer.o: $(O)/gen/build-info.h

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "build-info.h"
 #include "cleanup.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -490,7 +491,9 @@ main (int argc, char **argv)
     case 'j': cfg.json = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);
-    case 'V': printf ("handoff-xfer %s\n", HANDOFF_VERSION); return RC_OK;
+    case 'V':
+      printf ("handoff-xfer %s (%s)\n", HANDOFF_VERSION, HANDOFF_GIT_REV);
+      return RC_OK;
     default: usage (stderr, RC_ERROR);
     }
   }

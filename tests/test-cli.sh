@@ -10,6 +10,15 @@ version=$(sed -n 's/^VERSION := //p' "$top/Makefile")
 handoff --version | grep -q "^handoff $version " || fail "--version"
 handoff -V | grep -q "^handoff $version " || fail "-V"
 handoff version | grep -q "^handoff $version " || fail "version"
+# Every program names the same version and source revision.
+rev=$(handoff --version | sed -n 's/^handoff [^ ]* (\(.*\))$/\1/p')
+[ -n "$rev" ] || fail "handoff --version names no revision"
+for p in handoffd handoff-xfer handoff-share handoff-mirror handoff-volid; do
+  [ "$($p --version)" = "$p $version ($rev)" ] ||
+    fail "$p --version: $($p --version)"
+done
+"${NBDKIT_ENV[@]}" nbdkit --filter="$HANDOFF_FILTER" null --help 2>&1 |
+  grep -q "handoff $version ($rev)" || fail "the filter's --help does not name its version"
 
 expect_error ()
 {

@@ -20,3 +20,6 @@ $(O)/volume-id/test-descriptor: $(O)/volume-id/test-descriptor.o \
 
 FUZZERS += fuzz-descriptor
 $(O)/fuzz/fuzz-descriptor: tests/fuzz/fuzz-descriptor.c volume-id/descriptor.c
+
+# --version names the source revision.
+$(O)/volume-id/handoff-volid.o: $(O)/gen/build-info.h

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build-info.h"
 #include "cleanup.h"
 #include "errors.h"
 #include "exitcodes.h"
@@ -777,7 +778,9 @@ main (int argc, char **argv)
     case 'j': json_compact = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);
-    case 'V': printf ("handoff-volid %s\n", HANDOFF_VERSION); return RC_OK;
+    case 'V':
+      printf ("handoff-volid %s (%s)\n", HANDOFF_VERSION, HANDOFF_GIT_REV);
+      return RC_OK;
     default: usage (stderr, RC_ERROR);
     }
   }
