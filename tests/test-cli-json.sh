@@ -58,6 +58,8 @@ json_case 0 event vm1 backup-done '{"n": 1}'
 json_case 8 event nosuch backup-done
 json_case 1 event vm1 backup-done '{not json'
 json_case 8 abort vm1
+json_case 8 job vm1
+json_case 8 job vm1 --watch
 json_case 0 host
 jq -e '.host == "h1" and (.host_info | test("^name=h1 .*[^ ]$"))' out.json > /dev/null ||
   fail "host --json: $(cat out.json)"

@@ -5,7 +5,7 @@ make_tmpdir
 
 # man page : commands whose --help it documents
 pages=(
-  "handoff:handoff --help|handoff keygen --help|handoff scan --help|handoff hostid --help|handoff migrate --help|handoff define --help"
+  "handoff:handoff --help|handoff keygen --help|handoff scan --help|handoff hostid --help|handoff migrate --help|handoff define --help|handoff job --help"
   "handoff-mirror:handoff-mirror --help"
   "handoff-share:handoff-share --help"
   "handoff-volid:handoff-volid --help"

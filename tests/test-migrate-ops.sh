@@ -4,6 +4,9 @@
 # lasts seconds):
 #   - a second migrate, a stop and an undefine of the moving VM are
 #     refused, say why, and the first migration goes on and succeeds;
+#     'handoff job' shows it while it runs, '--watch' follows it to its
+#     end from another terminal, and afterwards each host shows the
+#     last job from its journal;
 #   - handoff abort during the disk copy, and again during the RAM
 #     transfer, rolls back (5): the VM goes on running and writing on
 #     the source with every record intact, and the destination holds
@@ -71,9 +74,26 @@ wait_for 60 "the disk copy" grep -q "storage" first.out
 expect_rc 1 "VM web1 is busy (migrating" hcli 1 migrate web1 --to host2
 expect_rc 1 "VM web1 is busy (migrating" hcli 1 stop web1
 expect_rc 1 "VM web1 is busy (migrating" hcli 1 undefine web1
+# The job, from another terminal: its summary, and followed to its end.
+hcli 1 job web1 --json > job.json
+jq -e '.active and .job.vm == "web1" and .job.to == "host2" and (.job.phase | length > 0)' \
+  job.json > /dev/null || fail "job --json: $(cat job.json)"
+hcli 1 job web1 > job.txt
+grep -q "^migration web1-host1-.*: web1 to host2, phase " job.txt || fail "job: $(cat job.txt)"
+hcli 1 job web1 --watch > watch.out 2>&1 &
+watcher=$!
 vm_runs_on 1 web1
 wait "$mig" || { cat first.out; fail "the first migration failed"; }
 grep -q "web1 now runs on host2" first.out || fail "the first migration"
+wait "$watcher" || { cat watch.out; fail "job --watch did not end with success"; }
+grep -q "web1 now runs on host2" watch.out || fail "job --watch: $(cat watch.out)"
+# Afterwards each side shows the last job from its journal.
+hcli 1 job web1 --json | jq -e '.active == false and .last.role == "source" and
+  .last.peer == "host2" and .last.result == "done" and (.last.steps | length > 3)' > /dev/null ||
+  fail "host 1's last job"
+hcli 2 job web1 --json | jq -e '.last.role == "destination" and .last.result == "done"' > /dev/null ||
+  fail "host 2's last job"
+expect_rc 8 "no migration of 'nosuch' on this host" hcli 1 job nosuch
 still_writes_on 2
 vm_gone_from 1 web1
 hcli 2 migrate web1 --to host1 > back.out || { cat back.out; fail "migrating back"; }

@@ -77,12 +77,30 @@ draw_progress (struct view *v, json_t *ev)
   fflush (stdout);
 }
 
+static void print_job (json_t *r);
+
+static void
+print_json_line (json_t *j)
+{
+  char *s = json_dumps (j, JSON_COMPACT);
+  if (s)
+    printf ("%s\n", s);
+  free (s);
+}
+
 /* The last message: what happened, and the exit code. */
 static int
 print_result (json_t *ev, struct view *view, const char *vm, const char *to,
               bool json_out, bool detach)
 {
   bool ok = json_is_true (json_object_get (ev, "ok"));
+
+  /* "handoff job --watch" when nothing runs: the last job's summary. */
+  if (ok && json_object_get (ev, "active")) {
+    if (!json_out)
+      print_job (ev);
+    return RC_OK;
+  }
 
   if (json_out)
     /* follow () made "code" the exit status. */
@@ -395,4 +413,101 @@ cmd_cutover (int argc, char **argv)
   /* The migration's events from the cutover on, then its result. */
   return request (req, argv[optind], to ? to : "its destination", 86400,
                   json_out, false);
+}
+
+static void
+job_usage (FILE *fp)
+{
+  fprintf (fp,
+"Usage: handoff job NAME [--watch] [--json] [--socket PATH]\n"
+"  The running migration of NAME (phase, streams, destinations), else\n"
+"  the last one this host took part in.\n"
+"  -w, --watch   follow the running one to its end, as migrate does\n");
+}
+
+/* The summary of a running job, or the journal's last one. */
+static void
+print_job (json_t *r)
+{
+  json_t *j = json_object_get (r, "job"), *d, *st;
+  size_t i;
+
+  if (!json_is_true (json_object_get (r, "active"))) {
+    json_t *l = json_object_get (r, "last");
+    const char *res = json_string_value (json_object_get (l, "result"));
+    printf ("last migration %s: %s %s %s; phase %s; %s\n",
+            json_string_value (json_object_get (l, "id")),
+            json_string_value (json_object_get (l, "role")),
+            strcmp (json_string_value (json_object_get (l, "role")),
+                    "source") == 0 ? "to" : "from",
+            json_string_value (json_object_get (l, "peer")),
+            json_string_value (json_object_get (l, "phase")),
+            res && res[0] ? res : "still open");
+    json_array_foreach (json_object_get (l, "steps"), i, st)
+      printf ("  %-14s %s\n", json_string_value (json_object_get (st, "phase")),
+              json_string_value (json_object_get (st, "note")));
+    return;
+  }
+  printf ("migration %s: %s to %s, phase %s (attempt %lld of %lld)\n",
+          json_string_value (json_object_get (j, "id")),
+          json_string_value (json_object_get (j, "vm")),
+          json_string_value (json_object_get (j, "to")),
+          json_string_value (json_object_get (j, "phase")),
+          (long long) json_integer_value (json_object_get (j, "attempt")),
+          (long long) json_integer_value (json_object_get (j, "attempts")));
+  if (json_is_object (json_object_get (j, "progress"))) {
+    struct view v = { .tty = false, .last_print = -10 };
+    draw_progress (&v, json_object_get (j, "progress"));
+  }
+  json_array_foreach (json_object_get (j, "destinations"), i, d) {
+    const char *why = json_string_value (json_object_get (d, "reason"));
+    printf ("  %-16s %s%s%s\n", json_string_value (json_object_get (d, "host")),
+            json_string_value (json_object_get (d, "state")),
+            why ? ": " : "", why ? why : "");
+  }
+}
+
+int
+cmd_job (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "watch", no_argument, NULL, 'w' },
+    { "json", no_argument, NULL, 'j' },
+    { "socket", required_argument, NULL, 'S' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool watch = false;
+  json_t *req, *r;
+  int c, rc;
+
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "wjS:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'w': watch = true; break;
+    case 'j': cli_json = true; break;
+    case 'S': cli_socket_path = optarg; break;
+    case 'h': job_usage (stdout); return RC_OK;
+    default: return cli_bad_option ("job", argv, "wjS:h");
+    }
+  }
+  if (argc - optind != 1)
+    return cli_fail (RC_ERROR, "expected NAME");
+  req = json_pack ("{s:s, s:s, s:b}", "op", "job", "vm", argv[optind],
+                   "watch", watch);
+  if (watch)
+    /* A running one is followed to its result; with none, the answer
+     * is the last one's summary, which ends the follow as a result
+     * would (print_result). */
+    return request (req, argv[optind], "its destination", 86400, cli_json,
+                    false);
+  r = cli_request (req, &rc);
+  if (!r)
+    return rc;
+  if (cli_json)
+    print_json_line (r);
+  else
+    print_job (r);
+  json_decref (r);
+  return RC_OK;
 }

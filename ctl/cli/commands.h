@@ -27,6 +27,7 @@ extern int cmd_peers (int argc, char **argv);
 /* cmd-migrate.c */
 extern int cmd_migrate (int argc, char **argv);
 extern int cmd_cutover (int argc, char **argv);
+extern int cmd_job (int argc, char **argv);
 /* cmd-scan.c */
 extern int cmd_scan (int argc, char **argv);
 extern int cmd_hostid (int argc, char **argv);

@@ -32,6 +32,7 @@ static const struct cli_command builtins[] = {
   { "status", cmd_status, "show a VM (and its migration)" },
   { "migrate", cmd_migrate, "move a VM to another host" },
   { "cutover", cmd_cutover, "switch a pre-warmed migration over" },
+  { "job", cmd_job, "the running or last migration of a VM" },
   { "abort", cmd_abort, "abort a VM's migration (it stays here)" },
   { "event", cmd_event, "post a management event for a VM" },
   { "label", cmd_label, "set a VM's labels (management objects)" },

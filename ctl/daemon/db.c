@@ -582,6 +582,21 @@ db_journal_open (void)
 }
 
 json_t *
+db_journal_last (const char *vm)
+{
+  json_t *arr = json_array ();
+  json_t *r = NULL;
+
+  if (run ("SELECT id, vm, role, peer, phase, detail, started, updated, "
+           "result FROM journal WHERE vm = ? ORDER BY started DESC, rowid "
+           "DESC LIMIT 1", journal_row, arr, "s", vm) == 0 &&
+      json_array_size (arr) == 1)
+    r = json_incref (json_array_get (arr, 0));
+  json_decref (arr);
+  return r;
+}
+
+json_t *
 db_journal_get (const char *id)
 {
   json_t *arr = json_array ();

@@ -70,6 +70,8 @@ extern int db_journal_end (const char *id, const char *result,
 /* Unfinished migrations: array of {id, vm, role, peer, phase, detail}. */
 extern json_t *db_journal_open (void);
 extern json_t *db_journal_get (const char *id);
+/* The latest migration of VM here, either role, or NULL. */
+extern json_t *db_journal_last (const char *vm);
 extern json_t *db_journal_steps (const char *id);
 
 /* A journal row's fields, borrowed from the row (valid while it is);

@@ -167,6 +167,15 @@ check_migrate (json_t *req, char *err, size_t errlen)
 }
 
 static int
+check_job (json_t *req, char *err, size_t errlen)
+{
+  bool watch;
+
+  return msg_get_bool (req, "watch", false, &watch, err, errlen) == -1
+    ? -1 : 0;
+}
+
+static int
 check_nothing (json_t *req, char *err, size_t errlen)
 {
   (void) req;
@@ -193,6 +202,7 @@ static const struct {
   { "migrate", true, check_migrate },
   { "abort", true, check_nothing },
   { "cutover", true, check_cutover },
+  { "job", true, check_job },
 };
 
 int

@@ -416,6 +416,37 @@ op_cutover (json_t *req, struct channel *c)
   return follow (c, m, cursor);
 }
 
+/* The running migration of a VM (its summary; with "watch", its events
+ * from now on and its result), else the last one this host took part
+ * in, from the journal. */
+static json_t *
+op_job (json_t *req, struct channel *c)
+{
+  const char *vm = json_string_value (json_object_get (req, "vm"));
+  bool watch = json_is_true (json_object_get (req, "watch"));
+  struct migration *m = migration_find (vm);
+  json_t *j, *r;
+
+  if (m && watch)
+    return follow (c, m, record_event_count (m));
+  if (m) {
+    r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "active", 1, "job",
+                   record_summary (m));
+    record_put (m);
+    return r;
+  }
+  j = db_journal_last (vm);
+  if (!j)
+    return server_error ("not_found", "no migration of '%.64s' on this host",
+                         vm);
+  /* The definition it carried is not the job's business. */
+  json_object_del (j, "detail");
+  json_object_set_new (j, "steps", db_journal_steps (
+                         json_string_value (json_object_get (j, "id"))));
+  r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "active", 0, "last", j);
+  return r;
+}
+
 static json_t *
 op_abort (json_t *req)
 {
@@ -470,5 +501,7 @@ server_handle (json_t *req, struct channel *c, void *opaque)
     return op_abort (req);
   if (strcmp (op, "cutover") == 0)
     return op_cutover (req, c);
+  if (strcmp (op, "job") == 0)
+    return op_job (req, c);
   return server_error ("bad_request", "unknown op '%.64s'", op);
 }
