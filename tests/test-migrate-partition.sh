@@ -99,6 +99,17 @@ guest_ticks_on ()
   poll_for 30 "ticks" bash -c "[ \$(grep -ac HANDOFF-TICK '$serial') -gt $before ]"
 }
 
+# migration_id I N: the id of the migration host I began after the
+# first N lines of its log.
+migration_id ()
+{
+  local id
+  id=$(tail -n +"$(($2 + 1))" "h$1.log" |
+         sed -n 's/.*migration \(web1-[^:]*\): admission: .*/\1/p' | head -n 1)
+  [ -n "$id" ] || fail "no migration id in host $1's log"
+  echo "$id"
+}
+
 src=1 tried=0
 for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   dst=$(( 3 - src ))
@@ -130,8 +141,7 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   sed 's/^/  | /' "cut-$c.out"
   echo "  migrate exited $rc"
   tried=$((tried + 1))
-  id=$(tail -n +"$((nsrc + 1))" "h$src.log" | sed -n 's/.*migration \(web1-[^:]*\): admission: .*/\1/p' | head -n 1)
-  [ -n "$id" ] || fail "no migration id in host $src's log"
+  id=$(migration_id "$src" "$nsrc")
   if [ -n "$holder" ]; then
     stop_handoffd "$holder"
     start_handoffd "$holder"
@@ -211,8 +221,7 @@ for c in ${LIVE_CRASH_CASES:-copy both cut}; do
   tried=$((tried + 1))
   [ "$rc" = 7 ] && grep -q "lost handoffd" "crash-$c.out" ||
     fail "$c: exit $rc, expected 7 and 'lost handoffd'"
-  id=$(tail -n +"$((nsrc + 1))" "h$src.log" | sed -n 's/.*migration \(web1-[^:]*\): admission: .*/\1/p' | head -n 1)
-  [ -n "$id" ] || fail "no migration id in host $src's log"
+  id=$(migration_id "$src" "$nsrc")
   wait_for 90 "both journals closed" journals_closed
   never_ran_on "$dst" "$id"
   settled_on "$src" "${acked:-0}"

@@ -168,20 +168,29 @@ for c in ${PARTITION_CASES:-0 50 200 handoff ready commit ack}; do
   check_settled "cut at $c" "${acked:-0}"
 done
 
+# crash_host1_at PHASE OUT: host 1 starts moving web1 (volume mode, its
+# output in OUT, the CLI's pid in mig) and dies at PHASE with every
+# process of it; acked is the last record the guest wrote before.
+crash_host1_at ()
+{
+  local dpid
+  stop_handoffd 1
+  HANDOFF_TEST_CRASH_AT=$1 start_handoffd 1
+  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
+  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
+    > "$2" 2>&1 &
+  mig=$!
+  wait_for 60 "host 1 to die at $1" bash -c "! kill -0 $dpid 2>/dev/null"
+  grep -q "crashing at $1" h1.log || fail "host 1 died, but not at $1"
+  crash_host 1 "$mig"
+}
+
 # The source killed with its children in each phase, restarted while
 # the destination is cut off.
 for ph in ${CRASH_PHASES:-identify power_off unregister unmount handoff committed}; do
   echo "== host 1 crashes in phase '$ph'; it restarts while host 2 is cut off"
-  stop_handoffd 1
-  HANDOFF_TEST_CRASH_AT=$ph start_handoffd 1
-  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
-  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
-  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
-    > "crash-$ph.out" 2>&1 &
-  mig=$!
-  wait_for 60 "host 1 to die at $ph" bash -c "! kill -0 $dpid 2>/dev/null"
-  grep -q "crashing at $ph" h1.log || fail "host 1 died, but not at $ph"
-  crash_host 1 "$mig"
+  crash_host1_at "$ph" "crash-$ph.out"
   host_cut 2
   start_handoffd 1
   sample_for 8 "crash at $ph, cut"
@@ -211,16 +220,7 @@ done
 for pr in ${RECOVER_CRASHES-unmount:restore_mounted handoff:recover_aborting handoff:restore_recorded}; do
   ph=${pr%%:*} r=${pr#*:}
   echo "== host 1 crashes in phase '$ph', and again at '$r' while it recovers"
-  stop_handoffd 1
-  HANDOFF_TEST_CRASH_AT=$ph start_handoffd 1
-  dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
-  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
-  hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
-    > "recover-$ph-$r.out" 2>&1 &
-  mig=$!
-  wait_for 60 "host 1 to die at $ph" bash -c "! kill -0 $dpid 2>/dev/null"
-  grep -q "crashing at $ph" h1.log || fail "host 1 died, but not at $ph"
-  crash_host 1 "$mig"
+  crash_host1_at "$ph" "recover-$ph-$r.out"
   n=$(wc -l < h1.log)
   HD_NO_WAIT=1 HANDOFF_TEST_CRASH_AT=$r start_handoffd 1
   dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
