@@ -99,6 +99,17 @@ guest_ticks_on ()
   poll_for 30 "ticks" bash -c "[ \$(grep -ac HANDOFF-TICK '$serial') -gt $before ]"
 }
 
+# migrate_ended OUT: the migrate CLI (pid in mig) has ended; its exit
+# status in rc, its output shown.
+migrate_ended ()
+{
+  rc=0
+  wait "$mig" || rc=$?
+  sed 's/^/  | /' "$1"
+  echo "  migrate exited $rc"
+  tried=$((tried + 1))
+}
+
 # migration_id I N: the id of the migration host I began after the
 # first N lines of its log.
 migration_id ()
@@ -136,11 +147,7 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   host_cut "$dst"
   sleep "$cut_s"
   host_heal "$dst"
-  rc=0
-  wait "$mig" || rc=$?
-  sed 's/^/  | /' "cut-$c.out"
-  echo "  migrate exited $rc"
-  tried=$((tried + 1))
+  migrate_ended "cut-$c.out"
   id=$(migration_id "$src" "$nsrc")
   if [ -n "$holder" ]; then
     stop_handoffd "$holder"
@@ -214,11 +221,7 @@ for c in ${LIVE_CRASH_CASES:-copy both cut}; do
     sleep "$cut_short"
     host_heal "$dst"
   fi
-  rc=0
-  wait "$mig" || rc=$?
-  sed 's/^/  | /' "crash-$c.out"
-  echo "  migrate exited $rc"
-  tried=$((tried + 1))
+  migrate_ended "crash-$c.out"
   [ "$rc" = 7 ] && grep -q "lost handoffd" "crash-$c.out" ||
     fail "$c: exit $rc, expected 7 and 'lost handoffd'"
   id=$(migration_id "$src" "$nsrc")
