@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "progress.h"
@@ -71,22 +72,48 @@ format_bar (double fraction, int width, char *buf, size_t len)
   buf[width + 2] = '\0';
 }
 
+/* The width of the terminal FD, or 0. */
+static int
+terminal_columns (int fd)
+{
+  struct winsize ws;
+
+  if (ioctl (fd, TIOCGWINSZ, &ws) == -1 || ws.ws_col == 0)
+    return 0;
+  return ws.ws_col;
+}
+
 void
 progress_line (FILE *fp, const char *label, uint64_t done, uint64_t total,
                double rate, bool final)
 {
   bool tty = isatty (fileno (fp));
   double frac = total ? (double) done / (double) total : 1.0;
-  char bar[64], d[32], t[32], r[32], eta[32];
+  char bar[64], d[32], t[32], r[32], eta[32], tail[160];
+  int cols = tty ? terminal_columns (fileno (fp)) : 0;
+  int width = 30;
 
-  format_bar (frac, 30, bar, sizeof bar);
   format_bytes (done, d, sizeof d);
   format_bytes (total, t, sizeof t);
   format_rate (rate, r, sizeof r);
   format_eta (rate > 0 && total >= done ? (double) (total - done) / rate : -1,
               eta, sizeof eta);
-  fprintf (fp, "%s%-8s %s %3d%%  %s / %s  %s  ETA %s%s",
-           tty ? "\r" : "", label, bar, (int) (frac * 100 + 0.0001), d, t, r,
-           eta, tty && !final ? "\033[K" : "\n");
+  snprintf (tail, sizeof tail, " %3d%%  %s / %s  %s  ETA %s",
+            (int) (frac * 100 + 0.0001), d, t, r, eta);
+  if (cols > 0) {
+    /* The bar takes what the label and the figures leave of the
+     * line (less one column: a full line would wrap on some
+     * terminals); none below 5 columns. */
+    int label_w = (int) strlen (label) < 8 ? 8 : (int) strlen (label);
+    width = cols - 1 - label_w - 1 - (int) strlen (tail) - 2;
+    if (width > 30)
+      width = 30;
+  }
+  if (width >= 5)
+    format_bar (frac, width, bar, sizeof bar);
+  else
+    bar[0] = '\0';
+  fprintf (fp, "%s%-8s %s%s%s", tty ? "\r" : "", label, bar, tail,
+           tty && !final ? "\033[K" : "\n");
   fflush (fp);
 }

@@ -348,6 +348,24 @@ host_rate ()
      rate "$2" burst 256k latency 100ms
 }
 
+# fits_columns FILE COLS: what a program drew on a terminal (a
+# typescript from 'script', whose own header and footer are left out),
+# its escape sequences removed, has no line wider than COLS: nothing
+# wrapped.
+fits_columns ()
+{
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+text = open(sys.argv[1], 'rb').read().decode('latin1')
+text = re.sub(r'\x1b\[[0-9;?]*[A-Za-z]', '', text)
+lines = [l for l in re.split(r'[\r\n]', text)
+         if l.strip() and not re.match(r'Script (started|done) on ', l)]
+longest = max((len(l) for l in lines), default=0)
+print("longest of %d lines drawn: %d columns (of %s)" % (len(lines), longest, sys.argv[2]))
+sys.exit(0 if lines and longest <= int(sys.argv[2]) else 1)
+PY
+}
+
 # ---------------------------------------------------------------------
 # Data checks.
 

@@ -190,7 +190,11 @@ stop_past_no_return ()
 echo "== the source's daemon stopped (SIGTERM) once MIGRATION_COMPLETE is due"
 stop_past_no_return 1 complete_sent term5.out
 grep -q "stopping (signal 15)" h1.log || fail "host 1 did not stop"
-hcli 2 migrate web1 --to host1 > back2.out || { cat back2.out; fail "migrating back"; }
+# On an 80-column terminal: the progress drawn fits, nothing wraps.
+on_host 2 script -qec "stty cols 80 rows 24; handoff --socket '$tmp/h2.sock' migrate web1 --to host1" \
+  back2.tty > /dev/null || { cat back2.tty; fail "migrating back"; }
+grep -aq "web1 now runs on host1" back2.tty || fail "migrating back: $(cat back2.tty)"
+fits_columns back2.tty 80 || fail "migrate drew lines wider than an 80-column terminal"
 
 echo "== the destination's daemon stopped (SIGTERM) once it resumed web1, before its ACK"
 stop_past_no_return 2 resumed term6.out

@@ -91,6 +91,11 @@ for pipe in default ignored; do
     [ "$rc" = 0 ] || fail "status --watch | head with SIGPIPE ignored: exit $rc"
   fi
 done
+# On an 80-column terminal the status line fits: nothing wraps.
+script -qec "stty cols 80 rows 24; timeout 2 handoff mirror status '$ctl' --watch --interval 0.2" \
+  "$tmp/tty.out" > /dev/null || true
+grep -aq "ready" "$tmp/tty.out" || { cat "$tmp/tty.out"; fail "no status drawn on the terminal"; }
+fits_columns "$tmp/tty.out" 80 || fail "a status line is wider than the terminal"
 handoff mirror complete --verify "$ctl"
 
 # The CLI's own refusals.
