@@ -35,6 +35,47 @@ abs_path (const char *p, char *buf, size_t len, const char *what)
   return 0;
 }
 
+/* --memory: a bare number is MiB, as QEMU's -m; a suffix says what it
+ * means ("512K" is KiB, not MiB). */
+static int
+set_memory (json_t *def, const char *arg)
+{
+  char err[256];
+  uint64_t v;
+
+  if (parse_size_in (arg, 1 << 20, &v, err, sizeof err) == -1) {
+    cli_fail (RC_ERROR, "--memory: %s", err);
+    return -1;
+  }
+  if (v % (1 << 20) != 0 || v == 0) {
+    cli_fail (RC_ERROR, "--memory: '%s' is not a whole number of MiB", arg);
+    return -1;
+  }
+  json_object_set_new (def, "memory", json_integer ((json_int_t) (v >> 20)));
+  return 0;
+}
+
+/* --policy FILE: the VM's policy, a JSON object, kept as text. */
+static int
+set_policy (json_t *objects, const char *path)
+{
+  json_error_t je;
+  json_t *pol = json_load_file (path, JSON_REJECT_DUPLICATES, &je);
+  char *text;
+
+  if (!pol || !json_is_object (pol)) {
+    cli_fail (RC_ERROR, "--policy %s: %s", path,
+              pol ? "not a JSON object" : je.text);
+    json_decref (pol);
+    return -1;
+  }
+  text = json_dumps (pol, JSON_COMPACT | JSON_SORT_KEYS);
+  json_object_set_new (objects, "policy", json_string (text));
+  free (text);
+  json_decref (pol);
+  return 0;
+}
+
 int
 cmd_define (int argc, char **argv)
 {
@@ -66,19 +107,8 @@ cmd_define (int argc, char **argv)
                            NULL)) != -1) {
     switch (c) {
     case 'm':
-      /* A bare number is MiB, as QEMU's -m; a suffix says what it
-       * means ("512K" is KiB, not MiB). */
-      if (parse_size_in (optarg, 1 << 20, &v, err, sizeof err) == -1) {
-        cli_fail (RC_ERROR, "--memory: %s", err);
+      if (set_memory (def, optarg) == -1)
         goto bad;
-      }
-      if (v % (1 << 20) != 0 || v == 0) {
-        cli_fail (RC_ERROR, "--memory: '%s' is not a whole number of MiB",
-                  optarg);
-        goto bad;
-      }
-      json_object_set_new (def, "memory", json_integer ((json_int_t)
-                                                        (v >> 20)));
       break;
     case 'c':
       if (parse_uint (optarg, 1, 256, &v, err, sizeof err) == -1) {
@@ -103,21 +133,10 @@ cmd_define (int argc, char **argv)
     case 'a':
       json_object_set_new (def, "append", json_string (optarg));
       break;
-    case 'p': {
-      json_error_t je;
-      json_t *pol = json_load_file (optarg, JSON_REJECT_DUPLICATES, &je);
-      if (!pol || !json_is_object (pol)) {
-        cli_fail (RC_ERROR, "--policy %s: %s", optarg,
-                  pol ? "not a JSON object" : je.text);
-        json_decref (pol);
+    case 'p':
+      if (set_policy (objects, optarg) == -1)
         goto bad;
-      }
-      char *s = json_dumps (pol, JSON_COMPACT | JSON_SORT_KEYS);
-      json_object_set_new (objects, "policy", json_string (s));
-      free (s);
-      json_decref (pol);
       break;
-    }
     case 'l': {
       const char *eq = strchr (optarg, '=');
       char key[200];
@@ -168,6 +187,107 @@ cmd_define (int argc, char **argv)
   return RC_ERROR;
 }
 
+static void
+print_list (json_t *r)
+{
+  json_t *v;
+  size_t i;
+
+  printf ("%-20s %-10s %-14s %8s %5s\n", "NAME", "STATE", "QEMU", "MEMORY",
+          "VCPUS");
+  json_array_foreach (json_object_get (r, "vms"), i, v)
+    printf ("%-20s %-10s %-14s %6" JSON_INTEGER_FORMAT "Mi %5"
+            JSON_INTEGER_FORMAT "\n",
+            json_string_value (json_object_get (v, "name")),
+            json_string_value (json_object_get (v, "state")),
+            json_string_value (json_object_get (v, "run_state")),
+            json_integer_value (json_object_get (v, "memory")),
+            json_integer_value (json_object_get (v, "vcpus")));
+}
+
+static void
+print_status (json_t *r)
+{
+  json_t *def = json_object_get (r, "def"), *d, *m, *dest;
+  size_t i;
+
+  printf ("name:     %s\n", json_string_value (json_object_get (r, "name")));
+  printf ("state:    %s (QEMU: %s, %s)\n",
+          json_string_value (json_object_get (r, "state")),
+          json_string_value (json_object_get (r, "run_state")),
+          json_string_value (json_object_get (r, "accel")));
+  printf ("memory:   %" JSON_INTEGER_FORMAT " MiB, %" JSON_INTEGER_FORMAT
+          " vCPU\n", json_integer_value (json_object_get (def, "memory")),
+          json_integer_value (json_object_get (def, "vcpus")));
+  json_array_foreach (json_object_get (def, "disks"), i, d)
+    printf ("disk %zu:   %s\n", i,
+            json_string_value (json_object_get (d, "path")));
+  if (json_string_value (json_object_get (def, "dir")))
+    printf ("dir:      %s (mounted at %s)\n",
+            json_string_value (json_object_get (def, "dir")),
+            json_string_value (json_object_get (r, "share_mount")));
+  printf ("console:  %s\n", json_string_value (json_object_get (r,
+                                                                "serial")));
+  m = json_object_get (r, "migration");
+  if (!m)
+    return;
+  printf ("migration: %s to %s, phase %s\n",
+          json_string_value (json_object_get (m, "id")),
+          json_string_value (json_object_get (m, "to")),
+          json_string_value (json_object_get (m, "phase")));
+  json_array_foreach (json_object_get (m, "destinations"), i, dest) {
+    const char *why = json_string_value (json_object_get (dest, "reason"));
+    printf ("  %-16s %s%s%s\n",
+            json_string_value (json_object_get (dest, "host")),
+            json_string_value (json_object_get (dest, "state")),
+            why ? ": " : "", why ? why : "");
+  }
+}
+
+static void
+print_host (json_t *r)
+{
+  printf ("host %s: QEMU uses %s (%s); state in %s\n",
+          json_string_value (json_object_get (r, "host")),
+          json_string_value (json_object_get (r, "accel")),
+          json_string_value (json_object_get (r, "accel_reason")),
+          json_string_value (json_object_get (r, "state_dir")));
+  if (json_object_get (r, "host_id"))
+    printf ("host ID (published to guests): %s\n",
+            json_string_value (json_object_get (r, "host_id")));
+}
+
+/* Does every peer answer?  Printed (JSON: "ok" agrees with the exit
+ * status); RC_OK or RC_UNREACHABLE. */
+static int
+peers_answer (json_t *r, bool json_out)
+{
+  json_t *p;
+  size_t i;
+  bool all = true;
+
+  json_array_foreach (json_object_get (r, "peers"), i, p) {
+    bool ok = json_is_true (json_object_get (p, "ok"));
+    if (!json_out)
+      printf ("%-16s %-28s %s\n",
+              json_string_value (json_object_get (p, "name")),
+              json_string_value (json_object_get (p, "uri")),
+              ok ? "answers" : json_string_value (json_object_get (p,
+                                                                 "error")));
+    all = all && ok;
+  }
+  if (json_out) {
+    if (!all) {
+      json_object_set_new (r, "ok", json_false ());
+      json_object_set_new (r, "code", json_integer (RC_UNREACHABLE));
+      json_object_set_new (r, "error", json_string ("a peer does not "
+                                                    "answer"));
+    }
+    print_json (r);
+  }
+  return all ? RC_OK : RC_UNREACHABLE;
+}
+
 /* handoff OP NAME [--socket PATH] [--json]: the simple ones. */
 static int
 simple (const char *op, int argc, char **argv, bool needs_name)
@@ -204,101 +324,18 @@ simple (const char *op, int argc, char **argv, bool needs_name)
   r = cli_request (req, &rc);
   if (!r)
     return rc;
-  if (json_out && strcmp (op, "peers") == 0) {
-    /* "ok" agrees with the exit status: every peer answers. */
-    json_t *p;
-    size_t i;
-    bool all = true;
-    json_array_foreach (json_object_get (r, "peers"), i, p)
-      all = all && json_is_true (json_object_get (p, "ok"));
-    if (!all) {
-      json_object_set_new (r, "ok", json_false ());
-      json_object_set_new (r, "code", json_integer (RC_UNREACHABLE));
-      json_object_set_new (r, "error", json_string ("a peer does not "
-                                                    "answer"));
-    }
-  }
-  if (json_out)
+  if (strcmp (op, "peers") == 0)
+    rc = peers_answer (r, json_out);
+  else if (json_out)
     print_json (r);
-  else if (strcmp (op, "list") == 0) {
-    json_t *vms = json_object_get (r, "vms"), *v;
-    size_t i;
-    printf ("%-20s %-10s %-14s %8s %5s\n", "NAME", "STATE", "QEMU", "MEMORY",
-            "VCPUS");
-    json_array_foreach (vms, i, v)
-      printf ("%-20s %-10s %-14s %6" JSON_INTEGER_FORMAT "Mi %5"
-              JSON_INTEGER_FORMAT "\n",
-              json_string_value (json_object_get (v, "name")),
-              json_string_value (json_object_get (v, "state")),
-              json_string_value (json_object_get (v, "run_state")),
-              json_integer_value (json_object_get (v, "memory")),
-              json_integer_value (json_object_get (v, "vcpus")));
-  }
-  else if (strcmp (op, "status") == 0) {
-    json_t *def = json_object_get (r, "def"), *d, *m;
-    size_t i;
-    printf ("name:     %s\n", json_string_value (json_object_get (r, "name")));
-    printf ("state:    %s (QEMU: %s, %s)\n",
-            json_string_value (json_object_get (r, "state")),
-            json_string_value (json_object_get (r, "run_state")),
-            json_string_value (json_object_get (r, "accel")));
-    printf ("memory:   %" JSON_INTEGER_FORMAT " MiB, %" JSON_INTEGER_FORMAT
-            " vCPU\n", json_integer_value (json_object_get (def, "memory")),
-            json_integer_value (json_object_get (def, "vcpus")));
-    json_array_foreach (json_object_get (def, "disks"), i, d)
-      printf ("disk %zu:   %s\n", i,
-              json_string_value (json_object_get (d, "path")));
-    if (json_string_value (json_object_get (def, "dir")))
-      printf ("dir:      %s (mounted at %s)\n",
-              json_string_value (json_object_get (def, "dir")),
-              json_string_value (json_object_get (r, "share_mount")));
-    printf ("console:  %s\n", json_string_value (json_object_get (r,
-                                                                  "serial")));
-    m = json_object_get (r, "migration");
-    if (m) {
-      json_t *dest;
-      printf ("migration: %s to %s, phase %s\n",
-              json_string_value (json_object_get (m, "id")),
-              json_string_value (json_object_get (m, "to")),
-              json_string_value (json_object_get (m, "phase")));
-      json_array_foreach (json_object_get (m, "destinations"), i, dest) {
-        const char *why = json_string_value (json_object_get (dest,
-                                                              "reason"));
-        printf ("  %-16s %s%s%s\n",
-                json_string_value (json_object_get (dest, "host")),
-                json_string_value (json_object_get (dest, "state")),
-                why ? ": " : "", why ? why : "");
-      }
-    }
-  }
+  else if (strcmp (op, "list") == 0)
+    print_list (r);
+  else if (strcmp (op, "status") == 0)
+    print_status (r);
   else if (strcmp (op, "host") == 0)
-    printf ("host %s: QEMU uses %s (%s); state in %s\n",
-            json_string_value (json_object_get (r, "host")),
-            json_string_value (json_object_get (r, "accel")),
-            json_string_value (json_object_get (r, "accel_reason")),
-            json_string_value (json_object_get (r, "state_dir")));
-  if (strcmp (op, "peers") == 0) {
-    json_t *p;
-    size_t i;
-    bool all = true;
-    json_array_foreach (json_object_get (r, "peers"), i, p) {
-      bool ok = json_is_true (json_object_get (p, "ok"));
-      if (!json_out)
-        printf ("%-16s %-28s %s\n",
-                json_string_value (json_object_get (p, "name")),
-                json_string_value (json_object_get (p, "uri")),
-                ok ? "answers" : json_string_value (json_object_get (p,
-                                                                   "error")));
-      all = all && ok;
-    }
-    json_decref (r);
-    return all ? RC_OK : RC_UNREACHABLE;
-  }
-  if (!json_out && strcmp (op, "host") == 0 && json_object_get (r, "host_id"))
-    printf ("host ID (published to guests): %s\n",
-            json_string_value (json_object_get (r, "host_id")));
+    print_host (r);
   json_decref (r);
-  return RC_OK;
+  return rc;
 }
 
 int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, true); }
