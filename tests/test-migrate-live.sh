@@ -119,7 +119,10 @@ cat hooks.log
 [ "$(grep -c ' migrated ' hooks.log)" = 1 ] && tail -n 1 hooks.log | grep -q '^host2 migrated ' ||
   fail "the migrated event is not delivered once, last"
 grep -v ' migrated ' hooks.log > hooks.posted; mv hooks.posted hooks.log
-posted=$(jq -r '.event.uid' posted.json)
+# Each post printed one object: the event, or (refused) why.
+posted=$(jq -r 'select(.ok) | .event.uid' posted.json)
+jq -e 'select(.ok | not) | .code == 1 and (.error | test("moved to host2"))' posted.json |
+  grep -qv true && fail "a refused post's JSON does not say where the VM went"
 for uid in $posted; do
   [ "$(grep -c " $uid " hooks.log)" = 1 ] || fail "event $uid was not delivered exactly once"
 done
