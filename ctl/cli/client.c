@@ -22,6 +22,17 @@ const char *cli_socket_path;
 const char *cli_host_uri;
 const char *cli_psk_path;
 
+void
+cli_print_json (json_t *j)
+{
+  char *s = json_dumps (j, JSON_COMPACT);
+
+  if (s)
+    printf ("%s\n", s);
+  free (s);
+  fflush (stdout);
+}
+
 int
 cli_fail (int rc, const char *fmt, ...)
 {
@@ -36,10 +47,8 @@ cli_fail (int rc, const char *fmt, ...)
   if (cli_json) {
     json_t *o = json_pack ("{s:b, s:i, s:s}", "ok", 0, "code", rc, "error",
                            msg);
-    char *s = o ? json_dumps (o, JSON_COMPACT) : NULL;
-    if (s)
-      printf ("%s\n", s);
-    free (s);
+    if (o)
+      cli_print_json (o);
     json_decref (o);
   }
   return rc;

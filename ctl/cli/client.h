@@ -17,6 +17,8 @@ extern const char *cli_psk_path;        /* --psk (with --host) */
 
 /* The socket path in use. */
 extern const char *cli_socket (void);
+/* J as one line of compact JSON on stdout (flushed). */
+extern void cli_print_json (json_t *j);
 /* Print "handoff CMD: MESSAGE" on stderr and, with --json (cli_json),
  * the object {"ok": false, "code": RC, "error": MESSAGE} on stdout.
  * RC. */

@@ -79,15 +79,6 @@ draw_progress (struct view *v, json_t *ev)
 
 static void print_job (json_t *r);
 
-static void
-print_json_line (json_t *j)
-{
-  char *s = json_dumps (j, JSON_COMPACT);
-  if (s)
-    printf ("%s\n", s);
-  free (s);
-}
-
 /* The last message: what happened, and the exit code. */
 static int
 print_result (json_t *ev, struct view *view, const char *vm, const char *to,
@@ -233,12 +224,8 @@ follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
         json_object_set_new (ev, "outcome", json_string (name));
       json_object_set_new (ev, "code", json_integer (code));
     }
-    if (json_out) {
-      char *s = json_dumps (ev, JSON_COMPACT);
-      printf ("%s\n", s);
-      fflush (stdout);
-      free (s);
-    }
+    if (json_out)
+      cli_print_json (ev);
     if (json_object_get (ev, "ok")) {
       rc = print_result (ev, &view, vm, to, json_out, detach);
       json_decref (ev);
@@ -505,7 +492,7 @@ cmd_job (int argc, char **argv)
   if (!r)
     return rc;
   if (cli_json)
-    print_json_line (r);
+    cli_print_json (r);
   else
     print_job (r);
   json_decref (r);

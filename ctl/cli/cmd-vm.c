@@ -15,15 +15,6 @@
 #include "progress.h"
 #include "util.h"
 
-static void
-print_json (json_t *j)
-{
-  char *s = json_dumps (j, JSON_COMPACT);
-  if (s)
-    printf ("%s\n", s);
-  free (s);
-}
-
 static int
 abs_path (const char *p, char *buf, size_t len, const char *what)
 {
@@ -175,7 +166,7 @@ cmd_define (int argc, char **argv)
   json_t *r = cli_request (json_pack ("{s:s, s:o, s:o}", "op", "define", "def",
                                       def, "objects", objects), &rc);
   if (r && cli_json)
-    print_json (r);
+    cli_print_json (r);
   else if (r)
     printf ("defined %s\n", argv[optind]);
   json_decref (r);
@@ -283,7 +274,7 @@ peers_answer (json_t *r, bool json_out)
       json_object_set_new (r, "error", json_string ("a peer does not "
                                                     "answer"));
     }
-    print_json (r);
+    cli_print_json (r);
   }
   return all ? RC_OK : RC_UNREACHABLE;
 }
@@ -327,7 +318,7 @@ simple (const char *op, int argc, char **argv, bool needs_name)
   if (strcmp (op, "peers") == 0)
     rc = peers_answer (r, json_out);
   else if (json_out)
-    print_json (r);
+    cli_print_json (r);
   else if (strcmp (op, "list") == 0)
     print_list (r);
   else if (strcmp (op, "status") == 0)
@@ -390,7 +381,7 @@ cmd_event (int argc, char **argv)
   if (!r)
     return rc;
   if (json_out)
-    print_json (r);
+    cli_print_json (r);
   else
     printf ("event %s %s\n",
             json_string_value (json_object_get (json_object_get (r, "event"),
@@ -441,7 +432,7 @@ cmd_label (int argc, char **argv)
   r = cli_request (json_pack ("{s:s, s:s, s:o}", "op", "label", "vm",
                               argv[optind], "labels", labels), &rc);
   if (r && cli_json)
-    print_json (r);
+    cli_print_json (r);
   json_decref (r);
   return rc;
 }
