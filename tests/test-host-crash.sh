@@ -49,7 +49,7 @@ for round in 1 2; do
 done
 
 echo "== a start whose QEMU does not come up fails, and says why"
-hcli 1 stop web1
+hcli 1 stop web1 --force
 stop_handoffd 1
 start_handoffd 1 --qemu /bin/false
 rc=0

@@ -113,7 +113,7 @@ import sys; sys.stdout.write(open(sys.argv[1], "rb").read(1 << 20).decode("latin
     fail "$what: records"
   [ "$acked" -le "$top" ] || fail "$what: the disk ends at record $top, the guest wrote $acked"
   # A clean file system: stop the VM, unmount, check, mount again.
-  hcli "$where" stop web1
+  hcli "$where" stop web1 --force
   on_host "$where" handoff volume unmount "$tmp/vol" > /dev/null
   e2fsck -fn "$(losetup -f --show -o $((2048 * 512)) --sizelimit $((614400 * 512)) san.img)" \
     > fsck.out 2>&1 || { cat fsck.out; fail "$what: e2fsck found errors"; }

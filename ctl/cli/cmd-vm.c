@@ -67,6 +67,26 @@ set_policy (json_t *objects, const char *path)
   return 0;
 }
 
+static const char define_help[] =
+"Usage: handoff define NAME --memory SIZE --vcpus N --disk FILE...\n"
+"         [--dir DIR] [--kernel FILE --initrd FILE --append ARGS]\n"
+"         [--policy FILE] [--label KEY=VALUE]... [--socket PATH] [--json]\n"
+"\n"
+"Registers a VM with this host's handoffd (it does not start it).\n"
+"\n"
+"  -m, --memory SIZE     RAM: a bare number is MiB (as QEMU's -m); K, M,\n"
+"                        G, T are powers of 1024; whole MiB (default 256)\n"
+"  -c, --vcpus N         virtual CPUs, 1 to 256 (default 1)\n"
+"  -d, --disk FILE       a raw disk image; repeat for more, in order\n"
+"  -D, --dir DIR         the VM's directory, which moves with it\n"
+"  -k, --kernel FILE     boot this kernel instead of the first disk\n"
+"  -i, --initrd FILE     its initrd\n"
+"  -a, --append ARGS     its command line\n"
+"  -p, --policy FILE     a JSON object kept with the VM (hooks)\n"
+"  -l, --label KEY=VALUE a label; repeat for more\n"
+"  -S, --socket PATH     handoffd's CLI socket\n"
+"      --json            print the answer as JSON\n";
+
 int
 cmd_define (int argc, char **argv)
 {
@@ -142,14 +162,7 @@ cmd_define (int argc, char **argv)
     case 'S': cli_socket_path = optarg; break;
     case 'j': cli_json = true; break;
     case 'h':
-      printf ("Usage: handoff define NAME --memory SIZE --vcpus N --disk "
-              "FILE...\n"
-              "         [--dir DIR] [--kernel K --initrd I --append A]\n"
-              "         [--policy FILE] [--label KEY=VALUE]... "
-              "[--socket PATH] [--json]\n"
-              "  --memory SIZE  RAM: a bare number is MiB (as QEMU's -m); "
-              "K, M, G, T\n"
-              "                 are powers of 1024; whole MiB only\n");
+      fputs (define_help, stdout);
       json_decref (def);
       json_decref (objects);
       return RC_OK;
@@ -279,6 +292,27 @@ peers_answer (json_t *r, bool json_out)
   return all ? RC_OK : RC_UNREACHABLE;
 }
 
+static const char *
+simple_summary (const char *op)
+{
+  static const struct { const char *op, *text; } s[] = {
+    { "start", "Starts the VM under QEMU." },
+    { "undefine", "Forgets a stopped VM; its disks and directory stay." },
+    { "status", "The VM: its state, definition, labels, queued events and\n"
+      "running migration." },
+    { "abort", "Aborts the VM's running migration: it rolls back, and the\n"
+      "VM runs on here." },
+    { "list", "This host's VMs and their states." },
+    { "host", "This host's handoffd: name, version, accelerator, host ID." },
+    { "peers", "Checks that every peer answers, over TLS with the key\n"
+      "(exit 7 if one does not)." },
+  };
+  for (size_t i = 0; i < sizeof s / sizeof s[0]; ++i)
+    if (strcmp (s[i].op, op) == 0)
+      return s[i].text;
+  return "";
+}
+
 /* handoff OP NAME [--socket PATH] [--json]: the simple ones. */
 static int
 simple (const char *op, int argc, char **argv, bool needs_name)
@@ -299,8 +333,10 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     case 'S': cli_socket_path = optarg; break;
     case 'j': json_out = true; break;
     case 'h':
-      printf ("Usage: handoff %s%s [--socket PATH] [--json]\n", op,
-              needs_name ? " NAME" : "");
+      printf ("Usage: handoff %s%s [--socket PATH] [--json]\n\n%s\n\n"
+              "  -S, --socket PATH   handoffd's CLI socket\n"
+              "      --json          print the answer as JSON\n", op,
+              needs_name ? " NAME" : "", simple_summary (op));
       return RC_OK;
     default: return cli_bad_option (op, argv, "S:jh");
     }
@@ -330,7 +366,6 @@ simple (const char *op, int argc, char **argv, bool needs_name)
 }
 
 int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, true); }
-int cmd_stop (int argc, char **argv) { return simple ("stop", argc, argv, true); }
 int cmd_undefine (int argc, char **argv) { return simple ("undefine", argc, argv, true); }
 int cmd_status (int argc, char **argv) { return simple ("status", argc, argv, true); }
 int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true); }
@@ -358,7 +393,12 @@ cmd_event (int argc, char **argv)
     case 'j': json_out = true; break;
     case 'h':
       printf ("Usage: handoff event VM TYPE [JSON] [--socket PATH] "
-              "[--json]\n");
+              "[--json]\n\n"
+              "Posts a management event (TYPE, with an optional JSON\n"
+              "object) for VM; one posted while VM moves is held and\n"
+              "delivered once, on the host that runs it at the end.\n\n"
+              "  -S, --socket PATH   handoffd's CLI socket\n"
+              "      --json          print the answer as JSON\n");
       return RC_OK;
     default: return cli_bad_option ("event", argv, "S:jh");
     }
@@ -411,7 +451,11 @@ cmd_label (int argc, char **argv)
     case 'j': cli_json = true; break;
     case 'h':
       printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH] "
-              "[--json]\n");
+              "[--json]\n\n"
+              "Sets VM's labels (KEY= with no value removes one); they\n"
+              "move with it.\n\n"
+              "  -S, --socket PATH   handoffd's CLI socket\n"
+              "      --json          print the answer as JSON\n");
       return RC_OK;
     default: return cli_bad_option ("label", argv, "S:jh");
     }
@@ -432,6 +476,70 @@ cmd_label (int argc, char **argv)
   r = cli_request (json_pack ("{s:s, s:s, s:o}", "op", "label", "vm",
                               argv[optind], "labels", labels), &rc);
   if (r && cli_json)
+    cli_print_json (r);
+  json_decref (r);
+  return rc;
+}
+
+/* handoff stop NAME [--timeout TIME] [--force]: the guest's own
+ * shutdown (ACPI power button) unless --force, as virsh's shutdown and
+ * destroy. */
+int
+cmd_stop (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "timeout", required_argument, NULL, 't' },
+    { "force", no_argument, NULL, 'f' },
+    { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  bool force = false;
+  uint64_t timeout_ms = 60000;
+  char err[256];
+  int c, rc;
+  json_t *req, *r;
+
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "t:fS:jh", opts, NULL)) != -1) {
+    switch (c) {
+    case 't':
+      if (parse_duration_ms (optarg, &timeout_ms, err, sizeof err) == -1)
+        return cli_fail (RC_ERROR, "--timeout: %s", err);
+      if (timeout_ms > 600000)
+        return cli_fail (RC_ERROR, "--timeout: at most 10m");
+      break;
+    case 'f': force = true; break;
+    case 'S': cli_socket_path = optarg; break;
+    case 'j': cli_json = true; break;
+    case 'h':
+      printf (
+"Usage: handoff stop NAME [--timeout TIME] [--force] [--socket PATH] [--json]\n"
+"\n"
+"Presses the guest's ACPI power button and waits until it has powered\n"
+"off; then stops the VM's disk and share servers.\n"
+"\n"
+"  -t, --timeout TIME  how long the guest may take (90s, 5m, 1.5s, 250ms;\n"
+"                      bare seconds; default 60s, at most 10m); if it\n"
+"                      still runs then, stop fails (exit 6), and the VM\n"
+"                      runs on\n"
+"  -f, --force         power off at once (QEMU quits; the guest gets no\n"
+"                      say), as after a failed shutdown\n"
+"  -S, --socket PATH   handoffd's CLI socket\n"
+"      --json          print the answer as JSON\n");
+      return RC_OK;
+    default: return cli_bad_option ("stop", argv, "t:fS:jh");
+    }
+  }
+  if (argc - optind != 1)
+    return cli_fail (RC_ERROR, "expected one VM NAME");
+  req = json_pack ("{s:s, s:s, s:b, s:I}", "op", "stop", "vm", argv[optind],
+                   "force", force, "timeout_ms", (json_int_t) timeout_ms);
+  r = cli_request (req, &rc);
+  if (!r)
+    return rc;
+  if (cli_json)
     cli_print_json (r);
   json_decref (r);
   return rc;

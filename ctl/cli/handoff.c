@@ -22,6 +22,7 @@
 
 static int cmd_help (int argc, char **argv);
 static int cmd_version (int argc, char **argv);
+static int run_command (int argc, char **argv);
 
 static const struct cli_command builtins[] = {
   { "define", cmd_define, "register a VM with the local handoffd" },
@@ -85,17 +86,27 @@ usage (FILE *fp, int exitcode)
   }
   fprintf (fp,
 "\n"
-"Run 'handoff COMMAND --help' for a command's options.\n"
+"Run 'handoff help COMMAND' (or 'handoff COMMAND --help') for a command's\n"
+"options.\n"
 "See handoff(1) for exit codes and examples.\n");
   exit (exitcode);
 }
 
+/* "handoff help" lists the commands; "handoff help CMD" is
+ * "handoff CMD --help", helpers included, as git and virsh do. */
 static int
 cmd_help (int argc, char **argv)
 {
-  (void) argc;
-  (void) argv;
-  usage (stdout, RC_OK);
+  if (argc < 2)
+    usage (stdout, RC_OK);
+  if (argc > 2) {
+    fprintf (stderr, "handoff: help: one command at a time\n");
+    return RC_ERROR;
+  }
+  if (strcmp (argv[1], "help") == 0)
+    usage (stdout, RC_OK);
+  char *help_argv[] = { argv[1], (char *) "--help", NULL };
+  return run_command (2, help_argv);
 }
 
 static int
@@ -151,9 +162,14 @@ main (int argc, char **argv)
     return RC_ERROR;
   }
 
-  const char *cmd = argv[optind];
-  int sub_argc = argc - optind;
-  char **sub_argv = argv + optind;
+  return run_command (argc - optind, argv + optind);
+}
+
+/* Runs the built-in command or helper program named by sub_argv[0]. */
+static int
+run_command (int sub_argc, char **sub_argv)
+{
+  const char *cmd = sub_argv[0];
 
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
     if (strcmp (cmd, builtins[i].name) == 0) {

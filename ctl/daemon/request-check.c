@@ -167,6 +167,20 @@ check_migrate (json_t *req, char *err, size_t errlen)
 }
 
 static int
+check_stop (json_t *req, char *err, size_t errlen)
+{
+  uint64_t timeout_ms = STOP_DEFAULT_TIMEOUT_MS;
+  bool force = false;
+
+  if (msg_get_bool (req, "force", false, &force, err, errlen) == -1 ||
+      msg_get_u64 (req, "timeout_ms", false, &timeout_ms, err, errlen) == -1)
+    return -1;
+  if (timeout_ms > STOP_MAX_TIMEOUT_MS)
+    return set_error (err, errlen, "the stop timeout is at most 10 min");
+  return 0;
+}
+
+static int
 check_job (json_t *req, char *err, size_t errlen)
 {
   bool watch;
@@ -192,7 +206,7 @@ static const struct {
   { "define", false, check_define },
   { "undefine", true, check_nothing },
   { "start", true, check_nothing },
-  { "stop", true, check_nothing },
+  { "stop", true, check_stop },
   { "list", false, check_nothing },
   { "status", true, check_nothing },
   { "event", true, check_event },

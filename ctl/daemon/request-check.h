@@ -22,6 +22,11 @@
 #define MIGRATE_MAX_TIMEOUT_S 86400
 #define MIGRATE_MAX_SHUTDOWN_MS 600000
 
+/* Bounds of "stop": how long a guest may take to power off after the
+ * ACPI power button. */
+#define STOP_DEFAULT_TIMEOUT_MS 60000
+#define STOP_MAX_TIMEOUT_MS 600000
+
 /* 0 if REQ is a well-formed request of a known op; -1 with err (the
  * "bad_request" answer's reason) otherwise. */
 extern int request_check (json_t *req, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* handoffd: the CLI socket's requests (root only, or the admin
  * channel's key holders).  See server.h. */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,8 +13,10 @@
 
 #include "build-info.h"
 #include "channel.h"
+#include "clock.h"
 #include "config.h"
 #include "db.h"
+#include "errors.h"
 #include "def-check.h"
 #include "events.h"
 #include "jsonutil.h"
@@ -23,6 +26,7 @@
 #include "record.h"
 #include "request-check.h"
 #include "peer.h"
+#include "proc.h"
 #include "sockets.h"
 #include "server.h"
 #include "vm.h"
@@ -146,22 +150,63 @@ op_start (json_t *req)
   return json_pack ("{s:b}", "ok", 1);
 }
 
+/* The guest's own shutdown: the ACPI power button, then up to
+ * TIMEOUT_MS for QEMU to exit.  0 once it is gone; -1 if it still
+ * runs (the guest ignored the button or is slow), with nothing
+ * changed. */
+static int
+shutdown_guest (const char *name, uint64_t timeout_ms, char *err,
+                size_t errlen)
+{
+  char pid[PATH_MAX];
+  pid_t p;
+  json_t *r;
+
+  vm_run_path (name, "qemu.pid", pid, sizeof pid);
+  p = proc_alive (pid, "qemu");
+  if (p <= 0)
+    return 0;
+  r = vm_qmp (name, "system_powerdown", NULL, 5000, err, errlen);
+  if (!r)
+    return -1;
+  json_decref (r);
+  log_info ("VM %s: ACPI power button pressed; waiting up to %" PRIu64
+            " ms for the guest to power off", name, timeout_ms);
+  int64_t t0 = clock_ms ();
+  if (proc_wait_gone (p, (int) timeout_ms) == 0) {
+    log_info ("VM %s powered off %" PRId64 " ms after the ACPI power button",
+              name, clock_ms () - t0);
+    return 0;
+  }
+  return set_error (err, errlen, "VM %s did not power off within %" PRIu64
+                    " ms of the ACPI power button; it still runs (--force "
+                    "powers it off)", name, timeout_ms);
+}
+
 static json_t *
 op_stop (json_t *req)
 {
   const char *name;
   json_t *row, *e = get_vm (req, &name, &row);
-  char err[256];
+  char err[512];
+  bool force = json_is_true (json_object_get (req, "force"));
+  json_t *t = json_object_get (req, "timeout_ms");
+  uint64_t timeout_ms = t ? (uint64_t) json_integer_value (t)
+    : STOP_DEFAULT_TIMEOUT_MS;
 
   if (e)
     return e;
   json_decref (row);
   if (vm_claim (name, "stopping", err, sizeof err) == -1)
     return server_error (NULL, "%s", err);
+  if (!force && shutdown_guest (name, timeout_ms, err, sizeof err) == -1) {
+    vm_release (name);
+    return server_error ("timeout", "%s", err);
+  }
   vm_stop (name);
   db_vm_set_state (name, "stopped");
   vm_release (name);
-  log_info ("VM %s stopped", name);
+  log_info ("VM %s %s", name, force ? "powered off" : "shut down");
   return json_pack ("{s:b}", "ok", 1);
 }
 

@@ -119,7 +119,8 @@ make_initrd () {   # make_initrd OUT MODULES... [-- FILES-WITH-LIBS...]
   rm -rf "$root"
 }
 
-base_mods=(virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg ext4 crc32c_generic)
+base_mods=(virtio_pci virtio_blk virtio_net virtio_console qemu_fw_cfg ext4 crc32c_generic
+           evdev button)
 if [ ! -f "$cache/initrd.gz" ] || [ "$(cat "$cache/initrd.stamp" 2>/dev/null)" != "$stamp" ]; then
   make_initrd "$cache/initrd.gz" "${base_mods[@]}"
   echo "$stamp" > "$cache/initrd.stamp"
