@@ -92,10 +92,13 @@ mount_handle (json_t *req, void *opaque)
   if (strcmp (op, "status") == 0)
     return session_status ();
   if (strcmp (op, "start") == 0) {
+    uint64_t limit = 0;
     if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0 ||
-        msg_get_string (req, "psk", false, &psk, err, sizeof err) == -1)
+        msg_get_string (req, "psk", false, &psk, err, sizeof err) == -1 ||
+        msg_get_u64 (req, "copy_rate_limit", false, &limit, err,
+                     sizeof err) == -1)
       return ctl_error_reply ("bad_request", err);
-    if (session_start (to, psk, err, sizeof err) == -1)
+    if (session_start (to, psk, limit, err, sizeof err) == -1)
       return ctl_error_reply ("start_failed", err);
     return session_status ();
   }

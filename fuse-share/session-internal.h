@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ratelimit.h"
 #include "session.h"
 #include "share-proto.h"
 
@@ -29,6 +30,8 @@ struct share_session {
   uint64_t acked;               /* lock */
   uint32_t inflight_len[MAX_INFLIGHT];  /* Data bytes per seq (lock). */
   uint64_t inflight_bytes;      /* lock */
+  struct ratelimit copy_limit;  /* The copier's cap; mirrored writes are
+                                   not held back (lock). */
   struct node *nodes[NODE_BUCKETS];     /* lock */
   uint64_t next_handle;         /* lock */
   uint64_t files, files_done, bytes_total, bytes_copied, mirrored;

@@ -606,6 +606,7 @@ copy_step (struct node *n, uint8_t *buf)
   n->watermark = (uint64_t) data + (uint64_t) got;
   pthread_mutex_lock (&sess.lock);
   sess.bytes_copied += skipped + (uint64_t) got;
+  ratelimit_charge (&sess.copy_limit, (uint64_t) got, clock_ms ());
   pthread_mutex_unlock (&sess.lock);
  done:
   if (!more) {
@@ -640,13 +641,21 @@ copier_main (void *arg)
     for (; n; n = n->next) {
       int r;
       do {
-        /* Leave room in the pipe for mirrored guest writes. */
+        /* Leave room in the pipe for mirrored guest writes, and keep
+         * under the cap (checked every 100 ms at most, so an abort is
+         * not kept waiting). */
         pthread_mutex_lock (&sess.lock);
         while (session_running_locked () &&
                sess.inflight_bytes > COPY_INFLIGHT_BYTES)
           pthread_cond_wait (&sess.cond, &sess.lock);
+        int64_t wait = ratelimit_wait_ms (&sess.copy_limit, clock_ms ());
         bool run = session_running_locked ();
         pthread_mutex_unlock (&sess.lock);
+        if (run && wait > 0) {
+          usleep ((useconds_t) (wait < 100 ? wait : 100) * 1000);
+          r = 1;
+          continue;
+        }
         if (!run) {
           free (buf);
           return NULL;
@@ -713,7 +722,8 @@ session_teardown (void)
 }
 
 int
-session_start (const char *to, const char *psk, char *err, size_t errlen)
+session_start (const char *to, const char *psk, uint64_t copy_rate_limit,
+               char *err, size_t errlen)
 {
   struct chan_config cfg = share_chan_cfg;
   struct scan_link *links = NULL;
@@ -752,6 +762,7 @@ session_start (const char *to, const char *psk, char *err, size_t errlen)
   sess.verify_fail = 0;
   sess.final_seq = 0;
   sess.started_ms = clock_ms ();
+  ratelimit_set (&sess.copy_limit, copy_rate_limit, sess.started_ms);
   sess.state = SESSION_SCANNING;
   __atomic_store_n (&sess.active, true, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&sess.lock);

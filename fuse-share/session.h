@@ -60,8 +60,9 @@ extern int share_srcfd;          /* The source directory. */
 extern int share_timeout_ms;
 
 /* Session control (control.c calls these). */
-extern int session_start (const char *to, const char *psk, char *err,
-                          size_t errlen);
+/* COPY_RATE_LIMIT caps the copy of the tree (bytes/s; 0: none). */
+extern int session_start (const char *to, const char *psk,
+                          uint64_t copy_rate_limit, char *err, size_t errlen);
 extern int session_commit (char *err, size_t errlen);
 /* After a commit the mount refuses changes (EROFS) until an abort. */
 extern bool share_frozen;

@@ -3,7 +3,8 @@
 LIB_SRCS := lib/log.c lib/uri.c lib/frame.c lib/sockets.c lib/psk.c \
             lib/tls.c lib/channel.c lib/jsonutil.c lib/progress.c lib/util.c \
             lib/staged-file.c lib/ctlserver.c lib/names.c lib/beneath.c \
-            lib/clock.c lib/errors.c lib/digest.c lib/hostid.c
+            lib/clock.c lib/errors.c lib/digest.c lib/hostid.c \
+            lib/ratelimit.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIBHANDOFF := $(O)/lib/libhandoff.a
 LIB_PKGS := gnutls jansson
@@ -15,7 +16,8 @@ $(LIBHANDOFF): $(LIB_OBJS)
 
 LIB_TESTS := $(O)/lib/test-uri $(O)/lib/test-frame $(O)/lib/test-psk \
              $(O)/lib/test-channel $(O)/lib/test-checked-overflow \
-             $(O)/lib/test-progress $(O)/lib/test-names $(O)/lib/test-beneath
+             $(O)/lib/test-progress $(O)/lib/test-names $(O)/lib/test-beneath \
+             $(O)/lib/test-ratelimit
 UNIT_TESTS += $(LIB_TESTS)
 
 $(LIB_TESTS): $(O)/lib/test-%: $(O)/lib/test-%.o $(LIBHANDOFF)

@@ -13,7 +13,9 @@ parse_start (json_t *req, struct control_req *r, char *err, size_t errlen)
   size_t i;
 
   if (msg_get_array (req, "destinations", true, &arr, err, errlen) != 0 ||
-      msg_get_string (req, "mode", false, &mode, err, errlen) == -1)
+      msg_get_string (req, "mode", false, &mode, err, errlen) == -1 ||
+      msg_get_u64 (req, "copy_rate_limit", false, &r->copy_rate_limit, err,
+                   errlen) == -1)
     return -1;
   r->ndests = json_array_size (arr);
   if (r->ndests == 0 || r->ndests > MIRROR_MAX_DESTS) {

@@ -29,6 +29,8 @@ struct control_req {
   const char *uris[MIRROR_MAX_DESTS];
   size_t ndests;
   bool background;
+  uint64_t copy_rate_limit;     /* Bytes/s of the background copy; 0 is
+                                   no cap. */
   /* complete: 0 is no limit; never above INT64_MAX / 2. */
   bool verify;
   int64_t timeout_ms;

@@ -74,7 +74,7 @@ do_start (const struct control_req *r)
 
   if (mirror_start (r->uris, r->ndests, r->background
                     ? MIRROR_MODE_BACKGROUND : MIRROR_MODE_ACTIVE,
-                    err, sizeof err) == -1)
+                    r->copy_rate_limit, err, sizeof err) == -1)
     return ctl_error_reply ("start_failed", err);
   return status_json ();
 }

@@ -329,10 +329,18 @@ copier_fill_locked (struct conn *c)
   struct dest *d = c->d;
   unsigned batch = 0;
 
+  c->throttle_ms = 0;
   while (!m->stopping && !m->paused && d->state == DEST_COPYING &&
          c->copies < m->cfg.max_inflight) {
     if (batch++ == FILL_BATCH)
       return true;
+    /* Over the cap: the caller sleeps this long (guest writes, on their
+     * own path, go on meanwhile). */
+    int64_t wait = ratelimit_wait_ms (&m->copy_limit, clock_ms ());
+    if (wait > 0) {
+      c->throttle_ms = wait;
+      return false;
+    }
     int64_t cand = track_next_candidate (&d->track, &m->map);
     uint64_t max, first, n;
     struct copy_run *run;
@@ -365,6 +373,10 @@ copier_fill_locked (struct conn *c)
     run->bytes = 0;
     for (uint64_t i = 0; i < n; ++i)
       run->bytes += chunkmap_chunk_bytes (&m->map, first + i);
+    /* A run longer than a request is a hole (run_length): it goes as a
+     * zero command, a few bytes on the wire, and costs nothing. */
+    if (n <= (m->cfg.request_size / m->map.chunk_size ?: 1))
+      ratelimit_charge (&m->copy_limit, run->bytes, clock_ms ());
     run->refs = 1;
     run->failed = false;
     run->error = 0;

@@ -242,6 +242,7 @@ conn_loop (struct conn *c)
 
     pthread_mutex_lock (&m->lock);
     bool more = copier_fill_locked (c);
+    int64_t throttle = c->throttle_ms;
     stop = m->stopping || !dest_active_locked (d);
     if (!stop && c->cmds > 0 && clock_ms () - c->progress_ms > timeout) {
       dest_fail_locked (d, "no reply for %d ms", timeout);
@@ -263,7 +264,8 @@ conn_loop (struct conn *c)
       connect_fail_from_nbd (d, "connection lost");
       return;
     }
-    r = poll (pfd, 2, more ? 0 : 1000);
+    r = poll (pfd, 2, more ? 0
+              : throttle > 0 && throttle < 1000 ? (int) throttle : 1000);
     if (r < 0) {
       if (errno == EINTR)
         continue;

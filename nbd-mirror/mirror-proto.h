@@ -12,6 +12,9 @@
  *
  *   start     "destinations": [NBD URI, ...]   1..MIRROR_MAX_DESTS
  *             "mode": "active" | "background"  (default "active")
+ *             "copy_rate_limit": bytes/s       (default 0: no cap) of
+ *             the background copy, over every destination; guest
+ *             writes are never held back by it
  *             Connects to every destination, checks its size and that
  *             it is writable, and starts copying.  Refused if a mirror
  *             is already running.  Destinations that cannot be reached

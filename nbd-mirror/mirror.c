@@ -398,7 +398,7 @@ wait_connected_locked (struct dest **dests, size_t n)
 
 int
 mirror_start (const char *const *uris, size_t n, enum mirror_mode mode,
-              char *err, size_t errlen)
+              uint64_t copy_rate_limit, char *err, size_t errlen)
 {
   struct dest *dests[MIRROR_MAX_DESTS] = { NULL };
   size_t i, connected = 0;
@@ -460,6 +460,7 @@ mirror_start (const char *const *uris, size_t n, enum mirror_mode mode,
   mirror.ready_ms = 0;
   mirror.guest_writes = mirror.guest_bytes = mirror.mirrored_writes = 0;
   mirror.total_sent = 0;
+  ratelimit_set (&mirror.copy_limit, copy_rate_limit, mirror.started_ms);
   mirror.copy_rate = mirror.write_rate = 0;
   mirror.rate_sent = mirror.rate_guest = 0;
   mirror.rate_ms = mirror.started_ms;

@@ -32,6 +32,7 @@
 
 #include "chunkmap.h"
 #include "mirror-proto.h"
+#include "ratelimit.h"
 
 #define MIRROR_MAX_CONNS 16
 
@@ -91,6 +92,8 @@ struct conn {
   int64_t progress_ms;          /* Last submit-from-idle or completion
                                    (mirror.lock). */
   bool idle;                    /* Found nothing to copy (mirror.lock). */
+  int64_t throttle_ms;          /* Held back by the copy cap for this
+                                   long (mirror.lock). */
 };
 
 struct mirror;
@@ -149,6 +152,9 @@ struct mirror {
   unsigned guest_inflight;      /* Requests between begin and end. */
   uint64_t guest_writes, guest_bytes, mirrored_writes;
   uint64_t total_sent;
+  /* The background copy's cap over every destination (a migration's
+   * --bandwidth); guest writes are never held back by it. */
+  struct ratelimit copy_limit;
   char last_error[1024];        /* Why the last session failed. */
   json_t *last_dests;           /* Destinations of the last session, as
                                    status shows them, once reaped. */
@@ -165,7 +171,8 @@ extern struct mirror mirror;
 
 /* Sessions (mirror.c). */
 extern int mirror_start (const char *const *uris, size_t n,
-                         enum mirror_mode mode, char *err, size_t errlen);
+                         enum mirror_mode mode, uint64_t copy_rate_limit,
+                         char *err, size_t errlen);
 extern int mirror_complete (bool verify, int64_t timeout_ms,
                             uint64_t *verified_r, char *err, size_t errlen);
 extern int mirror_cancel (const char *uri, char *err, size_t errlen);

@@ -129,6 +129,16 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
     if (predicted < 0 || est > predicted)
       predicted = est;
   }
+  /* The whole migration's ETA, to the cutover: what is left of every
+   * stream (all of RAM while it has not started) at the rate the
+   * streams make headway against the guest's writes; -1 while nothing
+   * moves or nothing converges. */
+  double left = remaining, eta = -1;
+  if (!ram)
+    left += (double) json_integer_value (json_object_get (m->def, "memory"))
+      * 1048576.0;
+  if (rate > dirty)
+    eta = left / (rate - dirty);
   m->remaining = remaining;
   m->rate = rate;
   m->dirty_rate = dirty;
@@ -136,10 +146,11 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
    * its first pass over RAM. */
   m->copied_once = rv == 0 && *storage_ready && ram &&
     num (json_object_get (ram, "ram"), "dirty-sync-count") >= 2;
-  record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f}", "event",
-                      "progress", "phase", m->phase, "streams", streams,
-                      "remaining", remaining, "rate", rate, "dirty_rate", dirty,
-                      "predicted_downtime_ms", predicted));
+  record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f}",
+                      "event", "progress", "phase", m->phase,
+                      "streams", streams, "remaining", remaining,
+                      "rate", rate, "dirty_rate", dirty,
+                      "predicted_downtime_ms", predicted, "eta_s", eta));
   if (rv == -1)
     json_decref (streams);
   return rv;

@@ -173,6 +173,14 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
 {
   bool ready = false;
   int slot = 0;
+  /* --bandwidth holds for the whole migration: the disks and the
+   * directory copy side by side and share it here; the RAM stream gets
+   * it after them (phase_memory).  Mirrored guest writes are not
+   * capped: holding them back would stall the guest. */
+  uint64_t copy_cap = m->bandwidth
+    ? m->bandwidth / (m->ndisks + (m->has_dir ? 1 : 0)) : 0;
+  if (m->bandwidth && copy_cap == 0)
+    copy_cap = 1;
 
   record_set_phase (m, "storage", "copying %zu disk%s%s while mirroring writes",
              m->ndisks, m->ndisks == 1 ? "" : "s",
@@ -199,9 +207,12 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
       json_array_append_new (uris, json_string (source_disk_uri (d, k, uri,
                                                           sizeof uri)));
     }
-    json_t *r = source_mirror_call (m, k, json_pack ("{s:s, s:o, s:s}", "op",
-                                              "start", "destinations", uris,
-                                              "mode", "active"),
+    json_t *r = source_mirror_call (m, k, json_pack ("{s:s, s:o, s:s, s:I}",
+                                              "op", "start",
+                                              "destinations", uris,
+                                              "mode", "active",
+                                              "copy_rate_limit",
+                                              (json_int_t) copy_cap),
                              hd.io_timeout_ms, err, errlen);
     if (!r)
       return -1;
@@ -212,9 +223,11 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
     struct dest *d = &m->dests[0];
     const char *share = json_string_value (json_object_get (d->endpoints,
                                                             "share"));
-    json_t *r = source_share_call (m, json_pack ("{s:s, s:s, s:s}", "op",
-                                                 "start", "to", share, "psk",
-                                                 d->psk),
+    json_t *r = source_share_call (m, json_pack ("{s:s, s:s, s:s, s:I}",
+                                                 "op", "start", "to", share,
+                                                 "psk", d->psk,
+                                                 "copy_rate_limit",
+                                                 (json_int_t) copy_cap),
                                    hd.io_timeout_ms, err, errlen);
     if (!r)
       return -1;
@@ -337,11 +350,20 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
   const char *xfer = NULL;
   char sock[PATH_MAX], uri[PATH_MAX + 8];
   bool ready;
+  uint64_t alive = 0;
 
-  for (size_t i = 0; i < m->ndests && !xfer; ++i)
-    if (m->dests[i].alive)
-      xfer = json_string_value (json_object_get (m->dests[i].endpoints,
-                                                 "xfer"));
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (m->dests[i].alive) {
+      alive++;
+      if (!xfer)
+        xfer = json_string_value (json_object_get (m->dests[i].endpoints,
+                                                   "xfer"));
+    }
+  /* The relay sends QEMU's stream to each destination: QEMU's share
+   * of --bandwidth is the cap over all of them. */
+  uint64_t ram_cap = m->bandwidth && alive ? m->bandwidth / alive : 0;
+  if (m->bandwidth && ram_cap == 0)
+    ram_cap = 1;
   record_set_phase (m, "memory",
                     "moving RAM over %s (max downtime %" PRIu64 " ms)",
              xfer && strncmp (xfer, "rdma", 4) == 0 ? "RDMA" : "TCP",
@@ -373,7 +395,7 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
                 "{s:I, s:I}", "downtime-limit",
                 (json_int_t) (m->max_downtime_ms / 2 ? m->max_downtime_ms / 2
                               : 1),
-                "max-bandwidth", (json_int_t) (m->bandwidth ? m->bandwidth
+                "max-bandwidth", (json_int_t) (ram_cap ? ram_cap
                                                : (uint64_t) 1 << 40)),
               err, errlen) == -1)
     return -1;
