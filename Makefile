@@ -24,9 +24,13 @@ endif
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec/handoff
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/handoff
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 NBDKIT_FILTERDIR ?= $(shell pkg-config --variable=filterdir nbdkit 2>/dev/null)
 DESTDIR ?=
 
@@ -51,11 +55,13 @@ pc_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
 # Filled by the fragments.
 BINS :=
+SBINS :=
 LIBEXEC_BINS :=
 FILTERS :=
 UNIT_TESTS :=
 FUZZERS :=
 MANPAGES :=
+MANPAGES8 :=
 CLEAN_EXTRA :=
 
 .DELETE_ON_ERROR:
@@ -76,7 +82,7 @@ include docs/build.mk
 include appliance/build.mk
 include bench/build.mk
 
-all: $(BINS) $(LIBEXEC_BINS) $(FILTERS) $(MANPAGES)
+all: $(BINS) $(SBINS) $(LIBEXEC_BINS) $(FILTERS) $(MANPAGES) $(MANPAGES8)
 
 # After every fragment has added its fuzzers.
 fuzz: $(FUZZ_BINS)
@@ -134,13 +140,31 @@ bench: all $(BENCH_BINS)
 	@for b in $(if $(BENCH),bench/$(BENCH).sh,bench/*.sh); do \
 	  echo "== $$b"; O=$(O) $$b || exit 1; done
 
+# The unit gets the paths of this install (PREFIX may differ from the
+# build's).  The configuration example goes to $(SYSCONFDIR) only if
+# there is none: an operator's policy is never overwritten.
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
-	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(NBDKIT_FILTERDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+	  $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(NBDKIT_FILTERDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPLETIONDIR) \
+	  $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(SYSCONFDIR)/handoff
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(SBINS) $(DESTDIR)$(SBINDIR)/
 	$(if $(LIBEXEC_BINS),install -m 0755 $(LIBEXEC_BINS) $(DESTDIR)$(LIBEXECDIR)/)
 	$(if $(FILTERS),install -m 0755 $(FILTERS) $(DESTDIR)$(NBDKIT_FILTERDIR)/)
 	$(if $(MANPAGES),install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MANPAGES8),install -m 0644 $(MANPAGES8) $(DESTDIR)$(MANDIR)/man8/)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  ctl/daemon/handoffd.service.in > $(DESTDIR)$(UNITDIR)/handoffd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/handoffd.service
+	install -m 0644 ctl/cli/handoff.bash-completion \
+	  $(DESTDIR)$(COMPLETIONDIR)/handoff
+	install -m 0644 ctl/daemon/policy.example.json \
+	  $(DESTDIR)$(DATADIR)/examples/policy.json
+	test -e $(DESTDIR)$(SYSCONFDIR)/handoff/policy.json || \
+	  install -m 0644 ctl/daemon/policy.json \
+	    $(DESTDIR)$(SYSCONFDIR)/handoff/policy.json
 
 clean:
 	rm -rf build $(CLEAN_EXTRA)

@@ -57,6 +57,9 @@ tar -C "$root" --numeric-owner -xpf "$base"
 
 echo "appliance: installing handoff"
 make -C "$top" O="$O" install DESTDIR="$root" PREFIX=/usr >/dev/null
+# The appliance's policy is its seed's (appliance-seed writes it); with
+# none, it admits what it has room for, as handoffd without a file.
+rm -f "$root/etc/handoff/policy.json"
 cp -a "$here/rootfs/." "$root/"
 chmod 0755 "$root"/usr/lib/handoff/appliance-*
 mkdir -p "$root/etc/handoff"

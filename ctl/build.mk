@@ -29,13 +29,13 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/events.c ctl/daemon/vm.c ctl/daemon/qmp.c \
                  ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
-BINS += $(O)/bin/handoffd
+SBINS += $(O)/bin/handoffd
 
 $(HANDOFFD_OBJS): $(O)/gen/build-info.h
 $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3 libsystemd)
 
 FUZZERS += fuzz-peer fuzz-policy fuzz-admin
 $(O)/fuzz/fuzz-admin: tests/fuzz/fuzz-admin.c ctl/daemon/request-check.c \
@@ -58,3 +58,4 @@ $(O)/ctl/daemon/test-peer-check: $(O)/ctl/daemon/test-peer-check.o \
                                  $(O)/ctl/daemon/def-check.o $(LIBHANDOFF)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) -lcmocka
+

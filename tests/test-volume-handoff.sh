@@ -62,6 +62,12 @@ cleanup_fn detach_loops_of "$tmp/other-name-1.img" "$tmp/other-name-2.img"
 for v in ext4 btrfs; do
   if mountpoint -q "b-$v"; then fail "B's mount point is already in use"; fi
   on_host 2 handoff volume locate "handed-$v.json"
+  # --json: one object, the extents under a name, each on one of B's disks.
+  on_host 2 handoff volume locate "handed-$v.json" --json > "loc-$v.json"
+  jq -e --arg b1 "$b1" --arg b2 "$b2" '.ok == true and (.fstype | length > 0) and
+      (.extents | length > 0) and
+      all(.extents[]; .disk == $b1 or .disk == $b2)' "loc-$v.json" >/dev/null ||
+    fail "$v: locate --json: $(cat "loc-$v.json")"
   on_host 2 handoff volume mount "handed-$v.json" "b-$v"
   on_host 2 sh -c "cd b-$v && find . -type f -exec sha256sum {} + | sort -k2" > "b-sums-$v"
   diff "sums-$v" "b-sums-$v" || fail "$v: files differ on host B"

@@ -462,6 +462,8 @@ free_cands (struct candidate *c, size_t n)
     free (c[i].path);
 }
 
+/* locate's answer: the volume (filesystem type, UUID) and where each
+ * of its extents is on this host, an object so fields can be added. */
 static json_t *
 found_json (const struct volid *v, const struct found *found)
 {
@@ -477,7 +479,8 @@ found_json (const struct volid *v, const struct found *found)
         "offset", (json_int_t) v->ext[e].offset,
         "size", (json_int_t) v->ext[e].size,
         "device", found[e].device));
-  return arr;
+  return json_pack ("{s:b, s:s, s:s, s:o}", "ok", 1, "fstype", v->fstype,
+                    "uuid", v->uuid, "extents", arr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -650,9 +653,9 @@ cmd_locate (const char *cmd, int argc, char **argv, char **scan, size_t nscan,
     return exit_for (e);
   }
   if (!is_mount) {
-    json_t *arr = found_json (&v, found);
+    json_t *answer = found_json (&v, found);
     if (json_compact)
-      print_json (arr, stdout);
+      print_json (answer, stdout);
     else
       for (size_t e = 0; e < v.n && found[e].disk && found[e].part; ++e) {
         char b[32];
@@ -662,7 +665,7 @@ cmd_locate (const char *cmd, int argc, char **argv, char **scan, size_t nscan,
                 v.ext[e].offset, b, found[e].device[0] ? " as " : "",
                 found[e].device);
       }
-    json_decref (arr);
+    json_decref (answer);
   }
   else if (do_mount (&v, found, argv[1], readonly, err, sizeof err) == -1) {
     fprintf (stderr, "%s: %s\n", PROG, err);

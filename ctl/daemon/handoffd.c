@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "build-info.h"
 #include "channel-proto.h"
 #include "ctlserver.h"
@@ -372,6 +374,11 @@ main (int argc, char **argv)
   }
   log_info ("ready: CLI on %s%s%s", hd.control,
             hd.listen ? ", peers on " : "", hd.listen ? hd.listen : "");
+  /* Under systemd (Type=notify): started only now, with every socket
+   * listening, so units ordered after this one can use it at once.
+   * Outside systemd this does nothing. */
+  sd_notifyf (0, "READY=1\nSTATUS=CLI on %s%s%s", hd.control,
+              hd.listen ? ", peers on " : "", hd.listen ? hd.listen : "");
 
   /* Terminates: on SIGINT or SIGTERM.  VMs keep running: a restarted
    * daemon finds them again. */
@@ -385,10 +392,13 @@ main (int argc, char **argv)
       ;
     if (reload_signal) {
       reload_signal = 0;
+      sd_notify (0, "RELOADING=1");
       reload_policy ();
+      sd_notify (0, "READY=1");
     }
   }
   log_info ("stopping (signal %d); VMs keep running", (int) stop_signal);
+  sd_notify (0, "STOPPING=1\nSTATUS=stopping; VMs keep running");
   /* A migration in flight rolls back (the VM stays here) and reports
    * it to its CLI before the listeners close; one past the point of no
    * return finishes. */

@@ -5,7 +5,6 @@
 
 #define RC_OK 0
 #define RC_ERROR 1                /* Any error, including bad usage. */
-#define RC_FALSE 2                /* A predicate query answered "no". */
 #define RC_INCONSISTENT_OUTPUT 3  /* A scan crossed a migration. */
 #define RC_DENIED 4               /* The destination's policy refused. */
 #define RC_ROLLED_BACK 5          /* Migration failed; VM still on source. */
