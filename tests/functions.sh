@@ -358,6 +358,8 @@ fits_columns ()
 import re, sys
 text = open(sys.argv[1], 'rb').read().decode('latin1')
 text = re.sub(r'\x1b\[[0-9;?]*[A-Za-z]', '', text)
+# The terminal's own echo of a Ctrl-C lands wherever the cursor is.
+text = text.replace('^C', '')
 lines = [l for l in re.split(r'[\r\n]', text)
          if l.strip() and not re.match(r'Script (started|done) on ', l)]
 longest = max((len(l) for l in lines), default=0)

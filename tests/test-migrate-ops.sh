@@ -7,10 +7,12 @@
 #     'handoff job' shows it while it runs, '--watch' follows it to its
 #     end from another terminal, and afterwards each host shows the
 #     last job from its journal;
-#   - handoff abort during the disk copy, and again during the RAM
-#     transfer, rolls back (5): the VM goes on running and writing on
-#     the source with every record intact, and the destination holds
-#     nothing of it;
+#   - handoff abort during the disk copy, and Ctrl-C answered y on the
+#     migrate command's terminal during the RAM transfer, roll back
+#     (5): the VM goes on running and writing on the source with every
+#     record intact, and the destination holds nothing of it; Ctrl-C
+#     answered n goes on; Ctrl-C off a terminal lets go of the
+#     migration, which goes on ('handoff job --watch' follows it);
 #   - bad aborts (no such VM, no migration) are refused and change
 #     nothing;
 #   - either daemon stopped (SIGTERM) during the disk copy, and again
@@ -78,8 +80,17 @@ expect_rc 1 "VM web1 is busy (migrating" hcli 1 undefine web1
 hcli 1 job web1 --json > job.json
 jq -e '.active and .job.vm == "web1" and .job.to == "host2" and (.job.phase | length > 0)' \
   job.json > /dev/null || fail "job --json: $(cat job.json)"
+# Its progress: every stream, and the whole migration's ETA.
+for _ in $(seq 30); do
+  hcli 1 job web1 --json > job.json
+  jq -e '.job.progress.eta_s | type == "number"' job.json > /dev/null && break
+  sleep 1
+done
+jq -e '(.job.progress.streams | length > 0) and (.job.progress.eta_s | type == "number")' \
+  job.json > /dev/null || fail "job --json has no progress with an ETA: $(cat job.json)"
 hcli 1 job web1 > job.txt
 grep -q "^migration web1-host1-.*: web1 to host2, phase " job.txt || fail "job: $(cat job.txt)"
+grep -q "overall ETA" job.txt || fail "job shows no overall ETA: $(cat job.txt)"
 hcli 1 job web1 --watch > watch.out 2>&1 &
 watcher=$!
 vm_runs_on 1 web1
@@ -96,7 +107,20 @@ hcli 2 job web1 --json | jq -e '.last.role == "destination" and .last.result == 
 expect_rc 8 "no migration of 'nosuch' on this host" hcli 1 job nosuch
 still_writes_on 2
 vm_gone_from 1 web1
-hcli 2 migrate web1 --to host1 > back.out || { cat back.out; fail "migrating back"; }
+
+echo "== Ctrl-C off a terminal: the command lets go, the migration goes on"
+hcli 2 migrate web1 --to host1 > back.out 2>&1 &
+mig=$!
+wait_for 120 "the disk copy" grep -q "^  disk0  copying" back.out
+pkill -INT -f "handoff --socket $tmp/h2.sock migrate web1" ||
+  fail "no migrate command to interrupt"
+rc=0; wait "$mig" || rc=$?
+cat back.out
+[ "$rc" = 0 ] || fail "an interrupted migrate exited $rc, expected 0 (detached)"
+grep -q "the migration of web1 goes on in handoffd" back.out ||
+  fail "the interrupted command does not say the migration goes on"
+hcli 2 job web1 --watch > back-job.out || { cat back-job.out; fail "the job after Ctrl-C"; }
+grep -q "web1 now runs on host1" back-job.out || fail "the migration did not go on: $(cat back-job.out)"
 
 # interrupt_while OUT PHASE-REGEX CMD...: start a migration, run CMD
 # once its output shows PHASE-REGEX; the migration must roll back (5).
@@ -126,8 +150,18 @@ echo "== abort during the disk copy"
 abort_while abort1.out "^  disk0  copying .* [1-9][0-9.]* MiB / "
 grep -q "^\[.*\] memory " abort1.out && fail "the abort came too late: RAM was already moving"
 
-echo "== abort during the RAM transfer"
-abort_while abort2.out "^  ram    active .* [1-9][0-9.]* MiB / "
+echo "== Ctrl-C on a terminal during the RAM transfer, answered y: it rolls back"
+rc=0
+on_host 1 python3 "$top/tests/tty-drive.py" --cols 100 --log abort2.out \
+  --expect "  ram    active [^\r\n]* [1-9][0-9.]* MiB / " --send '\x03' \
+  --expect "Abort the migration of web1\\? .*\\[y/N\\]" --send 'y\n' -- \
+  handoff --socket "$tmp/h1.sock" migrate web1 --to host2 || rc=$?
+cat abort2.out
+[ "$rc" = 5 ] || fail "Ctrl-C and y: exit $rc, expected 5 (rolled back)"
+grep -q "aborted by request" abort2.out || fail "the result does not say it was aborted"
+grep -q "now runs on host2" abort2.out && fail "web1 moved despite the abort"
+vm_gone_from 2 web1
+still_writes_on 1
 
 echo "== the destination's daemon stopped (SIGTERM) during the disk copy"
 interrupt_while term2.out "^\[.*\] storage " stop_handoffd 2
@@ -190,9 +224,14 @@ stop_past_no_return ()
 echo "== the source's daemon stopped (SIGTERM) once MIGRATION_COMPLETE is due"
 stop_past_no_return 1 complete_sent term5.out
 grep -q "stopping (signal 15)" h1.log || fail "host 1 did not stop"
-# On an 80-column terminal: the progress drawn fits, nothing wraps.
-on_host 2 script -qec "stty cols 80 rows 24; handoff --socket '$tmp/h2.sock' migrate web1 --to host1" \
-  back2.tty > /dev/null || { cat back2.tty; fail "migrating back"; }
+# On an 80-column terminal: the progress drawn fits, nothing wraps;
+# Ctrl-C answered n (or nothing) lets the migration go on.
+on_host 2 python3 "$top/tests/tty-drive.py" --cols 80 --log back2.tty \
+  --expect "  disk0  copying" --send '\x03' \
+  --expect "Abort the migration of web1" --send 'n\n' -- \
+  handoff --socket "$tmp/h2.sock" migrate web1 --to host1 ||
+  { cat back2.tty; fail "migrating back"; }
+grep -aq "going on" back2.tty || fail "the answer n was not taken: $(cat back2.tty)"
 grep -aq "web1 now runs on host1" back2.tty || fail "migrating back: $(cat back2.tty)"
 fits_columns back2.tty 80 || fail "migrate drew lines wider than an 80-column terminal"
 

@@ -1,6 +1,8 @@
 /* handoff CLI: migrate, with progress. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +25,50 @@ usage (FILE *fp)
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
-"         [--delete-source] [--detach] [--json] [--socket PATH]\n");
+"         [--delete-source] [--detach] [--json] [--socket PATH]\n"
+"\n"
+"Moves VM NAME to another host, with progress; Ctrl-C on a terminal asks\n"
+"whether to abort (elsewhere it lets go: the migration goes on).\n"
+"\n"
+"  -t, --to HOST[,HOST...]  the destination (peer names); several: copied\n"
+"                           to all, the first to load it runs it\n"
+"  -m, --mode live|volume   live (default): disks, directory and RAM;\n"
+"                           volume: hand a SAN volume over by identity\n"
+"  -D, --max-downtime TIME  the longest pause (bare: ms; 300ms default,\n"
+"                           1 ms to 10 min)\n"
+"  -b, --bandwidth RATE     cap the whole migration (disks, files, then\n"
+"                           RAM), bytes/s: 100M, 1G (K, M, G are powers\n"
+"                           of 1024; default no cap)\n"
+"  -T, --timeout TIME       give up and roll back after (bare: seconds;\n"
+"                           default 600s, whole seconds, 5 s to 1 day)\n"
+"  -P, --shutdown-timeout TIME\n"
+"                           volume mode: how long the guest may take to\n"
+"                           power off (bare: seconds; default 20s)\n"
+"  -W, --prewarm            several destinations: copy and hold them warm\n"
+"                           until 'handoff cutover'\n"
+"  -E, --warm-exit COND     when a warm destination may cut over: copied,\n"
+"                           downtime or converging (default)\n"
+"  -F, --fallback HOSTS     where to try next if every --to host fails\n"
+"  -R, --retries N          attempts after the first, 0 to 10 (default 0)\n"
+"  -X, --delete-source      remove the source's disk files afterwards\n"
+"  -d, --detach             return once started ('handoff job NAME\n"
+"                           --watch' follows it)\n"
+"  -j, --json               events and the result as JSON lines\n"
+"  -S, --socket PATH        handoffd's CLI socket\n");
 }
 
 static void
 cutover_usage (FILE *fp)
 {
   fprintf (fp,
-"Usage: handoff cutover NAME [--to HOST[,HOST...]] [--json] [--socket PATH]\n");
+"Usage: handoff cutover NAME [--to HOST[,HOST...]] [--json] [--socket PATH]\n"
+"\n"
+"Switches a pre-warmed migration over: at once if its warm-up exit\n"
+"condition holds, else as soon as it does.\n"
+"\n"
+"  -t, --to HOST[,HOST...]  only these of the warm destinations\n"
+"  -j, --json               events and the result as JSON lines\n"
+"  -S, --socket PATH        handoffd's CLI socket\n");
 }
 
 struct view {
@@ -69,10 +107,16 @@ draw_progress (struct view *v, json_t *ev)
       printf ("\033[K\n");
     v->lines++;
   }
+  char eta[32];
+  json_t *e = json_object_get (ev, "eta_s");
+  /* The whole migration's, to its cutover (each bar has its own). */
+  format_eta (e ? json_number_value (e) : -1, eta, sizeof eta);
   if (pred >= 0)
-    printf ("  predicted downtime: %.0f ms%s\n", pred, v->tty ? "\033[K" : "");
+    printf ("  predicted downtime: %.0f ms   overall ETA %s%s\n", pred, eta,
+            v->tty ? "\033[K" : "");
   else
-    printf ("  predicted downtime: --%s\n", v->tty ? "\033[K" : "");
+    printf ("  predicted downtime: --   overall ETA %s%s\n", eta,
+            v->tty ? "\033[K" : "");
   v->lines++;
   fflush (stdout);
 }
@@ -194,6 +238,72 @@ show_event (struct view *view, const char *type, json_t *ev)
   }
 }
 
+/* Ctrl-C while a migration is followed, as virsh migrate: on a
+ * terminal, a question (abort it, or go on); elsewhere the command lets
+ * go and the migration goes on in handoffd, as with --detach.  The
+ * handler only notes it: the question comes with the next message from
+ * the daemon (progress comes every second). */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint (int sig)
+{
+  (void) sig;
+  interrupted = 1;
+}
+
+static void
+catch_sigint (void)
+{
+  struct sigaction sa = { .sa_handler = on_sigint };
+
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+}
+
+/* After Ctrl-C: -1 to go on following, else the exit code (the command
+ * lets go). */
+static int
+on_interrupt (struct view *view, const char *vm, bool json_out)
+{
+  char answer[32] = "";
+  int rc;
+
+  interrupted = 0;
+  if (json_out || !isatty (STDIN_FILENO) || !isatty (STDERR_FILENO)) {
+    if (json_out) {
+      json_t *d = json_pack ("{s:b, s:b, s:s}", "ok", 1, "detached", 1,
+                             "vm", vm);
+      cli_print_json (d);
+      json_decref (d);
+    }
+    fprintf (stderr, "handoff migrate: interrupted: the migration of %s goes "
+             "on in handoffd ('handoff job %s --watch' follows it, "
+             "'handoff abort %s' stops it)\n", vm, vm, vm);
+    return RC_OK;
+  }
+  if (view->tty && view->lines)
+    printf ("\n");
+  view->lines = 0;
+  fflush (stdout);
+  fprintf (stderr, "\nAbort the migration of %s? It would go on running "
+           "here, as before. [y/N] ", vm);
+  /* A second Ctrl-C here (EINTR) is no answer: go on. */
+  if (!fgets (answer, sizeof answer, stdin) && errno == EINTR)
+    interrupted = 0;
+  clearerr (stdin);
+  if (answer[0] != 'y' && answer[0] != 'Y') {
+    fprintf (stderr, "%sgoing on\n", answer[0] ? "" : "\n");
+    return -1;
+  }
+  json_t *r = cli_request (json_pack ("{s:s, s:s}", "op", "abort", "vm", vm),
+                           &rc);
+  if (r)
+    fprintf (stderr, "aborting: the migration rolls back\n");
+  json_decref (r);
+  return -1;
+}
+
 /* What the daemon sends until the result: phases and progress drawn
  * (or JSON lines), then the outcome.  The exit code. */
 static int
@@ -208,6 +318,13 @@ follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
     bool eof;
     json_t *ev = chan_recv_json (ch, (int) (timeout + 120) * 1000, &eof);
     const char *type;
+    if (interrupted) {
+      int irc = on_interrupt (&view, vm, json_out);
+      if (irc >= 0) {
+        json_decref (ev);
+        return irc;
+      }
+    }
     if (!ev) {
       rc = cli_fail (RC_UNREACHABLE, "lost handoffd%s",
                      eof ? "" : " (no news in time)");
@@ -239,13 +356,17 @@ follow (struct channel *ch, const char *vm, const char *to, uint64_t timeout,
 }
 
 /* Send REQ (stolen) to handoffd and follow what comes back: the exit
- * code. */
+ * code.  Ctrl-C asks whether to abort (INTERRUPTIBLE: migrate,
+ * cutover). */
 static int
 request (json_t *req, const char *vm, const char *to, uint64_t timeout,
-         bool json_out, bool detach)
+         bool json_out, bool detach, bool interruptible)
 {
   int rc;
   struct channel *ch = cli_connect (&rc);
+
+  if (interruptible && !detach)
+    catch_sigint ();
 
   if (!ch) {
     json_decref (req);
@@ -362,7 +483,7 @@ cmd_migrate (int argc, char **argv)
     json_object_set_new (req, "fallback", json_string (fallback));
   if (retries)
     json_object_set_new (req, "retries", json_integer ((json_int_t) retries));
-  return request (req, argv[optind], to, timeout, json_out, detach);
+  return request (req, argv[optind], to, timeout, json_out, detach, true);
 }
 
 int
@@ -399,7 +520,7 @@ cmd_cutover (int argc, char **argv)
     json_object_set_new (req, "to", json_string (to));
   /* The migration's events from the cutover on, then its result. */
   return request (req, argv[optind], to ? to : "its destination", 86400,
-                  json_out, false);
+                  json_out, false, true);
 }
 
 static void
@@ -409,7 +530,10 @@ job_usage (FILE *fp)
 "Usage: handoff job NAME [--watch] [--json] [--socket PATH]\n"
 "  The running migration of NAME (phase, streams, destinations), else\n"
 "  the last one this host took part in.\n"
-"  -w, --watch   follow the running one to its end, as migrate does\n");
+"\n"
+"  -w, --watch         follow the running one to its end, as migrate does\n"
+"  -j, --json          the job (or its events) as JSON\n"
+"  -S, --socket PATH   handoffd's CLI socket\n");
 }
 
 /* The summary of a running job, or the journal's last one. */
@@ -487,7 +611,7 @@ cmd_job (int argc, char **argv)
      * is the last one's summary, which ends the follow as a result
      * would (print_result). */
     return request (req, argv[optind], "its destination", 86400, cli_json,
-                    false);
+                    false, false);
   r = cli_request (req, &rc);
   if (!r)
     return rc;
