@@ -20,20 +20,23 @@ static void
 usage (FILE *fp)
 {
   fprintf (fp,
-"Usage: handoff migrate NAME --to HOST[,HOST...] [--mode live|volume]\n"
+"Usage: handoff migrate NAME --to HOST[,HOST...] [--mode live|offline|volume]\n"
 "         [--max-downtime TIME] [--bandwidth RATE] [--timeout TIME]\n"
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
-"         [--delete-source] [--detach] [--json] [--socket PATH]\n"
+"         [--delete-source] [--offline] [--detach] [--json] [--socket PATH]\n"
 "\n"
 "Moves VM NAME to another host, with progress; Ctrl-C on a terminal asks\n"
 "whether to abort (elsewhere it lets go: the migration goes on).\n"
 "\n"
 "  -t, --to HOST[,HOST...]  the destination (peer names); several: copied\n"
 "                           to all, the first to load it runs it\n"
-"  -m, --mode live|volume   live (default): disks, directory and RAM;\n"
+"  -m, --mode MODE          live (default): disks, directory and RAM;\n"
+"                           offline: a stopped VM's disks and directory;\n"
 "                           volume: hand a SAN volume over by identity\n"
+"  -O, --offline            --mode offline: the VM stays stopped, as\n"
+"                           virsh migrate --offline\n"
 "  -D, --max-downtime TIME  the longest pause (bare: ms; 300ms default,\n"
 "                           1 ms to 10 min)\n"
 "  -b, --bandwidth RATE     cap the whole migration (disks, files, then\n"
@@ -152,7 +155,11 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
     /* With several destinations the result names the one that won. */
     if (json_string_value (json_object_get (ev, "to")))
       to = json_string_value (json_object_get (ev, "to"));
-    printf ("%s now runs on %s\n", vm, to);
+    if (json_is_true (json_object_get (ev, "stopped")))
+      printf ("%s is now on %s, stopped ('handoff start %s' there boots "
+              "it)\n", vm, to, vm);
+    else
+      printf ("%s now runs on %s\n", vm, to);
     if (json_integer_value (json_object_get (ev, "attempt")) > 1)
       printf ("(attempt %lld of %lld)\n",
               (long long) json_integer_value (json_object_get (ev, "attempt")),
@@ -399,6 +406,7 @@ cmd_migrate (int argc, char **argv)
     { "retries", required_argument, NULL, 'R' },
     { "warm-exit", required_argument, NULL, 'E' },
     { "detach", no_argument, NULL, 'd' },
+    { "offline", no_argument, NULL, 'O' },
     { "json", no_argument, NULL, 'j' },
     { "socket", required_argument, NULL, 'S' },
     { "help", no_argument, NULL, 'h' },
@@ -415,7 +423,7 @@ cmd_migrate (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:djS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:dOjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -453,18 +461,20 @@ cmd_migrate (int argc, char **argv)
       break;
     case 'E': warm_exit = optarg; break;
     case 'd': detach = true; break;
+    case 'O': mode = "offline"; break;
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
     case 'h': usage (stdout); return RC_OK;
     default:
-      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:djS:h");
+      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:dOjS:h");
     }
   }
   cli_json = json_out;
   if (argc - optind != 1 || !to)
     return cli_fail (RC_ERROR, "expected NAME and --to HOST");
-  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0)
-    return cli_fail (RC_ERROR, "--mode must be live or volume");
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0 &&
+      strcmp (mode, "offline") != 0)
+    return cli_fail (RC_ERROR, "--mode must be live, offline or volume");
 
   json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b, "
                            "s:b}",

@@ -472,6 +472,23 @@ dest_load (struct incoming *in)
   return a;
 }
 
+/* The VM, its objects and its held events recorded as this host's, in
+ * STATE, in one transaction: 0, or -1 (nothing recorded). */
+static int
+record_here (struct incoming *in, const char *state)
+{
+  db_begin ();
+  if (db_vm_put (in->vm, in->def, state) == -1 ||
+      db_objects_replace (in->vm, in->objects) == -1 ||
+      events_store_incoming (in->vm, in->events ? in->events
+                             : json_array ()) == -1) {
+    db_rollback ();
+    return -1;
+  }
+  db_commit ();
+  return 0;
+}
+
 /* Record the VM as this host's and resume it: past this point it is
  * never deleted here (dest-recover.c). */
 static json_t *
@@ -480,15 +497,8 @@ take_in (struct incoming *in, bool *resumed_r)
   char err[1024];
   double resumed;
 
-  db_begin ();
-  if (db_vm_put (in->vm, in->def, "running") == -1 ||
-      db_objects_replace (in->vm, in->objects) == -1 ||
-      events_store_incoming (in->vm, in->events ? in->events
-                             : json_array ()) == -1) {
-    db_rollback ();
+  if (record_here (in, "running") == -1)
     return dest_answer ("FAILED", "cannot record the VM here");
-  }
-  db_commit ();
   vm_qmp_forget_events (in->vm);
   json_t *r = vm_qmp (in->vm, "cont", NULL, 10000, err, sizeof err);
   if (!r)
@@ -527,6 +537,30 @@ dest_complete (struct incoming *in, bool *resumed_r)
   return take_in (in, resumed_r);
 }
 
+json_t *
+dest_complete_offline (struct incoming *in, bool *taken_r)
+{
+  const char *dir = json_string_value (json_object_get (in->def, "dir"));
+  struct stat st;
+
+  *taken_r = false;
+  db_journal_phase (in->id, "completing", "the source has sent every disk "
+                    "and file (offline)");
+  hd_crash_point ("completing");
+  /* The source completed the disks and committed the share before it
+   * asked: the committed directory is the proof of the files. */
+  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
+    return dest_answer ("FAILED", "the VM directory was not committed here");
+  if (record_here (in, "stopped") == -1)
+    return dest_answer ("FAILED", "cannot record the VM here");
+  *taken_r = true;
+  /* "resumed": past the point of no return, as for a live VM (the
+   * source releases its copy once it hears it). */
+  db_journal_phase (in->id, "resumed", "taken in, stopped (offline)");
+  hd_crash_point ("resumed");
+  return dest_answer ("ACK", NULL);
+}
+
 /* After the ACK: what does not touch the downtime.  RUNNING: the VM's
  * QEMU runs (else it died after the VM was taken in: the VM stays
  * here, stopped). */
@@ -543,9 +577,12 @@ dest_settle_in (struct incoming *in, bool running)
       vm_mount_share (in->vm, in->def, err, sizeof err) == -1)
     log_error ("VM %s: %s", in->vm, err);
   hd_crash_point ("share_mounted");
+  bool offline = strcmp (in->mode, "offline") == 0;
   db_journal_end (in->id, "done", running ? "running here"
+                  : offline ? "here, stopped (offline)"
                   : "taken in; its QEMU died here: kept, stopped (crashed)");
   events_deliver_queued (in->vm);
   events_post_migrated (in->vm, in->source, in->id);
-  log_info ("migration %s: VM %s runs here", in->id, in->vm);
+  log_info ("migration %s: VM %s %s here", in->id, in->vm,
+            offline ? "is" : "runs");
 }

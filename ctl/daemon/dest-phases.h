@@ -40,6 +40,10 @@ extern json_t *dest_start_vm (struct incoming *in, bool prewarm);
 /* MIGRATION_COMPLETE: ACK {resumed_at} or FAILED; *RESUMED_R once the VM
  * runs here. */
 extern json_t *dest_complete (struct incoming *in, bool *resumed_r);
+/* OFFLINE_COMPLETE: every disk and the directory are here; the VM is
+ * recorded here, stopped (*TAKEN_R), and the answer is ACK; else
+ * FAILED. */
+extern json_t *dest_complete_offline (struct incoming *in, bool *taken_r);
 /* MIGRATION_COMPLETE {hold} (one of several destinations): load the
  * stream and keep the VM paused, unrecorded: LOADED {loaded_at} or
  * FAILED.  Only RESUME makes it this host's. */

@@ -93,6 +93,9 @@ dest_recover (json_t *row)
   snprintf (in.source, sizeof in.source, "%.64s", source);
   snprintf (in.images, sizeof in.images, "%s/%s", hd.images_dir, vm);
   in.def = json_incref (json_object_get (detail, "def"));
+  snprintf (in.mode, sizeof in.mode, "%s",
+            json_string_value (json_object_get (detail, "mode"))
+            ? json_string_value (json_object_get (detail, "mode")) : "live");
   json_t *vmrow = db_vm_get (vm);
 
   if (strcmp (phase, "dropping") == 0) {
@@ -104,7 +107,14 @@ dest_recover (json_t *row)
      * point of no return.  The source may have let go (it deletes its
      * copy once told), so the VM is this host's whether or not its
      * QEMU survived: never deleted here. */
-    if (vm_qemu_alive (vm)) {
+    if (strcmp (in.mode, "offline") == 0) {
+      /* Taken in stopped: it stays so. */
+      log_info ("migration %s: VM %s was taken in (offline); finishing", id,
+                vm);
+      vm_stop_processes (vm);
+      dest_settle_in (&in, false);
+    }
+    else if (vm_qemu_alive (vm)) {
       char err[256];
       vm_run_state (vm, state, sizeof state);
       if (strcmp (state, "running") != 0) {

@@ -143,14 +143,17 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
   }
   if (strcmp (type, "PING") == 0)
     return dest_answer ("PONG", NULL);
+  /* Live and offline migrations copy disks and files (volume mode
+   * hands its volumes over instead). */
   if (strcmp (type, "MANAGEMENT_STATE") == 0 &&
-      strcmp (in->mode, "live") == 0 && !in->def) {
+      strcmp (in->mode, "volume") != 0 && !in->def) {
     reply = dest_prepare (in, msg);
     *fatal = strcmp (json_string_value (json_object_get (reply, "type")),
                      "SUCCESS") != 0;
     return reply;
   }
-  if (strcmp (type, "START_VM") == 0 && in->def) {
+  if (strcmp (type, "START_VM") == 0 && in->def &&
+      strcmp (in->mode, "live") == 0) {
     reply = dest_start_vm (in, json_is_true (json_object_get (msg,
                                                               "prewarm")));
     *fatal = strcmp (json_string_value (json_object_get (reply, "type")),
@@ -167,6 +170,7 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     return dest_answer ("SUCCESS", NULL);
   }
   if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded &&
+      strcmp (in->mode, "live") == 0 &&
       json_is_true (json_object_get (msg, "hold"))) {
     reply = dest_load (in);
     *fatal = !in->loaded;
@@ -179,7 +183,15 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     *done = true;
     return reply;
   }
-  if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded) {
+  if (strcmp (type, "OFFLINE_COMPLETE") == 0 && in->def &&
+      strcmp (in->mode, "offline") == 0) {
+    reply = dest_complete_offline (in, resumed);
+    *fatal = !*resumed;
+    *done = true;
+    return reply;
+  }
+  if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded &&
+      strcmp (in->mode, "live") == 0) {
     reply = dest_complete (in, resumed);
     *fatal = !*resumed;
     *done = true;
@@ -268,6 +280,8 @@ converse (struct incoming *in, struct channel *c)
   }
   if (resumed && strcmp (in->mode, "live") == 0)
     dest_settle_in (in, true);
+  else if (resumed && strcmp (in->mode, "offline") == 0)
+    dest_settle_in (in, false);
 }
 
 /* START_MIGRATION and what follows on this connection. */

@@ -286,7 +286,21 @@ take_vm (struct migration *m, char *err, size_t errlen, int *rc)
     vm_release (m->vm);
     json_decref (row);
     return set_error (err, errlen, "VM %s is not running: a live migration "
-                      "needs it running", m->vm);
+                      "needs it running (--offline moves a stopped VM)",
+                      m->vm);
+  }
+  if (strcmp (m->mode, "offline") == 0 &&
+      (vm_qemu_alive (m->vm) ||
+       strcmp (json_string_value (json_object_get (row, "state")),
+               "stopped") != 0)) {
+    char state[64];
+    snprintf (state, sizeof state, "%s", vm_qemu_alive (m->vm) ? "running"
+              : json_string_value (json_object_get (row, "state")));
+    vm_release (m->vm);
+    json_decref (row);
+    return set_error (err, errlen, "VM %s is %s: --offline moves a stopped "
+                      "VM ('handoff stop' it first, or migrate it live)",
+                      m->vm, state);
   }
   m->def = json_incref (json_object_get (row, "def"));
   m->objects = db_objects_get (m->vm);

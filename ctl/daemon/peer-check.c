@@ -39,8 +39,10 @@ check_start (json_t *msg, char *err, size_t errlen)
       msg_get_u64 (msg, "timeout_s", false, &timeout_s, err, errlen) == -1 ||
       msg_get_object (msg, "needs", true, &needs, err, errlen) != 0)
     return -1;
-  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0)
-    return set_error (err, errlen, "mode must be 'live' or 'volume'");
+  if (strcmp (mode, "live") != 0 && strcmp (mode, "volume") != 0 &&
+      strcmp (mode, "offline") != 0)
+    return set_error (err, errlen, "mode must be 'live', 'offline' or "
+                      "'volume'");
   if (timeout_s > 86400)
     return set_error (err, errlen, "timeout_s must be at most one day");
   for (const char *const *k = (const char *const[]) { "memory", "vcpus",
@@ -189,7 +191,7 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
 
 /* Messages that carry nothing but their type. */
 static const char *const bare[] = {
-  "RESUME", "PING", NULL,
+  "RESUME", "PING", "OFFLINE_COMPLETE", NULL,
 };
 
 int

@@ -41,6 +41,8 @@ recover_source (json_t *row)
   struct journal_row r = journal_row_read (row);
   json_t *def = json_object_get (r.detail, "def");
   bool del = json_is_true (json_object_get (r.detail, "delete_source"));
+  const char *mode = json_string_value (json_object_get (r.detail, "mode"));
+  bool offline = mode && strcmp (mode, "offline") == 0;
 
   if (r.volume) {
     volume_recover_source (row);
@@ -48,7 +50,7 @@ recover_source (json_t *row)
   }
   if (strcmp (r.phase, "complete_sent") == 0 ||
       strcmp (r.phase, "in_doubt") == 0) {
-    source_settle (r.id, r.vm, r.peer, def, del);
+    source_settle (r.id, r.vm, r.peer, def, del, offline);
     return;
   }
   if (strcmp (r.phase, "acked") == 0) {
@@ -60,7 +62,8 @@ recover_source (json_t *row)
             r.phase);
   peer_abort_migration (NULL, r.peer, r.id, "the source restarted");
   source_rollback (r.vm, json_array_size (json_object_get (def, "disks")),
-                   json_string_value (json_object_get (def, "dir")) != NULL);
+                   json_string_value (json_object_get (def, "dir")) != NULL,
+                   offline);
   db_journal_end (r.id, "rolled_back", "the source restarted");
 }
 

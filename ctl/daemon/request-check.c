@@ -135,8 +135,9 @@ check_migrate (json_t *req, char *err, size_t errlen)
                       errlen) == -1)
     return -1;
   bool live = strcmp (mode, "live") == 0;
-  if (!live && strcmp (mode, "volume") != 0)
-    return set_error (err, errlen, "mode must be live or volume");
+  bool offline = strcmp (mode, "offline") == 0;
+  if (!live && !offline && strcmp (mode, "volume") != 0)
+    return set_error (err, errlen, "mode must be live, offline or volume");
   if (strcmp (warm_exit, "copied") != 0 &&
       strcmp (warm_exit, "downtime") != 0 &&
       strcmp (warm_exit, "converging") != 0)
@@ -160,7 +161,10 @@ check_migrate (json_t *req, char *err, size_t errlen)
       (fallback[0] &&
        request_check_hosts ("--fallback", fallback, err, errlen) == -1))
     return -1;
-  if (!live && strchr (to, ','))
+  if (offline && strchr (to, ','))
+    return set_error (err, errlen, "an offline migration takes one "
+                      "destination");
+  if (!live && !offline && strchr (to, ','))
     return set_error (err, errlen, "a volume is mounted on one host: volume "
                       "mode takes one destination");
   return 0;

@@ -30,7 +30,7 @@ helper_quiet (const char *vm, const char *sock, int service, json_t *req)
 }
 
 void
-source_rollback (const char *vm, size_t ndisks, bool has_dir)
+source_rollback (const char *vm, size_t ndisks, bool has_dir, bool offline)
 {
   char err[512], state[64];
   json_t *q;
@@ -77,7 +77,12 @@ source_rollback (const char *vm, size_t ndisks, bool has_dir)
     helper_quiet (vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
                   json_pack ("{s:s}", "op", "abort"));
   vm_stop_helpers (vm, "relay");
-  if (vm_qemu_alive (vm))
+  if (offline) {
+    /* Its disk servers and share were started for the copy only. */
+    vm_stop (vm);
+    db_vm_set_state (vm, "stopped");
+  }
+  else if (vm_qemu_alive (vm))
     db_vm_set_state (vm, "running");
   else {
     /* It ran when the migration began: its QEMU died (with its host,
@@ -155,7 +160,7 @@ source_release (const char *id, const char *vm, const char *to,
 
 void
 source_settle (const char *id, const char *vm, const char *to,
-                         json_t *def, bool delete_source)
+                         json_t *def, bool delete_source, bool offline)
 {
   char err[512];
   json_t *a = peer_query_migration (to, id, 60000, err, sizeof err);
@@ -163,8 +168,9 @@ source_settle (const char *id, const char *vm, const char *to,
     : NULL;
 
   if (!state) {
-    log_error ("migration %s: %s cannot be asked (%s): VM %s stays paused "
-               "here until it can", id, to, err, vm);
+    log_error ("migration %s: %s cannot be asked (%s): VM %s stays %s "
+               "here until it can", id, to, err, vm,
+               offline ? "stopped" : "paused");
     db_journal_phase (id, "in_doubt", err);
     json_decref (a);
     return;
@@ -181,7 +187,7 @@ source_settle (const char *id, const char *vm, const char *to,
   else {
     size_t ndisks = json_array_size (json_object_get (def, "disks"));
     bool has_dir = json_string_value (json_object_get (def, "dir")) != NULL;
-    source_rollback (vm, ndisks, has_dir);
+    source_rollback (vm, ndisks, has_dir, offline);
     db_journal_end (id, "rolled_back", "the destination did not resume it");
   }
   json_decref (a);

@@ -13,8 +13,10 @@
 /* Undo a live migration on the source: cancel QEMU's migration and
  * resume the guest, cancel the mirrors, abort the share, stop the
  * relay; the VM runs here again (or, its QEMU gone, is "crashed") and
- * its held events are delivered. */
-extern void source_rollback (const char *vm, size_t ndisks, bool has_dir);
+ * its held events are delivered.  OFFLINE: the VM was stopped, and is
+ * again (its disk servers and share, started for the copy, stop). */
+extern void source_rollback (const char *vm, size_t ndisks, bool has_dir,
+                             bool offline);
 
 /* The VM runs on TO: stop it here, forget it, remove its files if
  * asked. */
@@ -26,6 +28,6 @@ extern void source_release (const char *id, const char *vm, const char *to,
  * be reached the VM stays paused here and the journal entry open, in
  * phase "in_doubt" (the retry thread asks again). */
 extern void source_settle (const char *id, const char *vm, const char *to,
-                           json_t *def, bool delete_source);
+                           json_t *def, bool delete_source, bool offline);
 
 #endif /* HANDOFF_CTL_SOURCE_END_H */

@@ -134,7 +134,7 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
    * streams make headway against the guest's writes; -1 while nothing
    * moves or nothing converges. */
   double left = remaining, eta = -1;
-  if (!ram)
+  if (!ram && strcmp (m->mode, "offline") != 0)
     left += (double) json_integer_value (json_object_get (m->def, "memory"))
       * 1048576.0;
   if (rate > dirty)

@@ -633,6 +633,65 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     : source_complete_race (m, ack_r, rc, err, errlen);
 }
 
+/* An offline migration's end (the VM stopped all along): every disk
+ * completed and the directory committed, the held events and changed
+ * objects sent, then OFFLINE_COMPLETE, and the destination records the
+ * VM, stopped.  0 with its ACK in *ACK_R, or -1 (err). */
+static int
+phase_offline_complete (struct migration *m, json_t **ack_r, int *rc,
+                        char *err, size_t errlen)
+{
+  struct dest *d = &m->dests[0];
+  json_t *evs, *objs, *a;
+  int r;
+
+  *rc = RC_ROLLED_BACK;
+  record_set_phase (m, "completing", "completing %zu disk%s%s",
+                    m->ndisks, m->ndisks == 1 ? "" : "s",
+                    m->has_dir ? " and the VM directory" : "");
+  for (size_t i = 0; i <= m->ndisks; ++i) {
+    struct completion c = { .m = m, .disk = i == m->ndisks ? -1 : (int) i };
+    if (i == m->ndisks && !m->has_dir)
+      break;
+    complete_main (&c);
+    if (c.rv == -1)
+      return set_error (err, errlen, "%s", c.err);
+  }
+  evs = events_freeze (m->vm);
+  objs = db_objects_since (m->vm, m->prepared_at);
+  r = send_state (d, evs, objs, err, errlen);
+  json_decref (evs);
+  json_decref (objs);
+  if (r == -1)
+    return -1;
+  /* From here the destination decides, as for a live VM. */
+  m->complete_sent = true;
+  record_set_phase (m, "complete_sent", "every disk and file sent; %s "
+                    "takes the VM in, stopped", d->host);
+  a = peer_call (d->peer, peer_msg ("OFFLINE_COMPLETE"), hd.io_timeout_ms * 2,
+                 err, errlen);
+  if (!a || peer_expect (a, "ACK", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  *ack_r = a;
+  return 0;
+}
+
+/* The offline migration moved the VM: release it here. */
+static json_t *
+offline_done (struct migration *m)
+{
+  record_set_phase (m, "acked", "%s holds the VM (stopped); releasing it "
+                    "here", m->to);
+  source_release (m->id, m->vm, m->to, m->def, m->delete_source);
+  hd_crash_point ("released");
+  db_journal_end (m->id, "done", "migrated (offline)");
+  log_info ("migration %s: %s is now on %s, stopped", m->id, m->vm, m->to);
+  return json_pack ("{s:b, s:s, s:b}", "ok", 1, "mode", "offline",
+                    "stopped", 1);
+}
+
 /* Every destination that made something and was not told yet, but
  * WINNER (if not NULL): drop it (WHY). */
 static void
@@ -668,16 +727,30 @@ source_run_live (struct migration *m)
   json_t *ack = NULL;
   double t_stop = 0;
   int r;
+  bool offline = strcmp (m->mode, "offline") == 0;
 
   r = phase_admission (m, &rc, err, sizeof err);
   if (r == 0) {
     m->admitted = true;
     events_hold (m->vm);
     db_vm_set_state (m->vm, "moving");
-    r = phase_prepare (m, &rc, err, sizeof err);
+    /* A stopped VM's disks and directory are copied from the servers
+     * it runs on, started for the copy. */
+    if (offline && vm_start_storage (m->vm, m->def, err, sizeof err) == -1) {
+      rc = RC_ROLLED_BACK;
+      r = -1;
+    }
   }
   if (r == 0)
+    r = phase_prepare (m, &rc, err, sizeof err);
+  if (r == 0)
     r = phase_storage (m, &rc, err, sizeof err);
+  if (r == 0 && offline) {
+    r = phase_offline_complete (m, &ack, &rc, err, sizeof err);
+    json_decref (ack);
+    if (r == 0)
+      return offline_done (m);
+  }
   if (r == 0)
     r = phase_start_vm (m, &rc, err, sizeof err);
   if (r == 0)
@@ -728,14 +801,17 @@ source_run_live (struct migration *m)
      * blindly.  recover.c settles it by asking. */
     log_error ("migration %s: %s; the outcome is in doubt, resolving", m->id,
                err);
-    source_settle (m->id, m->vm, m->to, m->def, m->delete_source);
+    source_settle (m->id, m->vm, m->to, m->def, m->delete_source, offline);
     json_t *j = db_journal_get (m->id);
     const char *res = json_string_value (json_object_get (j, "result"));
     bool moved = res && strcmp (res, "done") == 0;
     json_decref (j);
     if (moved)
-      return json_pack ("{s:b, s:s, s:s}", "ok", 1, "mode", "live", "note",
-                        "the acknowledgement was lost; the destination "
+      return json_pack ("{s:b, s:s, s:b, s:s}", "ok", 1, "mode", m->mode,
+                        "stopped", offline, "note", offline
+                        ? "the acknowledgement was lost; the destination "
+                        "confirmed it holds the VM"
+                        : "the acknowledgement was lost; the destination "
                         "confirmed it runs the VM");
     return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
                       res ? "rolled_back" : "in_doubt");
@@ -752,7 +828,7 @@ source_run_live (struct migration *m)
   record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
                       "rollback", "message", err));
   tell_the_rest (m, NULL, err);
-  source_rollback (m->vm, m->ndisks, m->has_dir);
+  source_rollback (m->vm, m->ndisks, m->has_dir, offline);
   db_journal_end (m->id, "rolled_back", err);
   return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
                     code_name (rc));

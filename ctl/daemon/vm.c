@@ -376,9 +376,11 @@ start_qemu (const char *name, json_t *def, bool incoming,
   return rv;
 }
 
-int
-vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
-          char *err, size_t errlen)
+/* The VM's disk servers and the share over its directory (unless
+ * DIR_NOW: a directory still being received). */
+static int
+start_storage (const char *name, json_t *def, bool incoming,
+               const char *dir_now, char *err, size_t errlen)
 {
   char run[PATH_MAX];
   json_t *disks = json_object_get (def, "disks"), *d;
@@ -397,9 +399,28 @@ vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
   }
   json_array_foreach (disks, i, d) {
     if (start_disk (name, i, def_str (d, "path"), err, errlen) == -1)
-      goto fail;
+      return -1;
   }
   if (!dir_now && vm_mount_share (name, def, err, errlen) == -1)
+    return -1;
+  return 0;
+}
+
+int
+vm_start_storage (const char *name, json_t *def, char *err, size_t errlen)
+{
+  if (start_storage (name, def, false, NULL, err, errlen) == 0)
+    return 0;
+  log_error ("VM %s: %s", name, err);
+  vm_stop (name);
+  return -1;
+}
+
+int
+vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
+          char *err, size_t errlen)
+{
+  if (start_storage (name, def, incoming, dir_now, err, errlen) == -1)
     goto fail;
   if (start_qemu (name, def, incoming, dir_now, err, errlen) == -1)
     goto fail;

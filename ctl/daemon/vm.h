@@ -60,6 +60,11 @@ extern void vm_stop_helpers (const char *name, const char *prefix);
 /* QEMU's run state, or "stopped" (no QEMU). */
 extern void vm_run_state (const char *name, char *buf, size_t len);
 extern bool vm_qemu_alive (const char *name);
+/* A stopped VM's disk servers (nbdkit with the mirror filter) and the
+ * share over its directory, without QEMU: what an offline migration
+ * copies from.  0, or -1 with err (nothing left running). */
+extern int vm_start_storage (const char *name, json_t *def, char *err,
+                             size_t errlen);
 
 /* A QMP command on the VM's QEMU (connects on first use, and again
  * after a failure). */
