@@ -46,7 +46,10 @@ def call(f, name, args=None):
             continue
         if 'error' in r:
             raise RuntimeError(f"{name}: {r['error'].get('desc', r['error'])}")
-        return r['return']
+        if 'return' in r:
+            return r['return']
+        # Anything else (a greeting QEMU sent again to a client that
+        # queued behind another) is no answer: read on.
 
 
 def main():
