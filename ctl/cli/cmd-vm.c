@@ -292,6 +292,11 @@ peers_answer (json_t *r, bool json_out)
   return all ? RC_OK : RC_UNREACHABLE;
 }
 
+/* The options every VM command has, as its --help lists them. */
+static const char socket_json_help[] =
+"  -S, --socket PATH   handoffd's CLI socket\n"
+"      --json          print the answer as JSON\n";
+
 static const char *
 simple_summary (const char *op)
 {
@@ -333,10 +338,9 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     case 'S': cli_socket_path = optarg; break;
     case 'j': json_out = true; break;
     case 'h':
-      printf ("Usage: handoff %s%s [--socket PATH] [--json]\n\n%s\n\n"
-              "  -S, --socket PATH   handoffd's CLI socket\n"
-              "      --json          print the answer as JSON\n", op,
-              needs_name ? " NAME" : "", simple_summary (op));
+      printf ("Usage: handoff %s%s [--socket PATH] [--json]\n\n%s\n\n%s",
+              op, needs_name ? " NAME" : "", simple_summary (op),
+              socket_json_help);
       return RC_OK;
     default: return cli_bad_option (op, argv, "S:jh");
     }
@@ -397,8 +401,7 @@ cmd_event (int argc, char **argv)
               "Posts a management event (TYPE, with an optional JSON\n"
               "object) for VM; one posted while VM moves is held and\n"
               "delivered once, on the host that runs it at the end.\n\n"
-              "  -S, --socket PATH   handoffd's CLI socket\n"
-              "      --json          print the answer as JSON\n");
+              "%s", socket_json_help);
       return RC_OK;
     default: return cli_bad_option ("event", argv, "S:jh");
     }
@@ -453,9 +456,7 @@ cmd_label (int argc, char **argv)
       printf ("Usage: handoff label VM KEY=VALUE... [--socket PATH] "
               "[--json]\n\n"
               "Sets VM's labels (KEY= with no value removes one); they\n"
-              "move with it.\n\n"
-              "  -S, --socket PATH   handoffd's CLI socket\n"
-              "      --json          print the answer as JSON\n");
+              "move with it.\n\n%s", socket_json_help);
       return RC_OK;
     default: return cli_bad_option ("label", argv, "S:jh");
     }
@@ -526,8 +527,7 @@ cmd_stop (int argc, char **argv)
 "                      runs on\n"
 "  -f, --force         power off at once (QEMU quits; the guest gets no\n"
 "                      say), as after a failed shutdown\n"
-"  -S, --socket PATH   handoffd's CLI socket\n"
-"      --json          print the answer as JSON\n");
+"%s", socket_json_help);
       return RC_OK;
     default: return cli_bad_option ("stop", argv, "t:fS:jh");
     }

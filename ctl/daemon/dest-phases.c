@@ -413,6 +413,17 @@ dest_start_vm (struct incoming *in, bool prewarm)
   return dest_answer ("SUCCESS", NULL);
 }
 
+/* The VM's directory (if it has one) is in its final place: the
+ * source's share commit renamed it there. */
+static bool
+dir_committed (struct incoming *in)
+{
+  const char *dir = json_string_value (json_object_get (in->def, "dir"));
+  struct stat st;
+
+  return !dir || (stat (dir, &st) == 0 && S_ISDIR (st.st_mode));
+}
+
 /* The VM comes alive here.  Returns ACK or FAILED. */
 /* Wait until QEMU here has loaded the whole stream and the VM's
  * directory is committed: 0, or -1 with the FAILED answer in *FAIL_R. */
@@ -421,8 +432,6 @@ await_loaded (struct incoming *in, json_t **fail_r)
 {
   char err[1024];
   int64_t until = clock_ms () + hd.io_timeout_ms;
-  const char *dir = json_string_value (json_object_get (in->def, "dir"));
-  struct stat st;
 
   /* Terminates: QEMU completes or fails loading, or time runs out. */
   for (;;) {
@@ -444,7 +453,7 @@ await_loaded (struct incoming *in, json_t **fail_r)
     }
     usleep (10000);
   }
-  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode))) {
+  if (!dir_committed (in)) {
     *fail_r = dest_answer ("FAILED", "the VM directory was not committed "
                            "here");
     return -1;
@@ -540,16 +549,13 @@ dest_complete (struct incoming *in, bool *resumed_r)
 json_t *
 dest_complete_offline (struct incoming *in, bool *taken_r)
 {
-  const char *dir = json_string_value (json_object_get (in->def, "dir"));
-  struct stat st;
-
   *taken_r = false;
   db_journal_phase (in->id, "completing", "the source has sent every disk "
                     "and file (offline)");
   hd_crash_point ("completing");
   /* The source completed the disks and committed the share before it
    * asked: the committed directory is the proof of the files. */
-  if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
+  if (!dir_committed (in))
     return dest_answer ("FAILED", "the VM directory was not committed here");
   if (record_here (in, "stopped") == -1)
     return dest_answer ("FAILED", "cannot record the VM here");
