@@ -3,8 +3,9 @@
 # In the order data flows: the mount's operations, the session that
 # mirrors them and copies the rest, its commit; the receiver at the
 # other end; the protocol both speak.
-SHARE_SRCS := fuse-share/mount.c fuse-share/session.c fuse-share/tree.c \
-              fuse-share/commit.c fuse-share/receiver.c fuse-share/proto.c
+SHARE_SRCS := fuse-share/mount.c fuse-share/session.c fuse-share/links.c \
+              fuse-share/tree.c fuse-share/commit.c fuse-share/start-req.c \
+              fuse-share/receiver.c fuse-share/proto.c
 SHARE_OBJS := $(SHARE_SRCS:%.c=$(O)/%.o)
 EXTRA_CFLAGS_fuse-share_ := $(call pc_cflags,fuse3) -Ifuse-share
 SHARE_LIBS := $(call pc_libs,fuse3) $(LIB_LIBS)
@@ -29,6 +30,11 @@ $(O)/fuse-share/test-share-proto: $(O)/fuse-share/test-share-proto.o \
 
 FUZZERS += fuzz-share
 $(O)/fuzz/fuzz-share: tests/fuzz/fuzz-share.c fuse-share/proto.c
+
+# The receivers of a start request, fuzzed apart from the session.
+FUZZERS += fuzz-share-start
+$(O)/fuzz/fuzz-share-start: tests/fuzz/fuzz-share-start.c \
+                            fuse-share/start-req.c
 
 # --version names the source revision.
 $(O)/fuse-share/handoff-share.o: $(O)/gen/build-info.h

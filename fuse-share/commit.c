@@ -271,7 +271,9 @@ session_commit (char *err, size_t errlen)
   sess.state = SESSION_COMMITTING;
   pthread_mutex_unlock (&sess.lock);
 
-  /* No namespace change from here to the end. */
+  /* No change at all from here to the outcome: one sent after the
+   * COMMIT would reach a receiver that has hung up, and be lost. */
+  pthread_rwlock_wrlock (&share_gate);
   pthread_mutex_lock (&session_ns_lock);
   struct share_req sync = { .type = SHARE_FSYNC };
   uint64_t entries = 0;
@@ -283,10 +285,14 @@ session_commit (char *err, size_t errlen)
   }
   drain ();
   pthread_mutex_lock (&sess.lock);
-  if (sess.state == SESSION_COMMITTING && sess.verify_fail) {
-    session_fail_locked ("verification failed for %" PRIu64 " entr%s: %s",
-                 sess.verify_fail, sess.verify_fail == 1 ? "y" : "ies",
-                 sess.verify_why);
+  /* A receiver whose copy differs is out; the others commit. */
+  for (size_t i = 0; i < sess.nlinks; ++i) {
+    struct share_link *l = &sess.links[i];
+    if (!l->lost && l->verify_fail)
+      link_lose_locked (l, "verification failed for %" PRIu64 " entr%s on "
+                        "%s: %s", l->verify_fail,
+                        l->verify_fail == 1 ? "y" : "ies", l->to,
+                        l->verify_why);
   }
   bool ok = sess.state == SESSION_COMMITTING;
   pthread_mutex_unlock (&sess.lock);
@@ -303,23 +309,29 @@ session_commit (char *err, size_t errlen)
   }
   pthread_mutex_lock (&sess.lock);
   /* The receiver checks the entry count again: a refusal arrives as a
-   * failed VERIFY would. */
-  if (sess.state == SESSION_COMMITTING && sess.verify_fail)
-    session_fail_locked ("the receiver refused the commit: %s",
-                         sess.verify_why);
+   * failed VERIFY would (the earlier ones lost their link above). */
+  for (size_t i = 0; i < sess.nlinks; ++i) {
+    struct share_link *l = &sess.links[i];
+    if (!l->lost && l->verify_fail)
+      link_lose_locked (l, "%s refused the commit: %s", l->to,
+                        l->verify_why);
+  }
   if (sess.state == SESSION_COMMITTING) {
+    char names[MAX_RECEIVERS * 257];
     sess.state = SESSION_COMMITTED;
-    /* The directory belongs to the destination now: writes here would
-     * be lost to it. */
+    /* The directory belongs to the destinations now: writes here would
+     * be lost to them. */
     __atomic_store_n (&share_frozen, true, __ATOMIC_RELEASE);
     __atomic_store_n (&sess.active, false, __ATOMIC_RELEASE);
-    log_info ("share: committed to %s", sess.to);
+    log_info ("share: committed to %s",
+              links_names_locked (names, sizeof names));
   }
   ok = sess.state == SESSION_COMMITTED;
   if (!ok)
     snprintf (err, errlen, "%s", sess.why);
   pthread_mutex_unlock (&sess.lock);
   pthread_mutex_unlock (&session_ns_lock);
+  pthread_rwlock_unlock (&share_gate);
   session_teardown ();
   return ok ? 0 : -1;
 }

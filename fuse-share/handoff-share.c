@@ -33,6 +33,7 @@
 #include "session.h"
 #include "share-proto.h"
 #include "sockets.h"
+#include "start-req.h"
 #include "uri.h"
 #include "util.h"
 
@@ -52,7 +53,8 @@ usage (FILE *fp, int code)
 "                      [--control SOCKET]\n"
 "  handoff-share mount SRC_DIR MOUNTPOINT [--control SOCKET]\n"
 "                      [--timeout TIME] [-o FUSE_OPTIONS]\n"
-"  handoff share start SOCKET --to tcp://HOST:PORT --psk FILE\n"
+"  handoff share start SOCKET --to tcp://HOST:PORT[,...] --psk FILE\n"
+"  handoff share drop SOCKET --to tcp://HOST:PORT\n"
 "  handoff share status SOCKET [--json]\n"
 "  handoff share warm SOCKET\n"
 "  handoff share commit SOCKET\n"
@@ -64,7 +66,8 @@ usage (FILE *fp, int code)
 "  -r, --root DIR        serve: the share's final place (must not exist;\n"
 "                        received into DIR.handoff-partial until commit);\n"
 "                        abort: remove a partial share left behind\n"
-"  -t, --to URI          start: the receiver\n"
+"  -t, --to URI[,URI...] start: the receivers (one stream sent to each);\n"
+"                        drop: the one that leaves, the others go on\n"
 "  -k, --psk FILE        pre-shared key file (TLS)\n"
 "  -c, --control SOCKET  the control socket of a mount or a receiver\n"
 "      --timeout TIME    mount: a receiver silent this long fails the\n"
@@ -83,7 +86,7 @@ usage (FILE *fp, int code)
 static json_t *
 mount_handle (json_t *req, void *opaque)
 {
-  const char *op = NULL, *to = NULL, *psk = NULL;
+  const char *op = NULL, *to = NULL;
   char err[1024];
 
   (void) opaque;
@@ -92,14 +95,22 @@ mount_handle (json_t *req, void *opaque)
   if (strcmp (op, "status") == 0)
     return session_status ();
   if (strcmp (op, "start") == 0) {
+    struct share_receiver rcv[SHARE_MAX_RECEIVERS];
+    size_t n;
     uint64_t limit = 0;
-    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0 ||
-        msg_get_string (req, "psk", false, &psk, err, sizeof err) == -1 ||
+    if (start_req_receivers (req, rcv, &n, err, sizeof err) == -1 ||
         msg_get_u64 (req, "copy_rate_limit", false, &limit, err,
                      sizeof err) == -1)
       return ctl_error_reply ("bad_request", err);
-    if (session_start (to, psk, limit, err, sizeof err) == -1)
+    if (session_start (rcv, n, limit, err, sizeof err) == -1)
       return ctl_error_reply ("start_failed", err);
+    return session_status ();
+  }
+  if (strcmp (op, "drop") == 0) {
+    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0)
+      return ctl_error_reply ("bad_request", err);
+    if (session_drop (to, err, sizeof err) == -1)
+      return ctl_error_reply ("failed", err);
     return session_status ();
   }
   if (strcmp (op, "commit") == 0) {
@@ -458,11 +469,59 @@ call_control (const char *path, json_t *req)
               json_integer_value (json_object_get (reply, "files")), x, y,
               json_integer_value (json_object_get (reply, "mirrored_writes")));
     }
+    json_t *rcv = json_object_get (reply, "receivers");
+    for (size_t i = 0; json_array_size (rcv) > 1 &&
+           i < json_array_size (rcv); ++i) {
+      json_t *r = json_array_get (rcv, i);
+      const char *e = json_string_value (json_object_get (r, "error"));
+      printf ("receiver %s: %s%s%s\n",
+              json_string_value (json_object_get (r, "to")),
+              json_string_value (json_object_get (r, "state")),
+              e && *e ? " - " : "", e && *e ? e : "");
+    }
     if (why && *why)
       printf ("error: %s\n", why);
   }
   json_decref (reply);
   return RC_OK;
+}
+
+/* The request of a control command CMD: start and drop name receivers
+ * (--to; start: several, comma-separated, and the key file), the
+ * others nothing more.  NULL (said on stderr) if one is missing. */
+static json_t *
+control_request (const char *cmd, const char *to, const char *psk)
+{
+  json_t *req = json_pack ("{s:s}", "op", cmd);
+  char abs[4096];
+
+  if (strcmp (cmd, "start") != 0 && strcmp (cmd, "drop") != 0)
+    return req;
+  if (!to) {
+    fprintf (stderr, "%s %s: needs --to URI\n", PROG, cmd);
+    json_decref (req);
+    return NULL;
+  }
+  if (strcmp (cmd, "drop") == 0) {
+    json_object_set_new (req, "to", json_string (to));
+    return req;
+  }
+  json_t *list = json_array ();
+  CLEANUP_FREE char *copy = strdup (to);
+  char *save = NULL;
+  for (char *t = copy ? strtok_r (copy, ",", &save) : NULL; t;
+       t = strtok_r (NULL, ",", &save))
+    json_array_append_new (list, json_string (t));
+  json_object_set_new (req, "to", list);
+  /* The mount process resolves it from its own directory. */
+  if (psk && !realpath (psk, abs)) {
+    fprintf (stderr, "%s: %s: %s\n", PROG, psk, strerror (errno));
+    json_decref (req);
+    return NULL;
+  }
+  if (psk)
+    json_object_set_new (req, "psk", json_string (abs));
+  return req;
 }
 
 int
@@ -552,33 +611,18 @@ main (int argc, char **argv)
   }
   if (strcmp (cmd, "start") == 0 || strcmp (cmd, "status") == 0 ||
       strcmp (cmd, "commit") == 0 || strcmp (cmd, "abort") == 0 ||
-      strcmp (cmd, "warm") == 0) {
+      strcmp (cmd, "warm") == 0 || strcmp (cmd, "drop") == 0) {
     json_t *req;
     if (npos != 1) {
       fprintf (stderr, "%s %s: needs the control SOCKET\n", PROG, cmd);
       return RC_ERROR;
     }
-    req = json_pack ("{s:s}", "op", cmd);
-    if (strcmp (cmd, "start") == 0) {
-      char abs[4096];
-      if (!to) {
-        fprintf (stderr, "%s start: needs --to URI\n", PROG);
-        json_decref (req);
-        return RC_ERROR;
-      }
-      json_object_set_new (req, "to", json_string (to));
-      /* The mount process resolves it from its own directory. */
-      if (psk && !realpath (psk, abs)) {
-        fprintf (stderr, "%s: %s: %s\n", PROG, psk, strerror (errno));
-        json_decref (req);
-        return RC_ERROR;
-      }
-      if (psk)
-        json_object_set_new (req, "psk", json_string (abs));
-    }
+    req = control_request (cmd, to, psk);
+    if (!req)
+      return RC_ERROR;
     return call_control (pos[0], req);
   }
   fprintf (stderr, "%s: unknown command '%s' (serve, mount, start, status, "
-           "warm, commit, abort)\n", PROG, cmd);
+           "warm, commit, abort, drop)\n", PROG, cmd);
   return RC_ERROR;
 }

@@ -42,12 +42,28 @@ fh_ptr (const struct fuse_file_info *fi)
   return (void *) (uintptr_t) fi->fh; // NOLINT(performance-no-int-to-ptr)
 }
 
-/* After a commit the directory is the destination's. */
-#define REFUSE_IF_FROZEN()                                              \
-  do {                                                                  \
+/* Every change passes the gate (share_gate's read side) from its check
+ * of share_frozen to the end of its mirror.  A commit holds the gate
+ * shut from its last walk of the tree until it knows the outcome, and
+ * opens it frozen: a change is in the destination's copy, or refused
+ * (EROFS), never made here after the copy was taken. */
+static void
+gate_leave (pthread_rwlock_t **gate)
+{
+  if (*gate)
+    pthread_rwlock_unlock (*gate);
+}
+
+#define CHANGE_GATE_IF(cond)                                            \
+  __attribute__ ((cleanup (gate_leave))) pthread_rwlock_t *gate_ =      \
+    (cond) ? &share_gate : NULL;                                        \
+  if (gate_) {                                                          \
+    pthread_rwlock_rdlock (gate_);                                      \
+    /* After a commit the directory is the destination's. */           \
     if (__atomic_load_n (&share_frozen, __ATOMIC_ACQUIRE))             \
       return -EROFS;                                                    \
-  } while (0)
+  }
+#define CHANGE_GATE() CHANGE_GATE_IF (true)
 
 static struct fh *
 get_fh (struct fuse_file_info *fi)
@@ -179,7 +195,7 @@ share_statfs (const char *path, struct statvfs *st)
 static int
 share_mkdir (const char *path, mode_t mode)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (mkdirat (share_srcfd, rel (path), mode), .type = SHARE_MKDIR,
          .path = rel (path), .a = mode & 07777);
 }
@@ -187,7 +203,7 @@ share_mkdir (const char *path, mode_t mode)
 static int
 share_unlink (const char *path)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (unlinkat (share_srcfd, rel (path), 0), .type = SHARE_UNLINK,
          .path = rel (path));
 }
@@ -195,7 +211,7 @@ share_unlink (const char *path)
 static int
 share_rmdir (const char *path)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (unlinkat (share_srcfd, rel (path), AT_REMOVEDIR),
          .type = SHARE_RMDIR, .path = rel (path));
 }
@@ -203,7 +219,7 @@ share_rmdir (const char *path)
 static int
 share_symlink (const char *target, const char *linkpath)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (symlinkat (target, share_srcfd, rel (linkpath)),
          .type = SHARE_SYMLINK, .path = rel (linkpath), .path2 = target);
 }
@@ -211,7 +227,7 @@ share_symlink (const char *target, const char *linkpath)
 static int
 share_rename (const char *from, const char *to, unsigned int flags)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (renameat2 (share_srcfd, rel (from), share_srcfd, rel (to), flags),
          .type = SHARE_RENAME, .path = rel (from), .path2 = rel (to),
          .c = flags);
@@ -220,7 +236,7 @@ share_rename (const char *from, const char *to, unsigned int flags)
 static int
 share_link (const char *from, const char *to)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   NS_OP (linkat (share_srcfd, rel (from), share_srcfd, rel (to), 0),
          .type = SHARE_LINK, .path = rel (from), .path2 = rel (to));
 }
@@ -228,7 +244,7 @@ share_link (const char *from, const char *to)
 static int
 share_chmod (const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct share_req m = { .type = SHARE_CHMOD, .path = rel (path),
                          .a = mode & 07777 };
   int r;
@@ -244,7 +260,7 @@ static int
 share_chown (const char *path, uid_t uid, gid_t gid,
              struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct share_req m = { .type = SHARE_CHOWN, .path = rel (path) };
   struct stat st;
   int r;
@@ -268,7 +284,7 @@ static int
 share_utimens (const char *path, const struct timespec tv[2],
                struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct share_req m = { .type = SHARE_UTIMENS, .path = rel (path) };
   struct stat st;
   int r;
@@ -313,7 +329,7 @@ new_fh (int fd, struct fuse_file_info *fi)
 static int
 share_create (const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct stat st;
   bool existed;
   uint64_t seq = 0;
@@ -342,8 +358,8 @@ share_create (const char *path, mode_t mode, struct fuse_file_info *fi)
 static int
 share_open (const char *path, struct fuse_file_info *fi)
 {
-  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-    REFUSE_IF_FROZEN ();
+  CHANGE_GATE_IF ((fi->flags & O_ACCMODE) != O_RDONLY ||
+                  (fi->flags & O_TRUNC));
   int fd = openat (share_srcfd, rel (path),
                    (fi->flags & ~(O_APPEND | O_CREAT)) | O_CLOEXEC);
   int r;
@@ -370,7 +386,7 @@ static int
 share_write (const char *path, const char *buf, size_t size, off_t off,
              struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct fh *h = get_fh (fi);
   struct node *n;
   uint64_t seq = 0;
@@ -393,7 +409,7 @@ share_write (const char *path, const char *buf, size_t size, off_t off,
 static int
 share_truncate (const char *path, off_t size, struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct node *n = NULL;
   uint64_t seq = 0;
   int fd = fi ? get_fh (fi)->fd
@@ -422,7 +438,7 @@ static int
 share_fallocate (const char *path, int mode, off_t off, off_t len,
                  struct fuse_file_info *fi)
 {
-  REFUSE_IF_FROZEN ();
+  CHANGE_GATE ();
   struct fh *h = get_fh (fi);
   struct node *n = NULL;
   uint64_t seq = 0;

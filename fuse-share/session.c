@@ -46,6 +46,8 @@
 
 int share_srcfd = -1;
 bool share_frozen;
+/* Writer-preferring: a stream of guest writes cannot hold a commit off. */
+pthread_rwlock_t share_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 int share_timeout_ms = 30000;
 
 const char *const session_state_names[] = {
@@ -56,22 +58,10 @@ const char *const session_state_names[] = {
 };
 
 pthread_mutex_t session_ns_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Orders frames on the wire with their sequence numbers.  Held across
- * the (possibly blocking) send, so never together with sess.lock there:
- * the reply reader needs sess.lock to make room. */
-static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct share_session sess = {
   .lock = PTHREAD_MUTEX_INITIALIZER,
   .cond = PTHREAD_COND_INITIALIZER,
-};
-
-static const struct chan_config share_chan_cfg = {
-  .service = CHAN_SERVICE_SHARE,
-  .version_min = SHARE_PROTO_VERSION,
-  .version_max = SHARE_PROTO_VERSION,
-  .max_frame = SHARE_MAX_FRAME,
-  .timeout_ms = 30000,
 };
 
 bool
@@ -87,144 +77,10 @@ session_running_locked (void)
     sess.state == SESSION_READY || sess.state == SESSION_COMMITTING;
 }
 
-void
-session_fail_locked (const char *fmt, ...)
-{
-  va_list ap;
-
-  if (!session_running_locked ())
-    return;
-  va_start (ap, fmt);
-  vsnprintf (sess.why, sizeof sess.why, fmt, ap);
-  va_end (ap);
-  sess.state = SESSION_FAILED;
-  __atomic_store_n (&sess.active, false, __ATOMIC_RELEASE);
-  log_error ("share: %s", sess.why);
-  if (sess.chan)
-    chan_shutdown (sess.chan);
-  pthread_cond_broadcast (&sess.cond);
-}
-
-/* ------------------------------------------------------------------ */
-/* Sending and replies. */
-
-/* Send R; its sequence number is assigned here.  Returns it, or 0 if
- * the session is not running.  Waits while too many are in flight. */
-uint64_t
-session_send_req (struct share_req *r)
-{
-  static __thread uint8_t *buf;
-  size_t len;
-  uint64_t seq;
-
-  if (!buf && !(buf = malloc (SHARE_MAX_FRAME)))
-    return 0;
-  /* The sequence number and the frame's place on the wire are taken
-   * together, under send_lock, so the receiver sees them in order. */
-  pthread_mutex_lock (&send_lock);
-  pthread_mutex_lock (&sess.lock);
-  /* Terminates: replies arrive or the session fails. */
-  while (session_running_locked () &&
-         sess.next_seq - sess.acked > MAX_INFLIGHT - 1)
-    pthread_cond_wait (&sess.cond, &sess.lock);
-  if (!session_running_locked ()) {
-    pthread_mutex_unlock (&sess.lock);
-    pthread_mutex_unlock (&send_lock);
-    return 0;
-  }
-  seq = r->seq = sess.next_seq++;
-  if (r->type == SHARE_COMMIT || r->type == SHARE_ABORT)
-    sess.final_seq = seq;
-  sess.inflight_len[seq % MAX_INFLIGHT] = r->data_len;
-  sess.inflight_bytes += r->data_len;
-  struct channel *chan = sess.chan;
-  pthread_mutex_unlock (&sess.lock);
-
-  len = share_encode (r, buf, SHARE_MAX_FRAME);
-  if (len == 0 || chan_send (chan, buf, len) == -1) {
-    int e = errno;
-    pthread_mutex_unlock (&send_lock);
-    pthread_mutex_lock (&sess.lock);
-    session_fail_locked ("sending %s to %s: %s", share_type_name (r->type),
-                         sess.to,
-                 len == 0 ? "message too large" : strerror (e));
-    pthread_mutex_unlock (&sess.lock);
-    return 0;
-  }
-  pthread_mutex_unlock (&send_lock);
-  return seq;
-}
-
 uint64_t
 session_send (struct share_req *r)
 {
   return session_send_req (r);
-}
-
-void
-session_wait (uint64_t seq)
-{
-  /* sess.cond waits on the realtime clock. */
-  struct timespec ts = abstime_after (CLOCK_REALTIME, share_timeout_ms);
-
-  if (seq == 0)
-    return;
-  pthread_mutex_lock (&sess.lock);
-  /* Terminates: the reply arrives, the session fails, or time is up. */
-  while (sess.acked < seq && session_running_locked ()) {
-    if (pthread_cond_timedwait (&sess.cond, &sess.lock, &ts) == ETIMEDOUT) {
-      session_fail_locked ("%s did not answer for %d ms", sess.to,
-                           share_timeout_ms);
-      break;
-    }
-  }
-  pthread_mutex_unlock (&sess.lock);
-}
-
-static void *
-reader_main (void *arg)
-{
-  (void) arg;
-  /* Terminates: the channel ends or fails (shutdown on session end). */
-  for (;;) {
-    void *buf = NULL;
-    ssize_t n = chan_recv_timeout (sess.chan, &buf, -1);
-    uint64_t seq;
-    int e;
-    char text[SHARE_MAX_REPLY_TEXT + 1];
-
-    if (n <= 0) {
-      int err = errno;
-      pthread_mutex_lock (&sess.lock);
-      /* After the answer to COMMIT or ABORT the receiver hangs up. */
-      if (!(sess.final_seq && sess.acked >= sess.final_seq))
-        session_fail_locked ("the receiver %s %s%s", sess.to,
-                     n == 0 ? "closed the connection"
-                     : "connection failed: ", n == 0 ? "" : strerror (err));
-      pthread_cond_broadcast (&sess.cond);
-      pthread_mutex_unlock (&sess.lock);
-      return NULL;
-    }
-    int r = share_decode_reply (buf, (size_t) n, &seq, &e, text, sizeof text);
-    free (buf);
-    pthread_mutex_lock (&sess.lock);
-    if (r == -1 || seq != sess.acked + 1) {
-      session_fail_locked ("bad reply from %s", sess.to);
-      pthread_mutex_unlock (&sess.lock);
-      return NULL;
-    }
-    sess.acked = seq;
-    sess.inflight_bytes -= sess.inflight_len[seq % MAX_INFLIGHT];
-    if (e == EILSEQ) {
-      /* A VERIFY that found a difference: commit reports it. */
-      if (sess.verify_fail++ == 0)
-        snprintf (sess.verify_why, sizeof sess.verify_why, "%.500s", text);
-    }
-    else if (e)
-      session_fail_locked ("the receiver refused a request: %s", text);
-    pthread_cond_broadcast (&sess.cond);
-    pthread_mutex_unlock (&sess.lock);
-  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -672,7 +528,9 @@ copier_main (void *arg)
   pthread_mutex_lock (&sess.lock);
   if (sess.state == SESSION_COPYING) {
     sess.state = SESSION_READY;
-    log_info ("share: every file copied to %s", sess.to);
+    char names[MAX_RECEIVERS * 257];
+    log_info ("share: every file copied to %s",
+              links_names_locked (names, sizeof names));
   }
   pthread_cond_broadcast (&sess.cond);
   pthread_mutex_unlock (&sess.lock);
@@ -703,30 +561,25 @@ session_teardown (void)
 {
   pthread_mutex_lock (&sess.lock);
   __atomic_store_n (&sess.active, false, __ATOMIC_RELEASE);
-  if (sess.chan)
-    chan_shutdown (sess.chan);
+  links_shutdown_locked ();
   pthread_cond_broadcast (&sess.cond);
   pthread_mutex_unlock (&sess.lock);
   if (sess.copier_started)
     pthread_join (sess.copier, NULL);
-  if (sess.reader_started)
-    pthread_join (sess.reader, NULL);
-  sess.copier_started = sess.reader_started = false;
+  sess.copier_started = false;
+  links_join ();
   pthread_mutex_lock (&sess.lock);
-  if (sess.chan) {
-    chan_close (sess.chan);
-    sess.chan = NULL;
-  }
+  links_close ();
   free_nodes_locked ();
   pthread_mutex_unlock (&sess.lock);
 }
 
 int
-session_start (const char *to, const char *psk, uint64_t copy_rate_limit,
-               char *err, size_t errlen)
+session_start (const struct share_receiver *rcv, size_t n,
+               uint64_t copy_rate_limit, char *err, size_t errlen)
 {
-  struct chan_config cfg = share_chan_cfg;
   struct scan_link *links = NULL;
+  char names[MAX_RECEIVERS * 257];
   int rc = -1;
 
   pthread_mutex_lock (&sess.lock);
@@ -738,38 +591,28 @@ session_start (const char *to, const char *psk, uint64_t copy_rate_limit,
   }
   pthread_mutex_unlock (&sess.lock);
   session_teardown ();
-
-  cfg.psk_file = psk;
-  log_clear_last_error ();
-  struct channel *c = chan_connect (to, &cfg);
-  if (!c) {
-    snprintf (err, errlen, "cannot reach the receiver: %s",
-              log_last_error ()[0] ? log_last_error () : to);
+  /* No thread of the session runs: the links are this thread's. */
+  if (links_connect (rcv, n, err, errlen) == -1)
     return -1;
-  }
 
   pthread_mutex_lock (&session_ns_lock);
   pthread_mutex_lock (&sess.lock);
-  sess.chan = c;
-  snprintf (sess.to, sizeof sess.to, "%s", to);
-  sess.why[0] = sess.verify_why[0] = '\0';
+  sess.why[0] = '\0';
   sess.next_seq = 1;
   sess.acked = 0;
   sess.inflight_bytes = 0;
   sess.next_handle = 0;
   sess.files = sess.files_done = sess.bytes_total = 0;
   sess.bytes_copied = sess.mirrored = 0;
-  sess.verify_fail = 0;
   sess.final_seq = 0;
   sess.started_ms = clock_ms ();
   ratelimit_set (&sess.copy_limit, copy_rate_limit, sess.started_ms);
   sess.state = SESSION_SCANNING;
   __atomic_store_n (&sess.active, true, __ATOMIC_RELEASE);
+  links_names_locked (names, sizeof names);
   pthread_mutex_unlock (&sess.lock);
 
-  if (pthread_create (&sess.reader, NULL, reader_main, NULL) == 0)
-    sess.reader_started = true;
-  if (!sess.reader_started || scan_tree (&links) == -1) {
+  if (links_start_readers () == -1 || scan_tree (&links) == -1) {
     pthread_mutex_lock (&sess.lock);
     session_fail_locked ("the tree scan failed");
     snprintf (err, errlen, "%s", sess.why);
@@ -788,7 +631,7 @@ session_start (const char *to, const char *psk, uint64_t copy_rate_limit,
     pthread_mutex_unlock (&sess.lock);
     goto out;
   }
-  log_info ("share: copying to %s", to);
+  log_info ("share: copying to %s", names);
   rc = 0;
  out:
   pthread_mutex_unlock (&session_ns_lock);
@@ -807,11 +650,13 @@ session_status (void)
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&sess.lock);
   double secs = sess.started_ms
     ? (double) (clock_ms () - sess.started_ms) / 1000 : 0;
+  char names[MAX_RECEIVERS * 257];
 
-  return json_pack ("{s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f,"
-                    " s:s}",
+  return json_pack ("{s:b, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I,"
+                    " s:f, s:s}",
                     "ok", 1, "state", session_state_names[sess.state],
-                    "to", sess.to,
+                    "to", links_names_locked (names, sizeof names),
+                    "receivers", links_status_locked (),
                     "files", (json_int_t) sess.files,
                     "files_copied", (json_int_t) sess.files_done,
                     "bytes", (json_int_t) sess.bytes_total,

@@ -60,12 +60,25 @@ extern int share_srcfd;          /* The source directory. */
 extern int share_timeout_ms;
 
 /* Session control (control.c calls these). */
-/* COPY_RATE_LIMIT caps the copy of the tree (bytes/s; 0: none). */
-extern int session_start (const char *to, const char *psk,
+#define SHARE_MAX_RECEIVERS 4    /* As many as a VM's destinations. */
+
+/* One receiver: its address and the key file (NULL: none). */
+struct share_receiver {
+  const char *to;
+  const char *psk;
+};
+/* Start copying to N receivers at once (one stream, sent to each).
+ * COPY_RATE_LIMIT caps the copy of the tree (bytes/s; 0: none). */
+extern int session_start (const struct share_receiver *rcv, size_t n,
                           uint64_t copy_rate_limit, char *err, size_t errlen);
+/* Drop receiver TO from a session with several; the others go on. */
+extern int session_drop (const char *to, char *err, size_t errlen);
 extern int session_commit (char *err, size_t errlen);
 /* After a commit the mount refuses changes (EROFS) until an abort. */
 extern bool share_frozen;
+/* Every change holds the read side across its local change and its
+ * mirror; a commit holds the write side (mount.c, commit.c). */
+extern pthread_rwlock_t share_gate;
 /* Before a commit, while the VM runs: both sides compute the digests
  * of every file, so the commit re-reads only what changed since. */
 extern int session_warm (char *err, size_t errlen);

@@ -9,7 +9,8 @@
 # before the pause is on its disk, and every other host holds nothing
 # of it: no files, no processes in its namespace, no rows.  A refusing
 # destination, a destination that dies while copying, destinations
-# that all refuse, and bad --to lists each get their own case.
+# that all refuse, and bad --to lists each get their own case; last,
+# --cascade: the winner of one migration moves the VM on by itself.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 3
@@ -153,6 +154,9 @@ hcli "$at" migrate web1 --to "${others%,}" --json > mig.json &
 mig=$!
 wait_for 60 "both destinations copying" bash -c \
   "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -r '[.migration.destinations[] | select(.state == \"copying\")] | length')\" = 2 ]"
+# status --watch follows it live, to the result.
+hcli "$at" status web1 --watch --json > watch.json &
+watcher=$!
 # A destination dies while copying: the other takes the VM.
 lost=${others%%,*}; lost=${lost#host}
 crash_host "$lost"
@@ -161,6 +165,9 @@ jq -c 'select(.event == "destination")' mig.json
 jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\" and (.state == \"lost\" or .state == \"failed\"))" mig.json >/dev/null ||
   fail "host $lost is not reported lost"
 host_rate "$at" 10gbit
+wait "$watcher" || { cat watch.json; fail "status --watch"; }
+jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\") and any(.[]; .event == \"progress\") and (.[-1] | .event == \"result\" and .ok)" watch.json >/dev/null ||
+  { cat watch.json; fail "status --watch did not follow the migration to its result"; }
 new=$(owner)
 [ "$new" != "$lost" ] && [ "$new" != "$at" ] || fail "web1 is on host $new"
 vm_runs_on "$new" web1
@@ -170,4 +177,33 @@ start_handoffd "$lost"
 wait_for 30 "host $lost to drop what it received" bash -c \
   "[ ! -e '$tmp/h$lost/images/web1' ]"
 vm_gone_from "$lost" web1
+
+echo "== --cascade: the winner migrates the VM on by itself"
+o=(); for i in 1 2 3; do [ "$i" = "$new" ] || o+=("$i"); done
+expect_rc 1 "already a destination" \
+  hcli "$new" migrate web1 --to "host${o[0]}" --cascade "host${o[0]}"
+expect_rc 1 "names host${o[1]} twice" \
+  hcli "$new" migrate web1 --to "host${o[0]}" --cascade "host${o[1]},host${o[1]}"
+expect_rc 1 "--cascade is for live migrations" \
+  hcli "$new" migrate web1 --to "host${o[0]}" --cascade "host${o[1]}" --mode volume
+vm_runs_on "$new" web1
+hcli "$new" migrate web1 --to "host${o[0]}" --cascade "host${o[1]}" > cas.out ||
+  { cat cas.out; fail "the migration with --cascade"; }
+cat cas.out
+grep -q "host${o[0]} migrates it on to host${o[1]}" cas.out ||
+  fail "the result does not name the cascade"
+wait_for 120 "web1 to go on to host ${o[1]}" bash -c \
+  "ip netns exec ${HOST_NS[${o[1]}]} handoff --socket $tmp/h${o[1]}.sock status web1 2>/dev/null | grep -q 'QEMU: running'"
+wait_for 60 "host ${o[0]} to release web1" bash -c \
+  "! ip netns exec ${HOST_NS[${o[0]}]} handoff --socket $tmp/h${o[0]}.sock list --json | jq -r '.vms[].name' | grep -qx web1"
+[ "$(owner)" = "${o[1]}" ] || fail "web1 is not on host ${o[1]} after the cascade"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$new" web1; vm_gone_from "${o[0]}" web1
+grep -q "goes on to host${o[1]} (--cascade)" "$tmp/h${o[0]}.log" ||
+  fail "host ${o[0]}'s log does not show the cascade"
+serial=$(ls -td "$tmp/h${o[0]}"/logs/web1-host"${o[0]}"-*/ | head -n 1)serial.log
+acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+on=$(check_records "$(hcli "${o[1]}" status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "host ${o[1]}'s records"
+echo "after the cascade: $acked records acknowledged on host ${o[0]}, $on on host ${o[1]}"
+[ "$on" -ge "$acked" ] || fail "host ${o[1]} lacks acknowledged records"
 echo "$0: PASS"

@@ -7,9 +7,11 @@
 # writing records:
 #   - held 30 s: the guest keeps writing on the source, both
 #     destinations stay warm, and every record the source acknowledged
-#     is already on each destination's disk;
+#     is already on each destination's disk, every line written to the
+#     VM's directory in each one's copy of it;
 #   - handoff cutover: the VM runs on exactly one destination with
-#     every acknowledged record, and no other host holds anything of it;
+#     every acknowledged record and line, and no other host holds
+#     anything of it;
 #   - handoff cutover --to HOST picks that host among the warm ones;
 #   - bad cutovers (no such VM, a host that is not a destination) are
 #     refused and the VM stays warm;
@@ -28,9 +30,9 @@ allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
 for i in 1 2 3; do echo "{$allow_boot}" > "h$i.policy"; done
 for i in 1 2 3; do start_handoffd "$i"; done
 make_test_vm "$tmp/vm"
-hcli 1 define web1 --memory 128 --disk "$tmp/vm.img" \
-  --kernel "$GUEST_DIR/vmlinux" --initrd "$GUEST_DIR/initrd.gz" \
-  --append "console=ttyS0 quiet panic=-1 handoff.mode=records"
+# web1 has a VM directory (its kernel, initrd and config), shared to
+# both destinations at once.
+define_guest 1 web1 "$tmp/vm" 128 records
 hcli 1 start web1
 wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
@@ -67,6 +69,17 @@ grep -q "no migration of 'web1'" out.txt || fail "a VM that is not migrating"
 echo "== pre-warm to two hosts, held 30 s"
 prewarm 1 2 3
 hcli 1 status web1
+# A writer in the VM's directory, through the share, while warm.
+on_host 1 bash -c "
+  i=0
+  while [ \$i -lt 100000 ]; do
+    i=\$((i + 1))
+    echo \"note \$i\" >> '$tmp/h1/run/web1/dir/notes.log' || exit 0
+    echo \$i > '$tmp/notes.acked'
+    sleep 0.05
+  done" &
+echo $! > writer.pid
+cleanup_fn kill_pidfile "$tmp/writer.pid"
 expect_fail hcli 1 cutover web1 --to host9
 grep -q "host9 is not a destination" out.txt || fail "a host that is not a destination"
 a0=$(acked_on 1)
@@ -82,6 +95,14 @@ for i in 2 3; do
   on=$(check_records "$(warm_disk "$i")") || fail "host $i's warm copy"
   echo "host $i's warm disk has $on records (host 1 acknowledged $a1 a second ago)"
   [ "$on" -ge "$a1" ] || fail "host $i's warm copy lacks acknowledged records"
+done
+n1=$(cat notes.acked)
+sleep 1
+for i in 2 3; do
+  grep -qx "note $n1" "$tmp/h$i/images/web1/dir.handoff-partial/notes.log" ||
+    fail "host $i's warm directory lacks note $n1, acknowledged a second ago"
+  echo "host $i's warm directory: $(wc -l < "$tmp/h$i/images/web1/dir.handoff-partial/notes.log") notes" \
+       "(note $n1 acknowledged on host 1 a second ago)"
 done
 
 echo "== cutover"
@@ -101,6 +122,14 @@ on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path
 echo "records: $acked acknowledged on host 1, $on_w on host $w"
 [ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
 for i in 1 2 3; do [ "$i" = "$w" ] || vm_gone_from "$i" web1; done
+# The writer ends when the directory leaves host 1 (read-only there).
+wait_for 30 "the writer to stop" bash -c "! kill -0 \$(cat '$tmp/writer.pid') 2>/dev/null"
+n_acked=$(cat notes.acked)
+grep -qx "note $n_acked" "$tmp/h$w/images/web1/dir/notes.log" ||
+  fail "acknowledged note $n_acked is not in host $w's directory"
+cmp "$tmp/vm/vmlinux" "$tmp/h$w/images/web1/dir/vmlinux" ||
+  fail "host $w's copy of the directory differs"
+echo "notes: $n_acked acknowledged on host 1, $(wc -l < "$tmp/h$w/images/web1/dir/notes.log") on host $w"
 
 echo "== cutover --to one of the warm hosts"
 o=(); for i in 1 2 3; do [ "$i" = "$w" ] || o+=("$i"); done

@@ -2,7 +2,9 @@
 # The share fails cleanly: a wrong key is refused at start; a receiver
 # killed mid-copy leaves the source mount working, the status names the
 # failure and nothing is committed; a source mount killed mid-copy
-# leaves the destination partial, and abort removes it.
+# leaves the destination partial, and abort removes it.  With three
+# receivers, one killed mid-copy and one dropped, the third goes on and
+# commits alone; bad receiver lists are refused.
 source "$(dirname "$0")/functions.sh"
 requires_fuse
 requires_netns
@@ -103,6 +105,56 @@ on_host 1 handoff share start "$tmp/rk.m.ctl" --to "tcp://${HOST_IP[2]}:7503" \
 on_host 1 handoff share commit "$tmp/rk.m.ctl"
 diff -r rk.src rk2.dst || fail "the second attempt differs"
 host_rate 1 200mbit
+
+echo "== two receivers: one killed mid-copy, one dropped, the other commits"
+make_src two.src
+mount_share two
+serve_share twoa 7505
+serve_share twob 7506
+serve_share twoc 7507
+A=tcp://${HOST_IP[2]}:7505 B=tcp://${HOST_IP[2]}:7506 C=tcp://${HOST_IP[2]}:7507
+expect_refused ()               # expect_refused WHAT STATE ARGS...: refused, the session still STATE
+{
+  local what=$1 state=$2; shift 2
+  if on_host 1 handoff share "$@" > two.out 2>&1; then
+    cat two.out; fail "$* succeeded"
+  fi
+  grep -q "$what" two.out || { cat two.out; fail "$*: no '$what'"; }
+  handoff share status "$tmp/two.m.ctl" | grep -q "state: $state" ||
+    fail "$* changed the session"
+}
+expect_refused "named twice" idle start "$tmp/two.m.ctl" --to "$A,$A" --psk k.psk
+expect_refused "1 to 4 receivers" idle start "$tmp/two.m.ctl" --to "$A,$B,$C,$A,$B" --psk k.psk
+expect_refused "no share session" idle drop "$tmp/two.m.ctl" --to "$A"
+on_host 1 handoff share start "$tmp/two.m.ctl" --to "$A,$B,$C" --psk k.psk
+wait_for 30 "the copy to be under way" bash -c \
+  "handoff share status '$tmp/two.m.ctl' --json | jq -e '.bytes_copied > 0' >/dev/null"
+crash_pidfile twob.serve.pid
+on_host 1 handoff share drop "$tmp/two.m.ctl" --to "$C"
+expect_refused "not a receiver" "\\(copying\\|ready\\)" drop "$tmp/two.m.ctl" \
+  --to "tcp://${HOST_IP[2]}:7599"
+on_host 1 bash -c "
+  set -e
+  cd '$tmp/two.mnt'
+  dd if=/dev/urandom of=big.img bs=64k count=16 seek=100 conv=notrunc \
+     status=none
+  echo appended >> sub/f1
+  mkdir newdir && echo x > newdir/y
+  mv sub/f2 sub/f2-renamed
+"
+wait_for 60 "receiver B to be lost" bash -c \
+  "handoff share status '$tmp/two.m.ctl' --json | jq -e '.receivers[1].state == \"lost\"' >/dev/null"
+handoff share status "$tmp/two.m.ctl" | tee two.status
+grep -q "receiver $B: lost - the receiver $B" two.status || fail "B's loss is not explained"
+grep -q "receiver $C: lost - dropped by the controller" two.status || fail "C's drop is not shown"
+expect_refused "last receiver" "\\(copying\\|ready\\)" drop "$tmp/two.m.ctl" --to "$A"
+on_host 1 handoff share commit "$tmp/two.m.ctl" ||
+  fail "the receiver left did not commit"
+diff -r two.src twoa.dst || fail "the receiver left differs from the source"
+handoff share status "$tmp/two.m.ctl" --json |
+  jq -e '.state == "committed" and .receivers[0].state == "committed" and .receivers[1].state == "lost" and .receivers[2].state == "lost"' >/dev/null ||
+  fail "the status after the commit"
+[ ! -e twob.dst ] && [ ! -e twoc.dst ] || fail "a dropped receiver committed"
 
 echo "== the source mount is killed mid-copy"
 make_src mk.src

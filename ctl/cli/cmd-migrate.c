@@ -25,6 +25,7 @@ usage (FILE *fp)
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
+"         [--cascade HOST[,HOST...]]\n"
 "         [--delete-source] [--offline] [--detach] [--json] [--socket PATH]\n"
 "\n"
 "Moves VM NAME to another host, with progress; Ctrl-C on a terminal asks\n"
@@ -53,6 +54,9 @@ usage (FILE *fp)
 "                           downtime or converging (default)\n"
 "  -F, --fallback HOSTS     where to try next if every --to host fails\n"
 "  -R, --retries N          attempts after the first, 0 to 10 (default 0)\n"
+"  -C, --cascade HOSTS      once the VM runs on the winner, it migrates the\n"
+"                           VM on to HOSTS by itself (pre-warmed, and held,\n"
+"                           with --prewarm)\n"
 "  -X, --delete-source      remove the source's disk files afterwards\n"
 "  -d, --detach             return once started ('handoff job NAME\n"
 "                           --watch' follows it)\n"
@@ -170,6 +174,10 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
               json_number_value (json_object_get (ev, "cutover_ms")), to);
     if (json_string_value (json_object_get (ev, "note")))
       printf ("note: %s\n", json_string_value (json_object_get (ev, "note")));
+    if (json_string_value (json_object_get (ev, "cascade")))
+      printf ("%s migrates it on to %s ('handoff job %s' there follows "
+              "it)\n", to, json_string_value (json_object_get (ev, "cascade")),
+              vm);
     if (json_object_get (ev, "downtime_ms"))
       printf ("downtime: %.1f ms (paused on this host to resumed on %s)\n",
               dt, to);
@@ -404,6 +412,7 @@ cmd_migrate (int argc, char **argv)
     { "prewarm", no_argument, NULL, 'W' },
     { "fallback", required_argument, NULL, 'F' },
     { "retries", required_argument, NULL, 'R' },
+    { "cascade", required_argument, NULL, 'C' },
     { "warm-exit", required_argument, NULL, 'E' },
     { "detach", no_argument, NULL, 'd' },
     { "offline", no_argument, NULL, 'O' },
@@ -413,7 +422,7 @@ cmd_migrate (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *to = NULL, *mode = "live", *warm_exit = "converging";
-  const char *fallback = NULL;
+  const char *fallback = NULL, *cascade = NULL;
   uint64_t retries = 0;
   bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
@@ -423,7 +432,7 @@ cmd_migrate (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:dOjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:C:dOjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -455,6 +464,7 @@ cmd_migrate (int argc, char **argv)
     case 'X': delete_source = true; break;
     case 'W': prewarm = true; break;
     case 'F': fallback = optarg; break;
+    case 'C': cascade = optarg; break;
     case 'R':
       if (parse_uint (optarg, 0, 10, &retries, err, sizeof err) == -1)
         return cli_fail (RC_ERROR, "--retries: %s", err);
@@ -466,7 +476,7 @@ cmd_migrate (int argc, char **argv)
     case 'S': cli_socket_path = optarg; break;
     case 'h': usage (stdout); return RC_OK;
     default:
-      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:dOjS:h");
+      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:C:dOjS:h");
     }
   }
   cli_json = json_out;
@@ -491,6 +501,8 @@ cmd_migrate (int argc, char **argv)
   json_object_set_new (req, "warm_exit", json_string (warm_exit));
   if (fallback)
     json_object_set_new (req, "fallback", json_string (fallback));
+  if (cascade)
+    json_object_set_new (req, "cascade", json_string (cascade));
   if (retries)
     json_object_set_new (req, "retries", json_integer ((json_int_t) retries));
   return request (req, argv[optind], to, timeout, json_out, detach, true);

@@ -304,7 +304,8 @@ simple_summary (const char *op)
     { "start", "Starts the VM under QEMU." },
     { "undefine", "Forgets a stopped VM; its disks and directory stay." },
     { "status", "The VM: its state, definition, labels, queued events and\n"
-      "running migration." },
+      "running migration.  With --watch (-w), follows that migration live\n"
+      "to its result, as 'handoff job NAME --watch'." },
     { "abort", "Aborts the VM's running migration: it rolls back, and the\n"
       "VM runs on here." },
     { "list", "This host's VMs and their states." },
@@ -371,7 +372,15 @@ simple (const char *op, int argc, char **argv, bool needs_name)
 
 int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, true); }
 int cmd_undefine (int argc, char **argv) { return simple ("undefine", argc, argv, true); }
-int cmd_status (int argc, char **argv) { return simple ("status", argc, argv, true); }
+int
+cmd_status (int argc, char **argv)
+{
+  /* --watch follows the VM's running migration live: the job view. */
+  for (int i = 1; i < argc; ++i)
+    if (strcmp (argv[i], "--watch") == 0 || strcmp (argv[i], "-w") == 0)
+      return cmd_job (argc, argv);
+  return simple ("status", argc, argv, true);
+}
 int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true); }
 int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, false); }
 int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, false); }

@@ -27,11 +27,13 @@
 #include "errors.h"
 #include "events.h"
 #include "log.h"
+#include "migration.h"
 #include "names.h"
 #include "peer.h"
 #include "policy.h"
 #include "proc.h"
 #include "psk.h"
+#include "record.h"
 #include "uri.h"
 #include "vm.h"
 
@@ -591,4 +593,40 @@ dest_settle_in (struct incoming *in, bool running)
   events_post_migrated (in->vm, in->source, in->id);
   log_info ("migration %s: VM %s %s here", in->id, in->vm,
             offline ? "is" : "runs");
+}
+
+void
+dest_cascade (struct incoming *in)
+{
+  json_t *c = in->cascade;
+  char err[2048];
+  int rc;
+
+  if (!c)
+    return;
+  /* peer_check_message saw its fields; the rest are the defaults. */
+  json_t *req = json_pack ("{s:s, s:s, s:O, s:b, s:b}", "op", "migrate",
+                           "vm", in->vm, "to", json_object_get (c, "to"),
+                           "prewarm", json_is_true (json_object_get (
+                                                      c, "prewarm")),
+                           "follow", 0);
+  for (const char *const *k = (const char *const[]) { "max_downtime_ms",
+                                                      "warm_exit", NULL };
+       req && *k; ++k)
+    if (json_object_get (c, *k))
+      json_object_set (req, *k, json_object_get (c, *k));
+  struct migration *m = req ? migration_start (req, err, sizeof err, &rc)
+    : NULL;
+  if (m) {
+    log_info ("migration %s: VM %s goes on to %s (--cascade): migration %s",
+              in->id, in->vm, json_string_value (json_object_get (c, "to")),
+              m->id);
+    record_put (m);
+  }
+  else
+    log_error ("migration %s: VM %s runs here, but cannot go on to %s "
+               "(--cascade): %s", in->id, in->vm,
+               json_string_value (json_object_get (c, "to")),
+               req ? err : "out of memory");
+  json_decref (req);
 }

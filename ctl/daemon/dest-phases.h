@@ -26,6 +26,7 @@ struct incoming {
   bool made_images;
   bool volume_ready;            /* Volume mode: READY sent (mounted). */
   bool loaded;                  /* LOADED sent: waits for RESUME or ABORT. */
+  json_t *cascade;              /* --cascade, with RESUME or COMPLETE. */
 };
 
 /* A peer message of TYPE with an optional REASON. */
@@ -51,6 +52,9 @@ extern json_t *dest_load (struct incoming *in);
 /* RESUME after LOADED: ACK {resumed_at} or FAILED; *RESUMED_R once the
  * VM runs here. */
 extern json_t *dest_resume (struct incoming *in, bool *resumed_r);
+/* --cascade: the VM runs here now, and goes on from here to the hosts
+ * the source named (a migration of this host's, as if asked here). */
+extern void dest_cascade (struct incoming *in);
 /* After the ACK: what does not touch the downtime.  RUNNING: the VM's
  * QEMU runs (else it died after the VM was taken in: it stays here,
  * stopped). */

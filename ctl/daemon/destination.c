@@ -122,6 +122,14 @@ admit (struct incoming *in, json_t *req, struct channel *c)
  * given, the conversation ends).  *DONE once the conversation is over;
  * *FATAL if the migration failed here (what was made is dropped);
  * *RESUMED once the VM runs here. */
+/* --cascade comes with the message that makes the VM run here. */
+static void
+keep_cascade (struct incoming *in, json_t *msg)
+{
+  json_decref (in->cascade);
+  in->cascade = json_incref (json_object_get (msg, "cascade"));
+}
+
 static json_t *
 handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
         bool *resumed)
@@ -178,6 +186,7 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     return reply;
   }
   if (strcmp (type, "RESUME") == 0 && in->loaded) {
+    keep_cascade (in, msg);
     reply = dest_resume (in, resumed);
     *fatal = !*resumed;
     *done = true;
@@ -192,6 +201,7 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
   }
   if (strcmp (type, "MIGRATION_COMPLETE") == 0 && in->def && !in->loaded &&
       strcmp (in->mode, "live") == 0) {
+    keep_cascade (in, msg);
     reply = dest_complete (in, resumed);
     *fatal = !*resumed;
     *done = true;
@@ -235,8 +245,9 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
 }
 
 /* The messages after PERMITTED, each answered, until the migration
- * ends (complete, abort, failure, the source gone or silent). */
-static void
+ * ends (complete, abort, failure, the source gone or silent).  True if
+ * the VM runs (or, offline, is) here now. */
+static bool
 converse (struct incoming *in, struct channel *c)
 {
   bool resumed = false, done = false;
@@ -282,6 +293,7 @@ converse (struct incoming *in, struct channel *c)
     dest_settle_in (in, true);
   else if (resumed && strcmp (in->mode, "offline") == 0)
     dest_settle_in (in, false);
+  return resumed;
 }
 
 /* START_MIGRATION and what follows on this connection. */
@@ -291,9 +303,13 @@ receive (json_t *req, struct channel *c)
   struct incoming in = { .timeout_ms = 600000 };
 
   if (admit (&in, req, c) == 0) {
-    converse (&in, c);
+    bool here = converse (&in, c);
     receiving_release (in.vm);
+    /* Only now: the migration on takes the VM as this host's. */
+    if (here && strcmp (in.mode, "live") == 0)
+      dest_cascade (&in);
   }
+  json_decref (in.cascade);
   json_decref (in.src_def);
   json_decref (in.def);
   json_decref (in.objects);

@@ -208,7 +208,7 @@ static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live", *warm_exit = "converging";
-  const char *fallback = "";
+  const char *fallback = "", *cascade = "";
   uint64_t retries = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
@@ -228,6 +228,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   msg_get_bool (req, "prewarm", false, &prewarm, err, errlen);
   msg_get_string (req, "fallback", false, &fallback, err, errlen);
   msg_get_u64 (req, "retries", false, &retries, err, errlen);
+  msg_get_string (req, "cascade", false, &cascade, err, errlen);
   msg_get_string (req, "warm_exit", false, &warm_exit, err, errlen);
   m = calloc (1, sizeof *m);
   if (!m) {
@@ -261,6 +262,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   }
   snprintf (m->plan_to, sizeof m->plan_to, "%s", to);
   snprintf (m->fallback, sizeof m->fallback, "%s", fallback);
+  snprintf (m->cascade, sizeof m->cascade, "%s", cascade);
   m->attempt = 1;
   m->attempts = (fallback[0] ? 2 : 1) + (unsigned) retries;
   snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);
@@ -307,14 +309,6 @@ take_vm (struct migration *m, char *err, size_t errlen, int *rc)
   m->ndisks = json_array_size (json_object_get (m->def, "disks"));
   m->has_dir = json_string_value (json_object_get (m->def, "dir")) != NULL;
   json_decref (row);
-  if (m->has_dir && m->ndests > 1) {
-    vm_release (m->vm);
-    json_decref (m->def);
-    json_decref (m->objects);
-    return set_error (err, errlen, "VM %s has a directory, and its file "
-                      "share sends to one host: give one destination",
-                      m->vm);
-  }
   return 0;
 }
 

@@ -189,9 +189,55 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
                          URI_SCHEME_TCP, URI_SCHEME_RDMA, err, errlen);
 }
 
+/* --cascade, with the message that makes a destination run the VM:
+ * where it then migrates the VM on by itself, "HOST[,HOST...]" (1 to
+ * 4 names), and how. */
+static int
+check_cascade (json_t *msg, char *err, size_t errlen)
+{
+  json_t *c = NULL;
+  const char *to, *warm_exit = "converging";
+  uint64_t downtime = 300;
+  bool prewarm = false;
+  char list[4 * (NAME_HOST_MAX + 1)], *save = NULL;
+  size_t n = 0;
+
+  if (msg_get_object (msg, "cascade", false, &c, err, errlen) == -1)
+    return -1;
+  if (!c)
+    return 0;
+  if (msg_get_string (c, "to", true, &to, err, errlen) != 0 ||
+      msg_get_bool (c, "prewarm", false, &prewarm, err, errlen) == -1 ||
+      msg_get_u64 (c, "max_downtime_ms", false, &downtime, err,
+                   errlen) == -1 ||
+      msg_get_string (c, "warm_exit", false, &warm_exit, err, errlen) == -1)
+    return -1;
+  if (downtime < 1 || downtime > 600000)
+    return set_error (err, errlen, "cascade: max_downtime_ms must be 1 to "
+                      "600000");
+  if (strcmp (warm_exit, "copied") != 0 &&
+      strcmp (warm_exit, "downtime") != 0 &&
+      strcmp (warm_exit, "converging") != 0)
+    return set_error (err, errlen, "cascade: warm_exit must be copied, "
+                      "downtime or converging");
+  if (!to[0] || strlen (to) >= sizeof list || to[0] == ',' ||
+      strstr (to, ",,") ||
+      to[strlen (to) - 1] == ',')
+    return set_error (err, errlen, "cascade: expected HOST[,HOST...]");
+  snprintf (list, sizeof list, "%s", to);
+  for (char *h = strtok_r (list, ",", &save); h;
+       h = strtok_r (NULL, ",", &save)) {
+    if (++n > 4)
+      return set_error (err, errlen, "cascade: at most 4 hosts");
+    if (name_check_host (h, err, errlen) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 /* Messages that carry nothing but their type. */
 static const char *const bare[] = {
-  "RESUME", "PING", "OFFLINE_COMPLETE", NULL,
+  "PING", "OFFLINE_COMPLETE", NULL,
 };
 
 int
@@ -239,9 +285,11 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
   }
   if (strcmp (type, "MIGRATION_COMPLETE") == 0) {
     bool hold;
-    return msg_get_bool (msg, "hold", false, &hold, err, errlen) == -1
-      ? -1 : 0;
+    return msg_get_bool (msg, "hold", false, &hold, err, errlen) == -1 ||
+      check_cascade (msg, err, errlen) == -1 ? -1 : 0;
   }
+  if (strcmp (type, "RESUME") == 0)
+    return check_cascade (msg, err, errlen);
   if (strcmp (type, "QUERY_MIGRATION") == 0 ||
       strcmp (type, "ABORT_MIGRATION") == 0)
     return check_id_field (msg, err, errlen);

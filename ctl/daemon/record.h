@@ -68,6 +68,7 @@ struct migration {
                                    cutover is asked for. */
   char plan_to[MAX_DESTS * 65 + 8];     /* --to as asked */
   char fallback[MAX_DESTS * 65 + 8];    /* --fallback, or "" */
+  char cascade[MAX_DESTS * 65 + 8];     /* --cascade, or "" */
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */

@@ -109,10 +109,31 @@ check_cutover (json_t *req, char *err, size_t errlen)
   return to ? request_check_hosts ("--to", to, err, errlen) : 0;
 }
 
+/* No host of LIST is in OTHER (both checked host lists). */
+static int
+request_check_disjoint (const char *what, const char *list, const char *other,
+                        char *err, size_t errlen)
+{
+  /* Terminates: p moves past one name each pass. */
+  for (const char *p = list; *p; ) {
+    size_t k = strcspn (p, ",");
+    for (const char *o = other; *o; ) {
+      size_t n = strcspn (o, ",");
+      if (n == k && strncmp (p, o, k) == 0)
+        return set_error (err, errlen, "%s names %.*s, already a "
+                          "destination", what, (int) k, p);
+      o += n + (o[n] == ',');
+    }
+    p += k + (p[k] == ',');
+  }
+  return 0;
+}
+
 static int
 check_migrate (json_t *req, char *err, size_t errlen)
 {
   const char *to, *mode = "live", *warm_exit = "converging", *fallback = "";
+  const char *cascade = "";
   uint64_t retries = 0, max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 0;
   bool prewarm = false, delete_source = false, follow = true;
@@ -130,6 +151,7 @@ check_migrate (json_t *req, char *err, size_t errlen)
       msg_get_bool (req, "prewarm", false, &prewarm, err, errlen) == -1 ||
       msg_get_bool (req, "follow", false, &follow, err, errlen) == -1 ||
       msg_get_string (req, "fallback", false, &fallback, err, errlen) == -1 ||
+      msg_get_string (req, "cascade", false, &cascade, err, errlen) == -1 ||
       msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
       msg_get_string (req, "warm_exit", false, &warm_exit, err,
                       errlen) == -1)
@@ -148,6 +170,12 @@ check_migrate (json_t *req, char *err, size_t errlen)
   if ((fallback[0] || retries) && !live)
     return set_error (err, errlen, "--fallback and --retries are for live "
                       "migrations");
+  if (cascade[0] && !live)
+    return set_error (err, errlen, "--cascade is for live migrations");
+  if (cascade[0] &&
+      (request_check_hosts ("--cascade", cascade, err, errlen) == -1 ||
+       request_check_disjoint ("--cascade", cascade, to, err, errlen) == -1))
+    return -1;
   if (retries > MIGRATE_MAX_RETRIES)
     return set_error (err, errlen, "--retries: at most %d",
                       MIGRATE_MAX_RETRIES);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "channel-proto.h"
 #include "channel.h"
 #include "clock.h"
 #include "config.h"
@@ -18,6 +19,7 @@
 #include "peer.h"
 #include "record.h"
 #include "source-dests.h"
+#include "vm.h"
 
 /* Destination I broke (WHY) and is now STATE (failed, or lost if it
  * stopped answering).  With one destination that ends the migration:
@@ -41,6 +43,17 @@ source_drop_dest (struct migration *m, size_t i, const char *state,
     return -1;
   }
   snprintf (err, errlen, "%s: %s", d->host, reason);
+  /* Its file share receiver leaves at once: the guest's writes to its
+   * directory wait for every receiver, and this one may never answer
+   * again.  (Each disk's mirror drops it by itself.) */
+  if (d->slot >= 0 && json_string_value (json_object_get (m->def, "dir"))) {
+    char e[256];
+    json_decref (vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
+                                 json_pack ("{s:s, s:O}", "op", "drop", "to",
+                                            json_object_get (d->endpoints,
+                                                             "share")),
+                                 5000, e, sizeof e));
+  }
   if (d->admitted && !d->told)
     peer_abort_migration (d->peer, d->host, m->id, reason);
   d->told = true;
@@ -141,6 +154,13 @@ json_t *
 source_resume (struct migration *m, struct dest *w, json_t *msg, char *err,
                size_t errlen)
 {
+  /* --cascade: once the VM runs there, W migrates it on by itself. */
+  if (m->cascade[0])
+    json_object_set_new (msg, "cascade", json_pack (
+                           "{s:s, s:b, s:I, s:s}", "to", m->cascade,
+                           "prewarm", m->prewarm, "max_downtime_ms",
+                           (json_int_t) m->max_downtime_ms, "warm_exit",
+                           m->warm_exit));
   /* What the destination does before it answers is bounded: loading
    * (one I/O timeout, MIGRATION_COMPLETE only), QEMU's 'cont' (10 s)
    * and its RESUME event (5 s).  Past that the answer was lost. */

@@ -95,6 +95,8 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
                   json_string_value (json_object_get (st, "error")));
       rv = -1;
     }
+    else if (source_check_share_dests (m, st, rc, err, errlen) == -1)
+      rv = -1;
     else {
       double el = num (st, "elapsed");
       if (strcmp (state, "ready") != 0)
@@ -168,17 +170,77 @@ source_disk_uri (const struct dest *d, size_t k, char *buf, size_t len)
 }
 
 /* Destination D left the migration without being told yet: stop
- * mirroring its disks (the others go on). */
+ * mirroring its disks (the others go on; its file share receiver left
+ * when it was dropped). */
 void
 source_stop_mirroring (struct migration *m, const struct dest *d)
 {
+  char err[512];
+
   for (size_t k = 0; k < m->ndisks; ++k) {
-    char uri[PATH_MAX + 512], err[512];
+    char uri[PATH_MAX + 512];
     json_decref (source_mirror_call (m, k, json_pack (
                    "{s:s, s:s}", "op", "cancel", "destination",
                    source_disk_uri (d, k, uri, sizeof uri)), 5000, err,
                               sizeof err));
   }
+}
+
+/* The share of the VM's directory, to every destination still in the
+ * migration at once, each with its own key, in slot order (so the
+ * share's receivers[] line up with the mirrors' destinations[]). */
+int
+source_share_start (struct migration *m, uint64_t copy_cap, int *rc,
+                    char *err, size_t errlen)
+{
+  json_t *to = json_array (), *psk = json_array ();
+
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    json_array_append (to, json_object_get (d->endpoints, "share"));
+    json_array_append_new (psk, json_string (d->psk));
+  }
+  json_t *r = source_share_call (m, json_pack ("{s:s, s:o, s:o, s:I}",
+                                               "op", "start", "to", to,
+                                               "psk", psk, "copy_rate_limit",
+                                               (json_int_t) copy_cap),
+                                 hd.io_timeout_ms, err, errlen);
+  if (!r)
+    return -1;
+  /* One that could not be reached is out from the start. */
+  int rv = source_check_share_dests (m, r, rc, err, errlen);
+  json_decref (r);
+  return rv;
+}
+
+/* The share reports destination D's receiver lost (one of several: it
+ * goes on with the others): D is lost. */
+int
+source_check_share_dests (struct migration *m, json_t *st, int *rc,
+                          char *err, size_t errlen)
+{
+  json_t *rcv = json_object_get (st, "receivers");
+
+  if (m->ndests == 1)
+    return 0;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    json_t *r = d->slot >= 0 ? json_array_get (rcv, (size_t) d->slot) : NULL;
+    const char *state = json_string_value (json_object_get (r, "state"));
+    if (state && strcmp (state, "lost") == 0) {
+      char why[1024];
+      snprintf (why, sizeof why, "files: %s",
+                json_string_value (json_object_get (r, "error")));
+      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
+                            errlen) == -1)
+        return -1;
+    }
+  }
+  return 0;
 }
 
 

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -31,6 +32,15 @@ extern const char *source_disk_uri (const struct dest *d, size_t k,
 /* Destination D left the migration without being told yet: stop
  * mirroring its disks (the others go on). */
 extern void source_stop_mirroring (struct migration *m, const struct dest *d);
+/* Start the share of the VM's directory to every destination left,
+ * at most COPY_CAP bytes/s (0: no cap).  -1 (err, *RC) if it cannot
+ * start, or none of them can be reached. */
+extern int source_share_start (struct migration *m, uint64_t copy_cap,
+                               int *rc, char *err, size_t errlen);
+/* A destination whose share receiver was lost (ST: the share's status)
+ * is lost too; -1 (err, *RC) if it was the last. */
+extern int source_check_share_dests (struct migration *m, json_t *st,
+                                     int *rc, char *err, size_t errlen);
 /* A destination whose copy of disk DISK failed (ST: the mirror's
  * status) is lost; -1 (err, *RC) if it was the last. */
 extern int source_check_mirror_dests (struct migration *m, size_t disk,

@@ -218,21 +218,8 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
       return -1;
     json_decref (r);
   }
-  if (m->has_dir) {
-    /* One destination (migration.c): a share has one receiver. */
-    struct dest *d = &m->dests[0];
-    const char *share = json_string_value (json_object_get (d->endpoints,
-                                                            "share"));
-    json_t *r = source_share_call (m, json_pack ("{s:s, s:s, s:s, s:I}",
-                                                 "op", "start", "to", share,
-                                                 "psk", d->psk,
-                                                 "copy_rate_limit",
-                                                 (json_int_t) copy_cap),
-                                   hd.io_timeout_ms, err, errlen);
-    if (!r)
-      return -1;
-    json_decref (r);
-  }
+  if (m->has_dir && source_share_start (m, copy_cap, rc, err, errlen) == -1)
+    return -1;
   /* Terminates: ready, a failure, an abort or the deadline. */
   while (!ready) {
     if (check_time (m, rc, err, errlen) == -1)
@@ -599,7 +586,16 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
   }
   if (rv == -1)
     return -1;
-  /* A destination whose copy of a disk failed on the way is out. */
+  /* A destination whose copy of a disk or of the files failed on the
+   * way is out. */
+  if (m->has_dir && m->ndests > 1) {
+    json_t *st = source_share_call (m, json_pack ("{s:s}", "op", "status"),
+                                    5000, err, errlen);
+    int r = st ? source_check_share_dests (m, st, rc, err, errlen) : -1;
+    json_decref (st);
+    if (r == -1)
+      return -1;
+  }
   for (size_t k = 0; k < m->ndisks && m->ndests > 1; ++k) {
     json_t *st = source_mirror_call (m, k, json_pack ("{s:s}", "op", "status"),
                               5000, err, errlen);
@@ -781,6 +777,8 @@ source_run_live (struct migration *m)
     /* Without its ACK there is no time of resuming to measure from. */
     if (downtime >= 0)
       json_object_set_new (res, "downtime_ms", json_real (downtime));
+    if (m->cascade[0])
+      json_object_set_new (res, "cascade", json_string (m->cascade));
     if (asked_again)
       json_object_set_new (res, "note", json_sprintf (
                              "the acknowledgement was lost; asked on a new "
