@@ -248,10 +248,39 @@ reader_main (void *arg)
   }
 }
 
+/* One receiver's connection, in a thread of its own: the links connect
+ * side by side, so one that cannot be reached costs the start its
+ * timeout once, not once per receiver. */
+struct connecting {
+  const struct share_receiver *rcv;
+  struct share_link *l;
+  pthread_t thread;
+  bool started;
+  char why[512];
+};
+
+static void *
+connect_main (void *arg)
+{
+  struct connecting *c = arg;
+  struct chan_config cfg = share_chan_cfg;
+
+  cfg.psk_file = c->rcv->psk;
+  /* A receiver silent this long is lost anyway (session_wait). */
+  cfg.timeout_ms = share_timeout_ms;
+  log_clear_last_error ();
+  c->l->chan = chan_connect (c->rcv->to, &cfg);
+  if (!c->l->chan)
+    snprintf (c->why, sizeof c->why, "cannot reach the receiver: %s",
+              log_last_error ()[0] ? log_last_error () : c->rcv->to);
+  return NULL;
+}
+
 int
 links_connect (const struct share_receiver *rcv, size_t n, char *err,
                size_t errlen)
 {
+  struct connecting c[MAX_RECEIVERS];
   size_t up = 0;
 
   if (n == 0 || n > MAX_RECEIVERS) {
@@ -260,14 +289,18 @@ links_connect (const struct share_receiver *rcv, size_t n, char *err,
     return -1;
   }
   for (size_t i = 0; i < n; ++i) {
+    memset (&sess.links[i], 0, sizeof sess.links[i]);
+    snprintf (sess.links[i].to, sizeof sess.links[i].to, "%s", rcv[i].to);
+    c[i] = (struct connecting) { .rcv = &rcv[i], .l = &sess.links[i] };
+    c[i].started = n > 1 &&
+      pthread_create (&c[i].thread, NULL, connect_main, &c[i]) == 0;
+    if (!c[i].started)
+      connect_main (&c[i]);
+  }
+  for (size_t i = 0; i < n; ++i) {
     struct share_link *l = &sess.links[i];
-    struct chan_config cfg = share_chan_cfg;
-
-    memset (l, 0, sizeof *l);
-    snprintf (l->to, sizeof l->to, "%s", rcv[i].to);
-    cfg.psk_file = rcv[i].psk;
-    log_clear_last_error ();
-    l->chan = chan_connect (rcv[i].to, &cfg);
+    if (c[i].started)
+      pthread_join (c[i].thread, NULL);
     if (l->chan) {
       up++;
       continue;
@@ -275,8 +308,7 @@ links_connect (const struct share_receiver *rcv, size_t n, char *err,
     /* One of several unreachable: it is lost from the start, and the
      * controller drops that destination. */
     l->lost = true;
-    snprintf (l->why, sizeof l->why, "cannot reach the receiver: %s",
-              log_last_error ()[0] ? log_last_error () : rcv[i].to);
+    snprintf (l->why, sizeof l->why, "%s", c[i].why);
     log_error ("share: %s", l->why);
   }
   sess.nlinks = n;

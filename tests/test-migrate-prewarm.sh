@@ -17,6 +17,9 @@
 #     refused and the VM stays warm;
 #   - a destination killed while warm (its whole host): the other stays
 #     warm and takes the VM; the dead one drops what it had once back;
+#   - a destination cut off (nft) while copying: the other goes on -
+#     the guest goes on writing - and takes the VM; the cut one drops what
+#     it had;
 #   - the source's daemon restarted while warm: the VM runs on the
 #     source and the destinations drop what they had;
 #   - a cutover asked for while the copy cannot converge (a guest
@@ -154,6 +157,35 @@ hcli "$at" cutover web1 > cut3.out || { cat cut3.out; fail "cutover to the survi
 grep -q "web1 now runs on host${o[1]}" cut3.out || fail "the survivor did not take the VM"
 vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1
 start_handoffd "${o[0]}"
+vm_gone_from "${o[0]}" web1
+at=${o[1]}
+
+echo "== a destination cut off while copying: the other goes on and takes the VM"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+# A slow link, so that the copy still runs when the cut comes.
+host_rate "$at" 50mbit
+hcli "$at" migrate web1 --to "host${o[0]},host${o[1]}" --prewarm --detach ||
+  fail "starting the pre-warmed migration"
+wait_for 60 "the disk and the directory copying to both" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'storage copying copying' ]"
+sleep 2
+host_cut "${o[0]}"
+cleanup_fn host_heal "${o[0]}"
+a0=$(acked_on "$at")
+wait_for 90 "host ${o[0]} to be lost" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host${o[0]}\") | .state == \"lost\"' >/dev/null"
+hcli "$at" status web1 --json | jq -c '.migration.destinations[]'
+host_rate "$at" 10gbit
+wait_for 180 "host ${o[1]} warm" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[] | select(.host == \"host${o[1]}\") | .state] | join(\" \")')\" = 'warm warm' ]"
+[ "$(acked_on "$at")" -gt "$a0" ] || fail "the guest stopped writing when a destination was cut off"
+vm_runs_on "$at" web1
+hcli "$at" cutover web1 > cut4.out || { cat cut4.out; fail "cutover to the one left"; }
+grep -q "web1 now runs on host${o[1]}" cut4.out || fail "the destination left did not take the VM"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1
+cmp "$tmp/vm/vmlinux" "$tmp/h${o[1]}/images/web1/dir/vmlinux" ||
+  fail "host ${o[1]}'s copy of the directory differs"
+host_heal "${o[0]}"
 vm_gone_from "${o[0]}" web1
 at=${o[1]}
 

@@ -148,8 +148,10 @@ handoff share status "$tmp/two.m.ctl" | tee two.status
 grep -q "receiver $B: lost - the receiver $B" two.status || fail "B's loss is not explained"
 grep -q "receiver $C: lost - dropped by the controller" two.status || fail "C's drop is not shown"
 expect_refused "last receiver" "\\(copying\\|ready\\)" drop "$tmp/two.m.ctl" --to "$A"
+host_rate 1 2gbit
 on_host 1 handoff share commit "$tmp/two.m.ctl" ||
   fail "the receiver left did not commit"
+host_rate 1 200mbit
 diff -r two.src twoa.dst || fail "the receiver left differs from the source"
 handoff share status "$tmp/two.m.ctl" --json |
   jq -e '.state == "committed" and .receivers[0].state == "committed" and .receivers[1].state == "lost" and .receivers[2].state == "lost"' >/dev/null ||

@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "channel-proto.h"
@@ -20,6 +21,53 @@
 #include "record.h"
 #include "source-dests.h"
 #include "vm.h"
+
+/* Telling a destination that left to drop what it received, in a
+ * thread of its own: one that stopped answering costs its timeouts
+ * (the call on its channel, then a new connection) to no one else -
+ * meanwhile the others must get their keepalives, or they give up on
+ * a source silent for two I/O timeouts. */
+struct telling {
+  struct channel *peer;         /* Its channel, now the thread's. */
+  char host[sizeof ((struct dest *) 0)->host];
+  char id[sizeof ((struct migration *) 0)->id];
+  char reason[1024];
+};
+
+static void *
+tell_main (void *arg)
+{
+  struct telling *t = arg;
+
+  peer_abort_migration (t->peer, t->host, t->id, t->reason);
+  if (t->peer)
+    chan_close (t->peer);
+  free (t);
+  return NULL;
+}
+
+static void
+tell_drop (struct dest *d, const char *id, const char *reason)
+{
+  struct telling *t = calloc (1, sizeof *t);
+  pthread_attr_t attr;
+  pthread_t thread;
+
+  if (!t) {
+    peer_abort_migration (d->peer, d->host, id, reason);
+    return;
+  }
+  t->peer = d->peer;
+  d->peer = NULL;
+  snprintf (t->host, sizeof t->host, "%s", d->host);
+  snprintf (t->id, sizeof t->id, "%s", id);
+  snprintf (t->reason, sizeof t->reason, "%s", reason);
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&thread, &attr, tell_main, t) != 0)
+    tell_main (t);
+  pthread_attr_destroy (&attr);
+}
 
 /* Destination I broke (WHY) and is now STATE (failed, or lost if it
  * stopped answering).  With one destination that ends the migration:
@@ -55,7 +103,7 @@ source_drop_dest (struct migration *m, size_t i, const char *state,
                                  5000, e, sizeof e));
   }
   if (d->admitted && !d->told)
-    peer_abort_migration (d->peer, d->host, m->id, reason);
+    tell_drop (d, m->id, reason);
   d->told = true;
   if (d->peer)
     chan_close (d->peer);

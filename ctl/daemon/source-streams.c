@@ -206,7 +206,10 @@ source_share_start (struct migration *m, uint64_t copy_cap, int *rc,
                                                "op", "start", "to", to,
                                                "psk", psk, "copy_rate_limit",
                                                (json_int_t) copy_cap),
-                                 hd.io_timeout_ms, err, errlen);
+                                 /* Connecting (an I/O timeout at most
+                                  * for one that cannot be reached),
+                                  * then the scan of the tree. */
+                                 hd.io_timeout_ms * 2 + 5000, err, errlen);
   if (!r)
     return -1;
   /* One that could not be reached is out from the start. */

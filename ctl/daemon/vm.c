@@ -169,9 +169,13 @@ vm_mount_share (const char *name, json_t *def, char *err, size_t errlen)
     snprintf (err, errlen, "%s: %s", mnt, strerror (errno));
     return -1;
   }
+  /* A receiver silent for an I/O timeout is lost, as a mirror's
+   * destination is. */
+  char timeout[32];
+  snprintf (timeout, sizeof timeout, "%dms", hd.io_timeout_ms);
   char *argv[] = {
     (char *) hd.share_bin, (char *) "mount", (char *) dir, mnt,
-    (char *) "--control", ctl, NULL,
+    (char *) "--control", ctl, (char *) "--timeout", timeout, NULL,
   };
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
