@@ -2,7 +2,9 @@
 # Destination faults never fail a guest request:
 #  - a destination that starts returning EIO (error filter, error-file),
 #  - a destination killed mid-copy,
-#  - a destination that stops answering (dest-timeout),
+#  - a destination that stops answering (dest-timeout), also one listed
+#    before a good one and frozen once copied (its silence must not
+#    fail the other),
 #  - a destination whose disk is full (ENOSPC),
 # each fails only that destination, with its reason in the status,
 # while the guest keeps writing and the other destination completes.
@@ -109,6 +111,28 @@ handoff mirror complete --verify "$ctl"
 cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
 kill_pidfile "$tmp/good.sock.pid"
 kill_quiet -9 "$(cat "$tmp/hung.sock.pid")"
+
+echo "== a destination frozen once copied, listed before a good one"
+# Guest writes now go to both, the frozen one first: the good one's
+# replies must still count once the frozen one's time is up.
+new_dest frozen file "$tmp/frozen.img"
+new_dest good file "$tmp/good.img"
+handoff mirror start "$ctl" --to "nbd+unix:///?socket=$tmp/frozen.sock" \
+  --to "nbd+unix:///?socket=$tmp/good.sock"
+wait_dest_state frozen ready
+wait_dest_state good ready
+kill -STOP "$(cat "$tmp/frozen.sock.pid")"
+guest_writes 30 32
+wait_dest_state frozen failed
+echo "frozen destination: $(dest_field frozen error)"
+[ "$(dest_field good state)" != failed ] ||
+  fail "the good destination failed with the frozen one: $(dest_field good error)"
+guest_writes 30 33
+handoff mirror complete --verify "$ctl"
+cmp "$tmp/src.img" "$tmp/good.img" || fail "good destination differs"
+kill_pidfile "$tmp/good.sock.pid"
+kill -CONT "$(cat "$tmp/frozen.sock.pid")"
+kill_quiet -9 "$(cat "$tmp/frozen.sock.pid")"
 
 echo "== a destination whose disk fills up"
 # The destination's image lives on a 64 MiB tmpfs in a mount namespace
