@@ -3,7 +3,8 @@
 # In the order data flows: the mount's operations, the session that
 # mirrors them and copies the rest, its commit; the receiver at the
 # other end; the protocol both speak.
-SHARE_SRCS := fuse-share/mount.c fuse-share/session.c fuse-share/links.c \
+SHARE_SRCS := fuse-share/mount.c fuse-share/state.c fuse-share/session.c \
+              fuse-share/links.c \
               fuse-share/tree.c fuse-share/commit.c fuse-share/start-req.c \
               fuse-share/receiver.c fuse-share/proto.c
 SHARE_OBJS := $(SHARE_SRCS:%.c=$(O)/%.o)

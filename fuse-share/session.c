@@ -44,39 +44,6 @@
 #define COPY_INFLIGHT_BYTES (8u << 20)  /* Copier's share of the pipe. */
 #define COPY_CHUNK (1u << 20)
 
-int share_srcfd = -1;
-bool share_frozen;
-/* Writer-preferring: a stream of guest writes cannot hold a commit off. */
-pthread_rwlock_t share_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-int share_timeout_ms = 30000;
-
-const char *const session_state_names[] = {
-  [SESSION_IDLE] = "idle", [SESSION_SCANNING] = "scanning",
-  [SESSION_COPYING] = "copying", [SESSION_READY] = "ready",
-  [SESSION_COMMITTING] = "committing", [SESSION_COMMITTED] = "committed",
-  [SESSION_FAILED] = "failed", [SESSION_ABORTED] = "aborted",
-};
-
-pthread_mutex_t session_ns_lock = PTHREAD_MUTEX_INITIALIZER;
-
-struct share_session sess = {
-  .lock = PTHREAD_MUTEX_INITIALIZER,
-  .cond = PTHREAD_COND_INITIALIZER,
-};
-
-bool
-session_active (void)
-{
-  return __atomic_load_n (&sess.active, __ATOMIC_ACQUIRE);
-}
-
-bool
-session_running_locked (void)
-{
-  return sess.state == SESSION_SCANNING || sess.state == SESSION_COPYING ||
-    sess.state == SESSION_READY || sess.state == SESSION_COMMITTING;
-}
-
 uint64_t
 session_send (struct share_req *r)
 {
