@@ -263,7 +263,11 @@ request_check (json_t *req, char *err, size_t errlen)
     return -1;
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; ++i)
     if (strcmp (op, ops[i].op) == 0)
-      return (ops[i].vm && check_vm_field (req, err, errlen) == -1) ||
+      /* A VM name is checked wherever it appears, also in a request
+       * that has no use for it: no handler can then meet an unchecked
+       * one. */
+      return ((ops[i].vm || json_object_get (req, "vm")) &&
+              check_vm_field (req, err, errlen) == -1) ||
         ops[i].check (req, err, errlen) == -1 ? -1 : 0;
   return set_error (err, errlen, "unknown op '%s'",
                     name_quote (op, q, sizeof q));
