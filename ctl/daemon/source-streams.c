@@ -218,34 +218,49 @@ source_share_start (struct migration *m, uint64_t copy_cap, int *rc,
   return rv;
 }
 
+/* A stream's per-destination report PER_SLOT (an array in slot order)
+ * names a destination in one of the states BAD: with several, that one
+ * is lost ("WHAT: its error") and the others go on.  -1 (err, *RC)
+ * when it was the last. */
+static int
+drop_reported_dests (struct migration *m, json_t *per_slot,
+                     const char *const *bad, const char *what, int *rc,
+                     char *err, size_t errlen)
+{
+  if (m->ndests == 1)
+    return 0;
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d || d->slot < 0)
+      continue;
+    json_t *r = json_array_get (per_slot, (size_t) d->slot);
+    const char *state = json_string_value (json_object_get (r, "state"));
+    for (const char *const *b = bad; state && *b; ++b) {
+      if (strcmp (state, *b) != 0)
+        continue;
+      char why[1024];
+      snprintf (why, sizeof why, "%s: %s", what,
+                json_string_value (json_object_get (r, "error")));
+      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
+                            errlen) == -1)
+        return -1;
+      break;
+    }
+  }
+  return 0;
+}
+
 /* The share reports destination D's receiver lost (one of several: it
  * goes on with the others): D is lost. */
 int
 source_check_share_dests (struct migration *m, json_t *st, int *rc,
                           char *err, size_t errlen)
 {
-  json_t *rcv = json_object_get (st, "receivers");
+  static const char *const bad[] = { "lost", NULL };
 
-  if (m->ndests == 1)
-    return 0;
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    json_t *r = d->slot >= 0 ? json_array_get (rcv, (size_t) d->slot) : NULL;
-    const char *state = json_string_value (json_object_get (r, "state"));
-    if (state && strcmp (state, "lost") == 0) {
-      char why[1024];
-      snprintf (why, sizeof why, "files: %s",
-                json_string_value (json_object_get (r, "error")));
-      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
-                            errlen) == -1)
-        return -1;
-    }
-  }
-  return 0;
+  return drop_reported_dests (m, json_object_get (st, "receivers"), bad,
+                              "files", rc, err, errlen);
 }
-
 
 /* The mirrors of every disk report destination D's copy failed (one of
  * several: the mirror goes on with the others): D is lost. */
@@ -253,28 +268,12 @@ int
 source_check_mirror_dests (struct migration *m, size_t disk, json_t *st,
                            int *rc, char *err, size_t errlen)
 {
-  json_t *mds = json_object_get (st, "destinations");
+  static const char *const bad[] = { "failed", "cancelled", NULL };
+  char what[32];
 
-  if (m->ndests == 1)
-    return 0;
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    json_t *md = d->slot >= 0 ? json_array_get (mds, (size_t) d->slot)
-      : NULL;
-    const char *state = json_string_value (json_object_get (md, "state"));
-    if (state && (strcmp (state, "failed") == 0 ||
-                  strcmp (state, "cancelled") == 0)) {
-      char why[1024];
-      snprintf (why, sizeof why, "disk%zu: %s", disk,
-                json_string_value (json_object_get (md, "error")));
-      if (source_drop_dest (m, i, "lost", why, RC_ROLLED_BACK, rc, err,
-                     errlen) == -1)
-        return -1;
-    }
-  }
-  return 0;
+  snprintf (what, sizeof what, "disk%zu", disk);
+  return drop_reported_dests (m, json_object_get (st, "destinations"), bad,
+                              what, rc, err, errlen);
 }
 
 /* The relay QEMU's stream goes through: to the destination, or teed
