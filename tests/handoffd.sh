@@ -299,6 +299,24 @@ host_heal ()
   on_host "$1" nft delete table inet handoff_cut 2>/dev/null || true
 }
 
+# notes_writer HOST VM INTERVAL_S: append "note N" lines to the VM's
+# directory through host HOST's share, one every INTERVAL_S; notes.acked
+# holds the last one the write returned for.  Ends when the directory
+# refuses writes (it left the host); killed at cleanup.
+notes_writer ()
+{
+  on_host "$1" bash -c "
+    i=0
+    while [ \$i -lt 100000 ]; do
+      i=\$((i + 1))
+      echo \"note \$i\" >> '$tmp/h$1/run/$2/dir/notes.log' || exit 0
+      echo \$i > '$tmp/notes.acked'
+      sleep $3
+    done" &
+  echo $! > "$tmp/writer.pid"
+  cleanup_fn kill_pidfile "$tmp/writer.pid"
+}
+
 wait_log ()
 {
   python3 - "$tmp/h$1.log" "$2" "$3" <<'PY' || fail "host $1 did not log '$3'"

@@ -39,16 +39,7 @@ hcli 1 event web1 before-migration '{"n": 0}'
 
 # Writers during the migration: the VM's directory through the share,
 # events, and a label.
-on_host 1 bash -c "
-  i=0
-  while [ \$i -lt 100000 ]; do
-    i=\$((i + 1))
-    echo \"note \$i\" >> '$tmp/h1/run/web1/dir/notes.log' || exit 0
-    echo \$i > '$tmp/notes.acked'
-    sleep 0.02
-  done" &
-echo $! > writer.pid
-cleanup_fn kill_pidfile "$tmp/writer.pid"
+notes_writer 1 web1 0.02
 (
   n=0
   while [ ! -e "$tmp/migrated" ] && [ $n -lt 200 ]; do

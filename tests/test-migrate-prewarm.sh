@@ -73,16 +73,7 @@ echo "== pre-warm to two hosts, held 30 s"
 prewarm 1 2 3
 hcli 1 status web1
 # A writer in the VM's directory, through the share, while warm.
-on_host 1 bash -c "
-  i=0
-  while [ \$i -lt 100000 ]; do
-    i=\$((i + 1))
-    echo \"note \$i\" >> '$tmp/h1/run/web1/dir/notes.log' || exit 0
-    echo \$i > '$tmp/notes.acked'
-    sleep 0.05
-  done" &
-echo $! > writer.pid
-cleanup_fn kill_pidfile "$tmp/writer.pid"
+notes_writer 1 web1 0.05
 expect_fail hcli 1 cutover web1 --to host9
 grep -q "host9 is not a destination" out.txt || fail "a host that is not a destination"
 a0=$(acked_on 1)

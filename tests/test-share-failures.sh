@@ -44,6 +44,21 @@ serve_share ()                  # serve_share NAME PORT
   wait_for_socket "$tmp/$1.r.ctl"
 }
 
+# change_through NAME: a write, an append, a mkdir and a rename through
+# NAME's mount.
+change_through ()
+{
+  on_host 1 bash -c "
+    set -e
+    cd '$tmp/$1.mnt'
+    dd if=/dev/urandom of=big.img bs=64k count=16 seek=100 conv=notrunc \
+       status=none
+    echo appended >> sub/f1
+    mkdir newdir && echo x > newdir/y
+    mv sub/f2 sub/f2-renamed
+  " || fail "changes through $1's mount failed"
+}
+
 # The copy must still be running when the failure is injected.
 host_rate 1 200mbit
 
@@ -73,15 +88,7 @@ wait_for 30 "the copy to be under way" bash -c \
   "handoff share status '$tmp/rk.m.ctl' --json | jq -e '.bytes_copied > 0' >/dev/null"
 crash_pidfile rk.serve.pid
 # Writes keep working through the mount, with or without the receiver.
-on_host 1 bash -c "
-  set -e
-  cd '$tmp/rk.mnt'
-  dd if=/dev/urandom of=big.img bs=64k count=16 seek=100 conv=notrunc \
-     status=none
-  echo appended >> sub/f1
-  mkdir newdir && echo x > newdir/y
-  mv sub/f2 sub/f2-renamed
-"
+change_through rk
 wait_for 60 "the share to fail" bash -c \
   "handoff share status '$tmp/rk.m.ctl' | grep -q 'state: failed'"
 handoff share status "$tmp/rk.m.ctl" | tee rk.status
@@ -133,15 +140,7 @@ crash_pidfile twob.serve.pid
 on_host 1 handoff share drop "$tmp/two.m.ctl" --to "$C"
 expect_refused "not a receiver" "\\(copying\\|ready\\)" drop "$tmp/two.m.ctl" \
   --to "tcp://${HOST_IP[2]}:7599"
-on_host 1 bash -c "
-  set -e
-  cd '$tmp/two.mnt'
-  dd if=/dev/urandom of=big.img bs=64k count=16 seek=100 conv=notrunc \
-     status=none
-  echo appended >> sub/f1
-  mkdir newdir && echo x > newdir/y
-  mv sub/f2 sub/f2-renamed
-"
+change_through two
 wait_for 60 "receiver B to be lost" bash -c \
   "handoff share status '$tmp/two.m.ctl' --json | jq -e '.receivers[1].state == \"lost\"' >/dev/null"
 handoff share status "$tmp/two.m.ctl" | tee two.status
