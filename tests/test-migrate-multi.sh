@@ -154,19 +154,22 @@ hcli "$at" migrate web1 --to "${others%,}" --json > mig.json &
 mig=$!
 wait_for 60 "both destinations copying" bash -c \
   "[ \"\$(ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -r '[.migration.destinations[] | select(.state == \"copying\")] | length')\" = 2 ]"
-# status --watch follows it live, to the result.
-hcli "$at" status web1 --watch --json > watch.json &
-watcher=$!
 # A destination dies while copying: the other takes the VM.
 lost=${others%%,*}; lost=${lost#host}
 crash_host "$lost"
+wait_for 60 "host $lost reported lost" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host$lost\") | .state == \"lost\" or .state == \"failed\"' >/dev/null"
+# status --watch joining now shows where each destination stands, then
+# follows the migration live to its result.
+hcli "$at" status web1 --watch --json > watch.json &
+watcher=$!
 wait $mig || { cat mig.json; fail "the migration with a destination lost"; }
 jq -c 'select(.event == "destination")' mig.json
 jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\" and (.state == \"lost\" or .state == \"failed\"))" mig.json >/dev/null ||
   fail "host $lost is not reported lost"
 host_rate "$at" 10gbit
 wait "$watcher" || { cat watch.json; fail "status --watch"; }
-jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\") and any(.[]; .event == \"progress\") and (.[-1] | .event == \"result\" and .ok)" watch.json >/dev/null ||
+jq -se "any(.[]; .event == \"destination\" and .host == \"host$lost\" and (.state == \"lost\" or .state == \"failed\")) and any(.[]; .event == \"phase\") and any(.[]; .event == \"progress\") and (.[-1] | .event == \"result\" and .ok)" watch.json >/dev/null ||
   { cat watch.json; fail "status --watch did not follow the migration to its result"; }
 new=$(owner)
 [ "$new" != "$lost" ] && [ "$new" != "$at" ] || fail "web1 is on host $new"

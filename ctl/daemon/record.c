@@ -147,6 +147,60 @@ record_event_count (struct migration *m)
   return n;
 }
 
+/* The key under which EV replaces an earlier event in a catch-up
+ * (KEY of KEYLEN), or false if a follower joining late can miss it. */
+static bool
+catch_up_key (json_t *ev, char *key, size_t keylen)
+{
+  static const char *const kinds[] = { "attempt", "phase", "progress" };
+  const char *t = json_string_value (json_object_get (ev, "event"));
+
+  if (!t)
+    return false;
+  if (strcmp (t, "destination") == 0) {
+    const char *host = json_string_value (json_object_get (ev, "host"));
+    snprintf (key, keylen, "destination %s", host ? host : "");
+    return true;
+  }
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i)
+    if (strcmp (t, kinds[i]) == 0) {
+      snprintf (key, keylen, "%s", t);
+      return true;
+    }
+  return false;
+}
+
+json_t *
+record_catch_up (struct migration *m, size_t *cursor)
+{
+  /* One key per kind and per destination: a handful. */
+  char seen[MAX_DESTS + 4][64 + 16];
+  size_t nseen = 0, n;
+  json_t *out = json_array ();
+
+  pthread_mutex_lock (&m->lock);
+  n = json_array_size (m->events);
+  /* Newest first, so each key keeps its last event; a migration held
+   * warm for hours has many progress events, so one pass. */
+  for (size_t i = n; i-- > 0 && nseen < sizeof seen / sizeof seen[0];) {
+    json_t *ev = json_array_get (m->events, i);
+    char key[sizeof seen[0]];
+    bool dup = false;
+
+    if (!catch_up_key (ev, key, sizeof key))
+      continue;
+    for (size_t k = 0; k < nseen && !dup; ++k)
+      dup = strcmp (seen[k], key) == 0;
+    if (dup)
+      continue;
+    memcpy (seen[nseen++], key, sizeof key);
+    json_array_insert (out, 0, ev);
+  }
+  *cursor = n;
+  pthread_mutex_unlock (&m->lock);
+  return out;
+}
+
 size_t
 record_dests_alive (const struct migration *m)
 {

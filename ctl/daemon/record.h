@@ -118,6 +118,11 @@ extern int record_cutover (struct migration *m, const char *to, char *err,
                            size_t errlen);
 /* How many events M has so far (a follower starting now). */
 extern size_t record_event_count (struct migration *m);
+/* Where M stands for a follower joining late: the last event of each
+ * kind recorded so far (attempt, phase, progress, and each
+ * destination's state), in their order; *CURSOR is set to follow on
+ * from there.  A new array. */
+extern json_t *record_catch_up (struct migration *m, size_t *cursor);
 /* How many destinations are still part of M. */
 extern size_t record_dests_alive (const struct migration *m);
 /* Has someone asked for an abort? */

@@ -472,8 +472,19 @@ op_job (json_t *req, struct channel *c)
   struct migration *m = migration_find (vm);
   json_t *j, *r;
 
-  if (m && watch)
-    return follow (c, m, record_event_count (m));
+  if (m && watch) {
+    /* Joining late: first where it stands (a destination lost before
+     * now is still shown lost), then what happens next. */
+    size_t cursor, i;
+    json_t *ev, *past = record_catch_up (m, &cursor);
+    bool connected = true;
+
+    json_array_foreach (past, i, ev)
+      if (connected && chan_send_json (c, ev) == -1)
+        connected = false;
+    json_decref (past);
+    return follow (c, m, cursor);
+  }
   if (m) {
     r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "active", 1, "job",
                    record_summary (m));
