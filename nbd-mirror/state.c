@@ -159,11 +159,12 @@ session_dests_json_locked (struct mirror *m, size_t *active_r, size_t *ready_r,
     if (ds == DEST_COMPLETED)
       copied = m->size;
     json_array_append_new (dests, json_pack (
-      "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:s}",
+      "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
       "uri", d->uri,
       "state", dest_state_names[ds],
       "copied", (json_int_t) copied,
       "remaining", (json_int_t) (m->size - copied),
+      "dirtied", (json_int_t) chunks_bytes (m, d->track.dirtied),
       "sent", (json_int_t) d->sent,
       "mirrored", (json_int_t) d->mirrored,
       "connections", (int) d->connected,

@@ -265,6 +265,7 @@ start_daemon ()
 #                       namespaces (mounts made there stay there)
 #   host_link I down|up cuts or restores host I's link (a partition)
 #   host_rate I RATE    limits host I's egress (tc tbf), e.g. 100mbit
+#   host_inrate I RATE  limits host I's ingress; "off" lifts it
 
 HOST_NS=()
 HOST_IP=()
@@ -346,6 +347,18 @@ host_rate ()
 {
   ip netns exec "${HOST_NS[$1]}" tc qdisc replace dev eth0 root tbf \
      rate "$2" burst 256k latency 100ms
+}
+
+# host_inrate I RATE|off: limits what reaches host I (its link's other
+# end, in the hub), or lifts the limit.
+host_inrate ()
+{
+  if [ "$2" = off ]; then
+    ip netns exec "${HOST_PREFIX}hub" tc qdisc del dev "h$1" root 2>/dev/null || true
+  else
+    ip netns exec "${HOST_PREFIX}hub" tc qdisc replace dev "h$1" root tbf \
+       rate "$2" burst 256k latency 100ms
+  fi
 }
 
 # fits_columns FILE COLS: what a program drew on a terminal (a

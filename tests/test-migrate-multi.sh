@@ -209,4 +209,59 @@ on=$(check_records "$(hcli "${o[1]}" status web1 --json | jq -r '.def.disks[0].p
   fail "host ${o[1]}'s records"
 echo "after the cascade: $acked records acknowledged on host ${o[0]}, $on on host ${o[1]}"
 [ "$on" -ge "$acked" ] || fail "host ${o[1]} lacks acknowledged records"
+
+echo "== --quorum: a slow destination is left behind, or waited for"
+at=${o[1]}
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+both="host${o[0]},host${o[1]}"
+expect_rc 1 "--quorum" hcli "$at" migrate web1 --to "$both" --quorum 0
+expect_rc 1 "--quorum" hcli "$at" migrate web1 --to "$both" --quorum 101
+expect_rc 1 "--quorum is for several destinations" \
+  hcli "$at" migrate web1 --to "host${o[0]}" --quorum 50
+# Any one (the default): host o[0] has every stream copied long before
+# the slow host o[1] has its disk, and takes the VM without it.
+host_inrate "${o[1]}" 4mbit
+hcli "$at" migrate web1 --to "$both" --json > q.json ||
+  { host_inrate "${o[1]}" off; cat q.json; fail "the migration leaving a slow host behind"; }
+host_inrate "${o[1]}" off
+jq -c 'select(.event == "destination")' q.json
+jq -e "select(.event == \"result\") | .ok and .to == \"host${o[0]}\"" q.json >/dev/null ||
+  fail "the fast host did not take the VM"
+jq -se "all(.[]; .event != \"destination\" or .host != \"host${o[1]}\" or (.state | IN(\"admitting\", \"copying\", \"discarded\", \"lost\")))" q.json >/dev/null ||
+  fail "the slow host was waited for (it loaded the VM)"
+jq -se "any(.[]; .event == \"destination\" and .host == \"host${o[1]}\" and (.state == \"discarded\" or .state == \"lost\"))" q.json >/dev/null ||
+  fail "the slow host was not left behind"
+[ "$(owner)" = "${o[0]}" ] || fail "web1 is not on host ${o[0]}"
+vm_gone_from "$at" web1
+wait_for 30 "host ${o[1]} to drop what it received" bash -c \
+  "[ ! -e '$tmp/h${o[1]}/images/web1' ]"
+vm_gone_from "${o[1]}" web1
+# --quorum 100: nothing moves on while the slow host is behind.
+at=${o[0]}
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+both="host${o[0]},host${o[1]}"
+host_inrate "${o[1]}" 4mbit
+hcli "$at" migrate web1 --to "$both" --quorum 100 --json > q.json &
+mig=$!
+st ()
+{
+  ip netns exec "${HOST_NS[$at]}" handoff --socket "$tmp/h$at.sock" status web1 --json
+}
+wait_for 60 "host ${o[0]} to have the disk" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host${o[0]}\") | .remaining < 1048576' >/dev/null"
+sleep 3
+st | jq -c '.migration | {phase, destinations}'
+st | jq -e ".migration.phase == \"storage\" and any(.migration.destinations[]; .host == \"host${o[1]}\" and .state == \"copying\" and .remaining > 1048576)" >/dev/null ||
+  { host_inrate "${o[1]}" off; fail "--quorum 100 did not wait for the slow host"; }
+host_inrate "${o[1]}" off
+wait $mig || { cat q.json; fail "the migration with --quorum 100"; }
+jq -c 'select(.event == "destination")' q.json
+for h in "${o[@]}"; do
+  jq -se "any(.[]; .event == \"destination\" and .host == \"host$h\" and .state == \"loading\")" q.json >/dev/null ||
+    fail "host $h did not load the VM under --quorum 100"
+done
+w=$(jq -r 'select(.event == "result") | .to' q.json); w=${w#host}
+[ "$(owner)" = "$w" ] || fail "web1 is not on the winner, host $w"
+vm_runs_on "$w" web1
+ram_intact_on "$w" web1
 echo "$0: PASS"

@@ -24,6 +24,7 @@ usage (FILE *fp)
 "         [--max-downtime TIME] [--bandwidth RATE] [--timeout TIME]\n"
 "         [--shutdown-timeout TIME]\n"
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
+"         [--quorum PCT]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
 "         [--cascade HOST[,HOST...]]\n"
 "         [--delete-source] [--offline] [--detach] [--json] [--socket PATH]\n"
@@ -52,6 +53,10 @@ usage (FILE *fp)
 "                           until 'handoff cutover'\n"
 "  -E, --warm-exit COND     when a warm destination may cut over: copied,\n"
 "                           downtime or converging (default)\n"
+"  -Q, --quorum PCT         several destinations: cut over once the\n"
+"                           condition holds for PCT%% of them (1-100;\n"
+"                           default: any one); the others are discarded\n"
+"                           if not yet copied\n"
 "  -F, --fallback HOSTS     where to try next if every --to host fails\n"
 "  -R, --retries N          attempts after the first, 0 to 10 (default 0)\n"
 "  -C, --cascade HOSTS      once the VM runs on the winner, it migrates the\n"
@@ -414,6 +419,7 @@ cmd_migrate (int argc, char **argv)
     { "retries", required_argument, NULL, 'R' },
     { "cascade", required_argument, NULL, 'C' },
     { "warm-exit", required_argument, NULL, 'E' },
+    { "quorum", required_argument, NULL, 'Q' },
     { "detach", no_argument, NULL, 'd' },
     { "offline", no_argument, NULL, 'O' },
     { "json", no_argument, NULL, 'j' },
@@ -423,7 +429,7 @@ cmd_migrate (int argc, char **argv)
   };
   const char *to = NULL, *mode = "live", *warm_exit = "converging";
   const char *fallback = NULL, *cascade = NULL;
-  uint64_t retries = 0;
+  uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 20000;
@@ -432,7 +438,7 @@ cmd_migrate (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:F:R:C:dOjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:Q:F:R:C:dOjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -470,13 +476,17 @@ cmd_migrate (int argc, char **argv)
         return cli_fail (RC_ERROR, "--retries: %s", err);
       break;
     case 'E': warm_exit = optarg; break;
+    case 'Q':
+      if (parse_uint (optarg, 1, 100, &quorum, err, sizeof err) == -1)
+        return cli_fail (RC_ERROR, "--quorum: %s", err);
+      break;
     case 'd': detach = true; break;
     case 'O': mode = "offline"; break;
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
     case 'h': usage (stdout); return RC_OK;
     default:
-      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:F:R:C:dOjS:h");
+      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:Q:F:R:C:dOjS:h");
     }
   }
   cli_json = json_out;
@@ -499,6 +509,8 @@ cmd_migrate (int argc, char **argv)
   if (prewarm)
     json_object_set_new (req, "prewarm", json_true ());
   json_object_set_new (req, "warm_exit", json_string (warm_exit));
+  if (quorum)
+    json_object_set_new (req, "quorum", json_integer ((json_int_t) quorum));
   if (fallback)
     json_object_set_new (req, "fallback", json_string (fallback));
   if (cascade)

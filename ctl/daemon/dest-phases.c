@@ -395,14 +395,11 @@ dest_start_vm (struct incoming *in, bool prewarm)
                 sizeof err) == -1)
     return dest_answer ("INSTANTIATION_ERROR", err);
   /* MIGRATION events tell when the stream started and ended here. */
-  json_t *caps = json_pack ("[{s:s, s:b}]", "capability", "events", "state",
-                            1);
-  if (prewarm) {
-    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
-                                            "return-path", "state", 1));
-    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
-                                            "switchover-ack", "state", 1));
-  }
+  json_t *caps = json_pack ("[{s:s, s:b}, {s:s, s:b}, {s:s, s:b}]",
+                            "capability", "events", "state", 1,
+                            "capability", "return-path", "state", prewarm,
+                            "capability", "switchover-ack", "state",
+                            prewarm);
   json_t *r = vm_qmp (in->vm, "migrate-set-capabilities",
                       json_pack ("{s:o}", "capabilities", caps), 5000, err,
                       sizeof err);

@@ -111,7 +111,7 @@ next_attempt (struct migration *m, const char *error)
   snprintf (m->phase, sizeof m->phase, "begin");
   pthread_mutex_unlock (&m->lock);
   m->complete_sent = m->admitted = m->holding = m->released = false;
-  m->copied_once = false;
+  m->hold = false;
   m->running_at = 0;
   m->relay_pid = 0;
   m->deadline = clock_ms () + (int64_t) m->timeout_s * 1000;
@@ -209,7 +209,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live", *warm_exit = "converging";
   const char *fallback = "", *cascade = "";
-  uint64_t retries = 0;
+  uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 0;
@@ -230,6 +230,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   msg_get_u64 (req, "retries", false, &retries, err, errlen);
   msg_get_string (req, "cascade", false, &cascade, err, errlen);
   msg_get_string (req, "warm_exit", false, &warm_exit, err, errlen);
+  msg_get_u64 (req, "quorum", false, &quorum, err, errlen);
   m = calloc (1, sizeof *m);
   if (!m) {
     set_error (err, errlen, "out of memory");
@@ -266,6 +267,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   m->attempt = 1;
   m->attempts = (fallback[0] ? 2 : 1) + (unsigned) retries;
   snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);
+  m->quorum_pct = (unsigned) quorum;
   return m;
 }
 

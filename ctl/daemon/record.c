@@ -313,7 +313,9 @@ record_summary (struct migration *m)
   json_t *dests = json_array ();
   for (i = 0; i < m->ndests; ++i) {
     const struct dest *d = &m->dests[i];
-    json_t *o = json_pack ("{s:s, s:s}", "host", d->host, "state", d->state);
+    json_t *o = json_pack ("{s:s, s:s, s:f, s:f, s:b}", "host", d->host,
+                           "state", d->state, "remaining", d->left,
+                           "rate", d->rate, "copied", d->copied);
     if (d->reason[0])
       json_object_set_new (o, "reason", json_string (d->reason));
     json_array_append_new (dests, o);

@@ -39,6 +39,18 @@ struct dest {
                                    destinations, or -1. */
   char state[16];               /* lock */
   char reason[512];             /* lock */
+  /* Its own progress, from the last sample (the migration thread's;
+   * read under lock by "status"): what is left to send it and the rate
+   * it takes it at, and whether every stream has been copied to it
+   * once.  Disks differ per destination; files and RAM go to all in
+   * one stream. */
+  double left;
+  double rate;
+  bool stored;                  /* Its disks and files are copied. */
+  bool copied;                  /* ... and RAM once over. */
+  double disk_sent;             /* Disk bytes sent to it so far. */
+  double shared_rate_seen;      /* The shared streams' part of rate. */
+  int64_t sampled_at;           /* mono ms of disk_sent */
 };
 
 struct migration {
@@ -72,6 +84,10 @@ struct migration {
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */
+  unsigned quorum_pct;          /* --quorum, or 0: any one destination */
+  bool hold;                    /* The relay holds QEMU's switch-over
+                                   until the exit condition holds:
+                                   --prewarm, or several destinations. */
   pid_t relay_pid;
   bool holding;                 /* Warm: the switch-over held, the
                                    deadline suspended. */
@@ -83,7 +99,6 @@ struct migration {
    * stream has been copied once. */
   double remaining, rate, dirty_rate;
   double sync_downtime_ms;       /* QEMU's, from the last dirty sync */
-  bool copied_once;
   json_t *def;
   json_t *objects;
   int64_t t0;                   /* mono ms at start */

@@ -135,7 +135,7 @@ check_migrate (json_t *req, char *err, size_t errlen)
   const char *to, *mode = "live", *warm_exit = "converging", *fallback = "";
   const char *cascade = "";
   uint64_t retries = 0, max_downtime = 300, bandwidth = 0, timeout = 600;
-  uint64_t shutdown_ms = 0;
+  uint64_t shutdown_ms = 0, quorum = 0;
   bool prewarm = false, delete_source = false, follow = true;
 
   if (msg_get_string (req, "to", true, &to, err, errlen) != 0 ||
@@ -153,6 +153,7 @@ check_migrate (json_t *req, char *err, size_t errlen)
       msg_get_string (req, "fallback", false, &fallback, err, errlen) == -1 ||
       msg_get_string (req, "cascade", false, &cascade, err, errlen) == -1 ||
       msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
+      msg_get_u64 (req, "quorum", false, &quorum, err, errlen) == -1 ||
       msg_get_string (req, "warm_exit", false, &warm_exit, err,
                       errlen) == -1)
     return -1;
@@ -167,6 +168,10 @@ check_migrate (json_t *req, char *err, size_t errlen)
                       "converging");
   if (prewarm && !live)
     return set_error (err, errlen, "--prewarm is for live migrations");
+  if (json_object_get (req, "quorum") && (quorum < 1 || quorum > 100))
+    return set_error (err, errlen, "--quorum: a percentage, 1 to 100");
+  if (quorum && !strchr (to, ','))
+    return set_error (err, errlen, "--quorum is for several destinations");
   if ((fallback[0] || retries) && !live)
     return set_error (err, errlen, "--fallback and --retries are for live "
                       "migrations");

@@ -3,11 +3,13 @@
  * which destinations each disk's mirror still reaches.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "channel-proto.h"
+#include "clock.h"
 #include "exitcodes.h"
 #include "record.h"
 #include "source-dests.h"
@@ -38,6 +40,173 @@ num (json_t *o, const char *key)
   return json_number_value (json_object_get (o, key));
 }
 
+/* What one progress sample adds up. */
+struct sample {
+  json_t *streams;              /* One object per stream. */
+  double remaining, rate, dirty;        /* Over every stream. */
+  bool storage_ready;           /* Disks and files, to every destination. */
+  /* Per destination: its disks. */
+  double left[MAX_DESTS], sent[MAX_DESTS];
+  bool stored[MAX_DESTS];
+  /* What reaches every destination in one stream: files and RAM. */
+  double shared_left, shared_rate;
+  bool shared_stored, ram_copied;
+};
+
+/* Add disk stream PER_SLOT (a mirror's "destinations") to each alive
+ * destination's part of S. */
+static void
+sample_disk_dests (struct migration *m, json_t *per_slot, struct sample *s)
+{
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    json_t *r = d && d->slot >= 0
+      ? json_array_get (per_slot, (size_t) d->slot) : NULL;
+    const char *state = json_string_value (json_object_get (r, "state"));
+
+    if (!d)
+      continue;
+    if (!state) {
+      s->stored[i] = false;
+      continue;
+    }
+    s->left[i] += num (r, "remaining") + num (r, "dirtied");
+    s->sent[i] += num (r, "sent");
+    if (strcmp (state, "ready") != 0 && strcmp (state, "completed") != 0)
+      s->stored[i] = false;
+  }
+}
+
+/* Disk I's mirror into S: 0, or -1 (err) if it failed. */
+static int
+sample_disk (struct migration *m, size_t i, struct sample *s, int *rc,
+             char *err, size_t errlen)
+{
+  char name[32];
+  json_t *st = source_mirror_call (m, i, json_pack ("{s:s}", "op", "status"),
+                                   5000, err, errlen);
+  const char *state = st ? json_string_value (json_object_get (st, "state"))
+    : NULL;
+
+  snprintf (name, sizeof name, "disk%zu", i);
+  if (!st || !state || strcmp (state, "failed") == 0 ||
+      strcmp (state, "cancelled") == 0) {
+    if (st)
+      snprintf (err, errlen, "%s: %s", name,
+                json_string_value (json_object_get (st, "error")));
+    json_decref (st);
+    return -1;
+  }
+  if (source_check_mirror_dests (m, i, st, rc, err, errlen) == -1) {
+    json_decref (st);
+    return -1;
+  }
+  if (strcmp (state, "ready") != 0)
+    s->storage_ready = false;
+  sample_disk_dests (m, json_object_get (st, "destinations"), s);
+  json_array_append_new (s->streams, json_pack (
+    "{s:s, s:s, s:f, s:f, s:f}", "name", name, "state", state,
+    "done", num (st, "copied"), "total", num (st, "size"),
+    "rate", num (st, "copy_rate")));
+  s->remaining += num (st, "remaining") + num (st, "dirtied");
+  s->rate += num (st, "copy_rate");
+  s->dirty += num (st, "write_rate");
+  json_decref (st);
+  return 0;
+}
+
+/* The share into S: 0, or -1 (err) if it failed. */
+static int
+sample_share (struct migration *m, struct sample *s, int *rc, char *err,
+              size_t errlen)
+{
+  json_t *st = source_share_call (m, json_pack ("{s:s}", "op", "status"),
+                                  5000, err, errlen);
+  const char *state = st ? json_string_value (json_object_get (st, "state"))
+    : NULL;
+  int rv = 0;
+
+  if (!st || !state || strcmp (state, "failed") == 0 ||
+      strcmp (state, "aborted") == 0) {
+    if (st)
+      snprintf (err, errlen, "files: %s",
+                json_string_value (json_object_get (st, "error")));
+    rv = -1;
+  }
+  else if (source_check_share_dests (m, st, rc, err, errlen) == -1)
+    rv = -1;
+  else {
+    double el = num (st, "elapsed");
+    if (strcmp (state, "ready") != 0)
+      s->storage_ready = s->shared_stored = false;
+    s->shared_rate = el > 0 ? num (st, "bytes_copied") / el : 0.0;
+    json_array_append_new (s->streams, json_pack (
+      "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
+      "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
+      "rate", s->shared_rate));
+    s->shared_left = num (st, "bytes") - num (st, "bytes_copied");
+    s->remaining += s->shared_left;
+  }
+  json_decref (st);
+  return rv;
+}
+
+/* QEMU's query-migrate RAM into S; QEMU's predicted downtime, or -1. */
+static double
+sample_ram (struct migration *m, json_t *ram, struct sample *s)
+{
+  json_t *r = json_object_get (ram, "ram");
+  double total = num (r, "total"), done = num (r, "transferred");
+  double bps = num (r, "mbps") * 1e6 / 8;
+  double page = num (r, "page-size") > 0 ? num (r, "page-size") : 4096;
+
+  json_array_append_new (s->streams, json_pack (
+    "{s:s, s:s, s:f, s:f, s:f}", "name", "ram", "state",
+    json_string_value (json_object_get (ram, "status")),
+    "done", done, "total", total > done ? total : done, "rate", bps));
+  s->remaining += num (r, "remaining");
+  s->rate += bps;
+  s->dirty += num (r, "dirty-pages-rate") * page;
+  /* The relay tees one stream: every destination is where QEMU is
+   * (one that falls behind is dropped). */
+  s->shared_left += num (r, "remaining");
+  s->shared_rate += bps;
+  /* Past QEMU's first pass over RAM. */
+  s->ram_copied = num (r, "dirty-sync-count") >= 2;
+  if (!json_object_get (ram, "expected-downtime"))
+    return -1;
+  return m->sync_downtime_ms = num (ram, "expected-downtime");
+}
+
+/* Each alive destination's own progress (struct dest), from S. */
+static void
+dest_progress (struct migration *m, const struct sample *s)
+{
+  int64_t now = clock_ms ();
+
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    double dt = (double) (now - d->sampled_at) / 1000.0;
+    double disk_rate = d->sampled_at && dt > 0
+      ? (s->sent[i] - d->disk_sent) / dt : 0;
+    double rate = d->rate - d->shared_rate_seen;
+    /* Smoothed as the mirror smooths its own: one slow second must
+     * not swing the decision. */
+    rate = d->sampled_at ? 0.5 * rate + 0.5 * disk_rate : disk_rate;
+    pthread_mutex_lock (&m->lock);
+    d->left = s->left[i] + s->shared_left;
+    d->rate = rate + s->shared_rate;
+    d->shared_rate_seen = s->shared_rate;
+    d->stored = s->stored[i] && s->shared_stored;
+    d->copied = d->stored && s->ram_copied;
+    pthread_mutex_unlock (&m->lock);
+    d->disk_sent = s->sent[i];
+    d->sampled_at = now;
+  }
+}
+
 /* One progress sample: every stream, and the remaining state R and
  * rates B (transfer) and W (dirtying) of DESIGN.md §4.  Returns -1
  * (err) if a stream failed. */
@@ -45,89 +214,22 @@ int
 source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
                char *err, size_t errlen)
 {
-  json_t *streams = json_array ();
-  double remaining = 0, rate = 0, dirty = 0;
+  struct sample s = { .streams = json_array (), .storage_ready = true,
+                      .shared_stored = true };
   int rv = 0;
 
-  *storage_ready = true;
-  for (size_t i = 0; i < m->ndisks; ++i) {
-    char name[32];
-    json_t *st = source_mirror_call (m, i, json_pack ("{s:s}", "op",
-                                                      "status"),
-                                     5000, err, errlen);
-    const char *state = st ? json_string_value (json_object_get (st, "state"))
-      : NULL;
-    snprintf (name, sizeof name, "disk%zu", i);
-    if (!st || !state || strcmp (state, "failed") == 0 ||
-        strcmp (state, "cancelled") == 0) {
-      if (st)
-        snprintf (err, errlen, "%s: %s", name,
-                  json_string_value (json_object_get (st, "error")));
-      json_decref (st);
-      rv = -1;
-      break;
-    }
-    if (source_check_mirror_dests (m, i, st, rc, err, errlen) == -1) {
-      json_decref (st);
-      rv = -1;
-      break;
-    }
-    if (strcmp (state, "ready") != 0)
-      *storage_ready = false;
-    json_array_append_new (streams, json_pack (
-      "{s:s, s:s, s:f, s:f, s:f}", "name", name, "state", state,
-      "done", num (st, "copied"), "total", num (st, "size"),
-      "rate", num (st, "copy_rate")));
-    remaining += num (st, "remaining") + num (st, "dirtied");
-    rate += num (st, "copy_rate");
-    dirty += num (st, "write_rate");
-    json_decref (st);
-  }
-  if (rv == 0 && m->has_dir) {
-    json_t *st = source_share_call (m, json_pack ("{s:s}", "op", "status"),
-                                    5000, err, errlen);
-    const char *state = st ? json_string_value (json_object_get (st, "state"))
-      : NULL;
-    if (!st || !state || strcmp (state, "failed") == 0 ||
-        strcmp (state, "aborted") == 0) {
-      if (st)
-        snprintf (err, errlen, "files: %s",
-                  json_string_value (json_object_get (st, "error")));
-      rv = -1;
-    }
-    else if (source_check_share_dests (m, st, rc, err, errlen) == -1)
-      rv = -1;
-    else {
-      double el = num (st, "elapsed");
-      if (strcmp (state, "ready") != 0)
-        *storage_ready = false;
-      json_array_append_new (streams, json_pack (
-        "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
-        "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
-        "rate", el > 0 ? num (st, "bytes_copied") / el : 0.0));
-      remaining += num (st, "bytes") - num (st, "bytes_copied");
-    }
-    json_decref (st);
-  }
+  for (size_t i = 0; i < m->ndests; ++i)
+    s.stored[i] = true;
+  for (size_t i = 0; i < m->ndisks && rv == 0; ++i)
+    rv = sample_disk (m, i, &s, rc, err, errlen);
+  if (rv == 0 && m->has_dir)
+    rv = sample_share (m, &s, rc, err, errlen);
   double predicted = -1;
   m->sync_downtime_ms = -1;
-  if (ram) {
-    json_t *r = json_object_get (ram, "ram");
-    double total = num (r, "total"), done = num (r, "transferred");
-    double bps = num (r, "mbps") * 1e6 / 8;
-    double page = num (r, "page-size") > 0 ? num (r, "page-size") : 4096;
-    json_array_append_new (streams, json_pack (
-      "{s:s, s:s, s:f, s:f, s:f}", "name", "ram", "state",
-      json_string_value (json_object_get (ram, "status")),
-      "done", done, "total", total > done ? total : done, "rate", bps));
-    remaining += num (r, "remaining");
-    rate += bps;
-    dirty += num (r, "dirty-pages-rate") * page;
-    if (json_object_get (ram, "expected-downtime"))
-      predicted = m->sync_downtime_ms = num (ram, "expected-downtime");
-  }
-  if (rate > 0) {
-    double est = remaining / rate * 1000.0;
+  if (ram)
+    predicted = sample_ram (m, ram, &s);
+  if (s.rate > 0) {
+    double est = s.remaining / s.rate * 1000.0;
     if (predicted < 0 || est > predicted)
       predicted = est;
   }
@@ -135,29 +237,25 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
    * stream (all of RAM while it has not started) at the rate the
    * streams make headway against the guest's writes; -1 while nothing
    * moves or nothing converges. */
-  double left = remaining, eta = -1;
+  double left = s.remaining, eta = -1;
   if (!ram && strcmp (m->mode, "offline") != 0)
     left += (double) json_integer_value (json_object_get (m->def, "memory"))
       * 1048576.0;
-  if (rate > dirty)
-    eta = left / (rate - dirty);
-  m->remaining = remaining;
-  m->rate = rate;
-  m->dirty_rate = dirty;
-  /* Every stream copied once: the disks and files ready, and QEMU past
-   * its first pass over RAM. */
-  m->copied_once = rv == 0 && *storage_ready && ram &&
-    num (json_object_get (ram, "ram"), "dirty-sync-count") >= 2;
+  if (s.rate > s.dirty)
+    eta = left / (s.rate - s.dirty);
+  m->remaining = s.remaining;
+  m->rate = s.rate;
+  m->dirty_rate = s.dirty;
+  *storage_ready = s.storage_ready;
+  if (rv == 0)
+    dest_progress (m, &s);
   record_emit (m, json_pack ("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f}",
                       "event", "progress", "phase", m->phase,
-                      "streams", streams, "remaining", remaining,
-                      "rate", rate, "dirty_rate", dirty,
+                      "streams", s.streams, "remaining", s.remaining,
+                      "rate", s.rate, "dirty_rate", s.dirty,
                       "predicted_downtime_ms", predicted, "eta_s", eta));
-  if (rv == -1)
-    json_decref (streams);
   return rv;
 }
-
 
 /* Where disk K of destination D is mirrored to, with its key. */
 const char *

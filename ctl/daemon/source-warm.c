@@ -1,4 +1,5 @@
-/* handoffd: holding a migration warm and letting it go
+/* handoffd: holding a migration warm and letting it go, and when it
+ * may go: --warm-exit per destination, --quorum over them
  * (source-warm.h).
  *
  * QEMU has one outgoing migration and no "hold" state of its own.  With
@@ -22,55 +23,6 @@
 #include "record.h"
 #include "source-warm.h"
 
-void
-warm_enter (struct migration *m)
-{
-  m->holding = true;
-  record_set_phase (m, "warm", "%zu destination%s hold%s a warm copy; "
-                    "'handoff cutover %s' switches over",
-                    record_dests_alive (m),
-                    record_dests_alive (m) == 1 ? "" : "s",
-                    record_dests_alive (m) == 1 ? "s" : "", m->vm);
-  for (size_t i = 0; i < m->ndests; ++i)
-    if (m->dests[i].alive)
-      record_dest (m, i, "warm", NULL);
-}
-
-/* The seed's exit conditions, from the last progress sample: the
- * blackout predicted from what is left and the rates.  What is left
- * of RAM at one instant can be near nothing just before QEMU syncs the
- * dirty bitmap again, so QEMU's own prediction, made from what was
- * dirty at the last sync, must agree as well. */
-static bool
-exit_holds (const struct migration *m)
-{
-  double limit = (double) m->max_downtime_ms;
-  bool sync_ok = m->sync_downtime_ms <= limit;
-
-  if (!m->copied_once)
-    return false;
-  if (strcmp (m->warm_exit, "copied") == 0)
-    return true;
-  if (!sync_ok)
-    return false;
-  if (m->remaining <= 0)
-    return true;
-  if (strcmp (m->warm_exit, "downtime") == 0)
-    return m->rate > 0 && m->remaining / m->rate * 1000.0 < limit;
-  /* converging: what is left shrinks fast enough. */
-  return m->rate > m->dirty_rate &&
-    m->remaining / (m->rate - m->dirty_rate) * 1000.0 < limit;
-}
-
-bool
-warm_cutover_due (struct migration *m)
-{
-  pthread_mutex_lock (&m->lock);
-  bool asked = m->cutover_requested;
-  pthread_mutex_unlock (&m->lock);
-  return asked && exit_holds (m);
-}
-
 /* Is HOST in the comma-separated LIST? */
 static bool
 listed (const char *list, const char *host)
@@ -89,6 +41,120 @@ listed (const char *list, const char *host)
   return false;
 }
 
+/* How many of N destinations a condition must hold for: --quorum's
+ * share of them, rounded up; any one without it. */
+static size_t
+quorum_need (const struct migration *m, size_t n)
+{
+  size_t need = m->quorum_pct ? (n * m->quorum_pct + 99) / 100 : 1;
+
+  return need ? need : 1;
+}
+
+/* The seed's exit conditions for destination D, from the last progress
+ * sample: the blackout predicted from what is left to send it and the
+ * rates.  What is left of RAM at one instant can be near nothing just
+ * before QEMU syncs the dirty bitmap again, so QEMU's own prediction,
+ * made from what was dirty at the last sync, must agree as well. */
+static bool
+dest_exit_holds (const struct migration *m, const struct dest *d)
+{
+  double limit = (double) m->max_downtime_ms;
+
+  if (!d->copied)
+    return false;
+  if (strcmp (m->warm_exit, "copied") == 0)
+    return true;
+  if (m->sync_downtime_ms > limit)
+    return false;
+  if (d->left <= 0)
+    return true;
+  if (strcmp (m->warm_exit, "downtime") == 0)
+    return d->rate > 0 && d->left / d->rate * 1000.0 < limit;
+  /* converging: what is left shrinks fast enough. */
+  return d->rate > m->dirty_rate &&
+    d->left / (d->rate - m->dirty_rate) * 1000.0 < limit;
+}
+
+/* Does the condition hold for a quorum of the alive destinations in TO
+ * (all of them if TO is "")?  COPIED_ONLY: only "copied once" counts. */
+static bool
+quorum_holds (const struct migration *m, const char *to, bool copied_only)
+{
+  size_t n = 0, k = 0;
+
+  for (size_t i = 0; i < m->ndests; ++i) {
+    const struct dest *d = &m->dests[i];
+    if (!d->alive || (to[0] && !listed (to, d->host)))
+      continue;
+    n++;
+    k += copied_only ? d->copied : dest_exit_holds (m, d);
+  }
+  return n > 0 && k >= quorum_need (m, n);
+}
+
+bool
+warm_storage_ready (const struct migration *m)
+{
+  size_t n = 0, k = 0;
+
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (m->dests[i].alive) {
+      n++;
+      k += m->dests[i].stored;
+    }
+  return n > 0 && k >= quorum_need (m, n);
+}
+
+bool
+warm_ready (const struct migration *m)
+{
+  return quorum_holds (m, "", true);
+}
+
+void
+warm_enter (struct migration *m)
+{
+  m->holding = true;
+  record_set_phase (m, "warm", "%zu destination%s hold%s a warm copy; "
+                    "'handoff cutover %s' switches over",
+                    record_dests_alive (m),
+                    record_dests_alive (m) == 1 ? "" : "s",
+                    record_dests_alive (m) == 1 ? "s" : "", m->vm);
+  warm_update (m);
+}
+
+void
+warm_update (struct migration *m)
+{
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = &m->dests[i];
+    pthread_mutex_lock (&m->lock);
+    bool now_warm = d->alive && d->copied && strcmp (d->state, "warm") != 0;
+    pthread_mutex_unlock (&m->lock);
+    if (now_warm)
+      record_dest (m, i, "warm", NULL);
+  }
+}
+
+bool
+warm_cutover_due (struct migration *m)
+{
+  char to[sizeof m->cutover_to];
+
+  pthread_mutex_lock (&m->lock);
+  bool asked = m->cutover_requested;
+  snprintf (to, sizeof to, "%s", m->cutover_to);
+  pthread_mutex_unlock (&m->lock);
+  return asked && quorum_holds (m, to, false);
+}
+
+bool
+warm_exit_holds (const struct migration *m)
+{
+  return quorum_holds (m, "", false);
+}
+
 int
 warm_release (struct migration *m, int *rc, char *err, size_t errlen)
 {
@@ -105,6 +171,12 @@ warm_release (struct migration *m, int *rc, char *err, size_t errlen)
     for (size_t i = 0; i < m->ndests; ++i)
       if (m->dests[i].alive && !listed (to, m->dests[i].host))
         record_dest (m, i, "discarded", "not chosen for the cutover");
+  /* One still copying would have the rest of its copy in the blackout:
+   * the quorum that holds goes on without it. */
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (m->dests[i].alive && !m->dests[i].copied)
+      record_dest (m, i, "discarded", "not yet copied when the cutover "
+                   "began");
   if (record_dests_alive (m) == 0) {
     *rc = RC_ROLLED_BACK;
     return set_error (err, errlen, "no warm destination is left to cut "

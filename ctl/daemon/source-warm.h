@@ -11,17 +11,31 @@
 
 #include "record.h"
 
-/* Every stream has been copied once: phase "warm", each destination
- * "warm", the migration's deadline suspended. */
+/* Disks and files are copied to a quorum of the alive destinations
+ * (--quorum; any one without it): RAM may start. */
+extern bool warm_storage_ready (const struct migration *m);
+
+/* Every stream is copied once to a quorum of them: warm_enter. */
+extern bool warm_ready (const struct migration *m);
+
+/* Phase "warm", each destination copied once "warm", the migration's
+ * deadline suspended. */
 extern void warm_enter (struct migration *m);
 
+/* Each destination copied once since is "warm" too. */
+extern void warm_update (struct migration *m);
+
 /* A cutover was asked for and the warm-up's exit condition
- * (--warm-exit) holds now. */
+ * (--warm-exit) holds now for a quorum of the hosts it names. */
 extern bool warm_cutover_due (struct migration *m);
 
-/* Cut over: the destinations not chosen are discarded, the deadline
- * runs again, and the relay lets QEMU switch over.  0, or -1 with err
- * and *RC. */
+/* The exit condition holds for a quorum of the alive destinations:
+ * a migration to several without --prewarm cuts over now. */
+extern bool warm_exit_holds (const struct migration *m);
+
+/* Cut over: the destinations not chosen, and those not yet copied
+ * once, are discarded, the deadline runs again, and the relay lets
+ * QEMU switch over.  0, or -1 with err and *RC. */
 extern int warm_release (struct migration *m, int *rc, char *err,
                          size_t errlen);
 

@@ -228,6 +228,11 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
       *rc = RC_ROLLED_BACK;
       return -1;
     }
+    /* Several destinations: a quorum of them copied is enough to go
+     * on; the others go on copying, and are discarded at the cutover
+     * if still behind. */
+    if (m->ndests > 1)
+      ready = warm_storage_ready (m);
     if (!ready)
       usleep (POLL_MS * 1000);
   }
@@ -246,6 +251,9 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
 static int
 phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
 {
+  /* With several destinations the source, not QEMU, decides when to
+   * switch over: --warm-exit, per destination, over --quorum. */
+  m->hold = m->prewarm || record_dests_alive (m) > 1;
   record_set_phase (m, "start_vm", "%s starts QEMU waiting for the stream",
                     m->to);
   for (size_t i = 0; i < m->ndests; ++i) {
@@ -253,7 +261,9 @@ phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
     if (!d)
       continue;
     json_t *msg = peer_msg ("START_VM");
-    if (m->prewarm)
+    /* ("prewarm": the destination's QEMU acknowledges the switch-over,
+     * which lets the source hold it.) */
+    if (m->hold)
       json_object_set_new (msg, "prewarm", json_true ());
     if (source_call_dest (m, i, msg, "SUCCESS", 120000, "failed",
                           RC_ROLLED_BACK, rc, err, errlen) == -1)
@@ -303,7 +313,7 @@ start_relay (struct migration *m, char *err, size_t errlen)
     argv[n++] = (char *) "--lagging";
     argv[n++] = (char *) "drop";
   }
-  if (m->prewarm)
+  if (m->hold)
     argv[n++] = (char *) "--hold-switchover";
   argv[n++] = (char *) "--buffer";
   argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
@@ -363,17 +373,19 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
   /* Held warm, QEMU passes over RAM thousands of times a second: no
    * MIGRATION_PASS event for each. */
   json_t *caps = json_pack ("[{s:s, s:b}, {s:s, s:b}]",
-                            "capability", "events", "state", !m->prewarm,
+                            "capability", "events", "state", !m->hold,
                             "capability", "pause-before-switchover", "state",
                             1);
-  if (m->prewarm) {
-    /* The relay holds the destinations' SWITCHOVER_ACK: QEMU goes on
-     * copying dirtied RAM and never switches over until released. */
-    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
-                                            "return-path", "state", 1));
-    json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
-                                            "switchover-ack", "state", 1));
-  }
+  /* Held, the relay holds the destinations' SWITCHOVER_ACK: QEMU goes
+   * on copying dirtied RAM and never switches over until released.
+   * Set either way: a VM that came here held still has them on from
+   * its incoming side, and would wait for an acknowledgement a
+   * destination not held never sends. */
+  json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                          "return-path", "state", m->hold));
+  json_array_append_new (caps, json_pack ("{s:s, s:b}", "capability",
+                                          "switchover-ack", "state",
+                                          m->hold));
   if (qmp_ok (m, "migrate-set-capabilities", json_pack (
                 "{s:o}", "capabilities", caps), err, errlen) == -1 ||
       /* Half the budget for QEMU's last pass: disks, files and the
@@ -421,10 +433,15 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     json_decref (q);
     if (paused)
       return 0;
-    if (m->prewarm && !m->released) {
-      if (!m->holding && m->copied_once)
+    if (m->hold && !m->released) {
+      bool due;
+      if (m->prewarm && !m->holding && warm_ready (m))
         warm_enter (m);
-      if (m->holding && warm_cutover_due (m)) {
+      else if (m->holding)
+        warm_update (m);
+      due = m->prewarm ? m->holding && warm_cutover_due (m)
+        : warm_exit_holds (m);
+      if (due) {
         if (warm_release (m, rc, err, errlen) == -1)
           return -1;
         for (size_t i = 0; i < m->ndests; ++i)
