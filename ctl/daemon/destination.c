@@ -169,6 +169,7 @@ handle (struct incoming *in, json_t *msg, bool *done, bool *fatal,
     return reply;
   }
   if (strcmp (type, "QUEUED_EVENTS") == 0 && in->def) {
+    hd_crash_point ("events_received");
     json_decref (in->events);
     in->events = json_incref (json_object_get (msg, "events"));
     return dest_answer ("SUCCESS", NULL);

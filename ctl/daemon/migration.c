@@ -112,7 +112,7 @@ next_attempt (struct migration *m, const char *error)
   pthread_mutex_unlock (&m->lock);
   m->complete_sent = m->admitted = m->holding = m->released = false;
   m->hold = false;
-  m->running_at = 0;
+  m->running_at = m->running_wall = 0;
   m->relay_pid = 0;
   m->deadline = clock_ms () + (int64_t) m->timeout_s * 1000;
   log_info ("migration of %s: attempt %u of %u (%s), to %s, after: %s",

@@ -94,6 +94,7 @@ struct migration {
   bool released;                /* The hold was let go. */
   int64_t running_at;           /* mono ms the winner said it runs the VM
                                    (several destinations), or 0 */
+  int64_t running_wall;         /* the same, wall-clock ms */
   /* The last progress sample: state left to send, the rate it goes
    * and the rate the guest dirties it (bytes/s), and whether every
    * stream has been copied once. */

@@ -170,6 +170,7 @@ struct race {
 struct loader {
   struct race *race;
   struct migration *m;
+  json_t *evs, *objs;           /* The management state it sends. */
   size_t i;
   pthread_t thread;
   bool running;
@@ -177,14 +178,40 @@ struct loader {
   char err[1024];
 };
 
+int
+source_send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
+                   size_t errlen)
+{
+  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
+                                             "QUEUED_EVENTS", "events", evs),
+                         hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
+                                     "MANAGEMENT_UPDATE", "objects", objs),
+                 hd.io_timeout_ms, err, errlen);
+  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  return 0;
+}
+
 static void *
 load_main (void *arg)
 {
   struct loader *l = arg;
   struct dest *d = &l->m->dests[l->i];
-  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:b}", "type",
-                                             "MIGRATION_COMPLETE", "hold", 1),
-                         hd.io_timeout_ms + 10000, l->err, sizeof l->err);
+  json_t *a = NULL;
+
+  if (source_send_state (d, l->evs, l->objs, l->err, sizeof l->err) == 0)
+    a = peer_call (d->peer, json_pack ("{s:s, s:b}", "type",
+                                       "MIGRATION_COMPLETE", "hold", 1),
+                   hd.io_timeout_ms + 10000, l->err, sizeof l->err);
   bool ok = a && peer_expect (a, "LOADED", l->err, sizeof l->err) == 0;
 
   json_decref (a);
@@ -249,8 +276,8 @@ source_resume (struct migration *m, struct dest *w, json_t *msg, char *err,
  * then loses the source drops what it made (destination.c): it was
  * never told to run. */
 int
-source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
-                      size_t errlen)
+source_complete_race (struct migration *m, json_t *evs, json_t *objs,
+                      json_t **ack_r, int *rc, char *err, size_t errlen)
 {
   struct race race = { .first = -1 };
   struct loader ls[MAX_DESTS];
@@ -269,6 +296,8 @@ source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
     struct loader *l = &ls[i];
     l->race = &race;
     l->m = m;
+    l->evs = evs;
+    l->objs = objs;
     l->i = i;
     record_dest (m, i, "loading", NULL);
     pthread_mutex_lock (&race.lock);
@@ -308,6 +337,7 @@ source_complete_race (struct migration *m, json_t **ack_r, int *rc, char *err,
     ack = source_resume (m, win, peer_msg ("RESUME"), err, errlen);
     if (ack) {
       m->running_at = clock_ms ();
+      m->running_wall = wall_ms ();
       record_dest (m, (size_t) w, "running", NULL);
     }
   }

@@ -39,13 +39,21 @@ extern json_t *source_resume (struct migration *m, struct dest *w,
 extern int source_keepalive (struct migration *m, int *rc, char *err,
                              size_t errlen);
 
-/* The switch-over with several destinations: each loads the VM and
- * keeps it paused; the first to report it loaded is journalled as the
+/* The management state of the blackout to destination D: the held
+ * events EVS and the objects OBJS changed since the start.  0, or -1
+ * (err). */
+extern int source_send_state (struct dest *d, json_t *evs, json_t *objs,
+                              char *err, size_t errlen);
+
+/* The switch-over with several destinations: each is sent the
+ * management state (EVS, OBJS), loads the VM and keeps it paused, each
+ * on its own (one gone silent holds up no other); the first to report it loaded is journalled as the
  * winner, then told to resume it; the others drop what they received.
  * 0 with the winner's ACK in *ACK_R (M->to names it); -1 (err, *RC):
  * none loaded (the VM may resume here) or, with M->complete_sent, the
  * winner's answer is in doubt. */
-extern int source_complete_race (struct migration *m, json_t **ack_r,
-                                 int *rc, char *err, size_t errlen);
+extern int source_complete_race (struct migration *m, json_t *evs,
+                                 json_t *objs, json_t **ack_r, int *rc,
+                                 char *err, size_t errlen);
 
 #endif /* HANDOFF_CTL_SOURCE_DESTS_H */

@@ -493,31 +493,6 @@ complete_main (void *arg)
   return NULL;
 }
 
-/* The management state of the blackout to destination D: the held
- * events and the objects changed since the start.  0, or -1 (err). */
-static int
-send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
-            size_t errlen)
-{
-  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
-                                             "QUEUED_EVENTS", "events", evs),
-                         hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
-    json_decref (a);
-    return -1;
-  }
-  json_decref (a);
-  a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
-                                     "MANAGEMENT_UPDATE", "objects", objs),
-                 hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
-    json_decref (a);
-    return -1;
-  }
-  json_decref (a);
-  return 0;
-}
-
 /* One destination: MIGRATION_COMPLETE, and it resumes the VM. */
 static int
 complete_one (struct migration *m, json_t **ack_r, char *err, size_t errlen)
@@ -579,21 +554,14 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     else
       ncomp++;
   }
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    char e[1024];
-    if (send_state (d, evs, objs, e, sizeof e) == -1 &&
-        source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
-                          errlen) == -1)
-      goto join;
-  }
+  /* With several, each loader sends its own (source_complete_race):
+   * one destination gone silent must not hold up the blackout. */
+  if (m->ndests == 1 &&
+      source_send_state (&m->dests[0], evs, objs, err, errlen) == -1)
+    goto join;
   rv = 0;
 
  join:
-  json_decref (evs);
-  json_decref (objs);
   for (size_t i = 0; i < ncomp; ++i) {
     pthread_join (comp[i].thread, NULL);
     if (comp[i].rv == -1 && rv == 0) {
@@ -602,7 +570,8 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     }
   }
   if (rv == -1)
-    return -1;
+    goto out;
+  rv = -1;
   /* A destination whose copy of a disk or of the files failed on the
    * way is out. */
   if (m->has_dir && m->ndests > 1) {
@@ -611,7 +580,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     int r = st ? source_check_share_dests (m, st, rc, err, errlen) : -1;
     json_decref (st);
     if (r == -1)
-      return -1;
+      goto out;
   }
   for (size_t k = 0; k < m->ndisks && m->ndests > 1; ++k) {
     json_t *st = source_mirror_call (m, k, json_pack ("{s:s}", "op", "status"),
@@ -619,7 +588,7 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     int r = st ? source_check_mirror_dests (m, k, st, rc, err, errlen) : -1;
     json_decref (st);
     if (r == -1)
-      return -1;
+      goto out;
   }
 
   /* Terminates: QEMU completes or fails the last pass, or time out. */
@@ -637,13 +606,17 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
       set_error (err, errlen, "QEMU did not complete the migration (%s)",
                  st ? st : "no answer");
       json_decref (q);
-      return -1;
+      goto out;
     }
     json_decref (q);
     usleep (5000);
   }
-  return m->ndests == 1 ? complete_one (m, ack_r, err, errlen)
-    : source_complete_race (m, ack_r, rc, err, errlen);
+  rv = m->ndests == 1 ? complete_one (m, ack_r, err, errlen)
+    : source_complete_race (m, evs, objs, ack_r, rc, err, errlen);
+ out:
+  json_decref (evs);
+  json_decref (objs);
+  return rv;
 }
 
 /* An offline migration's end (the VM stopped all along): every disk
@@ -672,7 +645,7 @@ phase_offline_complete (struct migration *m, json_t **ack_r, int *rc,
   }
   evs = events_freeze (m->vm);
   objs = db_objects_since (m->vm, m->prepared_at);
-  r = send_state (d, evs, objs, err, errlen);
+  r = source_send_state (d, evs, objs, err, errlen);
   json_decref (evs);
   json_decref (objs);
   if (r == -1)
@@ -775,7 +748,10 @@ source_run_live (struct migration *m)
     double resumed = json_number_value (json_object_get (ack, "resumed_at"));
     double downtime = resumed > 0 ? (resumed - t_stop) * 1000.0 : -1;
     bool asked_again = json_is_true (json_object_get (ack, "asked_again"));
-    double seen = (double) wall_ms () / 1000.0 - t_stop;
+    /* Until this host knew the VM runs there (with several, the
+     * others are told to drop theirs after that). */
+    double seen = (m->running_wall ? (double) m->running_wall
+                   : (double) wall_ms ()) / 1000.0 - t_stop;
     int64_t running_ms = (m->running_at ? m->running_at : clock_ms ())
       - m->t0;
     json_decref (ack);
