@@ -15,6 +15,8 @@
 #   - handoff cutover --to HOST picks that host among the warm ones;
 #   - bad cutovers (no such VM, a host that is not a destination) are
 #     refused and the VM stays warm;
+#   - a destination's daemon alone restarted while warm: it drops its
+#     copy, the source marks it lost, the other takes the VM
 #   - a destination killed while warm (its whole host): the other stays
 #     warm and takes the VM; the dead one drops what it had once back;
 #   - a destination cut off (nft) while copying: the other goes on -
@@ -149,6 +151,28 @@ grep -q "web1 now runs on host${o[1]}" cut3.out || fail "the survivor did not ta
 vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1
 start_handoffd "${o[0]}"
 vm_gone_from "${o[0]}" web1
+at=${o[1]}
+
+echo "== a destination's daemon alone restarts while warm: it drops its copy, the other takes the VM"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+prewarm "$at" "${o[0]}" "${o[1]}"
+# The daemon alone (the pid file names the shell that started it): its
+# QEMU and helpers are left to the daemon that comes back.
+hd_pid=$(pgrep -P "$(cat "$tmp/h${o[0]}.pid")" -x handoffd) ||
+  fail "no handoffd on host ${o[0]}"
+kill -KILL "$hd_pid"
+wait_for 10 "handoffd on host ${o[0]} to die" bash -c "! kill -0 $hd_pid 2>/dev/null"
+start_handoffd "${o[0]}"
+wait_for 60 "host ${o[0]} to be lost" bash -c \
+  "ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host${o[0]}\") | .state == \"lost\"' >/dev/null"
+# Its restart found a warm copy it can no longer be part of: gone.
+vm_gone_from "${o[0]}" web1
+[ "$(hcli "$at" status web1 --json | jq -r .migration.phase)" = warm ] ||
+  fail "the migration left the warm phase when a destination's daemon restarted"
+vm_runs_on "$at" web1
+hcli "$at" cutover web1 > cut5.out || { cat cut5.out; fail "cutover after a destination's restart"; }
+grep -q "web1 now runs on host${o[1]}" cut5.out || fail "the other destination did not take the VM"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1; vm_gone_from "${o[0]}" web1
 at=${o[1]}
 
 echo "== a destination cut off while copying: the other goes on and takes the VM"

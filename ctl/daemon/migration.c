@@ -111,7 +111,7 @@ next_attempt (struct migration *m, const char *error)
   snprintf (m->phase, sizeof m->phase, "begin");
   pthread_mutex_unlock (&m->lock);
   m->complete_sent = m->admitted = m->holding = m->released = false;
-  m->hold = false;
+  m->hold = m->exit_seen = false;
   m->running_at = m->running_wall = 0;
   m->relay_pid = 0;
   m->deadline = clock_ms () + (int64_t) m->timeout_s * 1000;

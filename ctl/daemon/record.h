@@ -100,6 +100,9 @@ struct migration {
    * stream has been copied once. */
   double remaining, rate, dirty_rate;
   double sync_downtime_ms;       /* QEMU's, from the last dirty sync */
+  uint64_t dirty_syncs;         /* QEMU's dirty-sync-count */
+  bool exit_seen;               /* The exit condition held at the last */
+  uint64_t exit_sync;           /* ... sample, since this dirty sync. */
   json_t *def;
   json_t *objects;
   int64_t t0;                   /* mono ms at start */

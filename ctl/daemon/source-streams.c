@@ -173,6 +173,7 @@ sample_ram (struct migration *m, json_t *ram, struct sample *s)
   s->shared_rate += bps;
   /* Past QEMU's first pass over RAM. */
   s->ram_copied = num (r, "dirty-sync-count") >= 2;
+  m->dirty_syncs = (uint64_t) num (r, "dirty-sync-count");
   if (!json_object_get (ram, "expected-downtime"))
     return -1;
   return m->sync_downtime_ms = num (ram, "expected-downtime");

@@ -137,6 +137,25 @@ warm_update (struct migration *m)
   }
 }
 
+/* HOLDS (the exit condition now) only once it has held across one of
+ * QEMU's dirty syncs: QEMU's prediction comes from the last sync, and
+ * if the link slowed since (or the guest began dirtying faster), what
+ * is left looks small until the next sync shows otherwise. */
+static bool
+settled (struct migration *m, bool holds)
+{
+  if (!holds || strcmp (m->warm_exit, "copied") == 0) {
+    m->exit_seen = false;
+    return holds;
+  }
+  if (!m->exit_seen) {
+    m->exit_seen = true;
+    m->exit_sync = m->dirty_syncs;
+    return false;
+  }
+  return m->dirty_syncs > m->exit_sync;
+}
+
 bool
 warm_cutover_due (struct migration *m)
 {
@@ -146,13 +165,13 @@ warm_cutover_due (struct migration *m)
   bool asked = m->cutover_requested;
   snprintf (to, sizeof to, "%s", m->cutover_to);
   pthread_mutex_unlock (&m->lock);
-  return asked && quorum_holds (m, to, false);
+  return asked && settled (m, quorum_holds (m, to, false));
 }
 
 bool
-warm_exit_holds (const struct migration *m)
+warm_exit_holds (struct migration *m)
 {
-  return quorum_holds (m, "", false);
+  return settled (m, quorum_holds (m, "", false));
 }
 
 int
