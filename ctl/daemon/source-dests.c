@@ -182,23 +182,23 @@ int
 source_send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
                    size_t errlen)
 {
-  json_t *a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
-                                             "QUEUED_EVENTS", "events", evs),
-                         hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
+  json_t *msgs[] = {
+    json_pack ("{s:s, s:O}", "type", "QUEUED_EVENTS", "events", evs),
+    json_pack ("{s:s, s:O}", "type", "MANAGEMENT_UPDATE", "objects", objs),
+  };
+  size_t n = sizeof msgs / sizeof msgs[0], i;
+  int rv = 0;
+
+  for (i = 0; i < n && rv == 0; ++i) {
+    json_t *a = peer_call (d->peer, msgs[i], hd.io_timeout_ms, err, errlen);
+    if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
+      rv = -1;
     json_decref (a);
-    return -1;
   }
-  json_decref (a);
-  a = peer_call (d->peer, json_pack ("{s:s, s:O}", "type",
-                                     "MANAGEMENT_UPDATE", "objects", objs),
-                 hd.io_timeout_ms, err, errlen);
-  if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
-    json_decref (a);
-    return -1;
-  }
-  json_decref (a);
-  return 0;
+  /* (peer_call took those it sent.) */
+  for (; i < n; ++i)
+    json_decref (msgs[i]);
+  return rv;
 }
 
 static void *
