@@ -186,18 +186,18 @@ source_send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
     json_pack ("{s:s, s:O}", "type", "QUEUED_EVENTS", "events", evs),
     json_pack ("{s:s, s:O}", "type", "MANAGEMENT_UPDATE", "objects", objs),
   };
-  size_t n = sizeof msgs / sizeof msgs[0], i;
   int rv = 0;
 
-  for (i = 0; i < n && rv == 0; ++i) {
-    json_t *a = peer_call (d->peer, msgs[i], hd.io_timeout_ms, err, errlen);
-    if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
+  for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; ++i) {
+    /* peer_call takes what it sends; the rest are dropped here. */
+    json_t *a = rv == 0
+      ? peer_call (d->peer, msgs[i], hd.io_timeout_ms, err, errlen) : NULL;
+    if (rv == -1)
+      json_decref (msgs[i]);
+    else if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
       rv = -1;
     json_decref (a);
   }
-  /* (peer_call took those it sent.) */
-  for (; i < n; ++i)
-    json_decref (msgs[i]);
   return rv;
 }
 
