@@ -165,7 +165,10 @@ warm_cutover_due (struct migration *m)
   bool asked = m->cutover_requested;
   snprintf (to, sizeof to, "%s", m->cutover_to);
   pthread_mutex_unlock (&m->lock);
-  return asked && settled (m, quorum_holds (m, to, false));
+  /* Judged at every sample, asked for or not: a cutover asked for
+   * after the condition has long held goes at once. */
+  bool holds = settled (m, quorum_holds (m, to, false));
+  return asked && holds;
 }
 
 bool
