@@ -196,7 +196,9 @@ record_catch_up (struct migration *m, size_t *cursor)
     memcpy (seen[nseen++], key, sizeof key);
     json_array_insert (out, 0, ev);
   }
-  *cursor = n;
+  /* Finished already: the result (never part of the catch-up) is the
+   * last event, and the follower still gets it. */
+  *cursor = m->finished && n > 0 ? n - 1 : n;
   pthread_mutex_unlock (&m->lock);
   return out;
 }

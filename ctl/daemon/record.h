@@ -48,8 +48,8 @@ struct dest {
   double rate;
   bool stored;                  /* Its disks and files are copied. */
   bool copied;                  /* ... and RAM once over. */
-  double disk_sent;             /* Disk bytes sent to it so far. */
-  double shared_rate_seen;      /* The shared streams' part of rate. */
+  double disk_sent;             /* Disk bytes sent to it so far, */
+  double disk_rate;             /* ... and their rate, smoothed. */
   int64_t sampled_at;           /* mono ms of disk_sent */
 };
 

@@ -396,17 +396,23 @@ op_host (void)
   return r;
 }
 
-/* Send the migration's events from CURSOR on as they come, then its
- * result. */
+/* Send PAST (stolen: events already recorded, or NULL), then the
+ * migration's events from CURSOR on as they come, then its result. */
 static json_t *
-follow (struct channel *c, struct migration *m, size_t cursor)
+follow (struct channel *c, struct migration *m, json_t *past, size_t cursor)
 {
   bool done = false, connected = true;
-  json_t *last = NULL;
+  json_t *last = NULL, *ev;
+  size_t i;
+
+  json_array_foreach (past, i, ev)
+    if (connected && chan_send_json (c, ev) == -1)
+      connected = false;
+  json_decref (past);
 
   /* Terminates: the migration always ends with a result event. */
   while (!done) {
-    json_t *ev = record_next_event (m, &cursor, 1000, &done);
+    ev = record_next_event (m, &cursor, 1000, &done);
     if (!ev)
       continue;
     if (done) {
@@ -443,7 +449,7 @@ op_migrate (json_t *req, struct channel *c)
     json_object_set_new (s, "ok", json_true ());
     return s;
   }
-  return follow (c, m, 0);
+  return follow (c, m, NULL, 0);
 }
 
 static json_t *
@@ -458,7 +464,7 @@ op_cutover (json_t *req, struct channel *c)
   int r = migration_cutover (vm, to, &cursor, err, sizeof err, &m);
   if (r < 0)
     return server_error (r == -1 ? "not_found" : NULL, "%s", err);
-  return follow (c, m, cursor);
+  return follow (c, m, NULL, cursor);
 }
 
 /* The running migration of a VM (its summary; with "watch", its events
@@ -475,15 +481,9 @@ op_job (json_t *req, struct channel *c)
   if (m && watch) {
     /* Joining late: first where it stands (a destination lost before
      * now is still shown lost), then what happens next. */
-    size_t cursor, i;
-    json_t *ev, *past = record_catch_up (m, &cursor);
-    bool connected = true;
-
-    json_array_foreach (past, i, ev)
-      if (connected && chan_send_json (c, ev) == -1)
-        connected = false;
-    json_decref (past);
-    return follow (c, m, cursor);
+    size_t cursor;
+    json_t *past = record_catch_up (m, &cursor);
+    return follow (c, m, past, cursor);
   }
   if (m) {
     r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "active", 1, "job",

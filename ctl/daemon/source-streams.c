@@ -192,14 +192,13 @@ dest_progress (struct migration *m, const struct sample *s)
     double dt = (double) (now - d->sampled_at) / 1000.0;
     double disk_rate = d->sampled_at && dt > 0
       ? (s->sent[i] - d->disk_sent) / dt : 0;
-    double rate = d->rate - d->shared_rate_seen;
     /* Smoothed as the mirror smooths its own: one slow second must
      * not swing the decision. */
-    rate = d->sampled_at ? 0.5 * rate + 0.5 * disk_rate : disk_rate;
+    d->disk_rate = d->sampled_at ? 0.5 * d->disk_rate + 0.5 * disk_rate
+      : disk_rate;
     pthread_mutex_lock (&m->lock);
     d->left = s->left[i] + s->shared_left;
-    d->rate = rate + s->shared_rate;
-    d->shared_rate_seen = s->shared_rate;
+    d->rate = d->disk_rate + s->shared_rate;
     d->stored = s->stored[i] && s->shared_stored;
     d->copied = d->stored && s->ram_copied;
     pthread_mutex_unlock (&m->lock);

@@ -76,10 +76,13 @@ dest_exit_holds (const struct migration *m, const struct dest *d)
     d->left / (d->rate - m->dirty_rate) * 1000.0 < limit;
 }
 
-/* Does the condition hold for a quorum of the alive destinations in TO
- * (all of them if TO is "")?  COPIED_ONLY: only "copied once" counts. */
+/* What a quorum is counted on. */
+enum quorum_of { STORED, COPIED, EXIT_HOLDS };
+
+/* Does WHAT hold for a quorum of the alive destinations in TO (all of
+ * them if TO is "")? */
 static bool
-quorum_holds (const struct migration *m, const char *to, bool copied_only)
+quorum_holds (const struct migration *m, const char *to, enum quorum_of what)
 {
   size_t n = 0, k = 0;
 
@@ -88,7 +91,8 @@ quorum_holds (const struct migration *m, const char *to, bool copied_only)
     if (!d->alive || (to[0] && !listed (to, d->host)))
       continue;
     n++;
-    k += copied_only ? d->copied : dest_exit_holds (m, d);
+    k += what == STORED ? d->stored : what == COPIED ? d->copied
+      : dest_exit_holds (m, d);
   }
   return n > 0 && k >= quorum_need (m, n);
 }
@@ -96,20 +100,13 @@ quorum_holds (const struct migration *m, const char *to, bool copied_only)
 bool
 warm_storage_ready (const struct migration *m)
 {
-  size_t n = 0, k = 0;
-
-  for (size_t i = 0; i < m->ndests; ++i)
-    if (m->dests[i].alive) {
-      n++;
-      k += m->dests[i].stored;
-    }
-  return n > 0 && k >= quorum_need (m, n);
+  return quorum_holds (m, "", STORED);
 }
 
 bool
 warm_ready (const struct migration *m)
 {
-  return quorum_holds (m, "", true);
+  return quorum_holds (m, "", COPIED);
 }
 
 void
@@ -162,19 +159,14 @@ warm_cutover_due (struct migration *m)
   char to[sizeof m->cutover_to];
 
   pthread_mutex_lock (&m->lock);
-  bool asked = m->cutover_requested;
+  /* Not pre-warmed: asked for from the start. */
+  bool asked = m->cutover_requested || !m->prewarm;
   snprintf (to, sizeof to, "%s", m->cutover_to);
   pthread_mutex_unlock (&m->lock);
   /* Judged at every sample, asked for or not: a cutover asked for
    * after the condition has long held goes at once. */
-  bool holds = settled (m, quorum_holds (m, to, false));
+  bool holds = settled (m, quorum_holds (m, to, EXIT_HOLDS));
   return asked && holds;
-}
-
-bool
-warm_exit_holds (struct migration *m)
-{
-  return settled (m, quorum_holds (m, "", false));
 }
 
 int

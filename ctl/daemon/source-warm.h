@@ -25,15 +25,10 @@ extern void warm_enter (struct migration *m);
 /* Each destination copied once since is "warm" too. */
 extern void warm_update (struct migration *m);
 
-/* A cutover was asked for and the warm-up's exit condition
- * (--warm-exit) holds now for a quorum of the hosts it names, and held
- * across a dirty sync of QEMU's. */
+/* A cutover was asked for (always, without --prewarm) and the
+ * warm-up's exit condition (--warm-exit) holds now for a quorum of the
+ * hosts it names, and held across a dirty sync of QEMU's. */
 extern bool warm_cutover_due (struct migration *m);
-
-/* The exit condition holds for a quorum of the alive destinations
- * (and held across a dirty sync of QEMU's): a migration to several
- * without --prewarm cuts over now. */
-extern bool warm_exit_holds (struct migration *m);
 
 /* Cut over: the destinations not chosen, and those not yet copied
  * once, are discarded, the deadline runs again, and the relay lets

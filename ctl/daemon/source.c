@@ -434,14 +434,11 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     if (paused)
       return 0;
     if (m->hold && !m->released) {
-      bool due;
       if (m->prewarm && !m->holding && warm_ready (m))
         warm_enter (m);
       else if (m->holding)
         warm_update (m);
-      due = m->prewarm ? m->holding && warm_cutover_due (m)
-        : warm_exit_holds (m);
-      if (due) {
+      if ((m->holding || !m->prewarm) && warm_cutover_due (m)) {
         if (warm_release (m, rc, err, errlen) == -1)
           return -1;
         for (size_t i = 0; i < m->ndests; ++i)
