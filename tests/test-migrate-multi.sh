@@ -9,8 +9,10 @@
 # before the pause is on its disk, and every other host holds nothing
 # of it: no files, no processes in its namespace, no rows.  A refusing
 # destination, a destination that dies while copying, destinations
-# that all refuse, and bad --to lists each get their own case; last,
-# --cascade: the winner of one migration moves the VM on by itself.
+# that all refuse, and bad --to lists each get their own case; then
+# --cascade: the winner of one migration moves the VM on by itself;
+# last, --quorum, and destinations slow to answer: none holds up the
+# others.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 3
@@ -280,4 +282,26 @@ jq -e "select(.event == \"result\") | .ok and .to == \"host${o[0]}\" and .downti
 [ "$(owner)" = "${o[0]}" ] || fail "web1 is not on host ${o[0]}"
 vm_runs_on "${o[0]}" web1; vm_gone_from "$at" web1; vm_gone_from "${o[1]}" web1
 stop_handoffd "${o[1]}"; start_handoffd "${o[1]}"
+
+echo "== a destination slow to start QEMU is left behind"
+# Its START_VM answer comes 25 s late: once the other destination has
+# its QEMU the source waits 10 s more, no longer, then goes on without
+# it (asked in turn, every later destination waited behind it).
+at=${o[0]}
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+stop_handoffd "${o[0]}"
+HANDOFF_TEST_DELAY_AT=vm_started:25000 start_handoffd "${o[0]}"
+hcli "$at" migrate web1 --to "host${o[0]},host${o[1]}" --json > slow.json ||
+  { cat slow.json; fail "the migration with a destination slow to start"; }
+jq -c 'select(.event == "destination" or .event == "result")' slow.json
+jq -e "select(.event == \"result\") | .ok and .to == \"host${o[1]}\"" slow.json >/dev/null ||
+  fail "the VM did not go to host ${o[1]}"
+jq -se "any(.[]; .event == \"destination\" and .host == \"host${o[0]}\" and .state == \"failed\" and (.reason | test(\"START_VM: no answer within 10 s\")))" slow.json >/dev/null ||
+  fail "host ${o[0]} was not left behind at START_VM"
+[ "$(owner)" = "${o[1]}" ] || fail "web1 is not on host ${o[1]}"
+vm_runs_on "${o[1]}" web1; vm_gone_from "$at" web1
+wait_for 90 "host ${o[0]} to drop what it received" bash -c \
+  "[ ! -e '$tmp/h${o[0]}/images/web1' ]"
+vm_gone_from "${o[0]}" web1
+stop_handoffd "${o[0]}"; start_handoffd "${o[0]}"
 echo "$0: PASS"

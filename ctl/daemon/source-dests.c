@@ -1,6 +1,6 @@
 /* handoffd: a migration's destinations, one or several (DESIGN.md
  * §1 "multi-destination"): dropping one that failed while the others
- * go on, keeping them all alive, and the race at the switch-over -
+ * go on, and the race at the switch-over -
  * every destination loads the VM, the first to have it runs it.
  * source.c drives the phases.
  */
@@ -116,46 +116,6 @@ struct dest *
 source_alive_dest (struct migration *m, size_t i)
 {
   return m->dests[i].alive ? &m->dests[i] : NULL;
-}
-
-int
-source_call_dest (struct migration *m, size_t i, json_t *msg,
-                  const char *want, int timeout_ms, const char *state,
-                  int code, int *rc, char *err, size_t errlen)
-{
-  char e[1024];
-  json_t *a = peer_call (m->dests[i].peer, msg, timeout_ms, e, sizeof e);
-
-  if (a && peer_expect (a, want, e, sizeof e) == 0) {
-    json_decref (a);
-    return 0;
-  }
-  json_decref (a);
-  return source_drop_dest (m, i, state, e, code, rc, err, errlen) == -1
-    ? -1 : 1;
-}
-
-/* While the data moves the control channel is idle: a PING every few
- * seconds shows each side the other is alive (the destination gives
- * up on a source silent for two I/O timeouts). */
-int
-source_keepalive (struct migration *m, int *rc, char *err, size_t errlen)
-{
-  static __thread int64_t last;
-
-  if (clock_ms () - last < 2000)
-    return 0;
-  last = clock_ms ();
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    if (d->peer && source_call_dest (m, i, peer_msg ("PING"), "PONG",
-                                     hd.io_timeout_ms, "lost",
-                                     RC_ROLLED_BACK, rc, err, errlen) == -1)
-      return -1;
-  }
-  return 0;
 }
 
 /* Several destinations load the VM at once; the first to have it

@@ -20,24 +20,11 @@ extern int source_drop_dest (struct migration *m, size_t i,
                              const char *state, const char *why, int code,
                              int *rc, char *err, size_t errlen);
 
-/* Send MSG (stolen) to destination I and expect WANT: 0.  Otherwise
- * the destination is dropped as STATE (source_drop_dest, CODE): 1 if
- * others are left, -1 (err, *RC) if it was the last. */
-extern int source_call_dest (struct migration *m, size_t i, json_t *msg,
-                             const char *want, int timeout_ms,
-                             const char *state, int code, int *rc,
-                             char *err, size_t errlen);
-
 /* Send MSG (stolen: MIGRATION_COMPLETE or RESUME) to destination W and
  * wait for its ACK; the answer lost, ask W on a new connection whether
  * it resumed.  The ACK (or that STATUS), or NULL (err). */
 extern json_t *source_resume (struct migration *m, struct dest *w,
                               json_t *msg, char *err, size_t errlen);
-
-/* A PING to every destination every few seconds; one that does not
- * answer is lost.  -1 (err, *RC) when none is left. */
-extern int source_keepalive (struct migration *m, int *rc, char *err,
-                             size_t errlen);
 
 /* The management state of the blackout to destination D: the held
  * events EVS and the objects OBJS changed since the start.  0, or -1

@@ -41,10 +41,8 @@ listed (const char *list, const char *host)
   return false;
 }
 
-/* How many of N destinations a condition must hold for: --quorum's
- * share of them, rounded up; any one without it. */
-static size_t
-quorum_need (const struct migration *m, size_t n)
+size_t
+warm_quorum_need (const struct migration *m, size_t n)
 {
   size_t need = m->quorum_pct ? (n * m->quorum_pct + 99) / 100 : 1;
 
@@ -94,7 +92,7 @@ quorum_holds (const struct migration *m, const char *to, enum quorum_of what)
     k += what == STORED ? d->stored : what == COPIED ? d->copied
       : dest_exit_holds (m, d);
   }
-  return n > 0 && k >= quorum_need (m, n);
+  return n > 0 && k >= warm_quorum_need (m, n);
 }
 
 bool

@@ -11,6 +11,10 @@
 
 #include "record.h"
 
+/* How many of N destinations a condition must hold for: --quorum's
+ * share of them, rounded up; any one without it. */
+extern size_t warm_quorum_need (const struct migration *m, size_t n);
+
 /* Disks and files are copied to a quorum of the alive destinations
  * (--quorum; any one without it): RAM may start. */
 extern bool warm_storage_ready (const struct migration *m);

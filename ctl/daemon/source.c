@@ -27,6 +27,7 @@
 #include "proc.h"
 #include "record.h"
 #include "source-dests.h"
+#include "source-each.h"
 #include "source-end.h"
 #include "source-streams.h"
 #include "source-warm.h"
@@ -58,61 +59,72 @@ check_time (struct migration *m, int *rc, char *err, size_t errlen)
   return source_keepalive (m, rc, err, errlen);
 }
 
+/* START_MIGRATION to destination I; ARG: the disk bytes it needs. */
+static int
+admit_step (struct migration *m, size_t i, void *arg, int *code, char *err,
+            size_t errlen)
+{
+  struct dest *d = &m->dests[i];
+  uint64_t disk_bytes = *(const uint64_t *) arg;
+  json_t *a;
+
+  d->told = true;               /* Until it says yes, nothing to drop. */
+  d->peer = peer_connect (d->host, err, errlen);
+  if (!d->peer) {
+    *code = RC_UNREACHABLE;
+    return -1;
+  }
+  a = peer_call (d->peer, json_pack (
+    "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:O, s:O, s:I}}",
+    "type", "START_MIGRATION", "id", m->id, "vm", m->vm, "source", hd.name,
+    "mode", m->mode, "timeout_s", (json_int_t) m->timeout_s, "needs",
+    "memory", json_object_get (m->def, "memory"),
+    "vcpus", json_object_get (m->def, "vcpus"),
+    "disk_bytes", (json_int_t) (strcmp (m->mode, "volume") == 0 ? 0
+                                : disk_bytes)),
+                 hd.io_timeout_ms, err, errlen);
+  *code = !a ? RC_UNREACHABLE : RC_DENIED;
+  if (!a || peer_expect (a, "PERMITTED", err, errlen) == -1) {
+    json_decref (a);
+    return -1;
+  }
+  json_decref (a);
+  d->admitted = true;
+  d->told = false;
+  return 0;
+}
+
 static int
 phase_admission (struct migration *m, int *rc, char *err, size_t errlen)
 {
   uint64_t disk_bytes = vm_allocated_bytes (m->def);
 
   record_set_phase (m, "admission", "asking %s to take %s", m->to, m->vm);
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    char e[1024];
-    json_t *a;
-    d->told = true;             /* Until it says yes, nothing to drop. */
-    d->peer = peer_connect (d->host, e, sizeof e);
-    if (!d->peer) {
-      if (source_drop_dest (m, i, "failed", e, RC_UNREACHABLE, rc, err,
-                     errlen) == -1)
-        return -1;
-      continue;
-    }
-    a = peer_call (d->peer, json_pack (
-      "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:O, s:O, s:I}}",
-      "type", "START_MIGRATION", "id", m->id, "vm", m->vm, "source", hd.name,
-      "mode", m->mode, "timeout_s", (json_int_t) m->timeout_s, "needs",
-      "memory", json_object_get (m->def, "memory"),
-      "vcpus", json_object_get (m->def, "vcpus"),
-      "disk_bytes", (json_int_t) (strcmp (m->mode, "volume") == 0 ? 0
-                                  : disk_bytes)),
-                   hd.io_timeout_ms, e, sizeof e);
-    int code = !a ? RC_UNREACHABLE : RC_DENIED;
-    if (!a || peer_expect (a, "PERMITTED", e, sizeof e) == -1) {
-      json_decref (a);
-      if (source_drop_dest (m, i, "failed", e, code, rc, err, errlen) == -1)
-        return -1;
-      continue;
-    }
-    json_decref (a);
-    d->admitted = true;
-    d->told = false;
-    record_dest (m, i, "copying", NULL);
-  }
+  /* Every destination is asked at once and each answer waited for:
+   * a refusal or an unreachable host costs only its own time limit. */
+  if (source_each_dest (m, "START_MIGRATION", admit_step, &disk_bytes, 0,
+                        "failed", rc, err, errlen) == -1)
+    return -1;
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (source_alive_dest (m, i))
+      record_dest (m, i, "copying", NULL);
   return 0;
 }
 
-/* MANAGEMENT_STATE to destination D: its endpoints, checked, and its
- * key for this migration's data written to D->psk.  0, or -1 (err). */
+/* MANAGEMENT_STATE to destination I: its endpoints, checked, and its
+ * key for this migration's data written to its psk.  0, or -1 (err). */
 static int
-prepare_dest (struct migration *m, size_t i, struct dest *d, char *err,
-              size_t errlen)
+prepare_step (struct migration *m, size_t i, void *arg, int *code,
+              char *err, size_t errlen)
 {
+  struct dest *d = &m->dests[i];
   json_t *a;
   struct uri u;
   char e2[256], name[32];
   int r = -1;
 
+  (void) arg;
+  *code = RC_ROLLED_BACK;
   a = peer_call (d->peer, json_pack ("{s:s, s:O, s:O}", "type",
                                      "MANAGEMENT_STATE", "def", m->def,
                                      "objects", m->objects),
@@ -155,17 +167,8 @@ phase_prepare (struct migration *m, int *rc, char *err, size_t errlen)
   record_set_phase (m, "prepare", "%s prepares disks, a share and a stream "
              "listener", m->to);
   m->prepared_at = wall_ms ();
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    char e[1024];
-    if (prepare_dest (m, i, d, e, sizeof e) == -1 &&
-        source_drop_dest (m, i, "failed", e, RC_ROLLED_BACK, rc, err,
-                          errlen) == -1)
-      return -1;
-  }
-  return 0;
+  return source_each_dest (m, "MANAGEMENT_STATE", prepare_step, NULL, 0,
+                           "failed", rc, err, errlen);
 }
 
 static int
@@ -248,6 +251,25 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
   return 0;
 }
 
+/* START_VM to destination I; ARG: hold the switch-over or not. */
+static int
+start_vm_step (struct migration *m, size_t i, void *arg, int *code,
+               char *err, size_t errlen)
+{
+  json_t *msg = peer_msg ("START_VM");
+  json_t *a;
+
+  /* ("prewarm": the destination's QEMU acknowledges the switch-over,
+   * which lets the source hold it.) */
+  if (*(const bool *) arg)
+    json_object_set_new (msg, "prewarm", json_true ());
+  *code = RC_ROLLED_BACK;
+  a = peer_call (m->dests[i].peer, msg, 120000, err, errlen);
+  int r = a && peer_expect (a, "SUCCESS", err, errlen) == 0 ? 0 : -1;
+  json_decref (a);
+  return r;
+}
+
 static int
 phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
 {
@@ -256,20 +278,10 @@ phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
   m->hold = m->prewarm || record_dests_alive (m) > 1;
   record_set_phase (m, "start_vm", "%s starts QEMU waiting for the stream",
                     m->to);
-  for (size_t i = 0; i < m->ndests; ++i) {
-    struct dest *d = source_alive_dest (m, i);
-    if (!d)
-      continue;
-    json_t *msg = peer_msg ("START_VM");
-    /* ("prewarm": the destination's QEMU acknowledges the switch-over,
-     * which lets the source hold it.) */
-    if (m->hold)
-      json_object_set_new (msg, "prewarm", json_true ());
-    if (source_call_dest (m, i, msg, "SUCCESS", 120000, "failed",
-                          RC_ROLLED_BACK, rc, err, errlen) == -1)
-      return -1;
-  }
-  return 0;
+  /* A QEMU slow to start on one host is left behind once the others
+   * have theirs. */
+  return source_each_dest (m, "START_VM", start_vm_step, &m->hold,
+                           EACH_GRACE_MS, "failed", rc, err, errlen);
 }
 
 static int
