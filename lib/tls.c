@@ -1,6 +1,7 @@
 /* handoff: TLS-PSK sessions on non-blocking sockets.  See tls.h. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,26 @@
  * stream. */
 #define TLS_RBUF (256 * 1024)
 
+/* Records sealed while tls_write_all runs are gathered here and sent
+ * in one system call: GnuTLS hands each record to the transport as it
+ * is made, even corked, and a send per 16 KiB record cost more than
+ * the copy into this buffer (bench/xfer.sh).  It holds one corked
+ * batch (TLS_CORK_MAX) with its records' overhead. */
+#define TLS_WBUF (TLS_CORK_MAX + 64 * 1024)
+#define TLS_CORK_MAX (256 * 1024)
+
 struct tls_session {
   int fd;                                   /* Not owned. */
   uint8_t *rbuf;                            /* Read-ahead (reader only). */
   size_t rpos, rlen;
+  /* A receiving thread may have GnuTLS send a record too (an alert, a
+   * key update's answer): it goes through the same gathering, in the
+   * order records were handed over, under wlock. */
+  pthread_mutex_t wlock;
+  uint8_t *wbuf;                            /* wlock: gathered records */
+  size_t wlen;                              /* wlock */
+  bool gathering;                           /* wlock: in tls_write_all */
+  int64_t wdeadline;                        /* wlock: its deadline */
   bool server;
   gnutls_session_t s;
   gnutls_psk_client_credentials_t ccred;
@@ -40,18 +57,60 @@ struct tls_session {
   char peer[160];
 };
 
-/* Records go out several at a time (writev); MSG_NOSIGNAL so a dead
- * peer is EPIPE, not SIGPIPE. */
+/* Send the gathered records, waiting for room until the deadline
+ * (wlock held).  MSG_NOSIGNAL so a dead peer is EPIPE, not SIGPIPE. */
+static int
+flush_gathered (struct tls_session *t)
+{
+  size_t done = 0;
+
+  while (done < t->wlen) {
+    ssize_t r = send (t->fd, t->wbuf + done, t->wlen - done, MSG_NOSIGNAL);
+    if (r == -1 && (errno == EAGAIN || errno == EINTR)) {
+      if (errno == EAGAIN && sock_wait (t->fd, POLLOUT, t->wdeadline) == -1)
+        return -1;
+      continue;
+    }
+    if (r == -1)
+      return -1;
+    done += (size_t) r;
+  }
+  t->wlen = 0;
+  return 0;
+}
+
+/* Records go out several at a time (writev), or gathered while
+ * tls_write_all runs. */
 static ssize_t
 vec_push (gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 {
   struct tls_session *t = p;
   struct msghdr m = { .msg_iov = (struct iovec *) iov,
                       .msg_iovlen = (size_t) iovcnt };
-  ssize_t r = sendmsg (t->fd, &m, MSG_NOSIGNAL);
+  size_t total = 0;
+  ssize_t r;
 
+  for (int i = 0; i < iovcnt; ++i)
+    total += iov[i].iov_len;
+  pthread_mutex_lock (&t->wlock);
+  if (t->gathering && total <= TLS_WBUF) {
+    if (t->wlen + total > TLS_WBUF && flush_gathered (t) == -1) {
+      gnutls_transport_set_errno (t->s, errno);
+      pthread_mutex_unlock (&t->wlock);
+      return -1;
+    }
+    for (int i = 0; i < iovcnt; ++i) {
+      memcpy (t->wbuf + t->wlen, iov[i].iov_base, iov[i].iov_len);
+      t->wlen += iov[i].iov_len;
+    }
+    pthread_mutex_unlock (&t->wlock);
+    return (ssize_t) total;
+  }
+  /* (Nothing is gathered outside tls_write_all: it flushes first.) */
+  r = sendmsg (t->fd, &m, MSG_NOSIGNAL);
   if (r == -1)
     gnutls_transport_set_errno (t->s, errno);
+  pthread_mutex_unlock (&t->wlock);
   return r;
 }
 
@@ -110,6 +169,8 @@ tls_free (struct tls_session *t)
   psk_table_free (&t->psk);
   free (t->identity);
   free (t->rbuf);
+  free (t->wbuf);
+  pthread_mutex_destroy (&t->wlock);
   free (t);
 }
 
@@ -125,9 +186,11 @@ tls_new (int fd, bool server, const char *psk_file, const char *identity,
     return NULL;
   t->fd = fd;
   t->server = server;
+  pthread_mutex_init (&t->wlock, NULL);
   snprintf (t->peer, sizeof t->peer, "%s", peer);
   t->rbuf = malloc (TLS_RBUF);
-  if (!t->rbuf)
+  t->wbuf = malloc (TLS_WBUF);
+  if (!t->rbuf || !t->wbuf)
     goto error;
   if (psk_load (psk_file, &t->psk, err, sizeof err) == -1) {
     log_error ("%s", err);
@@ -264,17 +327,20 @@ tls_read (struct tls_session *t, void *buf, size_t n, int64_t deadline)
   return (ssize_t) got;
 }
 
-/* Many records per system call: cork, queue everything, then uncork
- * (which flushes in large writes). */
-#define TLS_CORK_MAX (256 * 1024)
-
+/* Many records per system call: cork, queue everything, then uncork,
+ * gathering the records, and send them at once. */
 int
 tls_write_all (struct tls_session *t, const void *buf, size_t n,
                int64_t deadline)
 {
   const char *p = buf;
+  int rv = 0;
 
-  while (n > 0) {
+  pthread_mutex_lock (&t->wlock);
+  t->gathering = true;
+  t->wdeadline = deadline;
+  pthread_mutex_unlock (&t->wlock);
+  while (rv == 0 && n > 0) {
     size_t batch = n > TLS_CORK_MAX ? TLS_CORK_MAX : n;
     ssize_t r;
 
@@ -285,26 +351,38 @@ tls_write_all (struct tls_session *t, const void *buf, size_t n,
       if (r < 0) {
         log_debug ("%s: TLS send: %s", t->peer, gnutls_strerror ((int) r));
         errno = EPIPE;
-        return -1;
+        rv = -1;
+        break;
       }
     }
-    for (;;) {
+    for (; rv == 0; ) {
       int u = gnutls_record_uncork (t->s, 0);
       if (u >= 0)
         break;
       if (u == GNUTLS_E_AGAIN || u == GNUTLS_E_INTERRUPTED) {
         if (sock_wait (t->fd, POLLOUT, deadline) == -1)
-          return -1;
+          rv = -1;
         continue;
       }
       log_debug ("%s: TLS send: %s", t->peer, gnutls_strerror (u));
       errno = EPIPE;
-      return -1;
+      rv = -1;
     }
+    pthread_mutex_lock (&t->wlock);
+    if (rv == 0 && flush_gathered (t) == -1) {
+      log_debug ("%s: TLS send: %m", t->peer);
+      errno = EPIPE;
+      rv = -1;
+    }
+    pthread_mutex_unlock (&t->wlock);
     p += batch;
     n -= batch;
   }
-  return 0;
+  pthread_mutex_lock (&t->wlock);
+  t->gathering = false;
+  t->wlen = 0;                  /* (Left only after a failure.) */
+  pthread_mutex_unlock (&t->wlock);
+  return rv;
 }
 
 size_t
