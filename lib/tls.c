@@ -30,11 +30,11 @@
 
 /* Records sealed while tls_write_all runs are gathered here and sent
  * in one system call: GnuTLS hands each record to the transport as it
- * is made, even corked, and a send per 16 KiB record cost more than
- * the copy into this buffer (bench/xfer.sh).  It holds one corked
- * batch (TLS_CORK_MAX) with its records' overhead. */
-#define TLS_WBUF (TLS_CORK_MAX + 64 * 1024)
-#define TLS_CORK_MAX (256 * 1024)
+ * is made, and a send per 16 KiB record cost more than the copy into
+ * this buffer (bench/xfer.sh).  It holds one batch (TLS_BATCH) with
+ * its records' overhead. */
+#define TLS_WBUF (TLS_BATCH + 64 * 1024)
+#define TLS_BATCH (256 * 1024)
 
 struct tls_session {
   int fd;                                   /* Not owned. */
@@ -48,6 +48,7 @@ struct tls_session {
   size_t wlen;                              /* wlock */
   bool gathering;                           /* wlock: in tls_write_all */
   int64_t wdeadline;                        /* wlock: its deadline */
+  int werrno;                               /* wlock: why gathering failed */
   bool server;
   gnutls_session_t s;
   gnutls_psk_client_credentials_t ccred;
@@ -95,6 +96,7 @@ vec_push (gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
   pthread_mutex_lock (&t->wlock);
   if (t->gathering && total <= TLS_WBUF) {
     if (t->wlen + total > TLS_WBUF && flush_gathered (t) == -1) {
+      t->werrno = errno;
       gnutls_transport_set_errno (t->s, errno);
       pthread_mutex_unlock (&t->wlock);
       return -1;
@@ -327,8 +329,9 @@ tls_read (struct tls_session *t, void *buf, size_t n, int64_t deadline)
   return (ssize_t) got;
 }
 
-/* Many records per system call: cork, queue everything, then uncork,
- * gathering the records, and send them at once. */
+/* Many records per system call: each is gathered as GnuTLS seals it,
+ * straight from BUF, and a batch goes out at once.  (Corking would
+ * only add a copy: GnuTLS still hands the records over one by one.) */
 int
 tls_write_all (struct tls_session *t, const void *buf, size_t n,
                int64_t deadline)
@@ -339,39 +342,27 @@ tls_write_all (struct tls_session *t, const void *buf, size_t n,
   pthread_mutex_lock (&t->wlock);
   t->gathering = true;
   t->wdeadline = deadline;
+  t->werrno = 0;
   pthread_mutex_unlock (&t->wlock);
   while (rv == 0 && n > 0) {
-    size_t batch = n > TLS_CORK_MAX ? TLS_CORK_MAX : n;
+    size_t batch = n > TLS_BATCH ? TLS_BATCH : n;
     ssize_t r;
 
-    gnutls_record_cork (t->s);
-    /* Corked, send only queues: it cannot block. */
+    /* Gathering, the transport never says "again": it waits for room
+     * itself, and fails only when the peer is gone or the deadline
+     * passed. */
     for (size_t done = 0; done < batch; done += (size_t) r) {
       r = gnutls_record_send (t->s, p + done, batch - done);
       if (r < 0) {
         log_debug ("%s: TLS send: %s", t->peer, gnutls_strerror ((int) r));
-        errno = EPIPE;
         rv = -1;
         break;
       }
     }
-    for (; rv == 0; ) {
-      int u = gnutls_record_uncork (t->s, 0);
-      if (u >= 0)
-        break;
-      if (u == GNUTLS_E_AGAIN || u == GNUTLS_E_INTERRUPTED) {
-        if (sock_wait (t->fd, POLLOUT, deadline) == -1)
-          rv = -1;
-        continue;
-      }
-      log_debug ("%s: TLS send: %s", t->peer, gnutls_strerror (u));
-      errno = EPIPE;
-      rv = -1;
-    }
     pthread_mutex_lock (&t->wlock);
     if (rv == 0 && flush_gathered (t) == -1) {
+      t->werrno = errno;
       log_debug ("%s: TLS send: %m", t->peer);
-      errno = EPIPE;
       rv = -1;
     }
     pthread_mutex_unlock (&t->wlock);
@@ -379,9 +370,12 @@ tls_write_all (struct tls_session *t, const void *buf, size_t n,
     n -= batch;
   }
   pthread_mutex_lock (&t->wlock);
+  int e = t->werrno ? t->werrno : EPIPE;
   t->gathering = false;
   t->wlen = 0;                  /* (Left only after a failure.) */
   pthread_mutex_unlock (&t->wlock);
+  if (rv == -1)
+    errno = e;
   return rv;
 }
 
