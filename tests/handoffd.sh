@@ -310,7 +310,9 @@ notes_writer ()
     while [ \$i -lt 100000 ]; do
       i=\$((i + 1))
       echo \"note \$i\" >> '$tmp/h$1/run/$2/dir/notes.log' || exit 0
-      echo \$i > '$tmp/notes.acked'
+      # Renamed into place: a reader never sees the file empty.
+      echo \$i > '$tmp/notes.acked.new'
+      mv '$tmp/notes.acked.new' '$tmp/notes.acked'
       sleep $3
     done" &
   echo $! > "$tmp/writer.pid"
