@@ -71,6 +71,17 @@ peer_call (struct channel *c, json_t *msg, int timeout_ms, char *err,
 }
 
 int
+peer_ask (struct channel *c, json_t *msg, const char *want, int timeout_ms,
+          char *err, size_t errlen)
+{
+  json_t *a = peer_call (c, msg, timeout_ms, err, errlen);
+  int r = a && peer_expect (a, want, err, errlen) == 0 ? 0 : -1;
+
+  json_decref (a);
+  return r;
+}
+
+int
 peer_expect (json_t *answer, const char *want, char *err, size_t errlen)
 {
   const char *type = json_string_value (json_object_get (answer, "type"));

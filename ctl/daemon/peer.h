@@ -83,6 +83,11 @@ extern int peer_expect (json_t *answer, const char *want, char *err,
 
 extern json_t *peer_msg (const char *type);
 
+/* peer_call, then peer_expect WANT, when only that the answer is WANT
+ * matters: 0, or -1 with err. */
+extern int peer_ask (struct channel *c, json_t *msg, const char *want,
+                     int timeout_ms, char *err, size_t errlen);
+
 /* Ask TO about migration ID on a new connection, retrying until
  * TIMEOUT_MS: the STATUS answer, or NULL (err). */
 extern json_t *peer_query_migration (const char *to, const char *id,

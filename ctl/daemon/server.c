@@ -355,9 +355,8 @@ op_peers (void)
     char err[512] = "";
     int64_t t0 = clock_ms ();
     struct channel *c = peer_connect (hd.peers[i].name, err, sizeof err);
-    json_t *a = c ? peer_call (c, peer_msg ("PING"), hd.io_timeout_ms, err,
-                               sizeof err) : NULL;
-    bool ok = a && peer_expect (a, "PONG", err, sizeof err) == 0;
+    bool ok = c && peer_ask (c, peer_msg ("PING"), "PONG", hd.io_timeout_ms,
+                             err, sizeof err) == 0;
     json_t *p = json_pack ("{s:s, s:s, s:b}", "name", hd.peers[i].name,
                            "uri", hd.peers[i].uri, "ok", ok);
     if (ok)
@@ -367,7 +366,6 @@ op_peers (void)
       json_object_set_new (p, "error", json_string (err[0] ? err
                                                     : log_last_error ()));
     json_array_append_new (list, p);
-    json_decref (a);
     if (c)
       chan_close (c);
   }

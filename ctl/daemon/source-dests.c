@@ -149,14 +149,12 @@ source_send_state (struct dest *d, json_t *evs, json_t *objs, char *err,
   int rv = 0;
 
   for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; ++i) {
-    /* peer_call takes what it sends; the rest are dropped here. */
-    json_t *a = rv == 0
-      ? peer_call (d->peer, msgs[i], hd.io_timeout_ms, err, errlen) : NULL;
-    if (rv == -1)
+    /* peer_ask takes what it sends; the rest are dropped here. */
+    if (rv == 0)
+      rv = peer_ask (d->peer, msgs[i], "SUCCESS", hd.io_timeout_ms, err,
+                     errlen);
+    else
       json_decref (msgs[i]);
-    else if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1)
-      rv = -1;
-    json_decref (a);
   }
   return rv;
 }

@@ -161,18 +161,12 @@ static int
 ping_step (struct migration *m, size_t i, void *arg, int *code, char *err,
            size_t errlen)
 {
-  json_t *a;
-  int r;
-
   (void) arg;
   *code = RC_ROLLED_BACK;
   if (!m->dests[i].peer)
     return 0;
-  a = peer_call (m->dests[i].peer, peer_msg ("PING"), hd.io_timeout_ms, err,
-                 errlen);
-  r = a && peer_expect (a, "PONG", err, errlen) == 0 ? 0 : -1;
-  json_decref (a);
-  return r;
+  return peer_ask (m->dests[i].peer, peer_msg ("PING"), "PONG",
+                   hd.io_timeout_ms, err, errlen);
 }
 
 /* While the data moves the control channel is idle: a PING every few

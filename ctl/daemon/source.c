@@ -257,17 +257,13 @@ start_vm_step (struct migration *m, size_t i, void *arg, int *code,
                char *err, size_t errlen)
 {
   json_t *msg = peer_msg ("START_VM");
-  json_t *a;
 
   /* ("prewarm": the destination's QEMU acknowledges the switch-over,
    * which lets the source hold it.) */
   if (*(const bool *) arg)
     json_object_set_new (msg, "prewarm", json_true ());
   *code = RC_ROLLED_BACK;
-  a = peer_call (m->dests[i].peer, msg, 120000, err, errlen);
-  int r = a && peer_expect (a, "SUCCESS", err, errlen) == 0 ? 0 : -1;
-  json_decref (a);
-  return r;
+  return peer_ask (m->dests[i].peer, msg, "SUCCESS", 120000, err, errlen);
 }
 
 static int

@@ -306,13 +306,9 @@ step_power_off (struct vmove *mv)
       usleep (100000);
       if (k % 20 != 19)
         continue;
-      a = peer_call (mv->peer, peer_msg ("PING"), hd.io_timeout_ms, mv->err,
-                     sizeof mv->err);
-      if (!a || peer_expect (a, "PONG", mv->err, sizeof mv->err) == -1) {
-        json_decref (a);
+      if (peer_ask (mv->peer, peer_msg ("PING"), "PONG", hd.io_timeout_ms,
+                    mv->err, sizeof mv->err) == -1)
         return -1;
-      }
-      json_decref (a);
     }
   }
   vm_stop (mv->vm);
