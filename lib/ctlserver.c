@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "cleanup.h"
@@ -21,6 +23,8 @@ struct ctlserver {
   struct chan_listener *listener;
   pthread_t thread;
   volatile bool quit;
+  int wake_fd;                  /* eventfd: ctlserver_stop wakes the
+                                   accept thread out of its poll. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct channel *clients[MAX_CLIENTS];       /* lock */
@@ -145,15 +149,18 @@ accept_main (void *arg)
 
   if (s->cfg.thread_start)
     s->cfg.thread_start (s->cfg.opaque);
-  /* Terminates: ctlserver_stop sets quit; we look once a second. */
+  /* Terminates: ctlserver_stop sets quit and wakes us.  The poll
+   * still ends once a second, for the tick. */
   while (!s->quit) {
-    struct pollfd pfd = { .fd = chan_listener_fd (s->listener),
-                          .events = POLLIN };
-    int r = poll (&pfd, 1, 1000);
+    struct pollfd pfd[2] = {
+      { .fd = chan_listener_fd (s->listener), .events = POLLIN },
+      { .fd = s->wake_fd, .events = POLLIN },
+    };
+    int r = poll (pfd, 2, 1000);
 
     if (s->cfg.tick)
       s->cfg.tick (s->cfg.opaque);
-    if (r > 0 && (pfd.revents & POLLIN) && !s->quit) {
+    if (r > 0 && (pfd[0].revents & POLLIN) && !s->quit) {
       struct channel *c = chan_accept (s->listener, 0);
       if (c)
         add_client (s, c);
@@ -177,6 +184,12 @@ ctlserver_start (const struct ctlserver_config *cfg)
   if (!s)
     return NULL;
   s->cfg = *cfg;
+  s->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->wake_fd == -1) {
+    log_error ("cannot make the control thread's wake-up: %m");
+    free (s);
+    return NULL;
+  }
   s->path = strdup (cfg->uri ? cfg->uri : cfg->path);
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->cond, NULL);
@@ -197,6 +210,7 @@ ctlserver_start (const struct ctlserver_config *cfg)
 
  error:
   chan_listener_close (s->listener);
+  close (s->wake_fd);
   free (s->path);
   free (s);
   return NULL;
@@ -208,7 +222,10 @@ ctlserver_stop (struct ctlserver *s)
   if (!s)
     return;
   s->quit = true;
+  if (eventfd_write (s->wake_fd, 1) == -1)
+    log_debug ("%s: waking the control thread: %m", s->path);
   pthread_join (s->thread, NULL);
+  close (s->wake_fd);
   pthread_mutex_lock (&s->lock);
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)
     if (s->clients[i])

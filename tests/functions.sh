@@ -216,7 +216,17 @@ kill_pidfile ()
   local pid i
   [ -s "$1" ] || return 0
   pid=$(cat "$1")
-  pkill -TERM -P "$pid" 2>/dev/null || true
+  # Its children first, and time for them to go while it is alive to
+  # reap them: a child orphaned by killing PID at once would wait as a
+  # zombie for init to reap it (here up to two seconds), and 'kill -0'
+  # finds a zombie.  A wrapper (a subshell running a daemon) then ends
+  # by itself.
+  if pkill -TERM -P "$pid" 2>/dev/null; then
+    for (( i=0; i<100; i++ )); do
+      pgrep -P "$pid" > /dev/null || break
+      sleep 0.05
+    done
+  fi
   kill "$pid" 2>/dev/null || return 0
   for (( i=0; i<50; i++ )); do
     kill -0 "$pid" 2>/dev/null || return 0
