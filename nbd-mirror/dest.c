@@ -98,6 +98,7 @@ dest_new (struct mirror *m, const char *uristr, char *err, size_t errlen)
   uri_free (&u);
 
   d->state = DEST_CONNECTING;
+  atomic_init (&d->gone, false);
   d->nconn = m->cfg.connections;
   if (pool_alloc (d) == -1) {
     set_error (err, errlen, "out of memory");

@@ -627,7 +627,7 @@ mirror_cancel (const char *uri, char *err, size_t errlen)
       continue;
     found = true;
     if (dest_active_locked (d)) {
-      d->state = DEST_CANCELLED;
+      dest_leave_locked (d, DEST_CANCELLED);
       dest_wake (d);
     }
   }
@@ -694,7 +694,7 @@ mirror_shutdown (void)
   if (session_running_locked (&mirror)) {
     for (size_t i = 0; i < mirror.ndests; ++i)
       if (dest_active_locked (mirror.dests[i]))
-        mirror.dests[i]->state = DEST_CANCELLED;
+        dest_leave_locked (mirror.dests[i], DEST_CANCELLED);
     mirror.state = MIRROR_CANCELLED;
     atomic_store (&mirror.active, false);
   }

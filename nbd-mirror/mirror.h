@@ -103,6 +103,9 @@ struct dest {
   struct mirror *m;             /* The session it belongs to. */
   char *uri;
   enum dest_state state;        /* mirror.lock */
+  atomic_bool gone;             /* Left the mirror (failed or cancelled):
+                                   read without the lock by a guest
+                                   write waiting for its reply. */
   char error[512];              /* Why it failed (mirror.lock). */
   struct chunk_track track;     /* mirror.lock */
   unsigned nconn;

@@ -14,6 +14,10 @@
 #include "pool.h"
 #include "state.h"
 
+/* How often a guest write waiting for a destination's reply looks
+ * whether that destination left the mirror meanwhile. */
+#define GONE_CHECK_MS 100
+
 /* A guest pool handle. */
 struct pool_handle {
   struct dest *d;
@@ -189,12 +193,21 @@ dest_pool_wait (struct pool_handle *h, int64_t cookie, int64_t deadline,
       errno = ETIMEDOUT;
       return -1;
     }
+    /* A destination cancelled or failed meanwhile (the controller
+     * gave up on it, or another request found it silent) has no reply
+     * worth waiting for: the guest's write is done on every other
+     * copy, and the copier will not redo it there. */
+    if (atomic_load (&h->d->gone)) {
+      snprintf (err, errlen, "the destination left the mirror");
+      errno = ECANCELED;
+      return -1;
+    }
     if (spin_until && clock_us () < spin_until) {
       sched_yield ();
       timeout = 0;
     }
     else
-      timeout = left > 1000000 ? 1000000 : (int) left;
+      timeout = left > GONE_CHECK_MS ? GONE_CHECK_MS : (int) left;
     if (nbd_poll (h->nbd, timeout) == -1) {
       snprintf (err, errlen, "%s", nbd_get_error ());
       errno = nbd_get_errno () ? nbd_get_errno () : EIO;

@@ -49,6 +49,13 @@ dest_wake (struct dest *d)
 }
 
 void
+dest_leave_locked (struct dest *d, enum dest_state state)
+{
+  d->state = state;
+  atomic_store (&d->gone, true);
+}
+
+void
 dest_fail_locked (struct dest *d, const char *fmt, ...)
 {
   va_list ap;
@@ -58,7 +65,7 @@ dest_fail_locked (struct dest *d, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (d->error, sizeof d->error, fmt, ap);
   va_end (ap);
-  d->state = DEST_FAILED;
+  dest_leave_locked (d, DEST_FAILED);
   log_error ("mirror: destination %s failed: %s", d->uri, d->error);
   dest_wake (d);
   pthread_cond_broadcast (&d->m->cond);

@@ -19,6 +19,9 @@ extern const char *const dest_state_names[];
 extern bool dest_active_locked (const struct dest *d);
 /* Wake D's workers ("look again"). */
 extern void dest_wake (struct dest *d);
+/* D leaves the mirror (failed or cancelled): guest writes waiting for
+ * its replies stop waiting (dest_pool_wait). */
+extern void dest_leave_locked (struct dest *d, enum dest_state state);
 /* D failed: its state, the reason, the waiters woken, and the session
  * ended if no destination is left. */
 extern void dest_fail_locked (struct dest *d, const char *fmt, ...)

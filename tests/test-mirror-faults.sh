@@ -8,8 +8,9 @@
 #  - a destination whose disk is full (ENOSPC),
 # each fails only that destination, with its reason in the status,
 # while the guest keeps writing and the other destination completes.
-# Cancelling mid-copy leaves the source untouched, and a new mirror can
-# start afterwards.
+# Cancelling mid-copy leaves the source untouched; cancelling one frozen
+# destination lets the guest's writes waiting for it complete at once;
+# and a new mirror can start afterwards.
 source "$(dirname "$0")/functions.sh"
 requires qemu-io --version
 requires unshare -m true   # the full-disk case mounts a small tmpfs
@@ -181,6 +182,42 @@ handoff mirror cancel "$ctl"
   fail "state is not cancelled"
 [ "$(sha256sum < "$tmp/src.img")" = "$before" ] || fail "source changed"
 kill_pidfile "$tmp/slow.sock.pid"
+
+echo "== cancelling a frozen destination frees the guest's writes waiting for it"
+# A source whose destinations may take two minutes to answer: the
+# controller, which found one lost, cancels it instead, and the guest's
+# writes in flight to it complete then, not when its time is up.
+truncate -s 64M "$tmp/long.img"
+start_nbdkit "$tmp/long.sock" --filter="$HANDOFF_FILTER" file "$tmp/long.img" \
+  mirror-control="$tmp/long-ctl.sock" mirror-dest-timeout=120s
+for n in lf lg; do truncate -s 64M "$tmp/$n.img"; start_nbdkit "$tmp/$n.sock" file "$tmp/$n.img"; done
+handoff mirror start "$tmp/long-ctl.sock" --to "nbd+unix:///?socket=$tmp/lf.sock" \
+  --to "nbd+unix:///?socket=$tmp/lg.sock"
+wait_for 30 "both copied" bash -c \
+  "[ \"\$(handoff mirror status --json '$tmp/long-ctl.sock' | jq -r '[.destinations[].state] | join(\" \")')\" = 'ready ready' ]"
+kill -STOP "$(cat "$tmp/lf.sock.pid")"
+cleanup_fn kill_quiet -CONT "$(cat "$tmp/lf.sock.pid")"
+printf 'write -P 61 0 65536\nwrite -P 62 1048576 65536\nflush\n' |
+  qemu-io -f raw "nbd+unix:///?socket=$tmp/long.sock" > "$tmp/long-io.log" 2>&1 &
+io=$!
+sleep 3
+kill -0 "$io" 2>/dev/null ||
+  { cat "$tmp/long-io.log"; fail "the write did not wait for the frozen destination (the test proves nothing)"; }
+handoff mirror cancel "$tmp/long-ctl.sock" --to "nbd+unix:///?socket=$tmp/lf.sock"
+t0=$(date +%s)
+wait_for 30 "the guest's writes to finish once the frozen destination was cancelled" \
+  bash -c "! kill -0 $io 2>/dev/null"
+wait "$io" || { cat "$tmp/long-io.log"; fail "the guest's write failed"; }
+! grep -qiE 'error|fail' "$tmp/long-io.log" || { cat "$tmp/long-io.log"; fail "a guest write reported an error"; }
+echo "  the writes completed $(( $(date +%s) - t0 )) s after the cancel (the destination timeout is 120 s)"
+[ "$(handoff mirror status --json "$tmp/long-ctl.sock" | jq -r '.destinations[0].state')" = cancelled ] ||
+  fail "the frozen destination is not cancelled"
+handoff mirror complete --verify "$tmp/long-ctl.sock"
+cmp "$tmp/long.img" "$tmp/lg.img" || fail "the destination left differs"
+kill_pidfile "$tmp/long.sock.pid"
+kill_pidfile "$tmp/lg.sock.pid"
+kill -CONT "$(cat "$tmp/lf.sock.pid")"
+kill_quiet -9 "$(cat "$tmp/lf.sock.pid")"
 
 echo "== a new mirror after all that"
 new_dest again file "$tmp/again.img"

@@ -20,6 +20,7 @@
 #include "peer.h"
 #include "record.h"
 #include "source-dests.h"
+#include "source-helpers.h"
 #include "vm.h"
 
 /* Telling a destination that left to drop what it received, in a
@@ -91,17 +92,9 @@ source_drop_dest (struct migration *m, size_t i, const char *state,
     return -1;
   }
   snprintf (err, errlen, "%s: %s", d->host, reason);
-  /* Its file share receiver leaves at once: the guest's writes to its
-   * directory wait for every receiver, and this one may never answer
-   * again.  (Each disk's mirror drops it by itself.) */
-  if (d->slot >= 0 && json_string_value (json_object_get (m->def, "dir"))) {
-    char e[256];
-    json_decref (vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
-                                 json_pack ("{s:s, s:O}", "op", "drop", "to",
-                                            json_object_get (d->endpoints,
-                                                             "share")),
-                                 5000, e, sizeof e));
-  }
+  /* Its streams let go of it at once: the guest's writes would wait
+   * for its replies, and it may never answer again. */
+  source_leave_streams (m, d);
   if (d->admitted && !d->told)
     tell_drop (d, m->id, reason);
   d->told = true;

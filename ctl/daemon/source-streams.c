@@ -13,26 +13,9 @@
 #include "exitcodes.h"
 #include "record.h"
 #include "source-dests.h"
+#include "source-helpers.h"
 #include "source-streams.h"
 #include "vm.h"
-
-json_t *
-source_mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
-                    char *err, size_t errlen)
-{
-  char sock[32];
-  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
-  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
-                         err, errlen);
-}
-
-json_t *
-source_share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
-                   size_t errlen)
-{
-  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
-                         timeout_ms, err, errlen);
-}
 
 static double
 num (json_t *o, const char *key)
@@ -255,33 +238,6 @@ source_sample (struct migration *m, json_t *ram, bool *storage_ready, int *rc,
                       "rate", s.rate, "dirty_rate", s.dirty,
                       "predicted_downtime_ms", predicted, "eta_s", eta));
   return rv;
-}
-
-/* Where disk K of destination D is mirrored to, with its key. */
-const char *
-source_disk_uri (const struct dest *d, size_t k, char *buf, size_t len)
-{
-  snprintf (buf, len, "%.400s?tls-psk-file=%s",
-            json_string_value (json_array_get (
-              json_object_get (d->endpoints, "disks"), k)), d->psk);
-  return buf;
-}
-
-/* Destination D left the migration without being told yet: stop
- * mirroring its disks (the others go on; its file share receiver left
- * when it was dropped). */
-void
-source_stop_mirroring (struct migration *m, const struct dest *d)
-{
-  char err[512];
-
-  for (size_t k = 0; k < m->ndisks; ++k) {
-    char uri[PATH_MAX + 512];
-    json_decref (source_mirror_call (m, k, json_pack (
-                   "{s:s, s:s}", "op", "cancel", "destination",
-                   source_disk_uri (d, k, uri, sizeof uri)), 5000, err,
-                              sizeof err));
-  }
 }
 
 /* The share of the VM's directory, to every destination still in the

@@ -10,13 +10,6 @@
 
 #include "record.h"
 
-/* A request (REQ, stolen) to disk I's mirror, or to the share: the
- * answer, or NULL (err). */
-extern json_t *source_mirror_call (struct migration *m, size_t i, json_t *req,
-                                   int timeout_ms, char *err, size_t errlen);
-extern json_t *source_share_call (struct migration *m, json_t *req,
-                                  int timeout_ms, char *err, size_t errlen);
-
 /* One progress sample: every stream, and the remaining state R and
  * rates B (transfer) and W (dirtying) of DESIGN.md §4, kept in M and
  * sent as a progress event.  RAM: QEMU's query-migrate, or NULL.
@@ -26,12 +19,6 @@ extern int source_sample (struct migration *m, json_t *ram,
                           bool *storage_ready, int *rc, char *err,
                           size_t errlen);
 
-/* Where disk K of destination D is mirrored to, with its key. */
-extern const char *source_disk_uri (const struct dest *d, size_t k,
-                                    char *buf, size_t len);
-/* Destination D left the migration without being told yet: stop
- * mirroring its disks (the others go on). */
-extern void source_stop_mirroring (struct migration *m, const struct dest *d);
 /* Start the share of the VM's directory to every destination left,
  * at most COPY_CAP bytes/s (0: no cap).  -1 (err, *RC) if it cannot
  * start, or none of them can be reached. */

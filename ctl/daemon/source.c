@@ -29,6 +29,7 @@
 #include "source-dests.h"
 #include "source-each.h"
 #include "source-end.h"
+#include "source-helpers.h"
 #include "source-streams.h"
 #include "source-warm.h"
 #include "source.h"

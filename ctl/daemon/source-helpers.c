@@ -1,0 +1,77 @@
+/* handoffd: the source's calls to a VM's stream helpers
+ * (source-helpers.h), over their control sockets in the VM's run
+ * directory.
+ */
+#include <limits.h>
+#include <stdio.h>
+
+#include "channel-proto.h"
+#include "source-helpers.h"
+#include "vm.h"
+
+/* A helper that does not answer this soon is stuck; the caller goes
+ * on without it (the mirror also drops the destination by itself
+ * after its own timeout). */
+#define LEAVE_CALL_MS 5000
+
+json_t *
+source_mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
+                    char *err, size_t errlen)
+{
+  char sock[32];
+  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
+  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
+                         err, errlen);
+}
+
+json_t *
+source_share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
+                   size_t errlen)
+{
+  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
+                         timeout_ms, err, errlen);
+}
+
+const char *
+source_disk_uri (const struct dest *d, size_t k, char *buf, size_t len)
+{
+  snprintf (buf, len, "%.400s?tls-psk-file=%s",
+            json_string_value (json_array_get (
+              json_object_get (d->endpoints, "disks"), k)), d->psk);
+  return buf;
+}
+
+void
+source_stop_mirroring (struct migration *m, const struct dest *d)
+{
+  char err[512];
+
+  for (size_t k = 0; k < m->ndisks; ++k) {
+    char uri[PATH_MAX + 512];
+    json_decref (source_mirror_call (m, k, json_pack (
+                   "{s:s, s:s}", "op", "cancel", "destination",
+                   source_disk_uri (d, k, uri, sizeof uri)), LEAVE_CALL_MS,
+                                     err, sizeof err));
+  }
+}
+
+void
+source_leave_streams (struct migration *m, const struct dest *d)
+{
+  char err[256];
+
+  /* Before its streams started there is nothing to leave. */
+  if (d->slot < 0)
+    return;
+  /* Its file share receiver: the guest's writes to its directory wait
+   * for every receiver, and this one may never answer again. */
+  if (json_string_value (json_object_get (m->def, "dir")))
+    json_decref (source_share_call (
+                   m, json_pack ("{s:s, s:O}", "op", "drop", "to",
+                                 json_object_get (d->endpoints, "share")),
+                   LEAVE_CALL_MS, err, sizeof err));
+  /* Its disks: a guest write mirrored to it would otherwise wait for
+   * the mirror's own destination timeout. */
+  if (json_is_array (json_object_get (d->endpoints, "disks")))
+    source_stop_mirroring (m, d);
+}

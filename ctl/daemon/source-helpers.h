@@ -1,0 +1,29 @@
+/* handoffd: the source's calls to a VM's stream helpers - each disk's
+ * mirror and the directory's share (source-helpers.c).
+ */
+#ifndef HANDOFF_CTL_SOURCE_HELPERS_H
+#define HANDOFF_CTL_SOURCE_HELPERS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "record.h"
+
+/* A request (REQ, stolen) to disk I's mirror, or to the share: the
+ * answer, or NULL (err). */
+extern json_t *source_mirror_call (struct migration *m, size_t i, json_t *req,
+                                   int timeout_ms, char *err, size_t errlen);
+extern json_t *source_share_call (struct migration *m, json_t *req,
+                                  int timeout_ms, char *err, size_t errlen);
+
+/* Where disk K of destination D is mirrored to, with its key. */
+extern const char *source_disk_uri (const struct dest *d, size_t k,
+                                    char *buf, size_t len);
+/* Stop mirroring D's disks (the others go on). */
+extern void source_stop_mirroring (struct migration *m, const struct dest *d);
+/* D left the migration: its share receiver and its disks' mirrors let
+ * go of it at once, so that no guest write waits for its reply. */
+extern void source_leave_streams (struct migration *m, const struct dest *d);
+
+#endif /* HANDOFF_CTL_SOURCE_HELPERS_H */
