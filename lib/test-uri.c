@@ -21,6 +21,7 @@ struct good {
   const char *export_name;
   const char *psk;
   const char *user;
+  const char *token;
 };
 
 static const struct good goods[] = {
@@ -47,6 +48,8 @@ static const struct good goods[] = {
   { "rdma://10.1.2.3:4444", URI_SCHEME_RDMA, "10.1.2.3", 4444 },
   { "tcp://10.0.0.2:7000?tls-psk-file=/run/k%20b.psk", URI_SCHEME_TCP,
     "10.0.0.2", 7000, NULL, NULL, "/run/k b.psk" },
+  { "rdma://10.0.0.3:7001?token-file=/run/mig.psk", URI_SCHEME_RDMA,
+    "10.0.0.3", 7001, NULL, NULL, NULL, NULL, "/run/mig.psk" },
   { "unix:/run/handoff/ctl.sock", URI_SCHEME_UNIX, NULL, 0,
     "/run/handoff/ctl.sock" },
   { "unix:relative.sock", URI_SCHEME_UNIX, NULL, 0, "relative.sock" },
@@ -82,7 +85,12 @@ static const struct bad bads[] = {
   { "tcp://h:1?tls-psk-file=", "is empty" },
   { "tcp://h:1/?tls-psk-file=k", "no path" },
   { "tcp://h:1?tls-psk-file=/k#x", "no path" },
-  { "rdma://h:1?tls-psk-file=k", "no path or query" },
+  { "rdma://h:1?tls-psk-file=k", "take only ?token-file" },
+  { "rdma://h:1?token-file=", "is empty" },
+  { "rdma://h:1?token-file=a&token-file=b", "given twice" },
+  { "rdma://h:1/?token-file=k", "no path" },
+  { "tcp://h:1?token-file=k", "take only ?tls-psk-file" },
+  { "nbds://h/?token-file=k", "only valid with rdma" },
   { "tcp://u@h:1", "user name is not allowed" },
   { "rdma://h", "need a port" },
   { "tcp://h!:1", "not a valid host" },
@@ -136,6 +144,10 @@ test_good (void **state)
       assert_string_equal (u.tls_psk_file, g->psk);
     if (g->user)
       assert_string_equal (u.tls_username, g->user);
+    if (g->token)
+      assert_string_equal (u.token_file, g->token);
+    else
+      assert_null (u.token_file);
     uri_free (&u);
   }
 }

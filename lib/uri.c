@@ -74,6 +74,7 @@ uri_free (struct uri *u)
   free (u->socket);
   free (u->export_name);
   free (u->tls_psk_file);
+  free (u->token_file);
   free (u->tls_username);
   memset (u, 0, sizeof *u);
 }
@@ -277,6 +278,8 @@ parse_query (const char *q, struct uri *u, char *err, size_t errlen)
       field = &u->tls_psk_file, name = "tls-psk-file";
     else if (klen == 12 && strncmp (p, "tls-username", 12) == 0)
       field = &u->tls_username, name = "tls-username";
+    else if (klen == 10 && strncmp (p, "token-file", 10) == 0)
+      field = &u->token_file, name = "token-file";
     else
       return set_error (err, errlen, "unknown query parameter '%.*s'",
                         (int) klen, p);
@@ -373,6 +376,8 @@ parse_nbd (const char *rest, struct uri *u, char *err, size_t errlen)
 
   if (u->tls_psk_file && !uri_uses_tls (u))
     return set_error (err, errlen, "tls-psk-file= needs an nbds URI");
+  if (u->token_file)
+    return set_error (err, errlen, "token-file= is only valid with rdma URIs");
   return 0;
 }
 
@@ -435,16 +440,21 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
   case URI_SCHEME_TCP:
   case URI_SCHEME_RDMA:
     q = strchr (rest, '?');
-    if (u->scheme == URI_SCHEME_TCP && !listen && q &&
-        !memchr (rest, '/', (size_t) (q - rest)) && !strchr (rest, '#')) {
+    if (!listen && q && !memchr (rest, '/', (size_t) (q - rest)) &&
+        !strchr (rest, '#')) {
       /* A stream to one of several destinations may name the key for
-       * it: tcp://HOST:PORT?tls-psk-file=FILE, and nothing else. */
+       * it: tcp://HOST:PORT?tls-psk-file=FILE or
+       * rdma://HOST:PORT?token-file=FILE, and nothing else. */
+      bool tcp = u->scheme == URI_SCHEME_TCP;
       if (parse_authority (rest, (size_t) (q - rest), u, true, false, listen,
                            err, errlen) == -1 ||
           parse_query (q + 1, u, err, errlen) == -1)
         goto error;
-      if (u->socket || u->tls_username || !u->tls_psk_file) {
-        set_error (err, errlen, "tcp URIs take only ?tls-psk-file=FILE");
+      if (u->socket || u->tls_username ||
+          (tcp ? !u->tls_psk_file || u->token_file
+               : !u->token_file || u->tls_psk_file)) {
+        set_error (err, errlen, tcp ? "tcp URIs take only ?tls-psk-file=FILE"
+                   : "rdma URIs take only ?token-file=FILE");
         goto error;
       }
     }

@@ -1,7 +1,8 @@
 # rdma-xfer/: librxfer (RDMA, TCP, unix transports) and handoff-xfer.
 
 XFER_LIB_SRCS := rdma-xfer/xfer.c rdma-xfer/transport-sock.c \
-                 rdma-xfer/transport-rdma.c rdma-xfer/ring.c
+                 rdma-xfer/transport-rdma.c rdma-xfer/ring.c \
+                 rdma-xfer/probe.c
 XFER_LIB_OBJS := $(XFER_LIB_SRCS:%.c=$(O)/%.o)
 LIBRXFER := $(O)/rdma-xfer/librxfer.a
 XFER_LIBS := $(call pc_libs,librdmacm libibverbs) $(LIB_LIBS)

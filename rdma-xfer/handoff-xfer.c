@@ -23,6 +23,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "psk.h"
+#include "probe.h"
 #include "progress.h"
 #include "relay.h"
 #include "sockets.h"
@@ -41,10 +42,13 @@ usage (FILE *fp, int code)
 "  handoff-xfer relay --listen URI --to URI [--to URI ...] [OPTIONS]\n"
 "  handoff-xfer send FILE --to URI [OPTIONS]\n"
 "  handoff-xfer recv --listen URI FILE [OPTIONS]\n"
+"  handoff-xfer probe ADDRESS [--json]\n"
 "\n"
 "URIs: rdma://HOST:PORT, tcp://HOST:PORT (TLS with --psk), unix:PATH\n"
 "(a raw stream, as QEMU's migration socket).  A --to of a relay may\n"
-"carry its own key: tcp://HOST:PORT?tls-psk-file=FILE.\n"
+"carry its own key: tcp://HOST:PORT?tls-psk-file=FILE or\n"
+"rdma://HOST:PORT?token-file=FILE.  'probe' says whether an active RDMA\n"
+"port serves ADDRESS (what rdma:// there would use).\n"
 "\n"
 "Options:\n"
 "  -l, --listen URI      where streams arrive\n"
@@ -378,7 +382,34 @@ value_option (int c, const char *optarg, struct relay_config *cfg,
   return 0;
 }
 
-/* relay, send or recv, with the options parsed into CFG. */
+/* Which RDMA device, if any, serves ADDR: always 0 once asked. */
+static int
+do_probe (const char *addr, bool json)
+{
+  struct xfer_rdma_probe p;
+
+  xfer_rdma_probe (addr, &p);
+  if (json) {
+    json_t *o = json_pack ("{s:s, s:b}", "address", addr, "rdma", p.usable);
+    if (o && p.device[0]) {
+      json_object_set_new (o, "device", json_string (p.device));
+      json_object_set_new (o, "port", json_integer (p.port));
+    }
+    if (o && !p.usable)
+      json_object_set_new (o, "reason", json_string (p.why));
+    if (!o || json_dumpf (o, stdout, JSON_COMPACT) == -1)
+      return RC_ERROR;
+    json_decref (o);
+    putchar ('\n');
+  }
+  else if (p.usable)
+    printf ("%s: RDMA device %s port %u\n", addr, p.device, p.port);
+  else
+    printf ("%s: no RDMA: %s\n", addr, p.why);
+  return fflush (stdout) == 0 ? RC_OK : RC_ERROR;
+}
+
+/* relay, send, recv or probe, with the options parsed into CFG. */
 static int
 run_command (const char *cmd, int argc, char **argv,
              struct relay_config *cfg, uint64_t size_limit)
@@ -419,8 +450,16 @@ run_command (const char *cmd, int argc, char **argv,
     return do_recv (cfg->listen, argv[0], &cfg->opts,
                     cfg->accept_timeout_ms, cfg->io_timeout_ms, cfg->json);
   }
-  fprintf (stderr, "%s: unknown command '%s' (relay, send, recv)\n", PROG,
-           cmd);
+  if (strcmp (cmd, "probe") == 0) {
+    if (argc != 1 || cfg->listen || cfg->nto != 0) {
+      fprintf (stderr, "%s probe: needs one ADDRESS and no --listen or "
+               "--to\n", PROG);
+      return RC_ERROR;
+    }
+    return do_probe (argv[0], cfg->json);
+  }
+  fprintf (stderr, "%s: unknown command '%s' (relay, send, recv, probe)\n",
+           PROG, cmd);
   return RC_ERROR;
 }
 

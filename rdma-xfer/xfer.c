@@ -65,7 +65,7 @@ pick (const char *uristr, const struct uri *u, const struct xfer_opts *o)
   case URI_SCHEME_UNIX:
     return &xfer_transport_unix;
   case URI_SCHEME_RDMA:
-    if (o->token_len == 0) {
+    if (o->token_len == 0 && !u->token_file) {
       log_error ("%s: rdma:// streams need a token (--token-file FILE)",
                  uristr);
       errno = EINVAL;
@@ -387,6 +387,24 @@ xfer_connect (const char *uristr, const struct xfer_opts *opts,
     if (!c->psk_file) {
       conn_free (c);
       c = NULL;
+    }
+  }
+  if (c && u.token_file) {
+    /* This destination's own token, likewise. */
+    uint8_t *token;
+    size_t len;
+    if (xfer_load_token (u.token_file, &token, &len, err, sizeof err) == -1) {
+      log_error ("%s: %s", uristr, err);
+      conn_free (c);
+      c = NULL;
+    }
+    else {
+      if (c->token)
+        explicit_bzero (c->token, c->opts.token_len);
+      free (c->token);
+      c->token = token;
+      c->opts.token = token;
+      c->opts.token_len = len;
     }
   }
   if (!c) {

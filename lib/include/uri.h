@@ -45,6 +45,7 @@ struct uri {
   char *export_name;    /* NBD export name ("" if none), else NULL. */
   char *tls_psk_file;   /* ?tls-psk-file=, or NULL. */
   char *tls_username;   /* USER@ or ?tls-username=, or NULL. */
+  char *token_file;     /* rdma: ?token-file=, or NULL. */
 };
 
 /* Parse S into *U.  On error returns -1, leaves *U empty (safe to
