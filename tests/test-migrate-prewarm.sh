@@ -56,6 +56,9 @@ prewarm ()
     fail "starting the pre-warmed migration"
   wait_for 180 "both destinations warm" bash -c \
     "[ \"\$(ip netns exec ${HOST_NS[$from]} handoff --socket $tmp/h$from.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+  # No RDMA here: each destination took the RAM stream over TCP.
+  [ "$(hcli "$from" status web1 --json | jq -r '[.migration.destinations[].transport] | join(" ")')" = "tcp tcp" ] ||
+    fail "status does not say both RAM streams went over TCP"
 }
 
 # The disk a warm destination I is receiving.

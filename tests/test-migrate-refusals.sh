@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Migrations that must be refused, leaving everything as it was: the
 # destination's policy says no (source not allowed; not enough memory);
-# an unknown VM; an unknown host; a source with the wrong key; a peer
-# sending malformed or out-of-place messages.  Each refusal is clear
+# an unknown VM; an unknown host; RDMA asked for where there is none,
+# or a destination that takes RDMA only; a source with the wrong key; a
+# peer sending malformed or out-of-place messages.  Each refusal is clear
 # and logged, the VM keeps running on host 1, and host 2 has no files,
 # exports, processes or rows.
 source "$(dirname "$0")/functions.sh"
@@ -83,6 +84,29 @@ expect_rc 4 "policy" hcli 1 migrate web1 --to host2
 rm h2.policy
 host2_untouched; host1_runs
 
+echo "== RDMA where there is none (this machine has no RDMA device)"
+grep -q "RDMA: none (no RDMA on this host" h1.log ||
+  fail "host 1 did not log what its RDMA probe found"
+expect_rc 1 "RDMA asked for, but host1 has none: no RDMA on this host" \
+  hcli 1 migrate web1 --to host2 --transport rdma
+expect_rc 1 "transport must be auto, rdma or tcp" \
+  hcli 1 migrate web1 --to host2 --transport ib
+expect_rc 1 "transport is for live migrations" \
+  hcli 1 migrate web1 --to host2 --mode offline --transport tcp
+host2_untouched; host1_runs
+# A destination that takes migrations over RDMA only refuses one over
+# TCP, and keeps nothing of it.
+stop_handoffd 2
+start_handoffd 2 --transport rdma
+grep -q "and --transport rdma: this host will refuse every live migration" h2.log ||
+  fail "host 2 did not warn that it will refuse every migration"
+expect_rc 5 "host2 takes migrations over RDMA only" hcli 1 migrate web1 --to host2
+wait_for 30 "host 2 to drop what it began" bash -c "[ -z \"\$(ls -A '$tmp/h2/run')\" ]"
+host2_untouched; host1_runs
+stop_handoffd 2
+start_handoffd 2
+expect_rc 1 "transport must be auto, rdma or tcp" handoffd --transport ib
+
 echo "== a source with the wrong key"
 stop_handoffd 1
 sleep 0.5
@@ -109,6 +133,14 @@ on_host 1 "$client" "$uri" k.psk '{"no":"type"}' '{"type":"MIGRATION_COMPLETE"}'
 [ "$(sed -n 3p p2.txt | jq -r .type)" = DENIED ] || fail "an incomplete START_MIGRATION"
 [ "$(sed -n 4p p2.txt | jq -r .type)" = DENIED ] || fail "a malformed migration id"
 grep -q "outside a migration" h2.log || fail "not logged"
+# A transport that does not exist.
+on_host 1 "$client" "$uri" k.psk \
+  '{"type":"START_MIGRATION","id":"evil-0","vm":"evil","source":"host1","mode":"live","needs":{"memory":64,"vcpus":1,"disk_bytes":0}}' \
+  '{"type":"MANAGEMENT_STATE","def":{"name":"evil","memory":64,"vcpus":1,"disks":[]},"objects":{},"transport":"infiniband"}' | tee p6.txt
+[ "$(sed -n 2p p6.txt | jq -r .type)" != SUCCESS ] || fail "an unknown transport was accepted"
+sed -n 2p p6.txt | grep -q "transport must be auto, rdma or tcp" ||
+  fail "the refusal of an unknown transport does not say why"
+wait_for 10 "host 2 to drop evil-0" grep -q "evil-0: dropping incoming VM evil" h2.log
 # A well-formed start, then a definition that escapes: refused, and
 # what was begun is removed.
 start='{"type":"START_MIGRATION","id":"evil-1","vm":"evil","source":"host1","mode":"live","needs":{"memory":64,"vcpus":1,"disk_bytes":0}}'
@@ -125,7 +157,7 @@ on_host 1 "$client" "$uri" k.psk "${start/evil-1/evil-2}" \
 # A source that walks away after its start: the destination drops it.
 on_host 1 "$client" "$uri" k.psk "${start/evil-1/evil-3}" > p5.txt
 wait_for 10 "host 2 to drop evil-3" grep -q "evil-3: dropping incoming VM evil" h2.log
-[ "$(sqlite3 "$tmp/h2/state.db" "select result from journal where id like 'evil-%' order by id" | tr '\n' ' ')" = "aborted aborted aborted " ] ||
+[ "$(sqlite3 "$tmp/h2/state.db" "select result from journal where id like 'evil-%' order by id" | tr '\n' ' ')" = "aborted aborted aborted aborted " ] ||
   fail "the journal does not show the aborted attempts"
 host2_untouched; host1_runs
 

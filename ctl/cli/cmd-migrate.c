@@ -26,7 +26,7 @@ usage (FILE *fp)
 "         [--prewarm] [--warm-exit copied|downtime|converging]\n"
 "         [--quorum PCT]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
-"         [--cascade HOST[,HOST...]]\n"
+"         [--cascade HOST[,HOST...]] [--transport auto|rdma|tcp]\n"
 "         [--delete-source] [--offline] [--detach] [--json] [--socket PATH]\n"
 "\n"
 "Moves VM NAME to another host, with progress; Ctrl-C on a terminal asks\n"
@@ -62,6 +62,10 @@ usage (FILE *fp)
 "  -C, --cascade HOSTS      once the VM runs on the winner, it migrates the\n"
 "                           VM on to HOSTS by itself (pre-warmed, and held,\n"
 "                           with --prewarm)\n"
+"  -r, --transport auto|rdma|tcp\n"
+"                           the RAM stream: RDMA when both hosts have it\n"
+"                           (auto; handoffd's --transport by default),\n"
+"                           RDMA or fail, or TCP (TLS)\n"
 "  -X, --delete-source      remove the source's disk files afterwards\n"
 "  -d, --detach             return once started ('handoff job NAME\n"
 "                           --watch' follows it)\n"
@@ -403,6 +407,14 @@ request (json_t *req, const char *vm, const char *to, uint64_t timeout,
   return rc;
 }
 
+/* KEY = V (stolen) in REQ, if an option gave it (V not NULL). */
+static void
+set_if_given (json_t *req, const char *key, json_t *v)
+{
+  if (v)
+    json_object_set_new (req, key, v);
+}
+
 int
 cmd_migrate (int argc, char **argv)
 {
@@ -420,6 +432,7 @@ cmd_migrate (int argc, char **argv)
     { "cascade", required_argument, NULL, 'C' },
     { "warm-exit", required_argument, NULL, 'E' },
     { "quorum", required_argument, NULL, 'Q' },
+    { "transport", required_argument, NULL, 'r' },
     { "detach", no_argument, NULL, 'd' },
     { "offline", no_argument, NULL, 'O' },
     { "json", no_argument, NULL, 'j' },
@@ -428,7 +441,7 @@ cmd_migrate (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *to = NULL, *mode = "live", *warm_exit = "converging";
-  const char *fallback = NULL, *cascade = NULL;
+  const char *fallback = NULL, *cascade = NULL, *transport = NULL;
   uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
@@ -438,7 +451,7 @@ cmd_migrate (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:Q:F:R:C:dOjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:Q:F:R:C:r:dOjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -480,13 +493,15 @@ cmd_migrate (int argc, char **argv)
       if (parse_uint (optarg, 1, 100, &quorum, err, sizeof err) == -1)
         return cli_fail (RC_ERROR, "--quorum: %s", err);
       break;
+    case 'r': transport = optarg; break;     /* handoffd checks it. */
     case 'd': detach = true; break;
     case 'O': mode = "offline"; break;
     case 'j': json_out = true; break;
     case 'S': cli_socket_path = optarg; break;
     case 'h': usage (stdout); return RC_OK;
     default:
-      return cli_bad_option ("migrate", argv, "t:m:D:b:T:P:XWE:Q:F:R:C:dOjS:h");
+      return cli_bad_option ("migrate", argv,
+                             "t:m:D:b:T:P:XWE:Q:F:R:C:r:dOjS:h");
     }
   }
   cli_json = json_out;
@@ -509,14 +524,13 @@ cmd_migrate (int argc, char **argv)
   if (prewarm)
     json_object_set_new (req, "prewarm", json_true ());
   json_object_set_new (req, "warm_exit", json_string (warm_exit));
-  if (quorum)
-    json_object_set_new (req, "quorum", json_integer ((json_int_t) quorum));
-  if (fallback)
-    json_object_set_new (req, "fallback", json_string (fallback));
-  if (cascade)
-    json_object_set_new (req, "cascade", json_string (cascade));
-  if (retries)
-    json_object_set_new (req, "retries", json_integer ((json_int_t) retries));
+  set_if_given (req, "quorum", quorum ? json_integer ((json_int_t) quorum)
+                : NULL);
+  set_if_given (req, "fallback", fallback ? json_string (fallback) : NULL);
+  set_if_given (req, "cascade", cascade ? json_string (cascade) : NULL);
+  set_if_given (req, "transport", transport ? json_string (transport) : NULL);
+  set_if_given (req, "retries", retries ? json_integer ((json_int_t) retries)
+                : NULL);
   return request (req, argv[optind], to, timeout, json_out, detach, true);
 }
 

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport.h"
+
 /* The RAM relays buffer little: QEMU measures its bandwidth by what the
  * relay takes, so a deep buffer makes it stop the guest with megabytes
  * still in flight, which the pause must then wait for. */
@@ -47,6 +49,7 @@ struct hd_config {
   const char *xfer_bin;         /* handoff-xfer */
   const char *nbdkit_preload;   /* LD_PRELOAD for nbdkit (sanitizers). */
   int io_timeout_ms;            /* Peer and data channels. */
+  enum transport transport;     /* --transport: the RAM stream's. */
   struct hd_peer *peers;
   size_t npeers;
   char run_dir[4096];           /* STATE/run */

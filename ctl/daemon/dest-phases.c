@@ -34,6 +34,7 @@
 #include "proc.h"
 #include "psk.h"
 #include "record.h"
+#include "transport.h"
 #include "uri.h"
 #include "vm.h"
 
@@ -259,6 +260,81 @@ prepare_listener (struct incoming *in, const char *leaf, const char *what,
   return json_string (listen);
 }
 
+/* The RAM stream's relay on rdma://ADDR, proving the source with the
+ * migration key MIG_PSK as its token, carrying to TO.  Its address,
+ * or NULL (err; it was stopped). */
+static json_t *
+prepare_rdma_relay (struct incoming *in, const char *addr, char *to,
+                    char *mig_psk, char *err, size_t errlen)
+{
+  int port = free_port (addr);
+  char listen[160], needle[200], log[PATH_MAX], pidfile[PATH_MAX];
+  pid_t p;
+
+  if (port < 0) {
+    set_error (err, errlen, "no free port on %s", addr);
+    return NULL;
+  }
+  snprintf (listen, sizeof listen, "rdma://%s:%d", addr, port);
+  char *argv[] = {
+    (char *) hd.xfer_bin, (char *) "relay", (char *) "-v",
+    (char *) "--listen", listen, (char *) "--to", to,
+    (char *) "--token-file", mig_psk,
+    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
+  };
+  p = spawn_in_run (in, "relay-in", argv, err, errlen);
+  if (p < 0)
+    return NULL;
+  /* No socket table lists an RDMA CM listener: its log says when. */
+  vm_run_path (in->vm, "relay-in.log", log, sizeof log);
+  snprintf (needle, sizeof needle, "relay: listening on %s,", listen);
+  if (proc_wait_log (log, needle, p, 10000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 2, tail, sizeof tail);
+    vm_run_path (in->vm, "relay-in.pid", pidfile, sizeof pidfile);
+    proc_stop (pidfile, "handoff-xfer", 2000);
+    set_error (err, errlen, "the RDMA stream relay did not start: %s", tail);
+    return NULL;
+  }
+  return json_string (listen);
+}
+
+/* The RAM stream's relay: over RDMA if the source asked for it (or
+ * left it to this host, and this host has it), else over TCP.  Its
+ * address, or NULL (err). */
+static json_t *
+prepare_relay (struct incoming *in, json_t *msg, const char *addr,
+               char *mig_psk, char *err, size_t errlen)
+{
+  const char *ask = json_string_value (json_object_get (msg, "transport"));
+  char sock[PATH_MAX], to[PATH_MAX + 8];
+  bool rdma;
+  json_t *v;
+
+  vm_run_path (in->vm, "incoming.sock", sock, sizeof sock);
+  uri_unix (sock, to, sizeof to);
+  if (transport_dest_choose (ask, &rdma, err, errlen) == -1)
+    return NULL;
+  if (rdma) {
+    v = prepare_rdma_relay (in, addr, to, mig_psk, err, errlen);
+    if (v)
+      return v;
+    /* Before the VM pauses, an RDMA set-up that fails costs nothing
+     * but the transport - unless RDMA was required. */
+    if (strcmp (ask, "auto") != 0 || hd.transport == TRANSPORT_RDMA)
+      return NULL;
+    log_warn ("migration %s: %s; the RAM stream goes over TCP instead",
+              in->id, err);
+  }
+  char *argv[] = {
+    (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", NULL,
+    (char *) "--to", to, (char *) "--psk", mig_psk,
+    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
+  };
+  return prepare_listener (in, "relay-in", "stream relay", addr, argv, 3,
+                           err, errlen);
+}
+
 /* A key for this migration only: its exports, share and stream accept
  * nobody but the source that holds it.  Its text into KEY_TEXT. */
 static int
@@ -325,8 +401,8 @@ adopt_definition (struct incoming *in, json_t *def, json_t *objects,
 json_t *
 dest_prepare (struct incoming *in, json_t *msg)
 {
-  char err[2048], addr[128], dirpath[PATH_MAX + 256], to[PATH_MAX + 8];
-  char mig_psk[PATH_MAX], key_text[512], ctl[PATH_MAX], sock[PATH_MAX];
+  char err[2048], addr[128], dirpath[PATH_MAX + 256];
+  char mig_psk[PATH_MAX], key_text[512], ctl[PATH_MAX];
   json_t *ep = NULL, *v;
 
   /* The message passed peer_check_message; what this host's policy
@@ -355,15 +431,7 @@ dest_prepare (struct incoming *in, json_t *msg)
       goto failed;
     json_object_set_new (ep, "share", v);
   }
-  vm_run_path (in->vm, "incoming.sock", sock, sizeof sock);
-  uri_unix (sock, to, sizeof to);
-  char *argv[] = {
-    (char *) hd.xfer_bin, (char *) "relay", (char *) "--listen", NULL,
-    (char *) "--to", to, (char *) "--psk", mig_psk,
-    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
-  };
-  if (!(v = prepare_listener (in, "relay-in", "stream relay", addr, argv, 3,
-                              err, sizeof err)))
+  if (!(v = prepare_relay (in, msg, addr, mig_psk, err, sizeof err)))
     goto failed;
   json_object_set_new (ep, "xfer", v);
   db_journal_detail (in->id, json_pack ("{s:s, s:O, s:s}", "mode", in->mode,

@@ -37,6 +37,7 @@
 #include "psk.h"
 #include "recover.h"
 #include "server.h"
+#include "transport.h"
 #include "util.h"
 
 #define PROG "handoffd"
@@ -69,6 +70,10 @@ usage (FILE *fp, int code)
 "                          (default /etc/handoff/hooks)\n"
 "      --qemu PATH         QEMU binary (default qemu-system-x86_64)\n"
 "      --accel kvm|tcg     override the accelerator choice\n"
+"      --transport auto|rdma|tcp  the RAM stream of a live migration:\n"
+"                          auto (default) takes RDMA when both hosts have\n"
+"                          it on their peer address, else TCP (TLS); rdma\n"
+"                          refuses to migrate without it\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
 "                          failed (default 30s)\n"
 "      --log FORMAT        stderr (default), json or syslog\n"
@@ -193,7 +198,7 @@ static void
 parse_options (int argc, char **argv)
 {
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
-         OPT_ADMIN, OPT_HOOK_DIR };
+         OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -207,6 +212,7 @@ parse_options (int argc, char **argv)
     { "admin", required_argument, NULL, OPT_ADMIN },
     { "hook-dir", required_argument, NULL, OPT_HOOK_DIR },
     { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "transport", required_argument, NULL, OPT_TRANSPORT },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -256,6 +262,10 @@ parse_options (int argc, char **argv)
       if (v < 1000 || v > 3600000)
         die ("--io-timeout: 1s to 1h");
       hd.io_timeout_ms = (int) v;
+      break;
+    case OPT_TRANSPORT:
+      if (transport_parse (optarg, &hd.transport, err, sizeof err) == -1)
+        die ("--transport: %s", err);
       break;
     case OPT_LOG:
       if (strcmp (optarg, "json") == 0)
@@ -326,6 +336,7 @@ prepare_state (void)
   accel = hd_accel (&why);
   log_info ("host %s: state in %s; QEMU will use %s (%s)", hd.name,
             hd.state_dir, accel, why);
+  transport_probe ();
 }
 
 int

@@ -22,6 +22,7 @@
 #include "record.h"
 #include "request-check.h"
 #include "source.h"
+#include "transport.h"
 #include "vm.h"
 #include "volume.h"
 
@@ -208,7 +209,7 @@ static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live", *warm_exit = "converging";
-  const char *fallback = "", *cascade = "";
+  const char *fallback = "", *cascade = "", *transport = "auto";
   uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
@@ -231,6 +232,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   msg_get_string (req, "cascade", false, &cascade, err, errlen);
   msg_get_string (req, "warm_exit", false, &warm_exit, err, errlen);
   msg_get_u64 (req, "quorum", false, &quorum, err, errlen);
+  msg_get_string (req, "transport", false, &transport, err, errlen);
   m = calloc (1, sizeof *m);
   if (!m) {
     set_error (err, errlen, "out of memory");
@@ -268,6 +270,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   m->attempts = (fallback[0] ? 2 : 1) + (unsigned) retries;
   snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);
   m->quorum_pct = (unsigned) quorum;
+  transport_parse (transport, &m->transport, err, errlen);
   return m;
 }
 

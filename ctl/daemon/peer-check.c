@@ -82,12 +82,20 @@ static int
 check_state (json_t *msg, char *err, size_t errlen)
 {
   json_t *def, *objects;
+  const char *transport = "tcp";
 
   if (msg_get_object (msg, "def", true, &def, err, errlen) != 0 ||
       msg_get_object (msg, "objects", true, &objects, err, errlen) != 0 ||
+      msg_get_string (msg, "transport", false, &transport, err,
+                      errlen) == -1 ||
       vm_def_check (def, err, errlen) == -1 ||
       objects_check (objects, err, errlen) == -1)
     return -1;
+  /* The RAM stream: over TCP, over RDMA, or RDMA if the destination
+   * can (transport.h). */
+  if (strcmp (transport, "tcp") != 0 && strcmp (transport, "rdma") != 0 &&
+      strcmp (transport, "auto") != 0)
+    return set_error (err, errlen, "transport must be auto, rdma or tcp");
   return 0;
 }
 
@@ -140,7 +148,7 @@ check_endpoint (const char *what, json_t *v, const char *host,
     snprintf (err, errlen, "endpoint %s '%s' is not on the destination "
               "(%s)", what, name_quote (json_string_value (v), q, sizeof q),
               host);
-  else if (u.socket || u.tls_psk_file || u.tls_username)
+  else if (u.socket || u.tls_psk_file || u.tls_username || u.token_file)
     snprintf (err, errlen, "endpoint %s '%s' carries parameters", what,
               name_quote (json_string_value (v), q, sizeof q));
   else

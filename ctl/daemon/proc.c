@@ -401,6 +401,39 @@ proc_wait_port (int port, pid_t pid, int timeout_ms)
   return wait_listening (&l, pid, timeout_ms);
 }
 
+/* Does FILE hold NEEDLE in its first 64 KiB? */
+static bool
+log_says (const char *file, const char *needle)
+{
+  char buf[65536];
+  ssize_t n;
+  int fd = open (file, O_RDONLY | O_CLOEXEC);
+
+  if (fd == -1)
+    return false;
+  n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  return strstr (buf, needle) != NULL;
+}
+
+int
+proc_wait_log (const char *file, const char *needle, pid_t pid,
+               int timeout_ms)
+{
+  int64_t deadline = clock_ms () + timeout_ms;
+
+  /* Terminates: the line comes, the process dies, or time runs out. */
+  while (!log_says (file, needle)) {
+    if (clock_ms () >= deadline || (pid > 0 && !running (pid)))
+      return -1;
+    usleep (20000);
+  }
+  return 0;
+}
+
 int
 proc_run (char *const argv[], char *out, size_t outlen, int timeout_ms)
 {

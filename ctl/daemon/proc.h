@@ -43,6 +43,11 @@ extern int proc_wait_socket (const char *path, pid_t pid, int timeout_ms);
 /* The same for a TCP port of this network namespace. */
 extern int proc_wait_port (int port, pid_t pid, int timeout_ms);
 
+/* The same for a listener no socket table shows (rdma://): until
+ * PID's log FILE says NEEDLE. */
+extern int proc_wait_log (const char *file, const char *needle, pid_t pid,
+                          int timeout_ms);
+
 /* Wait up to TIMEOUT_MS for PID to exit (not our child). */
 extern int proc_wait_gone (pid_t pid, int timeout_ms);
 

@@ -320,6 +320,8 @@ record_summary (struct migration *m)
                            "rate", d->rate, "copied", d->copied);
     if (d->reason[0])
       json_object_set_new (o, "reason", json_string (d->reason));
+    if (d->transport[0])
+      json_object_set_new (o, "transport", json_string (d->transport));
     json_array_append_new (dests, o);
   }
   json_t *s = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:O, s:o, s:I, s:I}",

@@ -39,6 +39,8 @@ struct dest {
                                    destinations, or -1. */
   char state[16];               /* lock */
   char reason[512];             /* lock */
+  char transport[8];            /* The RAM stream's to it, "rdma" or
+                                   "tcp", once it prepared (lock). */
   /* Its own progress, from the last sample (the migration thread's;
    * read under lock by "status"): what is left to send it and the rate
    * it takes it at, and whether every stream has been copied to it
@@ -84,6 +86,9 @@ struct migration {
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */
+  enum transport transport;     /* --transport of this migration. */
+  const char *transport_ask;    /* What the destinations are asked for
+                                   (transport_source_ask). */
   unsigned quorum_pct;          /* --quorum, or 0: any one destination */
   bool hold;                    /* The relay holds QEMU's switch-over
                                    until the exit condition holds:

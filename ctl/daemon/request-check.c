@@ -10,6 +10,7 @@
 #include "jsonutil.h"
 #include "names.h"
 #include "request-check.h"
+#include "transport.h"
 
 int
 request_check_hosts (const char *what, const char *list, char *err,
@@ -133,7 +134,8 @@ static int
 check_migrate (json_t *req, char *err, size_t errlen)
 {
   const char *to, *mode = "live", *warm_exit = "converging", *fallback = "";
-  const char *cascade = "";
+  const char *cascade = "", *transport = "auto";
+  enum transport t;
   uint64_t retries = 0, max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 0, quorum = 0;
   bool prewarm = false, delete_source = false, follow = true;
@@ -154,6 +156,8 @@ check_migrate (json_t *req, char *err, size_t errlen)
       msg_get_string (req, "cascade", false, &cascade, err, errlen) == -1 ||
       msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
       msg_get_u64 (req, "quorum", false, &quorum, err, errlen) == -1 ||
+      msg_get_string (req, "transport", false, &transport, err,
+                      errlen) == -1 ||
       msg_get_string (req, "warm_exit", false, &warm_exit, err,
                       errlen) == -1)
     return -1;
@@ -168,6 +172,11 @@ check_migrate (json_t *req, char *err, size_t errlen)
                       "converging");
   if (prewarm && !live)
     return set_error (err, errlen, "--prewarm is for live migrations");
+  if (transport_parse (transport, &t, err, errlen) == -1)
+    return -1;
+  if (t != TRANSPORT_AUTO && !live)
+    return set_error (err, errlen, "--transport is for live migrations (the "
+                      "RAM stream)");
   if (json_object_get (req, "quorum") && (quorum < 1 || quorum > 100))
     return set_error (err, errlen, "--quorum: a percentage, 1 to 100");
   if (quorum && !strchr (to, ','))

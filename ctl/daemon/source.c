@@ -33,6 +33,7 @@
 #include "source-streams.h"
 #include "source-warm.h"
 #include "source.h"
+#include "transport.h"
 #include "uri.h"
 #include "vm.h"
 
@@ -100,6 +101,14 @@ phase_admission (struct migration *m, int *rc, char *err, size_t errlen)
 {
   uint64_t disk_bytes = vm_allocated_bytes (m->def);
 
+  /* Whether RAM can go over RDMA from here is known before anyone is
+   * asked: --transport rdma without it changes nothing anywhere. */
+  if (strcmp (m->mode, "live") == 0 &&
+      transport_source_ask (m->transport, &m->transport_ask, err,
+                            errlen) == -1) {
+    *rc = RC_ERROR;
+    return -1;
+  }
   record_set_phase (m, "admission", "asking %s to take %s", m->to, m->vm);
   /* Every destination is asked at once and each answer waited for:
    * a refusal or an unreachable host costs only its own time limit. */
@@ -109,6 +118,34 @@ phase_admission (struct migration *m, int *rc, char *err, size_t errlen)
   for (size_t i = 0; i < m->ndests; ++i)
     if (source_alive_dest (m, i))
       record_dest (m, i, "copying", NULL);
+  return 0;
+}
+
+/* Which transport destination D chose for the RAM stream (its stream
+ * address says), kept for 'status'; -1 (err) if not what was asked. */
+static int
+note_transport (struct migration *m, struct dest *d, char *err,
+                size_t errlen)
+{
+  const char *xfer = json_string_value (json_object_get (d->endpoints,
+                                                         "xfer"));
+  const char *ask = m->transport_ask ? m->transport_ask : "tcp";
+  bool rdma = xfer && strncmp (xfer, "rdma://", 7) == 0;
+
+  if (!xfer)
+    return 0;                   /* peer_check_endpoints says why. */
+  if ((rdma && strcmp (ask, "tcp") == 0) ||
+      (!rdma && strcmp (ask, "rdma") == 0))
+    return set_error (err, errlen, "%s offers its RAM stream over %s; %s "
+                      "was asked", d->host, rdma ? "RDMA" : "TCP",
+                      strcmp (ask, "rdma") == 0 ? "RDMA" : "TCP");
+  pthread_mutex_lock (&m->lock);
+  snprintf (d->transport, sizeof d->transport, "%s", rdma ? "rdma" : "tcp");
+  pthread_mutex_unlock (&m->lock);
+  log_info ("migration %s: RAM to %s over %s%s", m->id, d->host,
+            rdma ? "RDMA" : "TCP",
+            !rdma && strcmp (ask, "auto") == 0
+            ? " (it has no RDMA on its peer address, or may not use it)" : "");
   return 0;
 }
 
@@ -126,16 +163,19 @@ prepare_step (struct migration *m, size_t i, void *arg, int *code,
 
   (void) arg;
   *code = RC_ROLLED_BACK;
-  a = peer_call (d->peer, json_pack ("{s:s, s:O, s:O}", "type",
-                                     "MANAGEMENT_STATE", "def", m->def,
-                                     "objects", m->objects),
-                 hd.io_timeout_ms * 2, err, errlen);
+  json_t *msg = json_pack ("{s:s, s:O, s:O}", "type", "MANAGEMENT_STATE",
+                           "def", m->def, "objects", m->objects);
+  if (msg && m->transport_ask)
+    json_object_set_new (msg, "transport", json_string (m->transport_ask));
+  a = peer_call (d->peer, msg, hd.io_timeout_ms * 2, err, errlen);
   if (!a || peer_expect (a, "SUCCESS", err, errlen) == -1) {
     json_decref (a);
     return -1;
   }
   d->endpoints = json_incref (json_object_get (a, "endpoints"));
   json_decref (a);
+  if (note_transport (m, d, err, errlen) == -1)
+    return -1;
   /* Only the destination's own address may come back. */
   if (uri_parse (hd_peer_uri (d->host), &u, e2, sizeof e2) == 0) {
     r = peer_check_endpoints (d->endpoints, u.host, m->ndisks, m->has_dir,
@@ -307,7 +347,11 @@ start_relay (struct migration *m, char *err, size_t errlen)
                                                            "xfer"));
     if (!xfer)
       return set_error (err, errlen, "%s sent no stream address", d->host);
-    if (m->ndests == 1)
+    /* rdma:// proves the peer with a token: the migration key, which
+     * both ends hold. */
+    if (strncmp (xfer, "rdma://", 7) == 0)
+      snprintf (to[k], sizeof to[k], "%s?token-file=%s", xfer, d->psk);
+    else if (m->ndests == 1)
       snprintf (to[k], sizeof to[k], "%s", xfer);
     else
       snprintf (to[k], sizeof to[k], "%s?tls-psk-file=%s", xfer, d->psk);

@@ -59,6 +59,10 @@ test_endpoints (void **state)
   expect_endpoints (endpoints ("nbds://10.0.0.2:4000/?tls-psk-file=/etc/shadow",
                                "tcp://10.0.0.2:4001", "tcp://10.0.0.2:4002",
                                KEY), false, "parameters");
+  /* A token file of the source's choosing is the source's business. */
+  expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                               "rdma://10.0.0.2:4002?token-file=/etc/shadow",
+                               KEY), false, "parameters");
   expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "unix:/run/x.sock",
                                "tcp://10.0.0.2:4002", KEY), false, "share");
   expect_endpoints (endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
