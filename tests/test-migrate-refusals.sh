@@ -164,4 +164,10 @@ host2_untouched; host1_runs
 echo "== and a good migration still works afterwards"
 hcli 1 migrate web1 --to host2 > good.txt || { cat good.txt; fail "migration"; }
 hcli 2 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 2"
+# Which transport carried RAM, in the progress and both journals.
+grep -q "memory .*moving RAM over TCP" good.txt || fail "the progress does not say RAM went over TCP"
+sqlite3 "$tmp/h1/state.db" "select note from steps where phase = 'memory'" |
+  grep -q "moving RAM over TCP" || fail "host 1's journal does not say RAM went over TCP"
+sqlite3 "$tmp/h2/state.db" "select note from steps where phase = 'prepared'" |
+  grep -q "RAM over TCP" || fail "host 2's journal does not say RAM came over TCP"
 echo "$0: PASS"

@@ -437,7 +437,10 @@ dest_prepare (struct incoming *in, json_t *msg)
   db_journal_detail (in->id, json_pack ("{s:s, s:O, s:s}", "mode", in->mode,
                                         "def", in->def, "images",
                                         in->images));
-  db_journal_phase (in->id, "prepared", "exports, share and relay ready");
+  db_journal_phase (in->id, "prepared",
+                    strncmp (json_string_value (v), "rdma://", 7) == 0
+                    ? "exports, share and relay ready (RAM over RDMA)"
+                    : "exports, share and relay ready (RAM over TCP)");
   hd_crash_point ("prepared");
   json_object_set_new (ep, "psk", json_string (key_text));
   json_t *a = dest_answer ("SUCCESS", NULL);

@@ -397,27 +397,33 @@ qmp_ok (struct migration *m, const char *cmd, json_t *args, char *err,
 static int
 phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
 {
-  const char *xfer = NULL;
-  char sock[PATH_MAX], uri[PATH_MAX + 8];
+  char sock[PATH_MAX], uri[PATH_MAX + 8], over[256] = "";
   bool ready;
   uint64_t alive = 0;
+  size_t rdma = 0, n = 0;
 
+  /* Over what, to whom: the journal and the progress say it. */
   for (size_t i = 0; i < m->ndests; ++i)
     if (m->dests[i].alive) {
       alive++;
-      if (!xfer)
-        xfer = json_string_value (json_object_get (m->dests[i].endpoints,
-                                                   "xfer"));
+      rdma += strcmp (m->dests[i].transport, "rdma") == 0;
     }
+  for (size_t i = 0; rdma && rdma < alive && i < m->ndests; ++i)
+    if (m->dests[i].alive && n < sizeof over)
+      n += (size_t) snprintf (over + n, sizeof over - n, "%s%s to %s",
+                              n ? ", " : "",
+                              strcmp (m->dests[i].transport, "rdma") == 0
+                              ? "RDMA" : "TCP", m->dests[i].host);
+  if (!over[0])
+    snprintf (over, sizeof over, "%s", rdma ? "RDMA" : "TCP");
   /* The relay sends QEMU's stream to each destination: QEMU's share
    * of --bandwidth is the cap over all of them. */
   uint64_t ram_cap = m->bandwidth && alive ? m->bandwidth / alive : 0;
   if (m->bandwidth && ram_cap == 0)
     ram_cap = 1;
   record_set_phase (m, "memory",
-                    "moving RAM over %s (max downtime %" PRIu64 " ms)",
-             xfer && strncmp (xfer, "rdma", 4) == 0 ? "RDMA" : "TCP",
-             m->max_downtime_ms);
+                    "moving RAM over %s (max downtime %" PRIu64 " ms)", over,
+                    m->max_downtime_ms);
   *rc = RC_ROLLED_BACK;
   if (start_relay (m, err, errlen) == -1)
     return -1;
