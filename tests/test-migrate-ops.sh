@@ -48,9 +48,13 @@ still_writes_on ()
 {
   local before top disk
   vm_runs_on "$1" web1
+  # Just after a migration the destination's console may show no
+  # record yet: wait for its first.
+  wait_for 30 "a record on host $1's console" bash -c \
+    "grep -aq HANDOFF-REC '$tmp/h$1/run/web1/serial.log'"
   before=$(acked_on "$1")
   wait_for 30 "new records on host $1" bash -c \
-    "[ \$(grep -a HANDOFF-REC '$tmp/h$1/run/web1/serial.log' | tail -n 1 | tr -dc 0-9) -gt $before ]"
+    "[ \"\$(grep -a HANDOFF-REC '$tmp/h$1/run/web1/serial.log' | tail -n 1 | tr -dc 0-9)\" -gt '$before' ]"
   disk=$(hcli "$1" status web1 --json | jq -r '.def.disks[0].path')
   top=$(check_records "$disk") || fail "a broken record on host $1"
   [ "$top" -ge "$before" ] || fail "host $1's disk ends at $top, the guest wrote $before"

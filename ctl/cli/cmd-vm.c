@@ -259,6 +259,16 @@ print_host (json_t *r)
   if (json_object_get (r, "host_id"))
     printf ("host ID (published to guests): %s\n",
             json_string_value (json_object_get (r, "host_id")));
+  json_t *rdma = json_object_get (r, "rdma");
+  if (json_is_true (json_object_get (rdma, "usable")))
+    printf ("RAM streams: RDMA (%s) with peers that have it too "
+            "(--transport %s)\n",
+            json_string_value (json_object_get (rdma, "device")),
+            json_string_value (json_object_get (rdma, "transport")));
+  else if (rdma)
+    printf ("RAM streams: TCP; no RDMA: %s (--transport %s)\n",
+            json_string_value (json_object_get (rdma, "reason")),
+            json_string_value (json_object_get (rdma, "transport")));
 }
 
 /* Does every peer answer?  Printed (JSON: "ok" agrees with the exit

@@ -29,6 +29,7 @@
 #include "proc.h"
 #include "sockets.h"
 #include "server.h"
+#include "transport.h"
 #include "vm.h"
 
 json_t *
@@ -391,6 +392,7 @@ op_host (void)
                     "version", HANDOFF_VERSION, "state_dir", hd.state_dir,
                     "host_id", hd.host_id, "host_info", info);
   json_object_set_new (r, "revision", json_string (HANDOFF_GIT_REV));
+  json_object_set_new (r, "rdma", transport_describe ());
   return r;
 }
 

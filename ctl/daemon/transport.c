@@ -100,6 +100,19 @@ transport_rdma_here (char *why, size_t whylen)
   return rdma_here;
 }
 
+json_t *
+transport_describe (void)
+{
+  json_t *r = json_pack ("{s:s, s:b}", "transport",
+                         transport_name (hd.transport), "usable", rdma_here);
+
+  if (r && rdma_here)
+    json_object_set_new (r, "device", json_string (rdma_device));
+  else if (r)
+    json_object_set_new (r, "reason", json_string (rdma_why));
+  return r;
+}
+
 int
 transport_source_ask (enum transport want, const char **ask, char *err,
                       size_t errlen)

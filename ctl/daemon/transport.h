@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 enum transport {
   TRANSPORT_AUTO,               /* RDMA when both ends can, else TCP. */
   TRANSPORT_RDMA,               /* RDMA or no migration. */
@@ -26,6 +28,10 @@ extern void transport_probe (void);
 /* After transport_probe: can this host carry rdma:// streams?  If not,
  * why not, in WHY. */
 extern bool transport_rdma_here (char *why, size_t whylen);
+
+/* For 'handoff host': {"transport": --transport, "usable": bool,
+ * "device": "rxe0 port 1" (if found), "reason" (if not usable)}. */
+extern json_t *transport_describe (void);
 
 /* The source: what to ask the destinations for, from what the
  * migration wants (WANT): "tcp", "rdma" or "auto" (RDMA if you can),
