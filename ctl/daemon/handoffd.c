@@ -186,9 +186,18 @@ find_beside (const char *rel, const char *installed)
 
   if (n > 0) {
     exe[n] = '\0';
-    snprintf (path, sizeof path, "%s/%s", dirname (exe), rel);
+    const char *dir = dirname (exe);
+    snprintf (path, sizeof path, "%s/%s", dir, rel);
     if (access (path, R_OK) == 0)
       return strdup (path);
+    /* Installed: handoffd in PREFIX/sbin, its helpers in PREFIX/bin,
+     * whatever PREFIX the build was made for (the appliance installs
+     * a build made with the default prefix under /usr). */
+    if (!strchr (rel, '/')) {
+      snprintf (path, sizeof path, "%s/../bin/%s", dir, rel);
+      if (access (path, X_OK) == 0)
+        return strdup (path);
+    }
   }
   return installed;
 }

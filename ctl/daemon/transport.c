@@ -66,7 +66,9 @@ transport_probe (void)
   uri_free (&u);
   j = st == 0 ? json_loads (out, 0, NULL) : NULL;
   if (!j) {
-    snprintf (rdma_why, sizeof rdma_why, "the probe failed: %.200s",
+    snprintf (rdma_why, sizeof rdma_why, "%.80s probe: %s: %.150s",
+              hd.xfer_bin, st == 127 ? "cannot run it"
+              : st < 0 ? "killed or timed out" : "failed",
               out[0] ? out : "no output");
     goto said;
   }
