@@ -98,6 +98,7 @@ ha list
   fail "the appliance's handoffd is not this tree's revision"
 ha host --json | jq -e '.host == "appl-1"' >/dev/null || fail "A's name from the seed"
 # The seed's "rdma": Soft-RoCE on the peer link, found by handoffd.
+grep -a "handoff-rdma" a.console | tr -d '\r' || true
 ha host --json | jq -c .rdma
 ha host --json | jq -e '.rdma.usable == true and (.rdma.device | startswith("rxe"))' >/dev/null ||
   fail "A's handoffd does not find RDMA behind its peer address: $(ha host --json | jq -c .rdma)"
