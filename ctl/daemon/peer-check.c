@@ -9,6 +9,7 @@
 #include "jsonutil.h"
 #include "names.h"
 #include "peer-check.h"
+#include "transport.h"
 #include "uri.h"
 
 #define MAX_EVENTS 100000
@@ -92,11 +93,9 @@ check_state (json_t *msg, char *err, size_t errlen)
       objects_check (objects, err, errlen) == -1)
     return -1;
   /* The RAM stream: over TCP, over RDMA, or RDMA if the destination
-   * can (transport.h). */
-  if (strcmp (transport, "tcp") != 0 && strcmp (transport, "rdma") != 0 &&
-      strcmp (transport, "auto") != 0)
-    return set_error (err, errlen, "transport must be auto, rdma or tcp");
-  return 0;
+   * can. */
+  enum transport t;
+  return transport_parse (transport, &t, err, errlen);
 }
 
 static int

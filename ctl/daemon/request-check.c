@@ -10,6 +10,7 @@
 #include "jsonutil.h"
 #include "names.h"
 #include "request-check.h"
+#include "transport.h"
 
 int
 request_check_hosts (const char *what, const char *list, char *err,
@@ -170,12 +171,10 @@ check_migrate (json_t *req, char *err, size_t errlen)
                       "converging");
   if (prewarm && !live)
     return set_error (err, errlen, "--prewarm is for live migrations");
-  /* As transport_parse has it; checked here without the daemon's
-   * state, as every field of a request is. */
-  if (strcmp (transport, "auto") != 0 && strcmp (transport, "rdma") != 0 &&
-      strcmp (transport, "tcp") != 0)
-    return set_error (err, errlen, "transport must be auto, rdma or tcp");
-  if (strcmp (transport, "auto") != 0 && !live)
+  enum transport t;
+  if (transport_parse (transport, &t, err, errlen) == -1)
+    return -1;
+  if (t != TRANSPORT_AUTO && !live)
     return set_error (err, errlen, "--transport is for live migrations (the "
                       "RAM stream)");
   if (json_object_get (req, "quorum") && (quorum < 1 || quorum > 100))

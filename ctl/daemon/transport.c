@@ -23,20 +23,6 @@ static bool rdma_here;
 static char rdma_why[300] = "not probed";
 static char rdma_device[80];
 
-int
-transport_parse (const char *s, enum transport *t, char *err, size_t errlen)
-{
-  if (strcmp (s, "auto") == 0)
-    *t = TRANSPORT_AUTO;
-  else if (strcmp (s, "rdma") == 0)
-    *t = TRANSPORT_RDMA;
-  else if (strcmp (s, "tcp") == 0)
-    *t = TRANSPORT_TCP;
-  else
-    return set_error (err, errlen, "transport must be auto, rdma or tcp");
-  return 0;
-}
-
 const char *
 transport_name (enum transport t)
 {

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -17,9 +19,24 @@ enum transport {
   TRANSPORT_TCP,
 };
 
-/* "auto", "rdma" or "tcp" into *T: 0, or -1 with err. */
-extern int transport_parse (const char *s, enum transport *t, char *err,
-                            size_t errlen);
+/* "auto", "rdma" or "tcp" into *T: 0, or -1 with err.  Inline, and
+ * free of the daemon's state, so that the checks of requests and peer
+ * messages (linked alone into the fuzzers) share it. */
+static inline int
+transport_parse (const char *s, enum transport *t, char *err, size_t errlen)
+{
+  if (strcmp (s, "auto") == 0)
+    *t = TRANSPORT_AUTO;
+  else if (strcmp (s, "rdma") == 0)
+    *t = TRANSPORT_RDMA;
+  else if (strcmp (s, "tcp") == 0)
+    *t = TRANSPORT_TCP;
+  else {
+    snprintf (err, errlen, "transport must be auto, rdma or tcp");
+    return -1;
+  }
+  return 0;
+}
 extern const char *transport_name (enum transport t);
 
 /* Find (once, at start) whether an active RDMA port serves this host's
