@@ -21,8 +21,10 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "beneath.h"
 #include "build-info.h"
 #include "channel-proto.h"
+#include "cleanup.h"
 #include "ctlserver.h"
 #include "config.h"
 #include "db.h"
@@ -174,6 +176,30 @@ lock_state_dir (void)
     log_warn ("%s: cannot record this daemon's pid: %s", path,
               strerror (errno));
   /* Kept open, deliberately, until the process ends. */
+}
+
+/* Every file a peer may name is opened with openat2(RESOLVE_BENEATH),
+ * and every recursive removal resolves each step with it: without
+ * openat2 the daemon would have to trust paths it cannot check.  A
+ * seccomp filter can hide it (systemd's RestrictSUIDSGID= answers
+ * ENOSYS to every openat2, since it cannot inspect its flags): say so
+ * at start rather than fail at the first VM that needs it. */
+static void
+check_openat2 (void)
+{
+  CLEANUP_CLOSE int dirfd = open (hd.state_dir, O_PATH | O_DIRECTORY |
+                                  O_CLOEXEC);
+  int fd;
+
+  if (dirfd == -1)
+    die ("%s: %s", hd.state_dir, strerror (errno));
+  fd = open_beneath (dirfd, "lock", O_RDONLY, 0, 0);
+  if (fd == -1)
+    die ("openat2 on %s: %s%s", hd.state_dir, strerror (errno),
+         errno == ENOSYS ? " (blocked by a seccomp filter? a systemd unit "
+         "must not set RestrictSUIDSGID=, which blocks openat2): every "
+         "path a peer names is checked with it" : "");
+  close (fd);
 }
 
 /* Helper programs and the filter: beside this executable in the build
@@ -334,6 +360,7 @@ prepare_state (void)
   if (mkdir_p (hd.run_dir, 0700) == -1 || mkdir_p (hd.images_dir, 0700) == -1)
     die ("%s: %s", hd.state_dir, strerror (errno));
   lock_state_dir ();
+  check_openat2 ();
   snprintf (cdir, sizeof cdir, "%s", hd.control);
   if (mkdir_p (dirname (cdir), 0755) == -1)
     die ("%s: %s", hd.control, strerror (errno));
