@@ -3,8 +3,9 @@
 # requests over TLS with the pre-shared key; 'handoff --host URI --psk
 # FILE' from another host lists its VMs; a wrong key is refused and
 # changes nothing; hostile names, paths and keys sent over it are
-# refused with a reason and change nothing; without --admin nothing
-# listens.
+# refused with a reason and change nothing; a remote define names the
+# daemon's files (not looked up on the client's side); without --admin
+# nothing listens.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires_netns
@@ -27,6 +28,28 @@ on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" host | grep -q "host host1"
   fail "remote host"
 HANDOFF_HOST=$admin on_host 2 handoff --psk "$tmp/k.psk" list --json |
   jq -e '.vms[0].name == "remote1"' >/dev/null || fail "HANDOFF_HOST"
+
+echo "== a remote define names the daemon's files, which need not exist here"
+mkdir rdir
+truncate -s 16M rdir/r2.img
+# The client runs where rdir is an empty tmpfs: the disk exists only on
+# the daemon's side.
+on_host 2 unshare -m sh -c "mount -t tmpfs none '$tmp/rdir' &&
+    handoff --host '$admin' --psk '$tmp/k.psk' define r2 --memory 64 --disk '$tmp/rdir/r2.img'" ||
+  fail "a remote define looked for the disk on the client's side"
+hcli 1 status r2 --json | jq -e --arg d "$tmp/rdir/r2.img" '.def.disks[0].path == $d' >/dev/null ||
+  fail "r2 was not defined with the daemon's path"
+hcli 1 undefine r2 >/dev/null
+[ -f rdir/r2.img ] || fail "undefine removed the operator's disk"
+rc=0
+on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" define r3 --memory 64 --disk rdir/r2.img 2> e || rc=$?
+[ "$rc" = 1 ] && grep -q "with --host, give the path on that host, absolute" e ||
+  { cat e; fail "a relative path was not refused with --host (exit $rc)"; }
+rc=0
+on_host 2 handoff --host "$admin" --psk "$tmp/k.psk" define r3 --memory 64 --disk /nonexistent/r3.img 2> e || rc=$?
+[ "$rc" != 0 ] && grep -q "/nonexistent/r3.img" e ||
+  { cat e; fail "a disk missing on the daemon's side was not refused (exit $rc)"; }
+hcli 1 status r3 >/dev/null 2>&1 && fail "r3 was defined"
 
 # Hostile strings over the admin channel, as a client holding the key
 # could send them (the CLI refuses them before they leave; the daemon
