@@ -62,6 +62,10 @@ grep -q "web1 now runs on host2" migrate.out || fail "no success message"
 downtime=$(sed -n 's/^downtime: \([0-9.]*\) ms.*/\1/p' migrate.out)
 [ -n "$downtime" ] || fail "no measured downtime"
 echo "measured downtime: $downtime ms"
+# What the RAM stream moved: at least the 128 MiB of random data the
+# guest holds (handoff.ram), over TCP (no RDMA here).
+ram=$(sed -n 's/^RAM: \([0-9]*\)\.[0-9] MiB in [0-9.]* s ([0-9.]* MiB\/s) over TCP$/\1/p' migrate.out)
+[ -n "$ram" ] && [ "$ram" -ge 128 ] || fail "the RAM line is missing or short: $(grep '^RAM' migrate.out)"
 
 # --- The guest runs on host 2, without a reboot.  (Host 1 keeps the
 # console of the VM it gave away under logs/MIGRATION-ID.)

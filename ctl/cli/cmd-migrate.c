@@ -139,6 +139,22 @@ draw_progress (struct view *v, json_t *ev)
 
 static void print_job (json_t *r);
 
+/* The result's "ram": what the RAM stream moved, in how long, over
+ * what. */
+static void
+print_ram (json_t *ram)
+{
+  double bytes = json_number_value (json_object_get (ram, "bytes"));
+  double ms = json_number_value (json_object_get (ram, "ms"));
+
+  if (!ram || ms <= 0)
+    return;
+  printf ("RAM: %.1f MiB in %.1f s (%.1f MiB/s) over %s\n",
+          bytes / (1 << 20), ms / 1000.0, bytes / (1 << 20) / (ms / 1000.0),
+          json_string_value (json_object_get (ram, "over")) ?
+          json_string_value (json_object_get (ram, "over")) : "?");
+}
+
 /* The last message: what happened, and the exit code. */
 static int
 print_result (json_t *ev, struct view *view, const char *vm, const char *to,
@@ -190,6 +206,7 @@ print_result (json_t *ev, struct view *view, const char *vm, const char *to,
     if (json_object_get (ev, "downtime_ms"))
       printf ("downtime: %.1f ms (paused on this host to resumed on %s)\n",
               dt, to);
+    print_ram (json_object_get (ev, "ram"));
     if (json_object_get (ev, "running_after_ms"))
       printf ("total time: %.1f s (the VM ran on %s after %.2f s; the rest "
               "released it here)\n", tot / 1000.0, to,

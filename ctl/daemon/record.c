@@ -294,6 +294,7 @@ record_put (struct migration *m)
     return;
   json_decref (m->events);
   json_decref (m->def);
+  json_decref (m->ram_final);
   json_decref (m->objects);
   pthread_mutex_destroy (&m->lock);
   pthread_cond_destroy (&m->cond);

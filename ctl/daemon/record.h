@@ -108,6 +108,10 @@ struct migration {
   uint64_t dirty_syncs;         /* QEMU's dirty-sync-count */
   bool exit_seen;               /* The exit condition held at the last */
   uint64_t exit_sync;           /* ... sample, since this dirty sync. */
+  char ram_over[256];           /* What carried RAM: "RDMA", "TCP", or
+                                   per destination. */
+  json_t *ram_final;            /* QEMU's query-migrate once completed
+                                   (the result's "ram"), or NULL */
   json_t *def;
   json_t *objects;
   int64_t t0;                   /* mono ms at start */

@@ -75,3 +75,17 @@ source_leave_streams (struct migration *m, const struct dest *d)
   if (json_is_array (json_object_get (d->endpoints, "disks")))
     source_stop_mirroring (m, d);
 }
+
+void
+source_ram_result (const struct migration *m, json_t *res)
+{
+  json_t *ram = json_object_get (m->ram_final, "ram");
+  json_t *bytes = json_object_get (ram, "transferred");
+  json_t *ms = json_object_get (m->ram_final, "total-time");
+
+  if (!json_is_integer (bytes) || !json_is_integer (ms))
+    return;
+  json_object_set_new (res, "ram", json_pack ("{s:O, s:O, s:s}", "bytes",
+                                              bytes, "ms", ms, "over",
+                                              m->ram_over));
+}

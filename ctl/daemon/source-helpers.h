@@ -1,5 +1,6 @@
 /* handoffd: the source's calls to a VM's stream helpers - each disk's
- * mirror and the directory's share (source-helpers.c).
+ * mirror and the directory's share - and the RAM stream's totals
+ * (source-helpers.c).
  */
 #ifndef HANDOFF_CTL_SOURCE_HELPERS_H
 #define HANDOFF_CTL_SOURCE_HELPERS_H
@@ -25,5 +26,9 @@ extern void source_stop_mirroring (struct migration *m, const struct dest *d);
 /* D left the migration: its share receiver and its disks' mirrors let
  * go of it at once, so that no guest write waits for its reply. */
 extern void source_leave_streams (struct migration *m, const struct dest *d);
+/* The result's "ram": what QEMU's RAM stream moved (bytes, from the
+ * start of the migration to its end in ms, and what carried it), once
+ * QEMU completed; nothing before. */
+extern void source_ram_result (const struct migration *m, json_t *res);
 
 #endif /* HANDOFF_CTL_SOURCE_HELPERS_H */

@@ -416,6 +416,7 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
                               ? "RDMA" : "TCP", m->dests[i].host);
   if (!over[0])
     snprintf (over, sizeof over, "%s", rdma ? "RDMA" : "TCP");
+  snprintf (m->ram_over, sizeof m->ram_over, "%s", over);
   /* The relay sends QEMU's stream to each destination: QEMU's share
    * of --bandwidth is the cap over all of them. */
   uint64_t ram_cap = m->bandwidth && alive ? m->bandwidth / alive : 0;
@@ -654,7 +655,9 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
     const char *st = q ? json_string_value (json_object_get (q, "status"))
       : NULL;
     if (st && strcmp (st, "completed") == 0) {
-      json_decref (q);
+      /* Its totals: the result says what the RAM stream moved. */
+      json_decref (m->ram_final);
+      m->ram_final = q;
       break;
     }
     if (!st || strcmp (st, "failed") == 0 || strcmp (st, "cancelled") == 0 ||
@@ -828,6 +831,7 @@ source_run_live (struct migration *m)
       json_object_set_new (res, "downtime_ms", json_real (downtime));
     if (m->cascade[0])
       json_object_set_new (res, "cascade", json_string (m->cascade));
+    source_ram_result (m, res);
     if (asked_again)
       json_object_set_new (res, "note", json_sprintf (
                              "the acknowledgement was lost; asked on a new "
