@@ -8,10 +8,16 @@
 #    and an rxe link added, QEMU present;
 #  - A's admin channel through a forwarded port answers 'handoff --host
 #    ... list' and reports the tree's revision;
-#  - 'handoff host' says how RAM streams travel: C, seeded without
-#    RDMA, over TCP, and why;
+#  - A and B (seed "rdma": true) have Soft-RoCE on their peer link and
+#    their handoffd finds it under its systemd unit ('handoff host'); C,
+#    seeded without, says its RAM streams go over TCP, and why;
 #  - A reaches B's handoffd over TLS-PSK with the seeded key and is
 #    refused by C ('handoff peers');
+#  - a small VM (tests/guest/ramcheck.S: it keeps 8 MiB of RAM checked;
+#    its files on a data disk that A's seed mounts) moves from A to B
+#    with its RAM over RDMA (Soft-RoCE: B's RDMA counters count the
+#    packets), and back to A over TCP; it goes on counting its rounds
+#    on each side with its RAM intact, and its disk comes back whole;
 #  - A shuts down cleanly (ACPI power button: handoffd stopped, power
 #    off).
 source "$(dirname "$0")/functions.sh"
@@ -20,6 +26,7 @@ requires mmdebstrap --version
 requires mkfs.ext4 -V
 requires qemu-system-x86_64 --version
 requires jq --version
+requires as --version
 requires_netns
 [ -z "${SANITIZE:-}" ] ||
   skip "the appliance carries the release build; it is tested by the plain 'make check'"
@@ -44,20 +51,39 @@ handoff keygen other.psk >/dev/null 2>&1
 accel=tcg
 grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ] && accel=kvm
 
-# boot_appliance X N KEY [EXTRA QEMU ARGS]: appliance X at 10.77.0.N.
+# The VM the appliances move: a kernel-less program (a Linux guest
+# would take minutes to boot under TCG inside TCG), in its directory
+# on a data disk with its disk image.
+mkdir -p lab/web
+as --32 -o ramcheck.o "$top/tests/guest/ramcheck.S"
+ld -m elf_i386 -Ttext=0x100000 -o lab/web/ramcheck.elf ramcheck.o
+head -c 16M /dev/urandom > lab/web.img
+mkfs.ext4 -q -F -L handoff-lab -d lab lab.img 64M
+qemu-img create -q -f qcow2 -b "$tmp/lab.img" -F raw lab-a.qcow2
+# VMs inside the appliances run under TCG when the appliances do: their
+# KVM would be one QEMU emulates, which does not boot Linux here.
+inner_accel=null
+[ "$accel" = tcg ] && inner_accel='"tcg"'
+
+# boot_appliance X N KEY SEED-EXTRA [EXTRA QEMU ARGS]: appliance X at
+# 10.77.0.N; its seed is the common one plus the object SEED-EXTRA.
+# Its serial console is a socket (tests/appliance-shell.py runs
+# commands there), logged to X.console.
 boot_appliance ()
 {
-  local x=$1 n=$2 key=$3 mac
-  shift 3
+  local x=$1 n=$2 key=$3 extra=$4 mac
+  shift 4
   mac=52:54:00:77:00:0$n
   on_host 1 ip tuntap add "tap$x" mode tap
   on_host 1 ip link set "tap$x" master br0 up
-  jq -n --arg psk "$(cat "$key")" --arg mac "$mac" --arg n "$n" '{
+  jq -n --arg psk "$(cat "$key")" --arg mac "$mac" --arg n "$n" \
+        --argjson accel "$inner_accel" --argjson extra "$extra" '{
       name: "appl-\($n)", psk: $psk, selftest: true, rdma: ($n != "3"),
       listen: "tcp://10.77.0.\($n):7800", admin: "tcp://0.0.0.0:7900",
-      peers: {"appl-2": "tcp://10.77.0.2:7800", "appl-3": "tcp://10.77.0.3:7800"},
+      peers: ({"appl-1": "tcp://10.77.0.1:7800", "appl-2": "tcp://10.77.0.2:7800",
+               "appl-3": "tcp://10.77.0.3:7800"} | del(.["appl-\($n)"])),
       addresses: {($mac): "10.77.0.\($n)/24"}
-    }' > "seed-$x.json"
+    } + (if $accel then {accel: $accel} else {} end) + $extra' > "seed-$x.json"
   qemu-img create -q -f qcow2 -b "$out/handoff-appliance.img" -F raw "$x.qcow2"
   on_host 1 qemu-system-x86_64 -accel "$accel" -m 768 -smp 1 \
     -nodefaults -display none -no-reboot \
@@ -68,18 +94,20 @@ boot_appliance ()
     -device "virtio-net-pci,netdev=lab,mac=$mac" \
     -fw_cfg "name=opt/org.handoff/seed,file=$tmp/seed-$x.json" \
     -qmp "unix:$tmp/$x.qmp,server=on,wait=off" \
-    -chardev "file,id=con,path=$tmp/$x.console" -serial chardev:con \
+    -chardev "socket,id=con,path=$tmp/$x.con,server=on,wait=off,logfile=$tmp/$x.console" \
+    -serial chardev:con \
     "$@" > "$x.qemu.log" 2>&1 &
   echo $! > "$x.pid"
   cleanup_fn kill_pidfile "$tmp/$x.pid"
 }
 
 echo "== booting three appliances ($accel)"
-boot_appliance a 1 k.psk \
+boot_appliance a 1 k.psk '{"mounts": {"LABEL=handoff-lab": "/srv/lab"}}' \
   -netdev "user,id=mgmt,hostfwd=tcp:127.0.0.1:17900-:7900" \
-  -device virtio-net-pci,netdev=mgmt
-boot_appliance b 2 k.psk
-boot_appliance c 3 other.psk
+  -device virtio-net-pci,netdev=mgmt \
+  -drive "file=$tmp/lab-a.qcow2,if=virtio,format=qcow2"
+boot_appliance b 2 k.psk '{}'
+boot_appliance c 3 other.psk '{}'
 
 ha () { on_host 1 handoff --host tcp://127.0.0.1:17900 --psk "$tmp/k.psk" "$@"; }
 wait_for 600 "appliance A's self-test" grep -q "HANDOFF-SELFTEST done" a.console
@@ -97,10 +125,12 @@ ha list
 [ "$(ha host --json | jq -r .revision)" = "$(git -C "$top" rev-parse --short HEAD)" ] ||
   fail "the appliance's handoffd is not this tree's revision"
 ha host --json | jq -e '.host == "appl-1"' >/dev/null || fail "A's name from the seed"
-# How A's RAM streams would travel, as 'handoff host' says.  (Its seed
-# asks for Soft-RoCE on the peer link; handoffd does not find it yet
-# under its systemd unit: shown, not checked.)
-echo "A's RDMA: $(ha host --json | jq -c .rdma)"
+# The seed's "rdma": Soft-RoCE on the peer link, found by handoffd
+# under its systemd unit (which must leave it the RDMA devices).
+grep -a "handoff-rdma" a.console | tr -d '\r' || true
+ha host --json | jq -c .rdma
+ha host --json | jq -e '.rdma.usable == true and (.rdma.device | startswith("rxe"))' >/dev/null ||
+  fail "A's handoffd does not find RDMA behind its peer address: $(ha host --json | jq -c .rdma)"
 
 echo "== peers: B answers with the seeded key, C (another key) refuses"
 on_host 1 handoff --host tcp://10.77.0.2:7900 --psk "$tmp/k.psk" host >/dev/null 2>&1 ||
@@ -110,6 +140,8 @@ rc=0
 ha peers > peers.txt 2>&1 || rc=$?
 cat peers.txt
 grep -q "^appl-2 .* answers" peers.txt || fail "A does not reach B"
+on_host 1 handoff --host tcp://10.77.0.2:7900 --psk "$tmp/k.psk" host --json |
+  jq -e '.rdma.usable == true' >/dev/null || fail "B's handoffd does not find RDMA"
 on_host 1 handoff --host tcp://10.77.0.3:7900 --psk "$tmp/other.psk" host --json |
   jq -e '.rdma.usable == false and (.rdma.reason | length) > 0' >/dev/null ||
   fail "C (no rdma in its seed) claims RDMA"
@@ -120,6 +152,82 @@ grep -q "^appl-3 .*TLS" peers.txt || fail "C did not refuse A's key"
 if on_host 1 handoff --host tcp://10.77.0.3:7900 --psk "$tmp/k.psk" list 2>/dev/null; then
   fail "C took A's key"
 fi
+
+echo "== a VM moves from A to B with its RAM over RDMA, then back over TCP"
+hb () { on_host 1 handoff --host tcp://10.77.0.2:7900 --psk "$tmp/k.psk" "$@"; }
+# on_appl X COMMAND: COMMAND run on appliance X, through its console.
+on_appl () { python3 "$top/tests/appliance-shell.py" "$tmp/$1.con" "$2"; }
+# ram_round X: web1's last round with its RAM intact on X; ram_bad X:
+# how many rounds found it changed.
+ram_round ()
+{
+  on_appl "$1" "grep -a 'HANDOFF-RAM ok' \$(handoff status web1 --json | jq -r .serial) | tail -n 1" |
+    sed -n 's/.*round=\([0-9]*\).*/\1/p'
+}
+ram_bad ()
+{
+  on_appl "$1" "grep -ac 'HANDOFF-RAM BAD' \$(handoff status web1 --json | jq -r .serial) || true" |
+    tr -dc 0-9
+}
+# wait_rounds X N: until web1's rounds on X pass N (120 s; each look
+# is a login on the console, so a few seconds apart).
+wait_rounds ()
+{
+  local r end=$((SECONDS + 120))
+  while r=$(ram_round "$1"); [ -z "$r" ] || [ "$r" -le "$2" ]; do
+    [ $SECONDS -lt $end ] || fail "web1's rounds on $1 did not pass $2 in 120 s (at '${r}')"
+    sleep 2
+  done
+}
+# rdma_pkts X: packets X's Soft-RoCE link received.
+rdma_pkts ()
+{
+  on_appl "$1" "rdma statistic show" |
+    awk '{ for (i = 1; i < NF; i++) if ($i == "rcvd_pkts") n += $(i + 1) } END { print n + 0 }'
+}
+wait_for 600 "B's self-test" grep -q "HANDOFF-SELFTEST done" b.console
+ha define web1 --memory 32 --vcpus 1 --disk /srv/lab/web.img --dir /srv/lab/web \
+  --kernel /srv/lab/web/ramcheck.elf
+ha start web1
+wait_rounds a 10
+ha host --json | jq -e '.rdma.usable' >/dev/null || fail "A has no usable RDMA"
+before=$(ram_round a) pkts=$(rdma_pkts b)
+echo "web1 runs on A: round $before; B's Soft-RoCE received $pkts packets so far"
+ha migrate web1 --to appl-2 --transport rdma > to-b.txt 2>&1 ||
+  { cat to-b.txt; fail "the migration from A to B over RDMA failed"; }
+tr '\r' '\n' < to-b.txt | grep -v '^ *$' | tail -n 7
+grep -q "moving RAM over RDMA" to-b.txt && grep -q "^RAM: .* over RDMA$" to-b.txt ||
+  fail "the RAM did not go over RDMA"
+hb status web1 | grep -q "QEMU: running" || fail "web1 does not run on B"
+ha status web1 >/dev/null 2>&1 && fail "web1 is still defined on A"
+pkts_rdma=$(( $(rdma_pkts b) - pkts ))
+# 8 MiB of the guest's data at most 4 KiB a packet (the RAM stream
+# alone: the disk and the directory go over TCP).
+echo "B's Soft-RoCE received $pkts_rdma packets during the migration"
+[ "$pkts_rdma" -ge 2048 ] || fail "B received only $pkts_rdma RDMA packets: the RAM did not come over RDMA"
+wait_rounds b $((before + 10))
+[ "$(ram_bad b)" = 0 ] || fail "web1's RAM changed on its way to B: $(ram_bad b) bad rounds"
+echo "web1 on B: round $(ram_round b), its RAM intact"
+
+mid=$(ram_round b) pkts=$(rdma_pkts a)
+hb migrate web1 --to appl-1 --transport tcp > to-a.txt 2>&1 ||
+  { cat to-a.txt; fail "the migration from B back to A over TCP failed"; }
+tr '\r' '\n' < to-a.txt | grep -v '^ *$' | tail -n 7
+grep -q "moving RAM over TCP" to-a.txt && grep -q "^RAM: .* over TCP$" to-a.txt ||
+  fail "the RAM did not go over TCP"
+echo "A's Soft-RoCE received $(( $(rdma_pkts a) - pkts )) packets during the TCP migration"
+ha status web1 | grep -q "QEMU: running" || fail "web1 does not run on A again"
+wait_rounds a $((mid + 10))
+[ "$(ram_bad a)" = 0 ] || fail "web1's RAM changed on its way back to A"
+echo "web1 on A again: round $(ram_round a), its RAM intact"
+disk=$(ha status web1 --json | jq -r '.def.disks[0].path')
+[ "$(on_appl a "md5sum < $disk" | cut -d' ' -f1)" = "$(md5sum < lab/web.img | cut -d' ' -f1)" ] ||
+  fail "web1's disk ($disk on A) is not what it was"
+ha stop web1 --force
+# The rates mean function here, not speed: Soft-RoCE and TCP inside
+# guests under TCG.
+echo "A to B, $(grep '^RAM:' to-b.txt)"
+echo "B to A, $(grep '^RAM:' to-a.txt)"
 
 echo "== clean shutdown"
 python3 "$top/tests/qmp.py" "$tmp/a.qmp" system_powerdown >/dev/null
