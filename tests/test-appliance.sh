@@ -18,6 +18,8 @@
 #    with its RAM over RDMA (Soft-RoCE: B's RDMA counters count the
 #    packets), and back to A over TCP; it goes on counting its rounds
 #    on each side with its RAM intact, and its disk comes back whole;
+#  - QEMU's multifd migration (three streams) through two handoff-xfer
+#    relays over rdma://, the same program's RAM intact on B;
 #  - A shuts down cleanly (ACPI power button: handoffd stopped, power
 #    off).
 source "$(dirname "$0")/functions.sh"
@@ -60,6 +62,7 @@ ld -m elf_i386 -Ttext=0x100000 -o lab/web/ramcheck.elf ramcheck.o
 head -c 16M /dev/urandom > lab/web.img
 mkfs.ext4 -q -F -L handoff-lab -d lab lab.img 64M
 qemu-img create -q -f qcow2 -b "$tmp/lab.img" -F raw lab-a.qcow2
+qemu-img create -q -f qcow2 -b "$tmp/lab.img" -F raw lab-b.qcow2
 # VMs inside the appliances run under TCG when the appliances do: their
 # KVM would be one QEMU emulates, which does not boot Linux here.
 inner_accel=null
@@ -106,7 +109,8 @@ boot_appliance a 1 k.psk '{"mounts": {"LABEL=handoff-lab": "/srv/lab"}}' \
   -netdev "user,id=mgmt,hostfwd=tcp:127.0.0.1:17900-:7900" \
   -device virtio-net-pci,netdev=mgmt \
   -drive "file=$tmp/lab-a.qcow2,if=virtio,format=qcow2"
-boot_appliance b 2 k.psk '{}'
+boot_appliance b 2 k.psk '{"mounts": {"LABEL=handoff-lab": "/srv/lab"}}' \
+  -drive "file=$tmp/lab-b.qcow2,if=virtio,format=qcow2"
 boot_appliance c 3 other.psk '{}'
 
 ha () { on_host 1 handoff --host tcp://127.0.0.1:17900 --psk "$tmp/k.psk" "$@"; }
@@ -228,6 +232,72 @@ ha stop web1 --force
 # guests under TCG.
 echo "A to B, $(grep '^RAM:' to-b.txt)"
 echo "B to A, $(grep '^RAM:' to-a.txt)"
+
+echo "== QEMU's multifd streams over RDMA, through the relays"
+# A QEMU of their own on A and B (not handoffd's VMs), the same program,
+# driven through a monitor on a pipe; A migrates with multifd (two
+# channels: three streams in all) into its relay, which carries each
+# stream over rdma:// to B's relay, which feeds QEMU -incoming.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > token
+# mf_run X NAME COMMAND: COMMAND in X's /run/mf as a transient unit
+# (what a login starts ends with it).
+mf_run ()
+{
+  on_appl "$1" "systemd-run -q --collect -u 'mf-$2' -p WorkingDirectory=/run/mf sh -c '$3'"
+}
+# mf_start X ARGS: the test QEMU on X (in /run/mf, its monitor the
+# pipe mon.in/mon.out, its console serial.log), with QEMU ARGS.
+mf_start ()
+{
+  on_appl "$1" "mkdir -p /run/mf && cd /run/mf && echo $(cat token) > token &&
+    chmod 600 token && mkfifo mon.in mon.out"
+  mf_run "$1" mon "cat mon.out > mon.log"
+  mf_run "$1" qemu "exec qemu-system-x86_64 -accel tcg -m 32 -nodefaults -display none \
+      -kernel /srv/lab/web/ramcheck.elf -serial file:/run/mf/serial.log \
+      -monitor pipe:/run/mf/mon $2 > qemu.log 2>&1"
+}
+mf_monitor () { on_appl "$1" "printf '%s\n' $2 > /run/mf/mon.in"; }
+mf_round ()
+{
+  on_appl "$1" "grep -a 'HANDOFF-RAM ok' /run/mf/serial.log | tail -n 1" |
+    sed -n 's/.*round=\([0-9]*\).*/\1/p'
+}
+mf_start b "-incoming defer"
+mf_run b relay "handoff-xfer relay --listen rdma://10.77.0.2:7311 \
+  --token-file token --to unix:/run/mf/in -n 3 --json > relay.json 2> relay.log"
+mf_monitor b "'migrate_set_capability multifd on' 'migrate_set_parameter multifd-channels 2' 'migrate_incoming unix:/run/mf/in'"
+mf_start a ""
+mf_run a relay "handoff-xfer relay --listen unix:/run/mf/out \
+  --to rdma://10.77.0.2:7311 --token-file token -n 3 --json > relay.json 2> relay.log"
+end=$((SECONDS + 120))
+until r=$(mf_round a); [ -n "$r" ] && [ "$r" -gt 10 ]; do
+  [ $SECONDS -lt $end ] || fail "the test QEMU on A does not run: $(on_appl a 'cat /run/mf/qemu.log')"
+  sleep 2
+done
+pkts=$(rdma_pkts b)
+mf_monitor a "'migrate_set_capability multifd on' 'migrate_set_parameter multifd-channels 2' 'migrate -d unix:/run/mf/out'"
+end=$((SECONDS + 120))
+until on_appl a "grep -qiE 'status:[[:space:]]*completed' /run/mf/mon.log || { echo 'info migrate' > /run/mf/mon.in; false; }" >/dev/null; do
+  [ $SECONDS -lt $end ] ||
+    fail "A's multifd migration did not complete: $(on_appl a 'tail -n 20 /run/mf/mon.log; cat /run/mf/relay.log'; on_appl b 'cat /run/mf/relay.log /run/mf/qemu.log')"
+  sleep 2
+done
+for x in a b; do
+  on_appl $x "grep summary /run/mf/relay.json" | tee "mf-relay-$x.json"
+  jq -e 'select(.event == "summary") | .streams_done == 3 and .streams_failed == 0' \
+    "mf-relay-$x.json" >/dev/null || fail "$x's relay did not carry three streams"
+done
+echo "B's Soft-RoCE received $(( $(rdma_pkts b) - pkts )) packets during the multifd migration"
+[ $(( $(rdma_pkts b) - pkts )) -ge 2048 ] || fail "the multifd streams did not come over RDMA"
+last=$(mf_round a)
+end=$((SECONDS + 120))
+until r=$(mf_round b); [ -n "$r" ] && [ "$r" -gt $((last + 10)) ]; do
+  [ $SECONDS -lt $end ] || fail "the guest does not go on on B past round $last (at '$r')"
+  sleep 2
+done
+on_appl b "grep -q 'HANDOFF-RAM BAD' /run/mf/serial.log" && fail "the guest's RAM changed on its way"
+on_appl b "grep -q HANDOFF-BOOT /run/mf/serial.log" && fail "the guest booted again on B"
+echo "the guest left A at round $last and goes on on B at round $(mf_round b), its RAM intact"
 
 echo "== clean shutdown"
 python3 "$top/tests/qmp.py" "$tmp/a.qmp" system_powerdown >/dev/null
