@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -16,6 +17,8 @@
 #include "uri.h"
 
 #define MAX_CLIENTS 32
+/* How long ctlserver_stop lets requests being answered finish. */
+#define STOP_REPLY_MS 2000
 
 struct ctlserver {
   struct ctlserver_config cfg;
@@ -28,6 +31,8 @@ struct ctlserver {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct channel *clients[MAX_CLIENTS];       /* lock */
+  bool answering[MAX_CLIENTS];  /* lock: a request of a plain handler
+                                   (cfg.handle) is being answered */
   unsigned nclients;                          /* lock */
 };
 
@@ -51,10 +56,33 @@ forget_client (struct ctlserver *s, struct channel *c)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)
-    if (s->clients[i] == c)
+    if (s->clients[i] == c) {
       s->clients[i] = NULL;
+      s->answering[i] = false;
+    }
   s->nclients--;
   pthread_cond_broadcast (&s->cond);
+}
+
+/* Client C is answering a request, or is done with it. */
+static void
+set_answering (struct ctlserver *s, struct channel *c, bool on)
+{
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
+  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
+    if (s->clients[i] == c)
+      s->answering[i] = on;
+  pthread_cond_broadcast (&s->cond);
+}
+
+/* Is a reply on its way?  (With the lock.) */
+static bool
+any_answering (const struct ctlserver *s)
+{
+  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
+    if (s->clients[i] && s->answering[i])
+      return true;
+  return false;
 }
 
 static void *
@@ -89,6 +117,9 @@ client_main (void *arg)
         continue;
     }
     else {
+      /* A request that stops the server (the share's "abort") still
+       * gets its reply: ctlserver_stop waits for it. */
+      set_answering (s, c, true);
       reply = s->cfg.handle (req, s->cfg.opaque);
       json_decref (req);
       if (!reply)
@@ -96,6 +127,7 @@ client_main (void *arg)
     }
     int r = chan_send_json (c, reply);
     json_decref (reply);
+    set_answering (s, c, false);
     if (r == -1)
       break;
   }
@@ -227,6 +259,15 @@ ctlserver_stop (struct ctlserver *s)
   pthread_join (s->thread, NULL);
   close (s->wake_fd);
   pthread_mutex_lock (&s->lock);
+  /* Replies already on their way go out first, for a while: the
+   * client that asked for what stops us must learn it was done. */
+  struct timespec until;
+  clock_gettime (CLOCK_REALTIME, &until);
+  until.tv_sec += STOP_REPLY_MS / 1000;
+  /* Terminates: each answer ends, or the time is up. */
+  while (any_answering (s) &&
+         pthread_cond_timedwait (&s->cond, &s->lock, &until) == 0)
+    ;
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)
     if (s->clients[i])
       chan_shutdown (s->clients[i]);
