@@ -31,8 +31,8 @@ struct ctlserver {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   struct channel *clients[MAX_CLIENTS];       /* lock */
-  bool answering[MAX_CLIENTS];  /* lock: a request of a plain handler
-                                   (cfg.handle) is being answered */
+  unsigned answering;           /* lock: requests of the plain handler
+                                   (cfg.handle) being answered */
   unsigned nclients;                          /* lock */
 };
 
@@ -56,33 +56,19 @@ forget_client (struct ctlserver *s, struct channel *c)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)
-    if (s->clients[i] == c) {
+    if (s->clients[i] == c)
       s->clients[i] = NULL;
-      s->answering[i] = false;
-    }
   s->nclients--;
   pthread_cond_broadcast (&s->cond);
 }
 
-/* Client C is answering a request, or is done with it. */
+/* One more, or one fewer, request being answered. */
 static void
-set_answering (struct ctlserver *s, struct channel *c, bool on)
+count_answering (struct ctlserver *s, int delta)
 {
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&s->lock);
-  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
-    if (s->clients[i] == c)
-      s->answering[i] = on;
+  s->answering += (unsigned) delta;
   pthread_cond_broadcast (&s->cond);
-}
-
-/* Is a reply on its way?  (With the lock.) */
-static bool
-any_answering (const struct ctlserver *s)
-{
-  for (unsigned i = 0; i < MAX_CLIENTS; ++i)
-    if (s->clients[i] && s->answering[i])
-      return true;
-  return false;
 }
 
 static void *
@@ -95,7 +81,7 @@ client_main (void *arg)
   free (cl);
   /* Terminates: at end of stream, on a channel error, or at shutdown. */
   while (!s->quit) {
-    bool eof;
+    bool eof, counted = false;
     json_t *req = chan_recv_json (c, -1, &eof), *reply;
 
     if (!req) {
@@ -119,7 +105,8 @@ client_main (void *arg)
     else {
       /* A request that stops the server (the share's "abort") still
        * gets its reply: ctlserver_stop waits for it. */
-      set_answering (s, c, true);
+      count_answering (s, 1);
+      counted = true;
       reply = s->cfg.handle (req, s->cfg.opaque);
       json_decref (req);
       if (!reply)
@@ -127,7 +114,8 @@ client_main (void *arg)
     }
     int r = chan_send_json (c, reply);
     json_decref (reply);
-    set_answering (s, c, false);
+    if (counted)
+      count_answering (s, -1);
     if (r == -1)
       break;
   }
@@ -265,7 +253,7 @@ ctlserver_stop (struct ctlserver *s)
   clock_gettime (CLOCK_REALTIME, &until);
   until.tv_sec += STOP_REPLY_MS / 1000;
   /* Terminates: each answer ends, or the time is up. */
-  while (any_answering (s) &&
+  while (s->answering > 0 &&
          pthread_cond_timedwait (&s->cond, &s->lock, &until) == 0)
     ;
   for (unsigned i = 0; i < MAX_CLIENTS; ++i)

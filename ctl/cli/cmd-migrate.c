@@ -146,13 +146,13 @@ print_ram (json_t *ram)
 {
   double bytes = json_number_value (json_object_get (ram, "bytes"));
   double ms = json_number_value (json_object_get (ram, "ms"));
+  const char *over = json_string_value (json_object_get (ram, "over"));
 
   if (!ram || ms <= 0)
     return;
   printf ("RAM: %.1f MiB in %.1f s (%.1f MiB/s) over %s\n",
           bytes / (1 << 20), ms / 1000.0, bytes / (1 << 20) / (ms / 1000.0),
-          json_string_value (json_object_get (ram, "over")) ?
-          json_string_value (json_object_get (ram, "over")) : "?");
+          over ? over : "?");
 }
 
 /* The last message: what happened, and the exit code. */

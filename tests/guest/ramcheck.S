@@ -107,28 +107,23 @@ block_start:
         add $BASE, %edi
         ret
 
-/* fill: write block %ebx from its seed.  The data is a linear
- * congruential sequence: x = x * 1664525 + 1013904223. */
+/* fill: write block %ebx from its seed; check: ZF clear if block %ebx
+ * differs from what its seed makes.  Both walk the block's linear
+ * congruential sequence, x = x * 1664525 + 1013904223: walk writes
+ * it if %dl is 0, compares with it otherwise. */
 fill:
-        push %edi
-        push %ecx
-        push %eax
-        call block_start
-        mov SEEDS(,%ebx,4), %eax
-        mov $BLOCK / 4, %ecx
-1:      imul $1664525, %eax, %eax
-        add $1013904223, %eax
-        mov %eax, (%edi)
-        add $4, %edi
-        dec %ecx
-        jnz 1b
-        pop %eax
-        pop %ecx
-        pop %edi
+        push %edx
+        xor %dl, %dl
+        call walk
+        pop %edx
         ret
-
-/* check: ZF clear if block %ebx differs from what its seed makes. */
 check:
+        push %edx
+        mov $1, %dl
+        call walk
+        pop %edx
+        ret
+walk:
         push %edi
         push %ecx
         push %eax
@@ -137,15 +132,19 @@ check:
         mov $BLOCK / 4, %ecx
 1:      imul $1664525, %eax, %eax
         add $1013904223, %eax
-        cmp %eax, (%edi)
-        jne 2f
-        add $4, %edi
+        test %dl, %dl
+        jnz 2f
+        mov %eax, (%edi)
+        jmp 3f
+2:      cmp %eax, (%edi)
+        jne 4f
+3:      add $4, %edi
         dec %ecx
         jnz 1b
         xor %eax, %eax                  /* ZF set: as written */
-        jmp 3f
-2:      or $1, %eax                     /* ZF clear: changed */
-3:      pop %eax
+        jmp 5f
+4:      or $1, %eax                     /* ZF clear: changed */
+5:      pop %eax
         pop %ecx
         pop %edi
         ret
