@@ -443,18 +443,19 @@ parse (const char *s, struct uri *u, bool listen, char *err, size_t errlen)
     if (!listen && q && !memchr (rest, '/', (size_t) (q - rest)) &&
         !strchr (rest, '#')) {
       /* A stream to one of several destinations may name the key for
-       * it: tcp://HOST:PORT?tls-psk-file=FILE or
-       * rdma://HOST:PORT?token-file=FILE, and nothing else. */
+       * it: tcp://HOST:PORT?tls-psk-file=FILE (and a token, for a
+       * listener that asks for one beside TLS: the TCP half of an RDMA
+       * relay) or rdma://HOST:PORT?token-file=FILE, and nothing else. */
       bool tcp = u->scheme == URI_SCHEME_TCP;
       if (parse_authority (rest, (size_t) (q - rest), u, true, false, listen,
                            err, errlen) == -1 ||
           parse_query (q + 1, u, err, errlen) == -1)
         goto error;
       if (u->socket || u->tls_username ||
-          (tcp ? !u->tls_psk_file || u->token_file
-               : !u->token_file || u->tls_psk_file)) {
+          (tcp ? !u->tls_psk_file : !u->token_file || u->tls_psk_file)) {
         set_error (err, errlen, tcp ? "tcp URIs take only ?tls-psk-file=FILE"
-                   : "rdma URIs take only ?token-file=FILE");
+                   "[&token-file=FILE]" : "rdma URIs take only "
+                   "?token-file=FILE");
         goto error;
       }
     }

@@ -39,7 +39,8 @@ usage (FILE *fp, int code)
 {
   fprintf (fp,
 "Usage:\n"
-"  handoff-xfer relay --listen URI --to URI [--to URI ...] [OPTIONS]\n"
+"  handoff-xfer relay --listen URI [--listen URI] --to URI [--or URI]\n"
+"                     [--to URI [--or URI] ...] [OPTIONS]\n"
 "  handoff-xfer send FILE --to URI [OPTIONS]\n"
 "  handoff-xfer recv --listen URI FILE [OPTIONS]\n"
 "  handoff-xfer probe ADDRESS [--json]\n"
@@ -51,8 +52,11 @@ usage (FILE *fp, int code)
 "port serves ADDRESS (what rdma:// there would use).\n"
 "\n"
 "Options:\n"
-"  -l, --listen URI      where streams arrive\n"
+"  -l, --listen URI      where streams arrive (relay: twice, e.g. rdma://\n"
+"                        and tcp:// beside it)\n"
 "  -t, --to URI          where to carry them (relay: repeat to fan out)\n"
+"      --or URI          relay: where to carry them when the --to before\n"
+"                        cannot be reached (e.g. tcp:// after rdma://)\n"
 "      --psk FILE        pre-shared key for tcp:// (TLS)\n"
 "      --token-file FILE shared token proving the peer (required for rdma://)\n"
 "  -b, --buffer SIZE     relay: ring buffer per stream (default 64M)\n"
@@ -299,8 +303,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
   return rc;
 }
 
-enum { OPT_PSK = 256, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT, OPT_TIMEOUT,
-       OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE, OPT_HOLD };
+enum { OPT_PSK = 256, OPT_OR, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT,
+       OPT_TIMEOUT, OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE, OPT_HOLD };
 
 /* The options that take a value to check: into CFG (and *SIZE_LIMIT).
  * 0, or -1 (printed). */
@@ -426,7 +430,7 @@ run_command (const char *cmd, int argc, char **argv,
     psk_table_free (&t);
   }
   if (strcmp (cmd, "relay") == 0) {
-    if (argc != 0 || !cfg->listen || cfg->nto == 0) {
+    if (argc != 0 || cfg->nlisten == 0 || cfg->nto == 0) {
       fprintf (stderr, "%s relay: needs --listen URI and at least one "
                "--to URI, and no other arguments\n", PROG);
       return RC_ERROR;
@@ -434,8 +438,8 @@ run_command (const char *cmd, int argc, char **argv,
     return relay_run (cfg) == 0 ? RC_OK : RC_ERROR;
   }
   if (strcmp (cmd, "send") == 0) {
-    if (argc != 1 || cfg->nto != 1 || cfg->listen) {
-      fprintf (stderr, "%s send: needs FILE and exactly one --to URI\n",
+    if (argc != 1 || cfg->nto != 1 || cfg->nlisten || cfg->or_to[0]) {
+      fprintf (stderr, "%s send: needs FILE and exactly one --to URI (no --or)\n",
                PROG);
       return RC_ERROR;
     }
@@ -443,15 +447,15 @@ run_command (const char *cmd, int argc, char **argv,
                     cfg->json, size_limit);
   }
   if (strcmp (cmd, "recv") == 0) {
-    if (argc != 1 || !cfg->listen || cfg->nto != 0) {
-      fprintf (stderr, "%s recv: needs --listen URI and FILE\n", PROG);
+    if (argc != 1 || cfg->nlisten != 1 || cfg->nto != 0) {
+      fprintf (stderr, "%s recv: needs one --listen URI and FILE\n", PROG);
       return RC_ERROR;
     }
-    return do_recv (cfg->listen, argv[0], &cfg->opts,
+    return do_recv (cfg->listen[0], argv[0], &cfg->opts,
                     cfg->accept_timeout_ms, cfg->io_timeout_ms, cfg->json);
   }
   if (strcmp (cmd, "probe") == 0) {
-    if (argc != 1 || cfg->listen || cfg->nto != 0) {
+    if (argc != 1 || cfg->nlisten || cfg->nto != 0) {
       fprintf (stderr, "%s probe: needs one ADDRESS and no --listen or "
                "--to\n", PROG);
       return RC_ERROR;
@@ -469,6 +473,7 @@ main (int argc, char **argv)
   static const struct option long_options[] = {
     { "listen", required_argument, NULL, 'l' },
     { "to", required_argument, NULL, 't' },
+    { "or", required_argument, NULL, OPT_OR },
     { "psk", required_argument, NULL, OPT_PSK },
     { "token-file", required_argument, NULL, OPT_TOKEN },
     { "buffer", required_argument, NULL, 'b' },
@@ -502,13 +507,27 @@ main (int argc, char **argv)
   while ((c = getopt_long (argc, argv, "l:t:b:n:jvhV", long_options,
                            NULL)) != -1) {
     switch (c) {
-    case 'l': cfg.listen = optarg; break;
+    case 'l':
+      if (cfg.nlisten >= RELAY_MAX_LISTEN) {
+        fprintf (stderr, "%s: at most %d --listen\n", PROG, RELAY_MAX_LISTEN);
+        return RC_ERROR;
+      }
+      cfg.listen[cfg.nlisten++] = optarg;
+      break;
     case 't':
       if (cfg.nto >= RELAY_MAX_TO) {
         fprintf (stderr, "%s: at most %d --to\n", PROG, RELAY_MAX_TO);
         return RC_ERROR;
       }
       cfg.to[cfg.nto++] = optarg;
+      break;
+    case OPT_OR:
+      if (cfg.nto == 0 || cfg.or_to[cfg.nto - 1]) {
+        fprintf (stderr, "%s: --or follows a --to, at most once each\n",
+                 PROG);
+        return RC_ERROR;
+      }
+      cfg.or_to[cfg.nto - 1] = optarg;
       break;
     case OPT_PSK: cfg.opts.psk_file = optarg; break;
     case OPT_TOKEN:

@@ -97,6 +97,7 @@ struct dest_stats {
   atomic_uint_fast64_t bytes;
   atomic_uint dropped;
   atomic_uint failed;
+  atomic_uint fell_back;        /* Streams carried over its --or. */
   uint64_t last_bytes;
 };
 
@@ -573,10 +574,21 @@ stream_start (const struct relay_config *cfg, struct xfer_conn *in,
     o->uri = cfg->to[i];
     o->index = (unsigned) i;
     o->c = xfer_connect (cfg->to[i], &cfg->opts, out_id, flags);
+    if (!o->c && cfg->or_to[i]) {
+      /* The source's half of a transport fallback: the destination
+       * listens on both, so the stream goes on over the other.  The
+       * controller reads this line (its words are an interface). */
+      log_warn ("stream %u: destination %zu: %s cannot be reached; "
+                "carried over %s instead", id, i, cfg->to[i], cfg->or_to[i]);
+      o->uri = cfg->or_to[i];
+      o->c = xfer_connect (cfg->or_to[i], &cfg->opts, out_id, flags);
+      if (o->c)
+        atomic_fetch_add (&relay.to[i].fell_back, 1);
+    }
     if (!o->c) {
       o->done = o->failed = true;
       atomic_fetch_add (&relay.to[i].failed, 1);
-      log_error ("stream %u: %s: cannot connect", id, cfg->to[i]);
+      log_error ("stream %u: %s: cannot connect", id, o->uri);
       continue;
     }
     live++;
@@ -661,11 +673,12 @@ print_stats (const struct relay_config *cfg, double dt, bool final)
     struct dest_stats *d = &relay.to[i];
     uint64_t b = atomic_load (&d->bytes);
     json_array_append_new (to, json_pack (
-      "{s:s, s:I, s:f, s:i, s:i}",
+      "{s:s, s:I, s:f, s:i, s:i, s:i}",
       "uri", cfg->to[i], "bytes", (json_int_t) b,
       "rate", dt > 0 ? (double) (b - d->last_bytes) / dt : 0.0,
       "dropped", (int) atomic_load (&d->dropped),
-      "failed", (int) atomic_load (&d->failed)));
+      "failed", (int) atomic_load (&d->failed),
+      "fell_back", (int) atomic_load (&d->fell_back)));
     d->last_bytes = b;
   }
   pthread_mutex_lock (&relay.lock);
@@ -689,15 +702,26 @@ print_stats (const struct relay_config *cfg, double dt, bool final)
   json_decref (line);
 }
 
+static void
+close_listeners (struct xfer_listener **l, size_t n)
+{
+  for (size_t i = 0; i < n; ++i)
+    xfer_listener_close (l[i]);
+}
+
 int
 relay_run (const struct relay_config *cfg)
 {
-  struct xfer_listener *l;
+  struct xfer_listener *l[RELAY_MAX_LISTEN] = { NULL };
   struct sigaction sa = { .sa_handler = on_signal };
   uint32_t next_id = 0;
   int64_t last_stats = clock_ms ();
   int64_t accept_deadline = cfg->accept_timeout_ms < 0 ? -1
     : clock_ms () + cfg->accept_timeout_ms;
+  /* The loop also prints statistics and notices a signal: each pass
+   * waits this long on every listener in turn. */
+  int wait_ms = 200 / (int) (cfg->nlisten ? cfg->nlisten : 1);
+  size_t turn = 0;
   int rc;
 
   sigaction (SIGINT, &sa, NULL);
@@ -708,11 +732,16 @@ relay_run (const struct relay_config *cfg)
   }
   signal (SIGPIPE, SIG_IGN);
 
-  l = xfer_listen (cfg->listen, &cfg->opts);
-  if (!l)
-    return -1;
-  log_info ("relay: listening on %s, carrying to %zu destination(s)",
-            cfg->listen, cfg->nto);
+  for (size_t i = 0; i < cfg->nlisten; ++i) {
+    l[i] = xfer_listen (cfg->listen[i], &cfg->opts);
+    if (!l[i]) {
+      close_listeners (l, i);
+      return -1;
+    }
+    /* Who starts the relay waits for this line (an interface). */
+    log_info ("relay: listening on %s, carrying to %zu destination(s)",
+              cfg->listen[i], cfg->nto);
+  }
 
   /* Terminates: by signal, by reaching the stream count, or by the
    * accept timeout. */
@@ -736,12 +765,13 @@ relay_run (const struct relay_config *cfg)
       continue;
     }
     if (accept_deadline >= 0 && next_id == 0 && now > accept_deadline) {
-      log_error ("relay: no stream arrived on %s in %d ms", cfg->listen,
+      log_error ("relay: no stream arrived on %s in %d ms", cfg->listen[0],
                  cfg->accept_timeout_ms);
-      xfer_listener_close (l);
+      close_listeners (l, cfg->nlisten);
       return -1;
     }
-    c = xfer_accept (l, 200);
+    c = xfer_accept (l[turn], wait_ms);
+    turn = (turn + 1) % cfg->nlisten;
     if (!c)
       continue;
     stream_start (cfg, c, next_id++);
@@ -755,7 +785,7 @@ relay_run (const struct relay_config *cfg)
   pthread_mutex_unlock (&relay.lock);
   if (cfg->json)
     print_stats (cfg, (double) (clock_ms () - last_stats) / 1000.0, true);
-  xfer_listener_close (l);
+  close_listeners (l, cfg->nlisten);
   if (stop_signal)
     log_info ("relay: stopped by signal %d", (int) stop_signal);
   return rc;

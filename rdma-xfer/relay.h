@@ -8,12 +8,19 @@
 #include "xfer.h"
 
 #define RELAY_MAX_TO 16
+#define RELAY_MAX_LISTEN 2
 
 enum relay_lagging { RELAY_LAG_WAIT, RELAY_LAG_DROP };
 
 struct relay_config {
-  const char *listen;
+  /* Where streams arrive: one URI, or two (RDMA and TCP beside it, so
+   * that a source that cannot set RDMA up still reaches us). */
+  const char *listen[RELAY_MAX_LISTEN];
+  size_t nlisten;
   const char *to[RELAY_MAX_TO];
+  /* --or: where to carry a stream when to[i] cannot be connected to
+   * (NULL: nowhere else). */
+  const char *or_to[RELAY_MAX_TO];
   size_t nto;
   struct xfer_opts opts;
   size_t buffer;                /* Ring bytes per stream. */

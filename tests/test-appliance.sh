@@ -20,6 +20,10 @@
 #    on each side with its RAM intact, and its disk comes back whole;
 #  - QEMU's multifd migration (three streams) through two handoff-xfer
 #    relays over rdma://, the same program's RAM intact on B;
+#  - with A's Soft-RoCE link deleted after its handoffd started (so
+#    both still say RDMA), 'migrate' (auto) cannot set RDMA up from A
+#    and carries the RAM over TCP to B instead, before anything pauses,
+#    and says so; the VM goes on on B with its RAM intact;
 #  - A shuts down cleanly (ACPI power button: handoffd stopped, power
 #    off).
 source "$(dirname "$0")/functions.sh"
@@ -298,6 +302,25 @@ done
 on_appl b "grep -q 'HANDOFF-RAM BAD' /run/mf/serial.log" && fail "the guest's RAM changed on its way"
 on_appl b "grep -q HANDOFF-BOOT /run/mf/serial.log" && fail "the guest booted again on B"
 echo "the guest left A at round $last and goes on on B at round $(mf_round b), its RAM intact"
+
+echo "== RDMA gone at the source after handoffd started: auto falls back to TCP"
+# Both handoffds said RDMA at start, so auto asks B for it; B's relay
+# listens on rdma:// and on tcp:// beside it.  A's relay cannot set
+# RDMA up and carries the stream over TCP before anything pauses.
+ha start web1
+wait_rounds a 10
+on_appl a "rdma link delete rxe-ens2" > /dev/null
+before=$(ram_round a)
+ha migrate web1 --to appl-2 > fallback.txt 2>&1 ||
+  { cat fallback.txt; fail "the migration whose RDMA did not come up failed"; }
+tr '\r' '\n' < fallback.txt | grep -v '^ *$' | tail -n 7
+grep -q "RDMA to appl-2 did not come up: moving RAM over TCP" fallback.txt ||
+  fail "the fallback to TCP was not said"
+grep -q "^RAM: .* over TCP$" fallback.txt || fail "the result does not say TCP"
+hb status web1 | grep -q "QEMU: running" || fail "web1 does not run on B after the fallback"
+wait_rounds b $((before + 10))
+[ "$(ram_bad b)" = 0 ] || fail "web1's RAM changed on its way to B over the fallback"
+echo "web1 left A at round $before and goes on on B at round $(ram_round b), its RAM intact"
 
 echo "== clean shutdown"
 python3 "$top/tests/qmp.py" "$tmp/a.qmp" system_powerdown >/dev/null

@@ -261,50 +261,81 @@ prepare_listener (struct incoming *in, const char *leaf, const char *what,
 }
 
 /* The RAM stream's relay on rdma://ADDR, proving the source with the
- * migration key MIG_PSK as its token, carrying to TO.  Its address,
- * or NULL (err; it was stopped). */
-static json_t *
-prepare_rdma_relay (struct incoming *in, const char *addr, char *to,
-                    char *mig_psk, char *err, size_t errlen)
+ * migration key MIG_PSK as its token, carrying to TO; with TCP_TOO, on
+ * tcp://ADDR as well (TLS with the same key), for a source whose RDMA
+ * set-up fails.  Sets EP's "xfer" (and "xfer_tcp"): 0, or -1 (err; it
+ * was stopped). */
+static int
+prepare_rdma_relay (struct incoming *in, json_t *ep, const char *addr,
+                    char *to, char *mig_psk, bool tcp_too, char *err,
+                    size_t errlen)
 {
-  int port = free_port (addr);
-  char listen[160], needle[200], log[PATH_MAX], pidfile[PATH_MAX];
+  int port = free_port (addr), tcp_port = -1;
+  char listen[160], tcp_listen[160], needle[200], log[PATH_MAX];
+  char pidfile[PATH_MAX];
+  size_t n = 0;
   pid_t p;
 
-  if (port < 0) {
-    set_error (err, errlen, "no free port on %s", addr);
-    return NULL;
-  }
+  /* free_port finds a port nothing holds now, and may find the same
+   * one twice. */
+  for (int tries = 0; port >= 0 && tcp_too && tries < 4 &&
+         (tcp_port < 0 || tcp_port == port); ++tries)
+    tcp_port = free_port (addr);
+  if (tcp_port == port)
+    tcp_port = -1;
+  if (port < 0 || (tcp_too && tcp_port < 0))
+    return set_error (err, errlen, "no free port on %s", addr);
   snprintf (listen, sizeof listen, "rdma://%s:%d", addr, port);
-  char *argv[] = {
-    (char *) hd.xfer_bin, (char *) "relay", (char *) "-v",
-    (char *) "--listen", listen, (char *) "--to", to,
-    (char *) "--token-file", mig_psk,
-    (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
-  };
+  snprintf (tcp_listen, sizeof tcp_listen, "tcp://%s:%d", addr, tcp_port);
+  char *argv[16];
+  argv[n++] = (char *) hd.xfer_bin;
+  argv[n++] = (char *) "relay";
+  argv[n++] = (char *) "-v";
+  argv[n++] = (char *) "--listen";
+  argv[n++] = listen;
+  if (tcp_too) {
+    argv[n++] = (char *) "--listen";
+    argv[n++] = tcp_listen;
+    argv[n++] = (char *) "--psk";
+    argv[n++] = mig_psk;
+  }
+  argv[n++] = (char *) "--to";
+  argv[n++] = to;
+  argv[n++] = (char *) "--token-file";
+  argv[n++] = mig_psk;
+  argv[n++] = (char *) "--buffer";
+  argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
+  argv[n] = NULL;
   p = spawn_in_run (in, "relay-in", argv, err, errlen);
   if (p < 0)
-    return NULL;
-  /* No socket table lists an RDMA CM listener: its log says when. */
+    return -1;
+  /* No socket table lists an RDMA CM listener: its log says when.
+   * The relay opens its listeners in order: the last one's line says
+   * both are up. */
   vm_run_path (in->vm, "relay-in.log", log, sizeof log);
-  snprintf (needle, sizeof needle, "relay: listening on %s,", listen);
+  snprintf (needle, sizeof needle, "relay: listening on %s,",
+            tcp_too ? tcp_listen : listen);
   if (proc_wait_log (log, needle, p, 10000) == -1) {
     char tail[512];
     proc_log_tail (log, 2, tail, sizeof tail);
     vm_run_path (in->vm, "relay-in.pid", pidfile, sizeof pidfile);
     proc_stop (pidfile, "handoff-xfer", 2000);
-    set_error (err, errlen, "the RDMA stream relay did not start: %s", tail);
-    return NULL;
+    return set_error (err, errlen, "the RDMA stream relay did not start: %s",
+                      tail);
   }
-  return json_string (listen);
+  json_object_set_new (ep, "xfer", json_string (listen));
+  if (tcp_too)
+    json_object_set_new (ep, "xfer_tcp", json_string (tcp_listen));
+  return 0;
 }
 
 /* The RAM stream's relay: over RDMA if the source asked for it (or
- * left it to this host, and this host has it), else over TCP.  Its
- * address, or NULL (err). */
-static json_t *
-prepare_relay (struct incoming *in, json_t *msg, const char *addr,
-               char *mig_psk, char *err, size_t errlen)
+ * left it to this host, and this host has it; then over TCP too, should
+ * the source fail to set RDMA up), else over TCP.  Sets EP's "xfer"
+ * (and "xfer_tcp"): 0, or -1 (err). */
+static int
+prepare_relay (struct incoming *in, json_t *ep, json_t *msg,
+               const char *addr, char *mig_psk, char *err, size_t errlen)
 {
   const char *ask = json_string_value (json_object_get (msg, "transport"));
   char sock[PATH_MAX], to[PATH_MAX + 8];
@@ -314,15 +345,19 @@ prepare_relay (struct incoming *in, json_t *msg, const char *addr,
   vm_run_path (in->vm, "incoming.sock", sock, sizeof sock);
   uri_unix (sock, to, sizeof to);
   if (transport_dest_choose (ask, &rdma, err, errlen) == -1)
-    return NULL;
+    return -1;
   if (rdma) {
-    v = prepare_rdma_relay (in, addr, to, mig_psk, err, errlen);
-    if (v)
-      return v;
+    /* Only RDMA was wanted (by the source, or by this host): TCP would
+     * be refused anyway. */
+    bool either = strcmp (ask, "auto") == 0 &&
+      hd.transport != TRANSPORT_RDMA;
+    if (prepare_rdma_relay (in, ep, addr, to, mig_psk, either, err,
+                            errlen) == 0)
+      return 0;
     /* Before the VM pauses, an RDMA set-up that fails costs nothing
      * but the transport - unless RDMA was required. */
-    if (strcmp (ask, "auto") != 0 || hd.transport == TRANSPORT_RDMA)
-      return NULL;
+    if (!either)
+      return -1;
     log_warn ("migration %s: %s; the RAM stream goes over TCP instead",
               in->id, err);
   }
@@ -331,8 +366,12 @@ prepare_relay (struct incoming *in, json_t *msg, const char *addr,
     (char *) "--to", to, (char *) "--psk", mig_psk,
     (char *) "--buffer", (char *) MIGRATION_RELAY_BUFFER, NULL,
   };
-  return prepare_listener (in, "relay-in", "stream relay", addr, argv, 3,
-                           err, errlen);
+  v = prepare_listener (in, "relay-in", "stream relay", addr, argv, 3,
+                        err, errlen);
+  if (!v)
+    return -1;
+  json_object_set_new (ep, "xfer", v);
+  return 0;
 }
 
 /* A key for this migration only: its exports, share and stream accept
@@ -431,16 +470,19 @@ dest_prepare (struct incoming *in, json_t *msg)
       goto failed;
     json_object_set_new (ep, "share", v);
   }
-  if (!(v = prepare_relay (in, msg, addr, mig_psk, err, sizeof err)))
+  if (prepare_relay (in, ep, msg, addr, mig_psk, err, sizeof err) == -1)
     goto failed;
-  json_object_set_new (ep, "xfer", v);
+  v = json_object_get (ep, "xfer");
   db_journal_detail (in->id, json_pack ("{s:s, s:O, s:s}", "mode", in->mode,
                                         "def", in->def, "images",
                                         in->images));
   db_journal_phase (in->id, "prepared",
-                    strncmp (json_string_value (v), "rdma://", 7) == 0
-                    ? "exports, share and relay ready (RAM over RDMA)"
-                    : "exports, share and relay ready (RAM over TCP)");
+                    strncmp (json_string_value (v), "rdma://", 7) != 0
+                    ? "exports, share and relay ready (RAM over TCP)"
+                    : json_object_get (ep, "xfer_tcp")
+                    ? "exports, share and relay ready (RAM over RDMA, or "
+                    "TCP should the source fail to set RDMA up)"
+                    : "exports, share and relay ready (RAM over RDMA)");
   hd_crash_point ("prepared");
   json_object_set_new (ep, "psk", json_string (key_text));
   json_t *a = dest_answer ("SUCCESS", NULL);

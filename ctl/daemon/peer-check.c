@@ -192,8 +192,19 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
                                  peer_host, URI_SCHEME_TCP, -1, err,
                                  errlen) == -1)
     return -1;
-  return check_endpoint ("xfer", json_object_get (ep, "xfer"), peer_host,
-                         URI_SCHEME_TCP, URI_SCHEME_RDMA, err, errlen);
+  if (check_endpoint ("xfer", json_object_get (ep, "xfer"), peer_host,
+                      URI_SCHEME_TCP, URI_SCHEME_RDMA, err, errlen) == -1)
+    return -1;
+  /* TCP beside RDMA, for a source that cannot set RDMA up: only then. */
+  json_t *alt = json_object_get (ep, "xfer_tcp");
+  if (!alt)
+    return 0;
+  if (strncmp (json_string_value (json_object_get (ep, "xfer")), "rdma://",
+               7) != 0)
+    return set_error (err, errlen, "endpoint xfer_tcp is only for a RAM "
+                      "stream over RDMA");
+  return check_endpoint ("xfer_tcp", alt, peer_host, URI_SCHEME_TCP, -1, err,
+                         errlen);
 }
 
 /* --cascade, with the message that makes a destination run the VM:

@@ -41,6 +41,9 @@ struct dest {
   char reason[512];             /* lock */
   char transport[8];            /* The RAM stream's to it, "rdma" or
                                    "tcp", once it prepared (lock). */
+  int relay_index;              /* Its --to in the stream relay, or -1. */
+  bool tcp_beside;              /* Over RDMA, with TCP to fall back on
+                                   should RDMA not come up. */
   /* Its own progress, from the last sample (the migration thread's;
    * read under lock by "status"): what is left to send it and the rate
    * it takes it at, and whether every stream has been copied to it

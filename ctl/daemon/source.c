@@ -325,8 +325,8 @@ static int
 start_relay (struct migration *m, char *err, size_t errlen)
 {
   char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
-  char to[MAX_DESTS][PATH_MAX + 512];
-  char *argv[13 + 2 * MAX_DESTS];
+  char to[MAX_DESTS][PATH_MAX + 512], or_to[MAX_DESTS][2 * PATH_MAX + 512];
+  char *argv[13 + 4 * MAX_DESTS];
   size_t n = 0, k = 0;
   pid_t p;
 
@@ -356,7 +356,21 @@ start_relay (struct migration *m, char *err, size_t errlen)
     else
       snprintf (to[k], sizeof to[k], "%s?tls-psk-file=%s", xfer, d->psk);
     argv[n++] = (char *) "--to";
-    argv[n++] = to[k++];
+    argv[n++] = to[k];
+    /* Over TCP, should RDMA not come up (auto only: the destination
+     * offers it then). */
+    const char *alt = json_string_value (json_object_get (d->endpoints,
+                                                          "xfer_tcp"));
+    d->tcp_beside = alt && strncmp (xfer, "rdma://", 7) == 0 &&
+      m->transport_ask && strcmp (m->transport_ask, "auto") == 0;
+    if (d->tcp_beside) {
+      /* The destination's relay asks for the token on both. */
+      snprintf (or_to[k], sizeof or_to[k], "%s?tls-psk-file=%s&token-file=%s",
+                alt, d->psk, d->psk);
+      argv[n++] = (char *) "--or";
+      argv[n++] = or_to[k];
+    }
+    d->relay_index = (int) k++;
   }
   if (m->ndests == 1) {
     argv[n++] = (char *) "--psk";
@@ -394,15 +408,14 @@ qmp_ok (struct migration *m, const char *cmd, json_t *args, char *err,
   return 0;
 }
 
-static int
-phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
+/* Over what, to whom, into m->ram_over: the journal, the progress and
+ * the result say it. */
+static void
+describe_ram_over (struct migration *m)
 {
-  char sock[PATH_MAX], uri[PATH_MAX + 8], over[256] = "";
-  bool ready;
-  uint64_t alive = 0;
-  size_t rdma = 0, n = 0;
+  char over[sizeof m->ram_over] = "";
+  size_t rdma = 0, alive = 0, n = 0;
 
-  /* Over what, to whom: the journal and the progress say it. */
   for (size_t i = 0; i < m->ndests; ++i)
     if (m->dests[i].alive) {
       alive++;
@@ -416,15 +429,77 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
                               ? "RDMA" : "TCP", m->dests[i].host);
   if (!over[0])
     snprintf (over, sizeof over, "%s", rdma ? "RDMA" : "TCP");
+  pthread_mutex_lock (&m->lock);
   snprintf (m->ram_over, sizeof m->ram_over, "%s", over);
+  pthread_mutex_unlock (&m->lock);
+}
+
+/* Did the relay carry a destination's stream over TCP because RDMA to
+ * it did not come up (--or)?  Its warning says so; the transport, the
+ * journal and the progress are put right, once.  Until the VM pauses
+ * this costs nothing but the transport. */
+static void
+note_ram_fallback (struct migration *m)
+{
+  char path[PATH_MAX], line[1024];
+  FILE *f;
+
+  vm_run_path (m->vm, "relay.log", path, sizeof path);
+  f = fopen (path, "re");
+  if (!f)
+    return;
+  while (fgets (line, sizeof line, f)) {
+    const char *p = strstr (line, ": destination ");
+    unsigned k;
+    if (!p || !strstr (p, "carried over") ||
+        sscanf (p, ": destination %u:", &k) != 1)
+      continue;
+    for (size_t i = 0; i < m->ndests; ++i) {
+      struct dest *d = &m->dests[i];
+      if (!d->tcp_beside || d->relay_index != (int) k)
+        continue;
+      d->tcp_beside = false;
+      pthread_mutex_lock (&m->lock);
+      snprintf (d->transport, sizeof d->transport, "tcp");
+      pthread_mutex_unlock (&m->lock);
+      describe_ram_over (m);
+      log_warn ("migration %s: RDMA to %s did not come up: its RAM stream "
+                "goes over TCP", m->id, d->host);
+      record_set_phase (m, "memory", "RDMA to %s did not come up: moving "
+                        "RAM over %s (max downtime %" PRIu64 " ms)", d->host,
+                        m->ram_over, m->max_downtime_ms);
+    }
+  }
+  fclose (f);
+}
+
+static bool
+any_tcp_beside (const struct migration *m)
+{
+  for (size_t i = 0; i < m->ndests; ++i)
+    if (m->dests[i].tcp_beside)
+      return true;
+  return false;
+}
+
+static int
+phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
+{
+  char sock[PATH_MAX], uri[PATH_MAX + 8];
+  bool ready;
+  uint64_t alive = 0;
+
+  for (size_t i = 0; i < m->ndests; ++i)
+    alive += m->dests[i].alive;
+  describe_ram_over (m);
   /* The relay sends QEMU's stream to each destination: QEMU's share
    * of --bandwidth is the cap over all of them. */
   uint64_t ram_cap = m->bandwidth && alive ? m->bandwidth / alive : 0;
   if (m->bandwidth && ram_cap == 0)
     ram_cap = 1;
   record_set_phase (m, "memory",
-                    "moving RAM over %s (max downtime %" PRIu64 " ms)", over,
-                    m->max_downtime_ms);
+                    "moving RAM over %s (max downtime %" PRIu64 " ms)",
+                    m->ram_over, m->max_downtime_ms);
   *rc = RC_ROLLED_BACK;
   if (start_relay (m, err, errlen) == -1)
     return -1;
@@ -469,6 +544,8 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     const char *st;
     if (check_time (m, rc, err, errlen) == -1)
       return -1;
+    if (any_tcp_beside (m))
+      note_ram_fallback (m);
     q = vm_qmp (m->vm, "query-migrate", NULL, 10000, err, errlen);
     if (!q)
       return -1;
@@ -491,8 +568,11 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
     }
     bool paused = strcmp (st, "pre-switchover") == 0;
     json_decref (q);
-    if (paused)
+    if (paused) {
+      if (any_tcp_beside (m))
+        note_ram_fallback (m);
       return 0;
+    }
     if (m->hold && !m->released) {
       if (m->prewarm && !m->holding && warm_ready (m))
         warm_enter (m);

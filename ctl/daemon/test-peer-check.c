@@ -78,6 +78,50 @@ test_endpoints (void **state)
                     "do not match");
 }
 
+static json_t *
+with_tcp_too (json_t *ep, const char *xfer_tcp)
+{
+  json_object_set_new (ep, "xfer_tcp", json_string (xfer_tcp));
+  return ep;
+}
+
+/* TCP beside RDMA for the RAM stream: on the destination, plain, and
+ * only beside rdma://. */
+static void
+test_endpoint_xfer_tcp (void **state)
+{
+  (void) state;
+  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
+                                             "tcp://10.0.0.2:4001",
+                                             "rdma://10.0.0.2:4002", KEY),
+                                  "tcp://10.0.0.2:4003"), true, NULL);
+  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
+                                             "tcp://10.0.0.2:4001",
+                                             "tcp://10.0.0.2:4002", KEY),
+                                  "tcp://10.0.0.2:4003"), false,
+                    "only for a RAM stream over RDMA");
+  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
+                                             "tcp://10.0.0.2:4001",
+                                             "rdma://10.0.0.2:4002", KEY),
+                                  "tcp://10.0.0.9:4003"), false,
+                    "not on the destination");
+  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
+                                             "tcp://10.0.0.2:4001",
+                                             "rdma://10.0.0.2:4002", KEY),
+                                  "rdma://10.0.0.2:4003"), false,
+                    "xfer_tcp");
+  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
+                                             "tcp://10.0.0.2:4001",
+                                             "rdma://10.0.0.2:4002", KEY),
+                                  "tcp://10.0.0.2:4003?tls-psk-file=/etc/"
+                                  "shadow"), false, "parameters");
+  expect_endpoints (json_pack ("{s:[s], s:s, s:s, s:s, s:i}", "disks",
+                               "nbds://10.0.0.2:4000/", "share",
+                               "tcp://10.0.0.2:4001", "xfer",
+                               "rdma://10.0.0.2:4002", "psk", KEY,
+                               "xfer_tcp", 4003), false, "xfer_tcp");
+}
+
 static void
 expect_def (const char *text, json_t *boot_dirs, bool ok, const char *why)
 {
@@ -168,6 +212,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_endpoints),
+    cmocka_unit_test (test_endpoint_xfer_tcp),
     cmocka_unit_test (test_received_defs),
     cmocka_unit_test (test_volumes),
     cmocka_unit_test (test_objects),
