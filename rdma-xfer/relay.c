@@ -720,9 +720,15 @@ relay_run (const struct relay_config *cfg)
     : clock_ms () + cfg->accept_timeout_ms;
   /* The loop also prints statistics and notices a signal: each pass
    * waits this long on every listener in turn. */
-  int wait_ms = 200 / (int) (cfg->nlisten ? cfg->nlisten : 1);
+  int wait_ms;
   size_t turn = 0;
   int rc;
+
+  if (cfg->nlisten == 0 || cfg->nlisten > RELAY_MAX_LISTEN) {
+    log_error ("relay: needs one or two listen URIs");
+    return -1;
+  }
+  wait_ms = 200 / (int) cfg->nlisten;
 
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);

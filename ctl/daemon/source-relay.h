@@ -1,0 +1,27 @@
+/* handoffd: the source's stream relay and what carried the RAM stream
+ * (source-relay.c).
+ */
+#ifndef HANDOFF_CTL_SOURCE_RELAY_H
+#define HANDOFF_CTL_SOURCE_RELAY_H
+
+#include <stddef.h>
+
+#include "record.h"
+
+/* Start the relay QEMU migrates into (its socket is the VM's
+ * mig.sock), carrying to every alive destination, each over what it
+ * offered (and over TCP where RDMA to it does not come up, when it
+ * offered both).  0, or -1 (err). */
+extern int source_start_relay (struct migration *m, char *err, size_t errlen);
+
+/* m->ram_over from each alive destination's transport: "RDMA", "TCP",
+ * or per destination when they differ. */
+extern void source_describe_ram_over (struct migration *m);
+
+/* Take note, once per destination, of a stream the relay carried over
+ * TCP because RDMA to it did not come up: its transport, m->ram_over,
+ * the journal and the progress say so.  Cheap when nothing can fall
+ * back. */
+extern void source_note_ram_fallback (struct migration *m);
+
+#endif /* HANDOFF_CTL_SOURCE_RELAY_H */
