@@ -192,6 +192,14 @@ wait_rounds ()
     sleep 2
   done
 }
+# goes_on X FROM HOW: web1's rounds on X pass FROM + 10 with its RAM
+# intact, after it came HOW.
+goes_on ()
+{
+  wait_rounds "$1" $(($2 + 10))
+  [ "$(ram_bad "$1")" = 0 ] || fail "web1's RAM changed on its way $3: $(ram_bad "$1") bad rounds"
+  echo "web1 left round $2 and goes on on $1 at round $(ram_round "$1"), its RAM intact"
+}
 # rdma_pkts X: packets X's Soft-RoCE link received.
 rdma_pkts ()
 {
@@ -218,9 +226,7 @@ pkts_rdma=$(( $(rdma_pkts b) - pkts ))
 # alone: the disk and the directory go over TCP).
 echo "B's Soft-RoCE received $pkts_rdma packets during the migration"
 [ "$pkts_rdma" -ge 2048 ] || fail "B received only $pkts_rdma RDMA packets: the RAM did not come over RDMA"
-wait_rounds b $((before + 10))
-[ "$(ram_bad b)" = 0 ] || fail "web1's RAM changed on its way to B: $(ram_bad b) bad rounds"
-echo "web1 on B: round $(ram_round b), its RAM intact"
+goes_on b "$before" "to B over RDMA"
 
 mid=$(ram_round b) pkts=$(rdma_pkts a)
 hb migrate web1 --to appl-1 --transport tcp > to-a.txt 2>&1 ||
@@ -230,9 +236,7 @@ grep -q "moving RAM over TCP" to-a.txt && grep -q "^RAM: .* over TCP$" to-a.txt 
   fail "the RAM did not go over TCP"
 echo "A's Soft-RoCE received $(( $(rdma_pkts a) - pkts )) packets during the TCP migration"
 ha status web1 | grep -q "QEMU: running" || fail "web1 does not run on A again"
-wait_rounds a $((mid + 10))
-[ "$(ram_bad a)" = 0 ] || fail "web1's RAM changed on its way back to A"
-echo "web1 on A again: round $(ram_round a), its RAM intact"
+goes_on a "$mid" "back to A over TCP"
 disk=$(ha status web1 --json | jq -r '.def.disks[0].path')
 [ "$(on_appl a "md5sum < $disk" | cut -d' ' -f1)" = "$(md5sum < lab/web.img | cut -d' ' -f1)" ] ||
   fail "web1's disk ($disk on A) is not what it was"
@@ -345,9 +349,7 @@ if ha status web1 > /dev/null 2>&1; then fail "A kept web1 after the cutover"; f
 pkts_rdma=$(( $(rdma_pkts b) - pkts ))
 echo "B's Soft-RoCE received $pkts_rdma packets while warm and at the cutover"
 [ "$pkts_rdma" -ge 2048 ] || fail "B received only $pkts_rdma RDMA packets from the fan-out"
-wait_rounds b $((before + 10))
-[ "$(ram_bad b)" = 0 ] || fail "web1's RAM changed on its way to B through the fan-out"
-echo "web1 left A at round $before and goes on on B at round $(ram_round b), its RAM intact"
+goes_on b "$before" "to B through the fan-out"
 
 echo "== RDMA gone at the source after handoffd started: auto falls back to TCP"
 # Both handoffds said RDMA at start, so auto asks A for it; A's relay
@@ -362,9 +364,7 @@ grep -q "RDMA to appl-1 did not come up: moving RAM over TCP" fallback.txt ||
   fail "the fallback to TCP was not said"
 grep -q "^RAM: .* over TCP$" fallback.txt || fail "the result does not say TCP"
 ha status web1 | grep -q "QEMU: running" || fail "web1 does not run on A after the fallback"
-wait_rounds a $((before + 10))
-[ "$(ram_bad a)" = 0 ] || fail "web1's RAM changed on its way to A over the fallback"
-echo "web1 left B at round $before and goes on on A at round $(ram_round a), its RAM intact"
+goes_on a "$before" "to A over the fallback"
 
 echo "== clean shutdown"
 python3 "$top/tests/qmp.py" "$tmp/a.qmp" system_powerdown >/dev/null

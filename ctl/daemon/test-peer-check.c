@@ -78,9 +78,13 @@ test_endpoints (void **state)
                     "do not match");
 }
 
+/* A destination's endpoints with its RAM stream over XFER and
+ * XFER_TCP beside it. */
 static json_t *
-with_tcp_too (json_t *ep, const char *xfer_tcp)
+with_tcp_too (const char *xfer, const char *xfer_tcp)
 {
+  json_t *ep = endpoints ("nbds://10.0.0.2:4000/", "tcp://10.0.0.2:4001",
+                          xfer, KEY);
   json_object_set_new (ep, "xfer_tcp", json_string (xfer_tcp));
   return ep;
 }
@@ -90,36 +94,22 @@ with_tcp_too (json_t *ep, const char *xfer_tcp)
 static void
 test_endpoint_xfer_tcp (void **state)
 {
+  const char *rdma = "rdma://10.0.0.2:4002";
+
   (void) state;
-  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
-                                             "tcp://10.0.0.2:4001",
-                                             "rdma://10.0.0.2:4002", KEY),
-                                  "tcp://10.0.0.2:4003"), true, NULL);
-  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
-                                             "tcp://10.0.0.2:4001",
-                                             "tcp://10.0.0.2:4002", KEY),
+  expect_endpoints (with_tcp_too (rdma, "tcp://10.0.0.2:4003"), true, NULL);
+  expect_endpoints (with_tcp_too ("tcp://10.0.0.2:4002",
                                   "tcp://10.0.0.2:4003"), false,
                     "only for a RAM stream over RDMA");
-  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
-                                             "tcp://10.0.0.2:4001",
-                                             "rdma://10.0.0.2:4002", KEY),
-                                  "tcp://10.0.0.9:4003"), false,
+  expect_endpoints (with_tcp_too (rdma, "tcp://10.0.0.9:4003"), false,
                     "not on the destination");
-  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
-                                             "tcp://10.0.0.2:4001",
-                                             "rdma://10.0.0.2:4002", KEY),
-                                  "rdma://10.0.0.2:4003"), false,
+  expect_endpoints (with_tcp_too (rdma, "rdma://10.0.0.2:4003"), false,
                     "xfer_tcp");
-  expect_endpoints (with_tcp_too (endpoints ("nbds://10.0.0.2:4000/",
-                                             "tcp://10.0.0.2:4001",
-                                             "rdma://10.0.0.2:4002", KEY),
-                                  "tcp://10.0.0.2:4003?tls-psk-file=/etc/"
-                                  "shadow"), false, "parameters");
-  expect_endpoints (json_pack ("{s:[s], s:s, s:s, s:s, s:i}", "disks",
-                               "nbds://10.0.0.2:4000/", "share",
-                               "tcp://10.0.0.2:4001", "xfer",
-                               "rdma://10.0.0.2:4002", "psk", KEY,
-                               "xfer_tcp", 4003), false, "xfer_tcp");
+  expect_endpoints (with_tcp_too (rdma, "tcp://10.0.0.2:4003?tls-psk-file="
+                                  "/etc/shadow"), false, "parameters");
+  json_t *ep = with_tcp_too (rdma, "");
+  json_object_set_new (ep, "xfer_tcp", json_integer (4003));
+  expect_endpoints (ep, false, "xfer_tcp");
 }
 
 static void
