@@ -415,6 +415,8 @@ make_pattern_file ()
 #                              a host number to run it in that host.
 #   wait_serial NAME TEXT [TIMEOUT]
 #   last_tick NAME             the guest's last HANDOFF-TICK counter
+#   serial_last WORD FILE...   the guest's last HANDOFF-WORD counter in
+#                              its console logs FILE...
 #   qmp NAME ARGS...           tests/qmp.py on the guest's QMP socket
 
 guest_build ()
@@ -452,9 +454,30 @@ wait_serial ()
 
 last_tick ()
 {
-  grep -a 'HANDOFF-TICK' "$tmp/$1.serial" 2>/dev/null | tail -n 1 |
-    awk '{print $2}' | tr -dc '0-9'
+  serial_last TICK "$tmp/$1.serial"
 }
+
+# serial_last WORD FILE...: the highest N on a whole "HANDOFF-WORD N"
+# line of the guest's current boot (after its last HANDOFF-BOOT line) in
+# any of the console logs FILE..., or 0.  A log read while the guest
+# prints can end in half a line ("HANDOFF-REC 2" of 207), and a host
+# killed mid-line leaves that half glued to the next boot's first line:
+# neither may be read as a number.  Exported: 'wait_for ... bash -c'
+# conditions call it.
+serial_last ()
+{
+  local word=$1 f
+  local -a logs=()
+  shift
+  for f in "$@"; do [ -r "$f" ] && logs+=("$f"); done
+  [ ${#logs[@]} -gt 0 ] || { echo 0; return; }
+  awk -v w="HANDOFF-$word" '
+    FNR == 1 { if (cur > best) best = cur; cur = 0 }
+    index($0, "HANDOFF-BOOT ") { cur = 0; next }
+    $1 == w && NF == 2 && $2 ~ /^[0-9]+\r?$/ { if ($2 + 0 > cur) cur = $2 + 0 }
+    END { if (cur > best) best = cur; print best + 0 }' "${logs[@]}"
+}
+export -f serial_last
 
 qmp ()
 {

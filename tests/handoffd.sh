@@ -178,6 +178,31 @@ print(top)
 PY
 }
 
+# clear_records IMAGE TOP: zero records 1..TOP of a stopped guest's
+# disk.  A new boot writes its records from 1 again, over the last
+# boot's: left in place, the old boot's higher records would make every
+# later check_records pass whatever the new boot lost.
+clear_records ()
+{
+  dd if=/dev/zero of="$1" bs=512 seek=1 count="$2" conv=notrunc status=none
+}
+
+# boots LOG: how many times the guest booted into the console log LOG.
+boots ()
+{
+  local n
+  n=$(grep -ac HANDOFF-BOOT "$1" 2>/dev/null)
+  echo "${n:-0}"
+}
+
+# wait_reboot LOG BOOTS N: wait until a boot after the BOOTS counted
+# before has printed record N (records of older boots do not count).
+wait_reboot ()
+{
+  wait_for 120 "the guest to boot again and write record $3" bash -c \
+    "[ \$(grep -ac HANDOFF-BOOT '$1') -gt $2 ] && [ \$(serial_last REC '$1') -ge $3 ]"
+}
+
 # netns_pids I: every process in host I's network namespace.
 netns_pids ()
 {

@@ -20,7 +20,7 @@ wait_for 120 "the guest" grep -q "HANDOFF-REC 10" "$serial"
 
 for round in 1 2; do
   echo "== the host crashes (round $round)"
-  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$serial")
   crash_host 1
   [ -z "$(netns_pids 1)" ] || fail "processes survived the crash: $(netns_pids 1)"
   # What a dead run leaves behind.
@@ -38,9 +38,11 @@ for round in 1 2; do
   top=$(check_records "$tmp/vm.img") || fail "records after the crash"
   [ "$acked" -le "$top" ] || fail "the disk ends at record $top, the guest wrote $acked"
 
+  clear_records "$tmp/vm.img" "$top"
+  n=$(boots "$serial")
   hcli 1 start web1
   hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run after start"
-  wait_for 120 "the guest to boot again" grep -q "HANDOFF-REC 5" "$serial"
+  wait_reboot "$serial" "$n" 5
   [ "$(hcli 1 list --json | jq -r '.vms[0].state')" = running ] ||
     fail "web1 is not recorded as running"
   # Its files through the share, as before the crash.

@@ -72,17 +72,17 @@ guest_runs_on ()
   local i=$1 serial=$tmp/h$1/run/web1/serial.log before disk top now acked
   hcli "$i" status web1 | grep -q "QEMU: running" ||
     fail "web1 is not running on host $i"
-  before=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+  before=$(serial_last TICK "$serial")
   wait_for 30 "ticks on host $i" bash -c \
-    "[ \"\$(grep -a HANDOFF-TICK '$serial' | tail -n 1 | tr -dc 0-9)\" -gt '${before:-0}' ]"
+    "[ \"\$(serial_last TICK '$serial')\" -gt '${before:-0}' ]"
   # The guest's counter never goes back: no reboot anywhere.
-  now=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+  now=$(serial_last TICK "$serial")
   [ "$now" -ge "$last_tick" ] ||
     fail "the counter went back from $last_tick to $now: the guest rebooted"
   last_tick=$now
   disk=$(hcli "$i" status web1 --json | jq -r '.def.disks[0].path')
   # Acknowledged first, read after: the disk may only hold more.
-  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$serial")
   top=$(check_records "$disk") || fail "records on host $i"
   [ "${acked:-0}" -le "$top" ] ||
     fail "host $i's disk ends at record $top, the guest wrote $acked"
@@ -117,8 +117,7 @@ for p in $points; do
   if [ "$crash" = host ]; then
     # Everything of the host goes with it - but the migrate command of
     # this test, which host 1 runs for us.
-    acked=$(cat "$tmp"/h[12]/run/web1/serial.log 2>/dev/null | grep -a HANDOFF-REC |
-              tr -dc '0-9\n' | sort -n | tail -n 1)
+    acked=$(serial_last REC "$tmp"/h[12]/run/web1/serial.log)
     crash_host "$d" "$mig"
   fi
   rm -f "$tmp/h$d.sock"
@@ -153,9 +152,10 @@ for p in $points; do
     [ "${acked:-0}" -le "$top" ] ||
       fail "host $want's disk ends at record $top, the guest wrote $acked before the crash"
     echo "  web1 kept on host $want (crashed), records intact up to $top; starting it"
+    clear_records "$disk" "$top"
+    n=$(boots "$tmp/h$want/run/web1/serial.log")
     hcli "$want" start web1
-    wait_for 120 "web1 to boot again on host $want" \
-      grep -q "HANDOFF-REC 3" "$tmp/h$want/run/web1/serial.log"
+    wait_reboot "$tmp/h$want/run/web1/serial.log" "$n" 3
     # A new boot counts its records from 1 again.
     last_tick=0 last_acked=0
   else

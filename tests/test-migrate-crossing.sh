@@ -52,7 +52,7 @@ done
 for vm in web1 web2; do
   i=${on[$vm]}
   serial=$tmp/h$i/run/$vm/serial.log
-  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$serial")
   top=$(check_records "$(hcli "$i" status "$vm" --json | jq -r '.def.disks[0].path')") ||
     fail "$vm's records"
   [ "${acked:-0}" -le "$top" ] ||
@@ -79,7 +79,7 @@ for from in 1 2; do
   to=$((3 - from)) pids=()
   declare -A acked=()
   for vm in web1 web2; do
-    acked[$vm]=$(grep -a HANDOFF-REC "$tmp/h$from/run/$vm/serial.log" | tail -n 1 | tr -dc 0-9)
+    acked[$vm]=$(serial_last REC "$tmp/h$from/run/$vm/serial.log")
     hcli "$from" migrate "$vm" --to "host$to" > "same-$from-$vm.out" 2>&1 &
     pids+=($!)
   done

@@ -30,9 +30,9 @@ host2_clean () {
 host1_runs () {
   local before
   hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 1"
-  before=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  before=$(serial_last REC "$serial")
   wait_for 30 "new records on host 1" bash -c \
-    "[ \$(grep -a HANDOFF-REC '$serial' | tail -n 1 | tr -dc 0-9) -gt $before ]"
+    "[ \$(serial_last REC '$serial') -gt $before ]"
   check_records "$tmp/vm.img" >/dev/null || fail "host 1's disk holds a broken record"
 }
 expect_rollback () {          # expect_rollback TEXT

@@ -74,9 +74,9 @@ serial2=$tmp/h2/run/web1/serial.log
 wait_for 60 "ticks on host 2" grep -q HANDOFF-TICK "$serial2"
 sleep 2
 if grep -aq HANDOFF-BOOT "$serial2"; then fail "the guest rebooted on host 2"; fi
-last1=$(grep -a HANDOFF-TICK "$serial1" | tail -n 1 | tr -dc '0-9')
+last1=$(serial_last TICK "$serial1")
 first2=$(grep -a HANDOFF-TICK "$serial2" | head -n 1 | tr -dc '0-9')
-last2=$(grep -a HANDOFF-TICK "$serial2" | tail -n 1 | tr -dc '0-9')
+last2=$(serial_last TICK "$serial2")
 echo "counter: host 1 ended at $last1, host 2 went on from $first2 to $last2"
 [ "$first2" -ge "$last1" ] && [ "$first2" -le $((last1 + 1)) ] ||
   fail "the counter did not continue ($last1 -> $first2)"
@@ -87,7 +87,7 @@ ram_intact_on 2 web1
 # --- Records: every one acknowledged on host 1 is on host 2's disk,
 # and host 2's disk equals host 1's at the pause.
 disk2=$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')
-acked=$(grep -a HANDOFF-REC "$serial1" | tail -n 1 | tr -dc '0-9')
+acked=$(serial_last REC "$serial1")
 on_a=$(check_records "$tmp/vm.img") || fail "host 1's records"
 on_b=$(check_records "$disk2") || fail "host 2's records"
 echo "records: $acked acknowledged before the pause, $on_a on host 1's disk, $on_b on host 2's"

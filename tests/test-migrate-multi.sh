@@ -66,7 +66,7 @@ migrate_multi ()
   [ "$(jq -r 'select(.event == "destination" and .state == "discarded") | .host' mig.json | wc -l)" = 1 ] ||
     fail "the loser was not discarded"
   serial=$(ls -td "$tmp/h$from"/logs/web1-host"$from"-*/ | head -n 1)serial.log
-  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+  acked=$(serial_last REC "$serial")
   disk=$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')
   on_w=$(check_records "$disk") || fail "host $w's records"
   echo "host $from -> hosts $a,$b: host $w won; records: $acked acknowledged," \
@@ -206,7 +206,7 @@ vm_runs_on "${o[1]}" web1; vm_gone_from "$new" web1; vm_gone_from "${o[0]}" web1
 grep -q "goes on to host${o[1]} (--cascade)" "$tmp/h${o[0]}.log" ||
   fail "host ${o[0]}'s log does not show the cascade"
 serial=$(ls -td "$tmp/h${o[0]}"/logs/web1-host"${o[0]}"-*/ | head -n 1)serial.log
-acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+acked=$(serial_last REC "$serial")
 on=$(check_records "$(hcli "${o[1]}" status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "host ${o[1]}'s records"
 echo "after the cascade: $acked records acknowledged on host ${o[0]}, $on on host ${o[1]}"

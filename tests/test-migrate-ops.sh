@@ -39,7 +39,7 @@ wait_for 120 "the guest's RAM pattern" grep -q "HANDOFF-RAM filled" "$tmp/h1/run
 
 acked_on ()             # acked_on I: the last record host I's guest acknowledged
 {
-  grep -a HANDOFF-REC "$tmp/h$1/run/web1/serial.log" | tail -n 1 | tr -dc '0-9'
+  serial_last REC "$tmp/h$1/run/web1/serial.log"
 }
 
 # still_writes_on I: the guest runs on host I, writes new records, and
@@ -54,7 +54,7 @@ still_writes_on ()
     "grep -aq HANDOFF-REC '$tmp/h$1/run/web1/serial.log'"
   before=$(acked_on "$1")
   wait_for 30 "new records on host $1" bash -c \
-    "[ \"\$(grep -a HANDOFF-REC '$tmp/h$1/run/web1/serial.log' | tail -n 1 | tr -dc 0-9)\" -gt '$before' ]"
+    "[ \"\$(serial_last REC '$tmp/h$1/run/web1/serial.log')\" -gt '$before' ]"
   disk=$(hcli "$1" status web1 --json | jq -r '.def.disks[0].path')
   top=$(check_records "$disk") || fail "a broken record on host $1"
   [ "$top" -ge "$before" ] || fail "host $1's disk ends at $top, the guest wrote $before"

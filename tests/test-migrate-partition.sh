@@ -64,14 +64,14 @@ settled_on ()
   vm_runs_on "$i" web1
   vm_gone_from "$other" web1
   wait_for 30 "ticks on host $i" bash -c \
-    "[ \"\$(grep -a HANDOFF-TICK '$serial' | tail -n 1 | tr -dc 0-9)\" -gt $last_tick ]"
-  now=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+    "[ \"\$(serial_last TICK '$serial')\" -gt $last_tick ]"
+  now=$(serial_last TICK "$serial")
   grep -aq HANDOFF-BOOT "$serial" && [ "$last_tick" -gt 0 ] &&
     [ "$(grep -ac HANDOFF-BOOT "$serial")" -gt 1 ] && fail "the guest rebooted"
   last_tick=$now
   disk=$(hcli "$i" status web1 --json | jq -r '.def.disks[0].path')
   wait_for 30 "a new record on host $i" bash -c \
-    "[ \"\$(grep -a HANDOFF-REC '$serial' | tail -n 1 | tr -dc 0-9)\" -gt $acked ]"
+    "[ \"\$(serial_last REC '$serial')\" -gt $acked ]"
   top=$(check_records "$disk") || fail "records on host $i"
   [ "$acked" -le "$top" ] ||
     fail "host $i's disk ends at record $top; the guest wrote $acked before the cut"
@@ -143,7 +143,7 @@ for c in ${LIVE_PARTITION_CASES:-storage memory complete ack}; do
   mig=$!
   wait_log "${holder:-$src}" "$n" "$pat"
   [ -n "$holder" ] || sleep 0.5
-  acked=$(grep -a HANDOFF-REC "$tmp/h$src/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$tmp/h$src/run/web1/serial.log")
   host_cut "$dst"
   sleep "$cut_s"
   host_heal "$dst"
@@ -202,7 +202,7 @@ for c in ${LIVE_CRASH_CASES:-copy both cut}; do
   mig=$!
   wait_log "$src" "$nsrc" "$pat"
   sleep 0.5
-  acked=$(grep -a HANDOFF-REC "$tmp/h$src/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$tmp/h$src/run/web1/serial.log")
   if [ "$c" = copy ]; then
     crash_handoffd "$src"
     start_handoffd "$src"

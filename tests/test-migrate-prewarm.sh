@@ -44,7 +44,7 @@ wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
 
 acked_on ()                     # acked_on I: the last record host I's guest acknowledged
 {
-  grep -a HANDOFF-REC "$tmp/h$1/run/web1/serial.log" | tail -n 1 | tr -dc '0-9'
+  serial_last REC "$tmp/h$1/run/web1/serial.log"
 }
 
 # prewarm FROM I J: start a pre-warmed migration to hosts I and J and
@@ -115,7 +115,7 @@ echo "host $w won: cutover $(jq -r 'select(.event == "result") | .cutover_ms' cu
      "downtime $(jq -r 'select(.event == "result") | .downtime_ms' cut.json) ms"
 vm_runs_on "$w" web1
 serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
-acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc '0-9')
+acked=$(serial_last REC "$serial")
 on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "host $w's records"
 echo "records: $acked acknowledged on host 1, $on_w on host $w"
@@ -203,7 +203,7 @@ wait_for 180 "host ${o[1]} warm" bash -c \
 # end after the source has already found the host lost: then it goes
 # on writing.
 poll_for 60 "the guest to write again after the cut" bash -c \
-  "[ \"\$(grep -a HANDOFF-REC '$tmp/h$at/run/web1/serial.log' | tail -n 1 | tr -dc '0-9')\" -gt '$a0' ]" ||
+  "[ \"\$(serial_last REC '$tmp/h$at/run/web1/serial.log')\" -gt '$a0' ]" ||
   fail "the guest stopped writing when a destination was cut off"
 vm_runs_on "$at" web1
 hcli "$at" cutover web1 > cut4.out || { cat cut4.out; fail "cutover to the one left"; }

@@ -51,7 +51,7 @@ t0=$(date +%s)
 for (( hop = 1; hop <= hops; hop++ )); do
   src=$(( (hop - 1) % 2 + 1 )) dst=$(( hop % 2 + 1 ))
   serial=$tmp/h$src/run/web1/serial.log
-  acked=$(grep -a HANDOFF-REC "$serial" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$serial")
   hcli "$src" migrate web1 --to "host$dst" > hop.out 2>&1 ||
     { cat hop.out; fail "hop $hop: host $src -> host $dst"; }
   grep -q "web1 now runs on host$dst" hop.out || { cat hop.out; fail "hop $hop: no success"; }
@@ -64,14 +64,14 @@ for (( hop = 1; hop <= hops; hop++ )); do
   # Every record written before the hop, on the disk it runs from; and
   # it writes on.
   wait_for 30 "hop $hop: a new record on host $dst" bash -c \
-    "[ \"\$(grep -a HANDOFF-REC '$serial' | tail -n 1 | tr -dc 0-9)\" -gt ${acked:-0} ]"
+    "[ \"\$(serial_last REC '$serial')\" -gt ${acked:-0} ]"
   disk=$(hcli "$dst" status web1 --json | jq -r '.def.disks[0].path')
   top=$(check_records "$disk") || fail "hop $hop: a broken record on host $dst"
   [ "${acked:-0}" -le "$top" ] ||
     fail "hop $hop: host $dst's disk ends at record $top; the guest wrote $acked before the hop"
   ram_intact_on "$dst" web1 > /dev/null
   vm_gone_from "$src" web1
-  last_tick=$(grep -a HANDOFF-TICK "$serial" | tail -n 1 | tr -dc 0-9)
+  last_tick=$(serial_last TICK "$serial")
   if [ "$hop" = 2 ] || [ $(( hop % 10 )) = 0 ] || [ "$hop" = "$hops" ]; then
     echo "hop $hop of $hops: web1 on host $dst, records intact up to $top, RAM whole ($(( $(date +%s) - t0 )) s)"
     [ "$hop" -lt 2 ] || sample "$hop"

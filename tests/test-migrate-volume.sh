@@ -70,7 +70,7 @@ start_handoffd 2
 # The volume's files as host 1 leaves them (all but the running
 # guest's disk, compared by its records below).
 vol_sums 1 | grep -v 'web1.img$' > sums1
-acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+acked=$(serial_last REC "$tmp/h1/run/web1/serial.log")
 hcli 1 migrate web1 --to host2 --mode volume --json > ok.json ||
   { cat ok.json; fail "volume migration"; }
 jq -c 'select(.event == "phase") | .phase' ok.json | tr '\n' ' '; echo

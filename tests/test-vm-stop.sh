@@ -38,7 +38,7 @@ grep -q "VM web1 powered off [0-9]* ms after the ACPI power button" h1.log ||
   fail "web1 did not power itself off"
 kill_pidfile "$tmp/tail.pid"
 grep -q HANDOFF-POWER-BUTTON web1.serial || fail "web1 never saw the power button"
-acked=$(grep -a HANDOFF-REC web1.serial | tail -n 1 | tr -dc 0-9)
+acked=$(serial_last REC web1.serial)
 top=$(check_records "$tmp/vm1.img") || fail "web1's records after stop"
 [ "$acked" -le "$top" ] || fail "web1's disk ends at record $top, it wrote $acked"
 [ "$(hcli 1 list --json | jq -r '.vms[] | select(.name == "web1") | .state')" = stopped ] ||

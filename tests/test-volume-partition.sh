@@ -147,7 +147,7 @@ for c in ${PARTITION_CASES:-0 200 handoff ready commit ack}; do
     stop_handoffd "$holder"
     HANDOFF_TEST_DELAY_AT=$hold start_handoffd "$holder"
   fi
-  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$tmp/h1/run/web1/serial.log")
   n=$(wc -l < "h$holder.log")
   hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
     > "cut-$c.out" 2>&1 &
@@ -177,7 +177,7 @@ crash_host1_at ()
   stop_handoffd 1
   HANDOFF_TEST_CRASH_AT=$1 start_handoffd 1
   dpid=$(pgrep -P "$(cat h1.pid)" | head -n 1)
-  acked=$(grep -a HANDOFF-REC "$tmp/h1/run/web1/serial.log" | tail -n 1 | tr -dc 0-9)
+  acked=$(serial_last REC "$tmp/h1/run/web1/serial.log")
   hcli 1 migrate web1 --to host2 --mode volume --timeout 20 --shutdown-timeout 1s \
     > "$2" 2>&1 &
   mig=$!
