@@ -257,6 +257,32 @@ host_idle ()
   fail "host $1 kept processes: $(ns_strays "$1")"
 }
 
+# disks_on_files I VM: VM's QEMU on host I reaches its disk on its own
+# file driver (QEMU's query-named-block-nodes, through 'status
+# --json'): disk0 over a file, no NBD node, no nbdkit for it.
+disks_on_files ()
+{
+  local nodes
+  nodes=$(hcli "$1" status "$2" --json | jq -c '.block_nodes')
+  jq -e 'any(.[]; .node == "disk0" and (.file | startswith("/")))' \
+    <<<"$nodes" >/dev/null || fail "$2's disk on host $1 is not on its file: $nodes"
+  jq -e 'any(.[]; .driver == "nbd") | not' <<<"$nodes" >/dev/null ||
+    fail "$2 on host $1 has an NBD node with no migration: $nodes"
+  wait_for 10 "no nbdkit for $2's disk on host $1" bash -c \
+    "! pgrep -f -- '$tmp/h$1/run/$2/disk0[.]sock' >/dev/null"
+}
+
+# disks_on_mirror I VM: VM's disk on host I goes through the mirror: an
+# NBD node under disk0.
+disks_on_mirror ()
+{
+  local nodes
+  nodes=$(hcli "$1" status "$2" --json | jq -c '.block_nodes')
+  jq -e 'any(.[]; .node == "nbd0" and .driver == "nbd") and
+         any(.[]; .node == "disk0" and (.file | startswith("nbd")))' \
+    <<<"$nodes" >/dev/null || fail "$2's disk on host $1 is not on the mirror: $nodes"
+}
+
 vm_gone_from ()
 {
   local i=$1 vm=$2

@@ -90,6 +90,8 @@ guest_runs_on ()
   [ "${acked:-0}" -gt "$last_acked" ] ||
     fail "no record since the last check (record $last_acked): the guest stopped writing"
   last_acked=$acked
+  # No migration runs: the mirror is not under its disk.
+  disks_on_files "$i" web1
   echo "  web1 runs on host $i; records intact up to $top"
 }
 last_tick=0 last_acked=0

@@ -7,6 +7,8 @@
 # migration succeeds, and every record each guest wrote is intact.
 # Then both VMs migrate the same way at once, there and back: both run
 # where they went, records intact, the host they left holds nothing.
+# Host 2 runs its VMs on the mirror's nbdkit always (--disk-path nbd),
+# host 1 on QEMU's file driver: a VM crosses between the two ways.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 2
@@ -14,7 +16,7 @@ rounds=${CROSSINGS:-20}
 
 handoff keygen k.psk >/dev/null 2>&1
 start_handoffd 1
-start_handoffd 2
+start_handoffd 2 --disk-path nbd
 for i in 1 2; do
   make_test_vm "$tmp/vm$i"
   define_guest "$i" "web$i" "$tmp/vm$i" 128 records
@@ -58,6 +60,14 @@ for vm in web1 web2; do
   [ "${acked:-0}" -le "$top" ] ||
     fail "$vm's disk ends at record $top, the guest wrote $acked"
   echo "$vm: records intact up to $top"
+  # Each host runs it its own way, whichever way it came in.
+  if [ "$i" = 1 ]; then
+    disks_on_files 1 "$vm"
+  else
+    hcli 2 status "$vm" --json |
+      jq -e '.block_nodes | any(.[]; .node == "file0" and .driver == "nbd")' >/dev/null ||
+      fail "$vm does not run on the mirror's nbdkit on host 2 (--disk-path nbd)"
+  fi
 done
 # Nothing of a VM stays on a host it left.
 for vm in web1 web2; do

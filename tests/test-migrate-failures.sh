@@ -2,7 +2,8 @@
 # Migrations that fail half way must end cleanly: host 2's QEMU fails
 # to start; it fails to load the stream; host 2's disk fills up; the
 # link between the hosts is cut mid-copy.  Each time the VM goes on
-# running on host 1 (its counter still ticking), the CLI exits with
+# running on host 1 (its counter still ticking) on its disk's file again
+# (the mirror taken from under it), the CLI exits with
 # "rolled back" (5) and the reason, and host 2 keeps no files, exports,
 # processes or rows.
 source "$(dirname "$0")/functions.sh"
@@ -17,6 +18,7 @@ define_guest 1 web1 "$tmp/vm" 256 records
 hcli 1 start web1
 serial=$tmp/h1/run/web1/serial.log
 wait_for 120 "the guest" grep -q "HANDOFF-REC 5" "$serial"
+disks_on_files 1 web1
 
 host2_clean () {
   wait_for 40 "host 2 to clean up" bash -c \
@@ -34,6 +36,8 @@ host1_runs () {
   wait_for 30 "new records on host 1" bash -c \
     "[ \$(serial_last REC '$serial') -gt $before ]"
   check_records "$tmp/vm.img" >/dev/null || fail "host 1's disk holds a broken record"
+  # The rollback took the mirror from under the disk again.
+  disks_on_files 1 web1
 }
 expect_rollback () {          # expect_rollback TEXT
   local rc=0

@@ -89,6 +89,8 @@ echo "held 30 s: the guest acknowledged records $a0 -> $a1 on host 1"
 vm_runs_on 1 web1
 [ "$(hcli 1 status web1 --json | jq -r .migration.phase)" = warm ] ||
   fail "the migration left the warm phase by itself"
+# While warm, the guest's writes go through the mirror.
+disks_on_mirror 1 web1
 sleep 1
 for i in 2 3; do
   on=$(check_records "$(warm_disk "$i")") || fail "host $i's warm copy"
@@ -138,6 +140,7 @@ cat cut2.out
 grep -q "web1 now runs on host${o[1]}" cut2.out || fail "the VM did not go to host ${o[1]}"
 vm_runs_on "${o[1]}" web1
 vm_gone_from "$w" web1; vm_gone_from "${o[0]}" web1
+disks_on_files "${o[1]}" web1
 at=${o[1]}
 
 echo "== a destination dies while warm: the survivor takes the VM"

@@ -221,6 +221,26 @@ print_list (json_t *r)
             json_integer_value (json_object_get (v, "vcpus")));
 }
 
+/* How QEMU reaches disk I, from its block nodes: its raw node "diskI"
+ * over the image's file, or over NBD (the mirror's nbdkit). */
+static const char *
+disk_way (json_t *nodes, size_t i)
+{
+  char want[32];
+  json_t *n;
+  size_t k;
+
+  snprintf (want, sizeof want, "disk%zu", i);
+  json_array_foreach (nodes, k, n) {
+    const char *node = json_string_value (json_object_get (n, "node"));
+    const char *file = json_string_value (json_object_get (n, "file"));
+    if (node && file && strcmp (node, want) == 0)
+      return strncmp (file, "nbd", 3) == 0 ? " (through the mirror)"
+        : " (QEMU's own driver)";
+  }
+  return "";
+}
+
 static void
 print_status (json_t *r)
 {
@@ -236,8 +256,9 @@ print_status (json_t *r)
           " vCPU\n", json_integer_value (json_object_get (def, "memory")),
           json_integer_value (json_object_get (def, "vcpus")));
   json_array_foreach (json_object_get (def, "disks"), i, d)
-    printf ("disk %zu:   %s\n", i,
-            json_string_value (json_object_get (d, "path")));
+    printf ("disk %zu:   %s%s\n", i,
+            json_string_value (json_object_get (d, "path")),
+            disk_way (json_object_get (r, "block_nodes"), i));
   if (json_string_value (json_object_get (def, "dir")))
     printf ("dir:      %s (mounted at %s)\n",
             json_string_value (json_object_get (def, "dir")),

@@ -50,6 +50,7 @@ struct hd_config {
   const char *nbdkit_preload;   /* LD_PRELOAD for nbdkit (sanitizers). */
   int io_timeout_ms;            /* Peer and data channels. */
   enum transport transport;     /* --transport: the RAM stream's. */
+  bool disk_path_nbd;           /* --disk-path nbd: the mirror always. */
   struct hd_peer *peers;
   size_t npeers;
   char run_dir[4096];           /* STATE/run */

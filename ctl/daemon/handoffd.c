@@ -76,6 +76,10 @@ usage (FILE *fp, int code)
 "                          auto (default) takes RDMA when both hosts have\n"
 "                          it on their peer address, else TCP (TLS); rdma\n"
 "                          refuses to migrate without it\n"
+"      --disk-path file|nbd  how a running VM's QEMU reaches its disks:\n"
+"                          file (default), its own file driver, the mirror\n"
+"                          put under it only while it migrates; nbd, the\n"
+"                          mirror's nbdkit always\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
 "                          failed (default 30s)\n"
 "      --log FORMAT        stderr (default), json or syslog\n"
@@ -233,7 +237,7 @@ static void
 parse_options (int argc, char **argv)
 {
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
-         OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR };
+         OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR, OPT_DISK_PATH };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -248,6 +252,7 @@ parse_options (int argc, char **argv)
     { "hook-dir", required_argument, NULL, OPT_HOOK_DIR },
     { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
     { "transport", required_argument, NULL, OPT_TRANSPORT },
+    { "disk-path", required_argument, NULL, OPT_DISK_PATH },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -301,6 +306,11 @@ parse_options (int argc, char **argv)
     case OPT_TRANSPORT:
       if (transport_parse (optarg, &hd.transport, err, sizeof err) == -1)
         die ("--transport: %s", err);
+      break;
+    case OPT_DISK_PATH:
+      if (strcmp (optarg, "nbd") != 0 && strcmp (optarg, "file") != 0)
+        die ("--disk-path must be file or nbd");
+      hd.disk_path_nbd = strcmp (optarg, "nbd") == 0;
       break;
     case OPT_LOG:
       if (strcmp (optarg, "json") == 0)

@@ -271,6 +271,14 @@ vm_summary (json_t *row, bool full)
       json_object_set_new (o, "share_mount", json_string (mnt));
     json_object_set_new (o, "events", db_events (name, NULL));
     json_object_set_new (o, "accel", json_string (hd_accel (NULL)));
+    if (strcmp (state, "stopped") != 0) {
+      /* What QEMU's disks run on: the mirror's NBD nodes exist only
+       * while a migration needs them. */
+      char err[256];
+      json_t *nodes = vm_block_nodes (name, err, sizeof err);
+      if (nodes)
+        json_object_set_new (o, "block_nodes", nodes);
+    }
     if (m) {
       json_object_set_new (o, "migration", record_summary (m));
       record_put (m);

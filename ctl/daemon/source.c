@@ -242,6 +242,11 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
                         "match the VM");
     d->slot = slot++;
   }
+  /* A running VM's disks go through the mirror from here on; a stopped
+   * one's copy is served by the disk servers started for it. */
+  if (strcmp (m->mode, "offline") != 0 &&
+      vm_disks_interpose (m->vm, m->def, err, errlen) == -1)
+    return -1;
   for (size_t k = 0; k < m->ndisks; ++k) {
     json_t *uris = json_array ();
     for (size_t i = 0; i < m->ndests; ++i) {

@@ -93,9 +93,9 @@ boot_file (const char *name, json_t *def, const char *file,
   return 0;
 }
 
-static int
-start_disk (const char *name, size_t i, const char *path, char *err,
-            size_t errlen)
+int
+vm_start_disk (const char *name, size_t i, const char *path, char *err,
+               size_t errlen)
 {
   char sock[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
   char leaf[32], ctlarg[PATH_MAX + 16], pskarg[PATH_MAX + 16];
@@ -251,6 +251,53 @@ boot_args (struct args *a, const char *name, json_t *def, const char *dir_now,
   return 0;
 }
 
+/* -blockdev for disk I (QEMU's node "diskI", what its device uses): a
+ * raw node over the image through QEMU's own file driver (node
+ * "fileI"; vm-disks.c puts the mirror under it for a migration), or,
+ * with --disk-path nbd, over the mirror's nbdkit always.  In JSON: an
+ * image's path may hold the commas of QEMU's key=value syntax. */
+static int
+disk_args (struct args *a, const char *name, size_t i, const char *path,
+           char *err, size_t errlen)
+{
+  char sock[PATH_MAX], leaf[32], fnode[32], dnode[32];
+  json_t *proto;
+  struct stat st;
+
+  snprintf (fnode, sizeof fnode, "file%zu", i);
+  snprintf (dnode, sizeof dnode, "disk%zu", i);
+  if (hd.disk_path_nbd) {
+    snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
+    vm_run_path (name, leaf, sock, sizeof sock);
+    proto = json_pack ("{s:s, s:s, s:{s:s, s:s}}", "driver", "nbd",
+                       "node-name", fnode, "server", "type", "unix",
+                       "path", sock);
+  }
+  else
+    /* A SAN volume is a block device: QEMU's host_device driver. */
+    proto = json_pack ("{s:s, s:s, s:s}", "driver",
+                       stat (path, &st) == 0 && S_ISBLK (st.st_mode)
+                       ? "host_device" : "file", "filename", path,
+                       "node-name", fnode);
+  json_t *fmt = json_pack ("{s:s, s:s, s:s}", "driver", "raw", "file", fnode,
+                           "node-name", dnode);
+  char *p = proto ? json_dumps (proto, JSON_COMPACT) : NULL;
+  char *f = fmt ? json_dumps (fmt, JSON_COMPACT) : NULL;
+  json_decref (proto);
+  json_decref (fmt);
+  if (p && f) {
+    add (a, "-blockdev");
+    add (a, "%s", p);
+    add (a, "-blockdev");
+    add (a, "%s", f);
+  }
+  free (p);
+  free (f);
+  if (!p || !f)
+    return set_error (err, errlen, "QEMU's command line: out of memory");
+  return 0;
+}
+
 /* QEMU's command line for VM NAME. */
 static int
 qemu_args (struct args *a, const char *name, json_t *def, bool incoming,
@@ -287,12 +334,8 @@ qemu_args (struct args *a, const char *name, json_t *def, bool incoming,
   if (boot_args (a, name, def, dir_now, keep, nkeep, err, errlen) == -1)
     return -1;
   json_array_foreach (json_object_get (def, "disks"), i, d) {
-    char leaf[32];
-    snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
-    vm_run_path (name, leaf, path, sizeof path);
-    add (a, "-blockdev");
-    add (a, "driver=nbd,server.type=unix,server.path=%s,node-name=disk%zu",
-         path, i);
+    if (disk_args (a, name, i, def_str (d, "path"), err, errlen) == -1)
+      return -1;
     add (a, "-device");
     add (a, "virtio-blk-pci,drive=disk%zu,id=vd%zu", i, i);
   }
@@ -380,10 +423,11 @@ start_qemu (const char *name, json_t *def, bool incoming,
   return rv;
 }
 
-/* The VM's disk servers and the share over its directory (unless
- * DIR_NOW: a directory still being received). */
+/* The VM's disk servers (if DISKS_TOO: --disk-path nbd, or a stopped
+ * VM's offline copy) and the share over its directory (unless DIR_NOW:
+ * a directory still being received). */
 static int
-start_storage (const char *name, json_t *def, bool incoming,
+start_storage (const char *name, json_t *def, bool incoming, bool disks_too,
                const char *dir_now, char *err, size_t errlen)
 {
   char run[PATH_MAX];
@@ -401,8 +445,12 @@ start_storage (const char *name, json_t *def, bool incoming,
     vm_stop_helpers (name, "relay");
     vm_stop_helpers (name, "export");
   }
+  /* Disks on QEMU's file driver: a dead run's disk servers go. */
+  if (!disks_too)
+    vm_stop_helpers (name, "disk");
   json_array_foreach (disks, i, d) {
-    if (start_disk (name, i, def_str (d, "path"), err, errlen) == -1)
+    if (disks_too &&
+        vm_start_disk (name, i, def_str (d, "path"), err, errlen) == -1)
       return -1;
   }
   if (!dir_now && vm_mount_share (name, def, err, errlen) == -1)
@@ -413,7 +461,7 @@ start_storage (const char *name, json_t *def, bool incoming,
 int
 vm_start_storage (const char *name, json_t *def, char *err, size_t errlen)
 {
-  if (start_storage (name, def, false, NULL, err, errlen) == 0)
+  if (start_storage (name, def, false, true, NULL, err, errlen) == 0)
     return 0;
   log_error ("VM %s: %s", name, err);
   vm_stop (name);
@@ -424,7 +472,8 @@ int
 vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
           char *err, size_t errlen)
 {
-  if (start_storage (name, def, incoming, dir_now, err, errlen) == -1)
+  if (start_storage (name, def, incoming, hd.disk_path_nbd, dir_now, err,
+                     errlen) == -1)
     goto fail;
   if (start_qemu (name, def, incoming, dir_now, err, errlen) == -1)
     goto fail;

@@ -1,12 +1,15 @@
 /* handoffd: running a VM on this host (the QEMU driver).
  *
  * A running VM is a set of detached processes, each with a pid file in
- * STATE/run/NAME/: per disk an nbdkit serving the image through the
- * mirror filter on a unix socket (diskN.sock, control diskN.ctl); the
- * FUSE share over the VM's directory mounted at dir/ (control
- * share.ctl); QEMU with its QMP socket (qmp.sock) and serial console
- * (serial.log).  During a migration the source adds an xfer relay; the
- * destination adds temporary NBD exports, a share receiver and a relay.
+ * STATE/run/NAME/: QEMU with its QMP socket (qmp.sock) and serial
+ * console (serial.log), its disks on its own file driver; the FUSE
+ * share over the VM's directory mounted at dir/ (control share.ctl).
+ * During a migration the source adds per disk an nbdkit serving the
+ * image through the mirror filter on a unix socket (diskN.sock, control
+ * diskN.ctl), put under the disk while QEMU runs (vm-disks.c), and an
+ * xfer relay; the destination adds temporary NBD exports, a share
+ * receiver and a relay.  With --disk-path nbd, the disks' nbdkit runs
+ * with QEMU always.
  *
  * The definition (JSON): {"name", "memory" (MiB), "vcpus",
  * "disks": [{"path", "size"}], "dir" (or null), "kernel", "initrd",
@@ -29,6 +32,26 @@ extern void vm_run_path (const char *name, const char *leaf, char *buf,
  * ("" if there is none): what a helper said before it failed. */
 extern void vm_log_tail (const char *name, const char *leaf, int lines,
                          char *buf, size_t len);
+
+/* Start nbdkit with the mirror filter over disk I's image PATH, on
+ * run/NAME/diskI.sock (control diskI.ctl).  0 or -1 (err). */
+extern int vm_start_disk (const char *name, size_t i, const char *path,
+                          char *err, size_t errlen);
+
+/* Put the mirror (nbdkit on diskI.sock) under each of the running VM's
+ * disks, live: QEMU's node "diskI" reopened over an NBD node "nbdI"
+ * instead of its file node "fileI".  Nothing to do for disks already on
+ * NBD (--disk-path nbd).  0, or -1 with err: the disks that were
+ * switched are switched back. */
+extern int vm_disks_interpose (const char *name, json_t *def, char *err,
+                               size_t errlen);
+/* Take the mirror out again (after a rollback): each disk back on its
+ * file node, the NBD nodes deleted, their nbdkit stopped.  Harmless when
+ * nothing is interposed, and after a crash half-way. */
+extern void vm_disks_direct (const char *name, size_t ndisks);
+/* QEMU's block nodes ([{"node", "driver", "file"}], "file" the node's
+ * child if it has one), or NULL (err). */
+extern json_t *vm_block_nodes (const char *name, char *err, size_t errlen);
 
 /* Start the VM's processes, clearing what a dead run left (helpers
  * running for nobody, stale sockets, a dead share mount).  INCOMING:
