@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Migrations that fail half way must end cleanly: host 2's QEMU fails
 # to start; it fails to load the stream; host 2's disk fills up; the
-# link between the hosts is cut mid-copy.  Each time the VM goes on
+# link between the hosts is cut mid-copy; the mirror cannot be put
+# under the VM's disk on host 1.  Each time the VM goes on
 # running on host 1 (its counter still ticking) on its disk's file again
 # (the mirror taken from under it), the CLI exits with
 # "rolled back" (5) and the reason, and host 2 keeps no files, exports,
@@ -98,6 +99,14 @@ grep -q "failed: .*no valid answer in time" cut.txt ||
 host_link 1 up
 host_rate 1 10gbit
 host2_clean; host1_runs
+
+echo "== the mirror cannot be put under the disk (its nbdkit does not start)"
+stop_handoffd 1
+HANDOFF_FILTER=$tmp/no-such-filter.so start_handoffd 1
+expect_rollback "nbdkit for disk 0 did not start"
+host2_clean; host1_runs
+stop_handoffd 1
+start_handoffd 1
 
 echo "== and then it works"
 hcli 1 migrate web1 --to host2 > ok.txt || { cat ok.txt; fail "migration"; }

@@ -133,6 +133,11 @@ vm_start_disk (const char *name, size_t i, const char *path, char *err,
   proc_stop (pid, "nbdkit", 5000);
   unlink (sock);
   unlink (ctl);
+  /* One nbdkit per migration: the last one's log is kept beside, and
+   * a failure to start quotes this one's words only. */
+  char prev[PATH_MAX + 8];
+  snprintf (prev, sizeof prev, "%s.prev", log);
+  rename (log, prev);
   p = proc_spawn (argv, env, log, pid, err, errlen);
   if (p < 0)
     return -1;
