@@ -70,19 +70,13 @@ echo "The switch under load (fio 4k random writes, depth 16, on qemu-storage-dae
 # the image written back before each reopen, the guest going on.
 # Prints the epoch ms around each reopen ("IN0 IN1 OUT0 OUT1").
 switch () {
-  python3 - "$1" "$tmp/mir.sock" "$tmp/img" <<'PY'
-import json, os, socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-f = s.makefile('rwb', buffering=0)
-f.readline()
-def call(cmd, args=None):
-    f.write(json.dumps({'execute': cmd, 'arguments': args or {}}).encode() + b'\n')
-    while True:
-        r = json.loads(f.readline())
-        if 'return' in r: return
-        if 'error' in r: sys.exit('%s: %s' % (cmd, r['error']['desc']))
+  python3 - "$1" "$tmp/mir.sock" "$tmp/img" "$top/tests" <<'PY'
+import os, sys, time
+sys.path.insert(0, sys.argv[4])
+import qmp
+f = qmp.connect(sys.argv[1])
+call = lambda cmd, args=None: qmp.call(f, cmd, args)
 now = lambda: int(time.time() * 1000)
-call('qmp_capabilities')
 time.sleep(3)
 def write_back():                # as vm-disks.c: the guest goes on
     fd = os.open(sys.argv[3], os.O_RDONLY)
@@ -90,7 +84,6 @@ def write_back():                # as vm-disks.c: the guest goes on
         t = now(); os.fdatasync(fd)
         if now() - t <= 5: break
     os.close(fd)
-a = now()
 call('blockdev-add', {'driver': 'nbd', 'node-name': 'nbd0',
                       'server': {'type': 'unix', 'path': sys.argv[2]}})
 write_back()

@@ -77,17 +77,17 @@ source_rollback (const char *vm, size_t ndisks, bool has_dir, bool offline)
     helper_quiet (vm, "share.ctl", CHAN_SERVICE_SHARE_CTL,
                   json_pack ("{s:s}", "op", "abort"));
   vm_stop_helpers (vm, "relay");
-  /* The guest runs again: its disks back on their files, the mirror's
-   * nbdkit gone (vm-disks.c). */
-  if (!offline)
-    vm_disks_direct (vm, ndisks);
   if (offline) {
     /* Its disk servers and share were started for the copy only. */
     vm_stop (vm);
     db_vm_set_state (vm, "stopped");
   }
-  else if (vm_qemu_alive (vm))
+  else if (vm_qemu_alive (vm)) {
+    /* The guest runs again: its disks back on their files, the
+     * mirror's nbdkit gone (vm-disks.c). */
+    vm_disks_direct (vm, ndisks);
     db_vm_set_state (vm, "running");
+  }
   else {
     /* It ran when the migration began: its QEMU died (with its host,
      * or killed).  Its disks are as it left them; 'start' boots it. */

@@ -7,13 +7,12 @@
  * filter, adds an NBD node "nbdI" connected to it and reopens "diskI"
  * over "nbdI" (blockdev-reopen drains the disk's requests and switches
  * between two of them: the guest sees a pause of a few ms, no error).
- * A rollback
- * reopens "diskI" over "fileI" again.  Everyday I/O then pays nothing
- * for the mirror; only a migration does.
+ * A rollback reopens "diskI" over "fileI" again.  Everyday I/O then
+ * pays nothing for the mirror; only a migration does.
  */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +70,19 @@ static const char *
 node_str (json_t *nodes, const char *node, const char *key)
 {
   return json_string_value (json_object_get (node_get (nodes, node), key));
+}
+
+/* Disk I's file node "fileI" is itself an NBD node (--disk-path nbd, or
+ * a VM started so): the mirror is under it always.  False also when
+ * QEMU has no such node (*DRV_R NULL). */
+static bool
+mirror_always (json_t *nodes, size_t i, const char **drv_r)
+{
+  char fnode[MAX_NODE];
+
+  snprintf (fnode, sizeof fnode, "file%zu", i);
+  *drv_r = node_str (nodes, fnode, "driver");
+  return *drv_r && strcmp (*drv_r, "nbd") == 0;
 }
 
 /* Write the image's dirty pages back before a reopen.  QEMU flushes a
@@ -139,19 +151,15 @@ static int
 interpose_one (const char *name, size_t i, const char *path, char *err,
                size_t errlen)
 {
-  char leaf[32], sock[PATH_MAX], nnode[MAX_NODE], e[512];
+  char nnode[MAX_NODE], e[512];
   int64_t t0;
 
   if (vm_start_disk (name, i, path, err, errlen) == -1)
     return -1;
-  snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
-  vm_run_path (name, leaf, sock, sizeof sock);
   snprintf (nnode, sizeof nnode, "nbd%zu", i);
   t0 = clock_ms ();
-  json_t *r = vm_qmp (name, "blockdev-add",
-                      json_pack ("{s:s, s:s, s:{s:s, s:s}}", "driver", "nbd",
-                                 "node-name", nnode, "server", "type", "unix",
-                                 "path", sock), 30000, e, sizeof e);
+  json_t *r = vm_qmp (name, "blockdev-add", vm_disk_nbd_node (name, i, nnode),
+                      30000, e, sizeof e);
   if (!r)
     return set_error (err, errlen, "disk %zu: connecting QEMU to the "
                       "mirror: %s", i, e);
@@ -194,14 +202,11 @@ vm_disks_interpose (const char *name, json_t *def, char *err, size_t errlen)
     }
   }
   json_array_foreach (disks, i, d) {
-    char fnode[MAX_NODE];
-    snprintf (fnode, sizeof fnode, "file%zu", i);
-    const char *drv = node_str (nodes, fnode, "driver");
-    /* --disk-path nbd (or a VM started so): the mirror is there. */
-    if (drv && strcmp (drv, "nbd") == 0)
+    const char *drv;
+    if (mirror_always (nodes, i, &drv))
       continue;
     if (!drv) {
-      set_error (err, errlen, "disk %zu: QEMU has no node %s", i, fnode);
+      set_error (err, errlen, "disk %zu: QEMU has no node file%zu", i, i);
       break;
     }
     if (interpose_one (name, i, json_string_value (json_object_get (d,
@@ -226,13 +231,12 @@ vm_disks_direct (const char *name, size_t ndisks)
   if (!nodes)
     return;                     /* No QEMU: nothing runs over a node. */
   for (size_t i = 0; i < ndisks; ++i) {
-    char fnode[MAX_NODE], nnode[MAX_NODE], dnode[MAX_NODE];
+    char fnode[MAX_NODE], nnode[MAX_NODE];
+    const char *drv;
     snprintf (fnode, sizeof fnode, "file%zu", i);
     snprintf (nnode, sizeof nnode, "nbd%zu", i);
-    snprintf (dnode, sizeof dnode, "disk%zu", i);
-    const char *drv = node_str (nodes, fnode, "driver");
-    if (!drv || strcmp (drv, "nbd") == 0)
-      continue;                 /* On NBD always: nothing to undo. */
+    if (mirror_always (nodes, i, &drv) || !drv)
+      continue;                 /* Nothing was put under it. */
     any = true;
     if (!node_get (nodes, nnode))
       continue;

@@ -256,6 +256,17 @@ boot_args (struct args *a, const char *name, json_t *def, const char *dir_now,
   return 0;
 }
 
+json_t *
+vm_disk_nbd_node (const char *name, size_t i, const char *node)
+{
+  char leaf[32], sock[PATH_MAX];
+
+  snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
+  vm_run_path (name, leaf, sock, sizeof sock);
+  return json_pack ("{s:s, s:s, s:{s:s, s:s}}", "driver", "nbd", "node-name",
+                    node, "server", "type", "unix", "path", sock);
+}
+
 /* -blockdev for disk I (QEMU's node "diskI", what its device uses): a
  * raw node over the image through QEMU's own file driver (node
  * "fileI"; vm-disks.c puts the mirror under it for a migration), or,
@@ -265,19 +276,14 @@ static int
 disk_args (struct args *a, const char *name, size_t i, const char *path,
            char *err, size_t errlen)
 {
-  char sock[PATH_MAX], leaf[32], fnode[32], dnode[32];
+  char fnode[32], dnode[32];
   json_t *proto;
   struct stat st;
 
   snprintf (fnode, sizeof fnode, "file%zu", i);
   snprintf (dnode, sizeof dnode, "disk%zu", i);
-  if (hd.disk_path_nbd) {
-    snprintf (leaf, sizeof leaf, "disk%zu.sock", i);
-    vm_run_path (name, leaf, sock, sizeof sock);
-    proto = json_pack ("{s:s, s:s, s:{s:s, s:s}}", "driver", "nbd",
-                       "node-name", fnode, "server", "type", "unix",
-                       "path", sock);
-  }
+  if (hd.disk_path_nbd)
+    proto = vm_disk_nbd_node (name, i, fnode);
   else
     /* A SAN volume is a block device: QEMU's host_device driver. */
     proto = json_pack ("{s:s, s:s, s:s}", "driver",

@@ -38,6 +38,11 @@ extern void vm_log_tail (const char *name, const char *leaf, int lines,
 extern int vm_start_disk (const char *name, size_t i, const char *path,
                           char *err, size_t errlen);
 
+/* The blockdev-add options of an NBD node NODE on disk I's nbdkit
+ * (run/NAME/diskI.sock). */
+extern json_t *vm_disk_nbd_node (const char *name, size_t i,
+                                 const char *node);
+
 /* Put the mirror (nbdkit on diskI.sock) under each of the running VM's
  * disks, live: QEMU's node "diskI" reopened over an NBD node "nbdI"
  * instead of its file node "fileI".  Nothing to do for disks already on
