@@ -283,6 +283,44 @@ disks_on_mirror ()
     <<<"$nodes" >/dev/null || fail "$2's disk on host $1 is not on the mirror: $nodes"
 }
 
+# disks_tls_aes I VM: the nbdkit of VM's disk 0 on host I carries the
+# GnuTLS configuration handoffd wrote to keep its TLS on AES-GCM (with
+# a pre-shared key GnuTLS would pick ChaCha20, several times slower
+# here: ctl/daemon/nbd-tls.c), and that configuration does settle a
+# real nbdkit and libnbd on AES-GCM.  A CPU without AES instructions,
+# or an administrator's own GnuTLS configuration, gets no file.
+disks_tls_aes ()
+{
+  local i=$1 vm=$2 conf=$tmp/h$1/run/gnutls-nbd.conf pid cipher
+  if ! grep -qw aes /proc/cpuinfo || ! grep -qw pclmulqdq /proc/cpuinfo ||
+     [ -e /etc/gnutls/config ] || [ -n "${GNUTLS_SYSTEM_PRIORITY_FILE:-}" ]; then
+    [ ! -e "$conf" ] || fail "host $i wrote $conf over GnuTLS's own choice"
+    echo "disks' TLS: GnuTLS's own choice here (no AES instructions, or a configuration of the host's)"
+    return 0
+  fi
+  grep -qx 'tls-disabled-cipher = CHACHA20-POLY1305' "$conf" ||
+    fail "host $i: $conf does not disable ChaCha20"
+  pid=$(cat "$tmp/h$i/run/$vm/disk0.pid")
+  tr '\0' '\n' < "/proc/$pid/environ" | grep -qx "GNUTLS_SYSTEM_PRIORITY_FILE=$conf" ||
+    fail "$vm's nbdkit on host $i was not given $conf"
+  for how in with without; do
+    local env=()
+    [ "$how" = without ] || env=(env "GNUTLS_SYSTEM_PRIORITY_FILE=$conf")
+    truncate -s 1M "$tmp/tls-$how.img"
+    "${env[@]}" nbdkit -U "$tmp/tls-$how.sock" -P "$tmp/tls-$how.pid" \
+      --tls=require --tls-psk="$tmp/k.psk" file "$tmp/tls-$how.img"
+    cleanup_fn kill_pidfile "$tmp/tls-$how.pid"
+    wait_for_socket "$tmp/tls-$how.sock" 30
+    cipher=$("${env[@]}" env LIBNBD_DEBUG=1 nbdinfo \
+      "nbds+unix://handoff@/?socket=$tmp/tls-$how.sock&tls-psk-file=$tmp/k.psk" 2>&1 |
+      sed -n 's/.*connection is using TLS: cipher \([^ ]*\).*/\1/p' | head -n 1)
+    kill_pidfile "$tmp/tls-$how.pid"
+    echo "disks' TLS $how handoffd's configuration: ${cipher:-none}"
+    [ "$how" = without ] || [[ "$cipher" == AES-*-GCM ]] ||
+      fail "with $conf nbdkit and libnbd settle on '${cipher:-nothing}', not AES-GCM"
+  done
+}
+
 vm_gone_from ()
 {
   local i=$1 vm=$2

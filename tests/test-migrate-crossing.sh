@@ -9,6 +9,7 @@
 # where they went, records intact, the host they left holds nothing.
 # Host 2 runs its VMs on the mirror's nbdkit always (--disk-path nbd),
 # host 1 on QEMU's file driver: a VM crosses between the two ways.
+# The disks' TLS is AES-GCM (disks_tls_aes).
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 guest_hosts 2
@@ -25,6 +26,8 @@ done
 for i in 1 2; do
   wait_for 120 "web$i" grep -q "HANDOFF-REC 3" "$tmp/h$i/run/web$i/serial.log"
 done
+# Host 2's nbdkit under web2 keeps its TLS on AES-GCM.
+disks_tls_aes 2 web2
 
 # where VM: the host web1/web2 runs on now.
 declare -A on=([web1]=1 [web2]=2)

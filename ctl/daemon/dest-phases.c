@@ -27,6 +27,7 @@
 #include "errors.h"
 #include "events.h"
 #include "log.h"
+#include "nbd-tls.h"
 #include "migration.h"
 #include "names.h"
 #include "peer.h"
@@ -85,7 +86,7 @@ free_port (const char *addr)
 
 static pid_t
 spawn_in_run (struct incoming *in, const char *leaf, char *const argv[],
-              char *err, size_t errlen)
+              char *const env[], char *err, size_t errlen)
 {
   char pid[PATH_MAX], log[PATH_MAX], name[64];
 
@@ -93,7 +94,7 @@ spawn_in_run (struct incoming *in, const char *leaf, char *const argv[],
   vm_run_path (in->vm, name, pid, sizeof pid);
   snprintf (name, sizeof name, "%s.log", leaf);
   vm_run_path (in->vm, name, log, sizeof log);
-  return proc_spawn (argv, NULL, log, pid, err, errlen);
+  return proc_spawn (argv, env, log, pid, err, errlen);
 }
 
 
@@ -162,9 +163,11 @@ prepare_disk_export (struct incoming *in, size_t i, const char *path,
       (char *) addr, (char *) "-p", portarg, (char *) "--tls=require",
       pskarg, (char *) "file", (char *) path, NULL,
     };
+    /* AES-GCM rather than ChaCha20 on its TLS (nbd-tls.c). */
+    char *env[] = { (char *) nbd_tls_env (), NULL };
     if (access (argv[0], X_OK) == -1)
       argv[0] = (char *) "/usr/bin/nbdkit";
-    p = spawn_in_run (in, leaf, argv, err, errlen);
+    p = spawn_in_run (in, leaf, argv, env, err, errlen);
     if (p < 0)
       return -1;
     if (proc_wait_port (port, p, 10000) == 0)
@@ -250,7 +253,7 @@ prepare_listener (struct incoming *in, const char *leaf, const char *what,
   }
   snprintf (listen, sizeof listen, "tcp://%s:%d", addr, port);
   argv[listen_arg] = listen;
-  p = spawn_in_run (in, leaf, argv, err, errlen);
+  p = spawn_in_run (in, leaf, argv, NULL, err, errlen);
   if (p < 0)
     return NULL;
   if (proc_wait_port (port, p, 10000) == -1) {
@@ -306,7 +309,7 @@ prepare_rdma_relay (struct incoming *in, json_t *ep, const char *addr,
   argv[n++] = (char *) "--buffer";
   argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
   argv[n] = NULL;
-  p = spawn_in_run (in, "relay-in", argv, err, errlen);
+  p = spawn_in_run (in, "relay-in", argv, NULL, err, errlen);
   if (p < 0)
     return -1;
   /* No socket table lists an RDMA CM listener: its log says when.

@@ -270,7 +270,11 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
   }
   if (m->has_dir && source_share_start (m, copy_cap, rc, err, errlen) == -1)
     return -1;
-  /* Terminates: ready, a failure, an abort or the deadline. */
+  /* Terminates: ready, a failure, an abort or the deadline.  The
+   * first looks come soon and then back off: a small disk is copied
+   * in tens of milliseconds, and a fixed 200 ms wait would add up to
+   * that much to every migration of it. */
+  int wait_ms = 10;
   while (!ready) {
     if (check_time (m, rc, err, errlen) == -1)
       return -1;
@@ -283,8 +287,10 @@ phase_storage (struct migration *m, int *rc, char *err, size_t errlen)
      * if still behind. */
     if (m->ndests > 1)
       ready = warm_storage_ready (m);
-    if (!ready)
-      usleep (POLL_MS * 1000);
+    if (!ready) {
+      usleep ((useconds_t) wait_ms * 1000);
+      wait_ms = wait_ms * 2 < POLL_MS ? wait_ms * 2 : POLL_MS;
+    }
   }
   /* Digests now, while the VM runs, so the commit in the blackout only
    * reads what changes from here on. */

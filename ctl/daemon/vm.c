@@ -22,6 +22,7 @@
 #include "hostid.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "nbd-tls.h"
 #include "names.h"
 #include "proc.h"
 #include "uri.h"
@@ -121,11 +122,14 @@ vm_start_disk (const char *name, size_t i, const char *path, char *err,
     filterarg, (char *) "file", (char *) path, ctlarg, pskarg, timeoutarg,
     NULL,
   };
-  char *env[2] = { NULL, NULL };
+  char *env[3] = { NULL, NULL, NULL };
+  size_t nenv = 0;
   if (hd.nbdkit_preload) {
     snprintf (preload, sizeof preload, "LD_PRELOAD=%s", hd.nbdkit_preload);
-    env[0] = preload;
+    env[nenv++] = preload;
   }
+  if (nbd_tls_env ())
+    env[nenv++] = (char *) nbd_tls_env ();
   if (access (argv[0], X_OK) == -1)
     argv[0] = (char *) "/usr/bin/nbdkit";
   /* A dead run's nbdkit and its sockets (nbdkit leaves them behind):
