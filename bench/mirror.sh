@@ -9,7 +9,9 @@
 #    QEMU until BLOCK_JOB_READY), and the time to a durable copy
 #    (handoff's complete, which flushes, vs nbdcopy --flush).  Dirty
 #    pages are written back (sync) before each run so one contender's
-#    writeback does not slow the next.
+#    writeback does not slow the next.  Then the same copy over TLS
+#    (PSK, TCP): handoff's mirror with the cipher handoffd gives its
+#    nbdkits (AES-GCM) and with GnuTLS's own choice, beside nbdcopy.
 # 2. Guest 4k random-write IOPS (fio, nbd engine): through the filter
 #    with no mirror vs plain 'nbdkit file' (goal >= 0.95x), and with an
 #    active mirror that sends every write to a destination (>= 0.7x),
@@ -87,6 +89,68 @@ printf '  nbdcopy --flush          %6.2fs  %s GiB/s\n' "$nf" "$(gb "$nf")"
 echo "  ratio vs nbdcopy:          $(ratio "$n" "$o")x (goal >= 1.0)"
 echo "  ratio vs nbdcopy, durable: $(ratio "$nf" "$od")x"
 echo "  ratio vs QEMU mirror:      $(ratio "$q" "$o")x (goal >= 1.2)"
+
+
+# The same copy over TLS with a pre-shared key, as a migration's copy
+# goes between hosts (TCP on loopback here).  With a PSK, GnuTLS picks
+# ChaCha20-Poly1305 for libnbd and nbdkit; handoffd gives the nbdkits
+# it spawns a GnuTLS configuration that disables it, so they use
+# AES-GCM (ctl/daemon/nbd-tls.c writes the same two lines).  nbdcopy
+# runs as a user would run it, with GnuTLS's own choice.
+echo
+echo "copy the same 2 GiB over TLS (PSK, TCP on loopback), median of $ROUNDS:"
+handoff keygen "$tmp/k.psk" >/dev/null 2>&1
+printf '[overrides]\ntls-disabled-cipher = CHACHA20-POLY1305\n' > "$tmp/gnutls-nbd.conf"
+aes=(env "GNUTLS_SYSTEM_PRIORITY_FILE=$tmp/gnutls-nbd.conf")
+declare -A tport
+for how in aes default; do
+  tport[$how]=$(free_port)
+  env=()
+  [ "$how" = default ] || env=("${aes[@]}")
+  "${env[@]}" nbdkit --exit-with-parent -P "$tmp/dst-$how.pid" -i 127.0.0.1 \
+    -p "${tport[$how]}" --tls=require --tls-psk="$tmp/k.psk" file "$tmp/dst.img" \
+    2>>"$tmp/dst-$how.log" &
+  cleanup_fn kill_pidfile "$tmp/dst-$how.pid"
+  wait_for_file "$tmp/dst-$how.pid" 30
+  # The source as handoffd starts it: the filter, its client keyed.
+  "${env[@]}" nbdkit --exit-with-parent -P "$tmp/srct-$how.pid" -U "$tmp/srct-$how.sock" \
+    --filter="$HANDOFF_FILTER" file "$tmp/src.img" \
+    mirror-control="$tmp/ctlt-$how.sock" mirror-tls-psk="$tmp/k.psk" \
+    2>>"$tmp/srct-$how.log" &
+  cleanup_fn kill_pidfile "$tmp/srct-$how.pid"
+  wait_for_socket "$tmp/ctlt-$how.sock" 30
+  echo "  cipher, $how: $("${env[@]}" env LIBNBD_DEBUG=1 nbdinfo \
+    "nbds://handoff@127.0.0.1:${tport[$how]}/?tls-psk-file=$tmp/k.psk" 2>&1 |
+    sed -n 's/.*connection is using TLS: cipher \([^ ]*\).*/\1/p' | head -n 1)"
+done
+tls_copy () {
+  local how=$1
+  handoff mirror start "$tmp/ctlt-$how.sock" --to "nbds://127.0.0.1:${tport[$how]}/" >/dev/null
+  wait_for 120 "the copy over TLS" bash -c \
+    "handoff mirror status --json '$tmp/ctlt-$how.sock' | jq -e '.state == \"ready\"' >/dev/null"
+  handoff mirror status --json "$tmp/ctlt-$how.sock" | jq .ready_after
+  handoff mirror complete "$tmp/ctlt-$how.sock" >/dev/null
+  cmp -s "$tmp/src.img" "$tmp/dst.img" || { echo "mirror copy over TLS differs" >&2; exit 1; }
+}
+t_aes=() t_def=() t_nbdc=()
+for r in $(seq "$ROUNDS"); do
+  refill; sync
+  t_aes+=("$(tls_copy aes)")
+  refill; sync
+  t_def+=("$(tls_copy default)")
+  refill; sync
+  t_nbdc+=("$(timed nbdcopy "$tmp/src.img" \
+    "nbds://handoff@127.0.0.1:${tport[default]}/?tls-psk-file=$tmp/k.psk")")
+  echo "round $r: handoff (AES-GCM) ${t_aes[-1]}s  handoff (GnuTLS's choice) ${t_def[-1]}s  nbdcopy ${t_nbdc[-1]}s"
+done
+ta=$(printf '%s\n' "${t_aes[@]}" | median)
+td=$(printf '%s\n' "${t_def[@]}" | median)
+tn=$(printf '%s\n' "${t_nbdc[@]}" | median)
+printf '  handoff mirror, copied   %6.2fs  %s GiB/s\n' "$ta" "$(gb "$ta")"
+printf '  the same, GnuTLS choice  %6.2fs  %s GiB/s\n' "$td" "$(gb "$td")"
+printf '  nbdcopy                  %6.2fs  %s GiB/s\n' "$tn" "$(gb "$tn")"
+echo "  ratio vs nbdcopy over TLS: $(ratio "$tn" "$ta")x; AES-GCM vs GnuTLS's choice: $(ratio "$td" "$ta")x"
+echo "  bound: 2 cores encrypt, decrypt, read and write; the plain copy above is the ceiling"
 
 echo
 echo "guest 4k random writes (fio nbd engine, iodepth 16, ${FIO_TIME}s):"
