@@ -97,6 +97,16 @@ connect_conn (struct conn *c, char *err, size_t errlen)
   return -1;
 }
 
+void
+connect_close (struct nbd_handle *h)
+{
+  if (!h)
+    return;
+  if (nbd_aio_is_ready (h) == 1 && nbd_aio_in_flight (h) == 0)
+    (void) nbd_aio_disconnect (h, 0);
+  nbd_close (h);
+}
+
 /* Check the first connection's view of the destination. */
 int
 connect_check (struct dest *d, struct nbd_handle *h)

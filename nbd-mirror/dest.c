@@ -150,7 +150,7 @@ conn_close (struct conn *c)
 {
   if (c->nbd) {
     /* Runs the free callback of every command still in flight. */
-    nbd_close (c->nbd);
+    connect_close (c->nbd);
     c->nbd = NULL;
   }
 }

@@ -51,8 +51,7 @@ void
 pool_free (struct dest *d)
 {
   for (unsigned i = 0; d->pool && i < d->npool; ++i)
-    if (d->pool[i].nbd)
-      nbd_close (d->pool[i].nbd);
+    connect_close (d->pool[i].nbd);
   free (d->pool);
   d->pool = NULL;
 }
