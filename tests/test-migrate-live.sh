@@ -86,6 +86,12 @@ echo "counter: host 1 ended at $last1, host 2 went on from $first2 to $last2"
 hcli 2 status web1 | grep -q "QEMU: running" || fail "host 2's status"
 ram_intact_on 2 web1
 disks_on_files 2 web1
+# Host 2's disk server saw the mirror's connections end cleanly: no
+# error in its log (a TLS session cut short is one).
+[ -e "$tmp/h2/run/web1/export0.log" ] || fail "host 2 kept no log of its disk export"
+if grep -H 'error' "$tmp/h2/run/web1/export0.log"; then
+  fail "host 2's disk export logged errors"
+fi
 
 # --- Records: every one acknowledged on host 1 is on host 2's disk,
 # and host 2's disk equals host 1's at the pause.
