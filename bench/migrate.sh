@@ -18,7 +18,9 @@
 # Both with a maximum downtime of MAX_DOWNTIME ms (default 300).  For
 # each: total time (start to the guest running on host 2) and downtime
 # (paused on host 1 to resumed on host 2, from QMP event timestamps).
-# ROUNDS rounds (default 3), interleaved; medians compared.  LINK_RATE
+# ROUNDS rounds (default 3), interleaved; medians compared, and where
+# the time goes: handoff's phases from the source's journal, QEMU's
+# disk copy and the rest.  LINK_RATE
 # (e.g. 1gbit) shapes host 1's link; unset, the veth runs at memory
 # speed.
 set -euo pipefail
@@ -29,6 +31,7 @@ source "$top/tests/handoffd.sh"
 requires_netns
 requires_fuse
 requires jq --version
+requires sqlite3 --version
 guest_build
 ROUNDS=${ROUNDS:-3}
 MAX_DOWNTIME=${MAX_DOWNTIME:-300}
@@ -66,6 +69,13 @@ run_handoff ()
   wait_for 120 "the guest" grep -q "HANDOFF-REC 5" "$tmp/h1/run/$name/serial.log"
   hcli 1 migrate "$name" --to host2 --max-downtime "$MAX_DOWNTIME" \
     > "a$r.out" 2>&1 || { cat "a$r.out" >&2; fail "handoff migrate"; }
+  # Where the time went: each phase of the source's journal, from its
+  # step to the next one (ms), as "PHASE MS" lines in a.phases.
+  sqlite3 "$tmp/h1/state.db" "select phase, at from steps where mid =
+      (select id from journal where vm = '$name' and role = 'source'
+       order by started desc limit 1) order by at, rowid" |
+    awk -F'|' 'NR > 1 { print p, $2 - t } { p = $1; t = $2 }' |
+    grep -v '^acked ' >> a.phases
   wait_for 30 "ticks on host 2" grep -q HANDOFF-TICK "$tmp/h2/run/$name/serial.log"
   hcli 2 stop "$name" >/dev/null
   hcli 2 undefine "$name" >/dev/null
@@ -109,6 +119,9 @@ run_qemu ()
   kill_pidfile "$tmp/b$r-dst.pid"
   rm -f "b$r.img" "b$r-dst.img"
   jq -r '"\(.total_s) \(.downtime_ms)"' "b$r.json" > b.res
+  jq -r '"disk_ready \(.disk_ready_s * 1000 | round)",
+         "migrate_to_running \((.total_s - .disk_ready_s) * 1000 | round)"' \
+    "b$r.json" >> b.phases
 }
 
 echo "guest: 256 MiB RAM, 64 MiB disk, accelerator $accel; link ${LINK_RATE:-unshaped}"
@@ -130,3 +143,12 @@ echo "median total time: handoff $at s, QEMU $bt s:" \
      "QEMU/handoff = $(ratio "$bt" "$at")x (higher: handoff faster)"
 echo "median downtime:   handoff $ad ms, QEMU $bd ms:" \
      "QEMU/handoff = $(ratio "$bd" "$ad")x (higher: handoff shorter)"
+# Per phase, medians over the rounds: where the next step is.
+phases () {
+  awk '{ print $1 }' "$1" | awk '!seen[$0]++' | while read -r ph; do
+    printf ' %s %s' "$ph" "$(awk -v p="$ph" '$1 == p { print $2 }' "$1" | median)"
+  done
+}
+echo "where the time goes (median ms per phase, to the VM running there):"
+echo "  handoff:$(phases a.phases)"
+echo "  QEMU:   $(phases b.phases)"
