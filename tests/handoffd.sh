@@ -291,7 +291,7 @@ disks_on_mirror ()
 # or an administrator's own GnuTLS configuration, gets no file.
 disks_tls_aes ()
 {
-  local i=$1 vm=$2 conf=$tmp/h$1/run/gnutls-nbd.conf pid cipher
+  local i=$1 vm=$2 conf=$tmp/h$1/gnutls-nbd.conf pid cipher
   if ! grep -qw aes /proc/cpuinfo || ! grep -qw pclmulqdq /proc/cpuinfo ||
      [ -e /etc/gnutls/config ] || [ -n "${GNUTLS_SYSTEM_PRIORITY_FILE:-}" ]; then
     [ ! -e "$conf" ] || fail "host $i wrote $conf over GnuTLS's own choice"

@@ -372,7 +372,7 @@ prepare_state (void)
     die ("%s: %s", hd.state_dir, strerror (errno));
   lock_state_dir ();
   check_openat2 ();
-  nbd_tls_init (hd.run_dir);
+  nbd_tls_init (hd.state_dir);
   snprintf (cdir, sizeof cdir, "%s", hd.control);
   if (mkdir_p (dirname (cdir), 0755) == -1)
     die ("%s: %s", hd.control, strerror (errno));

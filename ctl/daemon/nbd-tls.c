@@ -75,7 +75,7 @@ write_config (const char *path)
 }
 
 void
-nbd_tls_init (const char *run_dir)
+nbd_tls_init (const char *state_dir)
 {
   char path[PATH_MAX];
 
@@ -94,10 +94,10 @@ nbd_tls_init (const char *run_dir)
               "here)");
     return;
   }
-  if ((size_t) snprintf (path, sizeof path, "%s/gnutls-nbd.conf", run_dir)
+  if ((size_t) snprintf (path, sizeof path, "%s/gnutls-nbd.conf", state_dir)
       >= sizeof path || write_config (path) == -1) {
     log_warn ("disks' TLS: cannot write %s/gnutls-nbd.conf (%s): GnuTLS "
-              "may pick ChaCha20, slower than AES-GCM here", run_dir,
+              "may pick ChaCha20, slower than AES-GCM here", state_dir,
               strerror (errno));
     return;
   }

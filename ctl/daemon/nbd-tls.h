@@ -6,8 +6,9 @@
 /* Decide, once at start, what the nbdkit servers and clients this
  * daemon spawns get in their environment so that their TLS sessions
  * use AES-GCM, and write the GnuTLS configuration that says so into
- * RUN_DIR.  Logs its choice; never fails the daemon. */
-extern void nbd_tls_init (const char *run_dir);
+ * STATE_DIR (not run/, which holds only what VMs leave behind).  Logs
+ * its choice; never fails the daemon. */
+extern void nbd_tls_init (const char *state_dir);
 
 /* "GNUTLS_SYSTEM_PRIORITY_FILE=..." for an nbdkit's environment, or
  * NULL when nothing is to be added. */
