@@ -119,9 +119,8 @@ for how in aes default; do
     2>>"$tmp/srct-$how.log" &
   cleanup_fn kill_pidfile "$tmp/srct-$how.pid"
   wait_for_socket "$tmp/ctlt-$how.sock" 30
-  echo "  cipher, $how: $("${env[@]}" env LIBNBD_DEBUG=1 nbdinfo \
-    "nbds://handoff@127.0.0.1:${tport[$how]}/?tls-psk-file=$tmp/k.psk" 2>&1 |
-    sed -n 's/.*connection is using TLS: cipher \([^ ]*\).*/\1/p' | head -n 1)"
+  echo "  cipher, $how: $(nbd_tls_cipher \
+    "nbds://handoff@127.0.0.1:${tport[$how]}/?tls-psk-file=$tmp/k.psk" "${env[@]:1}")"
 done
 tls_copy () {
   local how=$1

@@ -494,6 +494,15 @@ median () { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # ratio A B: A / B to three decimals.
 ratio () { echo "scale=3; $1 / $2" | bc; }
 
+# nbd_tls_cipher URI [VAR=VALUE...]: the cipher libnbd (nbdinfo) and
+# the server at the nbds:// URI settle on, with VAR=VALUE in nbdinfo's
+# environment (GNUTLS_SYSTEM_PRIORITY_FILE, say); empty if none.
+nbd_tls_cipher ()
+{
+  env "${@:2}" LIBNBD_DEBUG=1 nbdinfo "$1" 2>&1 |
+    sed -n 's/.*connection is using TLS: cipher \([^ ]*\).*/\1/p' | head -n 1
+}
+
 # busy_ticks: time the whole machine has spent busy (user, nice, system,
 # irq, softirq), in clock ticks of 1/100 s.
 busy_ticks () { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }

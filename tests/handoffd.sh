@@ -311,9 +311,9 @@ disks_tls_aes ()
       --tls=require --tls-psk="$tmp/k.psk" file "$tmp/tls-$how.img"
     cleanup_fn kill_pidfile "$tmp/tls-$how.pid"
     wait_for_socket "$tmp/tls-$how.sock" 30
-    cipher=$("${env[@]}" env LIBNBD_DEBUG=1 nbdinfo \
-      "nbds+unix://handoff@/?socket=$tmp/tls-$how.sock&tls-psk-file=$tmp/k.psk" 2>&1 |
-      sed -n 's/.*connection is using TLS: cipher \([^ ]*\).*/\1/p' | head -n 1)
+    cipher=$(nbd_tls_cipher \
+      "nbds+unix://handoff@/?socket=$tmp/tls-$how.sock&tls-psk-file=$tmp/k.psk" \
+      "${env[@]:1}")
     kill_pidfile "$tmp/tls-$how.pid"
     echo "disks' TLS $how handoffd's configuration: ${cipher:-none}"
     [ "$how" = without ] || [[ "$cipher" == AES-*-GCM ]] ||
