@@ -30,7 +30,7 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/peer.c ctl/daemon/peer-check.c \
                  ctl/daemon/def-check.c ctl/daemon/policy.c \
                  ctl/daemon/events.c ctl/daemon/vm.c ctl/daemon/vm-disks.c ctl/daemon/qmp.c \
-                 ctl/daemon/nbd-tls.c \
+                 ctl/daemon/nbd-tls.c ctl/daemon/cluster.c ctl/daemon/etcd.c \
                  ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 SBINS += $(O)/bin/handoffd
@@ -39,7 +39,7 @@ $(HANDOFFD_OBJS): $(O)/gen/build-info.h
 $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3 libsystemd)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3 libsystemd libcurl)
 
 FUZZERS += fuzz-peer fuzz-policy fuzz-admin
 $(O)/fuzz/fuzz-admin: tests/fuzz/fuzz-admin.c ctl/daemon/request-check.c \

@@ -11,7 +11,8 @@
 #                               PSK $tmp/k.psk, policy $tmp/hI.policy if it
 #                               exists, event hooks in $tmp/hooks; log
 #                               $tmp/hI.log; with HD_NO_WAIT=1 it does
-#                               not wait for the CLI socket
+#                               not wait for the CLI socket, with
+#                               HD_NO_PEERS=1 it names no --peer
 #   stop_handoffd I             SIGTERM (VMs keep running)
 #   crash_handoffd I            SIGKILL
 #   hcli I ARGS...              "handoff ARGS" against host I's daemon
@@ -54,8 +55,10 @@ start_handoffd ()
   local i=$1
   shift
   local peers=() j
+  # HD_NO_PEERS=1: no --peer (fleet mode learns its peers from etcd).
   for (( j=1; j<=${#HOST_NS[@]}; j++ )); do
-    [ "$j" = "$i" ] || peers+=(--peer "host$j=tcp://${HOST_IP[$j]}:$HD_PORT")
+    [ "$j" = "$i" ] || [ -n "${HD_NO_PEERS:-}" ] ||
+      peers+=(--peer "host$j=tcp://${HOST_IP[$j]}:$HD_PORT")
   done
   [ -f "$tmp/k.psk" ] || handoff keygen "$tmp/k.psk" >/dev/null 2>&1
   mkdir -p "$tmp/hooks"

@@ -304,6 +304,31 @@ print_host (json_t *r)
             json_string_value (json_object_get (rdma, "transport")));
 }
 
+/* One line per member; this host marked. */
+static void
+print_cluster_hosts (json_t *r)
+{
+  const char *self = json_string_value (json_object_get (r, "host"));
+  json_t *h;
+  size_t i;
+
+  printf ("%-16s %-26s %9s %5s %6s %4s %s\n", "HOST", "PEER URI", "MEM FREE",
+          "VCPUS", "LOAD", "VMS", "RDMA");
+  json_array_foreach (json_object_get (r, "hosts"), i, h) {
+    const char *name = json_string_value (json_object_get (h, "name"));
+    const char *uri = json_string_value (json_object_get (h, "uri"));
+    printf ("%-16s %-26s %6lld MiB %5lld %6.2f %4lld %s%s\n",
+            name ? name : "?", uri ? uri : "-",
+            (long long) json_integer_value (json_object_get (h,
+                                                  "memory_free_mib")),
+            (long long) json_integer_value (json_object_get (h, "vcpus")),
+            json_number_value (json_object_get (h, "load1")),
+            (long long) json_integer_value (json_object_get (h, "vms")),
+            json_is_true (json_object_get (h, "rdma")) ? "yes" : "no",
+            self && name && strcmp (self, name) == 0 ? "  (this host)" : "");
+  }
+}
+
 /* Does every peer answer?  Printed (JSON: "ok" agrees with the exit
  * status); RC_OK or RC_UNREACHABLE. */
 static int
@@ -355,6 +380,9 @@ simple_summary (const char *op)
     { "host", "This host's handoffd: name, version, accelerator, host ID." },
     { "peers", "Checks that every peer answers, over TLS with the key\n"
       "(exit 7 if one does not)." },
+    { "cluster_hosts", "Fleet mode (handoffd --cluster): the hosts that are live\n"
+      "members of the cluster now, with what each has free (exit 7 if the\n"
+      "cluster cannot be reached)." },
   };
   for (size_t i = 0; i < sizeof s / sizeof s[0]; ++i)
     if (strcmp (s[i].op, op) == 0)
@@ -383,7 +411,8 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     case 'j': json_out = true; break;
     case 'h':
       printf ("Usage: handoff %s%s [--socket PATH] [--json]\n\n%s\n\n%s",
-              op, needs_name ? " NAME" : "", simple_summary (op),
+              strcmp (op, "cluster_hosts") == 0 ? "cluster hosts" : op,
+              needs_name ? " NAME" : "", simple_summary (op),
               socket_json_help);
       return RC_OK;
     default: return cli_bad_option (op, argv, "S:jh");
@@ -409,6 +438,8 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     print_status (r);
   else if (strcmp (op, "host") == 0)
     print_host (r);
+  else if (strcmp (op, "cluster_hosts") == 0)
+    print_cluster_hosts (r);
   json_decref (r);
   return rc;
 }
@@ -428,6 +459,21 @@ int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true
 int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, false); }
 int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, false); }
 int cmd_peers (int argc, char **argv) { return simple ("peers", argc, argv, false); }
+
+/* handoff cluster hosts: fleet mode's members. */
+int
+cmd_cluster (int argc, char **argv)
+{
+  if (argc >= 2 && strcmp (argv[1], "hosts") == 0)
+    return simple ("cluster_hosts", argc - 1, argv + 1, false);
+  if (argc >= 2 && (strcmp (argv[1], "--help") == 0 ||
+                    strcmp (argv[1], "-h") == 0)) {
+    printf ("Usage: handoff cluster hosts [--socket PATH] [--json]\n\n%s\n\n%s",
+            simple_summary ("cluster_hosts"), socket_json_help);
+    return RC_OK;
+  }
+  return cli_fail (RC_ERROR, "expected 'handoff cluster hosts'");
+}
 
 int
 cmd_event (int argc, char **argv)

@@ -24,6 +24,7 @@ extern int cmd_abort (int argc, char **argv);
 extern int cmd_host (int argc, char **argv);
 extern int cmd_label (int argc, char **argv);
 extern int cmd_peers (int argc, char **argv);
+extern int cmd_cluster (int argc, char **argv);
 /* cmd-migrate.c */
 extern int cmd_migrate (int argc, char **argv);
 extern int cmd_cutover (int argc, char **argv);

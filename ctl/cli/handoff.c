@@ -39,6 +39,7 @@ static const struct cli_command builtins[] = {
   { "label", cmd_label, "set a VM's labels (management objects)" },
   { "host", cmd_host, "show this host's handoffd" },
   { "peers", cmd_peers, "check that every peer answers (TLS with the key)" },
+  { "cluster", cmd_cluster, "fleet mode: 'cluster hosts' lists the members" },
   { "hostid", cmd_hostid, "print the ID of the host this VM runs on" },
   { "scan", cmd_scan, "run an inventory scan, safe across migrations" },
   { "keygen", cmd_keygen, "write a pre-shared key file for TLS" },

@@ -84,6 +84,15 @@ hd_accel (const char **why)
   return "tcg";
 }
 
+/* Fleet mode's member list (cluster.c): the peers no --peer names. */
+static struct hd_peer_source peer_source;
+
+void
+hd_set_peer_source (const struct hd_peer_source *src)
+{
+  peer_source = *src;
+}
+
 const char *
 hd_peer_uri (const char *name)
 {
@@ -92,7 +101,7 @@ hd_peer_uri (const char *name)
       return hd.peers[i].uri;
   if (strncmp (name, "tcp://", 6) == 0)
     return name;
-  return NULL;
+  return peer_source.uri ? peer_source.uri (name) : NULL;
 }
 
 const char *
@@ -108,7 +117,7 @@ hd_peer_name_for_host (const char *host)
         return hd.peers[i].name;
     }
   }
-  return NULL;
+  return peer_source.name_for_host ? peer_source.name_for_host (host) : NULL;
 }
 
 int

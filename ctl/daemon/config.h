@@ -51,6 +51,9 @@ struct hd_config {
   int io_timeout_ms;            /* Peer and data channels. */
   enum transport transport;     /* --transport: the RAM stream's. */
   bool disk_path_nbd;           /* --disk-path nbd: the mirror always. */
+  const char *cluster;          /* --cluster etcd://..., or NULL. */
+  const char *cluster_prefix;
+  int cluster_ttl_s;
   struct hd_peer *peers;
   size_t npeers;
   char run_dir[4096];           /* STATE/run */
@@ -71,6 +74,12 @@ extern int config_add_peer (const char *arg, char *err, size_t errlen);
 extern const char *hd_peer_uri (const char *name);
 /* The name of the peer at URI, or NULL. */
 extern const char *hd_peer_name_for_host (const char *host);
+/* Where both look after the --peer list: fleet mode's members. */
+struct hd_peer_source {
+  const char *(*uri) (const char *name);
+  const char *(*name_for_host) (const char *host);
+};
+extern void hd_set_peer_source (const struct hd_peer_source *src);
 
 #include "clock.h"
 

@@ -20,6 +20,7 @@
 
 #include "beneath.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "def-check.h"
@@ -621,6 +622,10 @@ take_in (struct incoming *in, bool *resumed_r)
   char err[1024];
   double resumed;
 
+  /* Fleet mode: the source moved the VM's ownership here before it
+   * said so; a cluster naming another host overrules it. */
+  if (!cluster_may_take (in->vm, err, sizeof err))
+    return dest_answer ("FAILED", err);
   if (record_here (in, "running") == -1)
     return dest_answer ("FAILED", "cannot record the VM here");
   vm_qmp_forget_events (in->vm);

@@ -25,6 +25,7 @@
 #include "build-info.h"
 #include "channel-proto.h"
 #include "cleanup.h"
+#include "cluster.h"
 #include "ctlserver.h"
 #include "config.h"
 #include "db.h"
@@ -81,6 +82,11 @@ usage (FILE *fp, int code)
 "                          file (default), its own file driver, the mirror\n"
 "                          put under it only while it migrates; nbd, the\n"
 "                          mirror's nbdkit always\n"
+"      --cluster etcd://HOST:PORT[,HOST:PORT...]\n"
+"                          fleet mode: membership, peers and the VMs'\n"
+"                          ownership in etcd (none by default)\n"
+"      --cluster-prefix P  the keys' prefix (default /handoff)\n"
+"      --cluster-ttl TIME  this host's lease (default 10s)\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
 "                          failed (default 30s)\n"
 "      --log FORMAT        stderr (default), json or syslog\n"
@@ -233,12 +239,37 @@ find_beside (const char *rel, const char *installed)
   return installed;
 }
 
+/* Keys are PREFIX/hosts/NAME: an absolute path without a trailing
+ * slash. */
+static void
+cluster_prefix_option (const char *arg)
+{
+  if (arg[0] != '/' || arg[strlen (arg) - 1] == '/' || strlen (arg) > 200 ||
+      strstr (arg, "//"))
+    die ("--cluster-prefix: an absolute key prefix such as /handoff");
+  hd.cluster_prefix = arg;
+}
+
+static void
+cluster_ttl_option (const char *arg)
+{
+  char err[256];
+  uint64_t v;
+
+  if (parse_duration_ms (arg, &v, err, sizeof err) == -1)
+    die ("--cluster-ttl: %s", err);
+  if (v < 3000 || v > 300000)
+    die ("--cluster-ttl: 3s to 5min");
+  hd.cluster_ttl_s = (int) (v / 1000);
+}
+
 /* Options into hd; exits on --help, --version and usage errors. */
 static void
 parse_options (int argc, char **argv)
 {
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
-         OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR, OPT_DISK_PATH };
+         OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR, OPT_DISK_PATH, OPT_CLUSTER,
+         OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -254,6 +285,9 @@ parse_options (int argc, char **argv)
     { "io-timeout", required_argument, NULL, OPT_TIMEOUT },
     { "transport", required_argument, NULL, OPT_TRANSPORT },
     { "disk-path", required_argument, NULL, OPT_DISK_PATH },
+    { "cluster", required_argument, NULL, OPT_CLUSTER },
+    { "cluster-prefix", required_argument, NULL, OPT_CLUSTER_PREFIX },
+    { "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -272,6 +306,8 @@ parse_options (int argc, char **argv)
   hd.hook_dir = "/etc/handoff/hooks";
   hd.qemu = "qemu-system-x86_64";
   hd.io_timeout_ms = 30000;
+  hd.cluster_prefix = "/handoff";
+  hd.cluster_ttl_s = 10;
   if (gethostname (hostname, sizeof hostname) == -1)
     snprintf (hostname, sizeof hostname, "localhost");
   hd.name = hostname;
@@ -313,6 +349,9 @@ parse_options (int argc, char **argv)
         die ("--disk-path must be file or nbd");
       hd.disk_path_nbd = strcmp (optarg, "nbd") == 0;
       break;
+    case OPT_CLUSTER: hd.cluster = optarg; break;
+    case OPT_CLUSTER_PREFIX: cluster_prefix_option (optarg); break;
+    case OPT_CLUSTER_TTL: cluster_ttl_option (optarg); break;
     case OPT_LOG:
       if (strcmp (optarg, "json") == 0)
         log_set_sink (LOG_SINK_JSON);
@@ -397,7 +436,14 @@ main (int argc, char **argv)
   parse_options (argc, argv);
   catch_signals ();
   prepare_state ();
-  /* Before taking requests: finish or undo what a previous run left. */
+  if (hd.cluster) {
+    char err[1024];
+    if (cluster_start (hd.cluster, hd.cluster_prefix, hd.cluster_ttl_s, err,
+                       sizeof err) == -1)
+      die ("--cluster %s: %s", hd.cluster, err);
+  }
+  /* Before taking requests: finish or undo what a previous run left
+   * (in fleet mode, with the cluster's word on who owns what). */
   recover_all ();
 
   const struct ctlserver_config clicfg = {
@@ -468,6 +514,7 @@ main (int argc, char **argv)
   ctlserver_stop (peers);
   ctlserver_stop (admin);
   ctlserver_stop (cli);
+  cluster_stop ();
   db_close ();
   return RC_OK;
 }

@@ -11,6 +11,7 @@
 
 #include "channel.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -192,7 +193,9 @@ parse_destinations (struct migration *m, const char *to, char *err,
     if (!hd_peer_uri (host)) {
       *rc = RC_NOT_FOUND;
       return set_error (err, errlen, "unknown host '%s': give handoffd a "
-                        "--peer for it", name_quote (host, q, sizeof q));
+                        "--peer for it%s", name_quote (host, q, sizeof q),
+                        cluster_enabled () ? ", or start it as a member of "
+                        "the cluster" : "");
     }
     struct dest *d = &m->dests[m->ndests++];
     snprintf (d->host, sizeof d->host, "%s", host);
@@ -308,6 +311,14 @@ take_vm (struct migration *m, char *err, size_t errlen, int *rc)
     return set_error (err, errlen, "VM %s is %s: --offline moves a stopped "
                       "VM ('handoff stop' it first, or migrate it live)",
                       m->vm, state);
+  }
+  /* Fleet mode: only the VM's owner moves it, and the cutover's
+   * transaction compares the revision read here. */
+  if (cluster_owner_check (m->vm, &m->owner_rev, err, errlen) == -1) {
+    vm_release (m->vm);
+    json_decref (row);
+    *rc = RC_UNREACHABLE;
+    return -1;
   }
   m->def = json_incref (json_object_get (row, "def"));
   m->objects = db_objects_get (m->vm);

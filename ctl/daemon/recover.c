@@ -61,7 +61,7 @@ recover_source (json_t *row)
   log_info ("migration %s of %s was in phase %s: rolling back", r.id, r.vm,
             r.phase);
   peer_abort_migration (NULL, r.peer, r.id, "the source restarted");
-  source_rollback (r.vm, json_array_size (json_object_get (def, "disks")),
+  source_rollback (r.vm, r.peer, json_array_size (json_object_get (def, "disks")),
                    json_string_value (json_object_get (def, "dir")) != NULL,
                    offline);
   db_journal_end (r.id, "rolled_back", "the source restarted");

@@ -259,6 +259,7 @@ static const struct {
   { "host", false, check_nothing },
   { "label", true, check_label },
   { "peers", false, check_nothing },
+  { "cluster_hosts", false, check_nothing },
   { "migrate", true, check_migrate },
   { "abort", true, check_nothing },
   { "cutover", true, check_cutover },

@@ -14,6 +14,7 @@
 #include "build-info.h"
 #include "channel.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -238,6 +239,8 @@ op_undefine (json_t *req)
   db_vm_delete (name);
   db_events_delete (name);
   db_commit ();
+  /* Fleet mode: no longer this host's to run (nor anyone's). */
+  cluster_release_vm (name);
   vm_release (name);
   return json_pack ("{s:b}", "ok", 1);
 }
@@ -355,6 +358,20 @@ op_label (json_t *req)
 
 /* Can each configured peer be reached (TLS with our key) and does it
  * answer? */
+/* Fleet mode's live members, as each last described itself. */
+static json_t *
+op_cluster_hosts (void)
+{
+  char err[1024];
+  json_t *hosts = cluster_hosts (err, sizeof err);
+
+  if (!hosts)
+    return server_error (cluster_enabled () ? "unreachable" : NULL, "%s",
+                         err);
+  return json_pack ("{s:b, s:s, s:o}", "ok", 1, "host", hd.name, "hosts",
+                    hosts);
+}
+
 static json_t *
 op_peers (void)
 {
@@ -559,6 +576,8 @@ server_handle (json_t *req, struct channel *c, void *opaque)
     return op_label (req);
   if (strcmp (op, "peers") == 0)
     return op_peers ();
+  if (strcmp (op, "cluster_hosts") == 0)
+    return op_cluster_hosts ();
   if (strcmp (op, "migrate") == 0)
     return op_migrate (req, c);
   if (strcmp (op, "abort") == 0)

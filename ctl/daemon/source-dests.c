@@ -12,6 +12,7 @@
 #include "channel-proto.h"
 #include "channel.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -269,6 +270,11 @@ source_complete_race (struct migration *m, json_t *evs, json_t *objs,
     pthread_cond_wait (&race.cond, &race.lock);
   w = race.first;
   pthread_mutex_unlock (&race.lock);
+  /* Fleet mode: the VM becomes the winner's before it is told to
+   * resume; if it cannot, the winner is discarded with the others. */
+  if (w >= 0 && cluster_move_vm (m->vm, m->dests[w].host, m->owner_rev, err,
+                                 errlen) == -1)
+    w = -1;
 
   json_t *ack = NULL;
   if (w >= 0) {
@@ -304,7 +310,7 @@ source_complete_race (struct migration *m, json_t *evs, json_t *objs,
     if (!ls[i].loaded) {
       source_drop_dest (m, i, "failed", ls[i].err, RC_ROLLED_BACK, &code, e,
                  sizeof e);
-      if (w < 0)
+      if (w < 0 && !err[0])
         snprintf (err, errlen, "%s", e);
       continue;
     }

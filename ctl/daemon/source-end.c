@@ -10,6 +10,7 @@
 #include "beneath.h"
 #include "channel.h"
 #include "channel-proto.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "events.h"
@@ -30,7 +31,8 @@ helper_quiet (const char *vm, const char *sock, int service, json_t *req)
 }
 
 void
-source_rollback (const char *vm, size_t ndisks, bool has_dir, bool offline)
+source_rollback (const char *vm, const char *to, size_t ndisks, bool has_dir,
+                 bool offline)
 {
   char err[512], state[64];
   json_t *q;
@@ -62,8 +64,12 @@ source_rollback (const char *vm, size_t ndisks, bool has_dir, bool offline)
   vm_run_state (vm, state, sizeof state);
   if (strcmp (state, "paused") == 0 || strcmp (state, "postmigrate") == 0 ||
       strcmp (state, "finish-migrate") == 0) {
-    json_t *r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err);
-    if (!r)
+    /* Fleet mode: not while the cluster may say it is another host's
+     * (the cutover's transaction went through, or etcd cannot say). */
+    json_t *r = NULL;
+    if (!cluster_may_resume (vm, to, err, sizeof err))
+      log_error ("VM %s: left paused: %s", vm, err);
+    else if (!(r = vm_qmp (vm, "cont", NULL, 10000, err, sizeof err)))
       log_error ("VM %s: cannot resume it: %s", vm, err);
     json_decref (r);
   }
@@ -191,7 +197,7 @@ source_settle (const char *id, const char *vm, const char *to,
   else {
     size_t ndisks = json_array_size (json_object_get (def, "disks"));
     bool has_dir = json_string_value (json_object_get (def, "dir")) != NULL;
-    source_rollback (vm, ndisks, has_dir, offline);
+    source_rollback (vm, to, ndisks, has_dir, offline);
     db_journal_end (id, "rolled_back", "the destination did not resume it");
   }
   json_decref (a);

@@ -14,9 +14,11 @@
  * resume the guest, cancel the mirrors, abort the share, stop the
  * relay; the VM runs here again (or, its QEMU gone, is "crashed") and
  * its held events are delivered.  OFFLINE: the VM was stopped, and is
- * again (its disk servers and share, started for the copy, stop). */
-extern void source_rollback (const char *vm, size_t ndisks, bool has_dir,
-                             bool offline);
+ * again (its disk servers and share, started for the copy, stop).  TO:
+ * the destination(s), from whom fleet mode takes the VM's ownership
+ * back if the cutover had moved it. */
+extern void source_rollback (const char *vm, const char *to, size_t ndisks,
+                             bool has_dir, bool offline);
 
 /* The VM runs on TO: stop it here, forget it, remove its files if
  * asked. */

@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "channel-proto.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -39,7 +40,7 @@
 #include "vm.h"
 
 #define POLL_MS 200
-#define MAX_COMPLETIONS 9   /* 8 disks and the share */
+#define MAX_COMPLETIONS 10  /* 8 disks, the share, the ownership */
 
 /* ------------------------------------------------------------------ */
 /* Phases */
@@ -458,7 +459,7 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
  * of its own so that they overlap each other and QEMU's last pass. */
 struct completion {
   struct migration *m;
-  int disk;                     /* -1: the share */
+  int disk;                     /* -1: the share; -2: the ownership */
   pthread_t thread;
   int rv;
   char err[1024];
@@ -471,6 +472,16 @@ complete_main (void *arg)
   int64_t t0 = clock_ms ();
   json_t *r;
 
+  if (c->disk == -2) {
+    /* Fleet mode, one destination: the ownership's transaction goes
+     * with the rest, so etcd adds nothing to the blackout unless it is
+     * the slowest.  If the cutover fails after it, the rollback takes
+     * the VM back (cluster_may_resume): the destination was never told
+     * to resume. */
+    c->rv = cluster_move_vm (c->m->vm, c->m->dests[0].host, c->m->owner_rev,
+                             c->err, sizeof c->err);
+    return NULL;
+  }
   if (c->disk >= 0)
     r = source_mirror_call (c->m, (size_t) c->disk,
                      json_pack ("{s:s, s:b, s:I}", "op", "complete", "verify",
@@ -491,7 +502,8 @@ complete_main (void *arg)
   return NULL;
 }
 
-/* One destination: MIGRATION_COMPLETE, and it resumes the VM. */
+/* One destination: MIGRATION_COMPLETE, and it resumes the VM (in
+ * fleet mode, the VM is already the destination's: phase_cutover). */
 static int
 complete_one (struct migration *m, json_t **ack_r, char *err, size_t errlen)
 {
@@ -537,13 +549,14 @@ phase_cutover (struct migration *m, double *t_stop, json_t **ack_r, int *rc,
              "events and RAM");
   evs = events_freeze (m->vm);
   objs = db_objects_since (m->vm, m->prepared_at);
-  for (size_t i = 0; i <= m->ndisks && ncomp < MAX_COMPLETIONS; ++i) {
+  for (size_t i = 0; i <= m->ndisks + 1 && ncomp < MAX_COMPLETIONS; ++i) {
     struct completion *c = &comp[ncomp];
-    if (i == m->ndisks && !m->has_dir)
-      break;
+    if ((i == m->ndisks && !m->has_dir) ||
+        (i == m->ndisks + 1 && (m->ndests != 1 || !cluster_enabled ())))
+      continue;
     memset (c, 0, sizeof *c);
     c->m = m;
-    c->disk = i == m->ndisks ? -1 : (int) i;
+    c->disk = i == m->ndisks + 1 ? -2 : i == m->ndisks ? -1 : (int) i;
     if (pthread_create (&c->thread, NULL, complete_main, c) != 0) {
       c->rv = -1;
       snprintf (c->err, sizeof c->err, "cannot start a thread");
@@ -648,7 +661,8 @@ phase_offline_complete (struct migration *m, json_t **ack_r, int *rc,
   r = source_send_state (d, evs, objs, err, errlen);
   json_decref (evs);
   json_decref (objs);
-  if (r == -1)
+  if (r == -1 ||
+      cluster_move_vm (m->vm, d->host, m->owner_rev, err, errlen) == -1)
     return -1;
   /* From here the destination decides, as for a live VM. */
   m->complete_sent = true;
@@ -820,7 +834,7 @@ source_run_live (struct migration *m)
   record_emit (m, json_pack ("{s:s, s:s, s:s}", "event", "phase", "phase",
                       "rollback", "message", err));
   tell_the_rest (m, NULL, err);
-  source_rollback (m->vm, m->ndisks, m->has_dir, offline);
+  source_rollback (m->vm, m->to, m->ndisks, m->has_dir, offline);
   db_journal_end (m->id, "rolled_back", err);
   return json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", err, "code",
                     code_name (rc));

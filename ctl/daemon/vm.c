@@ -16,6 +16,7 @@
 #include "beneath.h"
 #include "channel.h"
 #include "cleanup.h"
+#include "cluster.h"
 #include "config.h"
 #include "def-check.h"
 #include "errors.h"
@@ -487,6 +488,13 @@ int
 vm_start (const char *name, json_t *def, bool incoming, const char *dir_now,
           char *err, size_t errlen)
 {
+  /* Fleet mode: a VM runs only where the cluster says it belongs.  An
+   * incoming QEMU runs nothing until the source, which moves the
+   * ownership first, says so. */
+  if (!incoming && cluster_claim_vm (name, err, errlen) == -1) {
+    log_error ("VM %s: %s", name, err);
+    return -1;
+  }
   if (start_storage (name, def, incoming, hd.disk_path_nbd, dir_now, err,
                      errlen) == -1)
     goto fail;

@@ -1,0 +1,511 @@
+/* handoffd: fleet mode.  See cluster.h for the keys, etcd.c for why
+ * etcd.
+ *
+ * THE ONE RULE: a host starts or resumes a VM only while the cluster
+ * names it as the VM's owner, and the owner changes only in one etcd
+ * transaction that compares the revision its writer last read.  The
+ * source of a migration makes that transaction at the cutover, before
+ * it tells a destination to resume, so two hosts are never both told
+ * to run a VM: a second writer's compare fails.  When the outcome of
+ * the transaction is unknown (etcd did not answer), nobody resumes the
+ * VM until a read says who owns it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cleanup.h"
+#include "clock.h"
+#include "cluster.h"
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "etcd.h"
+#include "log.h"
+#include "names.h"
+#include "transport.h"
+#include "uri.h"
+
+/* The cluster's peers: appended, never freed, so the strings
+ * cluster_peer_uri returns stay valid; a later entry for the same name
+ * (a new address) wins. */
+struct member {
+  char *name;
+  char *uri;
+  char *addr;                   /* The URI's host part. */
+};
+
+static struct {
+  struct etcd *etcd;
+  char prefix[256];
+  int ttl_s;
+  int64_t lease;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stopping;
+  struct member *members;
+  size_t nmembers;
+} cl = {
+  .lock = PTHREAD_MUTEX_INITIALIZER,
+  .cond = PTHREAD_COND_INITIALIZER,
+};
+
+bool
+cluster_enabled (void)
+{
+  return cl.etcd != NULL;
+}
+
+static void
+key_of (char *buf, size_t len, const char *kind, const char *name)
+{
+  snprintf (buf, len, "%s/%s/%s", cl.prefix, kind, name);
+}
+
+/* MemAvailable, in MiB, or -1. */
+static long long
+memory_free_mib (void)
+{
+  CLEANUP_FCLOSE FILE *f = fopen ("/proc/meminfo", "r");
+  char line[256];
+
+  while (f && fgets (line, sizeof line, f))
+    if (strncmp (line, "MemAvailable:", 13) == 0)
+      return strtoll (line + 13, NULL, 10) / 1024;
+  return -1;
+}
+
+static double
+load_1min (void)
+{
+  CLEANUP_FCLOSE FILE *f = fopen ("/proc/loadavg", "r");
+  char line[128];
+
+  if (!f || !fgets (line, sizeof line, f))
+    return -1;
+  return strtod (line, NULL);
+}
+
+/* This host's member object: where peers reach it, what it has free. */
+static json_t *
+host_object (void)
+{
+  struct statvfs sv;
+  json_t *vms = db_vm_list ();
+  char why[256];
+  long long disk = -1;
+
+  if (statvfs (hd.images_dir, &sv) == 0)
+    disk = (long long) (sv.f_bavail * sv.f_frsize / (1024 * 1024));
+  json_t *o = json_pack ("{s:s, s:s?, s:I, s:I, s:I, s:f, s:I, s:b, s:s}",
+                         "name", hd.name, "uri", hd.listen,
+                         "memory_free_mib", (json_int_t) memory_free_mib (),
+                         "vcpus", (json_int_t) sysconf (_SC_NPROCESSORS_ONLN),
+                         "disk_free_mib", (json_int_t) disk,
+                         "load1", load_1min (),
+                         "vms", (json_int_t) json_array_size (vms),
+                         "rdma", transport_rdma_here (why, sizeof why),
+                         "version", HANDOFF_VERSION);
+  json_decref (vms);
+  return o;
+}
+
+static int
+register_host (char *err, size_t errlen)
+{
+  char key[512];
+  CLEANUP_FREE char *v = NULL;
+  json_t *o = host_object ();
+
+  if (o)
+    v = json_dumps (o, JSON_COMPACT);
+  json_decref (o);
+  if (!v)
+    return set_error (err, errlen, "out of memory");
+  key_of (key, sizeof key, "hosts", hd.name);
+  return etcd_put (cl.etcd, key, v, cl.lease, err, errlen);
+}
+
+static int
+new_lease (char *err, size_t errlen)
+{
+  int ttl;
+
+  if (etcd_lease_grant (cl.etcd, cl.ttl_s, &cl.lease, &ttl, err, errlen) == -1)
+    return -1;
+  return register_host (err, errlen);
+}
+
+/* What the member list says now, into the peer table. */
+static void
+refresh_members (void)
+{
+  char prefix[512], err[512];
+  json_t *list, *kv;
+  size_t i;
+
+  key_of (prefix, sizeof prefix, "hosts", "");
+  list = etcd_list (cl.etcd, prefix, err, sizeof err);
+  if (!list) {
+    log_debug ("cluster: cannot list the members: %s", err);
+    return;
+  }
+  json_array_foreach (list, i, kv) {
+    json_t *o = json_loads (json_string_value (json_object_get (kv, "value")),
+                            0, NULL);
+    const char *name = json_string_value (json_object_get (o, "name"));
+    const char *uri = json_string_value (json_object_get (o, "uri"));
+    const char *known = name ? cluster_peer_uri (name) : NULL;
+    struct uri u;
+    char e2[256];
+
+    /* A member names itself: only a name and a tcp:// URI that parse
+     * become a peer, and only once per change. */
+    if (name && uri && strcmp (name, hd.name) != 0 &&
+        name_check_host (name, e2, sizeof e2) == 0 &&
+        (!known || strcmp (known, uri) != 0) &&
+        uri_parse (uri, &u, e2, sizeof e2) == 0) {
+      if (u.scheme == URI_SCHEME_TCP) {
+        pthread_mutex_lock (&cl.lock);
+        struct member *m = realloc (cl.members,
+                                    (cl.nmembers + 1) * sizeof *m);
+        if (m) {
+          cl.members = m;
+          m[cl.nmembers].name = strdup (name);
+          m[cl.nmembers].uri = strdup (uri);
+          m[cl.nmembers].addr = strdup (u.host);
+          if (m[cl.nmembers].name && m[cl.nmembers].uri &&
+              m[cl.nmembers].addr)
+            cl.nmembers++;
+        }
+        pthread_mutex_unlock (&cl.lock);
+        log_info ("cluster: peer %s at %s", name, uri);
+      }
+      uri_free (&u);
+    }
+    json_decref (o);
+  }
+  json_decref (list);
+}
+
+/* Keeps the lease and this host's key alive: a refresh every third of
+ * the TTL, so two may be lost before etcd lets it expire. */
+static void *
+keepalive_main (void *arg)
+{
+  (void) arg;
+  pthread_mutex_lock (&cl.lock);
+  while (!cl.stopping) {
+    struct timespec ts = abstime_after (CLOCK_MONOTONIC,
+                                        cl.ttl_s * 1000 / 3);
+    pthread_cond_timedwait (&cl.cond, &cl.lock, &ts);
+    if (cl.stopping)
+      break;
+    pthread_mutex_unlock (&cl.lock);
+
+    char err[512];
+    int ttl = 0;
+    if (etcd_lease_keepalive (cl.etcd, cl.lease, &ttl, err, sizeof err) == -1)
+      log_warn ("cluster: cannot refresh this host's lease: %s", err);
+    else if (ttl == 0) {
+      /* Expired (etcd was out of reach longer than the TTL): this host
+       * dropped out of the member list; it joins again. */
+      log_warn ("cluster: this host's lease expired; joining again");
+      if (new_lease (err, sizeof err) == -1)
+        log_warn ("cluster: cannot join again: %s", err);
+    }
+    else if (register_host (err, sizeof err) == -1)
+      log_warn ("cluster: cannot update this host's entry: %s", err);
+    refresh_members ();
+    pthread_mutex_lock (&cl.lock);
+  }
+  pthread_mutex_unlock (&cl.lock);
+  return NULL;
+}
+
+int
+cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
+               size_t errlen)
+{
+  if (curl_global_init (CURL_GLOBAL_DEFAULT) != 0)
+    return set_error (err, errlen, "curl_global_init failed");
+  cl.etcd = etcd_new (urls, err, errlen);
+  if (!cl.etcd)
+    return -1;
+  snprintf (cl.prefix, sizeof cl.prefix, "%s", prefix);
+  cl.ttl_s = ttl_s;
+  if (new_lease (err, errlen) == -1)
+    goto fail;
+  refresh_members ();
+  const struct hd_peer_source src = {
+    .uri = cluster_peer_uri, .name_for_host = cluster_peer_name_for_host,
+  };
+  hd_set_peer_source (&src);
+  if (pthread_create (&cl.thread, NULL, keepalive_main, NULL) != 0) {
+    set_error (err, errlen, "cannot start a thread");
+    goto fail;
+  }
+  log_info ("cluster: joined %s as %s (lease %" PRIx64 ", TTL %d s)", urls,
+            hd.name, (uint64_t) cl.lease, ttl_s);
+  return 0;
+
+ fail:
+  etcd_free (cl.etcd);
+  cl.etcd = NULL;
+  return -1;
+}
+
+void
+cluster_stop (void)
+{
+  char err[512];
+
+  if (!cl.etcd)
+    return;
+  pthread_mutex_lock (&cl.lock);
+  cl.stopping = true;
+  pthread_cond_signal (&cl.cond);
+  pthread_mutex_unlock (&cl.lock);
+  pthread_join (cl.thread, NULL);
+  if (etcd_lease_revoke (cl.etcd, cl.lease, err, sizeof err) == -1)
+    log_warn ("cluster: cannot leave (the lease expires by itself): %s", err);
+}
+
+/* VM's owner (malloc'd; NULL: none) and its revision: 0 or -1. */
+static int
+read_owner (const char *vm, char **owner_r, int64_t *rev_r, char *err,
+            size_t errlen)
+{
+  char key[512];
+  int r;
+
+  key_of (key, sizeof key, "vms", vm);
+  *owner_r = NULL;
+  *rev_r = 0;
+  r = etcd_get (cl.etcd, key, owner_r, rev_r, NULL, err, errlen);
+  return r == -1 ? -1 : 0;
+}
+
+int
+cluster_owner_check (const char *vm, int64_t *rev_r, char *err, size_t errlen)
+{
+  char key[512];
+
+  *rev_r = 0;
+  if (!cl.etcd)
+    return 0;
+  key_of (key, sizeof key, "vms", vm);
+  /* Terminates: each turn either decides or lost a race to a write
+   * that changed the key, and there are three turns. */
+  for (int turn = 0; turn < 3; ++turn) {
+    CLEANUP_FREE char *owner = NULL;
+    int64_t rev;
+    char e2[512];
+
+    if (read_owner (vm, &owner, &rev, e2, sizeof e2) == -1)
+      return set_error (err, errlen, "cannot ask the cluster who owns %s: %s",
+                        vm, e2);
+    if (owner && strcmp (owner, hd.name) == 0) {
+      *rev_r = rev;
+      return 0;
+    }
+    if (owner)
+      return set_error (err, errlen, "the cluster says host %s owns %s: it "
+                        "does not run here", owner, vm);
+    /* Nobody's yet (a VM from before fleet mode, or new): this host's. */
+    int r = etcd_swap (cl.etcd, key, 0, hd.name, 0, e2, sizeof e2);
+    if (r == 1)
+      log_info ("cluster: %s is this host's", vm);
+    else if (r == -1)
+      log_warn ("cluster: claiming %s: %s; asking again", vm, e2);
+  }
+  return set_error (err, errlen, "cannot claim %s in the cluster: its owner "
+                    "keeps changing", vm);
+}
+
+int
+cluster_claim_vm (const char *vm, char *err, size_t errlen)
+{
+  int64_t rev;
+
+  return cluster_owner_check (vm, &rev, err, errlen);
+}
+
+int
+cluster_move_vm (const char *vm, const char *to, int64_t rev, char *err,
+                 size_t errlen)
+{
+  char key[512], e2[512];
+  int64_t t0;
+  int r;
+
+  if (!cl.etcd)
+    return 0;
+  key_of (key, sizeof key, "vms", vm);
+  t0 = clock_us ();
+  r = etcd_swap (cl.etcd, key, rev, to, 0, e2, sizeof e2);
+  if (r == 1) {
+    log_info ("cluster: %s now belongs to %s (%" PRId64 " us)", vm, to,
+              clock_us () - t0);
+    return 0;
+  }
+  if (r == 0)
+    return set_error (err, errlen, "the cluster's owner of %s changed during "
+                      "the migration: not moved", vm);
+  return set_error (err, errlen, "cannot move %s's ownership to %s: %s", vm,
+                    to, e2);
+}
+
+/* NAME is one of LIST's comma-separated names. */
+static bool
+in_list (const char *name, const char *list)
+{
+  size_t n = strlen (name);
+
+  for (const char *p = list; *p;) {
+    size_t len = strcspn (p, ",");
+    if (len == n && strncmp (p, name, n) == 0)
+      return true;
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  return false;
+}
+
+bool
+cluster_may_resume (const char *vm, const char *to, char *err, size_t errlen)
+{
+  char key[512], e2[512];
+
+  if (!cl.etcd)
+    return true;
+  key_of (key, sizeof key, "vms", vm);
+  /* Terminates: a bounded number of reads, each with a time limit. */
+  for (int turn = 0; turn < 5; ++turn) {
+    CLEANUP_FREE char *owner = NULL;
+    int64_t rev;
+
+    if (turn > 0)
+      sleep (1);
+    if (read_owner (vm, &owner, &rev, e2, sizeof e2) == -1)
+      continue;
+    if (!owner || strcmp (owner, hd.name) == 0)
+      return true;
+    if (!to || !in_list (owner, to)) {
+      set_error (err, errlen, "the cluster says host %s owns %s", owner, vm);
+      return false;
+    }
+    /* The cutover's transaction went through, and TO never ran it. */
+    int r = etcd_swap (cl.etcd, key, rev, hd.name, 0, e2, sizeof e2);
+    if (r == 1) {
+      log_info ("cluster: %s is this host's again", vm);
+      return true;
+    }
+  }
+  set_error (err, errlen, "cannot learn from the cluster who owns %s: %s", vm,
+             e2);
+  return false;
+}
+
+bool
+cluster_may_take (const char *vm, char *err, size_t errlen)
+{
+  CLEANUP_FREE char *owner = NULL;
+  int64_t rev;
+  char e2[512];
+
+  if (!cl.etcd)
+    return true;
+  /* The source moved the ownership before it said "resume": only a
+   * cluster that names another host stops this one.  One that cannot
+   * be read does not: the source's transaction succeeded. */
+  if (read_owner (vm, &owner, &rev, e2, sizeof e2) == -1) {
+    log_warn ("cluster: cannot confirm %s is this host's: %s; the source "
+              "moved it here", vm, e2);
+    return true;
+  }
+  if (owner && strcmp (owner, hd.name) == 0)
+    return true;
+  set_error (err, errlen, "the cluster says %s owns %s, not this host",
+             owner ? owner : "nobody", vm);
+  return false;
+}
+
+void
+cluster_release_vm (const char *vm)
+{
+  CLEANUP_FREE char *owner = NULL;
+  char key[512], err[512];
+  int64_t rev;
+
+  if (!cl.etcd)
+    return;
+  key_of (key, sizeof key, "vms", vm);
+  if (read_owner (vm, &owner, &rev, err, sizeof err) == -1 ||
+      (owner && strcmp (owner, hd.name) == 0 &&
+       etcd_delete_if (cl.etcd, key, rev, err, sizeof err) == -1))
+    log_warn ("cluster: cannot release %s: %s", vm, err);
+}
+
+json_t *
+cluster_hosts (char *err, size_t errlen)
+{
+  char prefix[512];
+  json_t *list, *out, *kv;
+  size_t i;
+
+  if (!cl.etcd)
+    return set_error (err, errlen, "this host is not in a cluster "
+                      "(handoffd --cluster)"), NULL;
+  key_of (prefix, sizeof prefix, "hosts", "");
+  list = etcd_list (cl.etcd, prefix, err, errlen);
+  if (!list)
+    return NULL;
+  out = json_array ();
+  json_array_foreach (list, i, kv) {
+    json_t *o = json_loads (json_string_value (json_object_get (kv, "value")),
+                            0, NULL);
+    if (json_is_object (o))
+      json_array_append_new (out, o);
+    else
+      json_decref (o);
+  }
+  json_decref (list);
+  return out;
+}
+
+const char *
+cluster_peer_uri (const char *name)
+{
+  const char *uri = NULL;
+
+  pthread_mutex_lock (&cl.lock);
+  for (size_t i = cl.nmembers; i-- > 0 && !uri;)
+    if (strcmp (cl.members[i].name, name) == 0)
+      uri = cl.members[i].uri;
+  pthread_mutex_unlock (&cl.lock);
+  return uri;
+}
+
+const char *
+cluster_peer_name_for_host (const char *host)
+{
+  const char *name = NULL;
+
+  pthread_mutex_lock (&cl.lock);
+  for (size_t i = cl.nmembers; i-- > 0 && !name;)
+    if (strcmp (cl.members[i].addr, host) == 0)
+      name = cl.members[i].name;
+  pthread_mutex_unlock (&cl.lock);
+  return name;
+}

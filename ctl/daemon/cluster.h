@@ -1,0 +1,67 @@
+/* handoffd: fleet mode (--cluster): this host's membership and the
+ * ownership of its VMs, kept in etcd (cluster.c).
+ *
+ * Without --cluster every function here answers as a lone host would:
+ * every VM is this host's to run, and there are no cluster peers.
+ *
+ * Keys, under the prefix (--cluster-prefix, default /handoff):
+ *   PREFIX/hosts/NAME  this host, under its lease: a JSON object with
+ *                      its peer URI and capacity; it disappears when the
+ *                      lease does
+ *   PREFIX/vms/VM      the name of the one host that may run VM; not
+ *                      under any lease: ownership outlives a daemon's
+ *                      restart, and only a migration's cutover (or the
+ *                      VM's removal) changes it
+ */
+#ifndef HANDOFF_CTL_CLUSTER_H
+#define HANDOFF_CTL_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Join: a lease, this host's key, the thread that keeps both fresh.
+ * -1 with err if etcd cannot be reached. */
+extern int cluster_start (const char *urls, const char *prefix, int ttl_s,
+                          char *err, size_t errlen);
+/* Leave: the lease is revoked, so this host drops out of the member
+ * list at once.  Its VMs stay its own. */
+extern void cluster_stop (void);
+extern bool cluster_enabled (void);
+
+/* Before VM starts here: it is this host's, or nobody's and now this
+ * host's.  -1 with err if another host owns it or etcd cannot say. */
+extern int cluster_claim_vm (const char *vm, char *err, size_t errlen);
+/* Before a migration of VM away: as cluster_claim_vm, and the revision
+ * the cutover's transaction compares (0 without --cluster). */
+extern int cluster_owner_check (const char *vm, int64_t *rev_r, char *err,
+                                size_t errlen);
+/* The cutover: VM's owner becomes TO, in one transaction that holds
+ * only if nothing changed it since REV.  -1 with err if it did not
+ * happen or its outcome is unknown: then nothing may resume the VM
+ * until cluster_may_resume says so. */
+extern int cluster_move_vm (const char *vm, const char *to, int64_t rev,
+                            char *err, size_t errlen);
+/* A rollback, VM's migration to TO (NULL: none) undone: true if this
+ * host may resume VM, taking its ownership back from TO when the
+ * cutover's transaction had moved it (TO never ran it: the caller
+ * knows).  False with err if another host owns it or etcd cannot say. */
+extern bool cluster_may_resume (const char *vm, const char *to, char *err,
+                                size_t errlen);
+/* The destination, told to resume VM: false with err if the cluster
+ * says another host owns it. */
+extern bool cluster_may_take (const char *vm, char *err, size_t errlen);
+/* VM is gone from this host for good (undefined): its key goes too, if
+ * it is still this host's. */
+extern void cluster_release_vm (const char *vm);
+
+/* The live members: an array of their host objects. */
+extern json_t *cluster_hosts (char *err, size_t errlen);
+/* A member's peer URI by name, or a member's name by its address
+ * (NULL if none): what --peer gives without --cluster. */
+extern const char *cluster_peer_uri (const char *name);
+extern const char *cluster_peer_name_for_host (const char *host);
+
+#endif /* HANDOFF_CTL_CLUSTER_H */

@@ -1,0 +1,468 @@
+/* handoffd: a client of etcd's v3 JSON gateway.  See etcd.h.
+ *
+ * Why etcd, and why its JSON gateway: fleet mode needs a store whose
+ * ownership records no partition can duplicate, and that is consensus;
+ * writing our own would be the riskiest code in the project.  etcd is
+ * packaged in Debian (etcd-server), is what Kubernetes trusts with the
+ * same problem, and has leases (liveness with a TTL) and multi-key
+ * transactions (compare-and-swap on a revision) built in.  libdqlite
+ * would put consensus inside handoffd itself, with its failure modes;
+ * ZooKeeper brings a JVM to every fleet.  Debian has no C client for
+ * etcd's gRPC API, and linking gRPC's C++ core into a C daemon is a
+ * heavier dependency than the whole of handoffd; the JSON gateway every
+ * etcd 3.4 member serves maps the same API onto HTTP POSTs, which
+ * libcurl and jansson (both already in the appliance) handle.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <gnutls/gnutls.h>
+
+#include "cleanup.h"
+#include "etcd.h"
+#include "errors.h"
+
+#define MAX_ENDPOINTS 16
+/* Every call: a member that does not answer within this is taken as
+ * gone; etcd's own request timeout (a write without quorum) is 7 s. */
+#define CALL_TIMEOUT_MS 8000
+#define CONNECT_TIMEOUT_MS 1000
+/* No answer of the gateway's is this large: a bound on memory. */
+#define MAX_RESPONSE (16 << 20)
+
+struct etcd {
+  char *endpoints[MAX_ENDPOINTS];       /* HOST:PORT */
+  int n;
+  int cur;                              /* The member that last answered. */
+};
+
+struct etcd *
+etcd_new (const char *urls, char *err, size_t errlen)
+{
+  CLEANUP_FREE char *copy = strdup (urls);
+  struct etcd *e = calloc (1, sizeof *e);
+  char *save = NULL, *tok;
+
+  if (!copy || !e) {
+    free (e);
+    set_error (err, errlen, "out of memory");
+    return NULL;
+  }
+  for (tok = strtok_r (copy, ",", &save); tok;
+       tok = strtok_r (NULL, ",", &save)) {
+    if (strncmp (tok, "etcd://", 7) == 0)
+      tok += 7;
+    else if (e->n == 0) {
+      set_error (err, errlen, "'%s': expected etcd://HOST:PORT[,HOST:PORT...]",
+                 urls);
+      goto fail;
+    }
+    /* Only what a host and port are made of: the string becomes part
+     * of a URL. */
+    if (!*tok || strspn (tok, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+        != strlen (tok) || !strchr (tok, ':')) {
+      set_error (err, errlen, "'%s': not HOST:PORT", tok);
+      goto fail;
+    }
+    if (e->n == MAX_ENDPOINTS) {
+      set_error (err, errlen, "more than %d etcd members", MAX_ENDPOINTS);
+      goto fail;
+    }
+    e->endpoints[e->n] = strdup (tok);
+    if (!e->endpoints[e->n++]) {
+      set_error (err, errlen, "out of memory");
+      goto fail;
+    }
+  }
+  if (e->n == 0) {
+    set_error (err, errlen, "no etcd member named");
+    goto fail;
+  }
+  return e;
+
+ fail:
+  etcd_free (e);
+  return NULL;
+}
+
+void
+etcd_free (struct etcd *e)
+{
+  if (!e)
+    return;
+  for (int i = 0; i < e->n; ++i)
+    free (e->endpoints[i]);
+  free (e);
+}
+
+struct body {
+  char *data;
+  size_t len;
+};
+
+static size_t
+on_data (char *p, size_t size, size_t n, void *opaque)
+{
+  struct body *b = opaque;
+  size_t add = size * n;
+  char *d;
+
+  if (b->len + add > MAX_RESPONSE)
+    return 0;
+  d = realloc (b->data, b->len + add + 1);
+  if (!d)
+    return 0;
+  memcpy (d + b->len, p, add);
+  b->data = d;
+  b->len += add;
+  d[b->len] = '\0';
+  return add;
+}
+
+/* One POST to one member: its answer, or NULL with err; *RETRY_R says
+ * whether another member may be asked (the request surely did not
+ * reach this one, or READ_ONLY). */
+static json_t *
+post_one (const char *ep, const char *path, const char *req, bool read_only,
+          bool *retry_r, char *err, size_t errlen)
+{
+  char url[512];
+  struct body b = { NULL, 0 };
+  struct curl_slist *hdrs = NULL;
+  CURL *c = curl_easy_init ();
+  CURLcode rc;
+  long status = 0;
+  json_t *resp = NULL, *e;
+  json_error_t je;
+
+  *retry_r = read_only;
+  if (!c) {
+    set_error (err, errlen, "curl_easy_init failed");
+    return NULL;
+  }
+  snprintf (url, sizeof url, "http://%s%s", ep, path);
+  hdrs = curl_slist_append (hdrs, "Content-Type: application/json");
+  curl_easy_setopt (c, CURLOPT_URL, url);
+  curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt (c, CURLOPT_POSTFIELDS, req);
+  curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt (c, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) CALL_TIMEOUT_MS);
+  curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS, (long) CONNECT_TIMEOUT_MS);
+  rc = curl_easy_perform (c);
+  curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all (hdrs);
+  curl_easy_cleanup (c);
+  if (rc != CURLE_OK) {
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+      *retry_r = true;
+    set_error (err, errlen, "etcd %s: %s", ep, curl_easy_strerror (rc));
+    goto out;
+  }
+  resp = b.data ? json_loads (b.data, 0, &je) : NULL;
+  if (!json_is_object (resp)) {
+    set_error (err, errlen, "etcd %s: HTTP %ld, %s", ep, status,
+               b.data ? "not a JSON object" : "no answer");
+    json_decref (resp);
+    resp = NULL;
+    goto out;
+  }
+  e = json_object_get (resp, "error");
+  if (e || status != 200) {
+    /* A read may go to another member (one without a leader answers
+     * "unavailable"); a write may have been applied all the same. */
+    set_error (err, errlen, "etcd %s: %s", ep,
+               json_is_string (e) ? json_string_value (e) : "HTTP error");
+    json_decref (resp);
+    resp = NULL;
+    goto out;
+  }
+  *retry_r = false;
+ out:
+  free (b.data);
+  return resp;
+}
+
+/* POST REQ (consumed) to PATH on the members in turn, starting with
+ * the last one that answered. */
+static json_t *
+call (struct etcd *e, const char *path, json_t *req, bool read_only,
+      char *err, size_t errlen)
+{
+  CLEANUP_FREE char *body = req ? json_dumps (req, JSON_COMPACT) : NULL;
+  int first = __atomic_load_n (&e->cur, __ATOMIC_RELAXED);
+
+  json_decref (req);
+  if (!body)
+    return set_error (err, errlen, "out of memory"), NULL;
+  char first_err[512] = "";
+  for (int t = 0; t < e->n; ++t) {
+    int i = (first + t) % e->n;
+    bool retry;
+    json_t *resp = post_one (e->endpoints[i], path, body, read_only, &retry,
+                             err, errlen);
+    if (resp) {
+      __atomic_store_n (&e->cur, i, __ATOMIC_RELAXED);
+      return resp;
+    }
+    if (!retry)
+      break;
+    /* Say why the first member failed, and how many others did: the
+     * last one's "connection refused" hides a member without quorum. */
+    if (!first_err[0])
+      snprintf (first_err, sizeof first_err, "%s", err);
+    else {
+      char last[512];
+      snprintf (last, sizeof last, "%s", err);
+      set_error (err, errlen, "%s; %d other member%s failed too, the last: "
+                 "%s", first_err, t, t == 1 ? "" : "s", last);
+    }
+  }
+  return NULL;
+}
+
+/* The gateway writes 64-bit integers as strings. */
+static int64_t
+get_int (json_t *o, const char *key)
+{
+  json_t *v = json_object_get (o, key);
+
+  if (json_is_string (v))
+    return strtoll (json_string_value (v), NULL, 10);
+  return json_integer_value (v);
+}
+
+static json_t *
+b64 (const char *s)
+{
+  gnutls_datum_t in = { (unsigned char *) s, (unsigned) strlen (s) }, out;
+  json_t *j;
+
+  if (gnutls_base64_encode2 (&in, &out) < 0)
+    return NULL;
+  j = json_stringn ((const char *) out.data, out.size);
+  gnutls_free (out.data);
+  return j;
+}
+
+/* A base64 value of an answer as a string, or NULL. */
+static char *
+unb64 (json_t *v)
+{
+  gnutls_datum_t in, out;
+  char *s;
+
+  if (!json_is_string (v))
+    return strdup ("");
+  in.data = (unsigned char *) json_string_value (v);
+  in.size = (unsigned) json_string_length (v);
+  if (in.size == 0)
+    return strdup ("");
+  if (gnutls_base64_decode2 (&in, &out) < 0)
+    return NULL;
+  s = strndup ((const char *) out.data, out.size);
+  gnutls_free (out.data);
+  return s;
+}
+
+static json_t *
+int_str (int64_t v)
+{
+  char s[32];
+
+  snprintf (s, sizeof s, "%" PRId64, v);
+  return json_string (s);
+}
+
+int
+etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r, int *ttl_r,
+                  char *err, size_t errlen)
+{
+  json_t *r = call (e, "/v3/lease/grant",
+                    json_pack ("{s:I}", "TTL", (json_int_t) ttl_s), false,
+                    err, errlen);
+
+  if (!r)
+    return -1;
+  *id_r = get_int (r, "ID");
+  *ttl_r = (int) get_int (r, "TTL");
+  json_decref (r);
+  if (*id_r == 0 || *ttl_r <= 0)
+    return set_error (err, errlen, "etcd granted no lease");
+  return 0;
+}
+
+int
+etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r, char *err,
+                      size_t errlen)
+{
+  /* A refresh only restarts the TTL: asking again is harmless. */
+  json_t *r = call (e, "/v3/lease/keepalive",
+                    json_pack ("{s:o}", "ID", int_str (id)), true, err,
+                    errlen);
+
+  if (!r)
+    return -1;
+  /* Unknown to etcd: an answer without a TTL. */
+  *ttl_r = (int) get_int (json_object_get (r, "result"), "TTL");
+  json_decref (r);
+  return 0;
+}
+
+int
+etcd_lease_revoke (struct etcd *e, int64_t id, char *err, size_t errlen)
+{
+  json_t *r = call (e, "/v3/lease/revoke",
+                    json_pack ("{s:o}", "ID", int_str (id)), true, err,
+                    errlen);
+
+  json_decref (r);
+  return r ? 0 : -1;
+}
+
+/* One key-value of an answer as {key, value, mod_revision, lease}. */
+static json_t *
+kv_of (json_t *kv)
+{
+  CLEANUP_FREE char *k = unb64 (json_object_get (kv, "key"));
+  CLEANUP_FREE char *v = unb64 (json_object_get (kv, "value"));
+
+  if (!k || !v)
+    return NULL;
+  return json_pack ("{s:s, s:s, s:I, s:I}", "key", k, "value", v,
+                    "mod_revision", (json_int_t) get_int (kv, "mod_revision"),
+                    "lease", (json_int_t) get_int (kv, "lease"));
+}
+
+int
+etcd_get (struct etcd *e, const char *key, char **value_r, int64_t *mod_rev_r,
+          int64_t *lease_r, char *err, size_t errlen)
+{
+  json_t *r = call (e, "/v3/kv/range", json_pack ("{s:o}", "key", b64 (key)),
+                    true, err, errlen);
+  json_t *kv;
+
+  if (!r)
+    return -1;
+  kv = json_array_get (json_object_get (r, "kvs"), 0);
+  if (!kv) {
+    json_decref (r);
+    return 0;
+  }
+  if (value_r && !(*value_r = unb64 (json_object_get (kv, "value")))) {
+    json_decref (r);
+    return set_error (err, errlen, "etcd: a value that is not base64");
+  }
+  if (mod_rev_r)
+    *mod_rev_r = get_int (kv, "mod_revision");
+  if (lease_r)
+    *lease_r = get_int (kv, "lease");
+  json_decref (r);
+  return 1;
+}
+
+json_t *
+etcd_list (struct etcd *e, const char *prefix, char *err, size_t errlen)
+{
+  CLEANUP_FREE char *end = strdup (prefix);
+  size_t n = strlen (prefix);
+  json_t *r, *out, *kv;
+  size_t i;
+
+  /* Every key with the prefix: up to the prefix with its last byte
+   * one higher (etcd's range_end). */
+  if (!end || n == 0)
+    return set_error (err, errlen, "out of memory"), NULL;
+  end[n - 1]++;
+  r = call (e, "/v3/kv/range",
+            json_pack ("{s:o, s:o}", "key", b64 (prefix), "range_end",
+                       b64 (end)), true, err, errlen);
+  if (!r)
+    return NULL;
+  out = json_array ();
+  json_array_foreach (json_object_get (r, "kvs"), i, kv) {
+    json_t *o = kv_of (kv);
+    if (o)
+      json_array_append_new (out, o);
+  }
+  json_decref (r);
+  return out;
+}
+
+int
+etcd_put (struct etcd *e, const char *key, const char *value, int64_t lease,
+          char *err, size_t errlen)
+{
+  json_t *req = json_pack ("{s:o, s:o}", "key", b64 (key), "value",
+                           b64 (value));
+  json_t *r;
+
+  if (lease)
+    json_object_set_new (req, "lease", int_str (lease));
+  /* Putting the same value again changes nothing that matters. */
+  r = call (e, "/v3/kv/put", req, true, err, errlen);
+  json_decref (r);
+  return r ? 0 : -1;
+}
+
+/* A transaction on KEY still at MOD_REV, doing OP ({request_put: …}
+ * or {request_delete_range: …}, consumed). */
+static int
+txn_if (struct etcd *e, const char *key, int64_t mod_rev, json_t *op,
+        char *err, size_t errlen)
+{
+  json_t *cmp, *r;
+  bool ok;
+
+  /* MOD_REV 0: the key does not exist, which is a create revision of
+   * 0 (an absent key's mod revision compares as 0 too, but a create
+   * revision cannot be faked by a write). */
+  if (mod_rev == 0)
+    cmp = json_pack ("{s:o, s:s, s:s, s:s}", "key", b64 (key), "target",
+                     "CREATE", "result", "EQUAL", "create_revision", "0");
+  else
+    cmp = json_pack ("{s:o, s:s, s:s, s:o}", "key", b64 (key), "target",
+                     "MOD", "result", "EQUAL", "mod_revision",
+                     int_str (mod_rev));
+  /* Not retried on another member: the first may have applied it. */
+  r = call (e, "/v3/kv/txn",
+            json_pack ("{s:[o], s:[o]}", "compare", cmp, "success", op),
+            false, err, errlen);
+  if (!r)
+    return -1;
+  ok = json_is_true (json_object_get (r, "succeeded"));
+  json_decref (r);
+  if (!ok)
+    set_error (err, errlen, "%s changed meanwhile", key);
+  return ok ? 1 : 0;
+}
+
+int
+etcd_swap (struct etcd *e, const char *key, int64_t mod_rev, const char *value,
+           int64_t lease, char *err, size_t errlen)
+{
+  json_t *put = json_pack ("{s:o, s:o}", "key", b64 (key), "value",
+                           b64 (value));
+
+  if (lease)
+    json_object_set_new (put, "lease", int_str (lease));
+  return txn_if (e, key, mod_rev, json_pack ("{s:o}", "request_put", put),
+                 err, errlen);
+}
+
+int
+etcd_delete_if (struct etcd *e, const char *key, int64_t mod_rev, char *err,
+                size_t errlen)
+{
+  return txn_if (e, key, mod_rev,
+                 json_pack ("{s:{s:o}}", "request_delete_range", "key",
+                            b64 (key)), err, errlen);
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Fleet mode on a real etcd: three etcd members, one on each of three
+# network-namespace hosts; handoffd on hosts 1 and 2 with --cluster and
+# no --peer at all.
+#  - Membership: each host lists both; a daemon that stops leaves the
+#    list at once, one that dies leaves it when its lease expires.
+#  - Peers come from the cluster: web1 migrates host 1 -> host 2 with
+#    no --peer, records intact, and its owner key moves to host2.
+#  - Ownership: a VM owned by another host does not start here; a host
+#    that does not own a VM cannot migrate it; undefining a VM another
+#    host owns leaves the owner alone.
+#  - One etcd member killed: the migration back still works (quorum).
+#    Two killed: a migration fails cleanly before anything moved, the
+#    owner is unchanged and the VM runs on where it was.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+requires etcd --version
+requires etcdctl version
+guest_hosts 3
+
+ttl=3
+members=() endpoints=()
+for i in 1 2 3; do
+  members+=("e$i=http://${HOST_IP[$i]}:2380")
+  endpoints+=("${HOST_IP[$i]}:2379")
+done
+initial=$(IFS=,; echo "${members[*]}")
+eps=$(IFS=,; echo "${endpoints[*]}")
+start_etcd ()
+{
+  local i=$1
+  on_host "$i" etcd --name "e$i" --data-dir "$tmp/etcd$i" \
+    --listen-client-urls "http://${HOST_IP[$i]}:2379" \
+    --advertise-client-urls "http://${HOST_IP[$i]}:2379" \
+    --listen-peer-urls "http://${HOST_IP[$i]}:2380" \
+    --initial-advertise-peer-urls "http://${HOST_IP[$i]}:2380" \
+    --initial-cluster "$initial" --initial-cluster-state new \
+    --initial-cluster-token "hoff$$" > "$tmp/etcd$i.log" 2>&1 &
+  echo $! > "$tmp/etcd$i.pid"
+  cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
+}
+# etcdctl I ARGS...: from host I, to every member.
+ectl ()
+{
+  local i=$1
+  shift
+  on_host "$i" env ETCDCTL_API=3 etcdctl --endpoints "$eps" \
+    --command-timeout 10s "$@"
+}
+owner ()
+{
+  ectl 1 get --print-value-only "/handoff/vms/$1"
+}
+members_seen ()
+{
+  hcli "$1" cluster hosts --json | jq -r '[.hosts[].name] | sort | join(",")'
+}
+# sees I LIST: host I's member list is LIST (sorted, commas).
+sees ()
+{
+  [ "$(members_seen "$1")" = "$2" ]
+}
+
+for i in 1 2 3; do start_etcd "$i"; done
+wait_for 60 "etcd's three members" ectl 1 endpoint health
+
+handoff keygen k.psk >/dev/null 2>&1
+for i in 1 2; do
+  HD_NO_PEERS=1 start_handoffd "$i" --cluster "etcd://$eps" \
+    --cluster-ttl "${ttl}s"
+done
+
+# Membership: both hosts, each with its peer address and capacity.
+wait_for 15 "host 1 to see both members" sees 1 host1,host2
+hcli 1 cluster hosts
+hcli 1 cluster hosts --json |
+  jq -e --arg u "tcp://${HOST_IP[2]}:$HD_PORT" \
+     '.hosts[] | select(.name == "host2") | .uri == $u and .vcpus > 0 and .memory_free_mib > 0' \
+     >/dev/null || fail "host2's entry lacks its address or capacity"
+[ "$(members_seen 2)" = host1,host2 ] || fail "host 2 sees $(members_seen 2)"
+
+# A VM starts where nobody else owns it, and is its host's from then.
+make_test_vm "$tmp/vm1"
+define_guest 1 web1 "$tmp/vm1" 128 records
+hcli 1 start web1
+[ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
+wait_for 120 "web1's records" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
+
+# The same VM on host 2 (its definition and a copy of its disk, as a
+# shared disk would be): host 2 does not start it, and forgetting it
+# there leaves host 1 its owner.
+cp "$tmp/vm1.img" "$tmp/vm1-copy.img"
+hcli 2 define web1 --memory 128 --disk "$tmp/vm1-copy.img" \
+  --kernel "$tmp/vm1/vmlinux" --initrd "$tmp/vm1/initrd.gz" \
+  --append "console=ttyS0 quiet panic=-1 handoff.mode=idle"
+expect_rc 1 "host host1 owns web1" hcli 2 start web1
+vm_qemu_on 2 web1 && fail "host 2 started web1, which host 1 owns"
+hcli 2 undefine web1
+[ "$(owner web1)" = host1 ] || fail "undefining web1 on host 2 changed its owner"
+
+# Peers from the cluster: no --peer names host2.
+hcli 1 migrate web1 --to host2 > m1.out 2>&1 || { cat m1.out; fail "web1 to host 2"; }
+grep '^downtime' m1.out
+vm_runs_on 2 web1 || fail "web1 does not run on host 2"
+[ "$(owner web1)" = host2 ] || fail "after the migration web1's owner is '$(owner web1)'"
+grep -q "cluster: web1 now belongs to host2" "$tmp/h1.log" ||
+  fail "host 1's log does not show the ownership's move"
+
+# A host that does not own a VM does not move it.
+ectl 1 put /handoff/vms/web1 host9 >/dev/null
+expect_rc 7 "host host9 owns web1" hcli 2 migrate web1 --to host1
+vm_runs_on 2 web1 || fail "a refused migration stopped web1"
+[ "$(owner web1)" = host9 ] || fail "a refused migration changed the owner"
+ectl 1 put /handoff/vms/web1 host2 >/dev/null
+
+# One etcd member gone: two of three are a quorum; web1 comes back.
+kill_pidfile "$tmp/etcd3.pid"
+hcli 2 migrate web1 --to host1 > m2.out 2>&1 || { cat m2.out; fail "web1 back with one etcd member down"; }
+vm_runs_on 1 web1 || fail "web1 does not run on host 1"
+[ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
+serial=$tmp/h1/run/web1/serial.log
+acked=$(serial_last REC "$serial")
+top=$(check_records "$tmp/vm1.img") || fail "web1's records"
+[ "${acked:-0}" -le "$top" ] || fail "web1's disk ends at record $top, the guest wrote $acked"
+echo "web1: records intact up to $top"
+
+# A daemon that stops leaves at once; one that dies, when its lease ends.
+stop_handoffd 2
+[ "$(members_seen 1)" = host1 ] || fail "host 2 stopped, host 1 sees $(members_seen 1)"
+HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$eps" --cluster-ttl "${ttl}s"
+wait_for 15 "host 2 back" sees 1 host1,host2
+crash_handoffd 2
+[ "$(members_seen 1)" = host1,host2 ] || fail "host 2's entry went before its lease ended"
+wait_for $((ttl * 3)) "host 2's lease to end" sees 1 host1
+HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$eps" --cluster-ttl "${ttl}s"
+
+# Two members gone: no quorum, so no ownership can change: the
+# migration fails before anything moved and web1 runs on.
+kill_pidfile "$tmp/etcd2.pid"
+expect_rc 7 "cannot ask the cluster who owns web1" hcli 1 migrate web1 --to host2
+vm_runs_on 1 web1 || fail "web1 stopped when the cluster lost its quorum"
+start_etcd 2
+wait_for 60 "etcd's quorum back" \
+  on_host 1 env ETCDCTL_API=3 etcdctl endpoint health \
+  --endpoints "${endpoints[0]},${endpoints[1]}"
+[ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)' after the quorum came back"
+echo "ok"
