@@ -30,7 +30,8 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/peer.c ctl/daemon/peer-check.c \
                  ctl/daemon/def-check.c ctl/daemon/policy.c \
                  ctl/daemon/events.c ctl/daemon/vm.c ctl/daemon/vm-disks.c ctl/daemon/qmp.c \
-                 ctl/daemon/nbd-tls.c ctl/daemon/cluster.c ctl/daemon/etcd.c \
+                 ctl/daemon/nbd-tls.c ctl/daemon/cluster-fence.c \
+                 ctl/daemon/cluster.c ctl/daemon/etcd.c \
                  ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 SBINS += $(O)/bin/handoffd

@@ -64,6 +64,9 @@ json_case 0 host
 jq -e '.host == "h1" and (.host_info | test("^name=h1 .*[^ ]$"))' out.json > /dev/null ||
   fail "host --json: $(cat out.json)"
 json_case 7 peers
+json_case 1 cluster hosts
+jq -e '.error | test("not in a cluster")' out.json > /dev/null ||
+  fail "cluster hosts outside a cluster: $(cat out.json)"
 json_case 8 migrate nosuch --to h2
 json_case 1 migrate vm1 --to h2,h2
 json_case 8 undefine nosuch

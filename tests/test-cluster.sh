@@ -2,6 +2,8 @@
 # Fleet mode on a real etcd: three etcd members, one on each of three
 # network-namespace hosts; handoffd on hosts 1 and 2 with --cluster and
 # no --peer at all.
+#  - Fencing: host 1 cut off (nft) pauses web1 before its lease could
+#    end, and resumes it when it heals.
 #  - Membership: each host lists both; a daemon that stops leaves the
 #    list at once, one that dies leaves it when its lease expires.
 #  - Peers come from the cluster: web1 migrates host 1 -> host 2 with
@@ -11,7 +13,9 @@
 #    host owns leaves the owner alone.
 #  - One etcd member killed: the migration back still works (quorum).
 #    Two killed: a migration fails cleanly before anything moved, the
-#    owner is unchanged and the VM runs on where it was.
+#    owner is unchanged, the VM runs nowhere else, and runs on where it
+#    was once the quorum is back (fenced meanwhile: a host cannot tell
+#    a lost quorum from its own partition).
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires etcd --version
@@ -55,6 +59,16 @@ members_seen ()
 {
   hcli "$1" cluster hosts --json | jq -r '[.hosts[].name] | sort | join(",")'
 }
+# records_past I VM N: VM's guest on host I wrote a record past N.
+records_past ()
+{
+  [ "$(serial_last REC "$tmp/h$1/run/$2/serial.log")" -gt "$3" ]
+}
+# running_on I VM: VM's QEMU runs (not paused) on host I.
+running_on ()
+{
+  hcli "$1" status "$2" | grep -q "QEMU: running"
+}
 # sees I LIST: host I's member list is LIST (sorted, commas).
 sees ()
 {
@@ -85,6 +99,24 @@ define_guest 1 web1 "$tmp/vm1" 128 records
 hcli 1 start web1
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
 wait_for 120 "web1's records" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
+
+# Fencing: host 1 cut off from etcd and from its peers cannot refresh
+# its lease; web1 is paused before the lease could end, and runs on
+# when the partition heals (the cluster still names host 1 its owner).
+cut_at=$(date +%s%N)
+host_cut 1
+wait_for $((ttl * 3)) "host 1 to fence web1" grep -q "web1 paused (fenced)" "$tmp/h1.log"
+fenced_ms=$(( ($(date +%s%N) - cut_at) / 1000000 ))
+echo "web1 fenced ${fenced_ms} ms after the cut (lease TTL ${ttl} s)"
+[ "$fenced_ms" -lt $((ttl * 1000)) ] ||
+  fail "web1 was fenced ${fenced_ms} ms after the cut: past its lease's TTL"
+hcli 1 status web1 | grep -q "QEMU: paused" || fail "web1 is not paused on host 1"
+expect_rc 7 "lease is not live" hcli 1 migrate web1 --to host2
+before=$(serial_last REC "$tmp/h1/run/web1/serial.log")
+host_heal 1
+wait_for 30 "host 1 to lift the fence" grep -q "web1 resumed: the fence is lifted" "$tmp/h1.log"
+wait_for 30 "web1's records after the fence" records_past 1 web1 $((before + 1))
+[ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)' after the fence"
 
 # The same VM on host 2 (its definition and a copy of its disk, as a
 # shared disk would be): host 2 does not start it, and forgetting it
@@ -120,7 +152,8 @@ vm_runs_on 1 web1 || fail "web1 does not run on host 1"
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
 serial=$tmp/h1/run/web1/serial.log
 acked=$(serial_last REC "$serial")
-top=$(check_records "$tmp/vm1.img") || fail "web1's records"
+top=$(check_records "$(hcli 1 status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "web1's records"
 [ "${acked:-0}" -le "$top" ] || fail "web1's disk ends at record $top, the guest wrote $acked"
 echo "web1: records intact up to $top"
 
@@ -135,13 +168,20 @@ wait_for $((ttl * 3)) "host 2's lease to end" sees 1 host1
 HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$eps" --cluster-ttl "${ttl}s"
 
 # Two members gone: no quorum, so no ownership can change: the
-# migration fails before anything moved and web1 runs on.
+# migration fails before anything moved.  Host 1 cannot refresh its
+# lease either, and cannot tell this from its own partition: web1 is
+# fenced, and runs on as soon as the quorum is back.
 kill_pidfile "$tmp/etcd2.pid"
-expect_rc 7 "cannot ask the cluster who owns web1" hcli 1 migrate web1 --to host2
-vm_runs_on 1 web1 || fail "web1 stopped when the cluster lost its quorum"
+expect_rc 7 "cannot ask the cluster who owns web1\\|lease is not live" \
+  hcli 1 migrate web1 --to host2
+vm_qemu_on 1 web1 || fail "web1's QEMU is gone from host 1"
+vm_qemu_on 2 web1 && fail "web1 started on host 2 without a quorum"
+lifted=$(grep -c "web1 resumed: the fence is lifted" "$tmp/h1.log")
 start_etcd 2
 wait_for 60 "etcd's quorum back" \
   on_host 1 env ETCDCTL_API=3 etcdctl endpoint health \
   --endpoints "${endpoints[0]},${endpoints[1]}"
+wait_for 30 "web1 running on host 1" running_on 1 web1
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)' after the quorum came back"
+echo "web1 fenced during the outage: $(( $(grep -c "web1 resumed: the fence is lifted" "$tmp/h1.log") - lifted )) time(s), running again"
 echo "ok"

@@ -8,7 +8,8 @@
  * it tells a destination to resume, so two hosts are never both told
  * to run a VM: a second writer's compare fails.  When the outcome of
  * the transaction is unknown (etcd did not answer), nobody resumes the
- * VM until a read says who owns it.
+ * VM until a read says who owns it.  cluster-fence.c pauses this
+ * host's VMs when its lease may end.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +49,9 @@ static struct {
   char prefix[256];
   int ttl_s;
   int64_t lease;
+  int64_t lease_until;          /* lock: mono ms the lease surely lives to */
+  bool fenced;                  /* lock: the VMs below are paused */
+  json_t *fenced_vms;           /* lock: names */
   pthread_t thread;
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -56,8 +60,9 @@ static struct {
   size_t nmembers;
 } cl = {
   .lock = PTHREAD_MUTEX_INITIALIZER,
-  .cond = PTHREAD_COND_INITIALIZER,
 };
+
+static void cluster_stop_threads (void);
 
 bool
 cluster_enabled (void)
@@ -135,14 +140,94 @@ register_host (char *err, size_t errlen)
   return etcd_put (cl.etcd, key, v, cl.lease, err, errlen);
 }
 
+/* The lease lives at least until SENT (mono ms) + TTL_S. */
+static void
+lease_alive (int64_t sent, int ttl_s)
+{
+  pthread_mutex_lock (&cl.lock);
+  cl.lease_until = sent + (int64_t) ttl_s * 1000;
+  pthread_mutex_unlock (&cl.lock);
+}
+
 static int
 new_lease (char *err, size_t errlen)
 {
+  int64_t sent = clock_ms (), id;
   int ttl;
 
-  if (etcd_lease_grant (cl.etcd, cl.ttl_s, &cl.lease, &ttl, err, errlen) == -1)
+  if (etcd_lease_grant (cl.etcd, cl.ttl_s, &id, &ttl, err, errlen) == -1)
     return -1;
+  cl.lease = id;
+  lease_alive (sent, ttl);
   return register_host (err, errlen);
+}
+
+/* How long before the lease's end the fence falls. */
+static int64_t
+fence_margin_ms (void)
+{
+  int64_t m = (int64_t) cl.ttl_s * 1000 / 4;
+
+  return m < 1000 ? 1000 : m;
+}
+
+/* The lease is live, with the fence's margin to spare. */
+static bool
+lease_live (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  bool live = !cl.fenced && clock_ms () < cl.lease_until - fence_margin_ms ();
+  pthread_mutex_unlock (&cl.lock);
+  return live;
+}
+
+int64_t
+cluster_fence_due (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  int64_t due = cl.lease_until - fence_margin_ms ();
+  pthread_mutex_unlock (&cl.lock);
+  return due;
+}
+
+void
+cluster_set_fenced (bool fenced)
+{
+  pthread_mutex_lock (&cl.lock);
+  cl.fenced = fenced;
+  pthread_mutex_unlock (&cl.lock);
+}
+
+void
+cluster_fenced_add (const char *vm)
+{
+  pthread_mutex_lock (&cl.lock);
+  json_array_append_new (cl.fenced_vms, json_string (vm));
+  pthread_mutex_unlock (&cl.lock);
+}
+
+json_t *
+cluster_fenced_take (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  json_t *vms = cl.fenced_vms;
+  cl.fenced_vms = json_array ();
+  pthread_mutex_unlock (&cl.lock);
+  return vms;
+}
+
+/* The peer table's latest URI for NAME, or NULL. */
+static const char *
+member_uri (const char *name)
+{
+  const char *uri = NULL;
+
+  pthread_mutex_lock (&cl.lock);
+  for (size_t i = cl.nmembers; i-- > 0 && !uri;)
+    if (strcmp (cl.members[i].name, name) == 0)
+      uri = cl.members[i].uri;
+  pthread_mutex_unlock (&cl.lock);
+  return uri;
 }
 
 /* What the member list says now, into the peer table. */
@@ -164,7 +249,7 @@ refresh_members (void)
                             0, NULL);
     const char *name = json_string_value (json_object_get (o, "name"));
     const char *uri = json_string_value (json_object_get (o, "uri"));
-    const char *known = name ? cluster_peer_uri (name) : NULL;
+    const char *known = name ? member_uri (name) : NULL;
     struct uri u;
     char e2[256];
 
@@ -214,7 +299,11 @@ keepalive_main (void *arg)
 
     char err[512];
     int ttl = 0;
-    if (etcd_lease_keepalive (cl.etcd, cl.lease, &ttl, err, sizeof err) == -1)
+    int64_t sent = clock_ms ();
+    /* A member slower than a third of the TTL is no use to a refresh:
+     * the next one is asked. */
+    if (etcd_lease_keepalive (cl.etcd, cl.lease, cl.ttl_s * 1000 / 3, &ttl,
+                              err, sizeof err) == -1)
       log_warn ("cluster: cannot refresh this host's lease: %s", err);
     else if (ttl == 0) {
       /* Expired (etcd was out of reach longer than the TTL): this host
@@ -223,8 +312,11 @@ keepalive_main (void *arg)
       if (new_lease (err, sizeof err) == -1)
         log_warn ("cluster: cannot join again: %s", err);
     }
-    else if (register_host (err, sizeof err) == -1)
-      log_warn ("cluster: cannot update this host's entry: %s", err);
+    else {
+      lease_alive (sent, ttl);
+      if (register_host (err, sizeof err) == -1)
+        log_warn ("cluster: cannot update this host's entry: %s", err);
+    }
     refresh_members ();
     pthread_mutex_lock (&cl.lock);
   }
@@ -236,8 +328,17 @@ int
 cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
                size_t errlen)
 {
+  pthread_condattr_t ca;
+
   if (curl_global_init (CURL_GLOBAL_DEFAULT) != 0)
     return set_error (err, errlen, "curl_global_init failed");
+  /* The refreshes wait on the monotonic clock: a wall-clock step must
+   * not change their pace. */
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&cl.cond, &ca);
+  pthread_condattr_destroy (&ca);
+  cl.fenced_vms = json_array ();
   cl.etcd = etcd_new (urls, err, errlen);
   if (!cl.etcd)
     return -1;
@@ -264,6 +365,16 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
   return -1;
 }
 
+static void
+cluster_stop_threads (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  cl.stopping = true;
+  pthread_cond_broadcast (&cl.cond);
+  pthread_mutex_unlock (&cl.lock);
+  pthread_join (cl.thread, NULL);
+}
+
 void
 cluster_stop (void)
 {
@@ -271,11 +382,7 @@ cluster_stop (void)
 
   if (!cl.etcd)
     return;
-  pthread_mutex_lock (&cl.lock);
-  cl.stopping = true;
-  pthread_cond_signal (&cl.cond);
-  pthread_mutex_unlock (&cl.lock);
-  pthread_join (cl.thread, NULL);
+  cluster_stop_threads ();
   if (etcd_lease_revoke (cl.etcd, cl.lease, err, sizeof err) == -1)
     log_warn ("cluster: cannot leave (the lease expires by itself): %s", err);
 }
@@ -296,6 +403,17 @@ read_owner (const char *vm, char **owner_r, int64_t *rev_r, char *err,
 }
 
 int
+cluster_owner (const char *vm, char **owner_r, char *err, size_t errlen)
+{
+  int64_t rev;
+
+  *owner_r = NULL;
+  if (!cl.etcd)
+    return set_error (err, errlen, "not in a cluster");
+  return read_owner (vm, owner_r, &rev, err, errlen);
+}
+
+int
 cluster_owner_check (const char *vm, int64_t *rev_r, char *err, size_t errlen)
 {
   char key[512];
@@ -303,6 +421,10 @@ cluster_owner_check (const char *vm, int64_t *rev_r, char *err, size_t errlen)
   *rev_r = 0;
   if (!cl.etcd)
     return 0;
+  if (!lease_live ())
+    return set_error (err, errlen, "this host's cluster lease is not live "
+                      "(etcd has not answered it in time): it starts and "
+                      "moves no VM until it is");
   key_of (key, sizeof key, "vms", vm);
   /* Terminates: each turn either decides or lost a race to a write
    * that changed the key, and there are three turns. */
@@ -389,6 +511,13 @@ cluster_may_resume (const char *vm, const char *to, char *err, size_t errlen)
 
   if (!cl.etcd)
     return true;
+  if (!lease_live ()) {
+    /* Fenced: it resumes with the others when the fence lifts. */
+    cluster_fenced_add (vm);
+    set_error (err, errlen, "this host's cluster lease is not live: %s "
+               "resumes when it is, if it is still this host's", vm);
+    return false;
+  }
   key_of (key, sizeof key, "vms", vm);
   /* Terminates: a bounded number of reads, each with a time limit. */
   for (int turn = 0; turn < 5; ++turn) {
@@ -420,25 +549,18 @@ cluster_may_resume (const char *vm, const char *to, char *err, size_t errlen)
 bool
 cluster_may_take (const char *vm, char *err, size_t errlen)
 {
-  CLEANUP_FREE char *owner = NULL;
-  int64_t rev;
-  char e2[512];
-
   if (!cl.etcd)
     return true;
-  /* The source moved the ownership before it said "resume": only a
-   * cluster that names another host stops this one.  One that cannot
-   * be read does not: the source's transaction succeeded. */
-  if (read_owner (vm, &owner, &rev, e2, sizeof e2) == -1) {
-    log_warn ("cluster: cannot confirm %s is this host's: %s; the source "
-              "moved it here", vm, e2);
-    return true;
+  /* The source moved the ownership here, in the transaction that
+   * decides, before it said "resume": asking etcd again would only
+   * lengthen the blackout.  This host's own lease must be live: a
+   * fenced host resumes nothing. */
+  if (!lease_live ()) {
+    set_error (err, errlen, "this host's cluster lease is not live: it "
+               "resumes no VM (%s) until it is", vm);
+    return false;
   }
-  if (owner && strcmp (owner, hd.name) == 0)
-    return true;
-  set_error (err, errlen, "the cluster says %s owns %s, not this host",
-             owner ? owner : "nobody", vm);
-  return false;
+  return true;
 }
 
 void
@@ -487,13 +609,13 @@ cluster_hosts (char *err, size_t errlen)
 const char *
 cluster_peer_uri (const char *name)
 {
-  const char *uri = NULL;
+  const char *uri = member_uri (name);
 
-  pthread_mutex_lock (&cl.lock);
-  for (size_t i = cl.nmembers; i-- > 0 && !uri;)
-    if (strcmp (cl.members[i].name, name) == 0)
-      uri = cl.members[i].uri;
-  pthread_mutex_unlock (&cl.lock);
+  /* A host that joined since the last refresh: ask now. */
+  if (!uri && cl.etcd) {
+    refresh_members ();
+    uri = member_uri (name);
+  }
   return uri;
 }
 

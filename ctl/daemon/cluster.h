@@ -50,12 +50,23 @@ extern int cluster_move_vm (const char *vm, const char *to, int64_t rev,
  * knows).  False with err if another host owns it or etcd cannot say. */
 extern bool cluster_may_resume (const char *vm, const char *to, char *err,
                                 size_t errlen);
-/* The destination, told to resume VM: false with err if the cluster
- * says another host owns it. */
+/* The destination, told to resume VM (which the source made its own):
+ * false with err if this host's lease is not live. */
 extern bool cluster_may_take (const char *vm, char *err, size_t errlen);
 /* VM is gone from this host for good (undefined): its key goes too, if
  * it is still this host's. */
 extern void cluster_release_vm (const char *vm);
+
+/* VM's owner as the cluster says now (malloc'd; NULL: nobody's). */
+extern int cluster_owner (const char *vm, char **owner_r, char *err,
+                          size_t errlen);
+
+/* For the fence (cluster-fence.c): the mono ms at which it falls (the
+ * lease's bound less a margin); whether it fell; the VMs it paused. */
+extern int64_t cluster_fence_due (void);
+extern void cluster_set_fenced (bool fenced);
+extern void cluster_fenced_add (const char *vm);
+extern json_t *cluster_fenced_take (void);
 
 /* The live members: an array of their host objects. */
 extern json_t *cluster_hosts (char *err, size_t errlen);

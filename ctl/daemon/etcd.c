@@ -130,7 +130,7 @@ on_data (char *p, size_t size, size_t n, void *opaque)
  * reach this one, or READ_ONLY). */
 static json_t *
 post_one (const char *ep, const char *path, const char *req, bool read_only,
-          bool *retry_r, char *err, size_t errlen)
+          int timeout_ms, bool *retry_r, char *err, size_t errlen)
 {
   char url[512];
   struct body b = { NULL, 0 };
@@ -155,8 +155,10 @@ post_one (const char *ep, const char *path, const char *req, bool read_only,
   curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt (c, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) CALL_TIMEOUT_MS);
-  curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS, (long) CONNECT_TIMEOUT_MS);
+  curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+  curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS,
+                    (long) (timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms
+                            : CONNECT_TIMEOUT_MS));
   rc = curl_easy_perform (c);
   curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all (hdrs);
@@ -192,10 +194,10 @@ post_one (const char *ep, const char *path, const char *req, bool read_only,
 }
 
 /* POST REQ (consumed) to PATH on the members in turn, starting with
- * the last one that answered. */
+ * the last one that answered; each may take TIMEOUT_MS. */
 static json_t *
-call (struct etcd *e, const char *path, json_t *req, bool read_only,
-      char *err, size_t errlen)
+call_within (struct etcd *e, const char *path, json_t *req, bool read_only,
+             int timeout_ms, char *err, size_t errlen)
 {
   CLEANUP_FREE char *body = req ? json_dumps (req, JSON_COMPACT) : NULL;
   int first = __atomic_load_n (&e->cur, __ATOMIC_RELAXED);
@@ -207,8 +209,8 @@ call (struct etcd *e, const char *path, json_t *req, bool read_only,
   for (int t = 0; t < e->n; ++t) {
     int i = (first + t) % e->n;
     bool retry;
-    json_t *resp = post_one (e->endpoints[i], path, body, read_only, &retry,
-                             err, errlen);
+    json_t *resp = post_one (e->endpoints[i], path, body, read_only,
+                             timeout_ms, &retry, err, errlen);
     if (resp) {
       __atomic_store_n (&e->cur, i, __ATOMIC_RELAXED);
       return resp;
@@ -227,6 +229,13 @@ call (struct etcd *e, const char *path, json_t *req, bool read_only,
     }
   }
   return NULL;
+}
+
+static json_t *
+call (struct etcd *e, const char *path, json_t *req, bool read_only,
+      char *err, size_t errlen)
+{
+  return call_within (e, path, req, read_only, CALL_TIMEOUT_MS, err, errlen);
 }
 
 /* The gateway writes 64-bit integers as strings. */
@@ -301,13 +310,13 @@ etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r, int *ttl_r,
 }
 
 int
-etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r, char *err,
-                      size_t errlen)
+etcd_lease_keepalive (struct etcd *e, int64_t id, int timeout_ms, int *ttl_r,
+                      char *err, size_t errlen)
 {
   /* A refresh only restarts the TTL: asking again is harmless. */
-  json_t *r = call (e, "/v3/lease/keepalive",
-                    json_pack ("{s:o}", "ID", int_str (id)), true, err,
-                    errlen);
+  json_t *r = call_within (e, "/v3/lease/keepalive",
+                           json_pack ("{s:o}", "ID", int_str (id)), true,
+                           timeout_ms, err, errlen);
 
   if (!r)
     return -1;

@@ -26,6 +26,7 @@
 #include "channel-proto.h"
 #include "cleanup.h"
 #include "cluster.h"
+#include "cluster-fence.h"
 #include "ctlserver.h"
 #include "config.h"
 #include "db.h"
@@ -441,6 +442,9 @@ main (int argc, char **argv)
     if (cluster_start (hd.cluster, hd.cluster_prefix, hd.cluster_ttl_s, err,
                        sizeof err) == -1)
       die ("--cluster %s: %s", hd.cluster, err);
+    /* Without the fence, fleet mode's promise does not hold. */
+    if (cluster_fence_start () == -1)
+      die ("--cluster: cannot start the fence's thread");
   }
   /* Before taking requests: finish or undo what a previous run left
    * (in fleet mode, with the cluster's word on who owns what). */
@@ -514,6 +518,7 @@ main (int argc, char **argv)
   ctlserver_stop (peers);
   ctlserver_stop (admin);
   ctlserver_stop (cli);
+  cluster_fence_stop ();
   cluster_stop ();
   db_close ();
   return RC_OK;
