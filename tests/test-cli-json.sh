@@ -68,6 +68,10 @@ json_case 1 cluster hosts
 jq -e '.error | test("not in a cluster")' out.json > /dev/null ||
   fail "cluster hosts outside a cluster: $(cat out.json)"
 json_case 8 migrate nosuch --to h2
+json_case 8 migrate vm1 --to auto
+jq -e '.error | test("needs fleet mode")' out.json > /dev/null ||
+  fail "--to auto outside a cluster: $(cat out.json)"
+json_case 1 migrate vm1 --to auto:x
 json_case 1 migrate vm1 --to h2,h2
 json_case 8 undefine nosuch
 json_case 0 undefine vm1

@@ -11,6 +11,7 @@
 #  - Ownership: a VM owned by another host does not start here; a host
 #    that does not own a VM cannot migrate it; undefining a VM another
 #    host owns leaves the owner alone.
+#  - Placement: --to auto picks the other member; auto:2 does not fit.
 #  - One etcd member killed: the migration back still works (quorum).
 #    Two killed: a migration fails cleanly before anything moved, the
 #    owner is unchanged, the VM runs nowhere else, and runs on where it
@@ -145,9 +146,14 @@ vm_runs_on 2 web1 || fail "a refused migration stopped web1"
 [ "$(owner web1)" = host9 ] || fail "a refused migration changed the owner"
 ectl 1 put /handoff/vms/web1 host2 >/dev/null
 
-# One etcd member gone: two of three are a quorum; web1 comes back.
+# Placement: auto:2 with one other member does not fit; a bad N is
+# refused.  One etcd member gone: two of three are a quorum; web1 comes
+# back, to the host placement picks (the only other member).
+expect_rc 8 "1 live member besides this host" hcli 2 migrate web1 --to auto:2
+expect_rc 1 "auto:N takes N from 1 to" hcli 2 migrate web1 --to auto:0
 kill_pidfile "$tmp/etcd3.pid"
-hcli 2 migrate web1 --to host1 > m2.out 2>&1 || { cat m2.out; fail "web1 back with one etcd member down"; }
+hcli 2 migrate web1 --to auto > m2.out 2>&1 || { cat m2.out; fail "web1 back with one etcd member down"; }
+grep -q "to auto placed it on host1" "$tmp/h2.log" || fail "placement did not pick host1"
 vm_runs_on 1 web1 || fail "web1 does not run on host 1"
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
 serial=$tmp/h1/run/web1/serial.log

@@ -33,7 +33,7 @@ requires nft --version
 requires e2fsck -V
 guest_hosts 2
 export HD_IO_TIMEOUT=2s
-cut_s=${CUT:-10}
+cut_s=${CUT:-7}
 
 make_disk san.img 320 gpt 512 "2048 614400"
 cleanup_fn detach_loops_of "$tmp/san.img"

@@ -606,6 +606,74 @@ cluster_hosts (char *err, size_t errlen)
   return out;
 }
 
+/* Sort order of placement: more free memory first, then RDMA. */
+static int
+by_room (const void *a, const void *b)
+{
+  json_t *x = *(json_t *const *) a, *y = *(json_t *const *) b;
+  json_int_t mx = json_integer_value (json_object_get (x, "memory_free_mib"));
+  json_int_t my = json_integer_value (json_object_get (y, "memory_free_mib"));
+  bool rx = json_is_true (json_object_get (x, "rdma"));
+  bool ry = json_is_true (json_object_get (y, "rdma"));
+
+  if (mx != my)
+    return mx > my ? -1 : 1;
+  return (int) ry - (int) rx;
+}
+
+int
+cluster_place (const char *vm, unsigned n, char *buf, size_t len, char *err,
+               size_t errlen)
+{
+  json_t *hosts, *h, *row, *fit[64];
+  json_int_t need;
+  size_t i, nfit = 0, used = 0;
+
+  if (!cl.etcd)
+    return set_error (err, errlen, "--to auto needs fleet mode "
+                      "(handoffd --cluster)");
+  row = db_vm_get (vm);
+  if (!row)
+    return set_error (err, errlen, "no VM named '%s' here", vm);
+  need = json_integer_value (json_object_get (json_object_get (row, "def"),
+                                              "memory"));
+  json_decref (row);
+  hosts = cluster_hosts (err, errlen);
+  if (!hosts)
+    return -1;
+  json_array_foreach (hosts, i, h) {
+    const char *name = json_string_value (json_object_get (h, "name"));
+    json_int_t room = json_integer_value (json_object_get (h,
+                                                           "memory_free_mib"));
+    /* A member without a peer address takes no VM; nor one whose
+     * name the peer table would not accept. */
+    if (name && strcmp (name, hd.name) != 0 && room >= need &&
+        json_object_get (h, "uri") && cluster_peer_uri (name) &&
+        nfit < sizeof fit / sizeof fit[0])
+      fit[nfit++] = h;
+  }
+  qsort (fit, nfit, sizeof (json_t *), by_room);
+  if (nfit < n) {
+    json_decref (hosts);
+    return set_error (err, errlen, "--to auto:%u: %zu live member%s besides "
+                      "this host ha%s %lld MiB free for %s", n, nfit,
+                      nfit == 1 ? "" : "s", nfit == 1 ? "s" : "ve",
+                      (long long) need, vm);
+  }
+  buf[0] = '\0';
+  for (i = 0; i < n; ++i) {
+    const char *name = json_string_value (json_object_get (fit[i], "name"));
+    int w = snprintf (buf + used, len - used, "%s%s", i ? "," : "", name);
+    if (w < 0 || (size_t) w >= len - used) {
+      json_decref (hosts);
+      return set_error (err, errlen, "--to auto:%u: the list is too long", n);
+    }
+    used += (size_t) w;
+  }
+  json_decref (hosts);
+  return 0;
+}
+
 const char *
 cluster_peer_uri (const char *name)
 {

@@ -68,6 +68,13 @@ extern void cluster_set_fenced (bool fenced);
 extern void cluster_fenced_add (const char *vm);
 extern json_t *cluster_fenced_take (void);
 
+/* Placement (--to auto:N): the N live members other than this host
+ * with the most free memory, each with at least VM's, most RDMA-able
+ * first among equals; as a comma-separated list into BUF.  -1 with err
+ * if fewer than N fit, or outside a cluster. */
+extern int cluster_place (const char *vm, unsigned n, char *buf, size_t len,
+                          char *err, size_t errlen);
+
 /* The live members: an array of their host objects. */
 extern json_t *cluster_hosts (char *err, size_t errlen);
 /* A member's peer URI by name, or a member's name by its address

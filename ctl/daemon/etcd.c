@@ -29,8 +29,11 @@
 
 #define MAX_ENDPOINTS 16
 /* Every call: a member that does not answer within this is taken as
- * gone; etcd's own request timeout (a write without quorum) is 7 s. */
-#define CALL_TIMEOUT_MS 8000
+ * gone.  A healthy member answers in milliseconds; one without quorum
+ * holds a request until etcd's own timeout (7 s), and a migration's
+ * check need not wait that long to learn there is none.  A write cut
+ * short has an unknown outcome, which every caller handles. */
+#define CALL_TIMEOUT_MS 4000
 #define CONNECT_TIMEOUT_MS 1000
 /* No answer of the gateway's is this large: a bound on memory. */
 #define MAX_RESPONSE (16 << 20)

@@ -241,6 +241,19 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
     set_error (err, errlen, "out of memory");
     return NULL;
   }
+  /* --to auto[:N]: fleet mode's placement picks the hosts now, and
+   * from here on the migration is as if they had been named. */
+  char placed[sizeof m->to];
+  if (strcmp (to, "auto") == 0 || strncmp (to, "auto:", 5) == 0) {
+    unsigned n = to[4] == ':' ? (unsigned) strtoul (to + 5, NULL, 10) : 1;
+    if (cluster_place (vm, n, placed, sizeof placed, err, errlen) == -1) {
+      *rc = RC_NOT_FOUND;
+      free (m);
+      return NULL;
+    }
+    log_info ("migration of %s: --to %s placed it on %s", vm, to, placed);
+    to = placed;
+  }
   if (parse_destinations (m, to, err, errlen, rc) == -1) {
     free (m);
     return NULL;

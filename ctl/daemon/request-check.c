@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -199,10 +200,24 @@ check_migrate (json_t *req, char *err, size_t errlen)
     return set_error (err, errlen, "max downtime must be 1 ms to 10 min, the "
                       "timeout 5 s to 1 day, the shutdown timeout at most "
                       "10 min");
-  if (request_check_hosts ("--to", to, err, errlen) == -1 ||
+  /* auto[:N]: fleet mode picks N hosts (migration.c). */
+  unsigned long auto_n = 0;
+  bool placed = strcmp (to, "auto") == 0;
+  if (strncmp (to, "auto:", 5) == 0) {
+    char *end;
+    auto_n = strtoul (to + 5, &end, 10);
+    if (to[5] < '1' || to[5] > '9' || *end || auto_n > MAX_DESTS)
+      return set_error (err, errlen, "--to auto:N takes N from 1 to %d",
+                        MAX_DESTS);
+    placed = true;
+  }
+  if ((!placed && request_check_hosts ("--to", to, err, errlen) == -1) ||
       (fallback[0] &&
        request_check_hosts ("--fallback", fallback, err, errlen) == -1))
     return -1;
+  if ((offline || (!live && !offline)) && auto_n > 1)
+    return set_error (err, errlen, "--to auto:N: %s migration takes one "
+                      "destination", offline ? "an offline" : "a volume");
   if (offline && strchr (to, ','))
     return set_error (err, errlen, "an offline migration takes one "
                       "destination");
