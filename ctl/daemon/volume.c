@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "errors.h"
@@ -361,7 +362,18 @@ step_commit (struct vmove *mv)
 {
   json_t *a;
   enum step_outcome o = STEP_UNDECIDED;
+  int64_t rev;
 
+  /* Fleet mode: the VM becomes the destination's before it may start
+   * it.  If it cannot, the destination must drop the volumes, as when
+   * its READY was lost. */
+  if (cluster_owner_check (mv->vm, &rev, mv->err, sizeof mv->err) == -1 ||
+      cluster_move_vm (mv->vm, mv->to, rev, mv->err, sizeof mv->err) == -1) {
+    log_error ("migration %s: %s", mv->id, mv->err);
+    phase (&mv->v, "aborting", "%s must not start %s (%s); waiting for its "
+           "word that it dropped the volumes", mv->to, mv->vm, mv->err);
+    return STEP_UNDECIDED;
+  }
   phase (&mv->v, "committed", "%s may start %s", mv->to, mv->vm);
   a = peer_call (mv->peer, json_pack ("{s:s, s:o}", "type", "VOLUME_COMMIT",
                                       "events", events_freeze (mv->vm)),
