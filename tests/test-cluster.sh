@@ -23,7 +23,7 @@ requires etcd --version
 requires etcdctl version
 guest_hosts 3
 
-ttl=3
+ttl=4
 members=() endpoints=()
 for i in 1 2 3; do
   members+=("e$i=http://${HOST_IP[$i]}:2380")
@@ -70,6 +70,11 @@ running_on ()
 {
   hcli "$1" status "$2" | grep -q "QEMU: running"
 }
+# lease_live I: host I's own lease is live (not fenced).
+lease_live ()
+{
+  [ "$(hcli "$1" cluster hosts --json | jq -r .lease)" = live ]
+}
 # sees I LIST: host I's member list is LIST (sorted, commas).
 sees ()
 {
@@ -93,6 +98,7 @@ hcli 1 cluster hosts --json |
      '.hosts[] | select(.name == "host2") | .uri == $u and .vcpus > 0 and .memory_free_mib > 0' \
      >/dev/null || fail "host2's entry lacks its address or capacity"
 [ "$(members_seen 2)" = host1,host2 ] || fail "host 2 sees $(members_seen 2)"
+lease_live 1 || fail "host 1's lease is not live"
 
 # A VM starts where nobody else owns it, and is its host's from then.
 make_test_vm "$tmp/vm1"
@@ -122,6 +128,7 @@ wait_for 30 "web1's records after the fence" records_past 1 web1 $((before + 1))
 # The same VM on host 2 (its definition and a copy of its disk, as a
 # shared disk would be): host 2 does not start it, and forgetting it
 # there leaves host 1 its owner.
+wait_for 30 "host 2's lease to be live" lease_live 2
 cp "$tmp/vm1.img" "$tmp/vm1-copy.img"
 hcli 2 define web1 --memory 128 --disk "$tmp/vm1-copy.img" \
   --kernel "$tmp/vm1/vmlinux" --initrd "$tmp/vm1/initrd.gz" \

@@ -312,6 +312,8 @@ print_cluster_hosts (json_t *r)
   json_t *h;
   size_t i;
 
+  printf ("this host's lease: %s\n",
+          json_string_value (json_object_get (r, "lease")));
   printf ("%-16s %-26s %9s %5s %6s %4s %s\n", "HOST", "PEER URI", "MEM FREE",
           "VCPUS", "LOAD", "VMS", "RDMA");
   json_array_foreach (json_object_get (r, "hosts"), i, h) {

@@ -46,6 +46,7 @@ struct member {
 
 static struct {
   struct etcd *etcd;
+  struct etcd *fast;            /* The refreshing thread's: short timeouts */
   char prefix[256];
   int ttl_s;
   int64_t lease;
@@ -137,7 +138,7 @@ register_host (char *err, size_t errlen)
   if (!v)
     return set_error (err, errlen, "out of memory");
   key_of (key, sizeof key, "hosts", hd.name);
-  return etcd_put (cl.etcd, key, v, cl.lease, err, errlen);
+  return etcd_put (cl.fast, key, v, cl.lease, err, errlen);
 }
 
 /* The lease lives at least until SENT (mono ms) + TTL_S. */
@@ -179,6 +180,12 @@ lease_live (void)
   bool live = !cl.fenced && clock_ms () < cl.lease_until - fence_margin_ms ();
   pthread_mutex_unlock (&cl.lock);
   return live;
+}
+
+bool
+cluster_lease_live (void)
+{
+  return cl.etcd && lease_live ();
 }
 
 int64_t
@@ -239,7 +246,7 @@ refresh_members (void)
   size_t i;
 
   key_of (prefix, sizeof prefix, "hosts", "");
-  list = etcd_list (cl.etcd, prefix, err, sizeof err);
+  list = etcd_list (cl.fast, prefix, err, sizeof err);
   if (!list) {
     log_debug ("cluster: cannot list the members: %s", err);
     return;
@@ -282,17 +289,28 @@ refresh_members (void)
   json_decref (list);
 }
 
-/* Keeps the lease and this host's key alive: a refresh every third of
- * the TTL, so two may be lost before etcd lets it expire. */
+/* Keeps the lease and this host's key alive: a refresh every quarter
+ * of the TTL, timed from the last one's start, on a handle whose calls
+ * give each member a sixth of the TTL (at most 1 s) before the next is
+ * asked.  So a refresh that meets one or two members cut off still
+ * lands before the fence's margin (a quarter of the TTL, at least 1 s)
+ * is reached, and two refreshes may be lost before etcd lets the lease
+ * expire. */
 static void *
 keepalive_main (void *arg)
 {
+  int64_t next = clock_ms ();
+
   (void) arg;
   pthread_mutex_lock (&cl.lock);
   while (!cl.stopping) {
-    struct timespec ts = abstime_after (CLOCK_MONOTONIC,
-                                        cl.ttl_s * 1000 / 3);
-    pthread_cond_timedwait (&cl.cond, &cl.lock, &ts);
+    next += cl.ttl_s * 1000 / 4;
+    if (next < clock_ms ())
+      next = clock_ms ();
+    struct timespec ts = abstime_of_ms (next);
+    /* Terminates: wakes at NEXT, or when told to stop. */
+    while (!cl.stopping && clock_ms () < next)
+      pthread_cond_timedwait (&cl.cond, &cl.lock, &ts);
     if (cl.stopping)
       break;
     pthread_mutex_unlock (&cl.lock);
@@ -300,10 +318,7 @@ keepalive_main (void *arg)
     char err[512];
     int ttl = 0;
     int64_t sent = clock_ms ();
-    /* A member slower than a third of the TTL is no use to a refresh:
-     * the next one is asked. */
-    if (etcd_lease_keepalive (cl.etcd, cl.lease, cl.ttl_s * 1000 / 3, &ttl,
-                              err, sizeof err) == -1)
+    if (etcd_lease_keepalive (cl.fast, cl.lease, &ttl, err, sizeof err) == -1)
       log_warn ("cluster: cannot refresh this host's lease: %s", err);
     else if (ttl == 0) {
       /* Expired (etcd was out of reach longer than the TTL): this host
@@ -342,6 +357,14 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
   cl.etcd = etcd_new (urls, err, errlen);
   if (!cl.etcd)
     return -1;
+  cl.fast = etcd_new (urls, err, errlen);
+  if (!cl.fast) {
+    etcd_free (cl.etcd);
+    cl.etcd = NULL;
+    return -1;
+  }
+  etcd_set_timeout (cl.fast, ttl_s * 1000 / 6 < 1000 ? ttl_s * 1000 / 6
+                    : 1000);
   snprintf (cl.prefix, sizeof cl.prefix, "%s", prefix);
   cl.ttl_s = ttl_s;
   if (new_lease (err, errlen) == -1)
@@ -361,7 +384,8 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
 
  fail:
   etcd_free (cl.etcd);
-  cl.etcd = NULL;
+  etcd_free (cl.fast);
+  cl.etcd = cl.fast = NULL;
   return -1;
 }
 
@@ -383,7 +407,7 @@ cluster_stop (void)
   if (!cl.etcd)
     return;
   cluster_stop_threads ();
-  if (etcd_lease_revoke (cl.etcd, cl.lease, err, sizeof err) == -1)
+  if (etcd_lease_revoke (cl.fast, cl.lease, err, sizeof err) == -1)
     log_warn ("cluster: cannot leave (the lease expires by itself): %s", err);
 }
 

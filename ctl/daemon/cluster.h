@@ -57,6 +57,9 @@ extern bool cluster_may_take (const char *vm, char *err, size_t errlen);
  * it is still this host's. */
 extern void cluster_release_vm (const char *vm);
 
+/* This host's lease is live (not fenced, the margin to spare). */
+extern bool cluster_lease_live (void);
+
 /* VM's owner as the cluster says now (malloc'd; NULL: nobody's). */
 extern int cluster_owner (const char *vm, char **owner_r, char *err,
                           size_t errlen);

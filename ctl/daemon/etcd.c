@@ -42,6 +42,7 @@ struct etcd {
   char *endpoints[MAX_ENDPOINTS];       /* HOST:PORT */
   int n;
   int cur;                              /* The member that last answered. */
+  int timeout_ms;                       /* Each member's, per call. */
 };
 
 struct etcd *
@@ -56,6 +57,7 @@ etcd_new (const char *urls, char *err, size_t errlen)
     set_error (err, errlen, "out of memory");
     return NULL;
   }
+  e->timeout_ms = CALL_TIMEOUT_MS;
   for (tok = strtok_r (copy, ",", &save); tok;
        tok = strtok_r (NULL, ",", &save)) {
     if (strncmp (tok, "etcd://", 7) == 0)
@@ -92,6 +94,12 @@ etcd_new (const char *urls, char *err, size_t errlen)
  fail:
   etcd_free (e);
   return NULL;
+}
+
+void
+etcd_set_timeout (struct etcd *e, int timeout_ms)
+{
+  e->timeout_ms = timeout_ms;
 }
 
 void
@@ -238,7 +246,7 @@ static json_t *
 call (struct etcd *e, const char *path, json_t *req, bool read_only,
       char *err, size_t errlen)
 {
-  return call_within (e, path, req, read_only, CALL_TIMEOUT_MS, err, errlen);
+  return call_within (e, path, req, read_only, e->timeout_ms, err, errlen);
 }
 
 /* The gateway writes 64-bit integers as strings. */
@@ -313,13 +321,13 @@ etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r, int *ttl_r,
 }
 
 int
-etcd_lease_keepalive (struct etcd *e, int64_t id, int timeout_ms, int *ttl_r,
-                      char *err, size_t errlen)
+etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r, char *err,
+                      size_t errlen)
 {
   /* A refresh only restarts the TTL: asking again is harmless. */
-  json_t *r = call_within (e, "/v3/lease/keepalive",
-                           json_pack ("{s:o}", "ID", int_str (id)), true,
-                           timeout_ms, err, errlen);
+  json_t *r = call (e, "/v3/lease/keepalive",
+                    json_pack ("{s:o}", "ID", int_str (id)), true, err,
+                    errlen);
 
   if (!r)
     return -1;

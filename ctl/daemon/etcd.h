@@ -19,15 +19,16 @@ struct etcd;
  * client port).  NULL with err on a malformed list. */
 extern struct etcd *etcd_new (const char *urls, char *err, size_t errlen);
 extern void etcd_free (struct etcd *e);
+/* How long each member may take to answer one call (default 4 s). */
+extern void etcd_set_timeout (struct etcd *e, int timeout_ms);
 
 /* A lease of TTL_S seconds: its ID and the TTL etcd granted. */
 extern int etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r,
                              int *ttl_r, char *err, size_t errlen);
-/* Refresh lease ID, each member given TIMEOUT_MS to answer: *TTL_R is
- * what it has left, 0 if etcd no longer knows it (expired or
- * revoked). */
-extern int etcd_lease_keepalive (struct etcd *e, int64_t id, int timeout_ms,
-                                 int *ttl_r, char *err, size_t errlen);
+/* Refresh lease ID: *TTL_R is what it has left, 0 if etcd no longer
+ * knows it (expired or revoked). */
+extern int etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r,
+                                 char *err, size_t errlen);
 extern int etcd_lease_revoke (struct etcd *e, int64_t id, char *err,
                               size_t errlen);
 

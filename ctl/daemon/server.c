@@ -368,8 +368,9 @@ op_cluster_hosts (void)
   if (!hosts)
     return server_error (cluster_enabled () ? "unreachable" : NULL, "%s",
                          err);
-  return json_pack ("{s:b, s:s, s:o}", "ok", 1, "host", hd.name, "hosts",
-                    hosts);
+  return json_pack ("{s:b, s:s, s:s, s:o}", "ok", 1, "host", hd.name,
+                    "lease", cluster_lease_live () ? "live" : "fenced",
+                    "hosts", hosts);
 }
 
 static json_t *
