@@ -28,32 +28,14 @@ guest_build
 ROUNDS=${ROUNDS:-5}
 RING=${RING:-3}
 FLEET_SIZES=${FLEET_SIZES:-2 4 6}
-max_n=2
+max_n=3
 for n in $FLEET_SIZES; do [ "$n" -gt "$max_n" ] && max_n=$n; done
 make_tmpdir
 cd "$tmp"
 make_hosts "$max_n"
 
-members=() endpoints=()
-for i in 1 2 3; do
-  [ "$i" -le "$max_n" ] || break
-  members+=("e$i=http://${HOST_IP[$i]}:2380")
-  endpoints+=("${HOST_IP[$i]}:2379")
-done
-initial=$(IFS=,; echo "${members[*]}")
-eps=$(IFS=,; echo "${endpoints[*]}")
-for (( i=1; i<=${#members[@]}; i++ )); do
-  on_host "$i" etcd --name "e$i" --data-dir "$tmp/etcd$i" \
-    --listen-client-urls "http://${HOST_IP[$i]}:2379" \
-    --advertise-client-urls "http://${HOST_IP[$i]}:2379" \
-    --listen-peer-urls "http://${HOST_IP[$i]}:2380" \
-    --initial-advertise-peer-urls "http://${HOST_IP[$i]}:2380" \
-    --initial-cluster "$initial" --initial-cluster-state new \
-    --initial-cluster-token "hoff$$" > "$tmp/etcd$i.log" 2>&1 &
-  echo $! > "$tmp/etcd$i.pid"
-  cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
-done
-wait_for 60 "etcd" on_host 1 env ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint health
+etcd_cluster 3
+eps=$ETCD_EPS
 
 # The machine's bound for (a): one write through the same gateway
 # (a put is one raft commit, as the cutover's transaction is) with
@@ -61,7 +43,7 @@ wait_for 60 "etcd" on_host 1 env ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoi
 key=$(printf /bench/x | base64 -w0)
 for (( k=0; k<20; k++ )); do
   on_host 1 curl -s -o /dev/null -w '%{time_total}\n' \
-    "http://${endpoints[0]}/v3/kv/put" \
+    "http://${ETCD_EP[1]}/v3/kv/put" \
     -d "{\"key\":\"$key\",\"value\":\"$(printf %s "$k" | base64 -w0)\"}"
 done | awk '{printf "%d\n", $1 * 1000000}' > idle.us
 

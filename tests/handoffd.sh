@@ -43,6 +43,8 @@
 #                               whole RAM pattern twice on host I and
 #                               never found it changed, on any host
 #   expect_rc RC TEXT CMD...    CMD exits RC and says TEXT (a regex)
+#   etcd_cluster N              etcd members on hosts 1..N (ETCD_EPS);
+#                               etcd_member I starts member I again
 #   define_guest I NAME DIR MIB MODE [ARGS...]
 #                               defines NAME on host I: the test guest of
 #                               DIR (make_test_vm) with MIB of memory, the
@@ -443,4 +445,39 @@ expect_rc ()
   cat out.txt
   [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want"
   grep -qi -- "$text" out.txt || fail "'$*' does not say '$text'"
+}
+
+# etcd_cluster N: an etcd member on each of hosts 1..N (client port 2379,
+# peer port 2380 on each host's address), data in $tmp/etcdI, killed at
+# cleanup; waits until they answer.  ETCD_EP[I] is member I's
+# HOST:PORT, ETCD_EPS all of them comma-separated.  etcd_member I
+# starts member I again (its data kept).
+declare -a ETCD_EP=()
+ETCD_EPS=
+ETCD_INITIAL=
+etcd_cluster ()
+{
+  local n=$1 i members=()
+  for (( i=1; i<=n; i++ )); do
+    members+=("e$i=http://${HOST_IP[$i]}:2380")
+    ETCD_EP[$i]=${HOST_IP[$i]}:2379
+  done
+  ETCD_INITIAL=$(IFS=,; echo "${members[*]}")
+  ETCD_EPS=$(IFS=,; echo "${ETCD_EP[*]}")
+  for (( i=1; i<=n; i++ )); do etcd_member "$i"; done
+  wait_for 60 "etcd's $n members" on_host 1 env ETCDCTL_API=3 etcdctl \
+    --endpoints "$ETCD_EPS" endpoint health
+}
+etcd_member ()
+{
+  local i=$1
+  on_host "$i" etcd --name "e$i" --data-dir "$tmp/etcd$i" \
+    --listen-client-urls "http://${HOST_IP[$i]}:2379" \
+    --advertise-client-urls "http://${HOST_IP[$i]}:2379" \
+    --listen-peer-urls "http://${HOST_IP[$i]}:2380" \
+    --initial-advertise-peer-urls "http://${HOST_IP[$i]}:2380" \
+    --initial-cluster "$ETCD_INITIAL" --initial-cluster-state new \
+    --initial-cluster-token "hoff$$" > "$tmp/etcd$i.log" 2>&1 &
+  echo $! > "$tmp/etcd$i.pid"
+  cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
 }

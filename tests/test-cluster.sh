@@ -24,32 +24,12 @@ requires etcdctl version
 guest_hosts 3
 
 ttl=4
-members=() endpoints=()
-for i in 1 2 3; do
-  members+=("e$i=http://${HOST_IP[$i]}:2380")
-  endpoints+=("${HOST_IP[$i]}:2379")
-done
-initial=$(IFS=,; echo "${members[*]}")
-eps=$(IFS=,; echo "${endpoints[*]}")
-start_etcd ()
-{
-  local i=$1
-  on_host "$i" etcd --name "e$i" --data-dir "$tmp/etcd$i" \
-    --listen-client-urls "http://${HOST_IP[$i]}:2379" \
-    --advertise-client-urls "http://${HOST_IP[$i]}:2379" \
-    --listen-peer-urls "http://${HOST_IP[$i]}:2380" \
-    --initial-advertise-peer-urls "http://${HOST_IP[$i]}:2380" \
-    --initial-cluster "$initial" --initial-cluster-state new \
-    --initial-cluster-token "hoff$$" > "$tmp/etcd$i.log" 2>&1 &
-  echo $! > "$tmp/etcd$i.pid"
-  cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
-}
 # etcdctl I ARGS...: from host I, to every member.
 ectl ()
 {
   local i=$1
   shift
-  on_host "$i" env ETCDCTL_API=3 etcdctl --endpoints "$eps" \
+  on_host "$i" env ETCDCTL_API=3 etcdctl --endpoints "$ETCD_EPS" \
     --command-timeout 10s "$@"
 }
 owner ()
@@ -81,12 +61,11 @@ sees ()
   [ "$(members_seen "$1")" = "$2" ]
 }
 
-for i in 1 2 3; do start_etcd "$i"; done
-wait_for 60 "etcd's three members" ectl 1 endpoint health
+etcd_cluster 3
 
 handoff keygen k.psk >/dev/null 2>&1
 for i in 1 2; do
-  HD_NO_PEERS=1 start_handoffd "$i" --cluster "etcd://$eps" \
+  HD_NO_PEERS=1 start_handoffd "$i" --cluster "etcd://$ETCD_EPS" \
     --cluster-ttl "${ttl}s"
 done
 
@@ -173,12 +152,12 @@ echo "web1: records intact up to $top"
 # A daemon that stops leaves at once; one that dies, when its lease ends.
 stop_handoffd 2
 [ "$(members_seen 1)" = host1 ] || fail "host 2 stopped, host 1 sees $(members_seen 1)"
-HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$eps" --cluster-ttl "${ttl}s"
+HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$ETCD_EPS" --cluster-ttl "${ttl}s"
 wait_for 15 "host 2 back" sees 1 host1,host2
 crash_handoffd 2
 [ "$(members_seen 1)" = host1,host2 ] || fail "host 2's entry went before its lease ended"
 wait_for $((ttl * 3)) "host 2's lease to end" sees 1 host1
-HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$eps" --cluster-ttl "${ttl}s"
+HD_NO_PEERS=1 start_handoffd 2 --cluster "etcd://$ETCD_EPS" --cluster-ttl "${ttl}s"
 
 # Two members gone: no quorum, so no ownership can change: the
 # migration fails before anything moved.  Host 1 cannot refresh its
@@ -190,10 +169,10 @@ expect_rc 7 "cannot ask the cluster who owns web1\\|lease is not live" \
 vm_qemu_on 1 web1 || fail "web1's QEMU is gone from host 1"
 vm_qemu_on 2 web1 && fail "web1 started on host 2 without a quorum"
 lifted=$(grep -c "web1 resumed: the fence is lifted" "$tmp/h1.log")
-start_etcd 2
+etcd_member 2
 wait_for 60 "etcd's quorum back" \
   on_host 1 env ETCDCTL_API=3 etcdctl endpoint health \
-  --endpoints "${endpoints[0]},${endpoints[1]}"
+  --endpoints "${ETCD_EP[1]},${ETCD_EP[2]}"
 wait_for 30 "web1 running on host 1" running_on 1 web1
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)' after the quorum came back"
 echo "web1 fenced during the outage: $(( $(grep -c "web1 resumed: the fence is lifted" "$tmp/h1.log") - lifted )) time(s), running again"

@@ -41,7 +41,6 @@
 struct member {
   char *name;
   char *uri;
-  char *addr;                   /* The URI's host part. */
 };
 
 static struct {
@@ -241,19 +240,15 @@ member_uri (const char *name)
 static void
 refresh_members (void)
 {
-  char prefix[512], err[512];
-  json_t *list, *kv;
+  char err[512];
+  json_t *list = cluster_hosts (err, sizeof err), *o;
   size_t i;
 
-  key_of (prefix, sizeof prefix, "hosts", "");
-  list = etcd_list (cl.fast, prefix, err, sizeof err);
   if (!list) {
     log_debug ("cluster: cannot list the members: %s", err);
     return;
   }
-  json_array_foreach (list, i, kv) {
-    json_t *o = json_loads (json_string_value (json_object_get (kv, "value")),
-                            0, NULL);
+  json_array_foreach (list, i, o) {
     const char *name = json_string_value (json_object_get (o, "name"));
     const char *uri = json_string_value (json_object_get (o, "uri"));
     const char *known = name ? member_uri (name) : NULL;
@@ -274,9 +269,7 @@ refresh_members (void)
           cl.members = m;
           m[cl.nmembers].name = strdup (name);
           m[cl.nmembers].uri = strdup (uri);
-          m[cl.nmembers].addr = strdup (u.host);
-          if (m[cl.nmembers].name && m[cl.nmembers].uri &&
-              m[cl.nmembers].addr)
+          if (m[cl.nmembers].name && m[cl.nmembers].uri)
             cl.nmembers++;
         }
         pthread_mutex_unlock (&cl.lock);
@@ -284,7 +277,6 @@ refresh_members (void)
       }
       uri_free (&u);
     }
-    json_decref (o);
   }
   json_decref (list);
 }
@@ -370,9 +362,7 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
   if (new_lease (err, errlen) == -1)
     goto fail;
   refresh_members ();
-  const struct hd_peer_source src = {
-    .uri = cluster_peer_uri, .name_for_host = cluster_peer_name_for_host,
-  };
+  const struct hd_peer_source src = { .uri = cluster_peer_uri };
   hd_set_peer_source (&src);
   if (pthread_create (&cl.thread, NULL, keepalive_main, NULL) != 0) {
     set_error (err, errlen, "cannot start a thread");
@@ -614,7 +604,7 @@ cluster_hosts (char *err, size_t errlen)
     return set_error (err, errlen, "this host is not in a cluster "
                       "(handoffd --cluster)"), NULL;
   key_of (prefix, sizeof prefix, "hosts", "");
-  list = etcd_list (cl.etcd, prefix, err, errlen);
+  list = etcd_list (cl.fast, prefix, err, errlen);
   if (!list)
     return NULL;
   out = json_array ();
@@ -709,17 +699,4 @@ cluster_peer_uri (const char *name)
     uri = member_uri (name);
   }
   return uri;
-}
-
-const char *
-cluster_peer_name_for_host (const char *host)
-{
-  const char *name = NULL;
-
-  pthread_mutex_lock (&cl.lock);
-  for (size_t i = cl.nmembers; i-- > 0 && !name;)
-    if (strcmp (cl.members[i].addr, host) == 0)
-      name = cl.members[i].name;
-  pthread_mutex_unlock (&cl.lock);
-  return name;
 }

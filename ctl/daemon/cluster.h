@@ -80,9 +80,8 @@ extern int cluster_place (const char *vm, unsigned n, char *buf, size_t len,
 
 /* The live members: an array of their host objects. */
 extern json_t *cluster_hosts (char *err, size_t errlen);
-/* A member's peer URI by name, or a member's name by its address
- * (NULL if none): what --peer gives without --cluster. */
+/* A member's peer URI by name (NULL if none): what --peer gives
+ * without --cluster. */
 extern const char *cluster_peer_uri (const char *name);
-extern const char *cluster_peer_name_for_host (const char *host);
 
 #endif /* HANDOFF_CTL_CLUSTER_H */

@@ -117,7 +117,7 @@ hd_peer_name_for_host (const char *host)
         return hd.peers[i].name;
     }
   }
-  return peer_source.name_for_host ? peer_source.name_for_host (host) : NULL;
+  return NULL;
 }
 
 int

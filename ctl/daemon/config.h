@@ -74,10 +74,9 @@ extern int config_add_peer (const char *arg, char *err, size_t errlen);
 extern const char *hd_peer_uri (const char *name);
 /* The name of the peer at URI, or NULL. */
 extern const char *hd_peer_name_for_host (const char *host);
-/* Where both look after the --peer list: fleet mode's members. */
+/* Where hd_peer_uri looks after the --peer list: fleet mode's members. */
 struct hd_peer_source {
   const char *(*uri) (const char *name);
-  const char *(*name_for_host) (const char *host);
 };
 extern void hd_set_peer_source (const struct hd_peer_source *src);
 
