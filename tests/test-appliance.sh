@@ -6,6 +6,8 @@
 #  - A's boot self-test: handoffd active, the version of this tree,
 #    nbdkit serving a disk through the mirror filter, rdma_rxe loaded
 #    and an rxe link added, QEMU present;
+#  - A's console takes logins back to back (its getty is never
+#    start-limited);
 #  - A's admin channel through a forwarded port answers 'handoff --host
 #    ... list' and reports the tree's revision;
 #  - A and B (seed "rdma": true) have Soft-RoCE on their peer link and
@@ -165,11 +167,25 @@ if on_host 1 handoff --host tcp://10.77.0.3:7900 --psk "$tmp/other.psk" list > o
 fi
 grep -q "TLS" other.txt || { cat other.txt; fail "another key was not refused at TLS"; }
 
+# on_appl X COMMAND: COMMAND run on appliance X, through its console.
+on_appl () { python3 "$top/tests/appliance-shell.py" "$tmp/$1.con" "$2"; }
+
+echo "== A's console takes eight logins back to back"
+# Each logout restarts the console's getty: systemd's default start
+# limit would leave no login prompt after five in ten seconds.
+t0=$SECONDS
+for i in 1 2 3 4 5 6 7 8; do
+  on_appl a "true" || fail "A's console gave no shell at login $i in a row"
+done
+# Where logins are slow (over 2 s each) the loop above stays under the
+# limit; the unit's own setting says whether there is one.
+v=$(on_appl a "systemctl show -P StartLimitIntervalUSec serial-getty@ttyS0.service" | tr -d '\r\n')
+echo "eight logins in $((SECONDS - t0)) s; the console's start limit interval: '$v'"
+[ "$v" = 0 ] || fail "A's console getty is start-limited ($v): a few logins in a row leave no login prompt"
+
 echo "== a VM moves from A to B with its RAM over RDMA, then back over TCP"
 hb () { on_host 1 handoff --host tcp://10.77.0.2:7900 --psk "$tmp/k.psk" "$@"; }
 hc () { on_host 1 handoff --host tcp://10.77.0.3:7900 --psk "$tmp/k.psk" "$@"; }
-# on_appl X COMMAND: COMMAND run on appliance X, through its console.
-on_appl () { python3 "$top/tests/appliance-shell.py" "$tmp/$1.con" "$2"; }
 # ram_round X: web1's last round with its RAM intact on X; ram_bad X:
 # how many rounds found it changed.
 ram_round ()
