@@ -709,14 +709,9 @@ tell_the_rest (struct migration *m, const char *winner, const char *why)
 static const char *
 code_name (int rc)
 {
-  switch (rc) {
-  case RC_DENIED: return "denied";
-  case RC_ROLLED_BACK: return "rolled_back";
-  case RC_TIMEOUT: return "timeout";
-  case RC_UNREACHABLE: return "unreachable";
-  case RC_NOT_FOUND: return "not_found";
-  default: return "failed";
-  }
+  const char *name = rc_code_name (rc);
+
+  return name ? name : "failed";
 }
 
 json_t *

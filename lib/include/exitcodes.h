@@ -14,4 +14,21 @@
 #define RC_VERIFY_FAILED 9        /* Copies differ after completion. */
 #define RC_IN_DOUBT 10            /* The outcome waits for a peer's word. */
 
+/* The name a reply's "code" gives exit status RC (the CLI maps it
+ * back), or NULL for one that has none. */
+static inline const char *
+rc_code_name (int rc)
+{
+  switch (rc) {
+  case RC_DENIED: return "denied";
+  case RC_ROLLED_BACK: return "rolled_back";
+  case RC_TIMEOUT: return "timeout";
+  case RC_UNREACHABLE: return "unreachable";
+  case RC_NOT_FOUND: return "not_found";
+  case RC_VERIFY_FAILED: return "verify_failed";
+  case RC_IN_DOUBT: return "in_doubt";
+  default: return NULL;
+  }
+}
+
 #endif /* HANDOFF_EXITCODES_H */
