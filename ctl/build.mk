@@ -2,7 +2,8 @@
 
 HANDOFF_CLI_SRCS := ctl/cli/handoff.c ctl/cli/client.c ctl/cli/helper.c \
                     ctl/cli/cmd-keygen.c ctl/cli/cmd-vm.c \
-                    ctl/cli/cmd-migrate.c ctl/cli/cmd-scan.c
+                    ctl/cli/cmd-migrate.c ctl/cli/cmd-scan.c \
+                    ctl/cli/cmd-fleet.c
 HANDOFF_CLI_OBJS := $(HANDOFF_CLI_SRCS:%.c=$(O)/%.o)
 BINS += $(O)/bin/handoff
 
@@ -31,7 +32,8 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/def-check.c ctl/daemon/policy.c \
                  ctl/daemon/events.c ctl/daemon/vm.c ctl/daemon/vm-disks.c ctl/daemon/qmp.c \
                  ctl/daemon/nbd-tls.c ctl/daemon/cluster-fence.c \
-                 ctl/daemon/cluster.c ctl/daemon/etcd.c \
+                 ctl/daemon/cluster.c ctl/daemon/cluster-place.c \
+                 ctl/daemon/evacuate.c ctl/daemon/etcd.c \
                  ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 SBINS += $(O)/bin/handoffd

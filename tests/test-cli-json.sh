@@ -72,6 +72,15 @@ json_case 8 migrate vm1 --to auto
 jq -e '.error | test("needs fleet mode")' out.json > /dev/null ||
   fail "--to auto outside a cluster: $(cat out.json)"
 json_case 1 migrate vm1 --to auto:x
+json_case 8 evacuate h1
+jq -e '.error | test("needs fleet mode")' out.json > /dev/null ||
+  fail "evacuate outside a cluster: $(cat out.json)"
+json_case 1 evacuate h2
+jq -e '.error | test("this is host h1, not h2")' out.json > /dev/null ||
+  fail "evacuate of another host: $(cat out.json)"
+json_case 1 evacuate h1 --parallel 0
+json_case 1 evacuate 'h/1'
+json_case 8 undrain h1
 json_case 1 migrate vm1 --to h2,h2
 json_case 8 undefine nosuch
 json_case 0 undefine vm1

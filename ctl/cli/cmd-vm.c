@@ -319,7 +319,7 @@ print_cluster_hosts (json_t *r)
   json_array_foreach (json_object_get (r, "hosts"), i, h) {
     const char *name = json_string_value (json_object_get (h, "name"));
     const char *uri = json_string_value (json_object_get (h, "uri"));
-    printf ("%-16s %-26s %6lld MiB %5lld %6.2f %4lld %s%s\n",
+    printf ("%-16s %-26s %6lld MiB %5lld %6.2f %4lld %s%s%s\n",
             name ? name : "?", uri ? uri : "-",
             (long long) json_integer_value (json_object_get (h,
                                                   "memory_free_mib")),
@@ -327,6 +327,8 @@ print_cluster_hosts (json_t *r)
             json_number_value (json_object_get (h, "load1")),
             (long long) json_integer_value (json_object_get (h, "vms")),
             json_is_true (json_object_get (h, "rdma")) ? "yes" : "no",
+            json_is_true (json_object_get (h, "draining")) ? "  (draining)"
+            : "",
             self && name && strcmp (self, name) == 0 ? "  (this host)" : "");
   }
 }

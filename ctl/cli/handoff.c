@@ -40,6 +40,8 @@ static const struct cli_command builtins[] = {
   { "host", cmd_host, "show this host's handoffd" },
   { "peers", cmd_peers, "check that every peer answers (TLS with the key)" },
   { "cluster", cmd_cluster, "fleet mode: 'cluster hosts' lists the members" },
+  { "evacuate", cmd_evacuate, "fleet mode: move every VM off a host" },
+  { "undrain", cmd_undrain, "fleet mode: an evacuated host takes VMs again" },
   { "hostid", cmd_hostid, "print the ID of the host this VM runs on" },
   { "scan", cmd_scan, "run an inventory scan, safe across migrations" },
   { "keygen", cmd_keygen, "write a pre-shared key file for TLS" },

@@ -51,6 +51,7 @@ static struct {
   int64_t lease;
   int64_t lease_until;          /* lock: mono ms the lease surely lives to */
   bool fenced;                  /* lock: the VMs below are paused */
+  bool draining;                /* lock: evacuating, or emptied */
   json_t *fenced_vms;           /* lock: names */
   pthread_t thread;
   pthread_mutex_t lock;
@@ -70,23 +71,50 @@ cluster_enabled (void)
   return cl.etcd != NULL;
 }
 
+int
+cluster_ttl_s (void)
+{
+  return cl.ttl_s;
+}
+
 static void
 key_of (char *buf, size_t len, const char *kind, const char *name)
 {
   snprintf (buf, len, "%s/%s/%s", cl.prefix, kind, name);
 }
 
-/* MemAvailable, in MiB, or -1. */
+/* FIELD of /proc/meminfo ("MemAvailable:"), in MiB, or -1. */
 static long long
-memory_free_mib (void)
+meminfo_mib (const char *field)
 {
   CLEANUP_FCLOSE FILE *f = fopen ("/proc/meminfo", "r");
   char line[256];
+  size_t n = strlen (field);
 
   while (f && fgets (line, sizeof line, f))
-    if (strncmp (line, "MemAvailable:", 13) == 0)
-      return strtoll (line + 13, NULL, 10) / 1024;
+    if (strncmp (line, field, n) == 0)
+      return strtoll (line + n, NULL, 10) / 1024;
   return -1;
+}
+
+/* What the VMs defined here and not stopped may use: their memory, in
+ * MiB.  A guest's RAM counts whole: MemAvailable only shrinks as the
+ * guest touches its pages, and placement must not fill a host on the
+ * strength of pages its guests have not touched yet. */
+static long long
+memory_vms_mib (json_t *vms)
+{
+  long long sum = 0;
+  json_t *row;
+  size_t i;
+
+  json_array_foreach (vms, i, row) {
+    const char *state = json_string_value (json_object_get (row, "state"));
+    if (state && strcmp (state, "stopped") != 0)
+      sum += json_integer_value (json_object_get (json_object_get (row, "def"),
+                                                  "memory"));
+  }
+  return sum;
 }
 
 static double
@@ -111,21 +139,33 @@ host_object (void)
 
   if (statvfs (hd.images_dir, &sv) == 0)
     disk = (long long) (sv.f_bavail * sv.f_frsize / (1024 * 1024));
-  json_t *o = json_pack ("{s:s, s:s?, s:I, s:I, s:I, s:f, s:I, s:b, s:s}",
+  long long total = meminfo_mib ("MemTotal:");
+  long long avail = meminfo_mib ("MemAvailable:");
+  long long used = memory_vms_mib (vms);
+  long long room = total - used < avail ? total - used : avail;
+  pthread_mutex_lock (&cl.lock);
+  bool draining = cl.draining;
+  pthread_mutex_unlock (&cl.lock);
+  json_t *o = json_pack ("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:f, s:I, "
+                         "s:b, s:b, s:s}",
                          "name", hd.name, "uri", hd.listen,
-                         "memory_free_mib", (json_int_t) memory_free_mib (),
+                         "memory_free_mib", (json_int_t) (room < 0 ? 0 : room),
+                         "memory_total_mib", (json_int_t) total,
+                         "memory_vms_mib", (json_int_t) used,
                          "vcpus", (json_int_t) sysconf (_SC_NPROCESSORS_ONLN),
                          "disk_free_mib", (json_int_t) disk,
                          "load1", load_1min (),
                          "vms", (json_int_t) json_array_size (vms),
                          "rdma", transport_rdma_here (why, sizeof why),
+                         "draining", draining,
                          "version", HANDOFF_VERSION);
   json_decref (vms);
   return o;
 }
 
+/* This host's key, written under its lease through handle E. */
 static int
-register_host (char *err, size_t errlen)
+register_host_on (struct etcd *e, char *err, size_t errlen)
 {
   char key[512];
   CLEANUP_FREE char *v = NULL;
@@ -137,7 +177,39 @@ register_host (char *err, size_t errlen)
   if (!v)
     return set_error (err, errlen, "out of memory");
   key_of (key, sizeof key, "hosts", hd.name);
-  return etcd_put (cl.fast, key, v, cl.lease, err, errlen);
+  return etcd_put (e, key, v, cl.lease, err, errlen);
+}
+
+static int
+register_host (char *err, size_t errlen)
+{
+  return register_host_on (cl.fast, err, errlen);
+}
+
+int
+cluster_set_draining (bool on, char *err, size_t errlen)
+{
+  if (!cl.etcd)
+    return set_error (err, errlen, "this host is not in a cluster "
+                      "(handoffd --cluster)");
+  pthread_mutex_lock (&cl.lock);
+  bool was = cl.draining;
+  cl.draining = on;
+  pthread_mutex_unlock (&cl.lock);
+  if (was != on)
+    log_info ("cluster: this host %s", on ? "drains: placement passes it "
+              "over and it admits no incoming VM" : "takes VMs again");
+  /* Now, not at the next refresh: placement elsewhere reads it. */
+  return register_host_on (cl.etcd, err, errlen);
+}
+
+bool
+cluster_draining (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  bool on = cl.draining;
+  pthread_mutex_unlock (&cl.lock);
+  return on;
 }
 
 /* The lease lives at least until SENT (mono ms) + TTL_S. */
@@ -350,11 +422,20 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
   if (!cl.etcd)
     return -1;
   cl.fast = etcd_new (urls, err, errlen);
-  if (!cl.fast) {
+  if (!cl.fast ||
+      etcd_set_tls (cl.etcd, hd.cluster_ca, hd.cluster_cert, hd.cluster_key,
+                    err, errlen) == -1 ||
+      etcd_set_tls (cl.fast, hd.cluster_ca, hd.cluster_cert, hd.cluster_key,
+                    err, errlen) == -1) {
     etcd_free (cl.etcd);
-    cl.etcd = NULL;
+    etcd_free (cl.fast);
+    cl.etcd = cl.fast = NULL;
     return -1;
   }
+  if (!etcd_tls (cl.etcd))
+    log_warn ("cluster: etcd over plain HTTP: whoever reaches its members "
+              "can read and change who owns each VM; outside a closed "
+              "network use etcds:// and --cluster-ca");
   etcd_set_timeout (cl.fast, ttl_s * 1000 / 6 < 1000 ? ttl_s * 1000 / 6
                     : 1000);
   snprintf (cl.prefix, sizeof cl.prefix, "%s", prefix);
@@ -618,74 +699,6 @@ cluster_hosts (char *err, size_t errlen)
   }
   json_decref (list);
   return out;
-}
-
-/* Sort order of placement: more free memory first, then RDMA. */
-static int
-by_room (const void *a, const void *b)
-{
-  json_t *x = *(json_t *const *) a, *y = *(json_t *const *) b;
-  json_int_t mx = json_integer_value (json_object_get (x, "memory_free_mib"));
-  json_int_t my = json_integer_value (json_object_get (y, "memory_free_mib"));
-  bool rx = json_is_true (json_object_get (x, "rdma"));
-  bool ry = json_is_true (json_object_get (y, "rdma"));
-
-  if (mx != my)
-    return mx > my ? -1 : 1;
-  return (int) ry - (int) rx;
-}
-
-int
-cluster_place (const char *vm, unsigned n, char *buf, size_t len, char *err,
-               size_t errlen)
-{
-  json_t *hosts, *h, *row, *fit[64];
-  json_int_t need;
-  size_t i, nfit = 0, used = 0;
-
-  if (!cl.etcd)
-    return set_error (err, errlen, "--to auto needs fleet mode "
-                      "(handoffd --cluster)");
-  row = db_vm_get (vm);
-  if (!row)
-    return set_error (err, errlen, "no VM named '%s' here", vm);
-  need = json_integer_value (json_object_get (json_object_get (row, "def"),
-                                              "memory"));
-  json_decref (row);
-  hosts = cluster_hosts (err, errlen);
-  if (!hosts)
-    return -1;
-  json_array_foreach (hosts, i, h) {
-    const char *name = json_string_value (json_object_get (h, "name"));
-    json_int_t room = json_integer_value (json_object_get (h,
-                                                           "memory_free_mib"));
-    /* A member without a peer address takes no VM; nor one whose
-     * name the peer table would not accept. */
-    if (name && strcmp (name, hd.name) != 0 && room >= need &&
-        json_object_get (h, "uri") && cluster_peer_uri (name) &&
-        nfit < sizeof fit / sizeof fit[0])
-      fit[nfit++] = h;
-  }
-  qsort (fit, nfit, sizeof (json_t *), by_room);
-  if (nfit < n) {
-    json_decref (hosts);
-    return set_error (err, errlen, "--to auto:%u: %zu live member%s besides "
-                      "this host ha%s %lld MiB free for %s", n, nfit,
-                      nfit == 1 ? "" : "s", nfit == 1 ? "s" : "ve",
-                      (long long) need, vm);
-  }
-  buf[0] = '\0';
-  for (i = 0; i < n; ++i) {
-    const char *name = json_string_value (json_object_get (fit[i], "name"));
-    int w = snprintf (buf + used, len - used, "%s%s", i ? "," : "", name);
-    if (w < 0 || (size_t) w >= len - used) {
-      json_decref (hosts);
-      return set_error (err, errlen, "--to auto:%u: the list is too long", n);
-    }
-    used += (size_t) w;
-  }
-  json_decref (hosts);
-  return 0;
 }
 
 const char *

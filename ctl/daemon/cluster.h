@@ -6,8 +6,11 @@
  *
  * Keys, under the prefix (--cluster-prefix, default /handoff):
  *   PREFIX/hosts/NAME  this host, under its lease: a JSON object with
- *                      its peer URI and capacity; it disappears when the
- *                      lease does
+ *                      its peer URI, capacity and whether it drains;
+ *                      "memory_free_mib" is what VMs may still use: the
+ *                      least of MemAvailable and MemTotal less the
+ *                      memory of the VMs defined here and not stopped;
+ *                      it disappears when the lease does
  *   PREFIX/vms/VM      the name of the one host that may run VM; not
  *                      under any lease: ownership outlives a daemon's
  *                      restart, and only a migration's cutover (or the
@@ -71,12 +74,23 @@ extern void cluster_set_fenced (bool fenced);
 extern void cluster_fenced_add (const char *vm);
 extern json_t *cluster_fenced_take (void);
 
-/* Placement (--to auto:N): the N live members other than this host
- * with the most free memory, each with at least VM's, most RDMA-able
- * first among equals; as a comma-separated list into BUF.  -1 with err
- * if fewer than N fit, or outside a cluster. */
+/* Placement (--to auto:N; cluster-place.c): the N live members other
+ * than this host, none of them draining, with the most room for VM's
+ * memory (their free memory less what this host's recent placements
+ * hold there), most RDMA-able first among equals; as a comma-separated
+ * list into BUF.  -1 with err if fewer than N fit, or outside a
+ * cluster.  The VM's memory is held on the hosts picked until
+ * cluster_place_done (VM) and two of their refreshes after. */
 extern int cluster_place (const char *vm, unsigned n, char *buf, size_t len,
                           char *err, size_t errlen);
+extern void cluster_place_done (const char *vm);
+
+/* Draining (evacuate): placement passes this host over and it admits
+ * no incoming VM.  Set and published at once: -1 with err if the
+ * publication failed (the host drains all the same). */
+extern int cluster_set_draining (bool on, char *err, size_t errlen);
+extern bool cluster_draining (void);
+extern int cluster_ttl_s (void);
 
 /* The live members: an array of their host objects. */
 extern json_t *cluster_hosts (char *err, size_t errlen);

@@ -52,6 +52,9 @@ struct hd_config {
   enum transport transport;     /* --transport: the RAM stream's. */
   bool disk_path_nbd;           /* --disk-path nbd: the mirror always. */
   const char *cluster;          /* --cluster etcd://..., or NULL. */
+  const char *cluster_ca;       /* --cluster-ca, or NULL */
+  const char *cluster_cert;     /* --cluster-cert, or NULL */
+  const char *cluster_key;      /* --cluster-key, or NULL */
   const char *cluster_prefix;
   int cluster_ttl_s;
   struct hd_peer *peers;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "cluster.h"
 #include "config.h"
 #include "db.h"
 #include "dest-phases.h"
@@ -85,6 +86,13 @@ admit (struct incoming *in, json_t *req, struct channel *c)
   if (row || receiving_claim (vm) == -1) {
     json_decref (row);
     snprintf (reason, sizeof reason, "a VM named '%s' is already here", vm);
+    goto denied;
+  }
+  /* An evacuated host stays empty until 'handoff undrain'. */
+  if (cluster_draining ()) {
+    receiving_release (vm);
+    snprintf (reason, sizeof reason, "host %s drains (handoff evacuate): it "
+              "takes no VM until 'handoff undrain %s'", hd.name, hd.name);
     goto denied;
   }
   if (policy_admit (source, needs, reason, sizeof reason) == -1) {

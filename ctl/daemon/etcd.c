@@ -43,6 +43,8 @@ struct etcd {
   int n;
   int cur;                              /* The member that last answered. */
   int timeout_ms;                       /* Each member's, per call. */
+  bool tls;                             /* etcds://: HTTPS */
+  char *ca, *cert, *key;                /* PEM files, or NULL */
 };
 
 struct etcd *
@@ -60,11 +62,20 @@ etcd_new (const char *urls, char *err, size_t errlen)
   e->timeout_ms = CALL_TIMEOUT_MS;
   for (tok = strtok_r (copy, ",", &save); tok;
        tok = strtok_r (NULL, ",", &save)) {
-    if (strncmp (tok, "etcd://", 7) == 0)
-      tok += 7;
+    /* The first member's scheme is every member's. */
+    bool tls = strncmp (tok, "etcds://", 8) == 0;
+    if (tls || strncmp (tok, "etcd://", 7) == 0) {
+      if (e->n > 0 && tls != e->tls) {
+        set_error (err, errlen, "'%s': every member etcd:// or every one "
+                   "etcds://", urls);
+        goto fail;
+      }
+      e->tls = tls;
+      tok += tls ? 8 : 7;
+    }
     else if (e->n == 0) {
-      set_error (err, errlen, "'%s': expected etcd://HOST:PORT[,HOST:PORT...]",
-                 urls);
+      set_error (err, errlen, "'%s': expected etcd://HOST:PORT[,HOST:PORT...] "
+                 "or etcds://...", urls);
       goto fail;
     }
     /* Only what a host and port are made of: the string becomes part
@@ -102,6 +113,40 @@ etcd_set_timeout (struct etcd *e, int timeout_ms)
   e->timeout_ms = timeout_ms;
 }
 
+bool
+etcd_tls (const struct etcd *e)
+{
+  return e->tls;
+}
+
+int
+etcd_set_tls (struct etcd *e, const char *ca, const char *cert,
+              const char *key, char *err, size_t errlen)
+{
+  const char *files[] = { ca, cert, key };
+  char **slots[] = { &e->ca, &e->cert, &e->key };
+
+  if (!e->tls && (ca || cert || key))
+    return set_error (err, errlen, "a CA or client certificate is for "
+                      "etcds:// members (TLS)");
+  if (!cert != !key)
+    return set_error (err, errlen, "a client certificate needs its key, and "
+                      "a key its certificate");
+  for (size_t i = 0; i < 3; ++i) {
+    if (!files[i])
+      continue;
+    /* Now, not at the first call: a typo is a start-up error. */
+    FILE *f = fopen (files[i], "r");
+    if (!f)
+      return set_error (err, errlen, "%s: %s", files[i], strerror (errno));
+    fclose (f);
+    *slots[i] = strdup (files[i]);
+    if (!*slots[i])
+      return set_error (err, errlen, "out of memory");
+  }
+  return 0;
+}
+
 void
 etcd_free (struct etcd *e)
 {
@@ -109,6 +154,9 @@ etcd_free (struct etcd *e)
     return;
   for (int i = 0; i < e->n; ++i)
     free (e->endpoints[i]);
+  free (e->ca);
+  free (e->cert);
+  free (e->key);
   free (e);
 }
 
@@ -139,17 +187,61 @@ on_data (char *p, size_t size, size_t n, void *opaque)
 /* One POST to one member: its answer, or NULL with err; *RETRY_R says
  * whether another member may be asked (the request surely did not
  * reach this one, or READ_ONLY). */
-static json_t *
-post_one (const char *ep, const char *path, const char *req, bool read_only,
-          int timeout_ms, bool *retry_r, char *err, size_t errlen)
+/* TLS to the members (etcds://): their certificates checked against
+ * the CA (the system's by default), this host's own if given. */
+static void
+set_tls (const struct etcd *e, CURL *c)
 {
-  char url[512];
+  curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (e->ca)
+    curl_easy_setopt (c, CURLOPT_CAINFO, e->ca);
+  if (e->cert) {
+    curl_easy_setopt (c, CURLOPT_SSLCERT, e->cert);
+    curl_easy_setopt (c, CURLOPT_SSLKEY, e->key);
+  }
+}
+
+/* The request surely did not reach the member: it failed before a TLS
+ * session (or a connection) was there to carry it. */
+static bool
+not_sent (CURLcode rc)
+{
+  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+    rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
+    rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE;
+}
+
+/* What a failure of RC may mean, for the operator: curl's own words
+ * name the symptom ("Empty reply from server"), not the likely cause. */
+static const char *
+hint (const struct etcd *e, CURLcode rc)
+{
+  bool lost = rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
+    rc == CURLE_SEND_ERROR || rc == CURLE_SSL_CONNECT_ERROR;
+
+  if (!e->tls && rc == CURLE_GOT_NOTHING)
+    return " (does the member serve TLS? then name it etcds://)";
+  if (e->tls && lost && !e->cert)
+    return " (does the member ask for a client certificate? "
+      "--cluster-cert and --cluster-key)";
+  if (e->tls && lost)
+    return " (did the member refuse this host's client certificate?)";
+  return "";
+}
+
+static json_t *
+post_one (const struct etcd *e, const char *ep, const char *path,
+          const char *req, bool read_only, int timeout_ms, bool *retry_r,
+          char *err, size_t errlen)
+{
+  char url[512], why[CURL_ERROR_SIZE] = "";
   struct body b = { NULL, 0 };
   struct curl_slist *hdrs = NULL;
   CURL *c = curl_easy_init ();
   CURLcode rc;
   long status = 0;
-  json_t *resp = NULL, *e;
+  json_t *resp = NULL, *fault;
   json_error_t je;
 
   *retry_r = read_only;
@@ -157,10 +249,14 @@ post_one (const char *ep, const char *path, const char *req, bool read_only,
     set_error (err, errlen, "curl_easy_init failed");
     return NULL;
   }
-  snprintf (url, sizeof url, "http://%s%s", ep, path);
+  snprintf (url, sizeof url, "%s://%s%s", e->tls ? "https" : "http", ep,
+            path);
   hdrs = curl_slist_append (hdrs, "Content-Type: application/json");
   curl_easy_setopt (c, CURLOPT_URL, url);
-  curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, e->tls ? "https" : "http");
+  curl_easy_setopt (c, CURLOPT_ERRORBUFFER, why);
+  if (e->tls)
+    set_tls (e, c);
   curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt (c, CURLOPT_POSTFIELDS, req);
   curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_data);
@@ -175,9 +271,10 @@ post_one (const char *ep, const char *path, const char *req, bool read_only,
   curl_slist_free_all (hdrs);
   curl_easy_cleanup (c);
   if (rc != CURLE_OK) {
-    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+    if (not_sent (rc))
       *retry_r = true;
-    set_error (err, errlen, "etcd %s: %s", ep, curl_easy_strerror (rc));
+    set_error (err, errlen, "etcd %s: %s%s", ep,
+               why[0] ? why : curl_easy_strerror (rc), hint (e, rc));
     goto out;
   }
   resp = b.data ? json_loads (b.data, 0, &je) : NULL;
@@ -188,12 +285,12 @@ post_one (const char *ep, const char *path, const char *req, bool read_only,
     resp = NULL;
     goto out;
   }
-  e = json_object_get (resp, "error");
-  if (e || status != 200) {
+  fault = json_object_get (resp, "error");
+  if (fault || status != 200) {
     /* A read may go to another member (one without a leader answers
      * "unavailable"); a write may have been applied all the same. */
     set_error (err, errlen, "etcd %s: %s", ep,
-               json_is_string (e) ? json_string_value (e) : "HTTP error");
+               json_is_string (fault) ? json_string_value (fault) : "HTTP error");
     json_decref (resp);
     resp = NULL;
     goto out;
@@ -220,7 +317,7 @@ call_within (struct etcd *e, const char *path, json_t *req, bool read_only,
   for (int t = 0; t < e->n; ++t) {
     int i = (first + t) % e->n;
     bool retry;
-    json_t *resp = post_one (e->endpoints[i], path, body, read_only,
+    json_t *resp = post_one (e, e->endpoints[i], path, body, read_only,
                              timeout_ms, &retry, err, errlen);
     if (resp) {
       __atomic_store_n (&e->cur, i, __ATOMIC_RELAXED);

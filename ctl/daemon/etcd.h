@@ -8,6 +8,7 @@
 #ifndef HANDOFF_CTL_ETCD_H
 #define HANDOFF_CTL_ETCD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,9 +17,17 @@
 struct etcd;
 
 /* URLS: etcd://HOST:PORT[,HOST:PORT...] (plain HTTP to the members'
- * client port).  NULL with err on a malformed list. */
+ * client port), or etcds://... (HTTPS).  NULL with err on a malformed
+ * list. */
 extern struct etcd *etcd_new (const char *urls, char *err, size_t errlen);
 extern void etcd_free (struct etcd *e);
+/* etcds://: the CA that signed the members' certificates (NULL: the
+ * system's) and this host's certificate and key (both or neither), PEM
+ * files, checked readable now.  -1 with err, also for any of them with
+ * etcd:// members. */
+extern int etcd_set_tls (struct etcd *e, const char *ca, const char *cert,
+                         const char *key, char *err, size_t errlen);
+extern bool etcd_tls (const struct etcd *e);
 /* How long each member may take to answer one call (default 4 s). */
 extern void etcd_set_timeout (struct etcd *e, int timeout_ms);
 

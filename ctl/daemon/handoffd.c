@@ -85,7 +85,12 @@ usage (FILE *fp, int code)
 "                          mirror's nbdkit always\n"
 "      --cluster etcd://HOST:PORT[,HOST:PORT...]\n"
 "                          fleet mode: membership, peers and the VMs'\n"
-"                          ownership in etcd (none by default)\n"
+"                          ownership in etcd (none by default); etcds://\n"
+"                          for TLS to the members\n"
+"      --cluster-ca FILE   etcds://: the CA of the members' certificates\n"
+"                          (default: the system's)\n"
+"      --cluster-cert FILE, --cluster-key FILE\n"
+"                          etcds://: this host's client certificate and key\n"
 "      --cluster-prefix P  the keys' prefix (default /handoff)\n"
 "      --cluster-ttl TIME  this host's lease (default 10s)\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
@@ -264,13 +269,16 @@ cluster_ttl_option (const char *arg)
   hd.cluster_ttl_s = (int) (v / 1000);
 }
 
+static void check_options (void);
+
 /* Options into hd; exits on --help, --version and usage errors. */
 static void
 parse_options (int argc, char **argv)
 {
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
          OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR, OPT_DISK_PATH, OPT_CLUSTER,
-         OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL };
+         OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL, OPT_CLUSTER_CA,
+         OPT_CLUSTER_CERT, OPT_CLUSTER_KEY };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -289,6 +297,9 @@ parse_options (int argc, char **argv)
     { "cluster", required_argument, NULL, OPT_CLUSTER },
     { "cluster-prefix", required_argument, NULL, OPT_CLUSTER_PREFIX },
     { "cluster-ttl", required_argument, NULL, OPT_CLUSTER_TTL },
+    { "cluster-ca", required_argument, NULL, OPT_CLUSTER_CA },
+    { "cluster-cert", required_argument, NULL, OPT_CLUSTER_CERT },
+    { "cluster-key", required_argument, NULL, OPT_CLUSTER_KEY },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -353,6 +364,9 @@ parse_options (int argc, char **argv)
     case OPT_CLUSTER: hd.cluster = optarg; break;
     case OPT_CLUSTER_PREFIX: cluster_prefix_option (optarg); break;
     case OPT_CLUSTER_TTL: cluster_ttl_option (optarg); break;
+    case OPT_CLUSTER_CA: hd.cluster_ca = optarg; break;
+    case OPT_CLUSTER_CERT: hd.cluster_cert = optarg; break;
+    case OPT_CLUSTER_KEY: hd.cluster_key = optarg; break;
     case OPT_LOG:
       if (strcmp (optarg, "json") == 0)
         log_set_sink (LOG_SINK_JSON);
@@ -370,6 +384,18 @@ parse_options (int argc, char **argv)
   }
   if (optind != argc)
     die ("unexpected argument '%s'", argv[optind]);
+  check_options ();
+}
+
+/* What the options name, checked before anything starts. */
+static void
+check_options (void)
+{
+  char err[1024];
+
+  if ((hd.cluster_ca || hd.cluster_cert || hd.cluster_key) && !hd.cluster)
+    die ("--cluster-ca, --cluster-cert and --cluster-key are for "
+         "--cluster etcds://...");
   if (name_check_host (hd.name, err, sizeof err) == -1)
     die ("--name: %s", err);
   if (access (hd.psk, R_OK) == -1)

@@ -163,6 +163,7 @@ migration_thread (void *arg)
   else
     run_live (m);
   close_dests (m);
+  cluster_place_done (m->vm);
   vm_release (m->vm);
   pthread_mutex_lock (&active_lock);
   for (size_t i = 0; i < MAX_ACTIVE; ++i)
@@ -348,9 +349,13 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
   pthread_t t;
   size_t slot = MAX_ACTIVE;
 
-  if (!m)
+  if (!m) {
+    /* What placement held for it, if it got that far. */
+    cluster_place_done (json_string_value (json_object_get (req, "vm")));
     return NULL;
+  }
   if (take_vm (m, err, errlen, rc) == -1) {
+    cluster_place_done (m->vm);
     free (m);
     return NULL;
   }
@@ -384,6 +389,7 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
       active[slot] = NULL;
     pthread_mutex_unlock (&active_lock);
     db_journal_end (m->id, "rolled_back", "cannot start");
+    cluster_place_done (m->vm);
     vm_release (m->vm);
     m->refs = 1;
     record_put (m);

@@ -282,6 +282,19 @@ record_next_event (struct migration *m, size_t *cursor, int timeout_ms,
   return ev;
 }
 
+json_t *
+record_result (struct migration *m)
+{
+  json_t *r = NULL;
+
+  pthread_mutex_lock (&m->lock);
+  if (m->finished)
+    r = json_incref (json_array_get (m->events,
+                                     json_array_size (m->events) - 1));
+  pthread_mutex_unlock (&m->lock);
+  return r;
+}
+
 void
 record_put (struct migration *m)
 {

@@ -168,6 +168,8 @@ extern void record_volume_emit (void *opaque, json_t *ev);
  * TIMEOUT_MS), or NULL.  *DONE once the result has been returned. */
 extern json_t *record_next_event (struct migration *m, size_t *cursor,
                                   int timeout_ms, bool *done);
+/* M's result event once it has one (a new reference), else NULL. */
+extern json_t *record_result (struct migration *m);
 /* Drop a reference. */
 extern void record_put (struct migration *m);
 /* A one-object summary for "status". */

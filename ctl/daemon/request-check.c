@@ -8,6 +8,7 @@
 #include "config.h"
 #include "def-check.h"
 #include "errors.h"
+#include "evacuate.h"
 #include "jsonutil.h"
 #include "names.h"
 #include "request-check.h"
@@ -250,6 +251,33 @@ check_job (json_t *req, char *err, size_t errlen)
     ? -1 : 0;
 }
 
+/* "evacuate" and "undrain": a host name; how many VMs move at once
+ * and each migration's limits, as "migrate" takes them. */
+static int
+check_evacuate (json_t *req, char *err, size_t errlen)
+{
+  const char *host;
+  uint64_t parallel = EVACUATE_DEFAULT_PARALLEL, max_downtime = 300;
+  uint64_t timeout = 600;
+
+  if (msg_get_string (req, "host", true, &host, err, errlen) != 0 ||
+      msg_get_u64 (req, "parallel", false, &parallel, err, errlen) == -1 ||
+      msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err,
+                   errlen) == -1 ||
+      msg_get_u64 (req, "timeout_s", false, &timeout, err, errlen) == -1)
+    return -1;
+  if (name_check_host (host, err, errlen) == -1)
+    return -1;
+  if (parallel < 1 || parallel > EVACUATE_MAX_PARALLEL)
+    return set_error (err, errlen, "--parallel takes 1 to %d",
+                      EVACUATE_MAX_PARALLEL);
+  if (max_downtime < 1 || max_downtime > MIGRATE_MAX_DOWNTIME_MS ||
+      timeout < MIGRATE_MIN_TIMEOUT_S || timeout > MIGRATE_MAX_TIMEOUT_S)
+    return set_error (err, errlen, "max downtime must be 1 ms to 10 min, the "
+                      "timeout 5 s to 1 day");
+  return 0;
+}
+
 static int
 check_nothing (json_t *req, char *err, size_t errlen)
 {
@@ -279,6 +307,8 @@ static const struct {
   { "abort", true, check_nothing },
   { "cutover", true, check_cutover },
   { "job", true, check_job },
+  { "evacuate", false, check_evacuate },
+  { "undrain", false, check_evacuate },
 };
 
 int

@@ -19,7 +19,9 @@
 #include "db.h"
 #include "errors.h"
 #include "def-check.h"
+#include "evacuate.h"
 #include "events.h"
+#include "exitcodes.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "names.h"
@@ -461,13 +463,8 @@ op_migrate (json_t *req, struct channel *c)
   struct migration *m = migration_start (req, err, sizeof err, &rc);
   bool follow_it = true;
 
-  if (!m) {
-    static const char *const codes[] = {
-      [4] = "denied", [5] = "rolled_back", [6] = "timeout",
-      [7] = "unreachable", [8] = "not_found",
-    };
-    return server_error (rc >= 4 && rc <= 8 ? codes[rc] : NULL, "%s", err);
-  }
+  if (!m)
+    return server_error (rc_code_name (rc), "%s", err);
   msg_get_bool (req, "follow", false, &follow_it, err, sizeof err);
   if (!follow_it) {
     json_t *s = record_summary (m);
@@ -585,6 +582,10 @@ server_handle (json_t *req, struct channel *c, void *opaque)
     return op_abort (req);
   if (strcmp (op, "cutover") == 0)
     return op_cutover (req, c);
+  if (strcmp (op, "evacuate") == 0)
+    return evacuate_run (req, c);
+  if (strcmp (op, "undrain") == 0)
+    return evacuate_undrain (req);
   if (strcmp (op, "job") == 0)
     return op_job (req, c);
   return server_error ("bad_request", "unknown op '%.64s'", op);
