@@ -34,6 +34,7 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/nbd-tls.c ctl/daemon/cluster-fence.c \
                  ctl/daemon/cluster.c ctl/daemon/cluster-place.c \
                  ctl/daemon/evacuate.c ctl/daemon/etcd.c \
+                 ctl/daemon/metrics.c ctl/daemon/metrics-http.c \
                  ctl/daemon/proc.c ctl/daemon/db.c
 HANDOFFD_OBJS := $(HANDOFFD_SRCS:%.c=$(O)/%.o)
 SBINS += $(O)/bin/handoffd
@@ -42,7 +43,7 @@ $(HANDOFFD_OBJS): $(O)/gen/build-info.h
 $(O)/bin/handoffd: $(HANDOFFD_OBJS) $(LIBHANDOFF)
 	@mkdir -p $(dir $@)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3 libsystemd libcurl)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIB_LIBS) $(call pc_libs,sqlite3 libsystemd libcurl libmicrohttpd)
 
 FUZZERS += fuzz-peer fuzz-policy fuzz-admin
 $(O)/fuzz/fuzz-admin: tests/fuzz/fuzz-admin.c ctl/daemon/request-check.c \

@@ -9,11 +9,17 @@
 #    the member's certificate; no client certificate; one another CA
 #    signed; a certificate without its key; a CA with etcd://; a CA file
 #    that is not there; the TLS options without --cluster.
+#  - --metrics over HTTPS on host 2's address: host 1 scrapes it with
+#    the CA, and plain HTTP gets nothing.  Refused at start: metrics on
+#    an address other than loopback without a certificate, a
+#    certificate without its key, a name instead of an address, the
+#    certificate options without --metrics, an address in use.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/handoffd.sh"
 requires etcd --version
 requires etcdctl version
 requires openssl version
+requires curl --version
 requires_netns
 make_tmpdir
 cd "$tmp" || fail "cannot enter $tmp"
@@ -40,6 +46,7 @@ done
 sign server etcd1 "subjectAltName=IP:${HOST_IP[1]}\nextendedKeyUsage=serverAuth,clientAuth"
 sign client handoff "extendedKeyUsage=clientAuth"
 sign rogue handoff "extendedKeyUsage=clientAuth" other-ca
+sign metrics host2 "subjectAltName=IP:${HOST_IP[2]}\nextendedKeyUsage=serverAuth"
 
 ep=${HOST_IP[1]}:2379
 on_host 1 etcd --name e1 --data-dir "$tmp/etcd1" \
@@ -61,10 +68,11 @@ wait_for 60 "etcd over TLS" ectl endpoint health
 handoff keygen k.psk >/dev/null 2>&1
 tls=(--cluster-ca "$tmp/ca.pem" --cluster-cert "$tmp/client.pem"
      --cluster-key "$tmp/client.key")
-for i in 1 2; do
-  HD_NO_PEERS=1 start_handoffd "$i" --cluster "etcds://$ep" "${tls[@]}" \
-    --cluster-ttl 4s
-done
+HD_NO_PEERS=1 start_handoffd 1 --cluster "etcds://$ep" "${tls[@]}" \
+  --cluster-ttl 4s
+HD_NO_PEERS=1 start_handoffd 2 --cluster "etcds://$ep" "${tls[@]}" \
+  --cluster-ttl 4s --metrics "${HOST_IP[2]}:9469" \
+  --metrics-cert "$tmp/metrics.pem" --metrics-key "$tmp/metrics.key"
 sees ()
 {
   [ "$(hcli "$1" cluster hosts --json | jq -r '[.hosts[].name] | sort | join(",")')" = host1,host2 ]
@@ -75,6 +83,15 @@ hcli 1 cluster hosts
 [ "$(ectl get --prefix --keys-only /handoff/hosts/ | grep -c .)" = 2 ] ||
   fail "etcd does not hold both hosts' entries"
 grep -q "plain HTTP" "$tmp/h1.log" && fail "handoffd warns of plain HTTP over etcds://"
+
+# Host 2's metrics over HTTPS, from host 1; not over plain HTTP.
+on_host 1 curl -sf --cacert ca.pem "https://${HOST_IP[2]}:9469/metrics" > m.txt ||
+  fail "host 1 cannot scrape host 2's metrics over HTTPS"
+grep -q '^handoff_cluster_member 1$' m.txt && grep -q '^handoff_cluster_lease_live 1$' m.txt ||
+  fail "host 2's metrics do not show its cluster lease: $(grep cluster m.txt)"
+on_host 1 curl -sf "http://${HOST_IP[2]}:9469/metrics" > /dev/null 2>&1 &&
+  fail "host 2's metrics answered plain HTTP"
+echo "host 2's metrics: HTTPS only, $(grep -c '^handoff_' m.txt) series"
 
 # refused TEXT ARGS...: handoffd (host9, on host 2) with ARGS exits
 # non-zero at start, says TEXT, and leaves nothing of itself in etcd.
@@ -106,6 +123,12 @@ refused "for etcds://" --cluster "etcd://$ep" --cluster-ca "$tmp/ca.pem"
 refused "no such file" --cluster "etcds://$ep" --cluster-ca "$tmp/nothing.pem"
 refused "are for --cluster" --cluster-ca "$tmp/ca.pem"
 refused "every member" --cluster "etcds://$ep,etcd://${HOST_IP[2]}:2379"
+refused "not a loopback address" --metrics "${HOST_IP[2]}:9470"
+refused "go together" --metrics 127.0.0.1:9470 --metrics-cert "$tmp/metrics.pem"
+refused "an IP address, not a name" --metrics localhost:9470
+refused "are for --metrics" --metrics-key "$tmp/metrics.key"
+refused "cannot serve metrics on" --metrics "${HOST_IP[2]}:9469" \
+  --metrics-cert "$tmp/metrics.pem" --metrics-key "$tmp/metrics.key"
 echo "$n bad starts refused, nothing of them in etcd"
 sees 1 || fail "host 1 lost a member while bad starts were refused"
 echo "ok"

@@ -55,6 +55,9 @@ struct hd_config {
   const char *cluster_ca;       /* --cluster-ca, or NULL */
   const char *cluster_cert;     /* --cluster-cert, or NULL */
   const char *cluster_key;      /* --cluster-key, or NULL */
+  const char *metrics;          /* --metrics ADDR:PORT, or NULL */
+  const char *metrics_cert;     /* --metrics-cert, or NULL */
+  const char *metrics_key;      /* --metrics-key, or NULL */
   const char *cluster_prefix;
   int cluster_ttl_s;
   struct hd_peer *peers;

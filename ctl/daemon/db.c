@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 static sqlite3 *db;
 static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -528,12 +529,22 @@ int
 db_journal_end (const char *id, const char *result, const char *note)
 {
   int64_t now = wall_ms ();
+  json_t *row = db_journal_get (id);
+  const char *was = json_string_value (json_object_get (row, "result"));
+  const char *role = json_string_value (json_object_get (row, "role"));
+  int r;
 
-  if (run ("UPDATE journal SET result = ?, updated = ? WHERE id = ?", NULL,
-           NULL, "sis", result, now, id) == -1)
-    return -1;
-  return run ("INSERT INTO steps (mid, at, phase, note) VALUES (?, ?, ?, ?)",
-              NULL, NULL, "siss", id, now, result, note);
+  r = run ("UPDATE journal SET result = ?, updated = ? WHERE id = ?", NULL,
+           NULL, "sis", result, now, id);
+  if (r == 0)
+    r = run ("INSERT INTO steps (mid, at, phase, note) VALUES (?, ?, ?, ?)",
+             NULL, NULL, "siss", id, now, result, note);
+  /* Counted once, at the first end (a settled doubt ends it again). */
+  if (r == 0 && role && (!was || !was[0]))
+    metrics_migration_ended (role, result, (double) (now - json_integer_value (
+      json_object_get (row, "started"))) / 1000.0);
+  json_decref (row);
+  return r;
 }
 
 static void

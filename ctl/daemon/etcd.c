@@ -217,8 +217,12 @@ not_sent (CURLcode rc)
 static const char *
 hint (const struct etcd *e, CURLcode rc)
 {
-  bool lost = rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
-    rc == CURLE_SEND_ERROR || rc == CURLE_SSL_CONNECT_ERROR;
+  /* Reached, then dropped: not a failure to connect, to resolve, to
+   * trust the member or to read our own files, nor a time limit. */
+  bool lost = rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST &&
+    rc != CURLE_OPERATION_TIMEDOUT && rc != CURLE_PEER_FAILED_VERIFICATION &&
+    rc != CURLE_SSL_CACERT_BADFILE && rc != CURLE_SSL_CERTPROBLEM &&
+    rc != CURLE_OUT_OF_MEMORY;
 
   if (!e->tls && rc == CURLE_GOT_NOTHING)
     return " (does the member serve TLS? then name it etcds://)";

@@ -34,6 +34,7 @@
 #include "exitcodes.h"
 #include "hostid.h"
 #include "log.h"
+#include "metrics.h"
 #include "nbd-tls.h"
 #include "migration.h"
 #include "names.h"
@@ -93,6 +94,10 @@ usage (FILE *fp, int code)
 "                          etcds://: this host's client certificate and key\n"
 "      --cluster-prefix P  the keys' prefix (default /handoff)\n"
 "      --cluster-ttl TIME  this host's lease (default 10s)\n"
+"      --metrics ADDR:PORT serve Prometheus metrics at /metrics (none by\n"
+"                          default; HTTPS needed beyond loopback)\n"
+"      --metrics-cert FILE, --metrics-key FILE\n"
+"                          serve them over HTTPS with this certificate\n"
 "      --io-timeout TIME   a peer or data channel silent this long has\n"
 "                          failed (default 30s)\n"
 "      --log FORMAT        stderr (default), json or syslog\n"
@@ -278,7 +283,8 @@ parse_options (int argc, char **argv)
   enum { OPT_PEER = 256, OPT_QEMU, OPT_ACCEL, OPT_TIMEOUT, OPT_LOG,
          OPT_TRANSPORT, OPT_ADMIN, OPT_HOOK_DIR, OPT_DISK_PATH, OPT_CLUSTER,
          OPT_CLUSTER_PREFIX, OPT_CLUSTER_TTL, OPT_CLUSTER_CA,
-         OPT_CLUSTER_CERT, OPT_CLUSTER_KEY };
+         OPT_CLUSTER_CERT, OPT_CLUSTER_KEY, OPT_METRICS, OPT_METRICS_CERT,
+         OPT_METRICS_KEY };
   static const struct option long_options[] = {
     { "name", required_argument, NULL, 'n' },
     { "state-dir", required_argument, NULL, 's' },
@@ -300,6 +306,9 @@ parse_options (int argc, char **argv)
     { "cluster-ca", required_argument, NULL, OPT_CLUSTER_CA },
     { "cluster-cert", required_argument, NULL, OPT_CLUSTER_CERT },
     { "cluster-key", required_argument, NULL, OPT_CLUSTER_KEY },
+    { "metrics", required_argument, NULL, OPT_METRICS },
+    { "metrics-cert", required_argument, NULL, OPT_METRICS_CERT },
+    { "metrics-key", required_argument, NULL, OPT_METRICS_KEY },
     { "log", required_argument, NULL, OPT_LOG },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -367,6 +376,9 @@ parse_options (int argc, char **argv)
     case OPT_CLUSTER_CA: hd.cluster_ca = optarg; break;
     case OPT_CLUSTER_CERT: hd.cluster_cert = optarg; break;
     case OPT_CLUSTER_KEY: hd.cluster_key = optarg; break;
+    case OPT_METRICS: hd.metrics = optarg; break;
+    case OPT_METRICS_CERT: hd.metrics_cert = optarg; break;
+    case OPT_METRICS_KEY: hd.metrics_key = optarg; break;
     case OPT_LOG:
       if (strcmp (optarg, "json") == 0)
         log_set_sink (LOG_SINK_JSON);
@@ -396,6 +408,8 @@ check_options (void)
   if ((hd.cluster_ca || hd.cluster_cert || hd.cluster_key) && !hd.cluster)
     die ("--cluster-ca, --cluster-cert and --cluster-key are for "
          "--cluster etcds://...");
+  if ((hd.metrics_cert || hd.metrics_key) && !hd.metrics)
+    die ("--metrics-cert and --metrics-key are for --metrics");
   if (name_check_host (hd.name, err, sizeof err) == -1)
     die ("--name: %s", err);
   if (access (hd.psk, R_OK) == -1)
@@ -472,6 +486,12 @@ main (int argc, char **argv)
     if (cluster_fence_start () == -1)
       die ("--cluster: cannot start the fence's thread");
   }
+  if (hd.metrics) {
+    char err[1024];
+    if (metrics_serve (hd.metrics, hd.metrics_cert, hd.metrics_key, err,
+                       sizeof err) == -1)
+      die ("--metrics: %s", err);
+  }
   /* Before taking requests: finish or undo what a previous run left
    * (in fleet mode, with the cluster's word on who owns what). */
   recover_all ();
@@ -544,6 +564,7 @@ main (int argc, char **argv)
   ctlserver_stop (peers);
   ctlserver_stop (admin);
   ctlserver_stop (cli);
+  metrics_stop ();
   cluster_fence_stop ();
   cluster_stop ();
   db_close ();

@@ -18,6 +18,7 @@
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "migration.h"
 #include "names.h"
 #include "record.h"
@@ -152,6 +153,27 @@ run_live (struct migration *m)
   record_finish (m, res);
 }
 
+/* For --metrics: what M's streams carried (the last samples: the
+ * completion's final bytes are a rounding error) and its blackout. */
+static void
+count_metrics (struct migration *m)
+{
+  json_t *res = record_result (m);
+  json_t *downtime = json_object_get (res, "downtime_ms");
+  double disk = 0;
+
+  if (json_is_true (json_object_get (res, "ok")) && json_is_number (downtime))
+    metrics_downtime (json_number_value (downtime) / 1000.0);
+  json_decref (res);
+
+  for (size_t i = 0; i < m->ndests; ++i)
+    disk += m->dests[i].disk_sent;
+  metrics_bytes (METRICS_DISK, disk);
+  metrics_bytes (METRICS_FILES, m->files_sent);
+  metrics_bytes (METRICS_RAM, (double) json_integer_value (json_object_get (
+    json_object_get (m->ram_final, "ram"), "transferred")));
+}
+
 static void *
 migration_thread (void *arg)
 {
@@ -162,6 +184,7 @@ migration_thread (void *arg)
                     m->shutdown_ms, record_volume_emit, m);
   else
     run_live (m);
+  count_metrics (m);
   close_dests (m);
   cluster_place_done (m->vm);
   vm_release (m->vm);
@@ -452,6 +475,25 @@ migration_wait_idle (int timeout_ms)
       return false;
     usleep (100 * 1000);
   }
+}
+
+json_t *
+migration_list (void)
+{
+  json_t *out = json_array ();
+
+  pthread_mutex_lock (&active_lock);
+  for (size_t i = 0; i < MAX_ACTIVE; ++i) {
+    struct migration *m = active[i];
+    if (!m)
+      continue;
+    pthread_mutex_lock (&m->lock);
+    json_array_append_new (out, json_pack ("{s:s, s:s, s:s}", "vm", m->vm,
+                                           "phase", m->phase, "to", m->to));
+    pthread_mutex_unlock (&m->lock);
+  }
+  pthread_mutex_unlock (&active_lock);
+  return out;
 }
 
 bool

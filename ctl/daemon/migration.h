@@ -37,5 +37,7 @@ extern void migration_abort_all (const char *why);
 extern bool migration_wait_idle (int timeout_ms);
 /* Does migration ID run in a thread of this daemon? */
 extern bool migration_running (const char *id);
+/* The migrations this host sends now: [{vm, phase, to}]. */
+extern json_t *migration_list (void);
 
 #endif /* HANDOFF_CTL_MIGRATION_H */

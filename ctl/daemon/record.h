@@ -123,6 +123,7 @@ struct migration {
   size_t ndisks;
   bool has_dir;
   bool complete_sent;
+  double files_sent;            /* The share's bytes copied, last sample */
   int64_t owner_rev;            /* fleet mode: the VM's owner key's revision */
   bool admitted;
   struct dest dests[MAX_DESTS];

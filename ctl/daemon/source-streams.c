@@ -123,6 +123,7 @@ sample_share (struct migration *m, struct sample *s, int *rc, char *err,
     if (strcmp (state, "ready") != 0)
       s->storage_ready = s->shared_stored = false;
     s->shared_rate = el > 0 ? num (st, "bytes_copied") / el : 0.0;
+    m->files_sent = num (st, "bytes_copied");
     json_array_append_new (s->streams, json_pack (
       "{s:s, s:s, s:f, s:f, s:f}", "name", "files", "state", state,
       "done", num (st, "bytes_copied"), "total", num (st, "bytes"),
