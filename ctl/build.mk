@@ -52,7 +52,8 @@ $(O)/fuzz/fuzz-peer: tests/fuzz/fuzz-peer.c ctl/daemon/peer-check.c \
                      ctl/daemon/def-check.c
 $(O)/fuzz/fuzz-policy: FUZZ_LIBS = $(call pc_libs,sqlite3)
 $(O)/fuzz/fuzz-policy: tests/fuzz/fuzz-policy.c ctl/daemon/policy.c \
-                       ctl/daemon/db.c ctl/daemon/config.c
+                       ctl/daemon/db.c ctl/daemon/config.c \
+                       ctl/daemon/metrics.c
 
 CTL_TESTS := $(O)/ctl/daemon/test-peer-check $(O)/ctl/daemon/test-proc
 UNIT_TESTS += $(CTL_TESTS)

@@ -122,7 +122,7 @@ watch_pid=$!
 echo "$watch_pid" > watch.pid
 cleanup_fn kill_pidfile "$tmp/watch.pid"
 # Host 1's migration phases from its metrics, while they run.
-( while :; do scrape 1 | grep '^handoff_migration_phase{' >> phases.log; sleep 0.2; done ) &
+( while :; do scrape 1 | grep '^handoff_migration_phase{' >> phases.log || true; sleep 0.2; done ) &
 echo $! > phases.pid
 cleanup_fn kill_pidfile "$tmp/phases.pid"
 
