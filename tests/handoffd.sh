@@ -482,3 +482,26 @@ etcd_member ()
   echo $! > "$tmp/etcd$i.pid"
   cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
 }
+
+# console_watch_start: tests/console-watch.py over every host's VM
+# consoles, ten sweeps a second, ahead of the guests for the CPU (a
+# starved watcher sees little).  console_watch_stop: stop it; fail if
+# it saw a VM run on two hosts at once.
+console_watch_start ()
+{
+  nice -n -15 python3 "$top/tests/console-watch.py" "$tmp" 0.1 \
+    > "$tmp/watch.out" 2>&1 &
+  CONSOLE_WATCH_PID=$!
+  echo "$CONSOLE_WATCH_PID" > "$tmp/watch.pid"
+  cleanup_fn kill_pidfile "$tmp/watch.pid"
+}
+console_watch_stop ()
+{
+  local rc=0
+  kill -TERM "$CONSOLE_WATCH_PID"
+  wait "$CONSOLE_WATCH_PID" || rc=$?
+  cat "$tmp/watch.out"
+  [ "$rc" = 0 ] || fail "a VM ran on two hosts at once"
+  grep -q "no VM ran on two hosts" "$tmp/watch.out" ||
+    fail "the console watcher did not finish"
+}

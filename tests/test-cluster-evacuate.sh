@@ -116,11 +116,7 @@ fi
 grep -q "ran on two hosts: ghost on hosts 8,9" fake.out || { cat fake.out; fail "the watcher's report"; }
 
 # The watcher: every VM's console on every host, ten times a second.
-# Ahead of the guests for the CPU: a starved watcher sees little.
-nice -n -15 python3 "$top/tests/console-watch.py" "$tmp" 0.1 > watch.out 2>&1 &
-watch_pid=$!
-echo "$watch_pid" > watch.pid
-cleanup_fn kill_pidfile "$tmp/watch.pid"
+console_watch_start
 # Host 1's migration phases from its metrics, while they run.
 ( while :; do scrape 1 | grep '^handoff_migration_phase{' >> phases.log || true; sleep 0.2; done ) &
 echo $! > phases.pid
@@ -133,12 +129,7 @@ cat ev.out
 grep -q "^web5 did not move: .*MiB free for web5" ev.out ||
   fail "evacuate does not say why web5 stayed"
 kill_pidfile "$tmp/phases.pid"
-kill -TERM "$watch_pid"
-rc=0
-wait "$watch_pid" || rc=$?
-cat watch.out
-[ "$rc" = 0 ] || fail "a VM ran on two hosts at once"
-grep -q "no VM ran on two hosts" watch.out || fail "the watcher did not finish"
+console_watch_stop
 
 # What the metrics say of it.
 grep -q 'handoff_migration_phase{vm="web1",phase="[a-z_]*"' phases.log ||

@@ -153,24 +153,29 @@ cli_code_rc (const char *code)
   return RC_ERROR;
 }
 
+struct channel *
+cli_send (json_t *req, int *rc)
+{
+  struct channel *c = cli_connect (rc);
+
+  if (c && chan_send_json (c, req) == -1) {
+    chan_close (c);
+    c = NULL;
+    *rc = cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
+  }
+  json_decref (req);
+  return c;
+}
+
 json_t *
 cli_request (json_t *req, int *rc)
 {
-  struct channel *c = cli_connect (rc);
+  struct channel *c = cli_send (req, rc);
   json_t *r;
   bool eof;
 
-  if (!c) {
-    json_decref (req);
+  if (!c)
     return NULL;
-  }
-  if (chan_send_json (c, req) == -1) {
-    json_decref (req);
-    chan_close (c);
-    *rc = cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
-    return NULL;
-  }
-  json_decref (req);
   r = chan_recv_json (c, 600000, &eof);
   chan_close (c);
   if (!r) {

@@ -31,6 +31,9 @@ extern int cli_bad_option (const char *cmd, char **argv,
                            const char *optstring);
 /* A channel to the daemon, or NULL (printed; *rc the exit code). */
 extern struct channel *cli_connect (int *rc);
+/* Connect and send REQ (stolen): the channel, for the caller to read
+ * the replies from and close; NULL (printed, *rc set) if that failed. */
+extern struct channel *cli_send (json_t *req, int *rc);
 /* One request (stolen), one reply: the reply if "ok", else NULL (the
  * error printed, *rc set from its code). */
 extern json_t *cli_request (json_t *req, int *rc);

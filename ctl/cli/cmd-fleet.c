@@ -188,17 +188,9 @@ cmd_evacuate (int argc, char **argv)
   json_object_set_new (req, "op", json_string ("evacuate"));
   json_object_set_new (req, "host", json_string (argv[optind]));
 
-  struct channel *ch = cli_connect (&rc);
-  if (!ch) {
-    json_decref (req);
+  struct channel *ch = cli_send (req, &rc);
+  if (!ch)
     return rc;
-  }
-  if (chan_send_json (ch, req) == -1) {
-    json_decref (req);
-    chan_close (ch);
-    return cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
-  }
-  json_decref (req);
   rc = follow (ch, timeout_s, json_out);
   chan_close (ch);
   return rc;

@@ -405,21 +405,12 @@ request (json_t *req, const char *vm, const char *to, uint64_t timeout,
          bool json_out, bool detach, bool interruptible)
 {
   int rc;
-  struct channel *ch = cli_connect (&rc);
 
   if (interruptible && !detach)
     catch_sigint ();
-
-  if (!ch) {
-    json_decref (req);
+  struct channel *ch = cli_send (req, &rc);
+  if (!ch)
     return rc;
-  }
-  if (chan_send_json (ch, req) == -1) {
-    json_decref (req);
-    chan_close (ch);
-    return cli_fail (RC_UNREACHABLE, "handoffd closed the connection");
-  }
-  json_decref (req);
   rc = follow (ch, vm, to, timeout, json_out, detach);
   chan_close (ch);
   return rc;
