@@ -26,6 +26,21 @@ msg_error (const char *fmt, ...)
   return json_pack ("{s:b, s:s}", "ok", 0, "error", buf);
 }
 
+json_t *
+msg_error_code (const char *code, const char *fmt, ...)
+{
+  char buf[2048];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (buf, sizeof buf, fmt, ap);
+  va_end (ap);
+  json_t *r = json_pack ("{s:b, s:s}", "ok", 0, "error", buf);
+  if (r && code)
+    json_object_set_new (r, "code", json_string (code));
+  return r;
+}
+
 static json_t *
 get (json_t *o, const char *key, bool required, int *r,
      char *err, size_t errlen)

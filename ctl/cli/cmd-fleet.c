@@ -128,7 +128,6 @@ cmd_evacuate (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  bool json_out = false;
   uint64_t timeout_s = 600;
   json_t *req = json_object ();
   int c, rc;
@@ -171,7 +170,7 @@ cmd_evacuate (int argc, char **argv)
                                                            timeout_s));
       break;
     case 'S': cli_socket_path = optarg; break;
-    case 'j': json_out = true; break;
+    case 'j': cli_json = true; break;
     case 'h':
       json_decref (req);
       evacuate_usage (stdout);
@@ -191,7 +190,7 @@ cmd_evacuate (int argc, char **argv)
   struct channel *ch = cli_send (req, &rc);
   if (!ch)
     return rc;
-  rc = follow (ch, timeout_s, json_out);
+  rc = follow (ch, timeout_s, cli_json);
   chan_close (ch);
   return rc;
 }
@@ -199,31 +198,29 @@ cmd_evacuate (int argc, char **argv)
 int
 cmd_undrain (int argc, char **argv)
 {
-  bool json_out = false;
-  int rc;
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 'S' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c, rc;
 
+  /* A bad option's error is JSON too when --json comes after it. */
   for (int i = 1; i < argc; ++i)
-    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+    cli_json |= strcmp (argv[i], "--json") == 0;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'S': cli_socket_path = optarg; break;
+    case 'j': cli_json = true; break;
+    case 'h':
       printf ("Usage: handoff undrain HOST [--socket PATH] [--json]\n\n"
               "HOST takes VMs again after 'handoff evacuate HOST': placement\n"
               "may pick it and it admits incoming VMs.  Run it on HOST's own\n"
               "handoffd.\n");
       return RC_OK;
-    }
-  static const struct option opts[] = {
-    { "socket", required_argument, NULL, 'S' },
-    { "json", no_argument, NULL, 'j' },
-    { NULL, 0, NULL, 0 },
-  };
-  int c;
-  for (int i = 1; i < argc; ++i)
-    cli_json |= strcmp (argv[i], "--json") == 0;
-  opterr = 0;
-  while ((c = getopt_long (argc, argv, "S:j", opts, NULL)) != -1) {
-    switch (c) {
-    case 'S': cli_socket_path = optarg; break;
-    case 'j': json_out = true; break;
-    default: return cli_bad_option ("undrain", argv, "S:j");
+    default: return cli_bad_option ("undrain", argv, "S:jh");
     }
   }
   if (argc - optind != 1)
@@ -232,7 +229,7 @@ cmd_undrain (int argc, char **argv)
                                       argv[optind]), &rc);
   if (!r)
     return rc;
-  if (json_out)
+  if (cli_json)
     cli_print_json (r);
   else
     printf ("%s takes VMs again\n", argv[optind]);

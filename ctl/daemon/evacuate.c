@@ -12,7 +12,6 @@
  * running as before (its migration rolls back); the others go on.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,25 +43,6 @@ struct evacuation {
   json_t *moved, *failed;       /* Arrays of what became of each VM. */
   uint64_t max_downtime_ms, timeout_s;
 };
-
-static json_t *
-error_reply (int rc, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
-static json_t *
-error_reply (int rc, const char *fmt, ...)
-{
-  char msg[1024];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  json_t *r = msg_error ("%s", msg);
-  if (rc_code_name (rc))
-    json_object_set_new (r, "code", json_string (rc_code_name (rc)));
-  return r;
-}
 
 /* EV (stolen) to the CLI, if it still listens; the evacuation goes on
  * without it. */
@@ -212,23 +192,24 @@ evacuate_run (json_t *req, struct channel *c)
                sizeof err);
   msg_get_u64 (req, "timeout_s", false, &ev.timeout_s, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
-    return error_reply (RC_ERROR, "this is host %s, not %s: an evacuation "
-                        "runs on the host it empties (handoff --host "
-                        "ADDRESS-OF-%s evacuate %s)", hd.name, host, host,
-                        host);
+    return msg_error_code (NULL, "this is host %s, not %s: an evacuation "
+                           "runs on the host it empties (handoff --host "
+                           "ADDRESS-OF-%s evacuate %s)", hd.name, host, host,
+                           host);
   if (!cluster_enabled ())
-    return error_reply (RC_NOT_FOUND, "evacuate needs fleet mode (handoffd "
-                        "--cluster): placement picks where each VM goes");
+    return msg_error_code ("not_found", "evacuate needs fleet mode "
+                           "(handoffd --cluster): placement picks where each "
+                           "VM goes");
   if (!cluster_lease_live ())
-    return error_reply (RC_UNREACHABLE, "this host's cluster lease is not "
-                        "live: it moves no VM until it is");
+    return msg_error_code ("unreachable", "this host's cluster lease is "
+                           "not live: it moves no VM until it is");
   pthread_mutex_lock (&running_lock);
   bool busy = running;
   running = true;
   pthread_mutex_unlock (&running_lock);
   if (busy)
-    return error_reply (RC_ERROR, "an evacuation of %s already runs",
-                        hd.name);
+    return msg_error_code (NULL, "an evacuation of %s already runs",
+                           hd.name);
 
   if (cluster_set_draining (true, err, sizeof err) == -1)
     log_warn ("evacuate: cannot publish that %s drains (it refuses incoming "
@@ -246,17 +227,17 @@ evacuate_run (json_t *req, struct channel *c)
   json_decref (todo);
 
   size_t nfailed = json_array_size (ev.failed);
+  size_t nmoved = json_array_size (ev.moved);
   json_t *r = nfailed == 0 ? json_pack ("{s:b}", "ok", 1)
-    : error_reply (RC_ROLLED_BACK, "%zu of %zu VM%s did not move off %s "
-                   "(each stays here as it was)", nfailed, nvms,
-                   nvms == 1 ? "" : "s", hd.name);
+    : msg_error_code ("rolled_back", "%zu of %zu VM%s did not move off %s "
+                      "(each stays here as it was)", nfailed, nvms,
+                      nvms == 1 ? "" : "s", hd.name);
   json_object_set_new (r, "host", json_string (hd.name));
   json_object_set_new (r, "moved", ev.moved);
   json_object_set_new (r, "failed", ev.failed);
   json_object_set_new (r, "draining", json_true ());
-  log_info ("evacuate: %zu VM%s moved off %s, %zu not", json_array_size
-            (json_object_get (r, "moved")), json_array_size
-            (json_object_get (r, "moved")) == 1 ? "" : "s", hd.name, nfailed);
+  log_info ("evacuate: %zu VM%s moved off %s, %zu not", nmoved,
+            nmoved == 1 ? "" : "s", hd.name, nfailed);
   pthread_mutex_lock (&running_lock);
   running = false;
   pthread_mutex_unlock (&running_lock);
@@ -271,17 +252,17 @@ evacuate_undrain (json_t *req)
 
   msg_get_string (req, "host", true, &host, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
-    return error_reply (RC_ERROR, "this is host %s, not %s", hd.name, host);
+    return msg_error_code (NULL, "this is host %s, not %s", hd.name, host);
   /* Held across: no evacuation starts while this one ends the drain. */
   pthread_mutex_lock (&running_lock);
   int r = running ? 1 : cluster_set_draining (false, err, sizeof err);
   pthread_mutex_unlock (&running_lock);
   if (r == 1)
-    return error_reply (RC_ERROR, "an evacuation of %s runs: it drains "
-                        "until that ends", hd.name);
+    return msg_error_code (NULL, "an evacuation of %s runs: it drains "
+                           "until that ends", hd.name);
   if (r == -1)
-    return error_reply (cluster_enabled () ? RC_UNREACHABLE : RC_NOT_FOUND,
-                        "%s", err);
+    return msg_error_code (cluster_enabled () ? "unreachable" : "not_found",
+                           "%s", err);
   return json_pack ("{s:b, s:s, s:b}", "ok", 1, "host", hd.name, "draining",
                     0);
 }

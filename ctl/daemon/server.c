@@ -35,22 +35,6 @@
 #include "transport.h"
 #include "vm.h"
 
-json_t *
-server_error (const char *code, const char *fmt, ...)
-{
-  char msg[2048];
-  va_list ap;
-  json_t *r;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  r = msg_error ("%s", msg);
-  if (code)
-    json_object_set_new (r, "code", json_string (code));
-  return r;
-}
-
 /* ------------------------------------------------------------------ *
  * Each op meets only requests request_check passed: its fields are
  * there, of their types, and sound. */
@@ -70,7 +54,7 @@ op_define (json_t *req)
     struct stat st;
     const char *p = json_string_value (json_object_get (d, "path"));
     if (stat (p, &st) == -1 || !S_ISREG (st.st_mode))
-      return server_error ("not_found", "disk %s: %s", p,
+      return msg_error_code ("not_found", "disk %s: %s", p,
                         errno ? strerror (errno) : "not a regular file");
     json_object_set_new (d, "size", json_integer ((json_int_t) st.st_size));
   }
@@ -78,25 +62,26 @@ op_define (json_t *req)
                                                       NULL }; *k; ++k) {
     const char *p = json_string_value (json_object_get (def, *k));
     if (p && access (p, R_OK) == -1)
-      return server_error ("not_found", "%s %s: %s", *k, p, strerror (errno));
+      return msg_error_code ("not_found", "%s %s: %s", *k, p,
+                             strerror (errno));
   }
   const char *dir = json_string_value (json_object_get (def, "dir"));
   struct stat st;
   if (dir && (stat (dir, &st) == -1 || !S_ISDIR (st.st_mode)))
-    return server_error ("not_found", "dir %s: not a directory", dir);
+    return msg_error_code ("not_found", "dir %s: not a directory", dir);
 
   db_begin ();
   json_t *old = db_vm_get (name);
   if (old) {
     json_decref (old);
     db_rollback ();
-    return server_error ("bad_request", "a VM named '%s' is already defined "
+    return msg_error_code ("bad_request", "a VM named '%s' is already defined "
                       "here", name);
   }
   if (db_vm_put (name, def, "stopped") == -1 ||
       (objects && db_objects_replace (name, objects) == -1)) {
     db_rollback ();
-    return server_error (NULL, "cannot store VM %s", name);
+    return msg_error_code (NULL, "cannot store VM %s", name);
   }
   db_commit ();
   log_info ("VM %s defined", name);
@@ -109,7 +94,7 @@ get_vm (json_t *req, const char **name_r, json_t **row_r)
   *name_r = json_string_value (json_object_get (req, "vm"));
   *row_r = db_vm_get (*name_r);
   if (!*row_r)
-    return server_error ("not_found", "no VM named '%.64s' here", *name_r);
+    return msg_error_code ("not_found", "no VM named '%.64s' here", *name_r);
   return NULL;
 }
 
@@ -126,21 +111,22 @@ op_start (json_t *req)
     const char *st = json_string_value (json_object_get (row, "state"));
     if (strcmp (st, "in_doubt") == 0 || strcmp (st, "incoming") == 0) {
       json_decref (row);
-      return server_error (NULL, "VM %s %s", name, strcmp (st, "incoming") == 0
-                        ? "is being received from another host"
-                        : "is in doubt: its volumes were handed to another "
-                        "host that has not said whether it runs it; "
-                        "handoffd keeps asking");
+      return msg_error_code (NULL, "VM %s %s", name,
+                             strcmp (st, "incoming") == 0
+                             ? "is being received from another host"
+                             : "is in doubt: its volumes were handed to "
+                             "another host that has not said whether it "
+                             "runs it; handoffd keeps asking");
     }
   }
   if (vm_claim (name, "starting", err, sizeof err) == -1) {
     json_decref (row);
-    return server_error (NULL, "%s", err);
+    return msg_error_code (NULL, "%s", err);
   }
   if (vm_qemu_alive (name)) {
     vm_release (name);
     json_decref (row);
-    return server_error (NULL, "VM %s is already running", name);
+    return msg_error_code (NULL, "VM %s is already running", name);
   }
   int r = vm_start (name, json_object_get (row, "def"), false, NULL, err,
                     sizeof err);
@@ -149,7 +135,7 @@ op_start (json_t *req)
   vm_release (name);
   json_decref (row);
   if (r == -1)
-    return server_error (NULL, "%s", err);
+    return msg_error_code (NULL, "%s", err);
   log_info ("VM %s started", name);
   return json_pack ("{s:b}", "ok", 1);
 }
@@ -202,10 +188,10 @@ op_stop (json_t *req)
     return e;
   json_decref (row);
   if (vm_claim (name, "stopping", err, sizeof err) == -1)
-    return server_error (NULL, "%s", err);
+    return msg_error_code (NULL, "%s", err);
   if (!force && shutdown_guest (name, timeout_ms, err, sizeof err) == -1) {
     vm_release (name);
-    return server_error ("timeout", "%s", err);
+    return msg_error_code ("timeout", "%s", err);
   }
   vm_stop (name);
   db_vm_set_state (name, "stopped");
@@ -226,16 +212,16 @@ op_undefine (json_t *req)
   if (strcmp (json_string_value (json_object_get (row, "state")),
               "in_doubt") == 0) {
     json_decref (row);
-    return server_error (NULL, "VM %s is in doubt (a volume handoff waits for "
-                      "its destination's word): it cannot be undefined now",
-                      name);
+    return msg_error_code (NULL, "VM %s is in doubt (a volume handoff waits "
+                           "for its destination's word): it cannot be "
+                           "undefined now", name);
   }
   json_decref (row);
   if (vm_claim (name, "undefining", err, sizeof err) == -1)
-    return server_error (NULL, "%s", err);
+    return msg_error_code (NULL, "%s", err);
   if (vm_qemu_alive (name)) {
     vm_release (name);
-    return server_error (NULL, "VM %s is running: stop it first", name);
+    return msg_error_code (NULL, "VM %s is running: stop it first", name);
   }
   db_begin ();
   db_vm_delete (name);
@@ -328,7 +314,8 @@ op_event (json_t *req)
   bool queued = false;
 
   if (events_post (vm, type, payload, &queued, &ev, err, sizeof err) == -1)
-    return server_error (strstr (err, "no VM") ? "not_found" : NULL, "%s", err);
+    return msg_error_code (strstr (err, "no VM") ? "not_found" : NULL, "%s",
+                           err);
   json_t *r = json_pack ("{s:b, s:b, s:o}", "ok", 1, "queued", queued,
                          "event", ev ? ev : json_null ());
   return r;
@@ -353,7 +340,7 @@ op_label (json_t *req)
     char k[200];
     snprintf (k, sizeof k, "label:%s", key);
     if (db_object_put (name, k, json_string_value (v)) == -1)
-      return server_error (NULL, "cannot store label %s", key);
+      return msg_error_code (NULL, "cannot store label %s", key);
   }
   return json_pack ("{s:b, s:o}", "ok", 1, "objects", db_objects_get (name));
 }
@@ -368,8 +355,8 @@ op_cluster_hosts (void)
   json_t *hosts = cluster_hosts (err, sizeof err);
 
   if (!hosts)
-    return server_error (cluster_enabled () ? "unreachable" : NULL, "%s",
-                         err);
+    return msg_error_code (cluster_enabled () ? "unreachable" : NULL, "%s",
+                           err);
   return json_pack ("{s:b, s:s, s:s, s:o}", "ok", 1, "host", hd.name,
                     "lease", cluster_lease_live () ? "live" : "fenced",
                     "hosts", hosts);
@@ -464,7 +451,7 @@ op_migrate (json_t *req, struct channel *c)
   bool follow_it = true;
 
   if (!m)
-    return server_error (rc_code_name (rc), "%s", err);
+    return msg_error_code (rc_code_name (rc), "%s", err);
   msg_get_bool (req, "follow", false, &follow_it, err, sizeof err);
   if (!follow_it) {
     json_t *s = record_summary (m);
@@ -486,7 +473,7 @@ op_cutover (json_t *req, struct channel *c)
 
   int r = migration_cutover (vm, to, &cursor, err, sizeof err, &m);
   if (r < 0)
-    return server_error (r == -1 ? "not_found" : NULL, "%s", err);
+    return msg_error_code (r == -1 ? "not_found" : NULL, "%s", err);
   return follow (c, m, NULL, cursor);
 }
 
@@ -516,8 +503,8 @@ op_job (json_t *req, struct channel *c)
   }
   j = db_journal_last (vm);
   if (!j)
-    return server_error ("not_found", "no migration of '%.64s' on this host",
-                         vm);
+    return msg_error_code ("not_found", "no migration of '%.64s' on this host",
+                           vm);
   /* The definition it carried is not the job's business. */
   json_object_del (j, "detail");
   json_object_set_new (j, "steps", db_journal_steps (
@@ -533,7 +520,7 @@ op_abort (json_t *req)
   char err[512];
 
   if (migration_abort (vm, err, sizeof err) == -1)
-    return server_error ("not_found", "%s", err);
+    return msg_error_code ("not_found", "%s", err);
   return json_pack ("{s:b}", "ok", 1);
 }
 
@@ -549,10 +536,10 @@ server_handle (json_t *req, struct channel *c, void *opaque)
    * takes orders from its own user (root).  On the admin channel
    * (OPAQUE set) the pre-shared key admitted the client. */
   if (!opaque && (chan_peer_uid (c, &uid) == -1 || uid != geteuid ()))
-    return server_error ("denied", "only uid %d may use this socket",
+    return msg_error_code ("denied", "only uid %d may use this socket",
                       (int) geteuid ());
   if (request_check (req, err, sizeof err) == -1)
-    return server_error ("bad_request", "%s", err);
+    return msg_error_code ("bad_request", "%s", err);
   op = json_string_value (json_object_get (req, "op"));
   if (strcmp (op, "define") == 0)
     return op_define (req);
@@ -588,5 +575,5 @@ server_handle (json_t *req, struct channel *c, void *opaque)
     return evacuate_undrain (req);
   if (strcmp (op, "job") == 0)
     return op_job (req, c);
-  return server_error ("bad_request", "unknown op '%.64s'", op);
+  return msg_error_code ("bad_request", "unknown op '%.64s'", op);
 }

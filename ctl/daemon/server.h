@@ -19,8 +19,4 @@ struct channel;
  * channel). */
 extern json_t *server_handle (json_t *req, struct channel *c, void *opaque);
 
-/* Reply helper: {"ok": false, "error": MSG, "code": CODE}. */
-extern json_t *server_error (const char *code, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
 #endif /* HANDOFF_CTL_SERVER_H */

@@ -19,6 +19,10 @@ struct channel;
 extern json_t *msg_ok (void);
 extern json_t *msg_error (const char *fmt, ...)
   __attribute__ ((format (printf, 1, 2)));
+/* {"ok": false, "error": MSG, "code": CODE} (no "code" if CODE is
+ * NULL): a reply whose code the CLI turns into its exit status. */
+extern json_t *msg_error_code (const char *code, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 
 /* Getters: 0 found, 1 absent and optional (output untouched), -1 bad
  * (err filled). */
