@@ -1,6 +1,6 @@
-/* handoff CLI: fleet mode's host-wide commands - evacuate (every VM
- * off a host, to where placement puts it) and undrain (the host takes
- * VMs again). */
+/* handoff CLI: fleet mode's evacuate - every VM off a host, to where
+ * placement puts it, each VM's news as it comes ('undrain' is one of
+ * cmd-vm.c's simple commands). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -193,46 +193,4 @@ cmd_evacuate (int argc, char **argv)
   rc = follow (ch, timeout_s, cli_json);
   chan_close (ch);
   return rc;
-}
-
-int
-cmd_undrain (int argc, char **argv)
-{
-  static const struct option opts[] = {
-    { "socket", required_argument, NULL, 'S' },
-    { "json", no_argument, NULL, 'j' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-  };
-  int c, rc;
-
-  /* A bad option's error is JSON too when --json comes after it. */
-  for (int i = 1; i < argc; ++i)
-    cli_json |= strcmp (argv[i], "--json") == 0;
-  opterr = 0;
-  while ((c = getopt_long (argc, argv, "S:jh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'S': cli_socket_path = optarg; break;
-    case 'j': cli_json = true; break;
-    case 'h':
-      printf ("Usage: handoff undrain HOST [--socket PATH] [--json]\n\n"
-              "HOST takes VMs again after 'handoff evacuate HOST': placement\n"
-              "may pick it and it admits incoming VMs.  Run it on HOST's own\n"
-              "handoffd.\n");
-      return RC_OK;
-    default: return cli_bad_option ("undrain", argv, "S:jh");
-    }
-  }
-  if (argc - optind != 1)
-    return cli_fail (RC_ERROR, "expected one HOST");
-  json_t *r = cli_request (json_pack ("{s:s, s:s}", "op", "undrain", "host",
-                                      argv[optind]), &rc);
-  if (!r)
-    return rc;
-  if (cli_json)
-    cli_print_json (r);
-  else
-    printf ("%s takes VMs again\n", argv[optind]);
-  json_decref (r);
-  return RC_OK;
 }

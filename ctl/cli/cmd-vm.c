@@ -384,6 +384,9 @@ simple_summary (const char *op)
     { "host", "This host's handoffd: name, version, accelerator, host ID." },
     { "peers", "Checks that every peer answers, over TLS with the key\n"
       "(exit 7 if one does not)." },
+    { "undrain", "Fleet mode: HOST takes VMs again after 'handoff evacuate\n"
+      "HOST': placement may pick it and it admits incoming VMs.  Run it on\n"
+      "HOST's own handoffd." },
     { "cluster_hosts", "Fleet mode (handoffd --cluster): the hosts that are live\n"
       "members of the cluster now, with what each has free (exit 7 if the\n"
       "cluster cannot be reached)." },
@@ -394,9 +397,11 @@ simple_summary (const char *op)
   return "";
 }
 
-/* handoff OP NAME [--socket PATH] [--json]: the simple ones. */
+/* handoff OP [NAME] [--socket PATH] [--json]: the simple ones.  NAME
+ * goes in the request as NAME_KEY ("vm", "host"), or there is none
+ * (NULL). */
 static int
-simple (const char *op, int argc, char **argv, bool needs_name)
+simple (const char *op, int argc, char **argv, const char *name_key)
 {
   static const struct option opts[] = {
     { "socket", required_argument, NULL, 'S' },
@@ -416,19 +421,21 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     case 'h':
       printf ("Usage: handoff %s%s [--socket PATH] [--json]\n\n%s\n\n%s",
               strcmp (op, "cluster_hosts") == 0 ? "cluster hosts" : op,
-              needs_name ? " NAME" : "", simple_summary (op),
+              !name_key ? "" : strcmp (name_key, "host") == 0 ? " HOST"
+              : " NAME", simple_summary (op),
               socket_json_help);
       return RC_OK;
     default: return cli_bad_option (op, argv, "S:jh");
     }
   }
   cli_json = json_out;
-  if (argc - optind != (needs_name ? 1 : 0))
-    return cli_fail (RC_ERROR, "expected %s",
-                     needs_name ? "one VM NAME" : "no arguments");
+  if (argc - optind != (name_key ? 1 : 0))
+    return cli_fail (RC_ERROR, "expected %s", !name_key ? "no arguments"
+                     : strcmp (name_key, "host") == 0 ? "one HOST"
+                     : "one VM NAME");
   req = json_pack ("{s:s}", "op", op);
-  if (needs_name)
-    json_object_set_new (req, "vm", json_string (argv[optind]));
+  if (name_key)
+    json_object_set_new (req, name_key, json_string (argv[optind]));
   r = cli_request (req, &rc);
   if (!r)
     return rc;
@@ -444,12 +451,14 @@ simple (const char *op, int argc, char **argv, bool needs_name)
     print_host (r);
   else if (strcmp (op, "cluster_hosts") == 0)
     print_cluster_hosts (r);
+  else if (strcmp (op, "undrain") == 0)
+    printf ("%s takes VMs again\n", argv[optind]);
   json_decref (r);
   return rc;
 }
 
-int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, true); }
-int cmd_undefine (int argc, char **argv) { return simple ("undefine", argc, argv, true); }
+int cmd_start (int argc, char **argv) { return simple ("start", argc, argv, "vm"); }
+int cmd_undefine (int argc, char **argv) { return simple ("undefine", argc, argv, "vm"); }
 int
 cmd_status (int argc, char **argv)
 {
@@ -457,19 +466,20 @@ cmd_status (int argc, char **argv)
   for (int i = 1; i < argc; ++i)
     if (strcmp (argv[i], "--watch") == 0 || strcmp (argv[i], "-w") == 0)
       return cmd_job (argc, argv);
-  return simple ("status", argc, argv, true);
+  return simple ("status", argc, argv, "vm");
 }
-int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, true); }
-int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, false); }
-int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, false); }
-int cmd_peers (int argc, char **argv) { return simple ("peers", argc, argv, false); }
+int cmd_abort (int argc, char **argv) { return simple ("abort", argc, argv, "vm"); }
+int cmd_list (int argc, char **argv) { return simple ("list", argc, argv, NULL); }
+int cmd_host (int argc, char **argv) { return simple ("host", argc, argv, NULL); }
+int cmd_peers (int argc, char **argv) { return simple ("peers", argc, argv, NULL); }
+int cmd_undrain (int argc, char **argv) { return simple ("undrain", argc, argv, "host"); }
 
 /* handoff cluster hosts: fleet mode's members. */
 int
 cmd_cluster (int argc, char **argv)
 {
   if (argc >= 2 && strcmp (argv[1], "hosts") == 0)
-    return simple ("cluster_hosts", argc - 1, argv + 1, false);
+    return simple ("cluster_hosts", argc - 1, argv + 1, NULL);
   if (argc >= 2 && (strcmp (argv[1], "--help") == 0 ||
                     strcmp (argv[1], "-h") == 0)) {
     printf ("Usage: handoff cluster hosts [--socket PATH] [--json]\n\n%s\n\n%s",
