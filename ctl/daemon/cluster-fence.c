@@ -24,6 +24,7 @@
  * and run on as soon as a refresh gets through.  A longer
  * --cluster-ttl rides out longer etcd outages.
  */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,10 @@ fence (void)
   json_t *vms = db_vm_list (), *row, *paused = json_array ();
   size_t i;
 
+  log_error ("cluster: this host's lease was not refreshed in time: its "
+             "bound is %" PRId64 " ms away; pausing its VMs",
+             cluster_lease_end () - clock_ms ());
+
   json_array_foreach (vms, i, row) {
     const char *name = json_string_value (json_object_get (row, "name"));
     char state[64], err[512];
@@ -60,9 +65,13 @@ fence (void)
       continue;
     json_t *r = vm_qmp (name, "stop", NULL, 2000, err, sizeof err);
     if (r) {
+      /* How far ahead of the lease's bound the pause landed: the
+       * operator's measure of the margin (negative: it came late). */
+      int64_t ahead = cluster_lease_end () - clock_ms ();
       json_array_append_new (paused, json_string (name));
       log_error ("cluster: this host's lease may end: %s paused (fenced) "
-                 "until etcd answers again", name);
+                 "%" PRId64 " ms before the lease's bound, until etcd "
+                 "answers again", name, ahead);
     }
     else
       log_error ("cluster: cannot pause %s for the fence: %s", name, err);

@@ -268,6 +268,15 @@ cluster_fence_due (void)
   return due;
 }
 
+int64_t
+cluster_lease_end (void)
+{
+  pthread_mutex_lock (&cl.lock);
+  int64_t end = cl.lease_until;
+  pthread_mutex_unlock (&cl.lock);
+  return end;
+}
+
 void
 cluster_set_fenced (bool fenced)
 {

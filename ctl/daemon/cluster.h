@@ -68,8 +68,10 @@ extern int cluster_owner (const char *vm, char **owner_r, char *err,
                           size_t errlen);
 
 /* For the fence (cluster-fence.c): the mono ms at which it falls (the
- * lease's bound less a margin); whether it fell; the VMs it paused. */
+ * lease's bound less a margin); the bound itself; whether it fell; the
+ * VMs it paused. */
 extern int64_t cluster_fence_due (void);
+extern int64_t cluster_lease_end (void);
 extern void cluster_set_fenced (bool fenced);
 extern void cluster_fenced_add (const char *vm);
 extern json_t *cluster_fenced_take (void);
