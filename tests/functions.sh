@@ -9,7 +9,13 @@
 
 set -e
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The source tree, read-only: a test that reused the name for a value
+# of its own would run the wrong helpers from then on.  (Sourced twice,
+# the second time finds it set.)
+if ! readonly -p | grep -q '^declare -r top='; then
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  readonly top
+fi
 O=${O:-build}
 case $O in /*) build=$O ;; *) build=$top/$O ;; esac
 export HANDOFF_BIN=$build/bin

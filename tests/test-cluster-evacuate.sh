@@ -21,8 +21,11 @@
 #  - Host 1 drains: its entry says so, placement from host 2 passes it
 #    over, and a migration to it is refused; 'undrain' ends that and
 #    web4 can come back.
+#  - --copies 3: web4, running again on host 1, is copied to hosts 2
+#    and 3 at once (the two with room), runs on one of them alone, and
+#    the other keeps nothing of it.
 #  - Metrics (--metrics on each host's loopback): a valid Prometheus
-#    exposition; during the evacuation host 1 shows each migration's
+#    exposition (other paths 404, other methods than GET and HEAD 405); during the evacuation host 1 shows each migration's
 #    phase; after it, 4 migrations done as source on host 1 and 4 as
 #    destination on hosts 2 and 3, 3 downtimes observed, bytes carried,
 #    the lease live and the drain on, then off after undrain.
@@ -75,6 +78,11 @@ families = list(parse(sys.stdin.read()))
 print("host 1 serves %d metric families" % len(families))' ||
   fail "host 1's metrics are not a valid Prometheus exposition"
 [ "$(metric 1 handoff_cluster_lease_live)" = 1 ] || fail "metrics: host 1's lease is not live"
+# Only /metrics is served, and only to GET and HEAD.
+http_code () { on_host 1 curl -s -o /dev/null -w '%{http_code}' "$@"; }
+[ "$(http_code http://127.0.0.1:9469/other)" = 404 ] || fail "metrics: another path is not 404"
+[ "$(http_code -X POST http://127.0.0.1:9469/metrics)" = 405 ] || fail "metrics: POST is not 405"
+[ "$(http_code -I http://127.0.0.1:9469/metrics)" = 200 ] || fail "metrics: HEAD is not 200"
 
 for n in 1 2 3 4; do make_test_vm "$tmp/vm$n"; done
 define_guest 1 web1 "$tmp/vm1" 128 records
@@ -178,10 +186,10 @@ for v in web1 web2 web3 web4; do
 done
 h=${at[web1]#host}
 acked=$(serial_last REC "$tmp/h$h/run/web1/serial.log")
-top=$(check_records "$(hcli "$h" status web1 --json | jq -r '.def.disks[0].path')") ||
+last=$(check_records "$(hcli "$h" status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "web1's records"
-[ "${acked:-0}" -le "$top" ] || fail "web1's disk ends at record $top, the guest wrote $acked"
-echo "web1: records intact up to $top on host $h"
+[ "${acked:-0}" -le "$last" ] || fail "web1's disk ends at record $last, the guest wrote $acked"
+echo "web1: records intact up to $last on host $h"
 
 # Host 1 drains: placement from host 2 passes it over; it refuses VMs.
 hcli 1 cluster hosts
@@ -203,4 +211,37 @@ hcli "${at[web4]#host}" migrate web4 --offline --to host1 ||
   fail "web4 back to host 1 after undrain"
 [ "$(where web4)" = host1 ] || fail "web4 is on '$(where web4)' after its move back"
 [ "$(owner web4)" = host1 ] || fail "web4's owner is '$(owner web4)' after its move back"
+
+# --copies: web4, running, is copied to every host with room at once
+# (hosts 2 and 3: three copies were asked, two hosts can take it); the
+# first ready runs it, the other drops its copy.  Bad --copies first.
+expect_rc 1 "copies" hcli 1 evacuate host1 --copies 5
+expect_rc 1 "copies" hcli 1 evacuate host1 --copies 0
+hcli 1 undefine web5
+hcli 1 start web4
+wait_for 180 "web4 to boot" grep -q HANDOFF-BOOT "$tmp/h1/run/web4/serial.log"
+console_watch_start
+hcli 1 evacuate host1 --copies 3 > ev2.out 2>&1 ||
+  { cat ev2.out; fail "evacuate --copies 3 failed"; }
+console_watch_stop
+cat ev2.out
+grep -q "up to 3 copies of each running one" ev2.out ||
+  fail "evacuate does not say how many copies"
+grep -Eq "^web4 -> host(2,host3|3,host2) \(live\)" ev2.out ||
+  fail "web4 was not copied to both hosts 2 and 3"
+w=$(where web4)
+case $w in
+  host2|host3) ;;
+  *) fail "web4 is on '$w' after the evacuation with copies" ;;
+esac
+grep -q "^web4 runs on $w " ev2.out || fail "evacuate does not name $w as web4's"
+vm_runs_on "${w#host}" web4
+[ "$(owner web4)" = "$w" ] || fail "web4 runs on $w but its owner is '$(owner web4)'"
+vm_gone_from 1 web4
+loser=$(( 5 - ${w#host} ))
+[ ! -e "$tmp/h$loser/run/web4" ] && [ ! -e "$tmp/h$loser/images/web4" ] ||
+  fail "host $loser kept its copy of web4"
+[ "$(sqlite3 "$tmp/h$loser/state.db" "select count(*) from vms where name = 'web4'")" = 0 ] ||
+  fail "host $loser kept web4's row"
+echo "web4: copied to hosts 2 and 3, runs on $w alone"
 echo "ok"

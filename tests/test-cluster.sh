@@ -161,10 +161,10 @@ vm_runs_on 1 web1 || fail "web1 does not run on host 1"
 [ "$(owner web1)" = host1 ] || fail "web1's owner is '$(owner web1)', not host1"
 serial=$tmp/h1/run/web1/serial.log
 acked=$(serial_last REC "$serial")
-top=$(check_records "$(hcli 1 status web1 --json | jq -r '.def.disks[0].path')") ||
+last_rec=$(check_records "$(hcli 1 status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "web1's records"
-[ "${acked:-0}" -le "$top" ] || fail "web1's disk ends at record $top, the guest wrote $acked"
-echo "web1: records intact up to $top"
+[ "${acked:-0}" -le "$last_rec" ] || fail "web1's disk ends at record $last_rec, the guest wrote $acked"
+echo "web1: records intact up to $last_rec"
 
 # A daemon that stops leaves at once; one that dies, when its lease ends.
 stop_handoffd 2

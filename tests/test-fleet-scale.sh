@@ -122,9 +122,9 @@ for (( n = 1; n <= nvm; n++ )); do
   [ "$(cat "$tmp"/h*/run/vm$n/serial.log "$tmp"/h*/logs/vm$n-*/serial.log 2>/dev/null |
        grep -ac HANDOFF-BOOT)" -le 1 ] || fail "vm$n booted again"
   acked=$(serial_last REC "$serial")
-  top=$(check_records "$(hcli "$h" status "vm$n" --json | jq -r '.def.disks[0].path')") ||
+  last_rec=$(check_records "$(hcli "$h" status "vm$n" --json | jq -r '.def.disks[0].path')") ||
     fail "vm$n's records"
-  [ "${acked:-0}" -le "$top" ] || fail "vm$n's disk ends at record $top, the guest wrote $acked"
+  [ "${acked:-0}" -le "$last_rec" ] || fail "vm$n's disk ends at record $last_rec, the guest wrote $acked"
 done
 echo "every guest on one host, its owner in etcd, records intact; per host: $(for h in 2 3 4 5; do printf 'host%s=%s ' "$h" "${per[$h]:-0}"; done)"
 

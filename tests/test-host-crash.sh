@@ -35,10 +35,10 @@ for round in 1 2; do
   [ "$state" = crashed ] || fail "web1 is '$state' after the crash, not crashed"
   grep -q "VM web1 was running, but its QEMU is gone" h1.log ||
     fail "the daemon does not say what it found"
-  top=$(check_records "$tmp/vm.img") || fail "records after the crash"
-  [ "$acked" -le "$top" ] || fail "the disk ends at record $top, the guest wrote $acked"
+  last_rec=$(check_records "$tmp/vm.img") || fail "records after the crash"
+  [ "$acked" -le "$last_rec" ] || fail "the disk ends at record $last_rec, the guest wrote $acked"
 
-  clear_records "$tmp/vm.img" "$top"
+  clear_records "$tmp/vm.img" "$last_rec"
   n=$(boots "$serial")
   hcli 1 start web1
   hcli 1 status web1 | grep -q "QEMU: running" || fail "web1 does not run after start"

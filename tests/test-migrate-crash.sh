@@ -69,7 +69,7 @@ host_clean ()
 # every record it wrote, intact.
 guest_runs_on ()
 {
-  local i=$1 serial=$tmp/h$1/run/web1/serial.log before disk top now acked
+  local i=$1 serial=$tmp/h$1/run/web1/serial.log before disk last_rec now acked
   hcli "$i" status web1 | grep -q "QEMU: running" ||
     fail "web1 is not running on host $i"
   before=$(serial_last TICK "$serial")
@@ -83,16 +83,16 @@ guest_runs_on ()
   disk=$(hcli "$i" status web1 --json | jq -r '.def.disks[0].path')
   # Acknowledged first, read after: the disk may only hold more.
   acked=$(serial_last REC "$serial")
-  top=$(check_records "$disk") || fail "records on host $i"
-  [ "${acked:-0}" -le "$top" ] ||
-    fail "host $i's disk ends at record $top, the guest wrote $acked"
+  last_rec=$(check_records "$disk") || fail "records on host $i"
+  [ "${acked:-0}" -le "$last_rec" ] ||
+    fail "host $i's disk ends at record $last_rec, the guest wrote $acked"
   # The guest still writes: every check sees records it had not seen.
   [ "${acked:-0}" -gt "$last_acked" ] ||
     fail "no record since the last check (record $last_acked): the guest stopped writing"
   last_acked=$acked
   # No migration runs: the mirror is not under its disk.
   disks_on_files "$i" web1
-  echo "  web1 runs on host $i; records intact up to $top"
+  echo "  web1 runs on host $i; records intact up to $last_rec"
 }
 last_tick=0 last_acked=0
 
@@ -150,11 +150,11 @@ for p in $points; do
     state=$(hcli "$want" list --json | jq -r '.vms[] | select(.name == "web1") | .state')
     [ "$state" = crashed ] || fail "web1 on host $want is '$state', not crashed"
     disk=$(hcli "$want" status web1 --json | jq -r '.def.disks[0].path')
-    top=$(check_records "$disk") || fail "records on host $want after the crash"
-    [ "${acked:-0}" -le "$top" ] ||
-      fail "host $want's disk ends at record $top, the guest wrote $acked before the crash"
-    echo "  web1 kept on host $want (crashed), records intact up to $top; starting it"
-    clear_records "$disk" "$top"
+    last_rec=$(check_records "$disk") || fail "records on host $want after the crash"
+    [ "${acked:-0}" -le "$last_rec" ] ||
+      fail "host $want's disk ends at record $last_rec, the guest wrote $acked before the crash"
+    echo "  web1 kept on host $want (crashed), records intact up to $last_rec; starting it"
+    clear_records "$disk" "$last_rec"
     n=$(boots "$tmp/h$want/run/web1/serial.log")
     hcli "$want" start web1
     wait_reboot "$tmp/h$want/run/web1/serial.log" "$n" 3

@@ -58,11 +58,11 @@ for vm in web1 web2; do
   i=${on[$vm]}
   serial=$tmp/h$i/run/$vm/serial.log
   acked=$(serial_last REC "$serial")
-  top=$(check_records "$(hcli "$i" status "$vm" --json | jq -r '.def.disks[0].path')") ||
+  last_rec=$(check_records "$(hcli "$i" status "$vm" --json | jq -r '.def.disks[0].path')") ||
     fail "$vm's records"
-  [ "${acked:-0}" -le "$top" ] ||
-    fail "$vm's disk ends at record $top, the guest wrote $acked"
-  echo "$vm: records intact up to $top"
+  [ "${acked:-0}" -le "$last_rec" ] ||
+    fail "$vm's disk ends at record $last_rec, the guest wrote $acked"
+  echo "$vm: records intact up to $last_rec"
   # Each host runs it its own way, whichever way it came in.
   if [ "$i" = 1 ]; then
     disks_on_files 1 "$vm"
@@ -102,10 +102,10 @@ for from in 1 2; do
   done
   for vm in web1 web2; do
     vm_runs_on "$to" "$vm"
-    top=$(check_records "$(hcli "$to" status "$vm" --json | jq -r '.def.disks[0].path')") ||
+    last_rec=$(check_records "$(hcli "$to" status "$vm" --json | jq -r '.def.disks[0].path')") ||
       fail "$vm's records on host $to"
-    [ "${acked[$vm]:-0}" -le "$top" ] ||
-      fail "$vm's disk on host $to ends at record $top, the guest wrote ${acked[$vm]}"
+    [ "${acked[$vm]:-0}" -le "$last_rec" ] ||
+      fail "$vm's disk on host $to ends at record $last_rec, the guest wrote ${acked[$vm]}"
     vm_gone_from "$from" "$vm"
   done
   echo "web1 and web2 together host $from -> host $to: both run there, records intact, host $from holds nothing"

@@ -46,7 +46,7 @@ acked_on ()             # acked_on I: the last record host I's guest acknowledge
 # its disk holds every one it acknowledged.
 still_writes_on ()
 {
-  local before top disk
+  local before last_rec disk
   vm_runs_on "$1" web1
   # Just after a migration the destination's console may show no
   # record yet: wait for its first.
@@ -56,8 +56,8 @@ still_writes_on ()
   wait_for 30 "new records on host $1" bash -c \
     "[ \"\$(serial_last REC '$tmp/h$1/run/web1/serial.log')\" -gt '$before' ]"
   disk=$(hcli "$1" status web1 --json | jq -r '.def.disks[0].path')
-  top=$(check_records "$disk") || fail "a broken record on host $1"
-  [ "$top" -ge "$before" ] || fail "host $1's disk ends at $top, the guest wrote $before"
+  last_rec=$(check_records "$disk") || fail "a broken record on host $1"
+  [ "$last_rec" -ge "$before" ] || fail "host $1's disk ends at $last_rec, the guest wrote $before"
 }
 
 # migrate_in_background OUT: host 1 moves web1 to host 2; the pid in mig.

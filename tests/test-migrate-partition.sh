@@ -59,7 +59,7 @@ last_tick=0
 settled_on ()
 {
   local i=$1 acked=$2 other=$(( 3 - $1 )) serial=$tmp/h$1/run/web1/serial.log
-  local disk top now
+  local disk last_rec now
   vm_qemu_on "$other" web1 && fail "web1's QEMU runs on both hosts"
   vm_runs_on "$i" web1
   vm_gone_from "$other" web1
@@ -72,11 +72,11 @@ settled_on ()
   disk=$(hcli "$i" status web1 --json | jq -r '.def.disks[0].path')
   wait_for 30 "a new record on host $i" bash -c \
     "[ \"\$(serial_last REC '$serial')\" -gt $acked ]"
-  top=$(check_records "$disk") || fail "records on host $i"
-  [ "$acked" -le "$top" ] ||
-    fail "host $i's disk ends at record $top; the guest wrote $acked before the cut"
+  last_rec=$(check_records "$disk") || fail "records on host $i"
+  [ "$acked" -le "$last_rec" ] ||
+    fail "host $i's disk ends at record $last_rec; the guest wrote $acked before the cut"
   ram_intact_on "$i" web1
-  echo "  web1 runs on host $i only; records intact up to $top (written before the cut: $acked)"
+  echo "  web1 runs on host $i only; records intact up to $last_rec (written before the cut: $acked)"
 }
 
 # The destination never ran the guest: its console of this migration

@@ -66,14 +66,14 @@ for (( hop = 1; hop <= hops; hop++ )); do
   wait_for 30 "hop $hop: a new record on host $dst" bash -c \
     "[ \"\$(serial_last REC '$serial')\" -gt ${acked:-0} ]"
   disk=$(hcli "$dst" status web1 --json | jq -r '.def.disks[0].path')
-  top=$(check_records "$disk") || fail "hop $hop: a broken record on host $dst"
-  [ "${acked:-0}" -le "$top" ] ||
-    fail "hop $hop: host $dst's disk ends at record $top; the guest wrote $acked before the hop"
+  last_rec=$(check_records "$disk") || fail "hop $hop: a broken record on host $dst"
+  [ "${acked:-0}" -le "$last_rec" ] ||
+    fail "hop $hop: host $dst's disk ends at record $last_rec; the guest wrote $acked before the hop"
   ram_intact_on "$dst" web1 > /dev/null
   vm_gone_from "$src" web1
   last_tick=$(serial_last TICK "$serial")
   if [ "$hop" = 2 ] || [ $(( hop % 10 )) = 0 ] || [ "$hop" = "$hops" ]; then
-    echo "hop $hop of $hops: web1 on host $dst, records intact up to $top, RAM whole ($(( $(date +%s) - t0 )) s)"
+    echo "hop $hop of $hops: web1 on host $dst, records intact up to $last_rec, RAM whole ($(( $(date +%s) - t0 )) s)"
     [ "$hop" -lt 2 ] || sample "$hop"
   fi
 done

@@ -286,7 +286,7 @@ hcli 1 start web1
 wait_for 120 "the guest" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
 hcli 1 migrate web1 --to host2 > good.txt || { cat good.txt; fail "migration"; }
 hcli 2 status web1 | grep -q "QEMU: running" || fail "web1 does not run on host 2"
-top=$(check_records "$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')") ||
+last_rec=$(check_records "$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')") ||
   fail "records on host 2"
-echo "records intact up to $top"
+echo "records intact up to $last_rec"
 echo "$0: PASS"

@@ -39,8 +39,8 @@ grep -q "VM web1 powered off [0-9]* ms after the ACPI power button" h1.log ||
 kill_pidfile "$tmp/tail.pid"
 grep -q HANDOFF-POWER-BUTTON web1.serial || fail "web1 never saw the power button"
 acked=$(serial_last REC web1.serial)
-top=$(check_records "$tmp/vm1.img") || fail "web1's records after stop"
-[ "$acked" -le "$top" ] || fail "web1's disk ends at record $top, it wrote $acked"
+last_rec=$(check_records "$tmp/vm1.img") || fail "web1's records after stop"
+[ "$acked" -le "$last_rec" ] || fail "web1's disk ends at record $last_rec, it wrote $acked"
 [ "$(hcli 1 list --json | jq -r '.vms[] | select(.name == "web1") | .state')" = stopped ] ||
   fail "web1 is not recorded as stopped"
 vm_qemu_on 1 web1 && fail "web1's QEMU still runs"

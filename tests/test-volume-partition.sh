@@ -97,7 +97,7 @@ settled_on ()
 # system is clean and the records are there.  Ends with web1 on host 1.
 check_settled ()
 {
-  local what=$1 acked=$2 where top
+  local what=$1 acked=$2 where last_rec
   sample_for 5 "$what, healed"
   wait_for 90 "$what: web1 to settle on one host" settled_on
   where=$(settled_on)
@@ -107,11 +107,11 @@ check_settled ()
   [ "$(sqlite3 "$tmp/h$((3 - where))/state.db" "select count(*) from vms where name = 'web1'")" = 0 ] ||
     fail "$what: host $((3 - where)) still has web1"
   # The records the guest wrote before the handoff, on the disk.
-  top=$(on_host "$where" python3 -c '
+  last_rec=$(on_host "$where" python3 -c '
 import sys; sys.stdout.write(open(sys.argv[1], "rb").read(1 << 20).decode("latin1"))' \
         "$tmp/vol/web1.img" > disk.head; check_records disk.head) ||
     fail "$what: records"
-  [ "$acked" -le "$top" ] || fail "$what: the disk ends at record $top, the guest wrote $acked"
+  [ "$acked" -le "$last_rec" ] || fail "$what: the disk ends at record $last_rec, the guest wrote $acked"
   # A clean file system: stop the VM, unmount, check, mount again.
   hcli "$where" stop web1 --force
   on_host "$where" handoff volume unmount "$tmp/vol" > /dev/null
@@ -123,7 +123,7 @@ import sys; sys.stdout.write(open(sys.argv[1], "rb").read(1 << 20).decode("latin
   hcli "$where" start web1
   wait_for 120 "$what: the guest on host $where" \
     grep -q "HANDOFF-REC 3" "$tmp/h$where/run/web1/serial.log"
-  echo "  $what: web1 runs on host $where only; records intact up to $top; e2fsck clean"
+  echo "  $what: web1 runs on host $where only; records intact up to $last_rec; e2fsck clean"
   if [ "$where" = 2 ]; then
     hcli 2 migrate web1 --to host1 --mode volume --shutdown-timeout 1s \
       > back.out 2>&1 || { cat back.out; fail "$what: back to host 1"; }

@@ -82,10 +82,14 @@ follow (struct channel *ch, uint64_t timeout_s, bool json_out)
               json_string_value (json_object_get (ev, "host")));
     else if (type && strcmp (type, "evacuate") == 0)
       printf ("evacuating %s: %" JSON_INTEGER_FORMAT " VM(s), %"
-              JSON_INTEGER_FORMAT " at a time\n",
+              JSON_INTEGER_FORMAT " at a time, up to %" JSON_INTEGER_FORMAT
+              " cop%s of each running one\n",
               json_string_value (json_object_get (ev, "host")),
               json_integer_value (json_object_get (ev, "vms")),
-              json_integer_value (json_object_get (ev, "parallel")));
+              json_integer_value (json_object_get (ev, "parallel")),
+              json_integer_value (json_object_get (ev, "copies")),
+              json_integer_value (json_object_get (ev, "copies")) == 1
+              ? "y" : "ies");
     else if (type && strcmp (type, "vm") == 0)
       show_vm (ev);
     json_decref (ev);
@@ -98,8 +102,9 @@ static void
 evacuate_usage (FILE *fp)
 {
   fprintf (fp,
-"Usage: handoff evacuate HOST [--parallel N] [--max-downtime MS]\n"
-"                             [--timeout S] [--socket PATH] [--json]\n"
+"Usage: handoff evacuate HOST [--parallel N] [--copies N]\n"
+"                             [--max-downtime MS] [--timeout S]\n"
+"                             [--socket PATH] [--json]\n"
 "\n"
 "Moves every VM of HOST off it (fleet mode): running VMs live, stopped\n"
 "ones offline, N at a time (default 2, at most 8), each to the host\n"
@@ -110,6 +115,9 @@ evacuate_usage (FILE *fp)
 "5 (rolled back).\n"
 "\n"
 "  --parallel N       migrations at once\n"
+"  --copies N         copy each running VM to up to N hosts at once (1 to\n"
+"                     4, default 1); the first ready runs it, the others\n"
+"                     drop their copy\n"
 "  --max-downtime MS  each live migration's (default 300)\n"
 "  --timeout S        each migration's (default 600)\n"
 "  --json             one JSON object per line: each VM's news, then the\n"
@@ -121,6 +129,7 @@ cmd_evacuate (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "parallel", required_argument, NULL, 'p' },
+    { "copies", required_argument, NULL, 'c' },
     { "max-downtime", required_argument, NULL, 'd' },
     { "timeout", required_argument, NULL, 'T' },
     { "socket", required_argument, NULL, 'S' },
@@ -136,7 +145,7 @@ cmd_evacuate (int argc, char **argv)
   for (int i = 1; i < argc; ++i)
     cli_json |= strcmp (argv[i], "--json") == 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "p:d:T:S:jh", opts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "p:c:d:T:S:jh", opts, NULL)) != -1) {
     char err[256] = "";
     uint64_t v;
     switch (c) {
@@ -146,6 +155,13 @@ cmd_evacuate (int argc, char **argv)
         return cli_fail (RC_ERROR, "--parallel: %s", err);
       }
       json_object_set_new (req, "parallel", json_integer ((json_int_t) v));
+      break;
+    case 'c':
+      if (parse_uint (optarg, 1, 4, &v, err, sizeof err) == -1) {
+        json_decref (req);
+        return cli_fail (RC_ERROR, "--copies: %s", err);
+      }
+      json_object_set_new (req, "copies", json_integer ((json_int_t) v));
       break;
     case 'd':
       /* As migrate's: a bare number is milliseconds. */
@@ -177,7 +193,7 @@ cmd_evacuate (int argc, char **argv)
       return RC_OK;
     default:
       json_decref (req);
-      return cli_bad_option ("evacuate", argv, "p:d:T:S:jh");
+      return cli_bad_option ("evacuate", argv, "p:c:d:T:S:jh");
     }
   }
   if (argc - optind != 1) {

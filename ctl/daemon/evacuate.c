@@ -10,6 +10,12 @@
  * maintenance the evacuation is for, until 'handoff undrain' or a
  * restart of handoffd.  A VM that cannot move stays where it was,
  * running as before (its migration rolls back); the others go on.
+ *
+ * With --copies N a running VM is copied to N hosts at once (--to
+ * auto:N: a multi-destination migration that cuts over to the first
+ * that is ready, and discards the others), so one destination failing
+ * does not keep it here; fewer when fewer hosts have room for it.
+ * Stopped VMs go to one host: a copy of a disk is all they are.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -42,6 +48,7 @@ struct evacuation {
   bool connected;               /* The CLI still listens. */
   json_t *moved, *failed;       /* Arrays of what became of each VM. */
   uint64_t max_downtime_ms, timeout_s;
+  uint64_t copies;              /* Destinations per running VM, at most */
 };
 
 /* EV (stolen) to the CLI, if it still listens; the evacuation goes on
@@ -67,20 +74,43 @@ not_moved (struct evacuation *ev, const char *vm, const char *code,
                        "state", "failed", "error", why, "code", code));
 }
 
+/* VM's migration to placement's COPIES hosts (auto:COPIES), or NULL
+ * with err and the exit code. */
+static struct migration *
+start_to (struct evacuation *ev, const char *vm, const char *mode,
+          unsigned copies, char *err, size_t errlen, int *rc)
+{
+  char to[32];
+
+  snprintf (to, sizeof to, "auto:%u", copies);
+  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}", "op", "migrate",
+                           "vm", vm, "to", to, "mode", mode,
+                           "max_downtime_ms",
+                           (json_int_t) ev->max_downtime_ms, "timeout_s",
+                           (json_int_t) ev->timeout_s);
+  struct migration *m = migration_start (req, err, errlen, rc);
+
+  json_decref (req);
+  return m;
+}
+
 /* Start moving VM (MODE live or offline): its migration, or NULL. */
 static struct migration *
 start_one (struct evacuation *ev, const char *vm, const char *mode)
 {
   char err[2048], to[sizeof ((struct migration *) 0)->to];
   int rc = RC_ERROR;
-  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}", "op", "migrate",
-                           "vm", vm, "to", "auto", "mode", mode,
-                           "max_downtime_ms",
-                           (json_int_t) ev->max_downtime_ms, "timeout_s",
-                           (json_int_t) ev->timeout_s);
-  struct migration *m = migration_start (req, err, sizeof err, &rc);
+  unsigned copies = strcmp (mode, "live") == 0 ? (unsigned) ev->copies : 1;
+  struct migration *m;
 
-  json_decref (req);
+  /* Terminates: fewer copies each turn, down to one.  Placement that
+   * finds too few hosts with room is "not found"; so is a VM gone
+   * meanwhile, which one host does not fit either. */
+  while (!(m = start_to (ev, vm, mode, copies, err, sizeof err, &rc)) &&
+         rc == RC_NOT_FOUND && copies > 1) {
+    log_info ("evacuate: %s: %s; with one copy fewer", vm, err);
+    copies--;
+  }
   if (!m) {
     const char *code = rc_code_name (rc);
     not_moved (ev, vm, code ? code : "failed", err);
@@ -180,7 +210,8 @@ json_t *
 evacuate_run (json_t *req, struct channel *c)
 {
   struct evacuation ev = { .c = c, .connected = true,
-                           .max_downtime_ms = 300, .timeout_s = 600 };
+                           .max_downtime_ms = 300, .timeout_s = 600,
+                           .copies = 1 };
   const char *host;
   uint64_t parallel = EVACUATE_DEFAULT_PARALLEL;
   char err[1024];
@@ -191,6 +222,7 @@ evacuate_run (json_t *req, struct channel *c)
   msg_get_u64 (req, "max_downtime_ms", false, &ev.max_downtime_ms, err,
                sizeof err);
   msg_get_u64 (req, "timeout_s", false, &ev.timeout_s, err, sizeof err);
+  msg_get_u64 (req, "copies", false, &ev.copies, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
     return msg_error_code (NULL, "this is host %s, not %s: an evacuation "
                            "runs on the host it empties (handoff --host "
@@ -218,11 +250,14 @@ evacuate_run (json_t *req, struct channel *c)
   ev.failed = json_array ();
   json_t *todo = work_list (&ev);
   size_t nvms = json_array_size (todo) + json_array_size (ev.failed);
-  log_info ("evacuate: %zu VM%s to move off %s, %u at a time", nvms,
-            nvms == 1 ? "" : "s", hd.name, (unsigned) parallel);
-  tell (&ev, json_pack ("{s:s, s:s, s:I, s:I}", "event", "evacuate", "host",
-                        hd.name, "vms", (json_int_t) nvms, "parallel",
-                        (json_int_t) parallel));
+  log_info ("evacuate: %zu VM%s to move off %s, %u at a time, up to %u "
+            "cop%s of each running one", nvms, nvms == 1 ? "" : "s", hd.name,
+            (unsigned) parallel, (unsigned) ev.copies,
+            ev.copies == 1 ? "y" : "ies");
+  tell (&ev, json_pack ("{s:s, s:s, s:I, s:I, s:I}", "event", "evacuate",
+                        "host", hd.name, "vms", (json_int_t) nvms,
+                        "parallel", (json_int_t) parallel, "copies",
+                        (json_int_t) ev.copies));
   move_all (&ev, todo, parallel);
   json_decref (todo);
 

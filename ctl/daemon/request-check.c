@@ -251,16 +251,18 @@ check_job (json_t *req, char *err, size_t errlen)
     ? -1 : 0;
 }
 
-/* "evacuate" and "undrain": a host name; how many VMs move at once
- * and each migration's limits, as "migrate" takes them. */
+/* "evacuate" and "undrain": a host name; how many VMs move at once,
+ * to how many hosts each running one is copied, and each migration's
+ * limits, as "migrate" takes them. */
 static int
 check_evacuate (json_t *req, char *err, size_t errlen)
 {
   const char *host;
   uint64_t parallel = EVACUATE_DEFAULT_PARALLEL, max_downtime = 300;
-  uint64_t timeout = 600;
+  uint64_t timeout = 600, copies = 1;
 
   if (msg_get_string (req, "host", true, &host, err, errlen) != 0 ||
+      msg_get_u64 (req, "copies", false, &copies, err, errlen) == -1 ||
       msg_get_u64 (req, "parallel", false, &parallel, err, errlen) == -1 ||
       msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err,
                    errlen) == -1 ||
@@ -271,6 +273,8 @@ check_evacuate (json_t *req, char *err, size_t errlen)
   if (parallel < 1 || parallel > EVACUATE_MAX_PARALLEL)
     return set_error (err, errlen, "--parallel takes 1 to %d",
                       EVACUATE_MAX_PARALLEL);
+  if (copies < 1 || copies > MAX_DESTS)
+    return set_error (err, errlen, "--copies takes 1 to %d", MAX_DESTS);
   if (max_downtime < 1 || max_downtime > MIGRATE_MAX_DOWNTIME_MS ||
       timeout < MIGRATE_MIN_TIMEOUT_S || timeout > MIGRATE_MAX_TIMEOUT_S)
     return set_error (err, errlen, "max downtime must be 1 ms to 10 min, the "
