@@ -80,6 +80,7 @@ jq -e '.error | test("this is host h1, not h2")' out.json > /dev/null ||
   fail "evacuate of another host: $(cat out.json)"
 json_case 1 evacuate h1 --parallel 0
 json_case 1 evacuate h1 --copies 9
+json_case 1 evacuate h1 --bandwidth 12Q
 json_case 1 evacuate 'h/1'
 json_case 8 undrain h1
 json_case 1 migrate vm1 --to h2,h2

@@ -23,7 +23,10 @@
 #    web4 can come back.
 #  - --copies 3: web4, running again on host 1, is copied to hosts 2
 #    and 3 at once (the two with room), runs on one of them alone, and
-#    the other keeps nothing of it.
+#    the other keeps nothing of it.  Then again without copies, with
+#    a bandwidth cap, its CLI killed (SIGTERM) once web4's move
+#    started: the evacuation goes on in the daemon and web4 moves all
+#    the same.
 #  - Metrics (--metrics on each host's loopback): a valid Prometheus
 #    exposition (other paths 404, other methods than GET and HEAD 405); during the evacuation host 1 shows each migration's
 #    phase; after it, 4 migrations done as source on host 1 and 4 as
@@ -244,4 +247,31 @@ loser=$(( 5 - ${w#host} ))
 [ "$(sqlite3 "$tmp/h$loser/state.db" "select count(*) from vms where name = 'web4'")" = 0 ] ||
   fail "host $loser kept web4's row"
 echo "web4: copied to hosts 2 and 3, runs on $w alone"
+
+# The evacuation is the daemon's: a CLI killed once it started
+# leaves it going, and host 1 is emptied all the same.
+hcli 1 undrain host1
+hcli "${w#host}" migrate web4 --to host1 > /dev/null
+vm_runs_on 1 web4
+# Capped at 8 MiB/s, web4's move takes seconds: time to interrupt it.
+hcli 1 evacuate host1 --bandwidth 8M > ev3.out 2>&1 &
+ev_pid=$!
+wait_for 30 "the evacuation to start web4's move" grep -q "^web4 -> " ev3.out
+# The CLI itself (the job is a subshell around it).  SIGTERM: a
+# background job of a script ignores SIGINT.
+pkill -TERM -f "handoff --socket $tmp/h1.sock evacuate host1 --bandwidth" ||
+  fail "no evacuate CLI to interrupt"
+wait "$ev_pid" || true
+! grep -q "^web4 runs on" ev3.out || fail "the CLI was not killed before web4 moved"
+wait_for 120 "web4 to leave host 1 without its CLI" \
+  bash -c "[ ! -e '$tmp/h1/run/web4' ]"
+w=$(where web4)
+case $w in
+  host2|host3) vm_runs_on "${w#host}" web4 ;;
+  *) fail "web4 is on '$w' after the evacuation its CLI left" ;;
+esac
+[ "$(owner web4)" = "$w" ] || fail "web4 runs on $w but its owner is '$(owner web4)'"
+grep -q "evacuate: 1 VM moved off host1, 0 not" "$tmp/h1.log" ||
+  fail "host 1's log does not end the evacuation"
+echo "web4: moved to $w by an evacuation whose CLI was killed"
 echo "ok"

@@ -103,7 +103,8 @@ evacuate_usage (FILE *fp)
 {
   fprintf (fp,
 "Usage: handoff evacuate HOST [--parallel N] [--copies N]\n"
-"                             [--max-downtime MS] [--timeout S]\n"
+"                             [--max-downtime MS] [--bandwidth RATE]\n"
+"                             [--timeout S]\n"
 "                             [--socket PATH] [--json]\n"
 "\n"
 "Moves every VM of HOST off it (fleet mode): running VMs live, stopped\n"
@@ -119,6 +120,8 @@ evacuate_usage (FILE *fp)
 "                     4, default 1); the first ready runs it, the others\n"
 "                     drop their copy\n"
 "  --max-downtime MS  each live migration's (default 300)\n"
+"  --bandwidth RATE   each migration's cap, bytes/s: 100M, 1G (default\n"
+"                     none)\n"
 "  --timeout S        each migration's (default 600)\n"
 "  --json             one JSON object per line: each VM's news, then the\n"
 "                     result with \"moved\" and \"failed\"\n");
@@ -131,6 +134,7 @@ cmd_evacuate (int argc, char **argv)
     { "parallel", required_argument, NULL, 'p' },
     { "copies", required_argument, NULL, 'c' },
     { "max-downtime", required_argument, NULL, 'd' },
+    { "bandwidth", required_argument, NULL, 'b' },
     { "timeout", required_argument, NULL, 'T' },
     { "socket", required_argument, NULL, 'S' },
     { "json", no_argument, NULL, 'j' },
@@ -145,7 +149,7 @@ cmd_evacuate (int argc, char **argv)
   for (int i = 1; i < argc; ++i)
     cli_json |= strcmp (argv[i], "--json") == 0;
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "p:c:d:T:S:jh", opts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "p:c:d:b:T:S:jh", opts, NULL)) != -1) {
     char err[256] = "";
     uint64_t v;
     switch (c) {
@@ -174,6 +178,13 @@ cmd_evacuate (int argc, char **argv)
       json_object_set_new (req, "max_downtime_ms",
                            json_integer ((json_int_t) v));
       break;
+    case 'b':
+      if (parse_rate (optarg, &v, err, sizeof err) == -1) {
+        json_decref (req);
+        return cli_fail (RC_ERROR, "--bandwidth: %s", err);
+      }
+      json_object_set_new (req, "bandwidth", json_integer ((json_int_t) v));
+      break;
     case 'T':
       if (parse_duration_ms (optarg, &v, err, sizeof err) == -1 ||
           v % 1000 != 0 || v < 5000 || v > 86400000) {
@@ -193,7 +204,7 @@ cmd_evacuate (int argc, char **argv)
       return RC_OK;
     default:
       json_decref (req);
-      return cli_bad_option ("evacuate", argv, "p:c:d:T:S:jh");
+      return cli_bad_option ("evacuate", argv, "p:c:d:b:T:S:jh");
     }
   }
   if (argc - optind != 1) {

@@ -47,7 +47,7 @@ struct evacuation {
   struct channel *c;
   bool connected;               /* The CLI still listens. */
   json_t *moved, *failed;       /* Arrays of what became of each VM. */
-  uint64_t max_downtime_ms, timeout_s;
+  uint64_t max_downtime_ms, timeout_s, bandwidth;
   uint64_t copies;              /* Destinations per running VM, at most */
 };
 
@@ -83,11 +83,12 @@ start_to (struct evacuation *ev, const char *vm, const char *mode,
   char to[32];
 
   snprintf (to, sizeof to, "auto:%u", copies);
-  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I}", "op", "migrate",
-                           "vm", vm, "to", to, "mode", mode,
+  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "op",
+                           "migrate", "vm", vm, "to", to, "mode", mode,
                            "max_downtime_ms",
                            (json_int_t) ev->max_downtime_ms, "timeout_s",
-                           (json_int_t) ev->timeout_s);
+                           (json_int_t) ev->timeout_s, "bandwidth",
+                           (json_int_t) ev->bandwidth);
   struct migration *m = migration_start (req, err, errlen, rc);
 
   json_decref (req);
@@ -223,6 +224,7 @@ evacuate_run (json_t *req, struct channel *c)
                sizeof err);
   msg_get_u64 (req, "timeout_s", false, &ev.timeout_s, err, sizeof err);
   msg_get_u64 (req, "copies", false, &ev.copies, err, sizeof err);
+  msg_get_u64 (req, "bandwidth", false, &ev.bandwidth, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
     return msg_error_code (NULL, "this is host %s, not %s: an evacuation "
                            "runs on the host it empties (handoff --host "

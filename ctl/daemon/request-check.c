@@ -259,10 +259,11 @@ check_evacuate (json_t *req, char *err, size_t errlen)
 {
   const char *host;
   uint64_t parallel = EVACUATE_DEFAULT_PARALLEL, max_downtime = 300;
-  uint64_t timeout = 600, copies = 1;
+  uint64_t timeout = 600, copies = 1, bandwidth = 0;
 
   if (msg_get_string (req, "host", true, &host, err, errlen) != 0 ||
       msg_get_u64 (req, "copies", false, &copies, err, errlen) == -1 ||
+      msg_get_u64 (req, "bandwidth", false, &bandwidth, err, errlen) == -1 ||
       msg_get_u64 (req, "parallel", false, &parallel, err, errlen) == -1 ||
       msg_get_u64 (req, "max_downtime_ms", false, &max_downtime, err,
                    errlen) == -1 ||
