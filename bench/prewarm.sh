@@ -110,7 +110,7 @@ wt=$(median < warm.total); wd=$(median < warm.down)
 echo
 echo "median: cold migration $ct ms to running, warm cutover $wt ms:" \
      "cold/warm = $(ratio "$ct" "$wt")x (goal >= 5)"
-echo "median downtime: cold $cd_ ms, warm cutover $wd ms (goal <= 100 ms)"
+printf "median downtime: cold %.1f ms, warm cutover %.1f ms (goal <= 100 ms)\n" "$cd_" "$wd"
 
 echo
 echo "held warm $WARM_S s (source: every process in host 1's namespace):"

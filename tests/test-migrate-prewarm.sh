@@ -13,6 +13,8 @@
 #     every acknowledged record and line, and no other host holds
 #     anything of it;
 #   - handoff cutover --to HOST picks that host among the warm ones;
+#   - handoff abort while warm: the VM runs on where it was, on its
+#     own files again, and neither destination keeps anything;
 #   - bad cutovers (no such VM, a host that is not a destination) are
 #     refused and the VM stays warm;
 #   - a destination's daemon alone restarted while warm: it drops its
@@ -142,6 +144,16 @@ vm_runs_on "${o[1]}" web1
 vm_gone_from "$w" web1; vm_gone_from "${o[0]}" web1
 disks_on_files "${o[1]}" web1
 at=${o[1]}
+
+echo "== abort while warm: the VM stays, the warm copies go"
+o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done
+prewarm "$at" "${o[0]}" "${o[1]}"
+hcli "$at" abort web1 || fail "abort of a warm migration"
+wait_for 60 "the aborted migration to end" bash -c \
+  "! ip netns exec ${HOST_NS[$at]} handoff --socket $tmp/h$at.sock status web1 --json | jq -e .migration >/dev/null"
+vm_runs_on "$at" web1
+disks_on_files "$at" web1
+vm_gone_from "${o[0]}" web1; vm_gone_from "${o[1]}" web1
 
 echo "== a destination dies while warm: the survivor takes the VM"
 o=(); for i in 1 2 3; do [ "$i" = "$at" ] || o+=("$i"); done

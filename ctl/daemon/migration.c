@@ -452,6 +452,7 @@ migration_abort_all (const char *why)
       pthread_mutex_lock (&active[i]->lock);
       active[i]->abort_requested = true;
       active[i]->abort_why = why;
+      pthread_cond_broadcast (&active[i]->cond);
       pthread_mutex_unlock (&active[i]->lock);
     }
   pthread_mutex_unlock (&active_lock);
@@ -538,6 +539,7 @@ migration_abort (const char *vm, char *err, size_t errlen)
   }
   pthread_mutex_lock (&m->lock);
   m->abort_requested = true;
+  pthread_cond_broadcast (&m->cond);
   pthread_mutex_unlock (&m->lock);
   record_put (m);
   return 0;

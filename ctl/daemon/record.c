@@ -282,6 +282,22 @@ record_next_event (struct migration *m, size_t *cursor, int timeout_ms,
   return ev;
 }
 
+bool
+record_wait_cutover (struct migration *m, int timeout_ms)
+{
+  /* m->cond waits on the realtime clock. */
+  struct timespec ts = abstime_after (CLOCK_REALTIME, timeout_ms);
+  pthread_mutex_lock (&m->lock);
+  bool before = m->cutover_requested || m->abort_requested;
+  /* Terminates: asked for, or the wait times out.  Other wake-ups (new
+   * events) only look again. */
+  while (!before && !m->cutover_requested && !m->abort_requested)
+    if (pthread_cond_timedwait (&m->cond, &m->lock, &ts) == ETIMEDOUT)
+      break;
+  pthread_mutex_unlock (&m->lock);
+  return !before;
+}
+
 json_t *
 record_result (struct migration *m)
 {

@@ -160,6 +160,10 @@ extern json_t *record_catch_up (struct migration *m, size_t *cursor);
 extern size_t record_dests_alive (const struct migration *m);
 /* Has someone asked for an abort? */
 extern bool record_aborted (struct migration *m);
+/* Wait up to TIMEOUT_MS for a cutover or an abort to be asked for, so
+ * that a held migration answers either at once.  false, without
+ * waiting, if one was asked for already. */
+extern bool record_wait_cutover (struct migration *m, int timeout_ms);
 /* The last event: RESULT (stolen) with the migration's names. */
 extern void record_finish (struct migration *m, json_t *result);
 /* Volume mode's events (volume_emit_fn, OPAQUE the record). */

@@ -449,9 +449,14 @@ phase_memory (struct migration *m, int *rc, char *err, size_t errlen)
             source_stop_mirroring (m, &m->dests[i]);
       }
     }
-    /* Wake at QEMU's STOP rather than at the next sample: every
-     * millisecond here is downtime. */
-    vm_qmp_wait_event (m->vm, "STOP", POLL_MS / 2);
+    /* Held warm, QEMU does not stop until it is released: wake at the
+     * cutover command instead, which is where a pre-warmed cutover's
+     * time is counted from (once it was asked for, the exit condition
+     * may still be awaited: then sample as below).  Otherwise wake at
+     * QEMU's STOP rather than at the next sample: every millisecond
+     * there is downtime. */
+    if (!m->holding || m->released || !record_wait_cutover (m, POLL_MS / 2))
+      vm_qmp_wait_event (m->vm, "STOP", POLL_MS / 2);
   }
 }
 
