@@ -136,14 +136,15 @@ for path in loopback veth; do
   bound=$(echo "scale=2; $(nproc) / $opg * 8" | bc)
   printf '  CPU per GB: handoff-xfer %s s, socat %s s, iperf3 %s s; %s CPUs allow handoff-xfer %s Gbit/s = %sx iperf3\n' \
     "$opg" "$tpg" "$ipg" "$(nproc)" "$bound" "$(ratio "$bound" "$im")"
-  # The least a TLS stream can cost per GB: what the plain stream costs
-  # (iperf3: copies and syscalls) plus sealing and opening each byte
-  # once at one core's AES-GCM speed.  When both are CPU-bound (all
-  # cores busy), socat's cost over that floor is the best ratio any
-  # TLS stream can reach against socat on this machine.
+  # An estimate of what a TLS stream costs per GB at least: what the
+  # plain stream costs (iperf3: copies and syscalls) plus sealing and
+  # opening each byte once at one core's AES-GCM speed.  When both are
+  # CPU-bound (all cores busy), socat's cost over it is roughly the
+  # ratio to socat a stream at that cost would reach.  (A stream that
+  # copies less than iperf3 does can go below it.)
   if [ -n "${aes:-}" ]; then
     floor=$(echo "scale=3; $ipg + 2 * 8 / $aes" | bc)
-    printf '  floor per GB: iperf3 %s s + AES-GCM seal and open %s s = %s s (handoff-xfer at %sx of it); when both are CPU-bound, the best ratio to socat here is %sx\n' \
+    printf '  TLS cost per GB, estimated: iperf3 %s s + AES-GCM seal and open %s s = %s s (handoff-xfer costs %sx of it); a stream at that cost, CPU-bound, would be %sx socat\n' \
       "$ipg" "$(echo "scale=3; 2 * 8 / $aes" | bc)" "$floor" \
       "$(ratio "$opg" "$floor")" "$(ratio "$tpg" "$floor")"
   fi
