@@ -2,8 +2,13 @@
 # Fleet mode: 'handoff evacuate' on a real etcd (three members, one on
 # each of three network-namespace hosts, handoffd on all three with
 # --cluster and no --peer).
-#  - Bad input changes nothing: an evacuation asked of another host's
-#    handoffd, a --parallel out of range, a bad host name.
+#  - Bad input changes nothing: an evacuation of a host whose admin
+#    address the cluster does not know (host 3 has no --admin), asked
+#    of another host's handoffd; a --parallel out of range; a bad host
+#    name.
+#  - Asked of host 2's handoffd, 'evacuate host1' is sent on to host
+#    1's admin address (its --admin, from its cluster entry); so is
+#    'undrain host1' asked of host 3.
 #  - Host 1 runs web1 (writing checked records), web2 and web3, and
 #    has web4 (stopped) and web5 (stopped, more memory than any host
 #    has) defined.  'evacuate host1 --parallel 2': the three running
@@ -69,9 +74,13 @@ metric () { scrape "$1" | awk -v k="$2" '$1 == k {print $2}'; }
 
 etcd_cluster 3
 handoff keygen k.psk >/dev/null 2>&1
+# Hosts 1 and 2 take CLI requests from elsewhere (--admin), and the
+# cluster knows where; host 3 does not.
 for i in 1 2 3; do
+  admin=()
+  [ "$i" = 3 ] || admin=(--admin "tcp://${HOST_IP[$i]}:7901")
   HD_NO_PEERS=1 start_handoffd "$i" --cluster "etcd://$ETCD_EPS" \
-    --cluster-ttl "${ttl}s" --metrics 127.0.0.1:9469
+    --cluster-ttl "${ttl}s" --metrics 127.0.0.1:9469 "${admin[@]}"
 done
 wait_for 20 "host 1 to see all three members" sees 1 host1,host2,host3
 scrape 1 | /usr/bin/python3 -c '
@@ -102,7 +111,7 @@ done
 wait_for 120 "web1's records" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.log"
 
 # Bad input: refused before anything drains or moves.
-expect_rc 1 "this is host host2, not host1" hcli 2 evacuate host1
+expect_rc 1 "knows no admin address of host3" hcli 1 evacuate host3
 expect_rc 1 "parallel" hcli 1 evacuate host1 --parallel 9
 expect_rc 1 "must be" hcli 1 evacuate 'host/1'
 hcli 1 cluster hosts --json |
@@ -133,9 +142,12 @@ console_watch_start
 echo $! > phases.pid
 cleanup_fn kill_pidfile "$tmp/phases.pid"
 
+# Asked of host 2's handoffd, the CLI is sent on to host 1's.
 rc=0
-hcli 1 evacuate host1 --parallel 2 > ev.out 2>&1 || rc=$?
+hcli 2 --psk "$tmp/k.psk" evacuate host1 --parallel 2 > ev.out 2>&1 || rc=$?
 cat ev.out
+grep -q "^handoff: this is host host2, not host1: host1's handoffd takes 'evacuate' at tcp://${HOST_IP[1]}:7901; asking it there" ev.out ||
+  fail "host 2 did not send the CLI on to host 1's admin address"
 [ "$rc" = 5 ] || fail "evacuate exited $rc; web5 cannot move, so 5 was expected"
 grep -q "^web5 did not move: .*MiB free for web5" ev.out ||
   fail "evacuate does not say why web5 stayed"
@@ -199,13 +211,13 @@ hcli 1 cluster hosts
 hcli 2 cluster hosts --json |
   jq -e '.hosts[] | select(.name == "host1") | .draining == true' >/dev/null ||
   fail "host 1's entry does not say it drains"
-o=$(( 5 - ${at[web4]#host} ))     # the other of hosts 2 and 3
 expect_rc 8 "none draining" hcli "${at[web2]#host}" migrate web2 --to auto:2
 vm_runs_on "${at[web2]#host}" web2
 expect_rc 4 "drains" hcli "${at[web4]#host}" migrate web4 --offline --to host1
 [ "$(where web4)" = "${at[web4]}" ] || fail "a refused migration moved web4"
-expect_rc 1 "this is host host1, not host$o" hcli 1 undrain host$o
-hcli 1 undrain host1
+expect_rc 1 "knows no admin address of host3" hcli 1 undrain host3
+hcli 3 --psk "$tmp/k.psk" undrain host1 2> undrain.err || fail "undrain host1 from host 3"
+grep -q "asking it there" undrain.err || fail "host 3's CLI was not sent on to host 1"
 [ "$(metric 1 handoff_cluster_draining)" = 0 ] || fail "metrics: host 1 drains after undrain"
 hcli 2 cluster hosts --json |
   jq -e '.hosts[] | select(.name == "host1") | .draining == false' >/dev/null ||

@@ -167,17 +167,43 @@ cli_send (json_t *req, int *rc)
   return c;
 }
 
+bool
+cli_redirect (json_t *reply)
+{
+  static char there[4096];
+  const char *admin = json_string_value (json_object_get (reply, "admin"));
+
+  /* Once only: the daemon there answers for itself. */
+  if (there[0] || !admin || json_is_true (json_object_get (reply, "ok")) ||
+      strlen (admin) >= sizeof there)
+    return false;
+  snprintf (there, sizeof there, "%s", admin);
+  fprintf (stderr, "handoff: %s; asking it there\n",
+           json_string_value (json_object_get (reply, "error")));
+  cli_host_uri = there;
+  return true;
+}
+
 json_t *
 cli_request (json_t *req, int *rc)
 {
-  struct channel *c = cli_send (req, rc);
   json_t *r;
   bool eof;
 
-  if (!c)
-    return NULL;
-  r = chan_recv_json (c, 600000, &eof);
-  chan_close (c);
+  /* Terminates: a reply redirects the request once at most. */
+  for (;;) {
+    struct channel *c = cli_send (json_incref (req), rc);
+    if (!c) {
+      json_decref (req);
+      return NULL;
+    }
+    r = chan_recv_json (c, 600000, &eof);
+    chan_close (c);
+    if (!r || !cli_redirect (r))
+      break;
+    json_decref (r);
+  }
+  json_decref (req);
   if (!r) {
     *rc = cli_fail (RC_UNREACHABLE, "no answer from handoffd");
     return NULL;

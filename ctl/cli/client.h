@@ -37,6 +37,11 @@ extern struct channel *cli_send (json_t *req, int *rc);
 /* One request (stolen), one reply: the reply if "ok", else NULL (the
  * error printed, *rc set from its code). */
 extern json_t *cli_request (json_t *req, int *rc);
+/* REPLY, an error, names another handoffd's admin address ("admin":
+ * the request is that host's): the CLI's requests go there from now
+ * on, as with --host, and true; false if it does not, or the CLI was
+ * sent elsewhere once already. */
+extern bool cli_redirect (json_t *reply);
 /* The exit code for a reply's "code". */
 extern int cli_code_rc (const char *code);
 

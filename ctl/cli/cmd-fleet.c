@@ -42,6 +42,10 @@ show_vm (json_t *ev)
   fflush (stdout);
 }
 
+/* follow's answer when the request belongs to another host's handoffd
+ * (cli_redirect): no exit code, it is to be sent there. */
+#define FOLLOW_ELSEWHERE (-1)
+
 /* What handoffd sends until its reply: the exit code. */
 static int
 follow (struct channel *ch, uint64_t timeout_s, bool json_out)
@@ -56,6 +60,10 @@ follow (struct channel *ch, uint64_t timeout_s, bool json_out)
                        "goes on there)", eof ? "" : " (no news in time)");
     const char *type = json_string_value (json_object_get (ev, "event"));
     json_t *ok = json_object_get (ev, "ok");
+    if (ok && !json_is_true (ok) && cli_redirect (ev)) {
+      json_decref (ev);
+      return FOLLOW_ELSEWHERE;
+    }
     if (ok && !json_is_true (ok)) {
       const char *code = json_string_value (json_object_get (ev, "code"));
       int rc = cli_code_rc (code);
@@ -109,9 +117,11 @@ evacuate_usage (FILE *fp)
 "\n"
 "Moves every VM of HOST off it (fleet mode): running VMs live, stopped\n"
 "ones offline, N at a time (default 2, at most 8), each to the host\n"
-"that 'migrate VM --to auto' would pick.  Run it on HOST's own handoffd\n"
-"(--host, or its socket).  HOST drains from the start: placement passes\n"
-"it over and it admits no incoming VM, until 'handoff undrain HOST'.\n"
+"that 'migrate VM --to auto' would pick.  It runs on HOST's own\n"
+"handoffd: asked of another, the CLI is sent on to HOST's admin address\n"
+"if the cluster knows it (handoffd --admin; the key is --psk's).  HOST\n"
+"drains from the start: placement passes it over and it admits no\n"
+"incoming VM, until 'handoff undrain HOST'.\n"
 "A VM that cannot move runs on where it was; the exit status is then\n"
 "5 (rolled back).\n"
 "\n"
@@ -214,10 +224,14 @@ cmd_evacuate (int argc, char **argv)
   json_object_set_new (req, "op", json_string ("evacuate"));
   json_object_set_new (req, "host", json_string (argv[optind]));
 
-  struct channel *ch = cli_send (req, &rc);
-  if (!ch)
-    return rc;
-  rc = follow (ch, timeout_s, cli_json);
-  chan_close (ch);
+  /* Terminates: the request is sent elsewhere once at most. */
+  do {
+    struct channel *ch = cli_send (json_incref (req), &rc);
+    if (!ch)
+      break;
+    rc = follow (ch, timeout_s, cli_json);
+    chan_close (ch);
+  } while (rc == FOLLOW_ELSEWHERE);
+  json_decref (req);
   return rc;
 }

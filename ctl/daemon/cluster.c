@@ -147,7 +147,7 @@ host_object (void)
   bool draining = cl.draining;
   pthread_mutex_unlock (&cl.lock);
   json_t *o = json_pack ("{s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:f, s:I, "
-                         "s:b, s:b, s:s}",
+                         "s:b, s:b, s:s, s:s?}",
                          "name", hd.name, "uri", hd.listen,
                          "memory_free_mib", (json_int_t) (room < 0 ? 0 : room),
                          "memory_total_mib", (json_int_t) total,
@@ -158,7 +158,10 @@ host_object (void)
                          "vms", (json_int_t) json_array_size (vms),
                          "rdma", transport_rdma_here (why, sizeof why),
                          "draining", draining,
-                         "version", HANDOFF_VERSION);
+                         "version", HANDOFF_VERSION,
+                         /* Where the CLI reaches this host's handoffd
+                          * from elsewhere (evacuate, undrain). */
+                         "admin", hd.admin);
   json_decref (vms);
   return o;
 }

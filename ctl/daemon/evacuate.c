@@ -61,6 +61,39 @@ tell (struct evacuation *ev, json_t *msg)
   json_decref (msg);
 }
 
+/* The reply to an OP ("evacuate" or "undrain") of HOST, another host:
+ * it runs on HOST's own handoffd.  With the admin address HOST gives
+ * the cluster (its --admin) the reply names it, for the CLI to send
+ * the request there. */
+static json_t *
+elsewhere (const char *op, const char *host)
+{
+  char err[512];
+  json_t *hosts = cluster_enabled () ? cluster_hosts (err, sizeof err) : NULL;
+  json_t *h, *r;
+  const char *admin = NULL;
+  size_t i;
+
+  json_array_foreach (hosts, i, h) {
+    const char *name = json_string_value (json_object_get (h, "name"));
+    if (name && strcmp (name, host) == 0)
+      admin = json_string_value (json_object_get (h, "admin"));
+  }
+  if (admin) {
+    r = msg_error_code (NULL, "this is host %s, not %s: %s's handoffd takes "
+                        "'%s' at %s", hd.name, host, host, op, admin);
+    json_object_set_new (r, "admin", json_string (admin));
+  }
+  else
+    r = msg_error_code (NULL, "this is host %s, not %s: '%s' runs on %s's "
+                        "own handoffd (handoff --host ADDRESS-OF-%s %s %s; "
+                        "the cluster knows no admin address of %s: its "
+                        "handoffd --admin)", hd.name, host, op, host, host,
+                        op, host, host);
+  json_decref (hosts);
+  return r;
+}
+
 /* VM did not move: why (and the exit status's name), to the CLI and
  * the result. */
 static void
@@ -226,10 +259,7 @@ evacuate_run (json_t *req, struct channel *c)
   msg_get_u64 (req, "copies", false, &ev.copies, err, sizeof err);
   msg_get_u64 (req, "bandwidth", false, &ev.bandwidth, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
-    return msg_error_code (NULL, "this is host %s, not %s: an evacuation "
-                           "runs on the host it empties (handoff --host "
-                           "ADDRESS-OF-%s evacuate %s)", hd.name, host, host,
-                           host);
+    return elsewhere ("evacuate", host);
   if (!cluster_enabled ())
     return msg_error_code ("not_found", "evacuate needs fleet mode "
                            "(handoffd --cluster): placement picks where each "
@@ -289,7 +319,7 @@ evacuate_undrain (json_t *req)
 
   msg_get_string (req, "host", true, &host, err, sizeof err);
   if (strcmp (host, hd.name) != 0)
-    return msg_error_code (NULL, "this is host %s, not %s", hd.name, host);
+    return elsewhere ("undrain", host);
   /* Held across: no evacuation starts while this one ends the drain. */
   pthread_mutex_lock (&running_lock);
   int r = running ? 1 : cluster_set_draining (false, err, sizeof err);
