@@ -60,11 +60,11 @@ follow (struct channel *ch, uint64_t timeout_s, bool json_out)
                        "goes on there)", eof ? "" : " (no news in time)");
     const char *type = json_string_value (json_object_get (ev, "event"));
     json_t *ok = json_object_get (ev, "ok");
-    if (ok && !json_is_true (ok) && cli_redirect (ev)) {
-      json_decref (ev);
-      return FOLLOW_ELSEWHERE;
-    }
     if (ok && !json_is_true (ok)) {
+      if (cli_redirect (ev)) {
+        json_decref (ev);
+        return FOLLOW_ELSEWHERE;
+      }
       const char *code = json_string_value (json_object_get (ev, "code"));
       int rc = cli_code_rc (code);
       if (json_out) {

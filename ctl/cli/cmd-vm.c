@@ -385,8 +385,9 @@ simple_summary (const char *op)
     { "peers", "Checks that every peer answers, over TLS with the key\n"
       "(exit 7 if one does not)." },
     { "undrain", "Fleet mode: HOST takes VMs again after 'handoff evacuate\n"
-      "HOST': placement may pick it and it admits incoming VMs.  Run it on\n"
-      "HOST's own handoffd." },
+      "HOST': placement may pick it and it admits incoming VMs.  It runs on\n"
+      "HOST's own handoffd: asked of another, the CLI is sent on to HOST's\n"
+      "admin address if the cluster knows it (handoffd --admin)." },
     { "cluster_hosts", "Fleet mode (handoffd --cluster): the hosts that are live\n"
       "members of the cluster now, with what each has free (exit 7 if the\n"
       "cluster cannot be reached)." },

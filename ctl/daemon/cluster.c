@@ -263,21 +263,18 @@ cluster_lease_live (void)
 }
 
 int64_t
-cluster_fence_due (void)
-{
-  pthread_mutex_lock (&cl.lock);
-  int64_t due = cl.lease_until - fence_margin_ms ();
-  pthread_mutex_unlock (&cl.lock);
-  return due;
-}
-
-int64_t
 cluster_lease_end (void)
 {
   pthread_mutex_lock (&cl.lock);
   int64_t end = cl.lease_until;
   pthread_mutex_unlock (&cl.lock);
   return end;
+}
+
+int64_t
+cluster_fence_due (void)
+{
+  return cluster_lease_end () - fence_margin_ms ();
 }
 
 void
