@@ -3,7 +3,7 @@
 #
 # The test guest (Debian kernel, busybox, 256 MiB of RAM, a 64 MiB
 # virtio disk with 63 MiB of data, appending fsync'ed records and
-# ticking on its console) on host 1 of four (network namespaces):
+# ticking on its console) on host 1 of five (network namespaces):
 #
 #  (a) cold: 'handoff migrate --to host2', from the command to the
 #      guest running on host 2, and its downtime;
@@ -16,11 +16,14 @@
 # most 100 ms).
 #
 # Then, held warm for WARM_S seconds (default 20) to 1, 2 and 3
-# destinations: the CPU time of the source's processes (QEMU, relay,
-# mirror, share, handoffd) and the bytes host 1 sent, against one
-# destination; and the guest's tick rate while warm against the same
-# guest not migrating (the cost of holding: QEMU's migration thread
-# keeps passing over RAM).
+# destinations, and to 2 and 3 through a proxy (--via host5): the CPU
+# time of the source's processes (QEMU, relay, mirror, share,
+# handoffd) and the bytes host 1 sent while warm, against one
+# destination (goal with --via: at most 1.3x the CPU of one); the
+# bytes host 1 sent until every destination was warm (the copy); and
+# the guest's tick rate while warm against the same guest not
+# migrating (the cost of holding: QEMU's migration thread keeps passing
+# over RAM).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export O=${O:-build}
@@ -34,11 +37,11 @@ ROUNDS=${ROUNDS:-5}
 WARM_S=${WARM_S:-20}
 make_tmpdir
 cd "$tmp"
-make_hosts 4
+make_hosts 5
 
 handoff keygen k.psk >/dev/null 2>&1
-for i in 1 2 3 4; do echo "{\"boot_dirs\": [\"$GUEST_DIR\"]}" > "h$i.policy"; done
-for i in 1 2 3 4; do start_handoffd "$i"; done
+for i in 1 2 3 4 5; do echo "{\"boot_dirs\": [\"$GUEST_DIR\"]}" > "h$i.policy"; done
+for i in 1 2 3 4 5; do start_handoffd "$i"; done
 append="console=ttyS0 quiet panic=-1 handoff.mode=records"
 
 # start_vm NAME: define and start the guest on host 1.
@@ -62,10 +65,11 @@ gone ()
   rm -rf "$tmp/$2.img" "$tmp/h$1/images/$2"
 }
 
-# warm NAME HOSTS: a pre-warmed migration from host 1, until warm.
+# warm NAME HOSTS [ARGS...]: a pre-warmed migration from host 1, until
+# warm.
 warm ()
 {
-  hcli 1 migrate "$1" --to "$2" --prewarm --detach >/dev/null
+  hcli 1 migrate "$1" --to "$2" --prewarm --detach "${@:3}" >/dev/null
   wait_for 300 "$1 warm" bash -c \
     "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status $1 --json | jq -r .migration.phase)\" = warm ]"
 }
@@ -114,25 +118,31 @@ printf "median downtime: cold %.1f ms, warm cutover %.1f ms (goal <= 100 ms)\n" 
 
 echo
 echo "held warm $WARM_S s (source: every process in host 1's namespace):"
-printf "%-14s %12s %14s %12s\n" destinations "CPU (s)" "bytes sent" "guest ticks/s"
+printf "%-16s %10s %14s %14s %12s\n" destinations "CPU (s)" "bytes sent" "bytes to warm" "guest ticks/s"
 start_vm idle
 t0=$(ticks idle); sleep "$WARM_S"; t1=$(ticks idle)
 base_rate=$(echo "scale=2; ($t1 - $t0) / $WARM_S" | bc)
 hcli 1 stop idle >/dev/null; hcli 1 undefine idle >/dev/null
-printf "%-14s %12s %14s %12s\n" "none" "-" "-" "$base_rate"
-declare -A cpu bytes
+printf "%-16s %10s %14s %14s %12s\n" "none" "-" "-" "-" "$base_rate"
+declare -A cpu bytes copy
 n=0
-for to in host2 host2,host3 host2,host3,host4; do
+for spec in 1:host2 2:host2,host3 3:host2,host3,host4 2v:host2,host3 \
+            3v:host2,host3,host4; do
+  key=${spec%%:*}; to=${spec#*:}
+  via=(); label=$key
+  if [[ $key == *v ]]; then via=(--via host5); label="${key%v} via host5"; fi
   n=$((n + 1))
   start_vm "held$n"
-  warm "held$n" "$to"
+  b_start=$(tx_bytes)
+  warm "held$n" "$to" "${via[@]}"
   c0=$(src_cpu); b0=$(tx_bytes); t0=$(ticks "held$n")
   sleep "$WARM_S"
   c1=$(src_cpu); b1=$(tx_bytes); t1=$(ticks "held$n")
-  cpu[$n]=$(echo "scale=2; ($c1 - $c0) / 100" | bc)
-  bytes[$n]=$((b1 - b0))
+  cpu[$key]=$(echo "scale=2; ($c1 - $c0) / 100" | bc)
+  bytes[$key]=$((b1 - b0))
+  copy[$key]=$((b0 - b_start))
   rate=$(echo "scale=2; ($t1 - $t0) / $WARM_S" | bc)
-  printf "%-14s %12s %14s %12s\n" "$n" "${cpu[$n]}" "${bytes[$n]}" "$rate"
+  printf "%-16s %10s %14s %14s %12s\n" "$label" "${cpu[$key]}" "${bytes[$key]}" "${copy[$key]}" "$rate"
   hcli 1 abort "held$n" >/dev/null
   wait_for 60 "held$n to roll back" bash -c \
     "ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status held$n --json | jq -e '.migration == null' >/dev/null"
@@ -141,7 +151,12 @@ for to in host2 host2,host3 host2,host3,host4; do
 done
 for n in 2 3; do
   echo "$n destinations vs 1: CPU $(ratio "${cpu[$n]}" "${cpu[1]}")x," \
-       "bytes $(ratio "${bytes[$n]}" "${bytes[1]}")x (the source sends each" \
-       "stream to each destination; no proxy)"
+       "bytes while warm $(ratio "${bytes[$n]}" "${bytes[1]}")x, bytes to warm" \
+       "$(ratio "${copy[$n]}" "${copy[1]}")x (the source sends each stream to" \
+       "each destination)"
+  echo "$n destinations via a proxy vs 1: CPU $(ratio "${cpu[${n}v]}" "${cpu[1]}")x" \
+       "(goal <= 1.3), bytes while warm $(ratio "${bytes[${n}v]}" "${bytes[1]}")x," \
+       "bytes to warm $(ratio "${copy[${n}v]}" "${copy[1]}")x (RAM goes once," \
+       "to the proxy; disks and files still go to each destination)"
 done
 echo "bound: 2 cores shared by the guest (TCG), its QEMU's migration thread and every helper"

@@ -24,7 +24,8 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/source-relay.c \
                  ctl/daemon/transport.c \
                  ctl/daemon/source-end.c \
-                 ctl/daemon/destination.c ctl/daemon/dest-phases.c \
+                 ctl/daemon/destination.c ctl/daemon/proxy.c \
+                 ctl/daemon/dest-phases.c \
                  ctl/daemon/dest-recover.c ctl/daemon/receiving.c \
                  ctl/daemon/volume.c ctl/daemon/volume-in.c \
                  ctl/daemon/volume-ops.c ctl/daemon/recover.c \

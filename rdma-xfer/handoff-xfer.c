@@ -65,6 +65,9 @@ usage (FILE *fp, int code)
 "      --hold-switchover relay: carry every destination's return path\n"
 "                        back, merged, and hold QEMU's switch-over\n"
 "                        (switchover-ack) until SIGUSR1\n"
+"      --pass-switchover relay: merge the return paths the same way, but\n"
+"                        pass the first SWITCHOVER_ACK on at once (a\n"
+"                        fan-out for a source whose relay holds it)\n"
 "  -n, --streams N       relay: exit after N streams; recv: always 1\n"
 "      --accept-timeout TIME  give up if no stream arrives in TIME\n"
 "      --timeout TIME    fail a peer that stops taking data (default 60s)\n"
@@ -304,7 +307,8 @@ do_recv (const char *listen, const char *path, const struct xfer_opts *opts,
 }
 
 enum { OPT_PSK = 256, OPT_OR, OPT_TOKEN, OPT_LAG, OPT_ACCEPT_TIMEOUT,
-       OPT_TIMEOUT, OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE, OPT_HOLD };
+       OPT_TIMEOUT, OPT_SLOT_SIZE, OPT_SLOTS, OPT_SIZE, OPT_HOLD,
+       OPT_PASS };
 
 /* The options that take a value to check: into CFG (and *SIZE_LIMIT).
  * 0, or -1 (printed). */
@@ -479,6 +483,7 @@ main (int argc, char **argv)
     { "buffer", required_argument, NULL, 'b' },
     { "lagging", required_argument, NULL, OPT_LAG },
     { "hold-switchover", no_argument, NULL, OPT_HOLD },
+    { "pass-switchover", no_argument, NULL, OPT_PASS },
     { "streams", required_argument, NULL, 'n' },
     { "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
     { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -546,6 +551,9 @@ main (int argc, char **argv)
         return RC_ERROR;
       break;
     case OPT_HOLD: cfg.hold_switchover = true; break;
+    case OPT_PASS:
+      cfg.hold_switchover = cfg.pass_switchover = true;
+      break;
     case 'j': cfg.json = true; break;
     case 'v': log_more_verbose (); break;
     case 'h': usage (stdout, RC_OK);

@@ -13,7 +13,9 @@
  * merged into one for the source, message by message (QEMU's
  * return-path messages: be16 type, be16 length, payload): the first
  * live destination's messages go through; SWITCHOVER_ACK is held
- * until SIGUSR1 and then passed on once; the first successful SHUT
+ * until SIGUSR1 (at once with --pass-switchover, a relay fanning out
+ * for another that holds it) and then passed on once; the first
+ * successful SHUT
  * (its destination has loaded the whole stream) is passed on, and a
  * failing SHUT only once every destination has ended.  QEMU, with
  * switchover-ack, keeps copying dirtied RAM and never switches over
@@ -732,7 +734,9 @@ relay_run (const struct relay_config *cfg)
 
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
-  if (cfg->hold_switchover) {
+  if (cfg->hold_switchover && cfg->pass_switchover)
+    switchover_released = 1;
+  else if (cfg->hold_switchover) {
     struct sigaction rel = { .sa_handler = on_release };
     sigaction (SIGUSR1, &rel, NULL);
   }

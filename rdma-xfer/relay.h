@@ -33,6 +33,10 @@ struct relay_config {
    * QEMU's switch-over until SIGUSR1 (a pre-warmed migration): the
    * destinations' SWITCHOVER_ACK is passed on only then. */
   bool hold_switchover;
+  /* With hold_switchover: pass the first SWITCHOVER_ACK on at once (a
+   * relay that fans out for another, where the source's own relay
+   * holds it: handoff migrate --via). */
+  bool pass_switchover;
 };
 
 /* Run until the configured number of streams has finished, or a

@@ -9,6 +9,8 @@
 # not UTF-8.  Each is refused with a reason and logged; afterwards host
 # 2's state directory is intact, a directory planted beside it still
 # holds its files, nothing was made, and a good migration still works.
+# RELAY_STREAM, the request to carry another host's RAM stream (--via),
+# gets the same strings, and destinations it must not be aimed at.
 # Also: a boot file inside the VM's directory that is a symlink out of
 # it is refused at start, and a hook naming a program outside the hook
 # directory is never run.
@@ -33,7 +35,7 @@ cat > hostile.py <<'PY'
 # Sends each case on its own connection and checks the answers.
 import json, subprocess, sys
 
-client, uri, psk = sys.argv[1:4]
+client, uri, psk, host1_ip = sys.argv[1:5]
 BAD = {
     "dotdot": "..", "dot": ".", "up": "../x", "abs": "/etc/shadow",
     "empty": "", "long": "a" * 4096, "nul": "a\u0000b", "nonutf8": None,
@@ -206,6 +208,47 @@ vol = {"type": "VOLUME_HANDOFF",
        "objects": {}, "volumes": [{"mountpoint": "/etc", "descriptor": {"a": 1}}]}
 check("volume.mountpoint=/etc", [first, encode(vol, False)], ("FAILED",))
 
+# RELAY_STREAM (this host as a stream proxy): hostile strings in each
+# field, destinations it must not be aimed at, malformed lists; each
+# refused before anything is made.
+def relay(**kw):
+    m = {"type": "RELAY_STREAM", "id": mid(), "vm": vm_name(),
+         "source": "host1", "hold": True,
+         "to": [{"host": "host1", "xfer": "tcp://%s:4000" % host1_ip,
+                 "key": "handoff-migration:" + "ab" * 16}]}
+    m.update(kw)
+    return m
+
+
+for label, bad in BAD.items():
+    raw = bad is None
+    for f in (["id"], ["vm"], ["source"], ["to", 0, "host"],
+              ["to", 0, "xfer"], ["to", 0, "key"]):
+        check("relay.%s=%s" % (".".join(str(k) for k in f), label),
+              [encode(put(relay(), f, bad), raw)], ("FAILED", "DENIED"))
+far = [{"host": "host1", "xfer": "tcp://10.9.9.9:4000",
+        "key": "handoff-migration:" + "ab" * 16}]
+stranger = [{"host": "host9", "xfer": "tcp://%s:4000" % host1_ip,
+             "key": "handoff-migration:" + "ab" * 16}]
+params = [{"host": "host1",
+           "xfer": "tcp://%s:4000?tls-psk-file=/etc/shadow" % host1_ip,
+           "key": "handoff-migration:" + "ab" * 16}]
+newline = [{"host": "host1", "xfer": "tcp://%s:4000" % host1_ip,
+            "key": "handoff-migration:" + "ab" * 16 + "\nx:" + "cd" * 16}]
+many = [{"host": "host%d" % i, "xfer": "tcp://%s:4000" % host1_ip,
+         "key": "handoff-migration:" + "ab" * 16} for i in range(1, 7)]
+for case, to, want in (
+        ("relay to a third host's address", far, ("DENIED",)),
+        ("relay to a host it does not know", stranger, ("DENIED",)),
+        ("relay address with parameters", params, ("FAILED",)),
+        ("relay key of two lines", newline, ("FAILED",)),
+        ("relay to six destinations", many, ("FAILED",)),
+        ("relay to nobody", [], ("FAILED",)),
+        ("relay twice to one host", far[:1] * 2, ("FAILED",))):
+    check(case, [encode(relay(to=to), False)], want)
+check("relay from a host that is not the sender",
+      [encode(relay(source="host2"), False)], ("DENIED",))
+
 print("%d cases, %d failures" % (n, len(failures)))
 for f in failures:
     print("FAILED:", f)
@@ -213,7 +256,7 @@ sys.exit(1 if failures else 0)
 PY
 
 echo "== hostile strings in every field"
-on_host 1 python3 hostile.py "$client" "tcp://${HOST_IP[2]}:$HD_PORT" k.psk |
+on_host 1 python3 hostile.py "$client" "tcp://${HOST_IP[2]}:$HD_PORT" k.psk "${HOST_IP[1]}" |
   tee hostile.out || fail "a hostile string was not refused with a reason"
 cases=$(tail -n 1 hostile.out | grep -o '^[0-9]* cases' || true)
 [ -n "$cases" ] || cases=$(grep -o '[0-9]* cases' hostile.out)

@@ -27,6 +27,7 @@ usage (FILE *fp)
 "         [--quorum PCT]\n"
 "         [--fallback HOST[,HOST...]] [--retries N]\n"
 "         [--cascade HOST[,HOST...]] [--transport auto|rdma|tcp]\n"
+"         [--via HOST]\n"
 "         [--delete-source] [--offline] [--detach] [--json] [--socket PATH]\n"
 "\n"
 "Moves VM NAME to another host, with progress; Ctrl-C on a terminal asks\n"
@@ -63,6 +64,10 @@ usage (FILE *fp)
 "  -C, --cascade HOSTS      once the VM runs on the winner, it migrates the\n"
 "                           VM on to HOSTS by itself (pre-warmed, and held,\n"
 "                           with --prewarm)\n"
+"  -V, --via HOST           the RAM stream goes once to HOST's relay, which\n"
+"                           carries it to every destination (the source's\n"
+"                           uplink carries it once; disks and files still\n"
+"                           go from here)\n"
 "  -r, --transport auto|rdma|tcp\n"
 "                           the RAM stream: RDMA when both hosts have it\n"
 "                           (auto; handoffd's --transport by default),\n"
@@ -439,6 +444,7 @@ cmd_migrate (int argc, char **argv)
     { "fallback", required_argument, NULL, 'F' },
     { "retries", required_argument, NULL, 'R' },
     { "cascade", required_argument, NULL, 'C' },
+    { "via", required_argument, NULL, 'V' },
     { "warm-exit", required_argument, NULL, 'E' },
     { "quorum", required_argument, NULL, 'Q' },
     { "transport", required_argument, NULL, 'r' },
@@ -450,7 +456,7 @@ cmd_migrate (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *to = NULL, *mode = "live", *warm_exit = "converging";
-  const char *fallback = NULL, *cascade = NULL, *transport = NULL;
+  const char *fallback = NULL, *cascade = NULL, *transport = NULL, *via = NULL;
   uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t downtime = 300, bandwidth = 0, timeout = 600;
@@ -460,7 +466,7 @@ cmd_migrate (int argc, char **argv)
   int c;
 
   opterr = 0;
-  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:Q:F:R:C:r:dOjS:h", opts,
+  while ((c = getopt_long (argc, argv, "t:m:D:b:T:P:XWE:Q:F:R:C:V:r:dOjS:h", opts,
                            NULL)) != -1) {
     switch (c) {
     case 't': to = optarg; break;
@@ -493,6 +499,7 @@ cmd_migrate (int argc, char **argv)
     case 'W': prewarm = true; break;
     case 'F': fallback = optarg; break;
     case 'C': cascade = optarg; break;
+    case 'V': via = optarg; break;
     case 'R':
       if (parse_uint (optarg, 0, 10, &retries, err, sizeof err) == -1)
         return cli_fail (RC_ERROR, "--retries: %s", err);
@@ -510,7 +517,7 @@ cmd_migrate (int argc, char **argv)
     case 'h': usage (stdout); return RC_OK;
     default:
       return cli_bad_option ("migrate", argv,
-                             "t:m:D:b:T:P:XWE:Q:F:R:C:r:dOjS:h");
+                             "t:m:D:b:T:P:XWE:Q:F:R:C:V:r:dOjS:h");
     }
   }
   cli_json = json_out;
@@ -537,6 +544,7 @@ cmd_migrate (int argc, char **argv)
                 : NULL);
   set_if_given (req, "fallback", fallback ? json_string (fallback) : NULL);
   set_if_given (req, "cascade", cascade ? json_string (cascade) : NULL);
+  set_if_given (req, "via", via ? json_string (via) : NULL);
   set_if_given (req, "transport", transport ? json_string (transport) : NULL);
   set_if_given (req, "retries", retries ? json_integer ((json_int_t) retries)
                 : NULL);

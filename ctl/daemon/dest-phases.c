@@ -52,8 +52,8 @@ dest_answer (const char *type, const char *reason)
 
 /* Ports and processes */
 
-static int
-listen_host (char *buf, size_t len)
+int
+dest_listen_host (char *buf, size_t len)
 {
   struct uri u;
   char err[256];
@@ -65,9 +65,8 @@ listen_host (char *buf, size_t len)
   return 0;
 }
 
-/* A port nobody listens on at ADDR (the kernel picks it). */
-static int
-free_port (const char *addr)
+int
+dest_free_port (const char *addr)
 {
   struct sockaddr_in sin = { .sin_family = AF_INET };
   socklen_t sl = sizeof sin;
@@ -147,7 +146,7 @@ prepare_disk_export (struct incoming *in, size_t i, const char *path,
                      char *err, size_t errlen)
 {
   char leaf[32], portarg[16], pskarg[PATH_MAX + 16], u[160];
-  int port = free_port (addr);
+  int port = dest_free_port (addr);
   pid_t p;
 
   if (port < 0)
@@ -180,7 +179,7 @@ prepare_disk_export (struct incoming *in, size_t i, const char *path,
                         "start%s%s", i, tail[0] ? ": " : "", tail);
     log_warn ("migration %s: the export of disk %zu on port %d failed "
               "(%s); trying another port", in->id, i, port, tail);
-    port = free_port (addr);
+    port = dest_free_port (addr);
   }
   snprintf (u, sizeof u, "nbds://%s:%d/", addr, port);
   json_array_append_new (ep_disks, json_string (u));
@@ -244,7 +243,7 @@ prepare_listener (struct incoming *in, const char *leaf, const char *what,
                   const char *addr, char **argv, size_t listen_arg,
                   char *err, size_t errlen)
 {
-  int port = free_port (addr);
+  int port = dest_free_port (addr);
   char listen[160];
   pid_t p;
 
@@ -274,7 +273,7 @@ prepare_rdma_relay (struct incoming *in, json_t *ep, const char *addr,
                     char *to, char *mig_psk, bool tcp_too, char *err,
                     size_t errlen)
 {
-  int port = free_port (addr), tcp_port = -1;
+  int port = dest_free_port (addr), tcp_port = -1;
   char listen[160], tcp_listen[160], needle[200], log[PATH_MAX];
   char pidfile[PATH_MAX];
   size_t n = 0;
@@ -284,7 +283,7 @@ prepare_rdma_relay (struct incoming *in, json_t *ep, const char *addr,
    * one twice. */
   for (int tries = 0; port >= 0 && tcp_too && tries < 4 &&
          (tcp_port < 0 || tcp_port == port); ++tries)
-    tcp_port = free_port (addr);
+    tcp_port = dest_free_port (addr);
   if (tcp_port == port)
     tcp_port = -1;
   if (port < 0 || (tcp_too && tcp_port < 0))
@@ -450,7 +449,7 @@ dest_prepare (struct incoming *in, json_t *msg)
 
   /* The message passed peer_check_message; what this host's policy
    * says is checked here. */
-  if (listen_host (addr, sizeof addr) == -1) {
+  if (dest_listen_host (addr, sizeof addr) == -1) {
     set_error (err, sizeof err, "this host has no peer address");
     goto failed;
   }

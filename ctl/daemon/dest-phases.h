@@ -29,6 +29,12 @@ struct incoming {
   json_t *cascade;              /* --cascade, with RESUME or COMPLETE. */
 };
 
+/* This host's peer address (--listen's host): 0, or -1 if it has none. */
+extern int dest_listen_host (char *buf, size_t len);
+/* A port nobody listens on at ADDR now (the kernel picks it; another
+ * may take it before it is used), or -1. */
+extern int dest_free_port (const char *addr);
+
 /* A peer message of TYPE with an optional REASON. */
 extern json_t *dest_answer (const char *type, const char *reason);
 

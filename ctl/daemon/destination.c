@@ -20,25 +20,15 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "names.h"
+#include "peer.h"
 #include "peer-check.h"
 #include "policy.h"
+#include "proxy.h"
 #include "receiving.h"
 #include "uri.h"
 #include "volume.h"
 
 
-static void
-peer_ip (struct channel *c, char *buf, size_t len)
-{
-  const char *n = chan_peer_name (c);
-  const char *colon = strrchr (n, ':');
-  size_t k = colon ? (size_t) (colon - n) : strlen (n);
-
-  if (n[0] == '[' && k > 2)
-    snprintf (buf, len, "%.*s", (int) (k - 2), n + 1);
-  else
-    snprintf (buf, len, "%.*s", (int) k, n);
-}
 
 /* The conversation broke (the source gone, silent, or talking
  * nonsense): drop what was made - but mounted volumes wait for the
@@ -70,7 +60,7 @@ admit (struct incoming *in, json_t *req, struct channel *c)
   msg_get_string (req, "mode", false, &mode, err, sizeof err);
   msg_get_u64 (req, "timeout_s", false, &timeout_s, err, sizeof err);
   needs = json_object_get (req, "needs");
-  peer_ip (c, in->src_ip, sizeof in->src_ip);
+  peer_address (c, in->src_ip, sizeof in->src_ip);
   uri = hd_peer_uri (source);
   if (uri && strncmp (uri, "tcp://", 6) == 0 &&
       uri_parse (uri, &u, err, sizeof err) == 0) {
@@ -416,7 +406,7 @@ about (json_t *req, bool abort_it, struct channel *c)
 
   if (msg_get_string (req, "id", true, &id, err, sizeof err) != 0)
     return dest_answer ("FAILED", err);
-  peer_ip (c, ip, sizeof ip);
+  peer_address (c, ip, sizeof ip);
   j = db_journal_get (id);
   if (j)
     state = journal_state (j, abort_it, ip);
@@ -446,9 +436,14 @@ destination_handle (json_t *req, struct channel *c, void *opaque)
     return about (req, false, c);
   if (strcmp (type, "ABORT_MIGRATION") == 0)
     return about (req, true, c);
+  if (strcmp (type, "RELAY_STREAM") == 0)
+    return proxy_relay (req, c);
   /* The source's ABORT after this side already gave up: nothing left. */
   if (strcmp (type, "ABORT") == 0)
     return dest_answer ("ABORTED", NULL);
+  /* A source letting go of a stream proxy that had refused. */
+  if (strcmp (type, "END") == 0)
+    return dest_answer ("ENDED", NULL);
   /* A reachability check ('handoff peers'). */
   if (strcmp (type, "PING") == 0)
     return dest_answer ("PONG", NULL);

@@ -41,6 +41,7 @@
 #include "peer.h"
 #include "policy.h"
 #include "psk.h"
+#include "proxy.h"
 #include "recover.h"
 #include "server.h"
 #include "transport.h"
@@ -495,6 +496,7 @@ main (int argc, char **argv)
   /* Before taking requests: finish or undo what a previous run left
    * (in fleet mode, with the cluster's word on who owns what). */
   recover_all ();
+  proxy_recover ();
 
   const struct ctlserver_config clicfg = {
     .path = hd.control, .service = CHAN_SERVICE_CLI, .version = 1,

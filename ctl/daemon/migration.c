@@ -24,6 +24,7 @@
 #include "record.h"
 #include "request-check.h"
 #include "source.h"
+#include "source-relay.h"
 #include "transport.h"
 #include "vm.h"
 #include "volume.h"
@@ -42,6 +43,7 @@ static int parse_destinations (struct migration *m, const char *to,
 static void
 close_dests (struct migration *m)
 {
+  source_end_via (m);
   for (size_t i = 0; i < m->ndests; ++i) {
     struct dest *d = &m->dests[i];
     if (d->peer)
@@ -236,7 +238,7 @@ static struct migration *
 parse_request (json_t *req, char *err, size_t errlen, int *rc)
 {
   const char *vm, *to, *mode = "live", *warm_exit = "converging";
-  const char *fallback = "", *cascade = "", *transport = "auto";
+  const char *fallback = "", *cascade = "", *transport = "auto", *via = "";
   uint64_t retries = 0, quorum = 0;
   bool prewarm = false;
   uint64_t max_downtime = 300, bandwidth = 0, timeout = 600;
@@ -257,6 +259,7 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   msg_get_string (req, "fallback", false, &fallback, err, errlen);
   msg_get_u64 (req, "retries", false, &retries, err, errlen);
   msg_get_string (req, "cascade", false, &cascade, err, errlen);
+  msg_get_string (req, "via", false, &via, err, errlen);
   msg_get_string (req, "warm_exit", false, &warm_exit, err, errlen);
   msg_get_u64 (req, "quorum", false, &quorum, err, errlen);
   msg_get_string (req, "transport", false, &transport, err, errlen);
@@ -306,6 +309,21 @@ parse_request (json_t *req, char *err, size_t errlen, int *rc)
   snprintf (m->plan_to, sizeof m->plan_to, "%s", to);
   snprintf (m->fallback, sizeof m->fallback, "%s", fallback);
   snprintf (m->cascade, sizeof m->cascade, "%s", cascade);
+  if (via[0] && strcmp (via, hd.name) == 0) {
+    set_error (err, errlen, "--via %s is this host: it relays for itself "
+               "already", via);
+    free (m);
+    return NULL;
+  }
+  if (via[0] && !hd_peer_uri (via)) {
+    char q[96];
+    *rc = RC_NOT_FOUND;
+    set_error (err, errlen, "unknown host '%s' (--via)",
+               name_quote (via, q, sizeof q));
+    free (m);
+    return NULL;
+  }
+  snprintf (m->via, sizeof m->via, "%s", via);
   m->attempt = 1;
   m->attempts = (fallback[0] ? 2 : 1) + (unsigned) retries;
   snprintf (m->warm_exit, sizeof m->warm_exit, "%s", warm_exit);

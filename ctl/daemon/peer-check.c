@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "def-check.h"
 #include "errors.h"
 #include "jsonutil.h"
@@ -126,7 +127,8 @@ check_reason (json_t *msg, char *err, size_t errlen)
   return 0;
 }
 
-/* One endpoint: a URI of SCHEME (or ALT) on HOST, nothing else. */
+/* One endpoint: a URI of SCHEME (or ALT) on HOST (NULL: any host),
+ * nothing else. */
 static int
 check_endpoint (const char *what, json_t *v, const char *host,
                 enum uri_scheme scheme, int alt, char *err, size_t errlen)
@@ -143,7 +145,7 @@ check_endpoint (const char *what, json_t *v, const char *host,
     snprintf (err, errlen, "endpoint %s '%s' is not %s://", what,
               name_quote (json_string_value (v), q, sizeof q),
               uri_scheme_name (scheme));
-  else if (!u.host || strcmp (u.host, host) != 0)
+  else if (!u.host || (host && strcmp (u.host, host) != 0))
     snprintf (err, errlen, "endpoint %s '%s' is not on the destination "
               "(%s)", what, name_quote (json_string_value (v), q, sizeof q),
               host);
@@ -156,26 +158,31 @@ check_endpoint (const char *what, json_t *v, const char *host,
   return rv;
 }
 
+/* A key file's one line, "IDENTITY:HEX" (a migration key). */
+static bool
+is_key_text (const char *key)
+{
+  const char *colon = key ? strchr (key, ':') : NULL;
+
+  return colon && colon != key && colon - key <= 64 &&
+    strlen (colon + 1) >= 32 && strlen (colon + 1) <= 128 &&
+    strspn (colon + 1, "0123456789abcdefABCDEF") == strlen (colon + 1) &&
+    strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            "0123456789-_.") == (size_t) (colon - key);
+}
+
 int
 peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
                       bool has_dir, char *err, size_t errlen)
 {
   json_t *disks, *d;
-  const char *key, *colon;
   size_t i;
 
   if (!json_is_object (ep))
     return set_error (err, errlen, "the destination sent no endpoints");
-  key = json_string_value (json_object_get (ep, "psk"));
-  colon = key ? strchr (key, ':') : NULL;
-  if (!colon || colon == key || colon - key > 64 || strlen (colon + 1) < 32 ||
-      strlen (colon + 1) > 128 ||
-      strspn (colon + 1, "0123456789abcdefABCDEF") != strlen (colon + 1) ||
-      strspn (key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-              "0123456789-_.") != (size_t) (colon - key)) {
+  if (!is_key_text (json_string_value (json_object_get (ep, "psk"))))
     return set_error (err, errlen,
                       "the destination sent no usable migration key");
-  }
   disks = json_object_get (ep, "disks");
   if (!json_is_array (disks) || json_array_size (disks) != ndisks)
     return set_error (err, errlen,
@@ -205,6 +212,71 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
                       "stream over RDMA");
   return check_endpoint ("xfer_tcp", alt, peer_host, URI_SCHEME_TCP, -1, err,
                          errlen);
+}
+
+int
+peer_check_relaying (json_t *answer, const char *proxy_host, char *err,
+                     size_t errlen)
+{
+  if (check_endpoint ("xfer", json_object_get (answer, "xfer"), proxy_host,
+                      URI_SCHEME_TCP, -1, err, errlen) == -1)
+    return -1;
+  if (!is_key_text (json_string_value (json_object_get (answer, "key"))))
+    return set_error (err, errlen, "the proxy sent no usable key");
+  return 0;
+}
+
+/* RELAY_STREAM (handoff migrate --via): who asks, whether its QEMU
+ * holds the switch-over, and each destination's RAM stream address
+ * (no parameters: the proxy adds the key) and migration key.  Whether
+ * each address is its host's is the proxy's policy (proxy.c). */
+static int
+check_relay_stream (json_t *msg, char *err, size_t errlen)
+{
+  const char *source, *id, *vm;
+  bool hold;
+  json_t *to, *d;
+  size_t i;
+
+  /* The id and the VM's name were checked if there: they must be. */
+  if (msg_get_string (msg, "id", true, &id, err, errlen) != 0 ||
+      msg_get_string (msg, "vm", true, &vm, err, errlen) != 0 ||
+      msg_get_string (msg, "source", true, &source, err, errlen) != 0 ||
+      name_check_host (source, err, errlen) == -1 ||
+      msg_get_bool (msg, "hold", false, &hold, err, errlen) == -1 ||
+      msg_get_array (msg, "to", true, &to, err, errlen) != 0)
+    return -1;
+  if (json_array_size (to) < 1 || json_array_size (to) > MAX_DESTS)
+    return set_error (err, errlen, "a stream is relayed to 1 to %d "
+                      "destinations, not %zu", MAX_DESTS,
+                      json_array_size (to));
+  json_array_foreach (to, i, d) {
+    const char *host, *xfer;
+    json_t *alt;
+    if (!json_is_object (d))
+      return set_error (err, errlen, "destination %zu is not an object", i);
+    if (msg_get_string (d, "host", true, &host, err, errlen) != 0 ||
+        name_check_host (host, err, errlen) == -1 ||
+        check_endpoint ("xfer", json_object_get (d, "xfer"), NULL,
+                        URI_SCHEME_TCP, URI_SCHEME_RDMA, err, errlen) == -1)
+      return -1;
+    if (!is_key_text (json_string_value (json_object_get (d, "key"))))
+      return set_error (err, errlen, "destination %s: no usable migration "
+                        "key", host);
+    for (size_t k = 0; k < i; ++k)
+      if (strcmp (json_string_value (json_object_get (
+                    json_array_get (to, k), "host")), host) == 0)
+        return set_error (err, errlen, "destination %s named twice", host);
+    xfer = json_string_value (json_object_get (d, "xfer"));
+    alt = json_object_get (d, "xfer_tcp");
+    if (alt && strncmp (xfer, "rdma://", 7) != 0)
+      return set_error (err, errlen, "destination %s: xfer_tcp is only for "
+                        "a RAM stream over RDMA", host);
+    if (alt && check_endpoint ("xfer_tcp", alt, NULL, URI_SCHEME_TCP, -1,
+                               err, errlen) == -1)
+      return -1;
+  }
+  return 0;
 }
 
 /* --cascade, with the message that makes a destination run the VM:
@@ -255,7 +327,7 @@ check_cascade (json_t *msg, char *err, size_t errlen)
 
 /* Messages that carry nothing but their type. */
 static const char *const bare[] = {
-  "PING", "OFFLINE_COMPLETE", NULL,
+  "PING", "OFFLINE_COMPLETE", "END", NULL,
 };
 
 int
@@ -308,6 +380,8 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
   }
   if (strcmp (type, "RESUME") == 0)
     return check_cascade (msg, err, errlen);
+  if (strcmp (type, "RELAY_STREAM") == 0)
+    return check_relay_stream (msg, err, errlen);
   if (strcmp (type, "QUERY_MIGRATION") == 0 ||
       strcmp (type, "ABORT_MIGRATION") == 0)
     return check_id_field (msg, err, errlen);

@@ -29,6 +29,12 @@ extern int peer_check_endpoints (json_t *ep, const char *peer_host,
                                  size_t ndisks, bool has_dir, char *err,
                                  size_t errlen);
 
+/* RELAYING, a stream proxy's answer (handoff migrate --via): {"xfer":
+ * "tcp://HOST:PORT", "key": "IDENTITY:HEX"}, HOST the proxy's own
+ * PROXY_HOST. */
+extern int peer_check_relaying (json_t *answer, const char *proxy_host,
+                                char *err, size_t errlen);
+
 /* The events of QUEUED_EVENTS: [{uid, type, posted, payload}]. */
 extern int peer_check_events (json_t *events, char *err, size_t errlen);
 

@@ -162,3 +162,16 @@ peer_abort_migration (struct channel *peer, const char *to, const char *id,
               "its own", id, to, err);
   json_decref (a);
 }
+
+void
+peer_address (struct channel *c, char *buf, size_t len)
+{
+  const char *n = chan_peer_name (c);
+  const char *colon = strrchr (n, ':');
+  size_t k = colon ? (size_t) (colon - n) : strlen (n);
+
+  if (n[0] == '[' && k > 2)
+    snprintf (buf, len, "%.*s", (int) (k - 2), n + 1);
+  else
+    snprintf (buf, len, "%.*s", (int) k, n);
+}

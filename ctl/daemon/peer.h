@@ -51,6 +51,19 @@
  *                                 committed | aborted} (volume: did the
  *                                 source record the handover?)
  *
+ * On a fresh connection, to the proxy a migration names (--via):
+ *   RELAY_STREAM {id, vm, source, hold, to: [{host, xfer, xfer_tcp?,
+ *                 key}]}       -> RELAYING {xfer, key} (its relay takes
+ *                                 the source's one RAM stream at xfer,
+ *                                 TLS under key, and carries it to every
+ *                                 destination's xfer under that one's
+ *                                 key) | DENIED {reason}
+ *   PING                       -> PONG   (while the migration runs)
+ *   END                        -> ENDED  (the relay stops; so it does
+ *                                 when the connection closes, the
+ *                                 source is silent for two I/O
+ *                                 timeouts, or the stream ends)
+ *
  * A destination that loses its source before MIGRATION_COMPLETE, or
  * after LOADED before RESUME, removes everything it made for the
  * migration: it was never told to run the VM.
@@ -101,5 +114,8 @@ extern json_t *peer_abort_migration_state (const char *to, const char *id,
  * else ABORT_MIGRATION on a new connection.  Best effort. */
 extern void peer_abort_migration (struct channel *peer, const char *to,
                                   const char *id, const char *reason);
+
+/* The address C's peer connects from (no port, no brackets). */
+extern void peer_address (struct channel *c, char *buf, size_t len);
 
 #endif /* HANDOFF_CTL_PEER_H */

@@ -38,7 +38,8 @@ policy_check_file (char *err, size_t errlen)
   json_t *p = load (err, errlen);
   static const char *const known[] = {
     "allowed_sources", "max_memory_mb", "reserve_memory_mb", "max_vcpus",
-    "check_disk", "reserve_disk_mb", "boot_dirs", "volume_roots", NULL,
+    "check_disk", "reserve_disk_mb", "boot_dirs", "volume_roots", "proxy",
+    NULL,
   };
   const char *key;
   json_t *v;
@@ -56,6 +57,13 @@ policy_check_file (char *err, size_t errlen)
       json_decref (p);
       return -1;
     }
+  }
+  if (json_object_get (p, "proxy") && !json_is_boolean (json_object_get (
+                                                          p, "proxy"))) {
+    snprintf (err, errlen, "policy %s: 'proxy' must be true or false",
+              hd.policy);
+    json_decref (p);
+    return -1;
   }
   json_decref (p);
   for (const char *const *k = (const char *const[]) { "boot_dirs",
@@ -147,15 +155,52 @@ in_use (unsigned long long *mem, unsigned long long *vcpus)
   json_decref (vms);
 }
 
+/* Does policy P's allowed_sources (absent: any peer) name SOURCE? */
+static bool
+source_allowed (json_t *p, const char *source)
+{
+  json_t *allowed = json_object_get (p, "allowed_sources"), *v;
+  size_t i;
+
+  if (!allowed)
+    return true;
+  json_array_foreach (allowed, i, v)
+    if (json_is_string (v) && strcmp (json_string_value (v), source) == 0)
+      return true;
+  return false;
+}
+
+int
+policy_admit_proxy (const char *source, char *reason, size_t len)
+{
+  json_t *p = load (reason, len);
+  bool proxy = true;
+  char err[256];
+  int rv = -1;
+
+  if (!p)
+    return -1;
+  if (msg_get_bool (p, "proxy", false, &proxy, err, sizeof err) == -1)
+    snprintf (reason, len, "policy %s: %s", hd.policy, err);
+  else if (!proxy)
+    snprintf (reason, len, "host %s carries no other host's streams (its "
+              "policy's \"proxy\" is false)", hd.name);
+  else if (!source_allowed (p, source))
+    snprintf (reason, len, "source host '%s' is not allowed here", source);
+  else
+    rv = 0;
+  json_decref (p);
+  return rv;
+}
+
 int
 policy_admit (const char *source, json_t *needs, char *reason, size_t len)
 {
-  json_t *p = load (reason, len), *allowed, *v;
+  json_t *p = load (reason, len);
   uint64_t mem = 0, vcpus = 0, disk = 0, limit, sum;
   unsigned long long used_mem, used_vcpus;
   bool check_disk = true;
   char err[256];
-  size_t i;
   int rv = -1;
 
   if (!p)
@@ -166,16 +211,9 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
     snprintf (reason, len, "malformed needs: %s", err);
     goto out;
   }
-  allowed = json_object_get (p, "allowed_sources");
-  if (allowed) {
-    bool found = false;
-    json_array_foreach (allowed, i, v)
-      if (json_is_string (v) && strcmp (json_string_value (v), source) == 0)
-        found = true;
-    if (!found) {
-      snprintf (reason, len, "source host '%s' is not allowed here", source);
-      goto out;
-    }
+  if (!source_allowed (p, source)) {
+    snprintf (reason, len, "source host '%s' is not allowed here", source);
+    goto out;
   }
   in_use (&used_mem, &used_vcpus);
   if (msg_get_u64 (p, "max_memory_mb", false, &limit, err, sizeof err) == 0 &&

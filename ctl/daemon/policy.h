@@ -15,6 +15,10 @@
  *                                  initrd here, besides its directory
  *     "volume_roots": ["/srv/san"] where volume mode may mount what a
  *                                  peer hands over (absent: nowhere)
+ *     "proxy": true                carry the RAM stream of an allowed
+ *                                  source's migration to its
+ *                                  destinations (handoff migrate --via;
+ *                                  absent: true)
  *   }
  *
  * A missing file means: any source, nothing reserved, disk checked,
@@ -31,6 +35,11 @@
  * from SOURCE) come here?  0 (permitted) or -1 with the reason. */
 extern int policy_admit (const char *source, json_t *needs, char *reason,
                          size_t len);
+
+/* May SOURCE's migrations use this host as their stream proxy
+ * (handoff migrate --via)?  0, or -1 with the reason. */
+extern int policy_admit_proxy (const char *source, char *reason,
+                               size_t len);
 
 /* The directories the policy lists under KEY ("boot_dirs",
  * "volume_roots"): an array (empty if none) or NULL with err. */

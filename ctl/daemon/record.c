@@ -361,6 +361,9 @@ record_summary (struct migration *m)
                          "destinations", dests, "attempt",
                          (json_int_t) m->attempt, "attempts",
                          (json_int_t) m->attempts);
+  /* m->via is set before the migration thread starts, never after. */
+  if (m->via[0])
+    json_object_set_new (s, "via", json_string (m->via));
   pthread_mutex_unlock (&m->lock);
   return s;
 }

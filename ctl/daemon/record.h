@@ -86,6 +86,9 @@ struct migration {
   char plan_to[MAX_DESTS * 65 + 8];     /* --to as asked */
   char fallback[MAX_DESTS * 65 + 8];    /* --fallback, or "" */
   char cascade[MAX_DESTS * 65 + 8];     /* --cascade, or "" */
+  char via[65];                 /* --via: the stream proxy, or "" */
+  struct channel *via_peer;     /* The migration thread's: RELAY_STREAM's
+                                   connection while the proxy relays. */
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */

@@ -136,7 +136,7 @@ static int
 check_migrate (json_t *req, char *err, size_t errlen)
 {
   const char *to, *mode = "live", *warm_exit = "converging", *fallback = "";
-  const char *cascade = "", *transport = "auto";
+  const char *cascade = "", *transport = "auto", *via = "";
   uint64_t retries = 0, max_downtime = 300, bandwidth = 0, timeout = 600;
   uint64_t shutdown_ms = 0, quorum = 0;
   bool prewarm = false, delete_source = false, follow = true;
@@ -155,6 +155,7 @@ check_migrate (json_t *req, char *err, size_t errlen)
       msg_get_bool (req, "follow", false, &follow, err, errlen) == -1 ||
       msg_get_string (req, "fallback", false, &fallback, err, errlen) == -1 ||
       msg_get_string (req, "cascade", false, &cascade, err, errlen) == -1 ||
+      msg_get_string (req, "via", false, &via, err, errlen) == -1 ||
       msg_get_u64 (req, "retries", false, &retries, err, errlen) == -1 ||
       msg_get_u64 (req, "quorum", false, &quorum, err, errlen) == -1 ||
       msg_get_string (req, "transport", false, &transport, err,
@@ -192,6 +193,17 @@ check_migrate (json_t *req, char *err, size_t errlen)
       (request_check_hosts ("--cascade", cascade, err, errlen) == -1 ||
        request_check_disjoint ("--cascade", cascade, to, err, errlen) == -1))
     return -1;
+  if (via[0] && !live)
+    return set_error (err, errlen, "--via is for live migrations (the RAM "
+                      "stream)");
+  if (via[0] &&
+      (strchr (via, ',') ||
+       request_check_hosts ("--via", via, err, errlen) == -1 ||
+       request_check_disjoint ("--via", via, to, err, errlen) == -1 ||
+       (fallback[0] && request_check_disjoint ("--via", via, fallback, err,
+                                               errlen) == -1)))
+    return strchr (via, ',') ? set_error (err, errlen, "--via takes one "
+                                          "host") : -1;
   if (retries > MIGRATE_MAX_RETRIES)
     return set_error (err, errlen, "--retries: at most %d",
                       MIGRATE_MAX_RETRIES);

@@ -19,6 +19,7 @@
 #include "peer.h"
 #include "source-dests.h"
 #include "source-each.h"
+#include "source-relay.h"
 #include "source-warm.h"
 
 struct each_run {
@@ -183,8 +184,12 @@ source_keepalive (struct migration *m, int *rc, char *err, size_t errlen)
   if (clock_ms () - last < 2000)
     return 0;
   last = clock_ms ();
-  return source_each_dest (m, "PING", ping_step, NULL,
-                           EACH_GRACE_MS < hd.io_timeout_ms
-                           ? EACH_GRACE_MS : hd.io_timeout_ms,
-                           "lost", rc, err, errlen);
+  if (source_each_dest (m, "PING", ping_step, NULL,
+                        EACH_GRACE_MS < hd.io_timeout_ms
+                        ? EACH_GRACE_MS : hd.io_timeout_ms,
+                        "lost", rc, err, errlen) == -1)
+    return -1;
+  /* Without its proxy no destination gets the RAM stream. */
+  *rc = RC_ROLLED_BACK;
+  return source_ping_via (m, err, errlen);
 }

@@ -1,8 +1,10 @@
 /* handoffd: the source's stream relay, which carries QEMU's RAM stream
- * to every destination, and what carried it: RDMA, or TCP where RDMA
- * did not come up (source-relay.h).
+ * to every destination (or once, to the proxy that does: --via), and
+ * what carried it: RDMA, or TCP where RDMA did not come up
+ * (source-relay.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -11,15 +13,174 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "config.h"
 #include "errors.h"
 #include "log.h"
+#include "peer.h"
+#include "peer-check.h"
 #include "proc.h"
 #include "record.h"
 #include "source-dests.h"
 #include "source-relay.h"
 #include "uri.h"
 #include "vm.h"
+
+/* --via: RELAY_STREAM to the proxy, on a connection of its own that
+ * stays open while the proxy relays (source_end_via closes it).  Every
+ * alive destination's stream address and key go with it.  The proxy's
+ * address for the stream into XFER, the key of this host's leg into
+ * the file PSK.  0, or -1 (err). */
+static int
+ask_proxy (struct migration *m, char *xfer, size_t xferlen, char *psk,
+           size_t psklen, char *err, size_t errlen)
+{
+  json_t *to = json_array (), *a;
+  struct uri u;
+  char e2[PATH_MAX + 512];
+  int r = -1;
+
+  for (size_t i = 0; i < m->ndests; ++i) {
+    struct dest *d = source_alive_dest (m, i);
+    if (!d)
+      continue;
+    d->relay_index = -1;
+    d->tcp_beside = false;
+    if (strcmp (d->host, m->via) == 0) {
+      json_decref (to);
+      return set_error (err, errlen, "--via names %s, a destination", m->via);
+    }
+    json_t *e = json_pack ("{s:s, s:O, s:O}", "host", d->host, "xfer",
+                           json_object_get (d->endpoints, "xfer"), "key",
+                           json_object_get (d->endpoints, "psk"));
+    const char *x = json_string_value (json_object_get (d->endpoints,
+                                                        "xfer"));
+    json_t *alt = json_object_get (d->endpoints, "xfer_tcp");
+    if (alt && x && strncmp (x, "rdma://", 7) == 0 && m->transport_ask &&
+        strcmp (m->transport_ask, "auto") == 0)
+      json_object_set (e, "xfer_tcp", alt);
+    json_array_append_new (to, e);
+  }
+  m->via_peer = peer_connect (m->via, e2, sizeof e2);
+  if (!m->via_peer) {
+    json_decref (to);
+    return set_error (err, errlen, "the stream proxy %s: %s", m->via, e2);
+  }
+  a = peer_call (m->via_peer, json_pack (
+                   "{s:s, s:s, s:s, s:s, s:b, s:o}", "type", "RELAY_STREAM",
+                   "id", m->id, "vm", m->vm, "source", hd.name, "hold",
+                   m->hold, "to", to), hd.io_timeout_ms * 2, e2, sizeof e2);
+  if (!a || peer_expect (a, "RELAYING", e2, sizeof e2) == -1)
+    goto out;
+  /* Only the proxy's own address may come back. */
+  if (uri_parse (hd_peer_uri (m->via), &u, e2, sizeof e2) == -1)
+    goto out;
+  r = peer_check_relaying (a, u.host, e2, sizeof e2);
+  uri_free (&u);
+  if (r == -1)
+    goto out;
+  r = -1;
+  snprintf (xfer, xferlen, "%s",
+            json_string_value (json_object_get (a, "xfer")));
+  vm_run_path (m->vm, "via.psk", psk, psklen);
+  int fd = open (psk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE *f = fd == -1 ? NULL : fdopen (fd, "w");
+  if (!f) {
+    if (fd != -1)
+      close (fd);
+    snprintf (e2, sizeof e2, "%s: %s", psk, strerror (errno));
+    goto out;
+  }
+  bool bad = fprintf (f, "%s\n", json_string_value (json_object_get (
+                                                      a, "key"))) < 0;
+  if (fclose (f) != 0 || bad)
+    snprintf (e2, sizeof e2, "%s: %s", psk, strerror (errno));
+  else
+    r = 0;
+ out:
+  json_decref (a);
+  if (r == -1) {
+    /* It refused, or relays nothing this migration can use. */
+    chan_close (m->via_peer);
+    m->via_peer = NULL;
+    set_error (err, errlen, "the stream proxy %s: %s", m->via, e2);
+  }
+  return r;
+}
+
+void
+source_end_via (struct migration *m)
+{
+  char err[256];
+
+  if (!m->via_peer)
+    return;
+  /* Best effort: the proxy also lets go when the connection closes. */
+  peer_ask (m->via_peer, peer_msg ("END"), "ENDED", 2000, err, sizeof err);
+  chan_close (m->via_peer);
+  m->via_peer = NULL;
+}
+
+int
+source_ping_via (struct migration *m, char *err, size_t errlen)
+{
+  char e2[512];
+
+  if (!m->via_peer)
+    return 0;
+  if (peer_ask (m->via_peer, peer_msg ("PING"), "PONG", hd.io_timeout_ms, e2,
+                sizeof e2) == -1)
+    return set_error (err, errlen, "the stream proxy %s stopped answering: "
+                      "%s", m->via, e2);
+  return 0;
+}
+
+/* --via: this host's relay sends QEMU's stream once, to the proxy's,
+ * which carries it to every destination. */
+static int
+start_via_relay (struct migration *m, char *err, size_t errlen)
+{
+  char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
+  char xfer[256], psk[PATH_MAX];
+  char *argv[16];
+  size_t n = 0;
+  pid_t p;
+
+  if (ask_proxy (m, xfer, sizeof xfer, psk, sizeof psk, err, errlen) == -1)
+    return -1;
+  vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
+  vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
+  vm_run_path (m->vm, "relay.log", log, sizeof log);
+  uri_unix (sock, listen, sizeof listen);
+  unlink (sock);
+  argv[n++] = (char *) hd.xfer_bin;
+  argv[n++] = (char *) "relay";
+  argv[n++] = (char *) "--listen";
+  argv[n++] = listen;
+  argv[n++] = (char *) "--to";
+  argv[n++] = xfer;
+  argv[n++] = (char *) "--psk";
+  argv[n++] = psk;
+  /* The proxy merges the destinations' return paths and passes their
+   * acknowledgement on: the switch-over is held here. */
+  if (m->hold)
+    argv[n++] = (char *) "--hold-switchover";
+  argv[n++] = (char *) "--buffer";
+  argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
+  argv[n] = NULL;
+  p = proc_spawn (argv, NULL, log, pid, err, errlen);
+  if (p < 0)
+    return -1;
+  m->relay_pid = p;
+  if (proc_wait_socket (sock, p, 10000) == -1) {
+    char tail[512];
+    proc_log_tail (log, 3, tail, sizeof tail);
+    return set_error (err, errlen, "the stream relay did not start: %s", tail);
+  }
+  log_info ("migration %s: RAM goes once to %s, which carries it to every "
+            "destination (%s)", m->id, m->via, xfer);
+  return 0;
+}
 
 int
 source_start_relay (struct migration *m, char *err, size_t errlen)
@@ -30,6 +191,8 @@ source_start_relay (struct migration *m, char *err, size_t errlen)
   size_t n = 0, k = 0;
   pid_t p;
 
+  if (m->via[0])
+    return start_via_relay (m, err, errlen);
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
   vm_run_path (m->vm, "relay.log", log, sizeof log);
@@ -128,6 +291,9 @@ source_describe_ram_over (struct migration *m)
                               ? "RDMA" : "TCP", m->dests[i].host);
   if (!over[0])
     snprintf (over, sizeof over, "%s", rdma ? "RDMA" : "TCP");
+  if (m->via[0] && n < sizeof over)
+    snprintf (over + strlen (over), sizeof over - strlen (over),
+              " through %s", m->via);
   pthread_mutex_lock (&m->lock);
   snprintf (m->ram_over, sizeof m->ram_over, "%s", over);
   pthread_mutex_unlock (&m->lock);

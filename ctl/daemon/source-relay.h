@@ -11,8 +11,17 @@
 /* Start the relay QEMU migrates into (its socket is the VM's
  * mig.sock), carrying to every alive destination, each over what it
  * offered (and over TCP where RDMA to it does not come up, when it
- * offered both).  0, or -1 (err). */
+ * offered both).  With --via, carrying once to the proxy's relay,
+ * which carries to every destination (RELAY_STREAM, peer.h).  0, or -1
+ * (err). */
 extern int source_start_relay (struct migration *m, char *err, size_t errlen);
+
+/* --via: whether the proxy still answers (a keepalive): 0, or -1
+ * (err).  0 when no proxy relays. */
+extern int source_ping_via (struct migration *m, char *err, size_t errlen);
+/* --via: let the proxy go (END, the connection closed).  Nothing when
+ * no proxy relays. */
+extern void source_end_via (struct migration *m);
 
 /* m->ram_over from each alive destination's transport: "RDMA", "TCP",
  * or per destination when they differ. */

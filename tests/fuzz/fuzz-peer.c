@@ -65,6 +65,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         abort ();
     }
   }
+  if (strcmp (type, "RELAY_STREAM") == 0) {
+    /* Each key becomes one line of a key file; each address, one URI
+     * the proxy adds its own parameters to. */
+    json_t *d;
+    size_t i;
+    json_array_foreach (json_object_get (msg, "to"), i, d) {
+      if (strpbrk (json_string_value (json_object_get (d, "key")), "\r\n") ||
+          strchr (json_string_value (json_object_get (d, "xfer")), '?'))
+        abort ();
+      name_is_a_component (json_string_value (json_object_get (d, "host")));
+    }
+  }
   if (strcmp (type, "VOLUME_HANDOFF") == 0) {
     json_t *disks = json_object_get (json_object_get (msg, "def"), "disks");
     if (json_array_size (json_object_get (msg, "volumes")) == 0 &&

@@ -6,6 +6,7 @@
  * Invariants: a policy that passes the start-up check gives lists of
  * absolute directories, never "/"; an admitted VM fits every limit the
  * policy sets, with no arithmetic wrapping around. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +102,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     goto out;
   dirs_are_safe ("boot_dirs");
   dirs_are_safe ("volume_roots");
+  if (source && policy_admit_proxy (source, err, sizeof err) == 0) {
+    /* A proxy only where the policy does not say no. */
+    json_t *p = json_loadb (text ? text : json_string_value (pol),
+                            text ? strlen (text) : json_string_length (pol),
+                            0, NULL);
+    bool no = json_object_get (p, "proxy") == json_false ();
+    json_decref (p);
+    if (no)
+      abort ();
+  }
   if (!source || !json_is_object (needs))
     goto out;
   if (policy_admit (source, needs, err, sizeof err) == 0) {

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# handoff migrate --via PROXY: the source sends its VM's RAM stream
+# once, to a relay on the proxy host, which carries it to every
+# destination.  Four hosts (network namespaces): host 1 the source,
+# hosts 2 and 3 the destinations, host 4 the proxy; the test guest
+# writes records and keeps 200 MiB of RAM under a pattern, so RAM is
+# most of what moves.  Checked:
+#   - bad --via (a destination, two hosts, an offline migration) is
+#     refused and changes nothing;
+#   - a proxy whose policy says "proxy": false refuses: the VM runs on
+#     where it was and no host keeps anything of the migration;
+#   - pre-warmed to hosts 2 and 3 through host 4, held, then cut over:
+#     the VM runs on exactly one destination with every acknowledged
+#     record, the other and the proxy keep nothing (no process, no
+#     file, no row); nft counters in the namespaces show the source
+#     sent the RAM stream to the proxy alone (each destination got less
+#     from the source than the proxy did), and the proxy sent it on to
+#     both destinations;
+#   - the proxy's host dies while the VM is held warm: the migration
+#     rolls back, the VM runs on the source, the destinations drop
+#     what they had, and the proxy's restarted handoffd stops nothing
+#     twice.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/handoffd.sh"
+guest_hosts 4
+
+handoff keygen k.psk >/dev/null 2>&1
+allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
+for i in 1 2 3 4; do echo "{$allow_boot}" > "h$i.policy"; done
+for i in 1 2 3 4; do start_handoffd "$i"; done
+make_test_vm "$tmp/vm"
+hcli 1 define web1 --memory 320 --disk "$tmp/vm.img" --dir "$tmp/vm" \
+    --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
+    --append "console=ttyS0 quiet panic=-1 handoff.mode=records handoff.ram=200"
+hcli 1 start web1
+wait_for 180 "the guest's records" grep -q "HANDOFF-REC 10" \
+  "$tmp/h1/run/web1/serial.log"
+
+# The one host that lists web1.
+owner ()
+{
+  local i n=0 who=
+  for i in 1 2 3 4; do
+    if hcli "$i" list --json 2>/dev/null | jq -r '.vms[]?.name' | grep -qx web1; then
+      n=$((n + 1)); who=$i
+    fi
+  done
+  [ "$n" = 1 ] || fail "web1 is listed on $n hosts"
+  echo "$who"
+}
+
+# The proxy keeps nothing: no process but handoffd, no relay directory.
+proxy_clean ()
+{
+  host_idle 4
+  wait_for 30 "host 4 to remove its relay directory" bash -c \
+    "[ -z \"\$(ls -A '$tmp/h4/relay' 2>/dev/null)\" ]"
+  vm_gone_from 4 web1
+}
+
+# Byte counters in host I's namespace for what it sends to each host.
+count_start ()
+{
+  local i=$1 j rules=
+  for j in 1 2 3 4; do
+    [ "$j" = "$i" ] && continue
+    rules+="counter to$j { }"$'\n'
+  done
+  for j in 1 2 3 4; do
+    [ "$j" = "$i" ] && continue
+    rules+="chain c$j { type filter hook output priority 0; ip daddr ${HOST_IP[$j]} counter name \"to$j\"; }"$'\n'
+  done
+  on_host "$i" nft -f - <<EOF
+table inet via_bytes {
+$rules}
+EOF
+}
+sent () { on_host "$1" nft -j list counter inet via_bytes "to$2" | jq '.nftables[1].counter.bytes'; }
+count_stop () { on_host "$1" nft delete table inet via_bytes 2>/dev/null || true; }
+
+echo "== bad --via changes nothing"
+expect_rc 1 "already a destination" \
+  hcli 1 migrate web1 --to host2,host3 --via host2
+expect_rc 1 "--via takes one host" \
+  hcli 1 migrate web1 --to host2,host3 --via host3,host4
+expect_rc 1 "--via is for live migrations" \
+  hcli 1 migrate web1 --to host2 --via host4 --mode offline
+expect_rc 1 "already a destination" \
+  hcli 1 migrate web1 --to host2 --fallback host4 --via host4
+expect_rc 1 "is this host" hcli 1 migrate web1 --to host2 --via host1
+expect_rc 8 "unknown host 'host9'" hcli 1 migrate web1 --to host2 --via host9
+vm_runs_on 1 web1
+for i in 2 3 4; do vm_gone_from "$i" web1; done
+
+echo "== a proxy that refuses: the VM stays, nobody keeps anything"
+echo "{$allow_boot, \"proxy\": false}" > h4.policy
+expect_rc 5 "carries no other host's streams" \
+  hcli 1 migrate web1 --to host2,host3 --via host4
+grep -q "refused to relay host1's stream of web1" "$tmp/h4.log" ||
+  fail "host 4's log does not say it refused"
+vm_runs_on 1 web1
+for i in 2 3; do vm_gone_from "$i" web1; done
+proxy_clean
+echo "{$allow_boot}" > h4.policy
+
+echo "== pre-warmed to two hosts through a proxy, then cut over"
+count_start 1
+count_start 4
+hcli 1 migrate web1 --to host2,host3 --via host4 --prewarm --detach ||
+  fail "starting the migration through host 4"
+wait_for 240 "both destinations warm" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+[ "$(hcli 1 status web1 --json | jq -r '.migration.via')" = host4 ] ||
+  fail "status does not name the proxy"
+grep -q "relaying host1's stream of web1 to 2 destination(s)" "$tmp/h4.log" ||
+  fail "host 4's log does not show its relay"
+[ -n "$(ns_strays 4 | grep handoff-xfer)" ] || fail "no relay runs on host 4"
+grep -q "RAM goes once to host4" "$tmp/h1.log" ||
+  fail "host 1's log does not say RAM goes to the proxy"
+for p in $(netns_pids 1); do
+  [ "$(cat "/proc/$p/comm" 2>/dev/null)" = handoff-xfer ] || continue
+  tr '\0' '\n' < "/proc/$p/cmdline" > relay.args
+  [ "$(grep -cx -- --to relay.args)" = 1 ] && grep -q "^tcp://${HOST_IP[4]}:" relay.args ||
+    { cat relay.args; fail "the source's relay carries to more than the proxy"; }
+done
+sleep 5
+before=$(serial_last REC "$tmp/h1/run/web1/serial.log")
+sleep 5
+after=$(serial_last REC "$tmp/h1/run/web1/serial.log")
+[ "$after" -gt "$before" ] || fail "the guest stopped writing while warm"
+hcli 1 cutover web1 --json > cut.json || { cat cut.json; fail "the cutover"; }
+jq -c 'select(.event == "result")' cut.json
+w=$(owner)
+[ "$w" = 2 ] || [ "$w" = 3 ] || fail "web1 runs on host $w"
+vm_runs_on "$w" web1
+l=$(( w == 2 ? 3 : 2 ))
+vm_gone_from "$l" web1
+vm_gone_from 1 web1
+serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
+acked=$(serial_last REC "$serial")
+on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "host $w's records"
+echo "records: $acked acknowledged on host 1, $on_w on host $w's disk"
+[ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
+proxy_clean
+grep -q "no longer relaying host1's stream of web1" "$tmp/h4.log" ||
+  fail "host 4's log does not show the relay's end"
+to4=$(sent 1 4); to2=$(sent 1 2); to3=$(sent 1 3)
+p2=$(sent 4 2); p3=$(sent 4 3)
+echo "bytes sent: host 1 -> proxy $to4, -> host 2 $to2, -> host 3 $to3;" \
+     "proxy -> host 2 $p2, -> host 3 $p3"
+[ "$to2" -lt "$to4" ] && [ "$to3" -lt "$to4" ] ||
+  fail "the source sent a destination as much as the proxy: RAM went direct"
+[ "$p2" -ge $(( to4 * 9 / 10 )) ] && [ "$p3" -ge $(( to4 * 9 / 10 )) ] ||
+  fail "the proxy did not carry the stream to both destinations"
+count_stop 1; count_stop 4
+ram_intact_on "$w" web1
+
+echo "== the proxy's host dies while warm: the VM stays on its source"
+src=$w; o=(); for i in 2 3; do [ "$i" = "$src" ] || o+=("$i"); done; o+=(1)
+hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > dead.json &
+mig=$!
+wait_for 240 "both destinations warm" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[$src]} handoff --socket $tmp/h$src.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+crash_host 4
+if wait "$mig"; then cat dead.json; fail "the migration succeeded without its proxy"; fi
+jq -c 'select(.event == "result")' dead.json
+[ "$(owner)" = "$src" ] || fail "web1 left host $src"
+vm_runs_on "$src" web1
+for i in "${o[@]}"; do vm_gone_from "$i" web1; done
+before=$(serial_last REC "$tmp/h$src/run/web1/serial.log")
+wait_for 60 "the guest to go on writing on host $src" bash -c \
+  "[ \$(grep -ao 'HANDOFF-REC [0-9]*' '$tmp/h$src/run/web1/serial.log' | tail -n 1 | cut -d' ' -f2) -gt $before ]"
+# The proxy comes back: what its relay left is stopped and removed.
+start_handoffd 4
+proxy_clean
+grep -q "proxy: stopped the relay of migration" "$tmp/h4.log" ||
+  fail "host 4 did not clear what its relay left"
+echo "$0: PASS"
