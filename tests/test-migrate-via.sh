@@ -16,6 +16,8 @@
 #     sent the RAM stream to the proxy alone (each destination got less
 #     from the source than the proxy did), and the proxy sent it on to
 #     both destinations;
+#   - one destination through the proxy, not held: the VM moves back to
+#     host 1, the result says RAM went through host 4;
 #   - the proxy's host dies while the VM is held warm: the migration
 #     rolls back, the VM runs on the source, the destinations drop
 #     what they had, and the proxy's restarted handoffd stops nothing
@@ -156,8 +158,25 @@ echo "bytes sent: host 1 -> proxy $to4, -> host 2 $to2, -> host 3 $to3;" \
 count_stop 1; count_stop 4
 ram_intact_on "$w" web1
 
+echo "== one destination through the proxy, not held"
+hcli "$w" migrate web1 --to host1 --via host4 --json > back.json ||
+  { cat back.json; fail "the migration back to host 1 through host 4"; }
+jq -c 'select(.event == "result")' back.json
+jq -e 'select(.event == "result") | .ok and .ram.over == "TCP through host4"' back.json >/dev/null ||
+  fail "the result does not say RAM went through host 4"
+[ "$(owner)" = 1 ] || fail "web1 is not on host 1"
+vm_runs_on 1 web1
+vm_gone_from "$w" web1
+serial=$(ls -td "$tmp/h$w"/logs/web1-host"$w"-*/ | head -n 1)serial.log
+acked=$(serial_last REC "$serial")
+on_1=$(check_records "$(hcli 1 status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "host 1's records"
+echo "records: $acked acknowledged on host $w, $on_1 on host 1's disk"
+[ "$on_1" -ge "$acked" ] || fail "host 1 lacks acknowledged records"
+proxy_clean
+
 echo "== the proxy's host dies while warm: the VM stays on its source"
-src=$w; o=(); for i in 2 3; do [ "$i" = "$src" ] || o+=("$i"); done; o+=(1)
+src=1; o=(2 3)
 hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > dead.json &
 mig=$!
 wait_for 240 "both destinations warm" bash -c \

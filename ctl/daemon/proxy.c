@@ -10,6 +10,10 @@
  * passes the destinations' acknowledgement on at once
  * (--pass-switchover).
  *
+ * The source asks once its destinations have prepared, before any data
+ * moves; the relay waits for the stream as long as the source keeps
+ * the connection.
+ *
  * This host keeps nothing of the VM: no disk, no file, no journal row.
  * What it runs for a migration - the relay, its log and the keys it
  * was handed - lives in STATE/relay/ID and goes when the source lets
@@ -56,8 +60,6 @@
 #include "psk.h"
 #include "uri.h"
 
-/* The relay waits this long for the source's stream before giving up. */
-#define PROXY_ACCEPT_TIMEOUT "60s"
 /* How often the conversation looks whether the relay still runs. */
 #define PROXY_TICK_MS 500
 
@@ -290,8 +292,6 @@ relaying_start (struct relaying *r, json_t *req, char *xfer, size_t xferlen,
   a->argv[a->n++] = in_psk;
   a->argv[a->n++] = (char *) "--streams";
   a->argv[a->n++] = (char *) "1";
-  a->argv[a->n++] = (char *) "--accept-timeout";
-  a->argv[a->n++] = (char *) PROXY_ACCEPT_TIMEOUT;
   a->argv[a->n++] = (char *) "--buffer";
   a->argv[a->n++] = (char *) MIGRATION_RELAY_BUFFER;
   if (json_array_size (to) > 1) {

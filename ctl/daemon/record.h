@@ -88,7 +88,9 @@ struct migration {
   char cascade[MAX_DESTS * 65 + 8];     /* --cascade, or "" */
   char via[65];                 /* --via: the stream proxy, or "" */
   struct channel *via_peer;     /* The migration thread's: RELAY_STREAM's
-                                   connection while the proxy relays. */
+                                   connection while the proxy relays, */
+  char via_xfer[160];           /* ... where its relay takes the stream, */
+  char via_psk[4096];           /* ... and the file of that leg's key. */
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */

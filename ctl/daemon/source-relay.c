@@ -26,15 +26,11 @@
 #include "uri.h"
 #include "vm.h"
 
-/* --via: RELAY_STREAM to the proxy, on a connection of its own that
- * stays open while the proxy relays (source_end_via closes it).  Every
- * alive destination's stream address and key go with it.  The proxy's
- * address for the stream into XFER, the key of this host's leg into
- * the file PSK.  0, or -1 (err). */
-static int
-ask_proxy (struct migration *m, char *xfer, size_t xferlen, char *psk,
-           size_t psklen, char *err, size_t errlen)
+int
+source_ask_proxy (struct migration *m, char *err, size_t errlen)
 {
+  char *xfer = m->via_xfer, *psk = m->via_psk;
+  size_t xferlen = sizeof m->via_xfer, psklen = sizeof m->via_psk;
   json_t *to = json_array (), *a;
   struct uri u;
   char e2[PATH_MAX + 512];
@@ -141,13 +137,13 @@ static int
 start_via_relay (struct migration *m, char *err, size_t errlen)
 {
   char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
-  char xfer[256], psk[PATH_MAX];
   char *argv[16];
   size_t n = 0;
   pid_t p;
 
-  if (ask_proxy (m, xfer, sizeof xfer, psk, sizeof psk, err, errlen) == -1)
-    return -1;
+  if (!m->via_peer)
+    return set_error (err, errlen, "the stream proxy %s no longer relays",
+                      m->via);
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
   vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
   vm_run_path (m->vm, "relay.log", log, sizeof log);
@@ -158,9 +154,9 @@ start_via_relay (struct migration *m, char *err, size_t errlen)
   argv[n++] = (char *) "--listen";
   argv[n++] = listen;
   argv[n++] = (char *) "--to";
-  argv[n++] = xfer;
+  argv[n++] = m->via_xfer;
   argv[n++] = (char *) "--psk";
-  argv[n++] = psk;
+  argv[n++] = m->via_psk;
   /* The proxy merges the destinations' return paths and passes their
    * acknowledgement on: the switch-over is held here. */
   if (m->hold)
@@ -178,7 +174,7 @@ start_via_relay (struct migration *m, char *err, size_t errlen)
     return set_error (err, errlen, "the stream relay did not start: %s", tail);
   }
   log_info ("migration %s: RAM goes once to %s, which carries it to every "
-            "destination (%s)", m->id, m->via, xfer);
+            "destination (%s)", m->id, m->via, m->via_xfer);
   return 0;
 }
 

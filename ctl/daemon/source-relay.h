@@ -16,6 +16,13 @@
  * (err). */
 extern int source_start_relay (struct migration *m, char *err, size_t errlen);
 
+/* --via: RELAY_STREAM to the proxy, on a connection of its own that
+ * stays open while the proxy relays (source_end_via closes it), with
+ * every alive destination's stream address and key.  Where the
+ * proxy's relay takes the stream into m->via_xfer, the file of that
+ * leg's key into m->via_psk.  0, or -1 (err: it refused, or answered
+ * nothing usable). */
+extern int source_ask_proxy (struct migration *m, char *err, size_t errlen);
 /* --via: whether the proxy still answers (a keepalive): 0, or -1
  * (err).  0 when no proxy relays. */
 extern int source_ping_via (struct migration *m, char *err, size_t errlen);

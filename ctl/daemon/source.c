@@ -210,8 +210,17 @@ phase_prepare (struct migration *m, int *rc, char *err, size_t errlen)
   record_set_phase (m, "prepare", "%s prepares disks, a share and a stream "
              "listener", m->to);
   m->prepared_at = wall_ms ();
-  return source_each_dest (m, "MANAGEMENT_STATE", prepare_step, NULL, 0,
-                           "failed", rc, err, errlen);
+  if (source_each_dest (m, "MANAGEMENT_STATE", prepare_step, NULL, 0,
+                        "failed", rc, err, errlen) == -1)
+    return -1;
+  if (!m->via[0])
+    return 0;
+  /* The proxy is asked now, before any data moves: one that refuses
+   * costs no copy.  Whether the switch-over is held is decided with it
+   * (phase_start_vm), for its relay merges the return paths only then. */
+  m->hold = m->prewarm || record_dests_alive (m) > 1;
+  *rc = RC_ROLLED_BACK;
+  return source_ask_proxy (m, err, errlen);
 }
 
 static int
@@ -324,8 +333,11 @@ static int
 phase_start_vm (struct migration *m, int *rc, char *err, size_t errlen)
 {
   /* With several destinations the source, not QEMU, decides when to
-   * switch over: --warm-exit, per destination, over --quorum. */
-  m->hold = m->prewarm || record_dests_alive (m) > 1;
+   * switch over: --warm-exit, per destination, over --quorum.  (With
+   * --via, decided when the proxy was asked: kept, even if a
+   * destination was lost since.) */
+  if (!m->via[0])
+    m->hold = m->prewarm || record_dests_alive (m) > 1;
   record_set_phase (m, "start_vm", "%s starts QEMU waiting for the stream",
                     m->to);
   /* A QEMU slow to start on one host is left behind once the others
