@@ -18,6 +18,9 @@
 #     both destinations;
 #   - one destination through the proxy, not held: the VM moves back to
 #     host 1, the result says RAM went through host 4;
+#   - a destination's host dies while warm through the proxy: the
+#     other destination takes the VM at the cutover, the dead one drops
+#     what it had once back;
 #   - the proxy's host dies while the VM is held warm: the migration
 #     rolls back, the VM runs on the source, the destinations drop
 #     what they had, and the proxy's restarted handoffd stops nothing
@@ -114,6 +117,8 @@ wait_for 240 "both destinations warm" bash -c \
   "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
 [ "$(hcli 1 status web1 --json | jq -r '.migration.via')" = host4 ] ||
   fail "status does not name the proxy"
+hcli 1 status web1 | grep -q "^migration: .* to host2,host3, RAM through host4, phase warm" ||
+  { hcli 1 status web1; fail "status does not say RAM goes through the proxy"; }
 grep -q "relaying host1's stream of web1 to 2 destination(s)" "$tmp/h4.log" ||
   fail "host 4's log does not show its relay"
 [ -n "$(ns_strays 4 | grep handoff-xfer)" ] || fail "no relay runs on host 4"
@@ -175,8 +180,31 @@ echo "records: $acked acknowledged on host $w, $on_1 on host 1's disk"
 [ "$on_1" -ge "$acked" ] || fail "host 1 lacks acknowledged records"
 proxy_clean
 
+echo "== a destination's host dies while warm through the proxy: the other takes the VM"
+hcli 1 migrate web1 --to host2,host3 --via host4 --prewarm --detach ||
+  fail "starting the migration through host 4"
+wait_for 240 "both destinations warm" bash -c \
+  "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+crash_host 3
+wait_for 60 "host 3 reported lost" bash -c \
+  "ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host3\") | .state == \"lost\" or .state == \"failed\"' >/dev/null"
+hcli 1 cutover web1 --json > cut3.json || { cat cut3.json; fail "the cutover to the survivor"; }
+jq -e 'select(.event == "result") | .ok and .to == "host2"' cut3.json >/dev/null ||
+  { cat cut3.json; fail "web1 did not go to host 2"; }
+vm_runs_on 2 web1
+vm_gone_from 1 web1
+serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
+acked=$(serial_last REC "$serial")
+on_2=$(check_records "$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')") ||
+  fail "host 2's records"
+echo "records: $acked acknowledged on host 1, $on_2 on host 2's disk"
+[ "$on_2" -ge "$acked" ] || fail "host 2 lacks acknowledged records"
+proxy_clean
+start_handoffd 3
+vm_gone_from 3 web1
+
 echo "== the proxy's host dies while warm: the VM stays on its source"
-src=1; o=(2 3)
+src=2; o=(1 3)
 hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > dead.json &
 mig=$!
 wait_for 240 "both destinations warm" bash -c \
