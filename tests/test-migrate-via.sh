@@ -63,6 +63,29 @@ proxy_clean ()
   vm_gone_from 4 web1
 }
 
+# warm_on SRC: wait until host SRC holds web1 warm on both destinations.
+warm_on ()
+{
+  wait_for 240 "both destinations warm" bash -c \
+    "[ \"\$(ip netns exec ${HOST_NS[$1]} handoff --socket $tmp/h$1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+}
+
+# moved FROM TO: web1 went from host FROM to host TO with every record
+# acknowledged on FROM; the proxy keeps nothing.
+moved ()
+{
+  local serial acked on
+  vm_runs_on "$2" web1
+  vm_gone_from "$1" web1
+  serial=$(ls -td "$tmp/h$1"/logs/web1-host"$1"-*/ | head -n 1)serial.log
+  acked=$(serial_last REC "$serial")
+  on=$(check_records "$(hcli "$2" status web1 --json | jq -r '.def.disks[0].path')") ||
+    fail "host $2's records"
+  echo "records: $acked acknowledged on host $1, $on on host $2's disk"
+  [ "$on" -ge "$acked" ] || fail "host $2 lacks acknowledged records"
+  proxy_clean
+}
+
 # Byte counters in host I's namespace for what it sends to each host.
 count_start ()
 {
@@ -113,8 +136,7 @@ count_start 1
 count_start 4
 hcli 1 migrate web1 --to host2,host3 --via host4 --prewarm --detach ||
   fail "starting the migration through host 4"
-wait_for 240 "both destinations warm" bash -c \
-  "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+warm_on 1
 [ "$(hcli 1 status web1 --json | jq -r '.migration.via')" = host4 ] ||
   fail "status does not name the proxy"
 hcli 1 status web1 | grep -q "^migration: .* to host2,host3, RAM through host4, phase warm" ||
@@ -139,17 +161,9 @@ hcli 1 cutover web1 --json > cut.json || { cat cut.json; fail "the cutover"; }
 jq -c 'select(.event == "result")' cut.json
 w=$(owner)
 [ "$w" = 2 ] || [ "$w" = 3 ] || fail "web1 runs on host $w"
-vm_runs_on "$w" web1
 l=$(( w == 2 ? 3 : 2 ))
 vm_gone_from "$l" web1
-vm_gone_from 1 web1
-serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
-acked=$(serial_last REC "$serial")
-on_w=$(check_records "$(hcli "$w" status web1 --json | jq -r '.def.disks[0].path')") ||
-  fail "host $w's records"
-echo "records: $acked acknowledged on host 1, $on_w on host $w's disk"
-[ "$on_w" -ge "$acked" ] || fail "host $w lacks acknowledged records"
-proxy_clean
+moved 1 "$w"
 grep -q "no longer relaying host1's stream of web1" "$tmp/h4.log" ||
   fail "host 4's log does not show the relay's end"
 to4=$(sent 1 4); to2=$(sent 1 2); to3=$(sent 1 3)
@@ -170,36 +184,19 @@ jq -c 'select(.event == "result")' back.json
 jq -e 'select(.event == "result") | .ok and .ram.over == "TCP through host4"' back.json >/dev/null ||
   fail "the result does not say RAM went through host 4"
 [ "$(owner)" = 1 ] || fail "web1 is not on host 1"
-vm_runs_on 1 web1
-vm_gone_from "$w" web1
-serial=$(ls -td "$tmp/h$w"/logs/web1-host"$w"-*/ | head -n 1)serial.log
-acked=$(serial_last REC "$serial")
-on_1=$(check_records "$(hcli 1 status web1 --json | jq -r '.def.disks[0].path')") ||
-  fail "host 1's records"
-echo "records: $acked acknowledged on host $w, $on_1 on host 1's disk"
-[ "$on_1" -ge "$acked" ] || fail "host 1 lacks acknowledged records"
-proxy_clean
+moved "$w" 1
 
 echo "== a destination's host dies while warm through the proxy: the other takes the VM"
 hcli 1 migrate web1 --to host2,host3 --via host4 --prewarm --detach ||
   fail "starting the migration through host 4"
-wait_for 240 "both destinations warm" bash -c \
-  "[ \"\$(ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+warm_on 1
 crash_host 3
 wait_for 60 "host 3 reported lost" bash -c \
   "ip netns exec ${HOST_NS[1]} handoff --socket $tmp/h1.sock status web1 --json | jq -e '.migration.destinations[] | select(.host == \"host3\") | .state == \"lost\" or .state == \"failed\"' >/dev/null"
 hcli 1 cutover web1 --json > cut3.json || { cat cut3.json; fail "the cutover to the survivor"; }
 jq -e 'select(.event == "result") | .ok and .to == "host2"' cut3.json >/dev/null ||
   { cat cut3.json; fail "web1 did not go to host 2"; }
-vm_runs_on 2 web1
-vm_gone_from 1 web1
-serial=$(ls -td "$tmp"/h1/logs/web1-host1-*/ | head -n 1)serial.log
-acked=$(serial_last REC "$serial")
-on_2=$(check_records "$(hcli 2 status web1 --json | jq -r '.def.disks[0].path')") ||
-  fail "host 2's records"
-echo "records: $acked acknowledged on host 1, $on_2 on host 2's disk"
-[ "$on_2" -ge "$acked" ] || fail "host 2 lacks acknowledged records"
-proxy_clean
+moved 1 2
 start_handoffd 3
 vm_gone_from 3 web1
 
@@ -207,8 +204,7 @@ echo "== the proxy's host dies while warm: the VM stays on its source"
 src=2; o=(1 3)
 hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > dead.json &
 mig=$!
-wait_for 240 "both destinations warm" bash -c \
-  "[ \"\$(ip netns exec ${HOST_NS[$src]} handoff --socket $tmp/h$src.sock status web1 --json | jq -r '[.migration.phase] + [.migration.destinations[].state] | join(\" \")')\" = 'warm warm warm' ]"
+warm_on "$src"
 crash_host 4
 if wait "$mig"; then cat dead.json; fail "the migration succeeded without its proxy"; fi
 jq -c 'select(.event == "result")' dead.json

@@ -131,39 +131,43 @@ source_ping_via (struct migration *m, char *err, size_t errlen)
   return 0;
 }
 
-/* --via: this host's relay sends QEMU's stream once, to the proxy's,
- * which carries it to every destination. */
-static int
-start_via_relay (struct migration *m, char *err, size_t errlen)
+/* The relay's first arguments into ARGV: the program, listening on
+ * the VM's mig.sock (LISTEN holds the URI).  How many. */
+static size_t
+relay_argv_start (struct migration *m, char **argv, char *listen,
+                  size_t listenlen)
 {
-  char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
-  char *argv[16];
+  char sock[PATH_MAX];
   size_t n = 0;
-  pid_t p;
 
-  if (!m->via_peer)
-    return set_error (err, errlen, "the stream proxy %s no longer relays",
-                      m->via);
   vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
-  vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
-  vm_run_path (m->vm, "relay.log", log, sizeof log);
-  uri_unix (sock, listen, sizeof listen);
+  uri_unix (sock, listen, listenlen);
   unlink (sock);
   argv[n++] = (char *) hd.xfer_bin;
   argv[n++] = (char *) "relay";
   argv[n++] = (char *) "--listen";
   argv[n++] = listen;
-  argv[n++] = (char *) "--to";
-  argv[n++] = m->via_xfer;
-  argv[n++] = (char *) "--psk";
-  argv[n++] = m->via_psk;
-  /* The proxy merges the destinations' return paths and passes their
-   * acknowledgement on: the switch-over is held here. */
+  return n;
+}
+
+/* ARGV (N arguments so far, room for 4 more) ended with what every
+ * relay of the source takes, and started: 0 once it listens, or -1
+ * (err). */
+static int
+relay_spawn (struct migration *m, char **argv, size_t n, char *err,
+             size_t errlen)
+{
+  char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
+  pid_t p;
+
   if (m->hold)
     argv[n++] = (char *) "--hold-switchover";
   argv[n++] = (char *) "--buffer";
   argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
   argv[n] = NULL;
+  vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
+  vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
+  vm_run_path (m->vm, "relay.log", log, sizeof log);
   p = proc_spawn (argv, NULL, log, pid, err, errlen);
   if (p < 0)
     return -1;
@@ -173,6 +177,30 @@ start_via_relay (struct migration *m, char *err, size_t errlen)
     proc_log_tail (log, 3, tail, sizeof tail);
     return set_error (err, errlen, "the stream relay did not start: %s", tail);
   }
+  return 0;
+}
+
+/* --via: this host's relay sends QEMU's stream once, to the proxy's,
+ * which carries it to every destination. */
+static int
+start_via_relay (struct migration *m, char *err, size_t errlen)
+{
+  char listen[PATH_MAX + 8];
+  char *argv[16];
+  size_t n;
+
+  if (!m->via_peer)
+    return set_error (err, errlen, "the stream proxy %s no longer relays",
+                      m->via);
+  n = relay_argv_start (m, argv, listen, sizeof listen);
+  argv[n++] = (char *) "--to";
+  argv[n++] = m->via_xfer;
+  argv[n++] = (char *) "--psk";
+  argv[n++] = m->via_psk;
+  /* The proxy merges the destinations' return paths and passes their
+   * acknowledgement on: the switch-over is held here. */
+  if (relay_spawn (m, argv, n, err, errlen) == -1)
+    return -1;
   log_info ("migration %s: RAM goes once to %s, which carries it to every "
             "destination (%s)", m->id, m->via, m->via_xfer);
   return 0;
@@ -181,23 +209,14 @@ start_via_relay (struct migration *m, char *err, size_t errlen)
 int
 source_start_relay (struct migration *m, char *err, size_t errlen)
 {
-  char sock[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[PATH_MAX + 8];
+  char listen[PATH_MAX + 8];
   char to[MAX_DESTS][PATH_MAX + 512], or_to[MAX_DESTS][2 * PATH_MAX + 512];
   char *argv[13 + 4 * MAX_DESTS];
-  size_t n = 0, k = 0;
-  pid_t p;
+  size_t n, k = 0;
 
   if (m->via[0])
     return start_via_relay (m, err, errlen);
-  vm_run_path (m->vm, "mig.sock", sock, sizeof sock);
-  vm_run_path (m->vm, "relay.pid", pid, sizeof pid);
-  vm_run_path (m->vm, "relay.log", log, sizeof log);
-  uri_unix (sock, listen, sizeof listen);
-  unlink (sock);
-  argv[n++] = (char *) hd.xfer_bin;
-  argv[n++] = (char *) "relay";
-  argv[n++] = (char *) "--listen";
-  argv[n++] = listen;
+  n = relay_argv_start (m, argv, listen, sizeof listen);
   for (size_t i = 0; i < m->ndests; ++i) {
     struct dest *d = source_alive_dest (m, i);
     if (!d)
@@ -239,21 +258,7 @@ source_start_relay (struct migration *m, char *err, size_t errlen)
     argv[n++] = (char *) "--lagging";
     argv[n++] = (char *) "drop";
   }
-  if (m->hold)
-    argv[n++] = (char *) "--hold-switchover";
-  argv[n++] = (char *) "--buffer";
-  argv[n++] = (char *) MIGRATION_RELAY_BUFFER;
-  argv[n] = NULL;
-  p = proc_spawn (argv, NULL, log, pid, err, errlen);
-  if (p < 0)
-    return -1;
-  m->relay_pid = p;
-  if (proc_wait_socket (sock, p, 10000) == -1) {
-    char tail[512];
-    proc_log_tail (log, 3, tail, sizeof tail);
-    return set_error (err, errlen, "the stream relay did not start: %s", tail);
-  }
-  return 0;
+  return relay_spawn (m, argv, n, err, errlen);
 }
 
 static bool
