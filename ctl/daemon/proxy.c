@@ -106,32 +106,45 @@ relaying_end (struct relaying *r, const char *why)
             tail[0] ? ")" : "");
 }
 
-/* Is URI's host the address this host knows for HOST? */
+/* The address this host knows for HOST (its peer URI's host) into
+ * BUF.  0, or -1 (err). */
 static int
-check_address (const char *host, const char *uri_text, char *err,
+known_address (const char *host, char *buf, size_t len, char *err,
                size_t errlen)
 {
   const char *peer = hd_peer_uri (host);
-  struct uri pu, u;
+  struct uri pu;
   char e2[256];
-  int rv = -1;
 
   if (!peer)
     return set_error (err, errlen, "host %s knows no peer '%s'", hd.name,
                       host);
   if (uri_parse (peer, &pu, e2, sizeof e2) == -1)
     return set_error (err, errlen, "peer %s: %s", host, e2);
-  if (uri_parse (uri_text, &u, e2, sizeof e2) == -1) {
-    uri_free (&pu);
+  snprintf (buf, len, "%s", pu.host ? pu.host : "");
+  uri_free (&pu);
+  return 0;
+}
+
+/* Is URI's host the address this host knows for HOST? */
+static int
+check_address (const char *host, const char *uri_text, char *err,
+               size_t errlen)
+{
+  char known[256], e2[256];
+  struct uri u;
+  int rv = -1;
+
+  if (known_address (host, known, sizeof known, err, errlen) == -1)
+    return -1;
+  if (uri_parse (uri_text, &u, e2, sizeof e2) == -1)
     return set_error (err, errlen, "%s's stream address: %s", host, e2);
-  }
-  if (!pu.host || !u.host || strcmp (pu.host, u.host) != 0)
+  if (!known[0] || !u.host || strcmp (known, u.host) != 0)
     set_error (err, errlen, "%s's stream address is not on %s (%s)", host,
-               host, pu.host ? pu.host : "no address");
+               host, known[0] ? known : "no address");
   else
     rv = 0;
   uri_free (&u);
-  uri_free (&pu);
   return rv;
 }
 
@@ -139,11 +152,12 @@ check_address (const char *host, const char *uri_text, char *err,
 static int
 from_source (const char *source, struct channel *c, char *err, size_t errlen)
 {
-  char ip[64], uri[128];
+  char ip[64], known[256];
 
   peer_address (c, ip, sizeof ip);
-  snprintf (uri, sizeof uri, "tcp://%s:1", ip);
-  if (check_address (source, uri, err, errlen) == -1)
+  if (known_address (source, known, sizeof known, err, errlen) == -1)
+    return -1;
+  if (strcmp (known, ip) != 0)
     return set_error (err, errlen, "host '%s' connects from %s, not its "
                       "address", source, ip);
   return 0;
@@ -390,10 +404,9 @@ relaying_converse (struct relaying *r, struct channel *c, char *why,
     heard = clock_ms ();
     type = json_string_value (json_object_get (msg, "type"));
     bool end = type && strcmp (type, "END") == 0;
-    reply = answer (end ? "ENDED" : type && strcmp (type, "PING") == 0
-                    ? "PONG" : "FAILED", end || (type && strcmp (
-                                                   type, "PING") == 0)
-                    ? NULL : "unexpected message while relaying");
+    bool ping = type && strcmp (type, "PING") == 0;
+    reply = end ? answer ("ENDED", NULL) : ping ? answer ("PONG", NULL)
+      : answer ("FAILED", "unexpected message while relaying");
     json_decref (msg);
     chan_send_json (c, reply);
     json_decref (reply);

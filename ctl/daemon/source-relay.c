@@ -69,6 +69,10 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
   if (!a || peer_expect (a, "RELAYING", e2, sizeof e2) == -1)
     goto out;
   /* Only the proxy's own address may come back. */
+  if (!hd_peer_uri (m->via)) {
+    snprintf (e2, sizeof e2, "no longer a known peer");
+    goto out;
+  }
   if (uri_parse (hd_peer_uri (m->via), &u, e2, sizeof e2) == -1)
     goto out;
   r = peer_check_relaying (a, u.host, e2, sizeof e2);
