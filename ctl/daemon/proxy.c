@@ -131,7 +131,7 @@ static int
 check_address (const char *host, const char *uri_text, char *err,
                size_t errlen)
 {
-  char known[256], e2[256];
+  char known[256] = "", e2[256];
   struct uri u;
   int rv = -1;
 
@@ -152,7 +152,7 @@ check_address (const char *host, const char *uri_text, char *err,
 static int
 from_source (const char *source, struct channel *c, char *err, size_t errlen)
 {
-  char ip[64], known[256];
+  char ip[64], known[256] = "";
 
   peer_address (c, ip, sizeof ip);
   if (known_address (source, known, sizeof known, err, errlen) == -1)
