@@ -208,9 +208,57 @@ psk_lookup (const struct psk_table *t, const char *identity)
   return NULL;
 }
 
+/* LINE (N bytes, a newline at its end) to PATH, mode 0600, through a
+ * temporary name: a reader never sees half a key and a failure leaves
+ * no file behind.  Replaces PATH only if FORCE. */
+static int
+write_key_file (const char *path, const char *line, size_t n, int force,
+                char *err, size_t errlen)
+{
+  char tmp[4096];
+  if (snprintf (tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int) sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return set_error (err, errlen, "%s: path is too long", path);
+  }
+  if (!force && access (path, F_OK) == 0) {
+    errno = EEXIST;
+    return set_error (err, errlen,
+                      "%s: already exists (use --force to replace)", path);
+  }
+  int fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd == -1)
+    return set_error_errno (errno, err, errlen, "%s: %s", path,
+                            strerror (errno));
+  if (fchmod (fd, 0600) == -1 || write (fd, line, n) != (ssize_t) n ||
+      fsync (fd) == -1) {
+    int e = errno;
+    close (fd);
+    unlink (tmp);
+    errno = e;
+    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
+  }
+  close (fd);
+  if (force ? rename (tmp, path) : link (tmp, path)) {
+    int e = errno;
+    unlink (tmp);
+    errno = e;
+    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
+  }
+  if (!force)
+    unlink (tmp);
+  return 0;
+}
+
 int
 psk_keygen (const char *path, const char *identity, int force,
             char *err, size_t errlen)
+{
+  return psk_keygen_text (path, identity, force, NULL, 0, err, errlen);
+}
+
+int
+psk_keygen_text (const char *path, const char *identity, int force,
+                 char *text, size_t textlen, char *err, size_t errlen)
 {
   uint8_t key[PSK_KEY_BYTES];
   char line[PSK_MAX_IDENTITY + 2 * PSK_KEY_BYTES + 3];
@@ -237,8 +285,15 @@ psk_keygen (const char *path, const char *identity, int force,
   n = (size_t) snprintf (line, sizeof line, "%s:", identity);
   for (size_t i = 0; i < sizeof key; ++i)
     n += (size_t) snprintf (line + n, sizeof line - n, "%02x", key[i]);
-  line[n++] = '\n';
   explicit_bzero (key, sizeof key);
+  if (text && n >= textlen) {
+    explicit_bzero (line, sizeof line);
+    errno = ENAMETOOLONG;
+    return set_error (err, errlen, "%s: no room for the key's text", path);
+  }
+  if (text)
+    snprintf (text, textlen, "%.*s", (int) n, line);
+  line[n++] = '\n';
 
   if (strcmp (path, "-") == 0) {
     r = fwrite (line, 1, n, stdout) == n && fflush (stdout) == 0 ? 0 : -1;
@@ -248,41 +303,25 @@ psk_keygen (const char *path, const char *identity, int force,
                               strerror (errno));
     return 0;
   }
-
-  /* Write to a temporary name and rename, so a reader never sees a
-   * half-written key and a failure leaves no file behind. */
-  char tmp[4096];
-  if (snprintf (tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int) sizeof tmp) {
-    errno = ENAMETOOLONG;
-    return set_error (err, errlen, "%s: path is too long", path);
-  }
-  if (!force && access (path, F_OK) == 0) {
-    errno = EEXIST;
-    return set_error (err, errlen,
-                      "%s: already exists (use --force to replace)", path);
-  }
-  int fd = mkostemp (tmp, O_CLOEXEC);
-  if (fd == -1)
-    return set_error_errno (errno, err, errlen, "%s: %s", path,
-                            strerror (errno));
-  if (fchmod (fd, 0600) == -1 || write (fd, line, n) != (ssize_t) n ||
-      fsync (fd) == -1) {
-    int e = errno;
-    close (fd);
-    unlink (tmp);
-    explicit_bzero (line, sizeof line);
-    errno = e;
-    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
-  }
+  r = write_key_file (path, line, n, force, err, errlen);
   explicit_bzero (line, sizeof line);
-  close (fd);
-  if (force ? rename (tmp, path) : link (tmp, path)) {
-    int e = errno;
-    unlink (tmp);
-    errno = e;
-    return set_error_errno (e, err, errlen, "%s: %s", path, strerror (e));
+  return r;
+}
+
+int
+psk_write_line (const char *path, const char *text, char *err,
+                size_t errlen)
+{
+  char line[PSK_MAX_IDENTITY + 2 * PSK_MAX_KEY_BYTES + 3];
+  size_t n = strlen (text);
+  int r;
+
+  if (n + 1 >= sizeof line || strpbrk (text, "\r\n")) {
+    errno = EINVAL;
+    return set_error (err, errlen, "%s: not one line of a key file", path);
   }
-  if (!force)
-    unlink (tmp);
-  return 0;
+  n = (size_t) snprintf (line, sizeof line, "%s\n", text);
+  r = write_key_file (path, line, n, 1, err, errlen);
+  explicit_bzero (line, sizeof line);
+  return r;
 }

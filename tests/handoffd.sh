@@ -354,6 +354,24 @@ ram_intact_on ()
     "$(grep -ac 'HANDOFF-RAM ok' "$tmp/h$i/run/$vm/serial.log") rounds, none bad"
 }
 
+# vm_owner VM N: the one host of 1..N that lists VM (a host whose
+# daemon is down lists nothing); fails, showing every list, unless
+# exactly one does.
+vm_owner ()
+{
+  local vm=$1 i n=0 who=
+  for (( i=1; i<=$2; i++ )); do
+    if hcli "$i" list --json 2>/dev/null | jq -r '.vms[]?.name' | grep -qx "$vm"; then
+      n=$((n + 1)); who=$i
+    fi
+  done
+  [ "$n" = 1 ] || {
+    for (( i=1; i<=$2; i++ )); do hcli "$i" list >&2 || true; done
+    fail "$vm is listed on $n hosts"
+  }
+  echo "$who"
+}
+
 vm_runs_on ()
 {
   hcli "$1" status "$2" | grep -q "QEMU: running" ||

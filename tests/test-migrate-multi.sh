@@ -31,21 +31,7 @@ wait_for 120 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
 
 # The one host that lists web1.
-owner ()
-{
-  local i n=0 who=
-  for i in 1 2 3; do
-    # (A host whose daemon is down lists nothing.)
-    if hcli "$i" list --json 2>/dev/null | jq -r '.vms[].name' | grep -qx web1; then
-      n=$((n + 1)); who=$i
-    fi
-  done
-  [ "$n" = 1 ] || {
-    for i in 1 2 3; do hcli "$i" list >&2 || true; done
-    fail "web1 is listed on $n hosts"
-  }
-  echo "$who"
-}
+owner () { vm_owner web1 3; }
 
 # migrate_multi FROM I,J: web1 goes from host FROM to host I and J;
 # prints the winner's number.

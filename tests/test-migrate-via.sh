@@ -42,17 +42,7 @@ wait_for 180 "the guest's records" grep -q "HANDOFF-REC 10" \
   "$tmp/h1/run/web1/serial.log"
 
 # The one host that lists web1.
-owner ()
-{
-  local i n=0 who=
-  for i in 1 2 3 4; do
-    if hcli "$i" list --json 2>/dev/null | jq -r '.vms[]?.name' | grep -qx web1; then
-      n=$((n + 1)); who=$i
-    fi
-  done
-  [ "$n" = 1 ] || fail "web1 is listed on $n hosts"
-  echo "$who"
-}
+owner () { vm_owner web1 4; }
 
 # The proxy keeps nothing: no process but handoffd, no relay directory.
 proxy_clean ()

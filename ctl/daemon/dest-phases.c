@@ -384,16 +384,11 @@ make_migration_key (struct incoming *in, char *mig_psk, size_t psklen,
                     char *key_text, size_t keylen, char *err, size_t errlen)
 {
   char e2[512] = "";
-  FILE *f;
 
   vm_run_path (in->vm, "mig.psk", mig_psk, psklen);
-  if (psk_keygen (mig_psk, "handoff-migration", 1, e2, sizeof e2) == -1 ||
-      !(f = fopen (mig_psk, "re")))
+  if (psk_keygen_text (mig_psk, "handoff-migration", 1, key_text, keylen, e2,
+                       sizeof e2) == -1)
     return set_error (err, errlen, "migration key: %s", e2);
-  if (!fgets (key_text, (int) keylen, f))
-    key_text[0] = '\0';
-  fclose (f);
-  key_text[strcspn (key_text, "\r\n")] = '\0';
   return 0;
 }
 

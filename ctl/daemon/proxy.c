@@ -35,7 +35,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -163,24 +162,13 @@ from_source (const char *source, struct channel *c, char *err, size_t errlen)
   return 0;
 }
 
-/* KEY ("IDENTITY:HEX", checked) into a new file of R's, mode 0600. */
+/* KEY ("IDENTITY:HEX", checked) into a file of R's, mode 0600. */
 static int
 write_key (struct relaying *r, const char *leaf, const char *key, char *path,
            size_t pathlen, char *err, size_t errlen)
 {
-  FILE *f;
-
   in_dir (r, leaf, path, pathlen);
-  int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd == -1 || !(f = fdopen (fd, "w"))) {
-    if (fd != -1)
-      close (fd);
-    return set_error (err, errlen, "%s: %s", path, strerror (errno));
-  }
-  fprintf (f, "%s\n", key);
-  if (fclose (f) == EOF)
-    return set_error (err, errlen, "%s: %s", path, strerror (errno));
-  return 0;
+  return psk_write_line (path, key, err, errlen);
 }
 
 /* The key of the source's leg, made here: its file into PATH, its
@@ -190,16 +178,11 @@ make_in_key (struct relaying *r, char *path, size_t pathlen, char *key,
              size_t keylen, char *err, size_t errlen)
 {
   char e2[512] = "";
-  FILE *f;
 
   in_dir (r, "in.psk", path, pathlen);
-  if (psk_keygen (path, "handoff-relay", 0, e2, sizeof e2) == -1 ||
-      !(f = fopen (path, "re")))
+  if (psk_keygen_text (path, "handoff-relay", 0, key, keylen, e2,
+                       sizeof e2) == -1)
     return set_error (err, errlen, "the relay's key: %s", e2);
-  if (!fgets (key, (int) keylen, f))
-    key[0] = '\0';
-  fclose (f);
-  key[strcspn (key, "\r\n")] = '\0';
   return 0;
 }
 

@@ -4,7 +4,6 @@
  * (source-relay.h).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -20,6 +19,7 @@
 #include "peer.h"
 #include "peer-check.h"
 #include "proc.h"
+#include "psk.h"
 #include "record.h"
 #include "source-dests.h"
 #include "source-relay.h"
@@ -79,24 +79,11 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
   uri_free (&u);
   if (r == -1)
     goto out;
-  r = -1;
   snprintf (xfer, xferlen, "%s",
             json_string_value (json_object_get (a, "xfer")));
   vm_run_path (m->vm, "via.psk", psk, psklen);
-  int fd = open (psk, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  FILE *f = fd == -1 ? NULL : fdopen (fd, "w");
-  if (!f) {
-    if (fd != -1)
-      close (fd);
-    snprintf (e2, sizeof e2, "%s: %s", psk, strerror (errno));
-    goto out;
-  }
-  bool bad = fprintf (f, "%s\n", json_string_value (json_object_get (
-                                                      a, "key"))) < 0;
-  if (fclose (f) != 0 || bad)
-    snprintf (e2, sizeof e2, "%s: %s", psk, strerror (errno));
-  else
-    r = 0;
+  r = psk_write_line (psk, json_string_value (json_object_get (a, "key")),
+                      e2, sizeof e2);
  out:
   json_decref (a);
   if (r == -1) {

@@ -26,6 +26,7 @@
 #include "peer.h"
 #include "peer-check.h"
 #include "proc.h"
+#include "psk.h"
 #include "record.h"
 #include "source-dests.h"
 #include "source-each.h"
@@ -189,19 +190,12 @@ prepare_step (struct migration *m, size_t i, void *arg, int *code,
   if (r == -1)
     return -1;
   const char *key = json_string_value (json_object_get (d->endpoints, "psk"));
-  FILE *f;
   if (i == 0)
     snprintf (name, sizeof name, "mig.psk");
   else
     snprintf (name, sizeof name, "mig%zu.psk", i);
   vm_run_path (m->vm, name, d->psk, sizeof d->psk);
-  f = fopen (d->psk, "we");
-  if (!f)
-    return set_error (err, errlen, "%s: %s", d->psk, strerror (errno));
-  bool bad = fprintf (f, "%s\n", key) < 0;
-  if (fclose (f) != 0 || bad)
-    return set_error (err, errlen, "%s: %s", d->psk, strerror (errno));
-  return 0;
+  return psk_write_line (d->psk, key, err, errlen);
 }
 
 static int

@@ -42,5 +42,14 @@ extern const struct psk_entry *psk_lookup (const struct psk_table *t,
  * Refuses to overwrite unless FORCE.  PATH "-" writes to stdout. */
 extern int psk_keygen (const char *path, const char *identity, int force,
                        char *err, size_t errlen);
+/* psk_keygen, and the line written ("IDENTITY:hex", no newline) into
+ * TEXT (TEXTLEN bytes: PSK_MAX_IDENTITY + 2 * PSK_KEY_BYTES + 2 fit). */
+extern int psk_keygen_text (const char *path, const char *identity,
+                            int force, char *text, size_t textlen,
+                            char *err, size_t errlen);
+/* TEXT, one line of a key file ("IDENTITY:hex", checked by the caller),
+ * written to PATH (mode 0600, replaced whole). */
+extern int psk_write_line (const char *path, const char *text, char *err,
+                           size_t errlen);
 
 #endif /* HANDOFF_PSK_H */
