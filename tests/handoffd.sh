@@ -501,6 +501,26 @@ etcd_member ()
   cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
 }
 
+# fenced_in_time I VM J EPS: waits up to three TTLs ($ttl) for host I
+# to pause VM for the fence, and fails if etcd, asked from host J at
+# EPS, drops host I's entry first: the pause must land while the lease
+# still lives.
+fenced_in_time ()
+{
+  local i=$1 vm=$2 j=$3 eps=$4 seen= n entry
+  for (( n = 0; n < ttl * 30; n++ )); do
+    grep -q "$vm paused (fenced)" "$tmp/h$i.log" && seen=1
+    entry=$(on_host "$j" env ETCDCTL_API=3 etcdctl --endpoints "$eps" \
+              --command-timeout 5s get --print-value-only "/handoff/hosts/host$i") ||
+      fail "etcd does not answer host $j"
+    [ -n "$entry" ] || fail "etcd ended host $i's lease before $vm was fenced:" \
+      "$(grep -E 'cluster: .*(lease|fenced)' "$tmp/h$i.log" | tail -4)"
+    [ -n "$seen" ] && return 0
+    sleep 0.1
+  done
+  fail "host $i did not fence $vm within $((ttl * 3)) s"
+}
+
 # console_watch_start: tests/console-watch.py over every host's VM
 # consoles, ten sweeps a second, ahead of the guests for the CPU (a
 # starved watcher sees little).  console_watch_stop: stop it; fail if

@@ -40,6 +40,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "vm.h"
 
 static pthread_t thread;
@@ -56,6 +57,7 @@ fence (void)
   log_error ("cluster: this host's lease was not refreshed in time: its "
              "bound is %" PRId64 " ms away; pausing its VMs",
              cluster_lease_end () - clock_ms ());
+  metrics_fenced ();
 
   json_array_foreach (vms, i, row) {
     const char *name = json_string_value (json_object_get (row, "name"));

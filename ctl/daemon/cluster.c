@@ -31,6 +31,7 @@
 #include "errors.h"
 #include "etcd.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "transport.h"
 #include "uri.h"
@@ -45,15 +46,17 @@ struct member {
 
 static struct {
   struct etcd *etcd;
-  struct etcd *fast;            /* The refreshing thread's: short timeouts */
+  struct etcd *fast;            /* The refreshing threads': short timeouts */
   char prefix[256];
   int ttl_s;
-  int64_t lease;
+  int64_t lease;                /* atomic: two threads use it */
   int64_t lease_until;          /* lock: mono ms the lease surely lives to */
   bool fenced;                  /* lock: the VMs below are paused */
   bool draining;                /* lock: evacuating, or emptied */
   json_t *fenced_vms;           /* lock: names */
-  pthread_t thread;
+  pthread_t thread;             /* Refreshes the lease */
+  pthread_t entry_thread;       /* Refreshes this host's entry, the members */
+  bool entry_started;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   bool stopping;
@@ -180,7 +183,8 @@ register_host_on (struct etcd *e, char *err, size_t errlen)
   if (!v)
     return set_error (err, errlen, "out of memory");
   key_of (key, sizeof key, "hosts", hd.name);
-  return etcd_put (e, key, v, cl.lease, err, errlen);
+  return etcd_put (e, key, v, __atomic_load_n (&cl.lease, __ATOMIC_RELAXED),
+                   err, errlen);
 }
 
 static int
@@ -232,7 +236,7 @@ new_lease (char *err, size_t errlen)
 
   if (etcd_lease_grant (cl.etcd, cl.ttl_s, &id, &ttl, err, errlen) == -1)
     return -1;
-  cl.lease = id;
+  __atomic_store_n (&cl.lease, id, __ATOMIC_RELAXED);
   lease_alive (sent, ttl);
   return register_host (err, errlen);
 }
@@ -362,53 +366,107 @@ refresh_members (void)
   json_decref (list);
 }
 
-/* Keeps the lease and this host's key alive: a refresh every quarter
- * of the TTL, timed from the last one's start, on a handle whose calls
- * give each member a sixth of the TTL (at most 1 s) before the next is
- * asked.  So a refresh that meets one or two members cut off still
- * lands before the fence's margin (a quarter of the TTL, at least 1 s)
- * is reached, and two refreshes may be lost before etcd lets the lease
- * expire. */
-static void *
-keepalive_main (void *arg)
+/* Waits, with the lock held, until *NEXT (mono ms; moved on by a
+ * quarter of the TTL, or to now if that has passed): false if told to
+ * stop meanwhile. */
+static bool
+wait_turn (int64_t *next)
+{
+  *next += cl.ttl_s * 1000 / 4;
+  if (*next < clock_ms ())
+    *next = clock_ms ();
+  struct timespec ts = abstime_of_ms (*next);
+  /* Terminates: wakes at NEXT, or when told to stop. */
+  while (!cl.stopping && clock_ms () < *next)
+    pthread_cond_timedwait (&cl.cond, &cl.lock, &ts);
+  return !cl.stopping;
+}
+
+/* Runs TURN every quarter of the TTL until told to stop. */
+static void
+every_quarter_ttl (void (*turn) (void))
 {
   int64_t next = clock_ms ();
 
-  (void) arg;
   pthread_mutex_lock (&cl.lock);
-  while (!cl.stopping) {
-    next += cl.ttl_s * 1000 / 4;
-    if (next < clock_ms ())
-      next = clock_ms ();
-    struct timespec ts = abstime_of_ms (next);
-    /* Terminates: wakes at NEXT, or when told to stop. */
-    while (!cl.stopping && clock_ms () < next)
-      pthread_cond_timedwait (&cl.cond, &cl.lock, &ts);
-    if (cl.stopping)
-      break;
+  while (wait_turn (&next)) {
     pthread_mutex_unlock (&cl.lock);
-
-    char err[512];
-    int ttl = 0;
-    int64_t sent = clock_ms ();
-    if (etcd_lease_keepalive (cl.fast, cl.lease, &ttl, err, sizeof err) == -1)
-      log_warn ("cluster: cannot refresh this host's lease: %s", err);
-    else if (ttl == 0) {
-      /* Expired (etcd was out of reach longer than the TTL): this host
-       * dropped out of the member list; it joins again. */
-      log_warn ("cluster: this host's lease expired; joining again");
-      if (new_lease (err, sizeof err) == -1)
-        log_warn ("cluster: cannot join again: %s", err);
-    }
-    else {
-      lease_alive (sent, ttl);
-      if (register_host (err, sizeof err) == -1)
-        log_warn ("cluster: cannot update this host's entry: %s", err);
-    }
-    refresh_members ();
+    turn ();
     pthread_mutex_lock (&cl.lock);
   }
   pthread_mutex_unlock (&cl.lock);
+}
+
+/* One refresh of the lease.  Each asks every member at once and waits
+ * for the first answer until the fence would fall (at least a quarter
+ * of the TTL): members cut off or without a leader cost nothing while
+ * one answers, and a loaded etcd that answers in seconds rather than
+ * milliseconds still keeps the lease, where a short limit per member
+ * would let the fence fall on a healthy cluster. */
+static void
+refresh_lease (void)
+{
+  char err[512];
+  int ttl = 0;
+  int64_t sent = clock_ms ();
+  int64_t within = cluster_fence_due () - sent, slot = cl.ttl_s * 1000 / 4;
+
+  if (within < slot)
+    within = slot;
+  if (etcd_lease_keepalive (cl.fast, __atomic_load_n (&cl.lease,
+                                                       __ATOMIC_RELAXED),
+                            (int) within, &ttl, err, sizeof err) == -1) {
+    metrics_lease_refresh (-1);
+    log_warn ("cluster: cannot refresh this host's lease: %s", err);
+  }
+  else if (ttl == 0) {
+    /* Expired (etcd was out of reach longer than the TTL): this host
+     * dropped out of the member list; it joins again. */
+    log_warn ("cluster: this host's lease expired; joining again");
+    if (new_lease (err, sizeof err) == -1)
+      log_warn ("cluster: cannot join again: %s", err);
+  }
+  else {
+    lease_alive (sent, ttl);
+    metrics_lease_refresh ((double) (clock_ms () - sent) / 1000.0);
+    /* Slower than the pace of refreshes: the operator's early word
+     * that etcd is loaded, before a fence says so. */
+    if (clock_ms () - sent > slot)
+      log_warn ("cluster: etcd took %" PRId64 " ms to refresh this "
+                "host's lease (TTL %d s)", clock_ms () - sent, ttl);
+  }
+}
+
+/* The lease's thread: refresh_lease every quarter of the TTL, timed
+ * from the last one's start, and nothing else, so that nothing else's
+ * wait delays a refresh. */
+static void *
+keepalive_main (void *arg)
+{
+  (void) arg;
+  every_quarter_ttl (refresh_lease);
+  return NULL;
+}
+
+/* This host's entry (its free capacity, read by placement) and the
+ * member list (the peers), kept current at the lease's pace but on
+ * their own thread: the entry lives under the lease, so a late update
+ * costs nothing but stale figures. */
+static void
+refresh_entry (void)
+{
+  char err[512];
+
+  if (register_host (err, sizeof err) == -1)
+    log_warn ("cluster: cannot update this host's entry: %s", err);
+  refresh_members ();
+}
+
+static void *
+entry_main (void *arg)
+{
+  (void) arg;
+  every_quarter_ttl (refresh_entry);
   return NULL;
 }
 
@@ -458,8 +516,15 @@ cluster_start (const char *urls, const char *prefix, int ttl_s, char *err,
     set_error (err, errlen, "cannot start a thread");
     goto fail;
   }
+  if (pthread_create (&cl.entry_thread, NULL, entry_main, NULL) != 0) {
+    cluster_stop_threads ();
+    set_error (err, errlen, "cannot start a thread");
+    goto fail;
+  }
+  cl.entry_started = true;
   log_info ("cluster: joined %s as %s (lease %" PRIx64 ", TTL %d s)", urls,
-            hd.name, (uint64_t) cl.lease, ttl_s);
+            hd.name, (uint64_t) __atomic_load_n (&cl.lease, __ATOMIC_RELAXED),
+            ttl_s);
   return 0;
 
  fail:
@@ -477,6 +542,9 @@ cluster_stop_threads (void)
   pthread_cond_broadcast (&cl.cond);
   pthread_mutex_unlock (&cl.lock);
   pthread_join (cl.thread, NULL);
+  if (cl.entry_started)
+    pthread_join (cl.entry_thread, NULL);
+  cl.entry_started = false;
 }
 
 void
@@ -487,7 +555,8 @@ cluster_stop (void)
   if (!cl.etcd)
     return;
   cluster_stop_threads ();
-  if (etcd_lease_revoke (cl.fast, cl.lease, err, sizeof err) == -1)
+  if (etcd_lease_revoke (cl.fast, __atomic_load_n (&cl.lease,
+                                                    __ATOMIC_RELAXED), err, sizeof err) == -1)
     log_warn ("cluster: cannot leave (the lease expires by itself): %s", err);
 }
 
@@ -658,7 +727,16 @@ cluster_may_take (const char *vm, char *err, size_t errlen)
   /* The source moved the ownership here, in the transaction that
    * decides, before it said "resume": asking etcd again would only
    * lengthen the blackout.  This host's own lease must be live: a
-   * fenced host resumes nothing. */
+   * fenced host resumes nothing.  A refresh may be on its way (etcd
+   * slow for a moment): waiting a quarter of the TTL for it costs the
+   * blackout that much at worst, and saves a rollback. */
+  int64_t t0 = clock_ms (), until = t0 + (int64_t) cl.ttl_s * 1000 / 4;
+  /* Terminates: the clock reaches UNTIL. */
+  while (!lease_live () && clock_ms () < until)
+    usleep (50 * 1000);
+  if (clock_ms () - t0 >= 50)
+    log_warn ("cluster: %s waited %" PRId64 " ms for this host's lease to "
+              "be live", vm, clock_ms () - t0);
   if (!lease_live ()) {
     set_error (err, errlen, "this host's cluster lease is not live: it "
                "resumes no VM (%s) until it is", vm);

@@ -24,6 +24,7 @@
 #include <gnutls/gnutls.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "etcd.h"
 #include "errors.h"
 
@@ -184,9 +185,6 @@ on_data (char *p, size_t size, size_t n, void *opaque)
   return add;
 }
 
-/* One POST to one member: its answer, or NULL with err; *RETRY_R says
- * whether another member may be asked (the request surely did not
- * reach this one, or READ_ONLY). */
 /* TLS to the members (etcds://): their certificates checked against
  * the CA (the system's by default), this host's own if given. */
 static void
@@ -234,74 +232,118 @@ hint (const struct etcd *e, CURLcode rc)
   return "";
 }
 
-static json_t *
-post_one (const struct etcd *e, const char *ep, const char *path,
-          const char *req, bool read_only, int timeout_ms, bool *retry_r,
-          char *err, size_t errlen)
-{
-  char url[512], why[CURL_ERROR_SIZE] = "";
-  struct body b = { NULL, 0 };
-  struct curl_slist *hdrs = NULL;
-  CURL *c = curl_easy_init ();
-  CURLcode rc;
-  long status = 0;
-  json_t *resp = NULL, *fault;
-  json_error_t je;
+/* One POST in the making or in flight to one member. */
+struct request {
+  CURL *c;
+  struct curl_slist *hdrs;
+  struct body b;
+  const char *ep;
+  char why[CURL_ERROR_SIZE];
+};
 
-  *retry_r = read_only;
-  if (!c) {
-    set_error (err, errlen, "curl_easy_init failed");
-    return NULL;
+static void
+request_free (struct request *r)
+{
+  if (r->c)
+    curl_easy_cleanup (r->c);
+  curl_slist_free_all (r->hdrs);
+  free (r->b.data);
+  memset (r, 0, sizeof *r);
+}
+
+/* R set up to POST BODY to PATH on member EP within TIMEOUT_MS. */
+static int
+request_init (const struct etcd *e, struct request *r, const char *ep,
+              const char *path, const char *body, int timeout_ms, char *err,
+              size_t errlen)
+{
+  char url[512];
+
+  memset (r, 0, sizeof *r);
+  r->ep = ep;
+  r->c = curl_easy_init ();
+  if (!r->c)
+    return set_error (err, errlen, "curl_easy_init failed");
+  r->hdrs = curl_slist_append (NULL, "Content-Type: application/json");
+  if (!r->hdrs) {
+    request_free (r);
+    return set_error (err, errlen, "out of memory");
   }
   snprintf (url, sizeof url, "%s://%s%s", e->tls ? "https" : "http", ep,
             path);
-  hdrs = curl_slist_append (hdrs, "Content-Type: application/json");
-  curl_easy_setopt (c, CURLOPT_URL, url);
-  curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, e->tls ? "https" : "http");
-  curl_easy_setopt (c, CURLOPT_ERRORBUFFER, why);
+  curl_easy_setopt (r->c, CURLOPT_URL, url);
+  curl_easy_setopt (r->c, CURLOPT_PROTOCOLS_STR, e->tls ? "https" : "http");
+  curl_easy_setopt (r->c, CURLOPT_ERRORBUFFER, r->why);
   if (e->tls)
-    set_tls (e, c);
-  curl_easy_setopt (c, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt (c, CURLOPT_POSTFIELDS, req);
-  curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt (c, CURLOPT_WRITEDATA, &b);
-  curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
-  curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS,
+    set_tls (e, r->c);
+  curl_easy_setopt (r->c, CURLOPT_HTTPHEADER, r->hdrs);
+  curl_easy_setopt (r->c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt (r->c, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt (r->c, CURLOPT_WRITEDATA, &r->b);
+  curl_easy_setopt (r->c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (r->c, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+  curl_easy_setopt (r->c, CURLOPT_CONNECTTIMEOUT_MS,
                     (long) (timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms
                             : CONNECT_TIMEOUT_MS));
-  rc = curl_easy_perform (c);
-  curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all (hdrs);
-  curl_easy_cleanup (c);
+  return 0;
+}
+
+/* The answer of R, finished with RC: a JSON object, or NULL with err;
+ * *RETRY_R says whether another member may be asked (the request
+ * surely did not reach this one, or READ_ONLY). */
+static json_t *
+request_answer (const struct etcd *e, struct request *r, CURLcode rc,
+                bool read_only, bool *retry_r, char *err, size_t errlen)
+{
+  long status = 0;
+  json_t *resp, *fault;
+  json_error_t je;
+
+  *retry_r = read_only;
   if (rc != CURLE_OK) {
     if (not_sent (rc))
       *retry_r = true;
-    set_error (err, errlen, "etcd %s: %s%s", ep,
-               why[0] ? why : curl_easy_strerror (rc), hint (e, rc));
-    goto out;
+    set_error (err, errlen, "etcd %s: %s%s", r->ep,
+               r->why[0] ? r->why : curl_easy_strerror (rc), hint (e, rc));
+    return NULL;
   }
-  resp = b.data ? json_loads (b.data, 0, &je) : NULL;
+  curl_easy_getinfo (r->c, CURLINFO_RESPONSE_CODE, &status);
+  resp = r->b.data ? json_loads (r->b.data, 0, &je) : NULL;
   if (!json_is_object (resp)) {
-    set_error (err, errlen, "etcd %s: HTTP %ld, %s", ep, status,
-               b.data ? "not a JSON object" : "no answer");
+    set_error (err, errlen, "etcd %s: HTTP %ld, %s", r->ep, status,
+               r->b.data ? "not a JSON object" : "no answer");
     json_decref (resp);
-    resp = NULL;
-    goto out;
+    return NULL;
   }
   fault = json_object_get (resp, "error");
   if (fault || status != 200) {
     /* A read may go to another member (one without a leader answers
      * "unavailable"); a write may have been applied all the same. */
-    set_error (err, errlen, "etcd %s: %s", ep,
+    set_error (err, errlen, "etcd %s: %s", r->ep,
                json_is_string (fault) ? json_string_value (fault) : "HTTP error");
     json_decref (resp);
-    resp = NULL;
-    goto out;
+    return NULL;
   }
   *retry_r = false;
- out:
-  free (b.data);
+  return resp;
+}
+
+/* One POST to one member: its answer, or NULL with err and *RETRY_R
+ * as request_answer says. */
+static json_t *
+post_one (const struct etcd *e, const char *ep, const char *path,
+          const char *req, bool read_only, int timeout_ms, bool *retry_r,
+          char *err, size_t errlen)
+{
+  struct request r;
+  json_t *resp;
+
+  *retry_r = read_only;
+  if (request_init (e, &r, ep, path, req, timeout_ms, err, errlen) == -1)
+    return NULL;
+  resp = request_answer (e, &r, curl_easy_perform (r.c), read_only, retry_r,
+                         err, errlen);
+  request_free (&r);
   return resp;
 }
 
@@ -421,20 +463,130 @@ etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r, int *ttl_r,
   return 0;
 }
 
-int
-etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r, char *err,
-                      size_t errlen)
-{
-  /* A refresh only restarts the TTL: asking again is harmless. */
-  json_t *r = call (e, "/v3/lease/keepalive",
-                    json_pack ("{s:o}", "ID", int_str (id)), true, err,
-                    errlen);
+/* Every member at once, for the first good answer: one that does not
+ * answer (cut off, or without a leader, which holds a request for
+ * seconds) costs nothing while another does, and a slow one may take
+ * all of WITHIN_MS.  A member that failed is asked again a moment
+ * later, so one that comes back within the time is heard. */
+#define ASK_AGAIN_MS 250
 
-  if (!r)
+struct race {
+  const struct etcd *e;
+  CURLM *m;
+  const char *path, *body;
+  int64_t end;                          /* clock_ms () */
+  struct request req[MAX_ENDPOINTS];
+  int64_t again[MAX_ENDPOINTS];         /* When to ask again, or 0 */
+  char why[MAX_ENDPOINTS][256];         /* Each member's last failure */
+};
+
+static void
+race_ask (struct race *r, int i)
+{
+  int64_t left = r->end - clock_ms ();
+
+  r->again[i] = 0;
+  if (left <= 0)
+    return;
+  if (request_init (r->e, &r->req[i], r->e->endpoints[i], r->path, r->body,
+                    (int) left, r->why[i], sizeof r->why[i]) == -1)
+    return;
+  curl_easy_setopt (r->req[i].c, CURLOPT_PRIVATE, (char *) &r->req[i]);
+  if (curl_multi_add_handle (r->m, r->req[i].c) != CURLM_OK) {
+    snprintf (r->why[i], sizeof r->why[i], "etcd %s: curl_multi_add_handle "
+              "failed", r->e->endpoints[i]);
+    request_free (&r->req[i]);
+  }
+}
+
+/* The first member's answer to BODY at PATH, or NULL with every
+ * member's last failure in err. */
+static json_t *
+race_run (struct race *r, char *err, size_t errlen)
+{
+  json_t *won = NULL;
+
+  for (int i = 0; i < r->e->n; ++i)
+    race_ask (r, i);
+  /* Terminates: every turn waits at most until R->end, and none asks
+   * again past it. */
+  while (!won) {
+    int running = 0, left;
+    CURLMsg *msg;
+
+    curl_multi_perform (r->m, &running);
+    while (!won && (msg = curl_multi_info_read (r->m, &left))) {
+      struct request *q = NULL;
+      if (msg->msg != CURLMSG_DONE)
+        continue;
+      curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &q);
+      CURLcode rc = msg->data.result;
+      int i = (int) (q - r->req);
+      bool retry;
+      curl_multi_remove_handle (r->m, q->c);
+      won = request_answer (r->e, q, rc, true, &retry, r->why[i],
+                            sizeof r->why[i]);
+      request_free (q);
+      if (!won && clock_ms () + ASK_AGAIN_MS < r->end)
+        r->again[i] = clock_ms () + ASK_AGAIN_MS;
+    }
+    if (won)
+      break;
+    int64_t now = clock_ms (), wake = r->end;
+    bool pending = false;
+    for (int i = 0; i < r->e->n; ++i) {
+      if (r->again[i] && r->again[i] <= now)
+        race_ask (r, i);
+      if (r->again[i] && r->again[i] < wake)
+        wake = r->again[i];
+      pending |= r->again[i] != 0 || r->req[i].c != NULL;
+    }
+    if (!pending || now >= r->end)
+      break;
+    curl_multi_poll (r->m, NULL, 0, (int) (wake - now), NULL);
+  }
+  if (!won) {
+    size_t off = (size_t) snprintf (err, errlen, "no etcd member answered");
+    for (int i = 0; i < r->e->n && off < errlen; ++i)
+      off += (size_t) snprintf (err + off, errlen - off, "%s %s",
+                                i ? ";" : ":", r->why[i][0] ? r->why[i]
+                                : "no answer in time");
+  }
+  return won;
+}
+
+int
+etcd_lease_keepalive (struct etcd *e, int64_t id, int within_ms, int *ttl_r,
+                      char *err, size_t errlen)
+{
+  struct race r = { .e = e, .path = "/v3/lease/keepalive" };
+  CLEANUP_FREE char *body = NULL;
+  json_t *req = json_pack ("{s:o}", "ID", int_str (id)), *ans;
+
+  body = req ? json_dumps (req, JSON_COMPACT) : NULL;
+  json_decref (req);
+  r.m = curl_multi_init ();
+  if (!body || !r.m) {
+    if (r.m)
+      curl_multi_cleanup (r.m);
+    return set_error (err, errlen, "out of memory");
+  }
+  r.body = body;
+  r.end = clock_ms () + within_ms;
+  /* A refresh only restarts the TTL: asking several members, or one
+   * again, is harmless. */
+  ans = race_run (&r, err, errlen);
+  for (int i = 0; i < e->n; ++i)
+    if (r.req[i].c) {
+      curl_multi_remove_handle (r.m, r.req[i].c);
+      request_free (&r.req[i]);
+    }
+  curl_multi_cleanup (r.m);
+  if (!ans)
     return -1;
   /* Unknown to etcd: an answer without a TTL. */
-  *ttl_r = (int) get_int (json_object_get (r, "result"), "TTL");
-  json_decref (r);
+  *ttl_r = (int) get_int (json_object_get (ans, "result"), "TTL");
+  json_decref (ans);
   return 0;
 }
 

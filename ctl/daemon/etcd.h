@@ -34,10 +34,11 @@ extern void etcd_set_timeout (struct etcd *e, int timeout_ms);
 /* A lease of TTL_S seconds: its ID and the TTL etcd granted. */
 extern int etcd_lease_grant (struct etcd *e, int ttl_s, int64_t *id_r,
                              int *ttl_r, char *err, size_t errlen);
-/* Refresh lease ID: *TTL_R is what it has left, 0 if etcd no longer
- * knows it (expired or revoked). */
-extern int etcd_lease_keepalive (struct etcd *e, int64_t id, int *ttl_r,
-                                 char *err, size_t errlen);
+/* Refresh lease ID, asking every member at once and each again while
+ * it fails, for at most WITHIN_MS: *TTL_R is what the lease has left,
+ * 0 if etcd no longer knows it (expired or revoked). */
+extern int etcd_lease_keepalive (struct etcd *e, int64_t id, int within_ms,
+                                 int *ttl_r, char *err, size_t errlen);
 extern int etcd_lease_revoke (struct etcd *e, int64_t id, char *err,
                               size_t errlen);
 

@@ -54,6 +54,13 @@ static struct histogram duration_destination = {      /* lock */
 static struct histogram downtime = {                  /* lock */
   .bounds = downtime_bounds, .n = NDOWN,
 };
+/* Fleet mode: how long etcd took to answer each refresh of this
+ * host's lease, the refreshes no member answered, and the fences. */
+static struct histogram lease_refresh = {             /* lock */
+  .bounds = downtime_bounds, .n = NDOWN,
+};
+static unsigned long long lease_refresh_failures;     /* lock */
+static unsigned long long fences;                     /* lock */
 static double bytes[3];                               /* lock */
 static const char *const stream_names[3] = { "disk", "files", "ram" };
 
@@ -112,6 +119,25 @@ metrics_bytes (enum metrics_stream stream, double n)
   pthread_mutex_unlock (&lock);
 }
 
+void
+metrics_lease_refresh (double seconds)
+{
+  pthread_mutex_lock (&lock);
+  if (seconds < 0)
+    lease_refresh_failures++;
+  else
+    observe (&lease_refresh, seconds);
+  pthread_mutex_unlock (&lock);
+}
+
+void
+metrics_fenced (void)
+{
+  pthread_mutex_lock (&lock);
+  fences++;
+  pthread_mutex_unlock (&lock);
+}
+
 static void
 render_histogram (FILE *f, const char *name, const char *labels,
                   const struct histogram *h)
@@ -158,5 +184,19 @@ metrics_render (FILE *f)
   for (size_t i = 0; i < 3; ++i)
     fprintf (f, "handoff_migration_bytes_total{stream=\"%s\"} %.0f\n",
              stream_names[i], bytes[i]);
+  fputs ("# HELP handoff_cluster_lease_refresh_seconds How long etcd took "
+         "to answer each refresh of this host's lease.\n"
+         "# TYPE handoff_cluster_lease_refresh_seconds histogram\n", f);
+  render_histogram (f, "handoff_cluster_lease_refresh_seconds", "",
+                    &lease_refresh);
+  fprintf (f, "# HELP handoff_cluster_lease_refresh_failures_total Refreshes "
+           "of this host's lease no etcd member answered in time.\n"
+           "# TYPE handoff_cluster_lease_refresh_failures_total counter\n"
+           "handoff_cluster_lease_refresh_failures_total %llu\n"
+           "# HELP handoff_cluster_fences_total Times this host paused its "
+           "VMs because its lease could end.\n"
+           "# TYPE handoff_cluster_fences_total counter\n"
+           "handoff_cluster_fences_total %llu\n",
+           lease_refresh_failures, fences);
   pthread_mutex_unlock (&lock);
 }

@@ -17,6 +17,11 @@ extern void metrics_migration_ended (const char *role, const char *outcome,
 extern void metrics_downtime (double seconds);
 /* N more bytes a migration from here carried on STREAM. */
 extern void metrics_bytes (enum metrics_stream stream, double n);
+/* Fleet mode: a refresh of this host's lease that etcd answered in
+ * SECONDS, or (<0) that no member answered. */
+extern void metrics_lease_refresh (double seconds);
+/* Fleet mode: the fence fell (this host paused its VMs). */
+extern void metrics_fenced (void);
 /* The counters and histograms, in Prometheus' text format, to F. */
 extern void metrics_render (FILE *f);
 
