@@ -112,6 +112,50 @@ test_endpoint_xfer_tcp (void **state)
   expect_endpoints (ep, false, "xfer_tcp");
 }
 
+/* The proxy's answer to RELAY_STREAM (--via): where the source sends
+ * its RAM stream, and the key it sends it under. */
+static void
+expect_relaying (const char *xfer, const char *key, bool ok, const char *why)
+{
+  char err[512] = "";
+  json_t *a = json_pack ("{s:s, s:s, s:s}", "type", "RELAYING", "xfer", xfer,
+                         "key", key);
+  int r = peer_check_relaying (a, "10.0.0.4", err, sizeof err);
+  if (ok && r != 0)
+    fail_msg ("refused: %s", err);
+  if (!ok && (r != -1 || !strstr (err, why)))
+    fail_msg ("%s: expected a refusal naming '%s', got %d '%s'", xfer, why,
+              r, err);
+  json_decref (a);
+}
+
+static void
+test_relaying (void **state)
+{
+  (void) state;
+  expect_relaying ("tcp://10.0.0.4:4100", KEY, true, NULL);
+  /* The stream goes to the proxy, and nowhere else. */
+  expect_relaying ("tcp://10.0.0.2:4100", KEY, false, "not on");
+  expect_relaying ("tcp://127.0.0.1:4100", KEY, false, "not on");
+  expect_relaying ("unix:/run/handoffd.sock", KEY, false, "xfer");
+  expect_relaying ("rdma://10.0.0.4:4100", KEY, false, "tcp://");
+  /* The source adds its own key file: the proxy names none. */
+  expect_relaying ("tcp://10.0.0.4:4100?tls-psk-file=/etc/shadow", KEY, false,
+                   "parameters");
+  /* The key becomes one line of a file of the source's. */
+  expect_relaying ("tcp://10.0.0.4:4100", "handoff-relay:0011\n", false,
+                   "key");
+  expect_relaying ("tcp://10.0.0.4:4100", "x\ny:00112233445566778899aabbcc"
+                   "ddeeff", false, "key");
+  expect_relaying ("tcp://10.0.0.4:4100", "../k:00112233445566778899aabbccdd"
+                   "eeff", false, "key");
+  expect_relaying ("tcp://10.0.0.4:4100", "", false, "key");
+  json_t *a = json_pack ("{s:s}", "type", "RELAYING");
+  char err[512];
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", err, sizeof err), -1);
+  json_decref (a);
+}
+
 static void
 expect_def (const char *text, json_t *boot_dirs, bool ok, const char *why)
 {
@@ -203,6 +247,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_endpoints),
     cmocka_unit_test (test_endpoint_xfer_tcp),
+    cmocka_unit_test (test_relaying),
     cmocka_unit_test (test_received_defs),
     cmocka_unit_test (test_volumes),
     cmocka_unit_test (test_objects),

@@ -35,6 +35,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (!msg)
     goto out;
+  /* A proxy's answer to RELAY_STREAM (the source's side): the stream
+   * goes to the proxy, the key is one line. */
+  if (json_is_string (json_object_get (msg, "type")) &&
+      strcmp (json_string_value (json_object_get (msg, "type")),
+              "RELAYING") == 0) {
+    if (peer_check_relaying (msg, "10.0.0.4", err, sizeof err) == 0 &&
+        (strpbrk (json_string_value (json_object_get (msg, "key")), "\r\n/") ||
+         strchr (json_string_value (json_object_get (msg, "xfer")), '?')))
+      abort ();
+    goto out;
+  }
   /* A destination's answer with endpoints (the source's side). */
   if (json_object_get (msg, "endpoints")) {
     peer_check_endpoints (json_object_get (msg, "endpoints"), "10.0.0.2", 1,
