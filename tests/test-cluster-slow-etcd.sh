@@ -6,8 +6,8 @@
 # lease as long as etcd answers within it, and fence only when it
 # does not.
 #  - Every member answers 1.5 s late, for four TTLs (6 s): host 1 never
-#    fences, web1 runs and writes throughout; the metrics show the
-#    refreshes' time.
+#    fences, web1 runs and writes throughout; 'handoff cluster hosts'
+#    answers; the metrics show the refreshes' time.
 #  - Member 1 never answers, members 2 and 3 answer 1.5 s late: the
 #    same.
 #  - etcd's leader is killed: while the other two elect another, the
@@ -79,6 +79,13 @@ wait_for 120 "web1's records" grep -q "HANDOFF-REC 3" "$tmp/h1/run/web1/serial.l
 
 for i in 1 2 3; do slow "$i" 1500; done
 steady "every member 1.5 s late" $(( ttl * 4 ))
+
+# The operator still sees the cluster, host 1's entry kept current.
+hcli 1 cluster hosts --json > hosts.json ||
+  fail "'handoff cluster hosts' fails while etcd answers late: $(cat hosts.json)"
+jq -e '.lease == "live" and ([.hosts[] | select(.name == "host1" and .memory_free_mib > 0)] | length == 1)' \
+  hosts.json > /dev/null || fail "host 1's entry is missing or empty: $(cat hosts.json)"
+echo "'handoff cluster hosts' while every member is 1.5 s late: $(jq -c '[.lease, [.hosts[].name]]' hosts.json)"
 
 # The metrics show it: refreshes answered, in more than a second.
 under1=$(metric 'handoff_cluster_lease_refresh_seconds_bucket{le="1"}')

@@ -46,7 +46,7 @@ struct member {
 
 static struct {
   struct etcd *etcd;
-  struct etcd *fast;            /* The refreshing threads': short timeouts */
+  struct etcd *fast;            /* The lease's: short timeouts */
   char prefix[256];
   int ttl_s;
   int64_t lease;                /* atomic: two threads use it */
@@ -169,9 +169,10 @@ host_object (void)
   return o;
 }
 
-/* This host's key, written under its lease through handle E. */
+/* This host's key, written under its lease.  Not on the lease's
+ * thread: it may take etcd's full time limit. */
 static int
-register_host_on (struct etcd *e, char *err, size_t errlen)
+register_host (char *err, size_t errlen)
 {
   char key[512];
   CLEANUP_FREE char *v = NULL;
@@ -183,15 +184,11 @@ register_host_on (struct etcd *e, char *err, size_t errlen)
   if (!v)
     return set_error (err, errlen, "out of memory");
   key_of (key, sizeof key, "hosts", hd.name);
-  return etcd_put (e, key, v, __atomic_load_n (&cl.lease, __ATOMIC_RELAXED),
-                   err, errlen);
+  return etcd_put (cl.etcd, key, v,
+                   __atomic_load_n (&cl.lease, __ATOMIC_RELAXED), err, errlen);
 }
 
-static int
-register_host (char *err, size_t errlen)
-{
-  return register_host_on (cl.fast, err, errlen);
-}
+
 
 int
 cluster_set_draining (bool on, char *err, size_t errlen)
@@ -207,7 +204,7 @@ cluster_set_draining (bool on, char *err, size_t errlen)
     log_info ("cluster: this host %s", on ? "drains: placement passes it "
               "over and it admits no incoming VM" : "takes VMs again");
   /* Now, not at the next refresh: placement elsewhere reads it. */
-  return register_host_on (cl.etcd, err, errlen);
+  return register_host (err, errlen);
 }
 
 bool
@@ -772,7 +769,9 @@ cluster_hosts (char *err, size_t errlen)
     return set_error (err, errlen, "this host is not in a cluster "
                       "(handoffd --cluster)"), NULL;
   key_of (prefix, sizeof prefix, "hosts", "");
-  list = etcd_list (cl.fast, prefix, err, errlen);
+  /* For the operator, placement and the entry's thread: none of them
+   * holds the lease's refresh back, so each may wait for a slow etcd. */
+  list = etcd_list (cl.etcd, prefix, err, errlen);
   if (!list)
     return NULL;
   out = json_array ();

@@ -345,8 +345,6 @@ op_label (json_t *req)
   return json_pack ("{s:b, s:o}", "ok", 1, "objects", db_objects_get (name));
 }
 
-/* Can each configured peer be reached (TLS with our key) and does it
- * answer? */
 /* Fleet mode's live members, as each last described itself. */
 static json_t *
 op_cluster_hosts (void)
@@ -362,6 +360,8 @@ op_cluster_hosts (void)
                     "hosts", hosts);
 }
 
+/* Can each configured peer be reached (TLS with our key) and does it
+ * answer? */
 static json_t *
 op_peers (void)
 {
