@@ -501,6 +501,11 @@ etcd_member ()
   cleanup_fn kill_pidfile "$tmp/etcd$i.pid"
 }
 
+# scrape I: host I's metrics (handoffd --metrics 127.0.0.1:9469).
+# metric I SERIES: one series' value there.
+scrape () { on_host "$1" curl -sf "http://127.0.0.1:9469/metrics"; }
+metric () { scrape "$1" | awk -v k="$2" '$1 == k {print $2}'; }
+
 # fenced_in_time I VM J EPS: waits up to three TTLs ($ttl) for host I
 # to pause VM for the fence, and fails if etcd, asked from host J at
 # EPS, drops host I's entry first: the pause must land while the lease

@@ -68,9 +68,6 @@ where ()
   done
   echo "${out[*]}"
 }
-# scrape I: host I's metrics; metric I SERIES: one series' value.
-scrape () { on_host "$1" curl -sf "http://127.0.0.1:9469/metrics"; }
-metric () { scrape "$1" | awk -v k="$2" '$1 == k {print $2}'; }
 
 etcd_cluster 3
 handoff keygen k.psk >/dev/null 2>&1

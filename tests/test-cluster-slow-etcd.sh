@@ -25,7 +25,6 @@ guest_hosts 3
 ttl=6
 # slow I WHAT: member I's relay holds requests for WHAT (ms, or hang).
 slow () { echo "$2" > "$tmp/slow$1"; }
-metric () { on_host 1 curl -sf "http://127.0.0.1:9469/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 records_past ()
 {
   [ "$(serial_last REC "$tmp/h1/run/web1/serial.log")" -gt "$1" ]
@@ -88,8 +87,8 @@ jq -e '.lease == "live" and ([.hosts[] | select(.name == "host1" and .memory_fre
 echo "'handoff cluster hosts' while every member is 1.5 s late: $(jq -c '[.lease, [.hosts[].name]]' hosts.json)"
 
 # The metrics show it: refreshes answered, in more than a second.
-under1=$(metric 'handoff_cluster_lease_refresh_seconds_bucket{le="1"}')
-answered=$(metric handoff_cluster_lease_refresh_seconds_count)
+under1=$(metric 1 'handoff_cluster_lease_refresh_seconds_bucket{le="1"}')
+answered=$(metric 1 handoff_cluster_lease_refresh_seconds_count)
 [ "$(( answered - under1 ))" -ge "$ttl" ] ||
   fail "the metrics show $(( answered - under1 )) refresh(es) over 1 s of $answered"
 echo "metrics: $answered refreshes answered, $(( answered - under1 )) of them in over 1 s"
@@ -123,9 +122,9 @@ before=$(serial_last REC "$tmp/h1/run/web1/serial.log")
 for i in 1 2 3; do slow "$i" 0; done
 wait_for 30 "host 1 to lift the fence" grep -q "web1 resumed: the fence is lifted" "$tmp/h1.log"
 wait_for 30 "web1's records after the fence" records_past $((before + 1))
-[ "$(metric handoff_cluster_fences_total)" = 1 ] ||
-  fail "handoff_cluster_fences_total is $(metric handoff_cluster_fences_total), not 1"
-[ "$(metric handoff_cluster_lease_refresh_failures_total)" -ge 1 ] ||
+[ "$(metric 1 handoff_cluster_fences_total)" = 1 ] ||
+  fail "handoff_cluster_fences_total is $(metric 1 handoff_cluster_fences_total), not 1"
+[ "$(metric 1 handoff_cluster_lease_refresh_failures_total)" -ge 1 ] ||
   fail "no failed refresh in the metrics"
-echo "metrics: 1 fence, $(metric handoff_cluster_lease_refresh_failures_total) refresh(es) unanswered"
+echo "metrics: 1 fence, $(metric 1 handoff_cluster_lease_refresh_failures_total) refresh(es) unanswered"
 echo "ok"

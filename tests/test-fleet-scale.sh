@@ -50,7 +50,6 @@ lists ()
   mkdir -p lists
   for i in 1 2 3 4 5; do hcli "$i" list --json > "lists/$i.json"; done
 }
-metric () { on_host "$1" curl -sf "http://127.0.0.1:9469/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
 
 etcd_cluster 3
 handoff keygen k.psk >/dev/null 2>&1
