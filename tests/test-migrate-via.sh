@@ -11,11 +11,12 @@
 #     where it was and no host keeps anything of the migration;
 #   - pre-warmed to hosts 2 and 3 through host 4, held, then cut over:
 #     the VM runs on exactly one destination with every acknowledged
-#     record, the other and the proxy keep nothing (no process, no
-#     file, no row); nft counters in the namespaces show the source
-#     sent the RAM stream to the proxy alone (each destination got less
-#     from the source than the proxy did), and the proxy sent it on to
-#     both destinations;
+#     record and its disk's 48 MiB of random data intact, the other and
+#     the proxy keep nothing (no process, no file, no row); nft counters
+#     in the namespaces show the source sent the RAM stream and the
+#     disk to the proxy alone (each destination got less from the
+#     source than the directory's size and a margin, far less than the
+#     disk), and the proxy sent them on to both destinations;
 #   - one destination through the proxy, not held: the VM moves back to
 #     host 1, the result says RAM went through host 4;
 #   - a destination's host dies while warm through the proxy: the
@@ -34,6 +35,11 @@ allow_boot='"boot_dirs": ["'$GUEST_DIR'"]'
 for i in 1 2 3 4; do echo "{$allow_boot}" > "h$i.policy"; done
 for i in 1 2 3 4; do start_handoffd "$i"; done
 make_test_vm "$tmp/vm"
+# The guest writes its records in the disk's first 16 MiB; the rest is
+# make_test_vm's random data, which must arrive as it is.
+disk_tail () { tail -c 48M "$1" | md5sum | cut -d' ' -f1; }
+tail_sum=$(disk_tail "$tmp/vm.img")
+dir_bytes=$(du -sb "$tmp/vm" | cut -f1)
 hcli 1 define web1 --memory 320 --disk "$tmp/vm.img" --dir "$tmp/vm" \
     --kernel "$tmp/vm/vmlinux" --initrd "$tmp/vm/initrd.gz" \
     --append "console=ttyS0 quiet panic=-1 handoff.mode=records handoff.ram=200"
@@ -73,6 +79,8 @@ moved ()
     fail "host $2's records"
   echo "records: $acked acknowledged on host $1, $on on host $2's disk"
   [ "$on" -ge "$acked" ] || fail "host $2 lacks acknowledged records"
+  [ "$(disk_tail "$(hcli "$2" status web1 --json | jq -r '.def.disks[0].path')")" = "$tail_sum" ] ||
+    fail "host $2's disk differs from the source's past the records"
   proxy_clean
 }
 
@@ -129,10 +137,12 @@ hcli 1 migrate web1 --to host2,host3 --via host4 --prewarm --detach ||
 warm_on 1
 [ "$(hcli 1 status web1 --json | jq -r '.migration.via')" = host4 ] ||
   fail "status does not name the proxy"
-hcli 1 status web1 | grep -q "^migration: .* to host2,host3, RAM through host4, phase warm" ||
+hcli 1 status web1 | grep -q "^migration: .* to host2,host3, RAM and disks through host4, phase warm" ||
   { hcli 1 status web1; fail "status does not say RAM goes through the proxy"; }
 grep -q "relaying host1's stream of web1 to 2 destination(s)" "$tmp/h4.log" ||
   fail "host 4's log does not show its relay"
+grep -q "serving 1 disk(s) of web1 to its destinations" "$tmp/h4.log" ||
+  fail "host 4's log does not show it serves the disk"
 [ -n "$(ns_strays 4 | grep handoff-xfer)" ] || fail "no relay runs on host 4"
 grep -q "RAM goes once to host4" "$tmp/h1.log" ||
   fail "host 1's log does not say RAM goes to the proxy"
@@ -162,6 +172,11 @@ echo "bytes sent: host 1 -> proxy $to4, -> host 2 $to2, -> host 3 $to3;" \
      "proxy -> host 2 $p2, -> host 3 $p3"
 [ "$to2" -lt "$to4" ] && [ "$to3" -lt "$to4" ] ||
   fail "the source sent a destination as much as the proxy: RAM went direct"
+# The directory goes straight to each destination; the 64 MiB disk
+# (63 MiB of random data) does not.
+[ "$to2" -lt $(( dir_bytes + (12 << 20) )) ] &&
+  [ "$to3" -lt $(( dir_bytes + (12 << 20) )) ] ||
+  fail "the source sent a destination more than its directory ($dir_bytes bytes): the disk went direct"
 [ "$p2" -ge $(( to4 * 9 / 10 )) ] && [ "$p3" -ge $(( to4 * 9 / 10 )) ] ||
   fail "the proxy did not carry the stream to both destinations"
 count_stop 1; count_stop 4

@@ -249,6 +249,42 @@ for case, to, want in (
 check("relay from a host that is not the sender",
       [encode(relay(source="host2"), False)], ("DENIED",))
 
+# The disks too (--via serves them): exports aimed elsewhere, with
+# parameters, or not one per disk; absurd sizes.  Refused before any
+# scratch image is made.
+def with_disks(disks, sizes=(1 << 20,)):
+    to = [dict(relay()["to"][0], disks=disks)]
+    return relay(to=to, disks=list(sizes))
+for case, msg, want in (
+        ("relay disk to a third host's address",
+         with_disks(["nbds://10.9.9.9:10809/"]), ("DENIED",)),
+        ("relay disk export with parameters",
+         with_disks(["nbds://%s:10809/?tls-psk-file=/etc/shadow" % host1_ip]),
+         ("FAILED",)),
+        ("relay disk over a unix socket",
+         with_disks(["nbd+unix:///?socket=/run/handoffd.sock"]), ("FAILED",)),
+        ("relay disk without TLS",
+         with_disks(["nbd://%s:10809/" % host1_ip]), ("FAILED",)),
+        ("relay two exports for one disk",
+         with_disks(["nbds://%s:10809/" % host1_ip] * 2), ("FAILED",)),
+        ("relay disk of no size",
+         with_disks(["nbds://%s:10809/" % host1_ip], (0,)), ("FAILED",)),
+        ("relay disk of 2^62 bytes",
+         with_disks(["nbds://%s:10809/" % host1_ip], (1 << 62,)),
+         ("FAILED",)),
+        ("relay nine disks",
+         with_disks(["nbds://%s:10809/" % host1_ip] * 9, (1 << 20,) * 9),
+         ("FAILED",)),
+        ("relay disks without sizes",
+         relay(to=[dict(relay()["to"][0],
+                        disks=["nbds://%s:10809/" % host1_ip])]),
+         ("FAILED",))):
+    check(case, [encode(msg, False)], want)
+# A MIRROR call outside a relay's conversation.
+check("mirror call outside a migration",
+      [encode({"type": "MIRROR", "disk": 0, "op": "status"}, False)],
+      ("FAILED",))
+
 print("%d cases, %d failures" % (n, len(failures)))
 for f in failures:
     print("FAILED:", f)

@@ -11,7 +11,6 @@
 #include "names.h"
 
 /* Sizes a definition may give: 64 TiB of disk, 1 TiB of RAM. */
-#define DEF_MAX_DISK_BYTES ((uint64_t) 1 << 46)
 
 static const char *const path_keys[] = { "dir", "kernel", "initrd", NULL };
 

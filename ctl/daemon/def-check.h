@@ -12,10 +12,13 @@
 #define HANDOFF_CTL_DEF_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #define DEF_MAX_DISKS 8
+/* The largest disk: 64 TiB. */
+#define DEF_MAX_DISK_BYTES ((uint64_t) 1 << 46)
 #define DEF_MAX_VOLUMES 16
 #define DEF_MAX_POLICY (64u << 10)
 

@@ -228,6 +228,7 @@ parse_destinations (struct migration *m, const char *to, char *err,
     snprintf (d->state, sizeof d->state, "admitting");
     d->alive = true;
     d->slot = -1;
+    d->via_index = -1;
   }
   return 0;
 }
@@ -401,6 +402,7 @@ migration_start (json_t *req, char *err, size_t errlen, int *rc)
     return NULL;
   }
   pthread_mutex_init (&m->lock, NULL);
+  pthread_mutex_init (&m->via_lock, NULL);
   pthread_cond_init (&m->cond, NULL);
   m->refs = 2;                  /* The thread's and the caller's. */
   m->events = json_array ();

@@ -149,7 +149,9 @@ check_endpoint (const char *what, json_t *v, const char *host,
     snprintf (err, errlen, "endpoint %s '%s' is not on the destination "
               "(%s)", what, name_quote (json_string_value (v), q, sizeof q),
               host);
-  else if (u.socket || u.tls_psk_file || u.tls_username || u.token_file)
+  /* Even an empty query: the receiver appends its own parameters. */
+  else if (u.socket || u.tls_psk_file || u.tls_username || u.token_file ||
+           strchr (json_string_value (v), '?'))
     snprintf (err, errlen, "endpoint %s '%s' carries parameters", what,
               name_quote (json_string_value (v), q, sizeof q));
   else
@@ -214,16 +216,99 @@ peer_check_endpoints (json_t *ep, const char *peer_host, size_t ndisks,
                          errlen);
 }
 
+/* ARR: N disk exports (nbds://, no parameters) on HOST (NULL: any). */
+static int
+check_disk_exports (const char *whose, json_t *arr, size_t n,
+                    const char *host, char *err, size_t errlen)
+{
+  json_t *v;
+  size_t i;
+
+  if (!json_is_array (arr) || json_array_size (arr) != n)
+    return set_error (err, errlen, "%s: not one disk export per disk (%zu)",
+                      whose, n);
+  json_array_foreach (arr, i, v) {
+    char what[96];
+    snprintf (what, sizeof what, "%.64s disk %zu", whose, i);
+    if (check_endpoint (what, v, host, URI_SCHEME_NBDS, -1, err,
+                        errlen) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 int
-peer_check_relaying (json_t *answer, const char *proxy_host, char *err,
-                     size_t errlen)
+peer_check_relaying (json_t *answer, const char *proxy_host, size_t ndisks,
+                     char *err, size_t errlen)
 {
   if (check_endpoint ("xfer", json_object_get (answer, "xfer"), proxy_host,
                       URI_SCHEME_TCP, -1, err, errlen) == -1)
     return -1;
   if (!is_key_text (json_string_value (json_object_get (answer, "key"))))
     return set_error (err, errlen, "the proxy sent no usable key");
+  if (ndisks == 0)
+    return json_object_get (answer, "disks")
+      ? set_error (err, errlen, "the proxy serves disks it was not asked "
+                   "for") : 0;
+  return check_disk_exports ("the proxy's", json_object_get (answer, "disks"),
+                             ndisks, proxy_host, err, errlen);
+}
+
+int
+peer_check_mirrored (json_t *answer, char *err, size_t errlen)
+{
+  json_t *reply = json_object_get (answer, "reply"), *dests, *d;
+  size_t i;
+
+  if (!json_is_object (reply) ||
+      !json_is_string (json_object_get (reply, "state")))
+    return set_error (err, errlen, "the proxy's mirror sent no state");
+  dests = json_object_get (reply, "destinations");
+  if (!dests)
+    return 0;
+  if (!json_is_array (dests) || json_array_size (dests) > MAX_DESTS)
+    return set_error (err, errlen, "the proxy's mirror reports more than "
+                      "%d destinations", MAX_DESTS);
+  json_array_foreach (dests, i, d)
+    if (!json_is_string (json_object_get (d, "state")))
+      return set_error (err, errlen, "the proxy's mirror reports "
+                        "destination %zu without a state", i);
   return 0;
+}
+
+/* MIRROR, while a proxy serves the disks (handoff migrate --via): one
+ * call of the proxy's mirror of a disk.  "status"; "complete" with
+ * "verify" and "timeout_ms"; "cancel" of one destination, by "host". */
+static int
+check_mirror_call (json_t *msg, char *err, size_t errlen)
+{
+  const char *op, *host;
+  uint64_t disk, timeout = 0;
+  bool verify;
+
+  if (msg_get_u64 (msg, "disk", true, &disk, err, errlen) != 0)
+    return -1;
+  if (disk >= DEF_MAX_DISKS)
+    return set_error (err, errlen, "no disk %llu", (unsigned long long) disk);
+  if (msg_get_string (msg, "op", true, &op, err, errlen) != 0)
+    return -1;
+  if (strcmp (op, "status") == 0)
+    return 0;
+  if (strcmp (op, "complete") == 0) {
+    if (msg_get_bool (msg, "verify", false, &verify, err, errlen) == -1 ||
+        msg_get_u64 (msg, "timeout_ms", false, &timeout, err, errlen) == -1)
+      return -1;
+    return timeout > 3600 * 1000
+      ? set_error (err, errlen, "'timeout_ms' is over an hour") : 0;
+  }
+  if (strcmp (op, "cancel") == 0)
+    return msg_get_string (msg, "host", true, &host, err, errlen) != 0 ||
+      name_check_host (host, err, errlen) == -1 ? -1 : 0;
+  {
+    char q[48];
+    return set_error (err, errlen, "unknown mirror call '%s'",
+                      name_quote (op, q, sizeof q));
+  }
 }
 
 /* RELAY_STREAM (handoff migrate --via): who asks, whether its QEMU
@@ -235,7 +320,7 @@ check_relay_stream (json_t *msg, char *err, size_t errlen)
 {
   const char *source, *id, *vm;
   bool hold;
-  json_t *to, *d;
+  json_t *to, *d, *disks, *v;
   size_t i;
 
   /* The id and the VM's name were checked if there: they must be. */
@@ -250,6 +335,16 @@ check_relay_stream (json_t *msg, char *err, size_t errlen)
     return set_error (err, errlen, "a stream is relayed to 1 to %d "
                       "destinations, not %zu", MAX_DESTS,
                       json_array_size (to));
+  /* The disks' sizes, when the proxy is to serve them too. */
+  disks = json_object_get (msg, "disks");
+  if (disks && (!json_is_array (disks) || json_array_size (disks) < 1 ||
+                json_array_size (disks) > DEF_MAX_DISKS))
+    return set_error (err, errlen, "'disks' must list 1 to %d sizes",
+                      DEF_MAX_DISKS);
+  json_array_foreach (disks, i, v)
+    if (!json_is_integer (v) || json_integer_value (v) <= 0 ||
+        (uint64_t) json_integer_value (v) > DEF_MAX_DISK_BYTES)
+      return set_error (err, errlen, "disk %zu: not a size", i);
   json_array_foreach (to, i, d) {
     const char *host, *xfer;
     json_t *alt;
@@ -275,6 +370,12 @@ check_relay_stream (json_t *msg, char *err, size_t errlen)
     if (alt && check_endpoint ("xfer_tcp", alt, NULL, URI_SCHEME_TCP, -1,
                                err, errlen) == -1)
       return -1;
+    if (disks ? check_disk_exports (host, json_object_get (d, "disks"),
+                                    json_array_size (disks), NULL, err,
+                                    errlen) == -1
+        : json_object_get (d, "disks") != NULL)
+      return disks ? -1 : set_error (err, errlen, "destination %s: disks "
+                                     "without their sizes", host);
   }
   return 0;
 }
@@ -382,6 +483,8 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
     return check_cascade (msg, err, errlen);
   if (strcmp (type, "RELAY_STREAM") == 0)
     return check_relay_stream (msg, err, errlen);
+  if (strcmp (type, "MIRROR") == 0)
+    return check_mirror_call (msg, err, errlen);
   if (strcmp (type, "QUERY_MIGRATION") == 0 ||
       strcmp (type, "ABORT_MIGRATION") == 0)
     return check_id_field (msg, err, errlen);

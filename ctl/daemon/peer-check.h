@@ -31,9 +31,14 @@ extern int peer_check_endpoints (json_t *ep, const char *peer_host,
 
 /* RELAYING, a stream proxy's answer (handoff migrate --via): {"xfer":
  * "tcp://HOST:PORT", "key": "IDENTITY:HEX"}, HOST the proxy's own
- * PROXY_HOST. */
+ * PROXY_HOST; with NDISKS > 0, "disks": one nbds:// export on HOST per
+ * disk, no parameters. */
 extern int peer_check_relaying (json_t *answer, const char *proxy_host,
-                                char *err, size_t errlen);
+                                size_t ndisks, char *err, size_t errlen);
+
+/* MIRRORED, the proxy's answer to MIRROR: {"reply": the mirror's own
+ * answer, with a "state" and, if any, "destinations" with theirs}. */
+extern int peer_check_mirrored (json_t *answer, char *err, size_t errlen);
 
 /* The events of QUEUED_EVENTS: [{uid, type, posted, payload}]. */
 extern int peer_check_events (json_t *events, char *err, size_t errlen);

@@ -14,10 +14,17 @@
  * moves; the relay waits for the stream as long as the source keeps
  * the connection.
  *
- * This host keeps nothing of the VM: no disk, no file, no journal row.
- * What it runs for a migration - the relay, its log and the keys it
- * was handed - lives in STATE/relay/ID and goes when the source lets
- * go: END, its connection closing, or silence for two I/O timeouts.
+ * The source may also have this host serve its disks to the
+ * destinations (RELAY_STREAM's "disks"; proxy-disks.c): its mirror
+ * then sends each disk once, here, and asks this host's mirror about
+ * the destinations' copies (MIRROR, while relaying).
+ *
+ * This host keeps nothing of the VM once the source lets go: no disk,
+ * no file, no journal row.  What it runs for a migration - the relay,
+ * the disks' exports and their scratch images, the logs and the keys
+ * it was handed - lives in STATE/relay/ID and goes when the source
+ * lets go: END, its connection closing, or silence for two I/O
+ * timeouts.
  * The relay itself exits once the stream is carried (or broken).  A
  * handoffd that restarts stops whatever relays it finds
  * there (proxy_recover): their source's connection broke with the
@@ -53,9 +60,11 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "peer.h"
+#include "peer-check.h"
 #include "policy.h"
 #include "proc.h"
 #include "proxy.h"
+#include "proxy-disks.h"
 #include "psk.h"
 #include "uri.h"
 
@@ -69,6 +78,8 @@ struct relaying {
   char dir[PATH_MAX - 256];     /* STATE/relay/ID */
   char pidfile[PATH_MAX];
   pid_t pid;
+  json_t *to;                   /* RELAY_STREAM's destinations */
+  size_t ndisks;                /* Disks served here (proxy-disks.c). */
 };
 
 static void
@@ -91,6 +102,8 @@ relaying_end (struct relaying *r, const char *why)
 
   if (r->pid > 0)
     proc_stop (r->pidfile, "relay", 2000);
+  if (r->ndisks > 0)
+    proxy_disks_stop (r->dir);
   /* Its last words go before its directory does. */
   if (r->dir[0]) {
     in_dir (r, "relay.log", log, sizeof log);
@@ -125,10 +138,10 @@ known_address (const char *host, char *buf, size_t len, char *err,
   return 0;
 }
 
-/* Is URI's host the address this host knows for HOST? */
+/* Is URI's host (WHAT's) the address this host knows for HOST? */
 static int
-check_address (const char *host, const char *uri_text, char *err,
-               size_t errlen)
+check_address (const char *host, const char *what, const char *uri_text,
+               char *err, size_t errlen)
 {
   char known[256] = "", e2[256];
   struct uri u;
@@ -137,9 +150,9 @@ check_address (const char *host, const char *uri_text, char *err,
   if (known_address (host, known, sizeof known, err, errlen) == -1)
     return -1;
   if (uri_parse (uri_text, &u, e2, sizeof e2) == -1)
-    return set_error (err, errlen, "%s's stream address: %s", host, e2);
+    return set_error (err, errlen, "%s's %s address: %s", host, what, e2);
   if (!known[0] || !u.host || strcmp (known, u.host) != 0)
-    set_error (err, errlen, "%s's stream address is not on %s (%s)", host,
+    set_error (err, errlen, "%s's %s address is not on %s (%s)", host, what,
                host, known[0] ? known : "no address");
   else
     rv = 0;
@@ -207,11 +220,17 @@ check_destinations (json_t *to, char *err, size_t errlen)
   json_array_foreach (to, i, d) {
     const char *host = json_string_value (json_object_get (d, "host"));
     const char *alt = json_string_value (json_object_get (d, "xfer_tcp"));
+    json_t *disk;
+    size_t k;
 
-    if (check_address (host, json_string_value (json_object_get (d, "xfer")),
-                       err, errlen) == -1 ||
-        (alt && check_address (host, alt, err, errlen) == -1))
+    if (check_address (host, "stream", json_string_value (json_object_get (
+                         d, "xfer")), err, errlen) == -1 ||
+        (alt && check_address (host, "stream", alt, err, errlen) == -1))
       return -1;
+    json_array_foreach (json_object_get (d, "disks"), k, disk)
+      if (check_address (host, "disk export", json_string_value (disk), err,
+                         errlen) == -1)
+        return -1;
   }
   return 0;
 }
@@ -250,11 +269,14 @@ destination_args (struct relaying *r, json_t *to, struct relay_args *a,
   return 0;
 }
 
-/* Start R's relay for REQ (RELAY_STREAM): the source's address for it
- * into XFER, the key of its leg into KEY.  0, or -1 (err). */
+/* Start R's relay for REQ (RELAY_STREAM), and its disks' exports if it
+ * has disks: the source's address for the relay into XFER, the
+ * exports' into *EXPORTS (or NULL), the key of its legs into KEY.  0,
+ * or -1 (err). */
 static int
 relaying_start (struct relaying *r, json_t *req, char *xfer, size_t xferlen,
-                char *key, size_t keylen, char *err, size_t errlen)
+                json_t **exports, char *key, size_t keylen, char *err,
+                size_t errlen)
 {
   struct relay_args *a = calloc (1, sizeof *a);
   char root[PATH_MAX - 512], addr[128], in_psk[PATH_MAX], log[PATH_MAX];
@@ -316,6 +338,12 @@ relaying_start (struct relaying *r, json_t *req, char *xfer, size_t xferlen,
     if (proc_wait_port (port, r->pid, 10000) == 0) {
       snprintf (xfer, xferlen, "%s", listen);
       rv = 0;
+      if (json_object_get (req, "disks")) {
+        r->ndisks = json_array_size (json_object_get (req, "disks"));
+        *exports = proxy_disks_start (r->dir, req, addr, in_psk, err,
+                                      errlen);
+        rv = *exports ? 0 : -1;
+      }
       goto out;
     }
     proc_stop (r->pidfile, "relay", 1000);
@@ -388,8 +416,16 @@ relaying_converse (struct relaying *r, struct channel *c, char *why,
     type = json_string_value (json_object_get (msg, "type"));
     bool end = type && strcmp (type, "END") == 0;
     bool ping = type && strcmp (type, "PING") == 0;
-    reply = end ? answer ("ENDED", NULL) : ping ? answer ("PONG", NULL)
-      : answer ("FAILED", "unexpected message while relaying");
+    bool mirror = type && strcmp (type, "MIRROR") == 0;
+    char e2[512];
+    if (peer_check_message (msg, e2, sizeof e2) == -1)
+      reply = answer ("FAILED", e2);
+    else if (mirror)
+      reply = r->ndisks > 0 ? proxy_disks_call (r->dir, r->to, r->ndisks, msg)
+        : answer ("FAILED", "this host serves no disk of the migration");
+    else
+      reply = end ? answer ("ENDED", NULL) : ping ? answer ("PONG", NULL)
+        : answer ("FAILED", "unexpected message while relaying");
     json_decref (msg);
     chan_send_json (c, reply);
     json_decref (reply);
@@ -406,7 +442,7 @@ proxy_relay (json_t *req, struct channel *c)
   struct relaying r = { .pid = 0 };
   const char *s;
   char err[2048], xfer[160], key[512], why[256];
-  json_t *a;
+  json_t *a, *exports = NULL;
 
   /* peer_check_message passed it: these are there and sound. */
   msg_get_string (req, "id", true, &s, err, sizeof err);
@@ -415,12 +451,13 @@ proxy_relay (json_t *req, struct channel *c)
   snprintf (r.vm, sizeof r.vm, "%s", s);
   msg_get_string (req, "source", true, &s, err, sizeof err);
   snprintf (r.source, sizeof r.source, "%s", s);
+  r.to = json_object_get (req, "to");
   if (from_source (r.source, c, err, sizeof err) == -1 ||
       policy_admit_proxy (r.source, err, sizeof err) == -1 ||
       check_destinations (json_object_get (req, "to"), err,
                           sizeof err) == -1 ||
-      relaying_start (&r, req, xfer, sizeof xfer, key, sizeof key, err,
-                      sizeof err) == -1) {
+      relaying_start (&r, req, xfer, sizeof xfer, &exports, key, sizeof key,
+                      err, sizeof err) == -1) {
     log_error ("migration %s: refused to relay %s's stream of %s: %s", r.id,
                r.source, r.vm, err);
     if (r.dir[0])
@@ -433,8 +470,13 @@ proxy_relay (json_t *req, struct channel *c)
   log_info ("migration %s: relaying %s's stream of %s to %zu destination(s) "
             "from %s", r.id, r.source, r.vm,
             json_array_size (json_object_get (req, "to")), xfer);
+  if (exports)
+    log_info ("migration %s: serving %zu disk(s) of %s to its destinations",
+              r.id, r.ndisks, r.vm);
   a = json_pack ("{s:s, s:s, s:s}", "type", "RELAYING", "xfer", xfer, "key",
                  key);
+  if (exports)
+    json_object_set_new (a, "disks", exports);
   if (chan_send_json (c, a) == -1)
     snprintf (why, sizeof why, "the source went away");
   else
@@ -463,6 +505,7 @@ proxy_recover (void)
     snprintf (dir, sizeof dir, "%s/%s", root, e->d_name);
     snprintf (pidfile, sizeof pidfile, "%s/relay.pid", dir);
     proc_stop (pidfile, "relay", 1000);
+    proxy_disks_stop (dir);
     if (remove_beneath (root, dir, err, sizeof err) == -1)
       log_error ("proxy: cannot remove %s: %s", dir, err);
     else

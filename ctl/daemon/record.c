@@ -325,6 +325,8 @@ record_put (struct migration *m)
   json_decref (m->def);
   json_decref (m->ram_final);
   json_decref (m->objects);
+  json_decref (m->via_disks);
+  pthread_mutex_destroy (&m->via_lock);
   pthread_mutex_destroy (&m->lock);
   pthread_cond_destroy (&m->cond);
   free (m);

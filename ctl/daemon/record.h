@@ -42,6 +42,8 @@ struct dest {
   char transport[8];            /* The RAM stream's to it, "rdma" or
                                    "tcp", once it prepared (lock). */
   int relay_index;              /* Its --to in the stream relay, or -1. */
+  int via_index;                /* Its place in RELAY_STREAM's "to"
+                                   (--via), or -1. */
   bool tcp_beside;              /* Over RDMA, with TCP to fall back on
                                    should RDMA not come up. */
   /* Its own progress, from the last sample (the migration thread's;
@@ -91,6 +93,11 @@ struct migration {
                                    connection while the proxy relays, */
   char via_xfer[160];           /* ... where its relay takes the stream, */
   char via_psk[4096];           /* ... and the file of that leg's key. */
+  json_t *via_disks;            /* The proxy's export of each disk, or
+                                   NULL: the disks go direct. */
+  pthread_mutex_t via_lock;     /* One call at a time on via_peer once
+                                   the disks go through it (the cutover
+                                   completes the disks side by side). */
   unsigned attempts;            /* How many attempts in all. */
   unsigned attempt;             /* lock: this one, from 1 */
   char warm_exit[16];           /* copied, downtime or converging */

@@ -1,12 +1,13 @@
 /* handoffd: the source's calls to a VM's stream helpers
  * (source-helpers.h), over their control sockets in the VM's run
- * directory.
+ * directory; the disks' mirrors are source-mirror.c's.
  */
 #include <limits.h>
 #include <stdio.h>
 
 #include "channel-proto.h"
 #include "source-helpers.h"
+#include "source-mirror.h"
 #include "vm.h"
 
 /* A helper that does not answer this soon is stuck; the caller goes
@@ -15,30 +16,11 @@
 #define LEAVE_CALL_MS 5000
 
 json_t *
-source_mirror_call (struct migration *m, size_t i, json_t *req, int timeout_ms,
-                    char *err, size_t errlen)
-{
-  char sock[32];
-  snprintf (sock, sizeof sock, "disk%zu.ctl", i);
-  return vm_helper_call (m->vm, sock, CHAN_SERVICE_MIRROR, req, timeout_ms,
-                         err, errlen);
-}
-
-json_t *
 source_share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
                    size_t errlen)
 {
   return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
                          timeout_ms, err, errlen);
-}
-
-const char *
-source_disk_uri (const struct dest *d, size_t k, char *buf, size_t len)
-{
-  snprintf (buf, len, "%.400s?tls-psk-file=%s",
-            json_string_value (json_array_get (
-              json_object_get (d->endpoints, "disks"), k)), d->psk);
-  return buf;
 }
 
 void

@@ -1,6 +1,6 @@
 /* handoffd: the source's calls to a VM's stream helpers - each disk's
  * mirror and the directory's share - and the RAM stream's totals
- * (source-helpers.c).
+ * (source-helpers.c; the calls to the mirrors are source-mirror.h's).
  */
 #ifndef HANDOFF_CTL_SOURCE_HELPERS_H
 #define HANDOFF_CTL_SOURCE_HELPERS_H
@@ -11,16 +11,10 @@
 
 #include "record.h"
 
-/* A request (REQ, stolen) to disk I's mirror, or to the share: the
- * answer, or NULL (err). */
-extern json_t *source_mirror_call (struct migration *m, size_t i, json_t *req,
-                                   int timeout_ms, char *err, size_t errlen);
+/* A request (REQ, stolen) to the share: the answer, or NULL (err). */
 extern json_t *source_share_call (struct migration *m, json_t *req,
                                   int timeout_ms, char *err, size_t errlen);
 
-/* Where disk K of destination D is mirrored to, with its key. */
-extern const char *source_disk_uri (const struct dest *d, size_t k,
-                                    char *buf, size_t len);
 /* Stop mirroring D's disks (the others go on). */
 extern void source_stop_mirroring (struct migration *m, const struct dest *d);
 /* D left the migration: its share receiver and its disks' mirrors let

@@ -41,6 +41,7 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
     if (!d)
       continue;
     d->relay_index = -1;
+    d->via_index = -1;
     d->tcp_beside = false;
     if (strcmp (d->host, m->via) == 0) {
       json_decref (to);
@@ -55,6 +56,10 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
     if (alt && x && strncmp (x, "rdma://", 7) == 0 && m->transport_ask &&
         strcmp (m->transport_ask, "auto") == 0)
       json_object_set (e, "xfer_tcp", alt);
+    /* Its disks' exports: the proxy's mirror sends them on. */
+    if (m->ndisks > 0)
+      json_object_set (e, "disks", json_object_get (d->endpoints, "disks"));
+    d->via_index = (int) json_array_size (to);
     json_array_append_new (to, e);
   }
   m->via_peer = peer_connect (m->via, e2, sizeof e2);
@@ -62,10 +67,18 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
     json_decref (to);
     return set_error (err, errlen, "the stream proxy %s: %s", m->via, e2);
   }
-  a = peer_call (m->via_peer, json_pack (
-                   "{s:s, s:s, s:s, s:s, s:b, s:o}", "type", "RELAY_STREAM",
-                   "id", m->id, "vm", m->vm, "source", hd.name, "hold",
-                   m->hold, "to", to), hd.io_timeout_ms * 2, e2, sizeof e2);
+  json_t *req = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:o}", "type",
+                           "RELAY_STREAM", "id", m->id, "vm", m->vm,
+                           "source", hd.name, "hold", m->hold, "to", to);
+  if (m->ndisks > 0) {
+    json_t *sizes = json_array ();
+    for (size_t k = 0; k < m->ndisks; ++k)
+      json_array_append (sizes, json_object_get (json_array_get (
+        json_object_get (m->def, "disks"), k), "size"));
+    json_object_set_new (req, "disks", sizes);
+  }
+  /* Its exports start with the relay: twice the time for the answer. */
+  a = peer_call (m->via_peer, req, hd.io_timeout_ms * 4, e2, sizeof e2);
   if (!a || peer_expect (a, "RELAYING", e2, sizeof e2) == -1)
     goto out;
   /* Only the proxy's own address may come back. */
@@ -75,10 +88,13 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
   }
   if (uri_parse (hd_peer_uri (m->via), &u, e2, sizeof e2) == -1)
     goto out;
-  r = peer_check_relaying (a, u.host, e2, sizeof e2);
+  r = peer_check_relaying (a, u.host, m->ndisks, e2, sizeof e2);
   uri_free (&u);
   if (r == -1)
     goto out;
+  json_decref (m->via_disks);
+  m->via_disks = m->ndisks > 0 ? json_incref (json_object_get (a, "disks"))
+    : NULL;
   snprintf (xfer, xferlen, "%s",
             json_string_value (json_object_get (a, "xfer")));
   vm_run_path (m->vm, "via.psk", psk, psklen);
@@ -103,9 +119,13 @@ source_end_via (struct migration *m)
   if (!m->via_peer)
     return;
   /* Best effort: the proxy also lets go when the connection closes. */
+  pthread_mutex_lock (&m->via_lock);
   peer_ask (m->via_peer, peer_msg ("END"), "ENDED", 2000, err, sizeof err);
   chan_close (m->via_peer);
   m->via_peer = NULL;
+  json_decref (m->via_disks);
+  m->via_disks = NULL;
+  pthread_mutex_unlock (&m->via_lock);
 }
 
 int
@@ -115,8 +135,11 @@ source_ping_via (struct migration *m, char *err, size_t errlen)
 
   if (!m->via_peer)
     return 0;
-  if (peer_ask (m->via_peer, peer_msg ("PING"), "PONG", hd.io_timeout_ms, e2,
-                sizeof e2) == -1)
+  pthread_mutex_lock (&m->via_lock);
+  int r = peer_ask (m->via_peer, peer_msg ("PING"), "PONG", hd.io_timeout_ms,
+                    e2, sizeof e2);
+  pthread_mutex_unlock (&m->via_lock);
+  if (r == -1)
     return set_error (err, errlen, "the stream proxy %s stopped answering: "
                       "%s", m->via, e2);
   return 0;

@@ -14,6 +14,7 @@
 #include "record.h"
 #include "source-dests.h"
 #include "source-helpers.h"
+#include "source-mirror.h"
 #include "source-streams.h"
 #include "vm.h"
 

@@ -32,6 +32,7 @@
 #include "source-each.h"
 #include "source-end.h"
 #include "source-helpers.h"
+#include "source-mirror.h"
 #include "source-relay.h"
 #include "source-streams.h"
 #include "source-warm.h"

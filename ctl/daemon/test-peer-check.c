@@ -115,17 +115,124 @@ test_endpoint_xfer_tcp (void **state)
 /* The proxy's answer to RELAY_STREAM (--via): where the source sends
  * its RAM stream, and the key it sends it under. */
 static void
-expect_relaying (const char *xfer, const char *key, bool ok, const char *why)
+expect_relaying_disks (const char *xfer, const char *key, json_t *disks,
+                       size_t ndisks, bool ok, const char *why)
 {
   char err[512] = "";
   json_t *a = json_pack ("{s:s, s:s, s:s}", "type", "RELAYING", "xfer", xfer,
                          "key", key);
-  int r = peer_check_relaying (a, "10.0.0.4", err, sizeof err);
+  if (disks)
+    json_object_set_new (a, "disks", disks);
+  int r = peer_check_relaying (a, "10.0.0.4", ndisks, err, sizeof err);
   if (ok && r != 0)
     fail_msg ("refused: %s", err);
   if (!ok && (r != -1 || !strstr (err, why)))
     fail_msg ("%s: expected a refusal naming '%s', got %d '%s'", xfer, why,
               r, err);
+  json_decref (a);
+}
+
+static void
+expect_relaying (const char *xfer, const char *key, bool ok, const char *why)
+{
+  expect_relaying_disks (xfer, key, NULL, 0, ok, why);
+}
+
+/* With the disks (--via serves them too): one export per disk, on the
+ * proxy, with no parameters. */
+static void
+expect_proxy_disks (json_t *disks, size_t ndisks, bool ok, const char *why)
+{
+  expect_relaying_disks ("tcp://10.0.0.4:4100", KEY, disks, ndisks, ok, why);
+}
+
+static void
+test_relaying_disks (void **state)
+{
+  (void) state;
+  expect_proxy_disks (json_pack ("[s, s]", "nbds://10.0.0.4:4101/",
+                                 "nbds://10.0.0.4:4102/"), 2, true, NULL);
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.4:4101/"), 2, false,
+                      "one disk export per disk");
+  expect_proxy_disks (NULL, 1, false, "one disk export per disk");
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.4:4101/"), 0, false,
+                      "not asked for");
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.2:4101/"), 1, false,
+                      "not on");
+  expect_proxy_disks (json_pack ("[s]", "nbd://10.0.0.4:4101/"), 1, false,
+                      "nbds://");
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.4:4101/?tls-psk-file="
+                                 "/etc/shadow"), 1, false, "parameters");
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.4:4101/?"), 1, false,
+                      "parameters");
+  expect_proxy_disks (json_pack ("[s]", "nbds://10.0.0.4:4101/#x"), 1, false,
+                      "fragments");
+  expect_proxy_disks (json_pack ("[s]", "nbd+unix:///?socket=/run/x.sock"), 1,
+                      false, "disk 0");
+  expect_proxy_disks (json_pack ("[i]", 4101), 1, false, "disk 0");
+  expect_proxy_disks (json_pack ("{s:s}", "0", "nbds://10.0.0.4:4101/"), 1,
+                      false, "one disk export per disk");
+}
+
+/* MIRROR, the source's call of the proxy's mirror of a disk, and the
+ * proxy's answer. */
+static void
+test_mirror_calls (void **state)
+{
+  static const char *const good[] = {
+    "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"status\"}",
+    "{\"type\":\"MIRROR\",\"disk\":7,\"op\":\"complete\",\"verify\":false,"
+    "\"timeout_ms\":30000}",
+    "{\"type\":\"MIRROR\",\"disk\":1,\"op\":\"cancel\",\"host\":\"host2\"}",
+    NULL,
+  };
+  static const char *const bad[][2] = {
+    { "{\"type\":\"MIRROR\",\"op\":\"status\"}", "disk" },
+    { "{\"type\":\"MIRROR\",\"disk\":8,\"op\":\"status\"}", "no disk 8" },
+    { "{\"type\":\"MIRROR\",\"disk\":-1,\"op\":\"status\"}", "disk" },
+    { "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"start\"}", "unknown mirror" },
+    { "{\"type\":\"MIRROR\",\"disk\":0}", "op" },
+    { "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"cancel\"}", "host" },
+    { "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"cancel\",\"host\":\"../x\"}",
+      "host" },
+    { "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"complete\","
+      "\"timeout_ms\":99999999999}", "over an hour" },
+    { "{\"type\":\"MIRROR\",\"disk\":0,\"op\":\"complete\",\"verify\":1}",
+      "verify" },
+    { NULL, NULL },
+  };
+  char err[512];
+
+  (void) state;
+  for (const char *const *g = good; *g; ++g) {
+    json_t *msg = json_loads (*g, 0, NULL);
+    assert_non_null (msg);
+    if (peer_check_message (msg, err, sizeof err) != 0)
+      fail_msg ("%s refused: %s", *g, err);
+    json_decref (msg);
+  }
+  for (size_t i = 0; bad[i][0]; ++i) {
+    json_t *msg = json_loads (bad[i][0], 0, NULL);
+    assert_non_null (msg);
+    err[0] = '\0';
+    if (peer_check_message (msg, err, sizeof err) != -1 ||
+        !strstr (err, bad[i][1]))
+      fail_msg ("%s: expected a refusal naming '%s', got '%s'", bad[i][0],
+                bad[i][1], err);
+    json_decref (msg);
+  }
+  json_t *a = json_pack ("{s:s, s:{s:s, s:[{s:s}]}}", "type", "MIRRORED",
+                         "reply", "state", "ready", "destinations", "state",
+                         "ready");
+  assert_int_equal (peer_check_mirrored (a, err, sizeof err), 0);
+  json_decref (a);
+  a = json_pack ("{s:s, s:{s:[{}]}}", "type", "MIRRORED", "reply",
+                 "destinations");
+  assert_int_equal (peer_check_mirrored (a, err, sizeof err), -1);
+  json_decref (a);
+  a = json_pack ("{s:s, s:{s:s, s:[{s:i}]}}", "type", "MIRRORED", "reply",
+                 "state", "ready", "destinations", "state", 3);
+  assert_int_equal (peer_check_mirrored (a, err, sizeof err), -1);
   json_decref (a);
 }
 
@@ -152,7 +259,8 @@ test_relaying (void **state)
   expect_relaying ("tcp://10.0.0.4:4100", "", false, "key");
   json_t *a = json_pack ("{s:s}", "type", "RELAYING");
   char err[512];
-  assert_int_equal (peer_check_relaying (a, "10.0.0.4", err, sizeof err), -1);
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, err, sizeof err),
+                    -1);
   json_decref (a);
 }
 
@@ -248,6 +356,8 @@ main (void)
     cmocka_unit_test (test_endpoints),
     cmocka_unit_test (test_endpoint_xfer_tcp),
     cmocka_unit_test (test_relaying),
+    cmocka_unit_test (test_relaying_disks),
+    cmocka_unit_test (test_mirror_calls),
     cmocka_unit_test (test_received_defs),
     cmocka_unit_test (test_volumes),
     cmocka_unit_test (test_objects),

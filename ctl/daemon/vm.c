@@ -751,7 +751,17 @@ json_t *
 vm_helper_call (const char *name, const char *sock, int service, json_t *req,
                 int timeout_ms, char *err, size_t errlen)
 {
-  char path[PATH_MAX], uri[PATH_MAX + 8];
+  char path[PATH_MAX];
+
+  vm_run_path (name, sock, path, sizeof path);
+  return helper_call (path, service, req, timeout_ms, err, errlen);
+}
+
+json_t *
+helper_call (const char *path, int service, json_t *req, int timeout_ms,
+             char *err, size_t errlen)
+{
+  char uri[PATH_MAX + 8];
   struct chan_config cfg = {
     .service = (enum chan_service) service, .version_min = 1,
     .version_max = 1, .timeout_ms = 10000,
@@ -759,7 +769,6 @@ vm_helper_call (const char *name, const char *sock, int service, json_t *req,
   struct channel *c;
   json_t *r;
 
-  vm_run_path (name, sock, path, sizeof path);
   uri_unix (path, uri, sizeof uri);
   c = chan_connect (uri, &cfg);
   if (!c) {

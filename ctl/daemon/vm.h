@@ -109,6 +109,9 @@ extern void vm_qmp_drop (const char *name);
 extern json_t *vm_helper_call (const char *name, const char *sock,
                                int service, json_t *req, int timeout_ms,
                                char *err, size_t errlen);
+/* The same, to the helper's socket at PATH. */
+extern json_t *helper_call (const char *path, int service, json_t *req,
+                            int timeout_ms, char *err, size_t errlen);
 
 /* Take the VM for an operation; -1 (err names what holds it) if busy.
  * Reads (status, list) never wait for it. */

@@ -40,10 +40,34 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (json_is_string (json_object_get (msg, "type")) &&
       strcmp (json_string_value (json_object_get (msg, "type")),
               "RELAYING") == 0) {
-    if (peer_check_relaying (msg, "10.0.0.4", err, sizeof err) == 0 &&
-        (strpbrk (json_string_value (json_object_get (msg, "key")), "\r\n/") ||
-         strchr (json_string_value (json_object_get (msg, "xfer")), '?')))
-      abort ();
+    json_t *disks = json_object_get (msg, "disks"), *d;
+    size_t n = json_array_size (disks), i;
+    if (peer_check_relaying (msg, "10.0.0.4", n, err, sizeof err) == 0) {
+      if (strpbrk (json_string_value (json_object_get (msg, "key")),
+                   "\r\n/") ||
+          strchr (json_string_value (json_object_get (msg, "xfer")), '?'))
+        abort ();
+      /* The disks' exports too: on the proxy, no parameters. */
+      json_array_foreach (disks, i, d)
+        if (strncmp (json_string_value (d), "nbds://10.0.0.4", 15) != 0 ||
+            strchr (json_string_value (d), '?'))
+          abort ();
+    }
+    goto out;
+  }
+  /* The proxy's answer to MIRROR (the source's side). */
+  if (json_is_string (json_object_get (msg, "type")) &&
+      strcmp (json_string_value (json_object_get (msg, "type")),
+              "MIRRORED") == 0) {
+    if (peer_check_mirrored (msg, err, sizeof err) == 0) {
+      json_t *r = json_object_get (msg, "reply"), *d;
+      size_t i;
+      if (!json_is_string (json_object_get (r, "state")))
+        abort ();
+      json_array_foreach (json_object_get (r, "destinations"), i, d)
+        if (!json_is_string (json_object_get (d, "state")))
+          abort ();
+    }
     goto out;
   }
   /* A destination's answer with endpoints (the source's side). */
@@ -82,11 +106,31 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     json_t *d;
     size_t i;
     json_array_foreach (json_object_get (msg, "to"), i, d) {
+      json_t *disk;
+      size_t k;
       if (strpbrk (json_string_value (json_object_get (d, "key")), "\r\n") ||
           strchr (json_string_value (json_object_get (d, "xfer")), '?'))
         abort ();
       name_is_a_component (json_string_value (json_object_get (d, "host")));
+      /* One export per disk size, each a URI without parameters. */
+      if (json_array_size (json_object_get (d, "disks")) !=
+          json_array_size (json_object_get (msg, "disks")))
+        abort ();
+      json_array_foreach (json_object_get (d, "disks"), k, disk)
+        if (strchr (json_string_value (disk), '?'))
+          abort ();
     }
+  }
+  if (strcmp (type, "MIRROR") == 0) {
+    /* A disk the proxy may have, and a call its mirror takes. */
+    const char *op = json_string_value (json_object_get (msg, "op"));
+    if (json_integer_value (json_object_get (msg, "disk")) >= 8 ||
+        json_integer_value (json_object_get (msg, "disk")) < 0 ||
+        (strcmp (op, "status") != 0 && strcmp (op, "complete") != 0 &&
+         strcmp (op, "cancel") != 0))
+      abort ();
+    if (strcmp (op, "cancel") == 0)
+      name_is_a_component (json_string_value (json_object_get (msg, "host")));
   }
   if (strcmp (type, "VOLUME_HANDOFF") == 0) {
     json_t *disks = json_object_get (json_object_get (msg, "def"), "disks");
