@@ -22,6 +22,9 @@
 #   - a destination's host dies while warm through the proxy: the
 #     other destination takes the VM at the cutover, the dead one drops
 #     what it had once back;
+#   - the proxy's export of the disk dies (kill -9) while the VM is
+#     held warm: the migration fails naming the disk, the VM runs on
+#     its source and goes on writing, nobody keeps anything;
 #   - the proxy's host dies while the VM is held warm: the migration
 #     rolls back, the VM runs on the source, the destinations drop
 #     what they had, and the proxy's restarted handoffd stops nothing
@@ -205,8 +208,30 @@ moved 1 2
 start_handoffd 3
 vm_gone_from 3 web1
 
-echo "== the proxy's host dies while warm: the VM stays on its source"
+echo "== the proxy's disk export dies while warm: the VM stays on its source"
 src=2; o=(1 3)
+hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > export.json &
+mig=$!
+warm_on "$src"
+killed=0
+for p in $(netns_pids 4); do
+  [ "$(cat "/proc/$p/comm" 2>/dev/null)" = nbdkit ] || continue
+  kill -9 "$p" && killed=$((killed + 1))
+done
+[ "$killed" = 1 ] || fail "host 4 ran $killed disk exports, not 1"
+if wait "$mig"; then cat export.json; fail "the migration succeeded without the proxy's disk"; fi
+jq -c 'select(.event == "result")' export.json
+jq -e 'select(.event == "result") | .error | test("disk0")' export.json >/dev/null ||
+  fail "the failure does not name the disk"
+[ "$(owner)" = "$src" ] || fail "web1 left host $src"
+vm_runs_on "$src" web1
+for i in "${o[@]}"; do vm_gone_from "$i" web1; done
+before=$(serial_last REC "$tmp/h$src/run/web1/serial.log")
+wait_for 60 "the guest to go on writing on host $src" bash -c \
+  "[ \$(grep -ao 'HANDOFF-REC [0-9]*' '$tmp/h$src/run/web1/serial.log' | tail -n 1 | cut -d' ' -f2) -gt $before ]"
+proxy_clean
+
+echo "== the proxy's host dies while warm: the VM stays on its source"
 hcli "$src" migrate web1 --to "host${o[0]},host${o[1]}" --via host4 --prewarm --json > dead.json &
 mig=$!
 warm_on "$src"

@@ -39,7 +39,6 @@
 #include "errors.h"
 #include "jsonutil.h"
 #include "log.h"
-#include "nbd-tls.h"
 #include "proc.h"
 #include "proxy-disks.h"
 #include "vm.h"
@@ -101,8 +100,7 @@ serve_disk (const char *dir, size_t k, json_int_t size, const char *addr,
       pskarg, filterarg, (char *) "file", img, ctlarg, hdpsk, timeoutarg,
       NULL,
     };
-    /* AES-GCM rather than ChaCha20 on its TLS (nbd-tls.c). */
-    char *env[] = { (char *) nbd_tls_env (), NULL };
+    char *env[3], preload[PATH_MAX + 16];
     pid_t p;
 
     if (port < 0)
@@ -110,6 +108,7 @@ serve_disk (const char *dir, size_t k, json_int_t size, const char *addr,
     snprintf (portarg, sizeof portarg, "%d", port);
     if (access (argv[0], X_OK) == -1)
       argv[0] = (char *) "/usr/bin/nbdkit";
+    vm_nbdkit_env (env, preload, sizeof preload);
     unlink (ctl);
     p = proc_spawn (argv, env, log, pid, err, errlen);
     if (p < 0)

@@ -47,6 +47,15 @@ num (json_t *o, const char *key)
   return json_number_value (json_object_get (o, key));
 }
 
+/* O's KEY, or "" (a proxy's report may lack it). */
+static const char *
+text (json_t *o, const char *key)
+{
+  const char *s = json_string_value (json_object_get (o, key));
+
+  return s ? s : "";
+}
+
 static bool
 done (const char *state)
 {
@@ -109,8 +118,7 @@ dest_status (const struct migration *m, const struct dest *d, json_t *leg,
   if (broken (leg_state)) {
     json_object_set_new (e, "state", json_string ("failed"));
     json_object_set_new (e, "error", json_sprintf (
-      "the way to the proxy %s: %s", m->via,
-      json_string_value (json_object_get (leg, "error"))));
+      "the way to the proxy %s: %s", m->via, text (leg, "error")));
   }
   else if (!done (leg_state) &&
            done (json_string_value (json_object_get (e, "state"))))
@@ -134,8 +142,7 @@ merge_status (struct migration *m, json_t *local, json_t *remote)
   if (broken (rstate)) {
     json_object_set_new (out, "state", json_string ("failed"));
     json_object_set_new (out, "error", json_sprintf (
-      "on the proxy %s: %s", m->via,
-      json_string_value (json_object_get (remote, "error"))));
+      "on the proxy %s: %s", m->via, text (remote, "error")));
   }
   else if (done (json_string_value (json_object_get (local, "state"))) &&
            !done (rstate))
@@ -164,8 +171,13 @@ via_status (struct migration *m, size_t k, json_t *req, int timeout_ms,
   json_t *local = local_call (m, k, req, timeout_ms, err, errlen);
   json_t *remote, *merged;
 
-  if (!local || broken (json_string_value (json_object_get (local, "state"))))
+  if (!local)
+    return NULL;
+  if (broken (json_string_value (json_object_get (local, "state")))) {
+    json_object_set_new (local, "error", json_sprintf (
+      "on the way to the proxy %s: %s", m->via, text (local, "error")));
     return local;
+  }
   remote = proxy_call (m, k, json_pack ("{s:s}", "op", "status"), timeout_ms,
                        err, errlen);
   if (!remote) {

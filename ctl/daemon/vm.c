@@ -95,6 +95,20 @@ boot_file (const char *name, json_t *def, const char *file,
   return 0;
 }
 
+void
+vm_nbdkit_env (char *env[3], char *preload, size_t len)
+{
+  size_t n = 0;
+
+  if (hd.nbdkit_preload) {
+    snprintf (preload, len, "LD_PRELOAD=%s", hd.nbdkit_preload);
+    env[n++] = preload;
+  }
+  if (nbd_tls_env ())
+    env[n++] = (char *) nbd_tls_env ();
+  env[n] = NULL;
+}
+
 int
 vm_start_disk (const char *name, size_t i, const char *path, char *err,
                size_t errlen)
@@ -123,14 +137,8 @@ vm_start_disk (const char *name, size_t i, const char *path, char *err,
     filterarg, (char *) "file", (char *) path, ctlarg, pskarg, timeoutarg,
     NULL,
   };
-  char *env[3] = { NULL, NULL, NULL };
-  size_t nenv = 0;
-  if (hd.nbdkit_preload) {
-    snprintf (preload, sizeof preload, "LD_PRELOAD=%s", hd.nbdkit_preload);
-    env[nenv++] = preload;
-  }
-  if (nbd_tls_env ())
-    env[nenv++] = (char *) nbd_tls_env ();
+  char *env[3];
+  vm_nbdkit_env (env, preload, sizeof preload);
   if (access (argv[0], X_OK) == -1)
     argv[0] = (char *) "/usr/bin/nbdkit";
   /* A dead run's nbdkit and its sockets (nbdkit leaves them behind):

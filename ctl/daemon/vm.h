@@ -104,6 +104,11 @@ extern double vm_qmp_wait_event (const char *name, const char *event,
 extern void vm_qmp_forget_events (const char *name);
 extern void vm_qmp_drop (const char *name);
 
+/* The environment of an nbdkit that loads the mirror filter: its TLS
+ * priorities (nbd-tls.c) and the preload it needs, if any
+ * (HANDOFF_NBDKIT_PRELOAD); PRELOAD holds the latter's text. */
+extern void vm_nbdkit_env (char *env[3], char *preload, size_t len);
+
 /* A control request to a helper's socket (mirror or share):
  * run/NAME/SOCK.  Returns the reply or NULL (err). */
 extern json_t *vm_helper_call (const char *name, const char *sock,
