@@ -7,8 +7,9 @@
 # most of what moves.  Checked:
 #   - bad --via (a destination, two hosts, an offline migration) is
 #     refused and changes nothing;
-#   - a proxy whose policy says "proxy": false refuses: the VM runs on
-#     where it was and no host keeps anything of the migration;
+#   - a proxy whose policy says "proxy": false refuses, and one with no
+#     room for the disks' scratch images: the VM runs on where it was
+#     and no host keeps anything of the migration;
 #   - pre-warmed to hosts 2 and 3 through host 4, held, then cut over:
 #     the VM runs on exactly one destination with every acknowledged
 #     record and its disk's 48 MiB of random data intact, the other and
@@ -127,6 +128,13 @@ expect_rc 5 "carries no other host's streams" \
   hcli 1 migrate web1 --to host2,host3 --via host4
 grep -q "refused to relay host1's stream of web1" "$tmp/h4.log" ||
   fail "host 4's log does not say it refused"
+vm_runs_on 1 web1
+for i in 2 3; do vm_gone_from "$i" web1; done
+proxy_clean
+# A proxy with no room for the disks' scratch images refuses them.
+echo "{$allow_boot, \"reserve_disk_mb\": 1000000000}" > h4.policy
+expect_rc 5 "not enough disk: the VM needs .* MiB are free in $tmp/h4" \
+  hcli 1 migrate web1 --to host2,host3 --via host4
 vm_runs_on 1 web1
 for i in 2 3; do vm_gone_from "$i" web1; done
 proxy_clean

@@ -345,6 +345,15 @@ check_relay_stream (json_t *msg, char *err, size_t errlen)
     if (!json_is_integer (v) || json_integer_value (v) <= 0 ||
         (uint64_t) json_integer_value (v) > DEF_MAX_DISK_BYTES)
       return set_error (err, errlen, "disk %zu: not a size", i);
+  /* ... and how much data they hold. */
+  uint64_t bytes;
+  int have = msg_get_u64 (msg, "disk_bytes", false, &bytes, err, errlen);
+  if (have == -1)
+    return -1;
+  if (have == 0 && (!disks || bytes > DEF_MAX_DISKS * DEF_MAX_DISK_BYTES))
+    return set_error (err, errlen, "'disk_bytes' %s",
+                      disks ? "is more than the disks can hold"
+                      : "without the disks");
   json_array_foreach (to, i, d) {
     const char *host, *xfer;
     json_t *alt;

@@ -170,8 +170,40 @@ source_allowed (json_t *p, const char *source)
   return false;
 }
 
+/* Does DISK (bytes) fit in DIR, keeping P's reserve_disk_mb free?
+ * Unless P's check_disk is false.  0, or -1 with the reason. */
+static int
+disk_fits (json_t *p, const char *dir, uint64_t disk, char *reason,
+           size_t len)
+{
+  bool check_disk = true;
+  struct statvfs sv;
+  uint64_t reserve = 0, free_b, want;
+  char err[256];
+
+  msg_get_bool (p, "check_disk", false, &check_disk, err, sizeof err);
+  if (!check_disk)
+    return 0;
+  msg_get_u64 (p, "reserve_disk_mb", false, &reserve, err, sizeof err);
+  if (statvfs (dir, &sv) == -1) {
+    snprintf (reason, len, "%s: %s", dir, strerror (errno));
+    return -1;
+  }
+  free_b = (uint64_t) sv.f_bavail * sv.f_frsize;
+  /* A reserve or a need too large to add up never fits. */
+  if (reserve > UINT64_MAX >> 20 ||
+      ADD_OVERFLOW (disk, reserve << 20, &want) || want > free_b) {
+    snprintf (reason, len, "not enough disk: the VM needs %" PRIu64
+              " MiB, %" PRIu64 " MiB are free in %s (%" PRIu64
+              " reserved)", disk >> 20, free_b >> 20, dir, reserve);
+    return -1;
+  }
+  return 0;
+}
+
 int
-policy_admit_proxy (const char *source, char *reason, size_t len)
+policy_admit_proxy (const char *source, uint64_t disk_bytes, char *reason,
+                    size_t len)
 {
   json_t *p = load (reason, len);
   bool proxy = true;
@@ -187,6 +219,10 @@ policy_admit_proxy (const char *source, char *reason, size_t len)
               "policy's \"proxy\" is false)", hd.name);
   else if (!source_allowed (p, source))
     snprintf (reason, len, "source host '%s' is not allowed here", source);
+  /* The disks' scratch images go in the state directory. */
+  else if (disk_bytes > 0 &&
+           disk_fits (p, hd.state_dir, disk_bytes, reason, len) == -1)
+    ;
   else
     rv = 0;
   json_decref (p);
@@ -199,7 +235,6 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
   json_t *p = load (reason, len);
   uint64_t mem = 0, vcpus = 0, disk = 0, limit, sum;
   unsigned long long used_mem, used_vcpus;
-  bool check_disk = true;
   char err[256];
   int rv = -1;
 
@@ -237,26 +272,8 @@ policy_admit (const char *source, json_t *needs, char *reason, size_t len)
               "%llu of %" PRIu64 " are in use", vcpus, used_vcpus, limit);
     goto out;
   }
-  msg_get_bool (p, "check_disk", false, &check_disk, err, sizeof err);
-  if (check_disk) {
-    struct statvfs sv;
-    uint64_t reserve = 0, free_b, want;
-    msg_get_u64 (p, "reserve_disk_mb", false, &reserve, err, sizeof err);
-    if (statvfs (hd.images_dir, &sv) == -1) {
-      snprintf (reason, len, "%s: %s", hd.images_dir, strerror (errno));
-      goto out;
-    }
-    free_b = (uint64_t) sv.f_bavail * sv.f_frsize;
-    /* A reserve or a need too large to add up never fits. */
-    if (reserve > UINT64_MAX >> 20 ||
-        ADD_OVERFLOW (disk, reserve << 20, &want) || want > free_b) {
-      snprintf (reason, len, "not enough disk: the VM needs %" PRIu64
-                " MiB, %" PRIu64 " MiB are free in %s (%" PRIu64
-                " reserved)", disk >> 20, free_b >> 20, hd.images_dir,
-                reserve);
-      goto out;
-    }
-  }
+  if (disk_fits (p, hd.images_dir, disk, reason, len) == -1)
+    goto out;
   rv = 0;
  out:
   json_decref (p);

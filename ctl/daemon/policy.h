@@ -29,6 +29,8 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 /* May the VM described by NEEDS ({"memory", "vcpus", "disk_bytes"},
@@ -37,9 +39,10 @@ extern int policy_admit (const char *source, json_t *needs, char *reason,
                          size_t len);
 
 /* May SOURCE's migrations use this host as their stream proxy
- * (handoff migrate --via)?  0, or -1 with the reason. */
-extern int policy_admit_proxy (const char *source, char *reason,
-                               size_t len);
+ * (handoff migrate --via), with DISK_BYTES of disk data to hold while
+ * it serves the disks?  0, or -1 with the reason. */
+extern int policy_admit_proxy (const char *source, uint64_t disk_bytes,
+                               char *reason, size_t len);
 
 /* The directories the policy lists under KEY ("boot_dirs",
  * "volume_roots"): an array (empty if none) or NULL with err. */

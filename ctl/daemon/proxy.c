@@ -453,7 +453,9 @@ proxy_relay (json_t *req, struct channel *c)
   snprintf (r.source, sizeof r.source, "%s", s);
   r.to = json_object_get (req, "to");
   if (from_source (r.source, c, err, sizeof err) == -1 ||
-      policy_admit_proxy (r.source, err, sizeof err) == -1 ||
+      policy_admit_proxy (r.source, (uint64_t) json_integer_value (
+                            json_object_get (req, "disk_bytes")), err,
+                          sizeof err) == -1 ||
       check_destinations (json_object_get (req, "to"), err,
                           sizeof err) == -1 ||
       relaying_start (&r, req, xfer, sizeof xfer, &exports, key, sizeof key,

@@ -76,6 +76,10 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
       json_array_append (sizes, json_object_get (json_array_get (
         json_object_get (m->def, "disks"), k), "size"));
     json_object_set_new (req, "disks", sizes);
+    /* What the proxy's scratch images will hold: its policy checks the
+     * room. */
+    json_object_set_new (req, "disk_bytes", json_integer (
+      (json_int_t) vm_disks_allocated_bytes (m->def)));
   }
   /* Its exports start with the relay: twice the time for the answer. */
   a = peer_call (m->via_peer, req, hd.io_timeout_ms * 4, e2, sizeof e2);

@@ -790,11 +790,10 @@ helper_call (const char *path, int service, json_t *req, int timeout_ms,
 }
 
 unsigned long long
-vm_allocated_bytes (json_t *def)
+vm_disks_allocated_bytes (json_t *def)
 {
   json_t *disks = json_object_get (def, "disks"), *d;
   unsigned long long total = 0;
-  const char *dir = def_str (def, "dir");
   size_t i;
 
   json_array_foreach (disks, i, d) {
@@ -802,6 +801,15 @@ vm_allocated_bytes (json_t *def)
     if (stat (def_str (d, "path"), &st) == 0)
       total += (unsigned long long) st.st_blocks * 512;
   }
+  return total;
+}
+
+unsigned long long
+vm_allocated_bytes (json_t *def)
+{
+  unsigned long long total = vm_disks_allocated_bytes (def);
+  const char *dir = def_str (def, "dir");
+
   if (dir) {
     char out[256];
     char *argv[] = { (char *) "du", (char *) "-sB1", (char *) dir, NULL };

@@ -126,5 +126,7 @@ extern void vm_release (const char *vm);
 
 /* Disk usage of the VM's images and directory (allocated bytes). */
 extern unsigned long long vm_allocated_bytes (json_t *def);
+/* The same, of its disks alone. */
+extern unsigned long long vm_disks_allocated_bytes (json_t *def);
 
 #endif /* HANDOFF_CTL_VM_H */

@@ -121,6 +121,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           abort ();
     }
   }
+  /* The data the proxy makes room for comes with the disks. */
+  if (strcmp (type, "RELAY_STREAM") == 0 &&
+      json_object_get (msg, "disk_bytes") && !json_object_get (msg, "disks"))
+    abort ();
   if (strcmp (type, "MIRROR") == 0) {
     /* A disk the proxy may have, and a call its mirror takes. */
     const char *op = json_string_value (json_object_get (msg, "op"));

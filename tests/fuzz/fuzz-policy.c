@@ -102,7 +102,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     goto out;
   dirs_are_safe ("boot_dirs");
   dirs_are_safe ("volume_roots");
-  if (source && policy_admit_proxy (source, err, sizeof err) == 0) {
+  if (source && policy_admit_proxy (source, 0, err, sizeof err) == 0) {
     /* A proxy only where the policy does not say no. */
     json_t *p = json_loadb (text ? text : json_string_value (pol),
                             text ? strlen (text) : json_string_length (pol),
