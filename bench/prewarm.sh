@@ -156,7 +156,7 @@ for n in 2 3; do
        "each destination)"
   echo "$n destinations via a proxy vs 1: CPU $(ratio "${cpu[${n}v]}" "${cpu[1]}")x" \
        "(goal <= 1.3), bytes while warm $(ratio "${bytes[${n}v]}" "${bytes[1]}")x," \
-       "bytes to warm $(ratio "${copy[${n}v]}" "${copy[1]}")x (RAM and disks" \
-       "go once, to the proxy)"
+       "bytes to warm $(ratio "${copy[${n}v]}" "${copy[1]}")x (every stream" \
+       "goes once, to the proxy)"
 done
 echo "bound: 2 cores shared by the guest (TCG), its QEMU's migration thread and every helper"

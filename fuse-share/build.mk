@@ -4,7 +4,7 @@
 # mirrors them and copies the rest, its commit; the receiver at the
 # other end; the protocol both speak.
 SHARE_SRCS := fuse-share/mount.c fuse-share/state.c fuse-share/session.c \
-              fuse-share/links.c \
+              fuse-share/links.c fuse-share/forward.c \
               fuse-share/tree.c fuse-share/commit.c fuse-share/start-req.c \
               fuse-share/receiver.c fuse-share/proto.c
 SHARE_OBJS := $(SHARE_SRCS:%.c=$(O)/%.o)

@@ -9,6 +9,7 @@
  *   handoff share abort SOCKET | --root DIR
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,6 +26,7 @@
 #include "cleanup.h"
 #include "ctlserver.h"
 #include "exitcodes.h"
+#include "forward.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "mount.h"
@@ -51,6 +53,7 @@ usage (FILE *fp, int code)
 "Usage:\n"
 "  handoff-share serve --listen tcp://ADDR:PORT --root DIR --psk FILE\n"
 "                      [--control SOCKET]\n"
+"  handoff-share forward --listen tcp://ADDR:PORT --psk FILE --control SOCKET\n"
 "  handoff-share mount SRC_DIR MOUNTPOINT [--control SOCKET]\n"
 "                      [--timeout TIME] [-o FUSE_OPTIONS]\n"
 "  handoff share start SOCKET --to tcp://HOST:PORT[,...] --psk FILE\n"
@@ -62,7 +65,7 @@ usage (FILE *fp, int code)
 "  handoff share abort --root DIR\n"
 "\n"
 "Options:\n"
-"  -l, --listen URI      serve: where the source connects (TLS)\n"
+"  -l, --listen URI      serve, forward: where the source connects (TLS)\n"
 "  -r, --root DIR        serve: the share's final place (must not exist;\n"
 "                        received into DIR.handoff-partial until commit);\n"
 "                        abort: remove a partial share left behind\n"
@@ -415,6 +418,114 @@ do_serve (const char *listen, const char *root, const char *psk)
 }
 
 /* ------------------------------------------------------------------ */
+/* forward: a stream proxy's pass-on of the source's session. */
+
+static struct {
+  pthread_mutex_t lock;
+  bool started;                 /* "start" connected the receivers. */
+} fwd = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static json_t *
+forward_handle (json_t *req, void *opaque)
+{
+  const char *op = NULL, *to = NULL;
+  char err[1024];
+  ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&fwd.lock);
+
+  (void) opaque;
+  if (msg_get_string (req, "op", true, &op, err, sizeof err) != 0)
+    return ctl_error_reply ("bad_request", err);
+  if (strcmp (op, "status") == 0)
+    return session_status ();
+  if (strcmp (op, "start") == 0) {
+    struct share_receiver rcv[SHARE_MAX_RECEIVERS];
+    size_t n;
+    if (fwd.started)
+      return ctl_error_reply ("failed", "already started");
+    if (start_req_receivers (req, rcv, &n, err, sizeof err) == -1)
+      return ctl_error_reply ("bad_request", err);
+    if (forward_start (rcv, n, err, sizeof err) == -1)
+      return ctl_error_reply ("start_failed", err);
+    fwd.started = true;
+    return session_status ();
+  }
+  if (strcmp (op, "drop") == 0) {
+    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0)
+      return ctl_error_reply ("bad_request", err);
+    if (session_drop (to, err, sizeof err) == -1)
+      return ctl_error_reply ("failed", err);
+    return session_status ();
+  }
+  snprintf (err, sizeof err, "unknown op '%.64s'", op);
+  return ctl_error_reply ("bad_request", err);
+}
+
+static int
+do_forward (const char *listen, const char *psk)
+{
+  struct chan_config cfg = {
+    .service = CHAN_SERVICE_SHARE, .version_min = SHARE_PROTO_VERSION,
+    .version_max = SHARE_PROTO_VERSION, .max_frame = SHARE_MAX_FRAME,
+    .timeout_ms = 30000, .psk_file = psk,
+  };
+  struct ctlserver_config cc = {
+    .path = control_path, .service = CHAN_SERVICE_SHARE_CTL,
+    .version = CTL_VERSION, .handle = forward_handle,
+  };
+  struct sigaction sa = { .sa_handler = on_signal };
+  struct chan_listener *l;
+  struct channel *c = NULL;
+  char err[1024];
+  int rc = RC_ERROR;
+
+  if (!psk || !control_path) {
+    fprintf (stderr, "%s forward: needs --psk FILE and --control SOCKET\n",
+             PROG);
+    return RC_ERROR;
+  }
+  l = chan_listen (listen, &cfg);
+  if (!l)
+    return RC_ERROR;
+  ctl = ctlserver_start (&cc);
+  if (!ctl) {
+    chan_listener_close (l);
+    return RC_ERROR;
+  }
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  /* Terminates: the source connects once the receivers are there, or
+   * a signal. */
+  while (!serve_stop) {
+    pthread_mutex_lock (&fwd.lock);
+    bool started = fwd.started;
+    pthread_mutex_unlock (&fwd.lock);
+    if (!started) {
+      usleep (100000);
+      continue;
+    }
+    c = chan_accept (l, 1000);
+    if (c)
+      break;
+  }
+  chan_listener_close (l);
+  if (c) {
+    log_info ("passing on the share session from %s", chan_peer_name (c));
+    if (forward_session (c, err, sizeof err) == 0)
+      rc = RC_OK;
+    else
+      log_error ("the share session: %s", err);
+    chan_close (c);
+  }
+  /* Its status stays readable (committed, or why not) until the proxy
+   * lets go. */
+  while (!serve_stop)
+    usleep (100000);
+  ctlserver_stop (ctl);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Control clients. */
 
 static int
@@ -593,6 +704,13 @@ main (int argc, char **argv)
     }
     return do_serve (listen, root, psk);
   }
+  if (strcmp (cmd, "forward") == 0) {
+    if (npos || !listen) {
+      fprintf (stderr, "%s forward: needs --listen URI\n", PROG);
+      return RC_ERROR;
+    }
+    return do_forward (listen, psk);
+  }
   if (strcmp (cmd, "mount") == 0) {
     if (npos != 2) {
       fprintf (stderr, "%s mount: needs SRC_DIR and MOUNTPOINT\n", PROG);
@@ -622,7 +740,7 @@ main (int argc, char **argv)
       return RC_ERROR;
     return call_control (pos[0], req);
   }
-  fprintf (stderr, "%s: unknown command '%s' (serve, mount, start, status, "
-           "warm, commit, abort, drop)\n", PROG, cmd);
+  fprintf (stderr, "%s: unknown command '%s' (serve, forward, mount, start, "
+           "status, warm, commit, abort, drop)\n", PROG, cmd);
   return RC_ERROR;
 }

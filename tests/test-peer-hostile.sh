@@ -280,12 +280,24 @@ for case, msg, want in (
         ("relay more disk data than the disks hold",
          dict(with_disks(["nbds://%s:10809/" % host1_ip]),
               disk_bytes=1 << 62), ("FAILED",)),
+        ("relay share receiver on a third host's address",
+         relay(to=[dict(relay()["to"][0], share="tcp://10.9.9.9:4001")]),
+         ("DENIED",)),
+        ("relay share receiver with parameters",
+         relay(to=[dict(relay()["to"][0],
+                        share="tcp://%s:4001?tls-psk-file=/etc/shadow"
+                        % host1_ip)]), ("FAILED",)),
+        ("relay share receiver over a unix socket",
+         relay(to=[dict(relay()["to"][0],
+                        share="unix:/run/handoffd.sock")]), ("FAILED",)),
         ("relay disks without sizes",
          relay(to=[dict(relay()["to"][0],
                         disks=["nbds://%s:10809/" % host1_ip])]),
          ("FAILED",))):
     check(case, [encode(msg, False)], want)
-# A MIRROR call outside a relay's conversation.
+# A MIRROR or SHARE call outside a relay's conversation.
+check("share call outside a migration",
+      [encode({"type": "SHARE", "op": "status"}, False)], ("FAILED",))
 check("mirror call outside a migration",
       [encode({"type": "MIRROR", "disk": 0, "op": "status"}, False)],
       ("FAILED",))

@@ -272,7 +272,7 @@ print_status (json_t *r)
   printf ("migration: %s to %s%s%s, phase %s\n",
           json_string_value (json_object_get (m, "id")),
           json_string_value (json_object_get (m, "to")),
-          via ? ", RAM and disks through " : "", via ? via : "",
+          via ? ", streams through " : "", via ? via : "",
           json_string_value (json_object_get (m, "phase")));
   json_array_foreach (json_object_get (m, "destinations"), i, dest) {
     const char *why = json_string_value (json_object_get (dest, "reason"));

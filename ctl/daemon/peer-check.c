@@ -239,13 +239,20 @@ check_disk_exports (const char *whose, json_t *arr, size_t n,
 
 int
 peer_check_relaying (json_t *answer, const char *proxy_host, size_t ndisks,
-                     char *err, size_t errlen)
+                     bool share, char *err, size_t errlen)
 {
   if (check_endpoint ("xfer", json_object_get (answer, "xfer"), proxy_host,
                       URI_SCHEME_TCP, -1, err, errlen) == -1)
     return -1;
   if (!is_key_text (json_string_value (json_object_get (answer, "key"))))
     return set_error (err, errlen, "the proxy sent no usable key");
+  if (!share && json_object_get (answer, "share"))
+    return set_error (err, errlen, "the proxy passes on a share it was not "
+                      "asked for");
+  if (share && check_endpoint ("share", json_object_get (answer, "share"),
+                               proxy_host, URI_SCHEME_TCP, -1, err,
+                               errlen) == -1)
+    return -1;
   if (ndisks == 0)
     return json_object_get (answer, "disks")
       ? set_error (err, errlen, "the proxy serves disks it was not asked "
@@ -274,6 +281,49 @@ peer_check_mirrored (json_t *answer, char *err, size_t errlen)
       return set_error (err, errlen, "the proxy's mirror reports "
                         "destination %zu without a state", i);
   return 0;
+}
+
+int
+peer_check_shared (json_t *answer, char *err, size_t errlen)
+{
+  json_t *reply = json_object_get (answer, "reply"), *rcv, *r;
+  size_t i;
+
+  if (!json_is_object (reply) ||
+      !json_is_string (json_object_get (reply, "state")))
+    return set_error (err, errlen, "the proxy's share sent no state");
+  rcv = json_object_get (reply, "receivers");
+  if (!rcv)
+    return 0;
+  if (!json_is_array (rcv) || json_array_size (rcv) > MAX_DESTS)
+    return set_error (err, errlen, "the proxy's share reports more than %d "
+                      "receivers", MAX_DESTS);
+  json_array_foreach (rcv, i, r)
+    if (!json_is_string (json_object_get (r, "state")))
+      return set_error (err, errlen, "the proxy's share reports receiver "
+                        "%zu without a state", i);
+  return 0;
+}
+
+/* SHARE, while a proxy passes the share on (handoff migrate --via):
+ * "status", or "drop" of one destination's receiver, by "host". */
+static int
+check_share_call (json_t *msg, char *err, size_t errlen)
+{
+  const char *op, *host;
+
+  if (msg_get_string (msg, "op", true, &op, err, errlen) != 0)
+    return -1;
+  if (strcmp (op, "status") == 0)
+    return 0;
+  if (strcmp (op, "drop") == 0)
+    return msg_get_string (msg, "host", true, &host, err, errlen) != 0 ||
+      name_check_host (host, err, errlen) == -1 ? -1 : 0;
+  {
+    char q[48];
+    return set_error (err, errlen, "unknown share call '%s'",
+                      name_quote (op, q, sizeof q));
+  }
 }
 
 /* MIRROR, while a proxy serves the disks (handoff migrate --via): one
@@ -378,6 +428,15 @@ check_relay_stream (json_t *msg, char *err, size_t errlen)
                         "a RAM stream over RDMA", host);
     if (alt && check_endpoint ("xfer_tcp", alt, NULL, URI_SCHEME_TCP, -1,
                                err, errlen) == -1)
+      return -1;
+    /* The directory's receiver: every destination's, or none. */
+    if ((json_object_get (d, "share") != NULL) !=
+        (json_object_get (json_array_get (to, 0), "share") != NULL))
+      return set_error (err, errlen, "destination %s: a share receiver for "
+                        "some destinations only", host);
+    if (json_object_get (d, "share") &&
+        check_endpoint ("share", json_object_get (d, "share"), NULL,
+                        URI_SCHEME_TCP, -1, err, errlen) == -1)
       return -1;
     if (disks ? check_disk_exports (host, json_object_get (d, "disks"),
                                     json_array_size (disks), NULL, err,
@@ -494,6 +553,8 @@ peer_check_message (json_t *msg, char *err, size_t errlen)
     return check_relay_stream (msg, err, errlen);
   if (strcmp (type, "MIRROR") == 0)
     return check_mirror_call (msg, err, errlen);
+  if (strcmp (type, "SHARE") == 0)
+    return check_share_call (msg, err, errlen);
   if (strcmp (type, "QUERY_MIGRATION") == 0 ||
       strcmp (type, "ABORT_MIGRATION") == 0)
     return check_id_field (msg, err, errlen);

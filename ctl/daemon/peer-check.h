@@ -32,9 +32,14 @@ extern int peer_check_endpoints (json_t *ep, const char *peer_host,
 /* RELAYING, a stream proxy's answer (handoff migrate --via): {"xfer":
  * "tcp://HOST:PORT", "key": "IDENTITY:HEX"}, HOST the proxy's own
  * PROXY_HOST; with NDISKS > 0, "disks": one nbds:// export on HOST per
- * disk, no parameters. */
+ * disk, no parameters; with SHARE, "share": tcp:// on HOST, the same. */
 extern int peer_check_relaying (json_t *answer, const char *proxy_host,
-                                size_t ndisks, char *err, size_t errlen);
+                                size_t ndisks, bool share, char *err,
+                                size_t errlen);
+
+/* SHARED, the proxy's answer to SHARE: {"reply": the pass-on's status,
+ * with a "state" and, if any, "receivers" with theirs}. */
+extern int peer_check_shared (json_t *answer, char *err, size_t errlen);
 
 /* MIRRORED, the proxy's answer to MIRROR: {"reply": the mirror's own
  * answer, with a "state" and, if any, "destinations" with theirs}. */

@@ -17,7 +17,8 @@
  * The source may also have this host serve its disks to the
  * destinations (RELAY_STREAM's "disks"; proxy-disks.c): its mirror
  * then sends each disk once, here, and asks this host's mirror about
- * the destinations' copies (MIRROR, while relaying).
+ * the destinations' copies (MIRROR, while relaying) - and pass its
+ * directory's share on (proxy-share.c; SHARE asks about it).
  *
  * This host keeps nothing of the VM once the source lets go: no disk,
  * no file, no journal row.  What it runs for a migration - the relay,
@@ -65,6 +66,7 @@
 #include "proc.h"
 #include "proxy.h"
 #include "proxy-disks.h"
+#include "proxy-share.h"
 #include "psk.h"
 #include "uri.h"
 
@@ -80,6 +82,7 @@ struct relaying {
   pid_t pid;
   json_t *to;                   /* RELAY_STREAM's destinations */
   size_t ndisks;                /* Disks served here (proxy-disks.c). */
+  bool share;                   /* The share passed on (proxy-share.c). */
 };
 
 static void
@@ -104,6 +107,8 @@ relaying_end (struct relaying *r, const char *why)
     proc_stop (r->pidfile, "relay", 2000);
   if (r->ndisks > 0)
     proxy_disks_stop (r->dir);
+  if (r->share)
+    proxy_share_stop (r->dir);
   /* Its last words go before its directory does. */
   if (r->dir[0]) {
     in_dir (r, "relay.log", log, sizeof log);
@@ -231,6 +236,10 @@ check_destinations (json_t *to, char *err, size_t errlen)
       if (check_address (host, "disk export", json_string_value (disk), err,
                          errlen) == -1)
         return -1;
+    if (json_object_get (d, "share") &&
+        check_address (host, "share receiver", json_string_value (
+                         json_object_get (d, "share")), err, errlen) == -1)
+      return -1;
   }
   return 0;
 }
@@ -269,14 +278,15 @@ destination_args (struct relaying *r, json_t *to, struct relay_args *a,
   return 0;
 }
 
-/* Start R's relay for REQ (RELAY_STREAM), and its disks' exports if it
- * has disks: the source's address for the relay into XFER, the
- * exports' into *EXPORTS (or NULL), the key of its legs into KEY.  0,
- * or -1 (err). */
+/* Start R's relay for REQ (RELAY_STREAM), its disks' exports if it
+ * has disks and the share's pass-on if it has a share: the source's
+ * address for the relay into XFER, the exports' into *EXPORTS and the
+ * share's into *SHARE (or NULL), the key of its legs into KEY.  0, or
+ * -1 (err). */
 static int
 relaying_start (struct relaying *r, json_t *req, char *xfer, size_t xferlen,
-                json_t **exports, char *key, size_t keylen, char *err,
-                size_t errlen)
+                json_t **exports, json_t **share, char *key, size_t keylen,
+                char *err, size_t errlen)
 {
   struct relay_args *a = calloc (1, sizeof *a);
   char root[PATH_MAX - 512], addr[128], in_psk[PATH_MAX], log[PATH_MAX];
@@ -343,6 +353,11 @@ relaying_start (struct relaying *r, json_t *req, char *xfer, size_t xferlen,
         *exports = proxy_disks_start (r->dir, req, addr, in_psk, err,
                                       errlen);
         rv = *exports ? 0 : -1;
+      }
+      if (rv == 0 && json_object_get (json_array_get (to, 0), "share")) {
+        r->share = true;
+        *share = proxy_share_start (r->dir, req, addr, in_psk, err, errlen);
+        rv = *share ? 0 : -1;
       }
       goto out;
     }
@@ -417,12 +432,16 @@ relaying_converse (struct relaying *r, struct channel *c, char *why,
     bool end = type && strcmp (type, "END") == 0;
     bool ping = type && strcmp (type, "PING") == 0;
     bool mirror = type && strcmp (type, "MIRROR") == 0;
+    bool share = type && strcmp (type, "SHARE") == 0;
     char e2[512];
     if (peer_check_message (msg, e2, sizeof e2) == -1)
       reply = answer ("FAILED", e2);
     else if (mirror)
       reply = r->ndisks > 0 ? proxy_disks_call (r->dir, r->to, r->ndisks, msg)
         : answer ("FAILED", "this host serves no disk of the migration");
+    else if (share)
+      reply = r->share ? proxy_share_call (r->dir, r->to, msg)
+        : answer ("FAILED", "this host passes on no share of the migration");
     else
       reply = end ? answer ("ENDED", NULL) : ping ? answer ("PONG", NULL)
         : answer ("FAILED", "unexpected message while relaying");
@@ -442,7 +461,7 @@ proxy_relay (json_t *req, struct channel *c)
   struct relaying r = { .pid = 0 };
   const char *s;
   char err[2048], xfer[160], key[512], why[256];
-  json_t *a, *exports = NULL;
+  json_t *a, *exports = NULL, *share = NULL;
 
   /* peer_check_message passed it: these are there and sound. */
   msg_get_string (req, "id", true, &s, err, sizeof err);
@@ -458,8 +477,8 @@ proxy_relay (json_t *req, struct channel *c)
                           sizeof err) == -1 ||
       check_destinations (json_object_get (req, "to"), err,
                           sizeof err) == -1 ||
-      relaying_start (&r, req, xfer, sizeof xfer, &exports, key, sizeof key,
-                      err, sizeof err) == -1) {
+      relaying_start (&r, req, xfer, sizeof xfer, &exports, &share, key,
+                      sizeof key, err, sizeof err) == -1) {
     log_error ("migration %s: refused to relay %s's stream of %s: %s", r.id,
                r.source, r.vm, err);
     if (r.dir[0])
@@ -479,6 +498,11 @@ proxy_relay (json_t *req, struct channel *c)
                  key);
   if (exports)
     json_object_set_new (a, "disks", exports);
+  if (share) {
+    log_info ("migration %s: passing %s's directory on to its destinations",
+              r.id, r.vm);
+    json_object_set_new (a, "share", share);
+  }
   if (chan_send_json (c, a) == -1)
     snprintf (why, sizeof why, "the source went away");
   else
@@ -508,6 +532,7 @@ proxy_recover (void)
     snprintf (pidfile, sizeof pidfile, "%s/relay.pid", dir);
     proc_stop (pidfile, "relay", 1000);
     proxy_disks_stop (dir);
+    proxy_share_stop (dir);
     if (remove_beneath (root, dir, err, sizeof err) == -1)
       log_error ("proxy: cannot remove %s: %s", dir, err);
     else

@@ -95,6 +95,8 @@ struct migration {
   char via_psk[4096];           /* ... and the file of that leg's key. */
   json_t *via_disks;            /* The proxy's export of each disk, or
                                    NULL: the disks go direct. */
+  char via_share[160];          /* The proxy's pass-on of the share, or
+                                   "": the share goes direct. */
   pthread_mutex_t via_lock;     /* One call at a time on via_peer once
                                    the disks go through it (the cutover
                                    completes the disks side by side). */

@@ -8,20 +8,13 @@
 #include "channel-proto.h"
 #include "source-helpers.h"
 #include "source-mirror.h"
+#include "source-share.h"
 #include "vm.h"
 
 /* A helper that does not answer this soon is stuck; the caller goes
  * on without it (the mirror also drops the destination by itself
  * after its own timeout). */
 #define LEAVE_CALL_MS 5000
-
-json_t *
-source_share_call (struct migration *m, json_t *req, int timeout_ms, char *err,
-                   size_t errlen)
-{
-  return vm_helper_call (m->vm, "share.ctl", CHAN_SERVICE_SHARE_CTL, req,
-                         timeout_ms, err, errlen);
-}
 
 void
 source_stop_mirroring (struct migration *m, const struct dest *d)

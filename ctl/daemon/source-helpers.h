@@ -1,6 +1,7 @@
 /* handoffd: the source's calls to a VM's stream helpers - each disk's
  * mirror and the directory's share - and the RAM stream's totals
- * (source-helpers.c; the calls to the mirrors are source-mirror.h's).
+ * (source-helpers.c; the calls to the mirrors and the share are
+ * source-mirror.h's and source-share.h's).
  */
 #ifndef HANDOFF_CTL_SOURCE_HELPERS_H
 #define HANDOFF_CTL_SOURCE_HELPERS_H
@@ -10,10 +11,6 @@
 #include <jansson.h>
 
 #include "record.h"
-
-/* A request (REQ, stolen) to the share: the answer, or NULL (err). */
-extern json_t *source_share_call (struct migration *m, json_t *req,
-                                  int timeout_ms, char *err, size_t errlen);
 
 /* Stop mirroring D's disks (the others go on). */
 extern void source_stop_mirroring (struct migration *m, const struct dest *d);

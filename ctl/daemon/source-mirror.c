@@ -19,15 +19,14 @@
  *     destination through the proxy's filter, then the proxy's.
  */
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "channel-proto.h"
 #include "errors.h"
-#include "peer.h"
 #include "peer-check.h"
 #include "source-mirror.h"
+#include "source-proxy.h"
 #include "vm.h"
 
 /* REQ to this host's own mirror of disk I. */
@@ -77,22 +76,13 @@ proxy_call (struct migration *m, size_t k, json_t *msg, int timeout_ms,
             char *err, size_t errlen)
 {
   char e2[1024];
-  json_t *a = NULL, *reply;
+  json_t *a, *reply;
 
-  json_object_set_new (msg, "type", json_string ("MIRROR"));
   json_object_set_new (msg, "disk", json_integer ((json_int_t) k));
-  pthread_mutex_lock (&m->via_lock);
-  if (m->via_peer)
-    a = peer_call (m->via_peer, msg, timeout_ms, e2, sizeof e2);
-  else {
-    snprintf (e2, sizeof e2, "it no longer serves the disks");
-    json_decref (msg);
-  }
-  pthread_mutex_unlock (&m->via_lock);
-  if (!a || peer_expect (a, "MIRRORED", e2, sizeof e2) == -1 ||
-      peer_check_mirrored (a, e2, sizeof e2) == -1) {
-    json_decref (a);
-    set_error (err, errlen, "disk%zu on the proxy %s: %s", k, m->via, e2);
+  a = source_proxy_call (m, "MIRROR", msg, "MIRRORED", peer_check_mirrored,
+                         timeout_ms, e2, sizeof e2);
+  if (!a) {
+    set_error (err, errlen, "disk%zu: %s", k, e2);
     return NULL;
   }
   reply = json_incref (json_object_get (a, "reply"));

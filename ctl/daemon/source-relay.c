@@ -56,9 +56,12 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
     if (alt && x && strncmp (x, "rdma://", 7) == 0 && m->transport_ask &&
         strcmp (m->transport_ask, "auto") == 0)
       json_object_set (e, "xfer_tcp", alt);
-    /* Its disks' exports: the proxy's mirror sends them on. */
+    /* Its disks' exports and its share receiver: the proxy's mirror
+     * and pass-on send them on. */
     if (m->ndisks > 0)
       json_object_set (e, "disks", json_object_get (d->endpoints, "disks"));
+    if (m->has_dir)
+      json_object_set (e, "share", json_object_get (d->endpoints, "share"));
     d->via_index = (int) json_array_size (to);
     json_array_append_new (to, e);
   }
@@ -92,13 +95,16 @@ source_ask_proxy (struct migration *m, char *err, size_t errlen)
   }
   if (uri_parse (hd_peer_uri (m->via), &u, e2, sizeof e2) == -1)
     goto out;
-  r = peer_check_relaying (a, u.host, m->ndisks, e2, sizeof e2);
+  r = peer_check_relaying (a, u.host, m->ndisks, m->has_dir, e2, sizeof e2);
   uri_free (&u);
   if (r == -1)
     goto out;
   json_decref (m->via_disks);
   m->via_disks = m->ndisks > 0 ? json_incref (json_object_get (a, "disks"))
     : NULL;
+  snprintf (m->via_share, sizeof m->via_share, "%s",
+            m->has_dir ? json_string_value (json_object_get (a, "share"))
+            : "");
   snprintf (xfer, xferlen, "%s",
             json_string_value (json_object_get (a, "xfer")));
   vm_run_path (m->vm, "via.psk", psk, psklen);
@@ -129,6 +135,7 @@ source_end_via (struct migration *m)
   m->via_peer = NULL;
   json_decref (m->via_disks);
   m->via_disks = NULL;
+  m->via_share[0] = '\0';
   pthread_mutex_unlock (&m->via_lock);
 }
 

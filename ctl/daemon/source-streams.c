@@ -15,6 +15,7 @@
 #include "source-dests.h"
 #include "source-helpers.h"
 #include "source-mirror.h"
+#include "source-share.h"
 #include "source-streams.h"
 #include "vm.h"
 

@@ -33,6 +33,7 @@
 #include "source-end.h"
 #include "source-helpers.h"
 #include "source-mirror.h"
+#include "source-share.h"
 #include "source-relay.h"
 #include "source-streams.h"
 #include "source-warm.h"

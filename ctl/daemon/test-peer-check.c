@@ -123,7 +123,7 @@ expect_relaying_disks (const char *xfer, const char *key, json_t *disks,
                          "key", key);
   if (disks)
     json_object_set_new (a, "disks", disks);
-  int r = peer_check_relaying (a, "10.0.0.4", ndisks, err, sizeof err);
+  int r = peer_check_relaying (a, "10.0.0.4", ndisks, false, err, sizeof err);
   if (ok && r != 0)
     fail_msg ("refused: %s", err);
   if (!ok && (r != -1 || !strstr (err, why)))
@@ -172,6 +172,84 @@ test_relaying_disks (void **state)
   expect_proxy_disks (json_pack ("[i]", 4101), 1, false, "disk 0");
   expect_proxy_disks (json_pack ("{s:s}", "0", "nbds://10.0.0.4:4101/"), 1,
                       false, "one disk export per disk");
+}
+
+/* With the directory (--via passes the share on): its pass-on on the
+ * proxy, with no parameters, and only when asked for. */
+static void
+test_relaying_share (void **state)
+{
+  char err[512];
+  json_t *a = json_pack ("{s:s, s:s, s:s, s:s}", "type", "RELAYING", "xfer",
+                         "tcp://10.0.0.4:4100", "key", KEY, "share",
+                         "tcp://10.0.0.4:4103");
+
+  (void) state;
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, true, err,
+                                         sizeof err), 0);
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, false, err,
+                                         sizeof err), -1);
+  assert_non_null (strstr (err, "not asked for"));
+  json_object_set_new (a, "share", json_string ("tcp://10.0.0.2:4103"));
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, true, err,
+                                         sizeof err), -1);
+  assert_non_null (strstr (err, "not on"));
+  json_object_set_new (a, "share", json_string ("tcp://10.0.0.4:4103?"));
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, true, err,
+                                         sizeof err), -1);
+  assert_non_null (strstr (err, "share"));
+  json_object_del (a, "share");
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, true, err,
+                                         sizeof err), -1);
+  assert_non_null (strstr (err, "share"));
+  json_decref (a);
+}
+
+/* SHARE, the source's call of the proxy's pass-on, and its answer. */
+static void
+test_share_calls (void **state)
+{
+  static const char *const bad[][2] = {
+    { "{\"type\":\"SHARE\"}", "op" },
+    { "{\"type\":\"SHARE\",\"op\":\"commit\"}", "unknown share call" },
+    { "{\"type\":\"SHARE\",\"op\":\"drop\"}", "host" },
+    { "{\"type\":\"SHARE\",\"op\":\"drop\",\"host\":\"a/b\"}", "host" },
+    { NULL, NULL },
+  };
+  char err[512];
+  json_t *msg;
+
+  (void) state;
+  msg = json_pack ("{s:s, s:s}", "type", "SHARE", "op", "status");
+  assert_int_equal (peer_check_message (msg, err, sizeof err), 0);
+  json_decref (msg);
+  msg = json_pack ("{s:s, s:s, s:s}", "type", "SHARE", "op", "drop", "host",
+                   "host3");
+  assert_int_equal (peer_check_message (msg, err, sizeof err), 0);
+  json_decref (msg);
+  for (size_t i = 0; bad[i][0]; ++i) {
+    msg = json_loads (bad[i][0], 0, NULL);
+    assert_non_null (msg);
+    err[0] = '\0';
+    if (peer_check_message (msg, err, sizeof err) != -1 ||
+        !strstr (err, bad[i][1]))
+      fail_msg ("%s: expected a refusal naming '%s', got '%s'", bad[i][0],
+                bad[i][1], err);
+    json_decref (msg);
+  }
+  msg = json_pack ("{s:s, s:{s:s, s:[{s:s}, {s:s}]}}", "type", "SHARED",
+                   "reply", "state", "copying", "receivers", "state",
+                   "copying", "state", "lost");
+  assert_int_equal (peer_check_shared (msg, err, sizeof err), 0);
+  json_decref (msg);
+  msg = json_pack ("{s:s, s:{s:[{s:s}]}}", "type", "SHARED", "reply",
+                   "receivers", "state", "lost");
+  assert_int_equal (peer_check_shared (msg, err, sizeof err), -1);
+  json_decref (msg);
+  msg = json_pack ("{s:s, s:{s:s, s:[{s:b}]}}", "type", "SHARED", "reply",
+                   "state", "copying", "receivers", "state", 1);
+  assert_int_equal (peer_check_shared (msg, err, sizeof err), -1);
+  json_decref (msg);
 }
 
 /* MIRROR, the source's call of the proxy's mirror of a disk, and the
@@ -259,7 +337,8 @@ test_relaying (void **state)
   expect_relaying ("tcp://10.0.0.4:4100", "", false, "key");
   json_t *a = json_pack ("{s:s}", "type", "RELAYING");
   char err[512];
-  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, err, sizeof err),
+  assert_int_equal (peer_check_relaying (a, "10.0.0.4", 0, false, err,
+                                         sizeof err),
                     -1);
   json_decref (a);
 }
@@ -358,6 +437,8 @@ main (void)
     cmocka_unit_test (test_relaying),
     cmocka_unit_test (test_relaying_disks),
     cmocka_unit_test (test_mirror_calls),
+    cmocka_unit_test (test_relaying_share),
+    cmocka_unit_test (test_share_calls),
     cmocka_unit_test (test_received_defs),
     cmocka_unit_test (test_volumes),
     cmocka_unit_test (test_objects),

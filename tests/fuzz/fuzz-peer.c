@@ -42,7 +42,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
               "RELAYING") == 0) {
     json_t *disks = json_object_get (msg, "disks"), *d;
     size_t n = json_array_size (disks), i;
-    if (peer_check_relaying (msg, "10.0.0.4", n, err, sizeof err) == 0) {
+    if (peer_check_relaying (msg, "10.0.0.4", n,
+                             json_object_get (msg, "share") != NULL, err,
+                             sizeof err) == 0) {
       if (strpbrk (json_string_value (json_object_get (msg, "key")),
                    "\r\n/") ||
           strchr (json_string_value (json_object_get (msg, "xfer")), '?'))
@@ -51,6 +53,26 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       json_array_foreach (disks, i, d)
         if (strncmp (json_string_value (d), "nbds://10.0.0.4", 15) != 0 ||
             strchr (json_string_value (d), '?'))
+          abort ();
+      /* And the share's pass-on. */
+      d = json_object_get (msg, "share");
+      if (d && (strncmp (json_string_value (d), "tcp://10.0.0.4", 14) != 0 ||
+                strchr (json_string_value (d), '?')))
+        abort ();
+    }
+    goto out;
+  }
+  /* The proxy's answer to SHARE (the source's side). */
+  if (json_is_string (json_object_get (msg, "type")) &&
+      strcmp (json_string_value (json_object_get (msg, "type")),
+              "SHARED") == 0) {
+    if (peer_check_shared (msg, err, sizeof err) == 0) {
+      json_t *r = json_object_get (msg, "reply"), *d;
+      size_t i;
+      if (!json_is_string (json_object_get (r, "state")))
+        abort ();
+      json_array_foreach (json_object_get (r, "receivers"), i, d)
+        if (!json_is_string (json_object_get (d, "state")))
           abort ();
     }
     goto out;
@@ -125,6 +147,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (strcmp (type, "RELAY_STREAM") == 0 &&
       json_object_get (msg, "disk_bytes") && !json_object_get (msg, "disks"))
     abort ();
+  if (strcmp (type, "SHARE") == 0) {
+    const char *op = json_string_value (json_object_get (msg, "op"));
+    if (strcmp (op, "status") != 0 && strcmp (op, "drop") != 0)
+      abort ();
+    if (strcmp (op, "drop") == 0)
+      name_is_a_component (json_string_value (json_object_get (msg, "host")));
+  }
   if (strcmp (type, "MIRROR") == 0) {
     /* A disk the proxy may have, and a call its mirror takes. */
     const char *op = json_string_value (json_object_get (msg, "op"));
