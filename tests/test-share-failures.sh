@@ -4,7 +4,8 @@
 # failure and nothing is committed; a source mount killed mid-copy
 # leaves the destination partial, and abort removes it.  With three
 # receivers, one killed mid-copy and one dropped, the third goes on and
-# commits alone; bad receiver lists are refused.
+# commits alone; bad receiver lists are refused.  Passed on through a
+# forwarder to two receivers, one killed mid-copy, the other commits.
 source "$(dirname "$0")/functions.sh"
 requires_fuse
 requires_netns
@@ -156,6 +157,50 @@ handoff share status "$tmp/two.m.ctl" --json |
   jq -e '.state == "committed" and .receivers[0].state == "committed" and .receivers[1].state == "lost" and .receivers[2].state == "lost"' >/dev/null ||
   fail "the status after the commit"
 [ ! -e twob.dst ] && [ ! -e twoc.dst ] || fail "a dropped receiver committed"
+
+echo "== passed on: a forwarder between the mount and two receivers"
+# As a stream proxy does (handoff migrate --via): the mount's session
+# has one receiver, the forwarder, which has two; one is killed
+# mid-copy, the other commits.
+make_src fw.src
+mount_share fw
+serve_share fwa 7511
+serve_share fwb 7512
+FA=tcp://${HOST_IP[2]}:7511 FB=tcp://${HOST_IP[2]}:7512
+on_host 2 handoff-share forward --listen "tcp://${HOST_IP[2]}:7510" \
+  --psk k.psk --control "$tmp/fw.f.ctl" > fw.forward.log 2>&1 &
+echo $! > fw.forward.pid
+cleanup_fn kill_pidfile "$tmp/fw.forward.pid"
+wait_for_socket "$tmp/fw.f.ctl"
+if on_host 2 handoff share start "$tmp/fw.f.ctl" \
+     --to "tcp://${HOST_IP[2]}:7599" --psk k.psk > fw.out 2>&1; then
+  cat fw.out; fail "the forwarder started without a receiver"
+fi
+grep -q "cannot reach" fw.out || { cat fw.out; fail "no reason for the refusal"; }
+on_host 2 handoff share start "$tmp/fw.f.ctl" --to "$FA,$FB" --psk k.psk
+on_host 1 handoff share start "$tmp/fw.m.ctl" --to "tcp://${HOST_IP[2]}:7510" \
+  --psk k.psk
+wait_for 30 "the copy to be under way" bash -c \
+  "handoff share status '$tmp/fw.m.ctl' --json | jq -e '.bytes_copied > 0' >/dev/null"
+crash_pidfile fwb.serve.pid
+change_through fw
+wait_for 60 "receiver B to be lost behind the forwarder" bash -c \
+  "handoff share status '$tmp/fw.f.ctl' --json | jq -e '.receivers[1].state == \"lost\"' >/dev/null"
+handoff share status "$tmp/fw.m.ctl" --json |
+  jq -e '.state == "copying" or .state == "ready"' >/dev/null ||
+  fail "the mount's session broke with one receiver behind the forwarder"
+host_rate 1 2gbit
+on_host 1 handoff share commit "$tmp/fw.m.ctl" ||
+  fail "the receiver left behind the forwarder did not commit"
+host_rate 1 200mbit
+diff -r fw.src fwa.dst || fail "the receiver behind the forwarder differs"
+[ ! -e fwb.dst ] || fail "the lost receiver committed"
+handoff share status "$tmp/fw.f.ctl" --json | tee fw.status |
+  jq -e '.state == "committed" and .receivers[0].state == "committed" and .receivers[1].state == "lost"' >/dev/null ||
+  { cat fw.status; fail "the forwarder's status after the commit"; }
+kill "$(cat fw.forward.pid)"
+wait_for 10 "the forwarder to exit" bash -c \
+  "! kill -0 \$(cat '$tmp/fw.forward.pid') 2>/dev/null"
 
 echo "== the source mount is killed mid-copy"
 make_src mk.src
