@@ -23,7 +23,7 @@ HANDOFFD_SRCS := ctl/daemon/handoffd.c ctl/daemon/config.c \
                  ctl/daemon/source-each.c ctl/daemon/source-helpers.c \
                  ctl/daemon/source-mirror.c ctl/daemon/proxy-disks.c \
                  ctl/daemon/proxy-share.c ctl/daemon/source-share.c \
-                 ctl/daemon/source-proxy.c \
+                 ctl/daemon/source-proxy.c ctl/daemon/proxy-helper.c \
                  ctl/daemon/source-relay.c \
                  ctl/daemon/transport.c \
                  ctl/daemon/source-end.c \

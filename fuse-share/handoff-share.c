@@ -86,10 +86,24 @@ usage (FILE *fp, int code)
 /* ------------------------------------------------------------------ */
 /* mount */
 
+/* "drop" (REQ) of one receiver of the session: its status after. */
+static json_t *
+drop_reply (json_t *req)
+{
+  const char *to = NULL;
+  char err[1024];
+
+  if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0)
+    return ctl_error_reply ("bad_request", err);
+  if (session_drop (to, err, sizeof err) == -1)
+    return ctl_error_reply ("failed", err);
+  return session_status ();
+}
+
 static json_t *
 mount_handle (json_t *req, void *opaque)
 {
-  const char *op = NULL, *to = NULL;
+  const char *op = NULL;
   char err[1024];
 
   (void) opaque;
@@ -109,13 +123,8 @@ mount_handle (json_t *req, void *opaque)
       return ctl_error_reply ("start_failed", err);
     return session_status ();
   }
-  if (strcmp (op, "drop") == 0) {
-    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0)
-      return ctl_error_reply ("bad_request", err);
-    if (session_drop (to, err, sizeof err) == -1)
-      return ctl_error_reply ("failed", err);
-    return session_status ();
-  }
+  if (strcmp (op, "drop") == 0)
+    return drop_reply (req);
   if (strcmp (op, "commit") == 0) {
     if (session_commit (err, sizeof err) == -1)
       return ctl_error_reply (strstr (err, "verification failed")
@@ -428,7 +437,7 @@ static struct {
 static json_t *
 forward_handle (json_t *req, void *opaque)
 {
-  const char *op = NULL, *to = NULL;
+  const char *op = NULL;
   char err[1024];
   ACQUIRE_LOCK_FOR_CURRENT_SCOPE (&fwd.lock);
 
@@ -449,13 +458,8 @@ forward_handle (json_t *req, void *opaque)
     fwd.started = true;
     return session_status ();
   }
-  if (strcmp (op, "drop") == 0) {
-    if (msg_get_string (req, "to", true, &to, err, sizeof err) != 0)
-      return ctl_error_reply ("bad_request", err);
-    if (session_drop (to, err, sizeof err) == -1)
-      return ctl_error_reply ("failed", err);
-    return session_status ();
-  }
+  if (strcmp (op, "drop") == 0)
+    return drop_reply (req);
   snprintf (err, sizeof err, "unknown op '%.64s'", op);
   return ctl_error_reply ("bad_request", err);
 }

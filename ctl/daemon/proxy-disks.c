@@ -28,19 +28,17 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "channel-proto.h"
 #include "config.h"
 #include "def-check.h"
-#include "dest-phases.h"
 #include "errors.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "proc.h"
 #include "proxy-disks.h"
+#include "proxy-helper.h"
 #include "vm.h"
 
 static void
@@ -68,15 +66,13 @@ serve_disk (const char *dir, size_t k, json_int_t size, const char *addr,
 {
   char img[PATH_MAX], ctl[PATH_MAX], pid[PATH_MAX], log[PATH_MAX];
   char ctlarg[PATH_MAX + 16], pskarg[PATH_MAX + 16], hdpsk[PATH_MAX + 16];
-  char filterarg[PATH_MAX + 16], timeoutarg[64], portarg[16];
+  char filterarg[PATH_MAX + 16], timeoutarg[64], portarg[16], what[48];
   int fd;
 
   disk_path (dir, k, "img", img, sizeof img);
   disk_path (dir, k, "ctl", ctl, sizeof ctl);
   disk_path (dir, k, "pid", pid, sizeof pid);
   disk_path (dir, k, "log", log, sizeof log);
-  if (strlen (ctl) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
-    return set_error (err, errlen, "%s: too long for a socket's name", ctl);
   fd = open (img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd == -1 || ftruncate (fd, (off_t) size) == -1) {
     set_error (err, errlen, "%s: %s", img, strerror (errno));
@@ -91,39 +87,23 @@ serve_disk (const char *dir, size_t k, json_int_t size, const char *addr,
   snprintf (filterarg, sizeof filterarg, "--filter=%s", hd.filter);
   snprintf (timeoutarg, sizeof timeoutarg, "mirror-dest-timeout=%dms",
             hd.io_timeout_ms);
-  /* A port found free may be taken before nbdkit binds it: twice. */
-  for (int attempt = 1; attempt <= 2; ++attempt) {
-    int port = dest_free_port (addr);
-    char *argv[] = {
-      (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i",
-      (char *) addr, (char *) "-p", portarg, (char *) "--tls=require",
-      pskarg, filterarg, (char *) "file", img, ctlarg, hdpsk, timeoutarg,
-      NULL,
-    };
-    char *env[3], preload[PATH_MAX + 16];
-    pid_t p;
-
-    if (port < 0)
-      return set_error (err, errlen, "no free port on %s", addr);
-    snprintf (portarg, sizeof portarg, "%d", port);
-    if (access (argv[0], X_OK) == -1)
-      argv[0] = (char *) "/usr/bin/nbdkit";
-    vm_nbdkit_env (env, preload, sizeof preload);
-    unlink (ctl);
-    p = proc_spawn (argv, env, log, pid, err, errlen);
-    if (p < 0)
-      return -1;
-    if (proc_wait_port (port, p, 10000) == 0 &&
-        proc_wait_socket (ctl, p, 10000) == 0)
-      return port;
-    proc_stop (pid, "nbdkit", 1000);
-  }
-  {
-    char tail[512];
-    proc_log_tail (log, 2, tail, sizeof tail);
-    return set_error (err, errlen, "the export of disk %zu did not start: "
-                      "%s", k, tail);
-  }
+  snprintf (what, sizeof what, "the export of disk %zu", k);
+  char *argv[] = {
+    (char *) "/usr/sbin/nbdkit", (char *) "-f", (char *) "-i",
+    (char *) addr, (char *) "-p", portarg, (char *) "--tls=require",
+    pskarg, filterarg, (char *) "file", img, ctlarg, hdpsk, timeoutarg,
+    NULL,
+  };
+  char *env[3], preload[PATH_MAX + 16];
+  if (access (argv[0], X_OK) == -1)
+    argv[0] = (char *) "/usr/bin/nbdkit";
+  vm_nbdkit_env (env, preload, sizeof preload);
+  struct proxy_helper h = {
+    .argv = argv, .portarg = portarg, .portlen = sizeof portarg,
+    .env = env, .addr = addr, .ctl = ctl, .pid = pid, .log = log,
+    .match = "nbdkit", .what = what,
+  };
+  return proxy_spawn (&h, err, errlen);
 }
 
 /* Start disk K's mirror in DIR to every destination of TO. */
@@ -199,18 +179,13 @@ proxy_disks_call (const char *dir, json_t *to, size_t ndisks, json_t *msg)
   else {
     /* cancel: one destination, named by its host. */
     const char *host = json_string_value (json_object_get (msg, "host"));
-    size_t j;
-    json_t *d;
+    int j = proxy_dest_index (to, host);
 
-    json_array_foreach (to, j, d)
-      if (strcmp (json_string_value (json_object_get (d, "host")),
-                  host) == 0)
-        break;
-    if (j == json_array_size (to)) {
+    if (j < 0) {
       snprintf (err, sizeof err, "%s is not a destination here", host);
       return failed (err);
     }
-    dest_disk_uri (dir, to, j, (size_t) k, uri, sizeof uri);
+    dest_disk_uri (dir, to, (size_t) j, (size_t) k, uri, sizeof uri);
     req = json_pack ("{s:s, s:s}", "op", "cancel", "destination", uri);
   }
   disk_path (dir, (size_t) k, "ctl", ctl, sizeof ctl);

@@ -12,16 +12,14 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "channel-proto.h"
 #include "config.h"
-#include "dest-phases.h"
 #include "errors.h"
 #include "proc.h"
 #include "proxy-share.h"
+#include "proxy-helper.h"
 #include "vm.h"
 
 static void
@@ -36,40 +34,21 @@ spawn_forward (const char *dir, const char *addr, const char *in_psk,
                char *err, size_t errlen)
 {
   char ctl[PATH_MAX], pid[PATH_MAX], log[PATH_MAX], listen[160];
+  char *argv[] = {
+    (char *) hd.share_bin, (char *) "forward", (char *) "-v",
+    (char *) "--listen", listen, (char *) "--psk", (char *) in_psk,
+    (char *) "--control", ctl, NULL,
+  };
+  struct proxy_helper h = {
+    .argv = argv, .portarg = listen, .portlen = sizeof listen, .uri = true,
+    .addr = addr, .ctl = ctl, .pid = pid, .log = log,
+    .match = "handoff-share", .what = "the share's pass-on",
+  };
 
   share_path (dir, "ctl", ctl, sizeof ctl);
   share_path (dir, "pid", pid, sizeof pid);
   share_path (dir, "log", log, sizeof log);
-  if (strlen (ctl) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
-    return set_error (err, errlen, "%s: too long for a socket's name", ctl);
-  /* A port found free may be taken before it binds it: twice. */
-  for (int attempt = 1; attempt <= 2; ++attempt) {
-    int port = dest_free_port (addr);
-    char *argv[] = {
-      (char *) hd.share_bin, (char *) "forward", (char *) "-v",
-      (char *) "--listen", listen, (char *) "--psk", (char *) in_psk,
-      (char *) "--control", ctl, NULL,
-    };
-    pid_t p;
-
-    if (port < 0)
-      return set_error (err, errlen, "no free port on %s", addr);
-    snprintf (listen, sizeof listen, "tcp://%s:%d", addr, port);
-    unlink (ctl);
-    p = proc_spawn (argv, NULL, log, pid, err, errlen);
-    if (p < 0)
-      return -1;
-    if (proc_wait_port (port, p, 10000) == 0 &&
-        proc_wait_socket (ctl, p, 10000) == 0)
-      return port;
-    proc_stop (pid, "handoff-share", 1000);
-  }
-  {
-    char tail[512];
-    proc_log_tail (log, 2, tail, sizeof tail);
-    return set_error (err, errlen, "the share's pass-on did not start: %s",
-                      tail);
-  }
+  return proxy_spawn (&h, err, errlen);
 }
 
 json_t *
@@ -120,19 +99,15 @@ proxy_share_call (const char *dir, json_t *to, json_t *msg)
   else {
     /* drop: one receiver, named by its host. */
     const char *host = json_string_value (json_object_get (msg, "host"));
-    size_t j;
-    json_t *d;
+    int j = proxy_dest_index (to, host);
 
-    json_array_foreach (to, j, d)
-      if (strcmp (json_string_value (json_object_get (d, "host")),
-                  host) == 0)
-        break;
-    if (j == json_array_size (to)) {
+    if (j < 0) {
       snprintf (why, sizeof why, "%s is not a destination here", host);
       return json_pack ("{s:s, s:s}", "type", "FAILED", "reason", why);
     }
     req = json_pack ("{s:s, s:O}", "op", "drop", "to",
-                     json_object_get (json_array_get (to, j), "share"));
+                     json_object_get (json_array_get (to, (size_t) j),
+                                      "share"));
   }
   share_path (dir, "ctl", ctl, sizeof ctl);
   reply = helper_call (ctl, CHAN_SERVICE_SHARE_CTL, req, 10000, err,

@@ -174,6 +174,25 @@ test_relaying_disks (void **state)
                       false, "one disk export per disk");
 }
 
+/* Each of BAD ({message, what its refusal names}, ended by NULL) is
+ * refused by peer_check_message, naming it. */
+static void
+expect_refusals (const char *const (*bad)[2])
+{
+  char err[512];
+
+  for (size_t i = 0; bad[i][0]; ++i) {
+    json_t *msg = json_loads (bad[i][0], 0, NULL);
+    assert_non_null (msg);
+    err[0] = '\0';
+    if (peer_check_message (msg, err, sizeof err) != -1 ||
+        !strstr (err, bad[i][1]))
+      fail_msg ("%s: expected a refusal naming '%s', got '%s'", bad[i][0],
+                bad[i][1], err);
+    json_decref (msg);
+  }
+}
+
 /* With the directory (--via passes the share on): its pass-on on the
  * proxy, with no parameters, and only when asked for. */
 static void
@@ -227,16 +246,7 @@ test_share_calls (void **state)
                    "host3");
   assert_int_equal (peer_check_message (msg, err, sizeof err), 0);
   json_decref (msg);
-  for (size_t i = 0; bad[i][0]; ++i) {
-    msg = json_loads (bad[i][0], 0, NULL);
-    assert_non_null (msg);
-    err[0] = '\0';
-    if (peer_check_message (msg, err, sizeof err) != -1 ||
-        !strstr (err, bad[i][1]))
-      fail_msg ("%s: expected a refusal naming '%s', got '%s'", bad[i][0],
-                bad[i][1], err);
-    json_decref (msg);
-  }
+  expect_refusals (bad);
   msg = json_pack ("{s:s, s:{s:s, s:[{s:s}, {s:s}]}}", "type", "SHARED",
                    "reply", "state", "copying", "receivers", "state",
                    "copying", "state", "lost");
@@ -289,16 +299,7 @@ test_mirror_calls (void **state)
       fail_msg ("%s refused: %s", *g, err);
     json_decref (msg);
   }
-  for (size_t i = 0; bad[i][0]; ++i) {
-    json_t *msg = json_loads (bad[i][0], 0, NULL);
-    assert_non_null (msg);
-    err[0] = '\0';
-    if (peer_check_message (msg, err, sizeof err) != -1 ||
-        !strstr (err, bad[i][1]))
-      fail_msg ("%s: expected a refusal naming '%s', got '%s'", bad[i][0],
-                bad[i][1], err);
-    json_decref (msg);
-  }
+  expect_refusals (bad);
   json_t *a = json_pack ("{s:s, s:{s:s, s:[{s:s}]}}", "type", "MIRRORED",
                          "reply", "state", "ready", "destinations", "state",
                          "ready");
